@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Build (or reuse) the Postfix container images from Debian packages with
+# debootstrap + podman import: no registry needed. The tag is a hash of the
+# inputs (this script, images/packages.txt, the suite), so a second run with
+# unchanged inputs reuses the image and rebuilds nothing.
+#
+#   scripts/images.sh [SUITE ...]     default: bookworm trixie
+#   scripts/images.sh --print-tag SUITE
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+image_tag() {
+  local suite="$1"
+  local h
+  h="$(cat "$ROOT/scripts/images.sh" "$ROOT/images/packages.txt" | { cat; echo "$suite"; } | sha256sum | cut -c1-12)"
+  echo "$IMAGE_REPO:$suite-$h"
+}
+
+if [ "${1:-}" = "--print-tag" ]; then image_tag "$2"; exit 0; fi
+
+mirror() {
+  # The mirror apt already uses (deb822 or classic sources list), read at run time.
+  local m=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    m="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)"
+  fi
+  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+    m="$(awk '$1=="deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)"
+  fi
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+build() {
+  local suite="$1" tag rootfs pkgs
+  tag="$(image_tag "$suite")"
+  if podman image exists "$tag"; then
+    echo "[images] $tag (cached)" >&2
+    return 0
+  fi
+  echo "[images] building $tag with debootstrap (about a minute)" >&2
+  rootfs="$(mktemp -d "$CACHE/rootfs-$suite.XXXXXX")"
+  trap 'rm -rf "$rootfs"' RETURN
+  pkgs="$(grep -v '^\s*#' "$ROOT/images/packages.txt" | grep -v '^\s*$' | paste -sd, -)"
+  if ! debootstrap --variant=minbase --include="$pkgs" "$suite" "$rootfs" "$(mirror)" \
+        > "$CACHE/debootstrap-$suite.log" 2>&1; then
+    tail -n 30 "$CACHE/debootstrap-$suite.log" >&2
+    echo "[images] debootstrap of $suite failed (log: $CACHE/debootstrap-$suite.log)" >&2
+    return 1
+  fi
+  # A usable Postfix out of the box: local delivery off, no DNS needed, logs to stdout.
+  chroot "$rootfs" /bin/sh -c '
+    set -e
+    postconf -e "myhostname=gateway.test" "mydestination=" "inet_interfaces=all" \
+      "inet_protocols=ipv4" "maillog_file=/dev/stdout" "smtp_dns_support_level=disabled" \
+      "smtputf8_enable=no" "compatibility_level=3.6" "mynetworks=127.0.0.0/8"
+    rm -f /etc/hostname
+    apt-get clean
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+  '
+  tar -C "$rootfs" -c . | podman import \
+     --change 'CMD ["postfix", "start-fg"]' \
+     --change 'LABEL org.mailgw.suite='"$suite" - "$tag" >/dev/null
+  # Stable alias for humans and Molecule (points at the current inputs' image)
+  podman tag "$tag" "$IMAGE_REPO:$suite"
+  echo "[images] built $tag" >&2
+}
+
+mkdir -p "$CACHE"
+suites=("$@")
+[ "${#suites[@]}" -gt 0 ] || suites=(bookworm trixie)
+for s in "${suites[@]}"; do
+  build "$s"
+  # keep the alias pointing at the image of the current inputs
+  podman tag "$(image_tag "$s")" "$IMAGE_REPO:$s"
+done
+# Remove images of older inputs so the cache does not grow without bound
+for s in "${suites[@]}"; do
+  keep="$(image_tag "$s")"
+  podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE_REPO:$s-" | grep -vx "$keep" \
+    | xargs -r podman rmi -f >/dev/null 2>&1 || true
+done
