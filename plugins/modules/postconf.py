@@ -1,0 +1,430 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: postconf
+short_description: Manage Postfix main.cf parameters and master.cf service overrides with postconf
+version_added: 0.1.0
+description:
+  - Sets or removes explicit Postfix parameters in C(main.cf), or C(-o) overrides of one
+    C(master.cf) service, using the real C(postconf) binary (argument lists, no shell).
+    C(postconf) rewrites the file itself through a temporary file that it renames into place.
+  - Reads the current explicit settings once, compares, and runs at most one C(postconf)
+    invocation that writes. Nothing is run that writes in check mode.
+  - Values of list parameters (lookup tables, restriction lists, domain, network, interface
+    and protocol lists, see O(value)) are compared item by item, so C(a, b), C(a,b) and C(a b)
+    are equal and an equal value is not rewritten. Other values are compared exactly, after
+    removing leading and trailing whitespace (which Postfix ignores).
+  - Unknown parameter names are refused with the closest known names, because Postfix
+    ignores a misspelt parameter and the intended policy silently does not apply.
+  - Reports whether the change needs a Postfix restart rather than a reload in RV(restart_required).
+author:
+  - mailgw.postfix_tls developers (!UNKNOWN)
+options:
+  name:
+    description:
+      - Name of one parameter to set or remove.
+      - Must consist of letters, digits and C(_).
+      - Mutually exclusive with O(params).
+    type: str
+  value:
+    description:
+      - Value for O(name) when O(state=present). Required then.
+      - A string, a number, a boolean (written as C(yes) or C(no), the form of Postfix
+        booleans) or a list of strings, which is written joined with C(", ") as Postfix lists
+        are written. A value given as a list is always compared item by item.
+      - Treated as lists (compared item by item, separators being commas and whitespace
+        outside C({}) braces, as Postfix splits lists) are parameters whose names end in
+        C(_maps), C(_restrictions), C(_domains), C(_networks), C(_interfaces), C(_protocols),
+        C(_checks), C(_classes) or C(_trust_anchor_file), and C(mydestination), C(mynetworks),
+        C(smtpd_milters), C(non_smtpd_milters), the C(*_exclude_ciphers), C(*_cert_match),
+        C(*_security_options) and a few other list parameters.
+      - Leading and trailing whitespace is removed (Postfix drops it too).
+      - Must not contain a newline, a carriage return or a NUL character. For a service
+        override (O(service)) it must not contain whitespace either, since C(postconf -P)
+        cannot write that.
+      - Ignored when O(state=absent).
+    type: raw
+  params:
+    description:
+      - Several parameters at once, as a mapping of names to values (same rules as O(value)).
+        They are read once and written with one C(postconf) invocation.
+      - With O(state=present) every value must be set; a null value is refused (use C('')
+        for an explicitly empty value, or O(state=absent) to remove).
+      - With O(state=absent) the names are removed and the values are ignored.
+      - Mutually exclusive with O(name).
+    type: dict
+  state:
+    description:
+      - V(present) sets the explicit value; V(absent) removes the explicit setting, so
+        the Postfix default (or for a service, the main.cf value) applies again.
+    type: str
+    choices: [present, absent]
+    default: present
+  service:
+    description:
+      - A C(master.cf) service written C(SERVICE/TYPE), for example V(submission/inet) or
+        V(127.0.0.1:10026/inet).
+      - When given, O(name)/O(params) address that service's C(-o NAME=VALUE) overrides
+        (C(postconf -P) and C(postconf -PX)) instead of C(main.cf).
+      - The service must exist (as listed by C(postconf -M)); otherwise the module fails.
+    type: str
+  config_dir:
+    description:
+      - Postfix configuration directory (C(postconf -c)), for multi-instance Postfix.
+      - It must exist and contain C(main.cf) (and C(master.cf) when O(service) is given).
+    type: path
+    default: /etc/postfix
+  allow_unknown:
+    description:
+      - Accept a parameter name that Postfix does not know, such as a user-defined
+        parameter that is not (yet) referenced by another value, for example CipherMail's
+        C(maps_d_dir).
+      - Without it, a name is accepted when C(postconf) knows it (built-in names, names of
+        dynamically loaded map types, service-specific names derived from C(master.cf),
+        restriction classes) or when it is referenced as C($name), C(${name}) or C($(name))
+        by an explicit value in C(main.cf) or by a value set in the same task.
+      - Removing (O(state=absent)) an unknown name that is currently set is always accepted.
+    type: bool
+    default: false
+notes:
+  - O(state=absent) removes the explicit setting with C(postconf -X) or C(postconf -PX).
+  - A change of C(inet_interfaces), C(inet_protocols), C(queue_directory), C(data_directory),
+    C(mail_owner) or C(setgid_group) needs C(postfix stop) and C(postfix start); any other
+    C(main.cf) change, and any change of a C(master.cf) C(-o) override, takes effect with
+    C(postfix reload) (the master re-reads master.cf and restarts the changed service's
+    processes). RV(restart_required) reports this.
+  - The explicit settings are read from C(main.cf) as Postfix reads it (continuation lines,
+    comments; the last entry of a name wins), not from C(postconf -n), which collapses
+    whitespace and omits user-defined parameters that nothing references.
+attributes:
+  check_mode:
+    description: Reads only; nothing that writes is run.
+    support: full
+  diff_mode:
+    description: Shows C(name = value) lines before and after.
+    support: full
+  platform:
+    description: Needs the C(postconf) binary of Postfix on the target.
+    support: full
+    platforms: posix
+seealso:
+  - name: postconf(5)
+    description: Postfix configuration parameters.
+    link: https://www.postfix.org/postconf.5.html
+  - name: postconf(1)
+    description: The Postfix configuration utility.
+    link: https://www.postfix.org/postconf.1.html
+'''
+
+EXAMPLES = r'''
+- name: Require TLS for incoming mail
+  mailgw.postfix_tls.postconf:
+    name: smtpd_tls_security_level
+    value: encrypt
+
+- name: Set several TLS parameters with one postconf invocation
+  mailgw.postfix_tls.postconf:
+    params:
+      smtp_tls_security_level: may
+      smtp_tls_policy_maps: hash:${maps_d_dir}/hash-tls-policy.map
+      maps_d_dir: /etc/postfix/maps.d
+      smtpd_tls_protocols: [">=TLSv1.2"]
+
+- name: CipherMail's user-defined directory parameter, before anything references it
+  mailgw.postfix_tls.postconf:
+    name: maps_d_dir
+    value: /etc/postfix/maps.d
+    allow_unknown: true
+
+- name: The content filter's re-injection listener speaks no TLS
+  mailgw.postfix_tls.postconf:
+    service: 127.0.0.1:10026/inet
+    name: smtpd_tls_security_level
+    value: none
+
+- name: Listen on loopback only (needs a restart, not a reload)
+  mailgw.postfix_tls.postconf:
+    name: inet_interfaces
+    value: [127.0.0.1, "::1"]
+  notify: Restart postfix
+
+- name: Back to the default TLS settings
+  mailgw.postfix_tls.postconf:
+    params:
+      smtp_tls_security_level:
+      smtpd_tls_security_level:
+    state: absent
+
+- name: Second Postfix instance
+  mailgw.postfix_tls.postconf:
+    config_dir: /etc/postfix-out
+    name: smtp_tls_security_level
+    value: encrypt
+'''
+
+RETURN = r'''
+params:
+  description:
+    - For every parameter named in the task, its explicit value before and after the task
+      (null when not explicitly set, so the default applies).
+    - For a service, the values are the service's C(-o) overrides.
+  returned: success
+  type: dict
+  sample:
+    smtpd_tls_security_level:
+      before: may
+      after: encrypt
+    smtp_tls_policy_maps:
+      before: null
+      after: hash:${maps_d_dir}/hash-tls-policy.map
+restart_required:
+  description:
+    - Whether the change takes effect only after a Postfix stop and start (true), rather
+      than a reload. False when nothing changed.
+  returned: success
+  type: bool
+  sample: false
+config_file:
+  description: The file the settings live in (C(main.cf), or C(master.cf) for a service).
+  returned: success
+  type: str
+  sample: /etc/postfix/main.cf
+service:
+  description: The service whose overrides were managed, as C(SERVICE/TYPE); null for main.cf.
+  returned: success
+  type: str
+  sample: 127.0.0.1:10026/inet
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_command import (
+    PostconfCommand,
+    PostconfError,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    check_name,
+    check_override_value,
+    check_value,
+    format_line,
+    parse_service_spec,
+    referenced_names,
+    restart_required,
+    split_list,
+    to_postconf_value,
+    unknown_name_message,
+    values_equal,
+)
+
+
+def desired_settings(module):
+    """Validate the task's names and values before anything runs.
+
+    Returns (desired, as_list): desired maps name -> text to write, or None
+    for removal; as_list holds the names whose value was given as a list.
+    """
+    params = module.params
+    present = params['state'] == 'present'
+    overrides = params['service'] is not None
+    if params['name'] is not None:
+        if present and params['value'] is None:
+            module.fail_json(msg='value is required when name is given and state=present '
+                                 "(use '' for an empty value, or state=absent to remove %s)"
+                                 % params['name'])
+        requested = {params['name']: params['value']}
+    else:
+        requested = params['params']
+        if not requested:
+            module.fail_json(msg='params must name at least one parameter')
+
+    errors = []
+    desired = {}
+    as_list = set()
+    for name, raw in requested.items():
+        reason = check_name(name)
+        if reason:
+            errors.append(reason)
+            continue
+        if not present:
+            desired[name] = None
+            continue
+        if raw is None:
+            errors.append('value of %s is null: with state=present every value must be set '
+                          "(use '' for an empty value, or state=absent to remove %s)"
+                          % (name, name))
+            continue
+        try:
+            text = to_postconf_value(raw)
+        except TypeError as exc:
+            errors.append('value of %s: %s' % (name, exc))
+            continue
+        reason = check_override_value(name, text) if overrides else check_value(name, text)
+        if reason:
+            errors.append(reason)
+            continue
+        desired[name] = text
+        if isinstance(raw, (list, tuple)):
+            as_list.add(name)
+    if errors:
+        module.fail_json(msg='; '.join(errors), errors=errors)
+    return desired, as_list
+
+
+def check_names_known(module, desired, current, known, explicit):
+    """Fail with "did you mean" hints for names Postfix does not know."""
+    if module.params['allow_unknown']:
+        return
+    accepted = set(known)
+    for value in list(explicit.values()) + list(current.values()) + list(desired.values()):
+        accepted |= referenced_names(value)
+    # Restriction classes are parameters defined by the user.
+    for source in (explicit, desired):
+        if source.get('smtpd_restriction_classes'):
+            accepted |= set(split_list(source['smtpd_restriction_classes']))
+    where = 'service %s' % module.params['service'] if module.params['service'] else 'main.cf'
+    errors = []
+    for name in sorted(desired):
+        if name in accepted:
+            continue
+        if desired[name] is None and name in current:
+            continue  # removing junk that is set is always fine
+        errors.append(unknown_name_message(name, known, where))
+    if errors:
+        module.fail_json(msg=' '.join(errors), errors=errors)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str'),
+            value=dict(type='raw'),
+            params=dict(type='dict'),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            service=dict(type='str'),
+            config_dir=dict(type='path', default='/etc/postfix'),
+            allow_unknown=dict(type='bool', default=False),
+        ),
+        mutually_exclusive=[('name', 'params')],
+        required_one_of=[('name', 'params')],
+        required_by={'value': 'name'},
+        supports_check_mode=True,
+    )
+    params = module.params
+    present = params['state'] == 'present'
+
+    # Everything that can be refused without running anything.
+    desired, as_list = desired_settings(module)
+    service = service_type = None
+    if params['service'] is not None:
+        try:
+            service, service_type = parse_service_spec(params['service'])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+
+    config_dir = os.path.abspath(params['config_dir'])
+    if not os.path.isdir(config_dir):
+        module.fail_json(msg='config_dir %s does not exist or is not a directory' % config_dir)
+    postconf = PostconfCommand(module, config_dir)
+    config_file = postconf.master_cf if service else postconf.main_cf
+    for path in (postconf.main_cf, config_file):
+        if not os.path.isfile(path):
+            module.fail_json(msg='%s does not exist: config_dir %s is not a Postfix '
+                                 'configuration directory' % (path, config_dir))
+
+    # One read of the current state.
+    try:
+        explicit = postconf.read_main_cf()
+        known = postconf.known_names()
+        if service:
+            services = postconf.services()
+            if (service, service_type) not in services:
+                module.fail_json(
+                    msg='service %s not found in %s (postconf -M lists: %s)' % (
+                        params['service'], postconf.master_cf,
+                        ', '.join('%s/%s' % s for s in sorted(services)) or 'none'))
+            current = postconf.service_overrides().get((service, service_type), {})
+        else:
+            current = explicit
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cannot read %s: %s' % (postconf.main_cf, exc))
+    except PostconfError as exc:
+        module.fail_json(msg=str(exc), commands=postconf.commands)
+
+    check_names_known(module, desired, current, known, explicit)
+
+    # Compare.
+    result_params = {}
+    changes = {}
+    for name in sorted(desired):
+        before = current.get(name)
+        after = desired[name]
+        if present and before is not None and values_equal(name, before, after, name in as_list):
+            after = before
+        result_params[name] = {'before': before, 'after': after}
+        if before != after:
+            changes[name] = after
+
+    prefix = '%s/%s/' % (service, service_type) if service else ''
+    result = dict(
+        changed=bool(changes),
+        params=result_params,
+        restart_required=bool(changes) and not service and restart_required(changes),
+        config_file=config_file,
+        service=params['service'],
+    )
+    if module._diff:
+        result['diff'] = dict(
+            before_header=config_file,
+            after_header=config_file,
+            before=''.join(format_line(prefix + n, result_params[n]['before']) + '\n'
+                           for n in sorted(changes) if result_params[n]['before'] is not None),
+            after=''.join(format_line(prefix + n, changes[n]) + '\n'
+                          for n in sorted(changes) if changes[n] is not None),
+        )
+    if not changes or module.check_mode:
+        module.exit_json(**result)
+
+    # At most one postconf invocation that writes.
+    try:
+        if service:
+            if present:
+                warnings = postconf.set_overrides(service, service_type, changes)
+            else:
+                warnings = postconf.remove_overrides(service, service_type, changes)
+            written = postconf.service_overrides().get((service, service_type), {})
+        else:
+            if present:
+                warnings = postconf.set_main(changes)
+            else:
+                warnings = postconf.remove_main(changes)
+            written = postconf.read_main_cf()
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cannot read back %s: %s' % (config_file, exc), **result)
+    except PostconfError as exc:
+        module.fail_json(msg=str(exc), commands=postconf.commands, **result)
+    for warning in warnings:
+        module.warn(warning)
+
+    # Verify that postconf wrote what was asked.
+    wrong = [n for n, value in changes.items()
+             if not values_equal(n, written.get(n), value, n in as_list)]
+    if wrong:
+        module.fail_json(
+            msg='postconf reported success, but %s now reads %s' % (
+                config_file, ', '.join('%s=%r (expected %r)' % (n, written.get(n), changes[n])
+                                       for n in sorted(wrong))),
+            **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
