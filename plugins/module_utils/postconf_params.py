@@ -18,7 +18,7 @@ import re
 
 # Postfix parameter names: letters, digits and underscore (mail_conf.c
 # refuses anything else on the command line of postconf -e).
-PARAM_NAME_RE = re.compile(r'^[A-Za-z0-9_]+$')
+PARAM_NAME_RE = re.compile(r'\A[A-Za-z0-9_]+\Z')
 
 # $name, ${name}, $(name), ${name?text}, ${name:text}, ${name?{text}} ...
 # (mac_expand.c); only the name is of interest here.
@@ -169,8 +169,8 @@ def split_list(value):
     Items are separated by commas and whitespace; text inside {} (nested)
     is one item together with the braces, as in Postfix's mystrtokq(), e.g.
     ``check_policy_service { inet:127.0.0.1:10040, timeout=10s }``.
-    Inner whitespace of a braced item is collapsed so that layout does not
-    count as a difference.
+    Whitespace in a braced item is collapsed (and removed just inside the
+    braces) so that layout does not count as a difference.
     """
     items = []
     current = []
@@ -192,9 +192,11 @@ def split_list(value):
 
 
 def _normalise_item(item):
+    # Only braced items can hold whitespace: collapse it, and drop it just
+    # inside the braces, so "{ a,  b }" and "{a, b}" compare equal.
     if '{' not in item:
         return item
-    return re.sub(r'\{\s*', '{ ', re.sub(r'\s*\}', ' }', ' '.join(item.split())))
+    return re.sub(r'\s+\}', '}', re.sub(r'\{\s+', '{', ' '.join(item.split())))
 
 
 def is_list_parameter(name):

@@ -1,0 +1,314 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of the pure Postfix knowledge behind mailgw.postfix_tls.postconf."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postconf_params as pp
+
+
+# --- names ---------------------------------------------------------------
+
+@pytest.mark.parametrize('name', [
+    'smtp_tls_policy_maps', 'tls_high_cipherlist', 'maillog_file', 'maps_d_dir',
+    'relay_destination_concurrency_limit', 'X', '2bounce_notice_recipient',
+])
+def test_valid_names(name):
+    assert pp.check_name(name) is None
+
+
+@pytest.mark.parametrize('name', [
+    '', 'smtp-tls', 'a b', 'a=b', 'name\n', 'smtp.tls', '$x', 'ä', 'a/b', None, 3,
+])
+def test_invalid_names_are_refused_with_the_rule(name):
+    reason = pp.check_name(name)
+    assert reason is not None
+    if isinstance(name, str) and name:
+        assert repr(name) in reason
+        assert 'letters, digits' in reason
+
+
+# --- values --------------------------------------------------------------
+
+@pytest.mark.parametrize('value', ['encrypt', '', 'a b', 'hash:${maps_d_dir}/x.map', '#not a comment'])
+def test_acceptable_values(value):
+    assert pp.check_value('x', value) is None
+
+
+@pytest.mark.parametrize('value,label', [
+    ('may\nsmtpd_tls_security_level = none', 'newline'),
+    ('may\r', 'carriage return'),
+    ('may\x00', 'NUL'),
+])
+def test_line_breaking_values_are_refused(value, label):
+    reason = pp.check_value('smtp_tls_security_level', value)
+    assert label in reason
+    assert 'smtp_tls_security_level' in reason
+
+
+def test_override_values_refuse_whitespace():
+    assert pp.check_override_value('smtpd_tls_security_level', 'none') is None
+    assert pp.check_override_value('smtpd_tls_security_level', '') is None
+    assert 'whitespace' in pp.check_override_value('smtpd_banner', 'a b')
+    assert 'newline' in pp.check_override_value('smtpd_banner', 'a\nb')
+
+
+@pytest.mark.parametrize('raw,text', [
+    ('encrypt', 'encrypt'),
+    ('  padded  ', 'padded'),
+    (['127.0.0.1', '::1'], '127.0.0.1, ::1'),
+    (('a', 'b'), 'a, b'),
+    ([' a ', 'b'], 'a, b'),
+    (True, 'yes'),
+    (False, 'no'),
+    (10, '10'),
+    ('', ''),
+    ([], ''),
+])
+def test_to_postconf_value(raw, text):
+    assert pp.to_postconf_value(raw) == text
+
+
+@pytest.mark.parametrize('raw', [None, {'a': 1}, [None], [['nested']], ['a', ''], object()])
+def test_to_postconf_value_refuses_other_types(raw):
+    with pytest.raises(TypeError):
+        pp.to_postconf_value(raw)
+
+
+# --- lists ---------------------------------------------------------------
+
+@pytest.mark.parametrize('value,items', [
+    ('a, b', ['a', 'b']),
+    ('a,b', ['a', 'b']),
+    ('a b', ['a', 'b']),
+    ('  a ,,\tb\n c ', ['a', 'b', 'c']),
+    ('', []),
+    (' , ', []),
+    ('hash:/etc/postfix/a, lmdb:${maps_d_dir}/b', ['hash:/etc/postfix/a', 'lmdb:${maps_d_dir}/b']),
+    ('permit_mynetworks, check_policy_service { inet:127.0.0.1:10040, timeout=10s }, reject',
+     ['permit_mynetworks', 'check_policy_service', '{inet:127.0.0.1:10040, timeout=10s}', 'reject']),
+    ('{a,{ b  c }} d', ['{a,{b c}}', 'd']),
+    ('${a}x, $(b)', ['${a}x', '$(b)']),
+    ('!SSLv2:!SSLv3', ['!SSLv2:!SSLv3']),
+])
+def test_split_list_like_mystrtokq(value, items):
+    assert pp.split_list(value) == items
+
+
+def test_braced_items_ignore_inner_layout():
+    assert pp.split_list('{inet:x, timeout=10s}') == pp.split_list('{  inet:x,  timeout=10s }')
+
+
+@pytest.mark.parametrize('name', [
+    'smtp_tls_policy_maps', 'smtpd_recipient_restrictions', 'relay_domains', 'mynetworks',
+    'inet_interfaces', 'inet_protocols', 'smtpd_tls_protocols', 'smtp_tls_mandatory_protocols',
+    'header_checks', 'smtpd_restriction_classes', 'mydestination', 'smtpd_milters',
+    'smtp_tls_mandatory_exclude_ciphers', 'smtp_tls_secure_cert_match',
+])
+def test_list_parameters(name):
+    assert pp.is_list_parameter(name)
+
+
+@pytest.mark.parametrize('name', [
+    'smtpd_banner', 'tls_high_cipherlist', 'smtp_tls_security_level', 'myhostname',
+    'maillog_file', 'maps_d_dir', 'smtpd_tls_cert_file',
+])
+def test_scalar_parameters(name):
+    assert not pp.is_list_parameter(name)
+
+
+@pytest.mark.parametrize('a,b', [('a, b', 'a,b'), ('a,b', 'a b'), ('a b', ' a\t,  b ')])
+def test_list_values_equal_whatever_the_separators(a, b):
+    assert pp.values_equal('mynetworks', a, b)
+
+
+def test_list_order_matters():
+    assert not pp.values_equal('smtpd_recipient_restrictions', 'permit, reject', 'reject, permit')
+
+
+def test_list_items_must_match():
+    assert not pp.values_equal('mynetworks', 'a, b', 'a, b, c')
+
+
+def test_scalar_values_compare_exactly_apart_from_surroundings():
+    assert pp.values_equal('smtpd_banner', ' $myhostname ESMTP ', '$myhostname ESMTP')
+    assert not pp.values_equal('smtpd_banner', '$myhostname  ESMTP', '$myhostname ESMTP')
+    assert not pp.values_equal('tls_high_cipherlist', 'a,b', 'a, b')
+
+
+def test_value_given_as_list_compares_as_list():
+    assert pp.values_equal('maps_d_dir', 'a,b', 'a, b', as_list=True)
+
+
+def test_none_only_equals_none():
+    assert pp.values_equal('x', None, None)
+    assert not pp.values_equal('x', None, '')
+    assert not pp.values_equal('x', '', None)
+
+
+# --- references ------------------------------------------------------------
+
+@pytest.mark.parametrize('value,names', [
+    ('hash:${maps_d_dir}/hash-tls-policy.map', {'maps_d_dir'}),
+    ('$a $(b) ${c?x} ${d:y} ${e?{z}}', {'a', 'b', 'c', 'd', 'e'}),
+    ('$$literal and $real', {'real'}),
+    ('no references', set()),
+    ('', set()),
+    (None, set()),
+])
+def test_referenced_names(value, names):
+    assert pp.referenced_names(value) == names
+
+
+# --- main.cf reader ----------------------------------------------------------
+
+def test_parse_main_cf_like_postfix():
+    text = (
+        '# comment\n'
+        'compatibility_level = 3.6\n'
+        'mynetworks = 127.0.0.0/8,\n'
+        '    # indented comment inside\n'
+        '\n'
+        '    [::1]/128\n'
+        'smtpd_banner=$myhostname  ESMTP   \n'
+        '   \n'
+        'empty =\n'
+        'not a setting\n'
+        'relayhost = first\n'
+        'relayhost = second\n'
+    )
+    parsed = pp.parse_main_cf(text)
+    assert parsed == {
+        'compatibility_level': '3.6',
+        'mynetworks': '127.0.0.0/8, [::1]/128',
+        'smtpd_banner': '$myhostname  ESMTP',
+        'empty': '',
+        'relayhost': 'second',
+    }
+    # last entry wins, and its position counts
+    assert list(parsed)[-1] == 'relayhost'
+
+
+def test_parse_main_cf_empty():
+    assert pp.parse_main_cf('') == {}
+    assert pp.parse_main_cf('   leading continuation without entry\n') == {}
+
+
+# --- postconf output -----------------------------------------------------------
+
+def test_parse_postconf_output():
+    out = ('config_directory = /tmp/x\n'
+           'smtp_tls_policy_maps = hash:${maps_d_dir}/hash-tls-policy.map\n'
+           'content_filter =\n'
+           'empty_after = \n')
+    assert pp.parse_postconf_output(out) == {
+        'config_directory': '/tmp/x',
+        'smtp_tls_policy_maps': 'hash:${maps_d_dir}/hash-tls-policy.map',
+        'content_filter': '',
+        'empty_after': '',
+    }
+
+
+def test_parse_services():
+    out = ('smtp       inet  n       -       n       -       -       smtpd\n'
+           '127.0.0.1:10026 inet n   -       n       -       -       smtpd -o a=b\n'
+           'pickup     unix  n       -       n       60      1       pickup\n'
+           '    -o continued=1\n'
+           '[::1]:10026 inet n - n - - smtpd\n')
+    assert pp.parse_services(out) == {
+        ('smtp', 'inet'), ('127.0.0.1:10026', 'inet'), ('pickup', 'unix'), ('[::1]:10026', 'inet'),
+    }
+
+
+def test_parse_service_overrides():
+    out = ('127.0.0.1:10026/inet/content_filter =\n'
+           '127.0.0.1:10026/inet/smtpd_tls_security_level = none\n'
+           'submission/inet/smtpd_tls_security_level = encrypt\n'
+           'postlog/unix-dgram/maillog_file = /dev/stdout\n')
+    assert pp.parse_service_overrides(out) == {
+        ('127.0.0.1:10026', 'inet'): {'content_filter': '', 'smtpd_tls_security_level': 'none'},
+        ('submission', 'inet'): {'smtpd_tls_security_level': 'encrypt'},
+        ('postlog', 'unix-dgram'): {'maillog_file': '/dev/stdout'},
+    }
+
+
+@pytest.mark.parametrize('spec,parsed', [
+    ('submission/inet', ('submission', 'inet')),
+    ('127.0.0.1:10026/inet', ('127.0.0.1:10026', 'inet')),
+    ('[::1]:10026/inet', ('[::1]:10026', 'inet')),
+    ('postlog/unix-dgram', ('postlog', 'unix-dgram')),
+])
+def test_parse_service_spec(spec, parsed):
+    assert pp.parse_service_spec(spec) == parsed
+
+
+@pytest.mark.parametrize('spec,fragment', [
+    ('submission', 'SERVICE/TYPE'),
+    ('submission/tcp', "unknown service type 'tcp'"),
+    ('/inet', 'non-empty'),
+    ('a b/inet', 'whitespace'),
+    ('a/b/inet', '"/"'),
+    ('a=b/inet', '"="'),
+])
+def test_parse_service_spec_errors(spec, fragment):
+    with pytest.raises(ValueError) as err:
+        pp.parse_service_spec(spec)
+    assert fragment in str(err.value)
+
+
+# --- suggestions ---------------------------------------------------------------
+
+KNOWN = {'smtp_tls_policy_maps', 'smtpd_tls_security_level', 'smtp_tls_security_level',
+         'tls_high_cipherlist', 'maillog_file', 'inet_interfaces'}
+
+
+def test_did_you_mean():
+    assert pp.suggest('smtp_tls_polcy_maps', KNOWN)[0] == 'smtp_tls_policy_maps'
+    message = pp.unknown_name_message('smtpd_tls_securty_level', KNOWN)
+    assert "unknown Postfix parameter 'smtpd_tls_securty_level'" in message
+    assert "did you mean 'smtpd_tls_security_level'" in message
+    assert 'allow_unknown' in message
+
+
+def test_no_suggestion():
+    message = pp.unknown_name_message('zzzzzz', KNOWN)
+    assert 'no known parameter name is close' in message
+
+
+# --- restart ---------------------------------------------------------------------
+
+def test_restart_required():
+    assert pp.restart_required(['inet_interfaces'])
+    assert pp.restart_required(['smtpd_tls_security_level', 'inet_protocols'])
+    assert not pp.restart_required(['smtpd_tls_security_level'])
+    assert not pp.restart_required([])
+
+
+def test_format_line():
+    assert pp.format_line('a', 'b') == 'a = b'
+    assert pp.format_line('a', '') == 'a = '
+
+
+# --- properties ------------------------------------------------------------------
+
+hypothesis = pytest.importorskip('hypothesis')
+st = hypothesis.strategies
+
+_ITEM = st.text(alphabet=st.characters(blacklist_characters=', \t\r\n{}\x00',
+                                       blacklist_categories=('Cs', 'Zs', 'Zl', 'Zp', 'Cc')),
+                min_size=1, max_size=12)
+
+
+@hypothesis.given(st.lists(_ITEM, max_size=8), st.sampled_from([', ', ',', ' ', ' ,\t', '\n ']))
+def test_joined_list_splits_back_into_its_items(items, separator):
+    assert pp.split_list(separator.join(items)) == items
+    assert pp.values_equal('mynetworks', separator.join(items), pp.to_postconf_value(items))
+
+
+@hypothesis.given(st.text(max_size=40))
+def test_name_check_agrees_with_postfix_alphabet(name):
+    valid = bool(name) and all(c.isascii() and (c.isalnum() or c == '_') for c in name)
+    assert (pp.check_name(name) is None) == valid
