@@ -1,0 +1,816 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: tls_policy
+short_description: Manage entries of the Postfix SMTP client TLS policy table
+version_added: 1.0.0
+description:
+  - Adds, changes and removes entries of the lookup table named by the Postfix parameter
+    C(smtp_tls_policy_maps), one destination at a time or a whole list in one call.
+  - Every entry is validated before anything is written. Postfix defers mail for a destination
+    whose policy entry it cannot use ("client TLS configuration problem") and only notices when
+    mail is waiting; this module refuses such entries instead, with a message that names the
+    value and the rule it breaks.
+  - Editing keeps comments, blank lines, continuation lines, line endings, the order of entries
+    and every entry the task does not manage, byte for byte. A changed entry is rewritten where it
+    is; a new entry is appended.
+  - For indexed types (V(hash), V(btree), V(lmdb), V(cdb), V(dbm), V(sdbm)) the index is rebuilt
+    with C(postmap) only when the source changed or the index is missing or older than the source,
+    and the result is checked with C(postmap -q). Nothing is built for V(texthash).
+  - "Writes are atomic and leave the previous working state on any failure: the new source is
+    written to a temporary file in the same directory, C(postmap) builds the index from that
+    file, the index is queried, and only then the index and afterwards the source are renamed
+    into place (so Postfix never sees a source newer than its index)."
+  - Concurrent runs against the same directory are serialized with a lock (C(flock) on the
+    directory itself, so no lock file is created).
+author:
+  - mailgw.postfix_tls maintainers (@mailgw)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.files
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    details: Nothing is written in check mode, not even a temporary or lock file.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+  safe_file_operations:
+    support: full
+  vault:
+    support: none
+options:
+  destination:
+    description:
+      - The policy table key, the next-hop destination exactly as Postfix looks it up (see
+        docs/tls_policy.md), folded to lower case as Postfix does.
+      - "V(example.com) (a recipient domain, mail routed by MX), V(.example.com) (its subdomains),
+        V([mx.example.com]), V([mx.example.com]:587), V([192.0.2.1]:25),
+        V([ipv6:2001:db8::1]), V([ipv6:2001:db8::1]:587), or V(relay.example.com:587)."
+      - An internationalized domain name must be given in its ASCII (A-label, C(xn--)) form.
+      - An unbracketed V(host:port) key is accepted with a warning, because Postfix only looks it
+        up when a transport or relayhost names it verbatim.
+      - Mutually exclusive with O(entries).
+    type: str
+  level:
+    description:
+      - The TLS security level for O(destination). Required when O(state=present).
+    type: str
+    choices: [none, may, encrypt, dane, dane-only, fingerprint, verify, secure]
+  match:
+    description:
+      - Certificate match strategy. At level V(verify) and V(secure) host names, V(.domain) or the
+        keywords V(hostname), V(nexthop), V(dot-nexthop), joined with C(:) in the table.
+      - At level V(fingerprint) certificate or public key fingerprints (hex bytes, optionally
+        separated by C(:)), joined with C(|) in the table.
+      - Invalid at any other level.
+    type: list
+    elements: str
+  ciphers:
+    description:
+      - Minimum cipher grade. Invalid at level V(none).
+    type: str
+    choices: [high, medium, low, export, null]
+  protocols:
+    description:
+      - TLS protocols to include or exclude, as a list or a C(:)-separated string, for example
+        V(!SSLv2:!SSLv3) or, with Postfix 3.6 and later, the range form V(>=TLSv1.2) and
+        V(<=TLSv1.3).
+      - Protocol names are SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, optionally prefixed with
+        C(!), C(>=) or C(<=). Invalid at level V(none).
+    type: list
+    elements: str
+  exclude:
+    description:
+      - OpenSSL cipher names to exclude, as a list or a C(:)-separated string. Invalid at level
+        V(none).
+    type: list
+    elements: str
+  tafile:
+    description:
+      - Trust anchor files (absolute paths). Only valid at level V(verify) and V(secure).
+    type: list
+    elements: path
+  servername:
+    description:
+      - The SNI name to send, a host name or one of the keywords V(hostname) and V(nexthop).
+        Postfix 3.4 and later. Invalid at level V(none).
+    type: str
+  connection_reuse:
+    description:
+      - Whether to reuse TLS connections (C(connection_reuse=yes)). Postfix 3.4 and later.
+        Invalid at level V(none).
+    type: bool
+  enable_rpk:
+    description:
+      - Whether to request raw public keys (C(enable_rpk=yes)). Postfix 3.9 and later.
+        Invalid at level V(none).
+    type: bool
+  state:
+    description:
+      - Whether the entry for O(destination) should exist. With O(entries), use the O(entries[].state)
+        of each entry instead.
+    type: str
+    choices: [present, absent]
+    default: present
+  entries:
+    description:
+      - Several entries managed in one call (one read, one write, one C(postmap)).
+      - Mutually exclusive with O(destination) and its attribute options.
+      - Two entries for the same destination (after case folding) are an error.
+    type: list
+    elements: dict
+    suboptions:
+      destination:
+        description:
+          - The policy table key, see O(destination).
+        type: str
+        required: true
+      level:
+        description:
+          - The TLS security level, see O(level). Required when O(entries[].state=present).
+        type: str
+        choices: [none, may, encrypt, dane, dane-only, fingerprint, verify, secure]
+      match:
+        description:
+          - See O(match).
+        type: list
+        elements: str
+      ciphers:
+        description:
+          - See O(ciphers).
+        type: str
+        choices: [high, medium, low, export, null]
+      protocols:
+        description:
+          - See O(protocols).
+        type: list
+        elements: str
+      exclude:
+        description:
+          - See O(exclude).
+        type: list
+        elements: str
+      tafile:
+        description:
+          - See O(tafile).
+        type: list
+        elements: path
+      servername:
+        description:
+          - See O(servername).
+        type: str
+      connection_reuse:
+        description:
+          - See O(connection_reuse).
+        type: bool
+      enable_rpk:
+        description:
+          - See O(enable_rpk).
+        type: bool
+      state:
+        description:
+          - Whether this entry should exist.
+        type: str
+        choices: [present, absent]
+        default: present
+  exclusive:
+    description:
+      - With O(entries), remove every entry of the table that is not listed there (comments and
+        blank lines are kept), so an inventory can own the whole table.
+    type: bool
+    default: false
+  path:
+    description:
+      - The table source file.
+      - Default is the file named by C(smtp_tls_policy_maps) in C(main.cf), read with
+        C(postconf -c CONFIG_DIR -x -h smtp_tls_policy_maps) so variables such as
+        C(${maps_d_dir}) are expanded as Postfix expands them. The first key/value file entry of
+        the list is used (of type O(map_type) when that is given).
+      - The module fails asking for O(path) when it is not given and C(smtp_tls_policy_maps)
+        names no such file.
+    type: path
+  map_type:
+    description:
+      - The lookup table type.
+      - Default is the type of the C(smtp_tls_policy_maps) entry for O(path), else the Postfix
+        C(default_database_type).
+      - The module fails when this Postfix does not support the type (C(postconf -m)), naming the
+        package that provides it, and when it contradicts the type C(smtp_tls_policy_maps) uses
+        for O(path).
+    type: str
+    choices: [hash, btree, lmdb, cdb, texthash, dbm, sdbm]
+  config_dir:
+    description:
+      - The Postfix configuration directory, passed as C(-c) to C(postconf) and C(postmap).
+    type: path
+    default: /etc/postfix
+  backup:
+    description:
+      - Create a backup file including the timestamp information so you can get the original
+        file back if you somehow clobbered it incorrectly.
+    type: bool
+    default: false
+notes:
+  - A new table file is created with mode V(0644) unless O(mode) is given. O(mode), O(owner) and
+    O(group) apply to the source file; the index files always get the owner, group and mode of the
+    source.
+  - "Duplicate keys already in the file are reported as warnings and in RV(duplicates) (Postfix uses
+    the first one). When the module manages a duplicated key it updates the first occurrence and
+    removes the later ones, which Postfix never uses."
+  - V(texthash) tables are read by Postfix daemons when they start; run C(postfix reload) after a
+    change.
+  - In check mode RV(postmap_ran) tells whether C(postmap) would run.
+seealso:
+  - name: Postfix TLS README, TLS policy table
+    description: The table format and the meaning of each security level.
+    link: https://www.postfix.org/TLS_README.html#client_tls_policy
+  - name: postconf(5) smtp_tls_policy_maps
+    description: The parameter naming the table.
+    link: https://www.postfix.org/postconf.5.html#smtp_tls_policy_maps
+"""
+
+EXAMPLES = r"""
+- name: Require a verified certificate for example.com (table from smtp_tls_policy_maps)
+  mailgw.postfix_tls.tls_policy:
+    destination: example.com
+    level: secure
+    match: [nexthop, dot-nexthop]
+    protocols: ">=TLSv1.2"
+
+- name: No TLS on the content filter hop (CipherMail re-injection)
+  mailgw.postfix_tls.tls_policy:
+    destination: "[127.0.0.1]:10025"
+    level: none
+
+- name: Pin a relay by fingerprint
+  mailgw.postfix_tls.tls_policy:
+    destination: "[relay.example.net]:587"
+    level: fingerprint
+    match:
+      - "3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E"
+
+- name: Own the whole table of a second instance
+  mailgw.postfix_tls.tls_policy:
+    config_dir: /etc/postfix-out
+    path: /etc/postfix-out/tls_policy
+    map_type: lmdb
+    exclusive: true
+    entries:
+      - destination: example.com
+        level: secure
+      - destination: .example.com
+        level: verify
+        match: [dot-nexthop]
+      - destination: "[127.0.0.1]:10025"
+        level: none
+
+- name: Remove an entry
+  mailgw.postfix_tls.tls_policy:
+    destination: old.example.org
+    state: absent
+"""
+
+RETURN = r"""
+added:
+  description: Destinations (table keys) that were added.
+  returned: always
+  type: list
+  elements: str
+  sample: ["example.com"]
+updated:
+  description: Destinations whose entry was rewritten (or whose later duplicates were removed).
+  returned: always
+  type: list
+  elements: str
+  sample: ["[127.0.0.1]:10025"]
+removed:
+  description: Destinations that were removed (with O(exclusive), also the unlisted ones).
+  returned: always
+  type: list
+  elements: str
+  sample: ["old.example.org"]
+postmap_ran:
+  description: Whether C(postmap) rebuilt the index (in check mode, whether it would).
+  returned: always
+  type: bool
+  sample: true
+path:
+  description: The table source file.
+  returned: always
+  type: str
+  sample: /etc/postfix/maps.d/hash-tls-policy.map
+map_type:
+  description: The lookup table type.
+  returned: always
+  type: str
+  sample: hash
+map:
+  description: The table as Postfix names it, C(TYPE:PATH).
+  returned: always
+  type: str
+  sample: hash:/etc/postfix/maps.d/hash-tls-policy.map
+duplicates:
+  description: Keys that occurred more than once in the file before the change (Postfix uses the first).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+backup_file:
+  description: Name of the backup file that was created.
+  returned: changed and O(backup=true)
+  type: str
+  sample: /etc/postfix/tls_policy.12345.2025-01-01@12:00:00~
+"""
+
+import errno
+import fcntl
+import os
+import stat
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
+    KEY_VALUE_FILE_TYPES,
+    index_paths,
+    is_indexed,
+    package_hint,
+    parse_map_list,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    PostfixCommandError,
+    PostfixCommands,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    LEVELS,
+    CIPHER_GRADES,
+    PolicyError,
+    build_policy,
+    normalize_destination,
+    same_policy,
+)
+
+MAP_TYPES = ['hash', 'btree', 'lmdb', 'cdb', 'texthash', 'dbm', 'sdbm']
+ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
+                     'connection_reuse', 'enable_rpk')
+DEFAULT_NEW_FILE_MODE = 0o644
+LOCK_TIMEOUT = 300
+
+
+def entry_options(destination_required):
+    return dict(
+        destination=dict(type='str', required=destination_required),
+        level=dict(type='str', choices=list(LEVELS)),
+        match=dict(type='list', elements='str'),
+        ciphers=dict(type='str', choices=list(CIPHER_GRADES)),
+        protocols=dict(type='list', elements='str'),
+        exclude=dict(type='list', elements='str'),
+        tafile=dict(type='list', elements='path'),
+        servername=dict(type='str'),
+        connection_reuse=dict(type='bool'),
+        enable_rpk=dict(type='bool'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+
+
+def argument_spec():
+    spec = entry_options(destination_required=False)
+    spec.update(
+        entries=dict(type='list', elements='dict', options=entry_options(destination_required=True)),
+        exclusive=dict(type='bool', default=False),
+        path=dict(type='path'),
+        map_type=dict(type='str', choices=MAP_TYPES),
+        config_dir=dict(type='path', default='/etc/postfix'),
+        backup=dict(type='bool', default=False),
+    )
+    return spec
+
+
+class DirectoryLock(object):
+    """An exclusive flock on a directory: serializes read-modify-write of
+    tables in it without creating a lock file."""
+
+    def __init__(self, directory, timeout=LOCK_TIMEOUT):
+        self.directory = directory
+        self.timeout = timeout
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.directory, os.O_RDONLY)
+        deadline = time.time() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except (IOError, OSError) as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.time() > deadline:
+                    os.close(self.fd)
+                    raise OSError(errno.ETIMEDOUT, 'timed out after %ss waiting for the lock on %s'
+                                  % (self.timeout, self.directory))
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+        return False
+
+
+class VerifyError(Exception):
+    pass
+
+
+class TlsPolicyModule(object):
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.cmds = PostfixCommands(module, self.params['config_dir'])
+        self.warnings = []
+        self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
+                           duplicates=[])
+
+    def fail(self, msg, **kwargs):
+        for warning in self.warnings:
+            self.module.warn(warning)
+        self.module.fail_json(msg=msg, **dict(self.result, **kwargs))
+
+    # -- desired state -----------------------------------------------------------
+
+    def desired_entries(self):
+        """Validate every requested entry; returns [(key, rendered value or None, policy)]."""
+        params = self.params
+        if params['entries'] is not None:
+            given = [name for name in ('destination', 'level') + ATTRIBUTE_OPTIONS
+                     if params[name] not in (None, [])]
+            if given:
+                self.fail('entries is mutually exclusive with %s: put them inside each entry'
+                          % ', '.join(given))
+            if params['state'] != 'present':
+                self.fail('state=%s applies to destination; with entries, set state inside each entry'
+                          % params['state'])
+            items = params['entries']
+        else:
+            if params['destination'] is None:
+                self.fail('one of destination or entries is required')
+            items = [params]
+        if params['exclusive'] and params['entries'] is None:
+            self.fail('exclusive=true needs entries: the complete list of entries the table should hold')
+
+        errors = []
+        desired = []
+        seen = {}
+        for number, item in enumerate(items, 1):
+            where = 'entries[%d]: ' % number if params['entries'] is not None else ''
+            try:
+                key, warnings = normalize_destination(item['destination'])
+            except PolicyError as e:
+                errors.append(where + str(e))
+                continue
+            self.warnings.extend(warnings)
+            if key in seen:
+                errors.append('%sdestination %r duplicates entries[%d] (%r): keys are case-insensitive'
+                              % (where, item['destination'], seen[key][0], seen[key][1]))
+                continue
+            seen[key] = (number, item['destination'])
+            if item['state'] == 'absent':
+                desired.append((key, None, None))
+                continue
+            if not item['level']:
+                errors.append('%sdestination %r: level is required when state is present' % (where, key))
+                continue
+            try:
+                policy = build_policy(item['level'], **dict((name, item[name]) for name in ATTRIBUTE_OPTIONS))
+            except PolicyError as e:
+                errors.append('%sdestination %r: %s' % (where, key, e))
+                continue
+            desired.append((key, policy.render(), policy))
+        if errors:
+            self.fail('invalid TLS policy entr%s, nothing was changed: %s'
+                      % ('y' if len(errors) == 1 else 'ies', '; '.join(errors)), errors=errors)
+        return desired
+
+    def check_postfix_support(self, desired):
+        """Refuse features this Postfix does not have, and fingerprint without fingerprints."""
+        needs = []
+        for key, value, policy in desired:
+            if policy is None:
+                continue
+            needed = policy.minimum_postfix_version()
+            if needed:
+                needs.append((key, needed))
+            for tafile in policy.get('tafile'):
+                if not os.path.exists(tafile):
+                    self.warnings.append('destination %r: tafile %s does not exist (yet)' % (key, tafile))
+        if needs:
+            version = self.cmds.mail_version()
+            for key, (since, reason) in needs:
+                if version and version < since:
+                    self.fail('destination %r: %s needs Postfix %s or later; this Postfix is %s'
+                              % (key, reason, '.'.join(map(str, since)), '.'.join(map(str, version))))
+        fingerprint_without_match = [key for key, value, policy in desired
+                                     if policy is not None and policy.level == 'fingerprint'
+                                     and not policy.get('match')]
+        if fingerprint_without_match:
+            default = self.cmds.postconf_value('smtp_tls_fingerprint_cert_match')
+            if not default.strip():
+                self.fail('destination %r: level fingerprint without match, and '
+                          'smtp_tls_fingerprint_cert_match is empty: Postfix would defer the mail '
+                          '("configured at fingerprint security level, but with no fingerprints '
+                          'to match"); give match' % fingerprint_without_match[0])
+
+    # -- which table ---------------------------------------------------------------
+
+    def resolve_map(self):
+        path = self.params['path']
+        map_type = self.params['map_type']
+        maps_value = self.postconf('smtp_tls_policy_maps')
+        specs = parse_map_list(maps_value)
+        if path:
+            path = os.path.normpath(path)
+            matching = [s for s in specs if s.is_file and os.path.normpath(s.name) == path]
+            if matching:
+                spec = matching[0]
+                if spec.map_type not in KEY_VALUE_FILE_TYPES:
+                    self.fail('smtp_tls_policy_maps names %s as a %s table; this module edits '
+                              'key/value tables (%s)' % (path, spec.map_type, ', '.join(MAP_TYPES)))
+                if map_type and map_type != spec.map_type:
+                    self.fail('map_type=%s contradicts smtp_tls_policy_maps, which reads %s as %s '
+                              '(%s): Postfix would never see a %s index'
+                              % (map_type, path, spec.map_type, spec.text, map_type))
+                map_type = spec.map_type
+            else:
+                self.warnings.append(
+                    '%s is not listed in smtp_tls_policy_maps (%s): Postfix does not use this table '
+                    'until it is' % (path, maps_value or 'empty'))
+                if not map_type:
+                    map_type = self.postconf('default_database_type', expand=False)
+        else:
+            candidates = [s for s in specs if s.is_key_value_file
+                          and (map_type is None or s.map_type == map_type)]
+            if not candidates:
+                self.fail('path is required: smtp_tls_policy_maps in %s/main.cf (%s) names no %s '
+                          'key/value table file'
+                          % (self.params['config_dir'], repr(maps_value) if maps_value else 'not set',
+                             map_type or 'file-based'))
+            spec = candidates[0]
+            if len(candidates) > 1:
+                self.warnings.append('smtp_tls_policy_maps lists several tables (%s); editing the '
+                                     'first, %s (give path to choose)'
+                                     % (', '.join(s.text for s in candidates), spec.text))
+            path, map_type = spec.name, spec.map_type
+            if not os.path.isabs(path):
+                self.fail('smtp_tls_policy_maps names %s with a relative path; give path' % spec.text)
+        if map_type not in MAP_TYPES:
+            self.fail('map type %r (default_database_type) is not one this module edits (%s); '
+                      'give map_type' % (map_type, ', '.join(MAP_TYPES)))
+        try:
+            supported = self.cmds.supported_map_types()
+        except PostfixCommandError as e:
+            self.fail(str(e))
+        if map_type not in supported:
+            hint = package_hint(map_type)
+            self.fail('map type %s is not supported by this Postfix (postconf -m lists: %s)%s'
+                      % (map_type, ', '.join(sorted(supported)), '; ' + hint if hint else ''))
+        return path, map_type
+
+    def postconf(self, name, expand=True):
+        try:
+            return self.cmds.postconf_value(name, expand=expand)
+        except PostfixCommandError as e:
+            self.fail(str(e))
+
+    # -- run -------------------------------------------------------------------------
+
+    def run(self):
+        module = self.module
+        desired = self.desired_entries()
+        path, map_type = self.resolve_map()
+        self.check_postfix_support(desired)
+        self.result.update(path=path, map_type=map_type, map='%s:%s' % (map_type, path))
+
+        directory = os.path.dirname(path) or '.'
+        if not os.path.isdir(directory):
+            self.fail('directory %s of the table %s does not exist' % (directory, path))
+        if os.path.exists(path) and not os.path.isfile(path):
+            self.fail('%s exists and is not a regular file' % path)
+
+        if module.check_mode:
+            self.apply(desired, path, map_type)
+        else:
+            try:
+                with DirectoryLock(directory):
+                    self.apply(desired, path, map_type)
+            except (IOError, OSError) as e:
+                self.fail('cannot update %s: %s' % (path, to_native(e)))
+        for warning in self.warnings:
+            module.warn(warning)
+        module.exit_json(**self.result)
+
+    def apply(self, desired, path, map_type):
+        module = self.module
+        params = self.params
+        # Write through a symlink to its target; the index belongs next to the configured name.
+        source = os.path.realpath(path) if os.path.islink(path) else path
+        exists = os.path.exists(source)
+        before = ''
+        if exists:
+            with open(source, 'rb') as f:
+                before = f.read().decode('utf-8', 'surrogateescape')
+        table = LookupTable.parse(before)
+
+        managed = set(key for key, value, policy in desired)
+        duplicates = table.duplicates()
+        self.result['duplicates'] = duplicates
+        for fkey in duplicates:
+            lines = ', '.join(str(e.lineno) for e in table.occurrences(fkey))
+            self.warnings.append('%s: key %r occurs on lines %s; Postfix uses the first%s'
+                                 % (path, fkey, lines, '; the later ones are removed' if fkey in managed else ''))
+        for lineno, problem in table.problems():
+            self.warnings.append('%s, line %d: %s' % (path, lineno, problem))
+
+        for key, value, policy in desired:
+            if value is None:
+                if table.remove(key):
+                    self.result['removed'].append(key)
+                continue
+            status = table.set(key, value, same=same_policy)
+            if status != 'unchanged':
+                self.result[status].append(key)
+        if params['exclusive']:
+            keep = [key for key, value, policy in desired if value is not None]
+            self.result['removed'].extend(table.remove_except(keep))
+        after = table.render()
+
+        create = not exists and (any(value is not None for key, value, policy in desired)
+                                 or params['exclusive'])
+        write_source = after != before or create
+        indexes = index_paths(map_type, path)
+        stale = False
+        if is_indexed(map_type) and (exists or create):
+            stale = write_source or self.index_stale(source, indexes)
+        self.result['postmap_ran'] = stale
+        changed = write_source or stale
+
+        if module._diff:
+            self.result['diff'] = dict(before=before, after=after, before_header=path, after_header=path)
+
+        expected = dict((key, value) for key, value, policy in desired)
+        for key in self.result['removed']:
+            expected[key] = None
+
+        if not module.check_mode and changed:
+            if write_source and exists and params['backup']:
+                self.result['backup_file'] = module.backup_local(source)
+            self.write(source, path, map_type, after, indexes, write_source, stale, expected, exists)
+
+        changed = self.apply_attributes(source, indexes, exists or (create and not module.check_mode),
+                                        created=create, changed=changed)
+        self.result['changed'] = changed
+
+    @staticmethod
+    def index_stale(source, indexes):
+        try:
+            source_mtime = os.stat(source).st_mtime
+        except OSError:
+            return False
+        for index in indexes:
+            try:
+                if os.stat(index).st_mtime < source_mtime:
+                    return True
+            except OSError:
+                return True
+        return False
+
+    # -- writing ---------------------------------------------------------------------
+
+    def write(self, source, path, map_type, text, indexes, write_source, build, expected, exists):
+        module = self.module
+        unsafe_writes = self.params['unsafe_writes']
+        directory = os.path.dirname(source) or '.'
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(source), suffix='.tmp', dir=directory)
+        tmp_prefix = os.path.basename(tmp)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                f.write(text.encode('utf-8', 'surrogateescape'))
+                f.flush()
+                os.fsync(f.fileno())
+            self.copy_owner_mode(source if exists else None, tmp)
+            tmp_indexes = index_paths(map_type, tmp)
+            if build:
+                try:
+                    stderr = self.cmds.postmap_build(map_type, tmp)
+                except PostfixCommandError as e:
+                    self.fail('postmap failed for %s:%s, the table and its index were left as they '
+                              'were: %s' % (map_type, path, e.stderr.replace(tmp, path).strip() or e),
+                              rc=e.rc, stderr=e.stderr)
+                self.pass_on_postmap_warnings(stderr, tmp, path)
+                for tmp_index in tmp_indexes:
+                    self.copy_owner_mode(tmp, tmp_index)
+            if build or (write_source and map_type == 'texthash'):
+                self.verify(map_type, tmp, path, expected)
+            if build:
+                # Index first, then the source: the source on disk is never newer than its index,
+                # and a rename keeps the temporary source's mtime, which predates the index.
+                for tmp_index, index in zip(tmp_indexes, indexes):
+                    module.atomic_move(tmp_index, index, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+            if write_source:
+                module.atomic_move(tmp, source, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+        finally:
+            for name in os.listdir(directory):
+                if name.startswith(tmp_prefix):
+                    module.cleanup(os.path.join(directory, name))
+
+    def copy_owner_mode(self, reference, target):
+        """Give target the owner and mode of reference (0644 and ours for a new file)."""
+        if reference is None:
+            os.chmod(target, DEFAULT_NEW_FILE_MODE)
+            return
+        st = os.stat(reference)
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+        try:
+            os.chown(target, st.st_uid, st.st_gid)
+        except OSError as e:
+            if e.errno != errno.EPERM:
+                raise
+
+    def pass_on_postmap_warnings(self, stderr, tmp, path):
+        for line in (stderr or '').splitlines():
+            line = line.replace(tmp, path).strip()
+            if line and 'duplicate entry' not in line:
+                self.warnings.append(line)
+
+    def verify(self, map_type, tmp, path, expected):
+        """Query every managed key in the new table with one postmap -q -."""
+        try:
+            found, stderr = self.cmds.postmap_query(map_type, tmp, list(expected))
+        except PostfixCommandError as e:
+            self.fail('verifying the new %s:%s with postmap -q failed, nothing was changed: %s'
+                      % (map_type, path, e.stderr.replace(tmp, path).strip() or e))
+        problems = []
+        for key, value in expected.items():
+            got = found.get(key)
+            if value is None and got is not None:
+                problems.append('%r is still present (%r)' % (key, got))
+            elif value is not None and got is None:
+                problems.append('%r is missing' % key)
+            elif value is not None and not same_policy(got, value):
+                problems.append('%r maps to %r instead of %r' % (key, got, value))
+        if problems:
+            self.fail('postmap -q on the new %s:%s disagrees with the intended table, nothing was '
+                      'changed: %s' % (map_type, path, '; '.join(problems[:20])))
+
+    def apply_attributes(self, source, indexes, exists, created, changed):
+        module = self.module
+        if not exists:
+            return changed
+        file_args = module.load_file_common_arguments(self.params, path=source)
+        if created and file_args.get('mode') is None:
+            file_args['mode'] = DEFAULT_NEW_FILE_MODE
+        changed = module.set_fs_attributes_if_different(file_args, changed)
+        if not os.path.exists(source):
+            return changed
+        st = os.stat(source)
+        for index in indexes:
+            if not os.path.exists(index):
+                continue
+            index_args = dict(file_args, path=index, mode=stat.S_IMODE(st.st_mode),
+                              owner=str(st.st_uid), group=str(st.st_gid))
+            if module.check_mode:
+                # The source may be about to change too: compare with what it will be.
+                for name in ('mode', 'owner', 'group'):
+                    if file_args.get(name) is not None:
+                        index_args[name] = file_args[name]
+            changed = module.set_fs_attributes_if_different(index_args, changed)
+        return changed
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[('destination', 'entries')],
+        supports_check_mode=True,
+        add_file_common_args=True,
+    )
+    TlsPolicyModule(module).run()
+
+
+if __name__ == '__main__':
+    main()
