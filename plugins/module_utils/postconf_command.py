@@ -34,8 +34,8 @@ class PostconfCommand:
     def __init__(self, module, config_dir):
         self.module = module
         self.config_dir = config_dir
-        self.binary = module.get_bin_path('postconf', required=True,
-                                          opt_dirs=['/usr/sbin', '/sbin'])
+        # Searches PATH, then /sbin, /usr/sbin and /usr/local/sbin.
+        self.binary = module.get_bin_path('postconf', required=True)
         self.commands = []
 
     @property

@@ -140,15 +140,16 @@ def to_postconf_value(value):
 
     A list becomes "a, b, c" (the way Postfix lists are written), a boolean
     becomes yes/no (Postfix booleans), numbers become their text. Leading and
-    trailing whitespace is removed because postconf and the main.cf reader
-    drop it too. Raises TypeError for anything else (mappings, None).
+    trailing blanks are removed because postconf and the main.cf reader drop
+    them too; line breaks are kept so that check_value() refuses them. Raises TypeError for anything else (mappings, None).
     """
     if isinstance(value, bool):
         return 'yes' if value else 'no'
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return value.strip()
+        # Only blanks: a CR or newline must stay visible to check_value().
+        return value.strip(' \t')
     if isinstance(value, (list, tuple)):
         items = []
         for item in value:

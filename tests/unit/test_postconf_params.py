@@ -62,6 +62,8 @@ def test_override_values_refuse_whitespace():
     (['127.0.0.1', '::1'], '127.0.0.1, ::1'),
     (('a', 'b'), 'a, b'),
     ([' a ', 'b'], 'a, b'),
+    ('may\r', 'may\r'),
+    ('x\n', 'x\n'),
     (True, 'yes'),
     (False, 'no'),
     (10, '10'),

@@ -1,0 +1,645 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""mailgw.postfix_tls.postconf against the host's real postconf.
+
+Every test works in its own throwaway config directory and runs the module
+through the real ``ansible`` / ``ansible-playbook`` commands, so argument
+handling, check mode and --diff are exercised as users hit them. A logging
+``postconf`` wrapper placed first in PATH records every invocation, so the
+tests can count the ones that write.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
+REAL_POSTCONF = '/usr/sbin/postconf'
+MODULE = 'mailgw.postfix_tls.postconf'
+# The module runs under the system Python, as on a managed host (interpreter
+# discovery can pick a broken pyenv shim here).
+TARGET_PYTHON = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable
+
+pytestmark = pytest.mark.skipif(not os.access(REAL_POSTCONF, os.X_OK),
+                                reason='needs the host postconf binary')
+
+MAIN_CF = textwrap.dedent('''\
+    # throwaway test configuration
+    compatibility_level = 3.6
+    smtp_tls_policy_maps = hash:${maps_d_dir}/hash-tls-policy.map
+    maps_d_dir = /etc/postfix/maps.d
+    smtpd_tls_security_level = may
+    mynetworks = 127.0.0.0/8,[::1]/128
+    smtpd_banner = $myhostname  ESMTP
+    ''')
+
+MASTER_CF = textwrap.dedent('''\
+    smtp      inet  n       -       n       -       -       smtpd
+    127.0.0.1:10026 inet n  -       n       -       -       smtpd
+      -o smtpd_tls_security_level=none
+      -o content_filter=
+    submission inet n       -       n       -       -       smtpd
+    pickup    unix  n       -       n       60      1       pickup
+    cleanup   unix  n       -       n       -       0       cleanup
+    qmgr      unix  n       -       n       300     1       qmgr
+    smtp      unix  -       -       n       -       -       smtp
+    relay     unix  -       -       n       -       -       smtp
+    ''')
+
+
+def _tool(name):
+    path = os.path.join(VENV_BIN, name)
+    return path if os.access(path, os.X_OK) else shutil.which(name)
+
+
+class Env:
+    """A config dir plus a logging postconf wrapper and ways to run the module."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.confdir = tmp_path / 'postfix'
+        self.confdir.mkdir()
+        (self.confdir / 'main.cf').write_text(MAIN_CF)
+        (self.confdir / 'master.cf').write_text(MASTER_CF)
+        self.bindir = tmp_path / 'bin'
+        self.bindir.mkdir()
+        self.log = tmp_path / 'postconf.log'
+        self.log.write_text('')
+        shim = self.bindir / 'postconf'
+        shim.write_text('#!/bin/sh\nprintf "%%s\\n" "$*" >> "%s"\nexec %s "$@"\n'
+                        % (self.log, REAL_POSTCONF))
+        shim.chmod(0o755)
+
+    # -- observation ---------------------------------------------------------
+
+    @property
+    def main_cf(self):
+        return self.confdir / 'main.cf'
+
+    @property
+    def master_cf(self):
+        return self.confdir / 'master.cf'
+
+    def snapshot(self):
+        """Bytes, inode and mtime of every file in the config dir."""
+        state = {}
+        for entry in sorted(os.listdir(self.confdir)):
+            path = self.confdir / entry
+            st = path.stat()
+            state[entry] = (path.read_bytes(), st.st_ino, st.st_mtime_ns)
+        return state
+
+    def invocations(self):
+        return [line for line in self.log.read_text().splitlines() if line]
+
+    def writes(self):
+        """postconf invocations that edit a file (-e, -X, or NAME=VALUE)."""
+        result = []
+        for line in self.invocations():
+            args = line.split()
+            if '-e' in args or '-X' in args or any('=' in a for a in args[2:]):
+                result.append(line)
+        return result
+
+    def postconf(self, *args):
+        return subprocess.run([REAL_POSTCONF, '-c', str(self.confdir)] + list(args),
+                              check=True, capture_output=True, text=True).stdout
+
+    def explicit(self, name):
+        out = self.postconf('-n', name)
+        return out.split(' = ', 1)[1].rstrip('\n') if out else None
+
+    # -- running Ansible ---------------------------------------------------------
+
+    def environ(self):
+        env = dict(os.environ)
+        env.update(
+            PATH='%s:%s:%s' % (self.bindir, VENV_BIN, env.get('PATH', '/usr/bin:/bin')),
+            ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, '.cache', 'collections'),
+            ANSIBLE_STDOUT_CALLBACK='json',
+            ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+            ANSIBLE_PYTHON_INTERPRETER=TARGET_PYTHON,
+            ANSIBLE_LOCALHOST_WARNING='False',
+            ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
+            ANSIBLE_DEPRECATION_WARNINGS='False',
+            ANSIBLE_NOCOLOR='1',
+            ANSIBLE_LOCAL_TEMP=str(self.tmp / 'ansible-local'),
+            ANSIBLE_REMOTE_TEMP=str(self.tmp / 'ansible-remote'),
+        )
+        return env
+
+    def run(self, args, check=False, diff=False, with_dir=True):
+        """Run the module ad hoc; return the host result (dict)."""
+        args = dict(args)
+        if with_dir:
+            args.setdefault('config_dir', str(self.confdir))
+        cmd = [_tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+               '-m', MODULE, '-a', json.dumps(args)]
+        if check:
+            cmd.append('--check')
+        if diff:
+            cmd.append('--diff')
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(),
+                              cwd=str(self.tmp))
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError('no JSON from ansible (rc %d):\n%s\n%s'
+                                 % (proc.returncode, proc.stdout, proc.stderr))
+        return data['plays'][0]['tasks'][0]['hosts']['localhost']
+
+    def playbook(self, tasks, check=False, diff=False):
+        """Run a generated playbook; return (per-task results, stats)."""
+        play = [{'name': 'postconf', 'hosts': 'localhost', 'gather_facts': False,
+                 'tasks': tasks}]
+        path = self.tmp / 'play.yml'
+        path.write_text(json.dumps(play))
+        cmd = [_tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
+        if check:
+            cmd.append('--check')
+        if diff:
+            cmd.append('--diff')
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(),
+                              cwd=str(self.tmp))
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError('no JSON from ansible-playbook (rc %d):\n%s\n%s'
+                                 % (proc.returncode, proc.stdout, proc.stderr))
+        results = [t['hosts']['localhost'] for t in data['plays'][0]['tasks']]
+        return results, data['stats']['localhost']
+
+
+@pytest.fixture
+def env(tmp_path):
+    return Env(tmp_path)
+
+
+def assert_failed(result, *fragments):
+    assert result.get('failed') is True, result
+    for fragment in fragments:
+        assert fragment in result['msg'], (fragment, result['msg'])
+
+
+# --- main.cf: set, change, no-op, remove ----------------------------------------------
+
+def test_set_new_parameter(env):
+    result = env.run({'name': 'smtp_tls_security_level', 'value': 'encrypt'})
+    assert result['changed'] is True
+    assert result['params'] == {'smtp_tls_security_level': {'before': None, 'after': 'encrypt'}}
+    assert result['restart_required'] is False
+    assert result['config_file'] == str(env.main_cf)
+    assert env.explicit('smtp_tls_security_level') == 'encrypt'
+    assert 'smtp_tls_security_level = encrypt\n' in env.main_cf.read_text()
+    assert len(env.writes()) == 1
+    # the rest of main.cf is untouched
+    assert env.main_cf.read_text().startswith(MAIN_CF)
+
+
+def test_change_existing_parameter(env):
+    result = env.run({'name': 'smtpd_tls_security_level', 'value': 'encrypt'})
+    assert result['changed'] is True
+    assert result['params']['smtpd_tls_security_level'] == {'before': 'may', 'after': 'encrypt'}
+    assert env.explicit('smtpd_tls_security_level') == 'encrypt'
+    assert 'smtpd_tls_security_level = may' not in env.main_cf.read_text()
+
+
+def test_same_value_is_a_no_op_and_writes_nothing(env):
+    before = env.snapshot()
+    result = env.run({'name': 'smtpd_tls_security_level', 'value': 'may'})
+    assert result['changed'] is False
+    assert result['params']['smtpd_tls_security_level'] == {'before': 'may', 'after': 'may'}
+    assert env.snapshot() == before
+    assert env.writes() == []
+
+
+def test_set_then_repeat_is_idempotent(env):
+    assert env.run({'name': 'smtp_tls_loglevel', 'value': '1'})['changed'] is True
+    after_first = env.snapshot()
+    assert env.run({'name': 'smtp_tls_loglevel', 'value': 1})['changed'] is False
+    assert env.snapshot() == after_first
+
+
+@pytest.mark.parametrize('value', [
+    '127.0.0.0/8, [::1]/128',
+    '127.0.0.0/8 [::1]/128',
+    ' 127.0.0.0/8,[::1]/128 ',
+    ['127.0.0.0/8', '[::1]/128'],
+])
+def test_list_value_equal_under_postfix_splitting_is_not_rewritten(env, value):
+    before = env.snapshot()
+    result = env.run({'name': 'mynetworks', 'value': value})
+    assert result['changed'] is False, result
+    assert env.snapshot() == before
+
+
+def test_list_with_other_items_is_rewritten_joined_with_comma_space(env):
+    result = env.run({'name': 'mynetworks', 'value': ['127.0.0.0/8', '192.0.2.0/24']})
+    assert result['changed'] is True
+    assert 'mynetworks = 127.0.0.0/8, 192.0.2.0/24\n' in env.main_cf.read_text()
+
+
+def test_scalar_whitespace_difference_is_a_change(env):
+    result = env.run({'name': 'smtpd_banner', 'value': '$myhostname ESMTP'})
+    assert result['changed'] is True
+    assert result['params']['smtpd_banner'] == {'before': '$myhostname  ESMTP',
+                                                'after': '$myhostname ESMTP'}
+
+
+def test_remove_parameter_then_no_op(env):
+    result = env.run({'name': 'smtpd_tls_security_level', 'state': 'absent'})
+    assert result['changed'] is True
+    assert result['params']['smtpd_tls_security_level'] == {'before': 'may', 'after': None}
+    assert env.explicit('smtpd_tls_security_level') is None
+    assert 'smtpd_tls_security_level' not in env.main_cf.read_text()
+    before = env.snapshot()
+    again = env.run({'name': 'smtpd_tls_security_level', 'state': 'absent'})
+    assert again['changed'] is False
+    assert env.snapshot() == before
+
+
+def test_empty_value_is_set_explicitly(env):
+    result = env.run({'name': 'relayhost', 'value': ''})
+    assert result['changed'] is True
+    assert result['params']['relayhost'] == {'before': None, 'after': ''}
+    assert 'relayhost = \n' in env.main_cf.read_text()
+    assert env.run({'name': 'relayhost', 'value': ''})['changed'] is False
+
+
+def test_boolean_is_written_as_yes_no(env):
+    env.run({'name': 'smtpd_tls_auth_only', 'value': True})
+    assert env.explicit('smtpd_tls_auth_only') == 'yes'
+
+
+# --- params: several names, one read, one write ----------------------------------------
+
+def test_params_batch_is_one_write(env):
+    params = {
+        'smtpd_tls_security_level': 'encrypt',      # changed
+        'smtp_tls_security_level': 'may',           # new
+        'smtp_tls_loglevel': '1',                   # new
+        'mynetworks': ['127.0.0.0/8', '[::1]/128'],  # equal already
+    }
+    result = env.run({'params': params})
+    assert result['changed'] is True
+    assert result['params'] == {
+        'smtpd_tls_security_level': {'before': 'may', 'after': 'encrypt'},
+        'smtp_tls_security_level': {'before': None, 'after': 'may'},
+        'smtp_tls_loglevel': {'before': None, 'after': '1'},
+        'mynetworks': {'before': '127.0.0.0/8,[::1]/128', 'after': '127.0.0.0/8,[::1]/128'},
+    }
+    writes = env.writes()
+    assert len(writes) == 1, writes
+    assert 'mynetworks' not in writes[0]
+    assert env.explicit('smtpd_tls_security_level') == 'encrypt'
+    assert env.explicit('smtp_tls_security_level') == 'may'
+    assert env.explicit('smtp_tls_loglevel') == '1'
+    assert env.explicit('mynetworks') == '127.0.0.0/8,[::1]/128'
+
+    before = env.snapshot()
+    again = env.run({'params': params})
+    assert again['changed'] is False
+    assert env.snapshot() == before
+    assert len(env.writes()) == 1
+
+
+def test_params_absent_ignores_values_and_removes_in_one_write(env):
+    result = env.run({'params': {'smtpd_tls_security_level': None, 'smtpd_banner': 'ignored',
+                                 'smtp_tls_security_level': None},
+                      'state': 'absent'})
+    assert result['changed'] is True
+    assert result['params'] == {
+        'smtpd_tls_security_level': {'before': 'may', 'after': None},
+        'smtpd_banner': {'before': '$myhostname  ESMTP', 'after': None},
+        'smtp_tls_security_level': {'before': None, 'after': None},
+    }
+    assert len(env.writes()) == 1
+    text = env.main_cf.read_text()
+    assert 'smtpd_tls_security_level' not in text and 'smtpd_banner' not in text
+
+
+def test_params_null_value_with_present_is_refused(env):
+    before = env.snapshot()
+    result = env.run({'params': {'smtpd_tls_security_level': None, 'smtp_tls_loglevel': '1'}})
+    assert_failed(result, 'smtpd_tls_security_level', 'null', 'state=absent')
+    assert env.snapshot() == before
+    assert env.invocations() == []
+
+
+def test_name_and_params_are_mutually_exclusive(env):
+    result = env.run({'name': 'a', 'value': 'b', 'params': {'c': 'd'}})
+    assert_failed(result, 'mutually exclusive')
+
+
+def test_name_without_value_is_refused(env):
+    assert_failed(env.run({'name': 'smtpd_tls_security_level'}), 'value is required')
+
+
+# --- check mode and diff -----------------------------------------------------------
+
+def test_check_mode_changes_nothing_and_reports_the_change(env):
+    before = env.snapshot()
+    result = env.run({'params': {'smtpd_tls_security_level': 'encrypt',
+                                 'smtp_tls_security_level': 'encrypt'}},
+                     check=True, diff=True)
+    assert result['changed'] is True
+    assert result['params']['smtpd_tls_security_level'] == {'before': 'may', 'after': 'encrypt'}
+    assert env.snapshot() == before  # bytes, inode and mtime; no temp file left
+    assert env.writes() == []
+    assert env.invocations()  # it did read
+
+
+def test_check_mode_removal_writes_nothing(env):
+    before = env.snapshot()
+    result = env.run({'name': 'smtpd_tls_security_level', 'state': 'absent'}, check=True)
+    assert result['changed'] is True
+    assert env.snapshot() == before
+    assert env.writes() == []
+
+
+def test_diff_shows_main_cf_lines(env):
+    result = env.run({'params': {'smtpd_tls_security_level': 'encrypt',
+                                 'smtp_tls_security_level': 'may',
+                                 'mynetworks': '127.0.0.0/8, [::1]/128'}}, diff=True)
+    diff = result['diff']
+    assert diff['before'] == 'smtpd_tls_security_level = may\n'
+    assert diff['after'] == ('smtp_tls_security_level = may\n'
+                             'smtpd_tls_security_level = encrypt\n')
+    assert diff['before_header'] == str(env.main_cf)
+
+
+def test_diff_of_removal(env):
+    result = env.run({'name': 'smtpd_banner', 'state': 'absent'}, diff=True, check=True)
+    assert result['diff']['before'] == 'smtpd_banner = $myhostname  ESMTP\n'
+    assert result['diff']['after'] == ''
+
+
+def test_playbook_check_diff_then_apply_then_idempotent(env):
+    task = {'name': 'TLS settings', MODULE: {
+        'config_dir': str(env.confdir),
+        'params': {'smtpd_tls_security_level': 'encrypt',
+                   'smtpd_tls_protocols': ['>=TLSv1.2'],
+                   'smtp_tls_policy_maps': 'hash:${maps_d_dir}/hash-tls-policy.map'}}}
+    before = env.snapshot()
+    results, stats = env.playbook([task], check=True, diff=True)
+    assert stats['changed'] == 1 and stats['failures'] == 0
+    assert 'smtpd_tls_protocols = >=TLSv1.2\n' in results[0]['diff']['after']
+    assert env.snapshot() == before
+
+    results, stats = env.playbook([task])
+    assert stats['changed'] == 1 and stats['failures'] == 0
+    assert env.explicit('smtpd_tls_protocols') == '>=TLSv1.2'
+
+    results, stats = env.playbook([task], diff=True)
+    assert stats['changed'] == 0 and stats['failures'] == 0
+
+
+# --- master.cf service overrides -------------------------------------------------------
+
+def test_service_override_set_noop_remove(env):
+    svc = '127.0.0.1:10026/inet'
+    result = env.run({'service': svc, 'name': 'smtpd_tls_security_level', 'value': 'encrypt'},
+                     diff=True)
+    assert result['changed'] is True
+    assert result['params']['smtpd_tls_security_level'] == {'before': 'none', 'after': 'encrypt'}
+    assert result['restart_required'] is False
+    assert result['config_file'] == str(env.master_cf)
+    assert result['diff']['before'] == '127.0.0.1:10026/inet/smtpd_tls_security_level = none\n'
+    assert result['diff']['after'] == '127.0.0.1:10026/inet/smtpd_tls_security_level = encrypt\n'
+    assert '127.0.0.1:10026/inet/smtpd_tls_security_level = encrypt' in env.postconf('-P')
+    assert len(env.writes()) == 1
+    # main.cf is not touched by a service override
+    assert env.main_cf.read_text() == MAIN_CF
+
+    before = env.snapshot()
+    again = env.run({'service': svc, 'name': 'smtpd_tls_security_level', 'value': 'encrypt'})
+    assert again['changed'] is False
+    assert env.snapshot() == before
+
+    removed = env.run({'service': svc, 'name': 'content_filter', 'state': 'absent'})
+    assert removed['changed'] is True
+    assert removed['params']['content_filter'] == {'before': '', 'after': None}
+    assert 'content_filter' not in env.postconf('-P')
+    assert env.run({'service': svc, 'name': 'content_filter',
+                    'state': 'absent'})['changed'] is False
+
+
+def test_service_override_batch_is_one_write(env):
+    result = env.run({'service': 'submission/inet',
+                      'params': {'smtpd_tls_security_level': 'encrypt',
+                                 'smtpd_sasl_auth_enable': 'yes',
+                                 'syslog_name': 'postfix/submission'}})
+    assert result['changed'] is True
+    assert len(env.writes()) == 1
+    overrides = env.postconf('-P')
+    assert 'submission/inet/smtpd_sasl_auth_enable = yes' in overrides
+    assert 'submission/inet/syslog_name = postfix/submission' in overrides
+
+
+def test_service_override_check_mode(env):
+    before = env.snapshot()
+    result = env.run({'service': 'submission/inet', 'name': 'smtpd_tls_security_level',
+                      'value': 'encrypt'}, check=True, diff=True)
+    assert result['changed'] is True
+    assert result['diff']['after'] == 'submission/inet/smtpd_tls_security_level = encrypt\n'
+    assert env.snapshot() == before
+    assert env.writes() == []
+
+
+def test_nonexistent_service_fails_clearly(env):
+    before = env.snapshot()
+    result = env.run({'service': '127.0.0.1:10099/inet', 'name': 'smtpd_tls_security_level',
+                      'value': 'none'})
+    assert_failed(result, 'service 127.0.0.1:10099/inet not found', 'master.cf',
+                  '127.0.0.1:10026/inet')
+    assert env.snapshot() == before
+    assert env.writes() == []
+
+
+def test_malformed_service_spec(env):
+    result = env.run({'service': 'submission', 'name': 'smtpd_tls_security_level',
+                      'value': 'none'})
+    assert_failed(result, 'SERVICE/TYPE')
+    assert env.invocations() == []
+
+
+def test_service_override_with_whitespace_is_refused(env):
+    before = env.snapshot()
+    result = env.run({'service': 'submission/inet', 'name': 'smtpd_banner', 'value': 'a b'})
+    assert_failed(result, 'whitespace', 'smtpd_banner')
+    assert env.snapshot() == before
+    assert env.invocations() == []
+
+
+# --- names: unknown, referenced, allow_unknown --------------------------------------------
+
+def test_unknown_name_fails_with_did_you_mean(env):
+    before = env.snapshot()
+    result = env.run({'name': 'smtp_tls_polcy_maps', 'value': 'hash:/etc/postfix/tls_policy'})
+    assert_failed(result, "unknown Postfix parameter 'smtp_tls_polcy_maps'",
+                  "did you mean 'smtp_tls_policy_maps'", 'allow_unknown')
+    assert env.snapshot() == before
+    assert env.writes() == []
+
+
+def test_unknown_service_override_name_fails(env):
+    result = env.run({'service': 'submission/inet', 'name': 'smtpd_tls_securty_level',
+                      'value': 'encrypt'})
+    assert_failed(result, "did you mean 'smtpd_tls_security_level'", 'submission/inet')
+
+
+def test_unknown_removal_of_unset_name_fails(env):
+    result = env.run({'name': 'smtpd_tls_securty_level', 'state': 'absent'})
+    assert_failed(result, "did you mean 'smtpd_tls_security_level'")
+
+
+def test_removal_of_set_unknown_name_is_accepted(env):
+    env.main_cf.write_text(MAIN_CF + 'smtpd_tls_securty_level = encrypt\n')
+    result = env.run({'name': 'smtpd_tls_securty_level', 'state': 'absent'})
+    assert result['changed'] is True
+    assert 'securty' not in env.main_cf.read_text()
+
+
+@pytest.mark.parametrize('name,value', [
+    ('smtp_tls_policy_maps', 'lmdb:/etc/postfix/tls_policy'),
+    ('tls_high_cipherlist', 'ECDHE+AESGCM:!aNULL'),
+    ('maillog_file', '/dev/stdout'),
+    ('lmdb_map_size', '16777216'),                        # dynamically loaded map type
+    ('relay_destination_concurrency_limit', '5'),         # derived from master.cf "relay"
+])
+def test_legitimate_names_are_accepted(env, name, value):
+    result = env.run({'name': name, 'value': value}, check=True)
+    assert result.get('failed') is not True, result
+    assert result['changed'] is True
+
+
+def test_referenced_user_defined_name_is_accepted(env):
+    # maps_d_dir is referenced by smtp_tls_policy_maps = hash:${maps_d_dir}/...
+    result = env.run({'name': 'maps_d_dir', 'value': '/etc/postfix/maps.d/tls'})
+    assert result['changed'] is True
+    assert env.explicit('maps_d_dir') == '/etc/postfix/maps.d/tls'
+
+
+def test_name_referenced_in_the_same_call_is_accepted(env):
+    env.main_cf.write_text('compatibility_level = 3.6\n')
+    result = env.run({'params': {
+        'smtp_tls_policy_maps': 'hash:${maps_d_dir}/hash-tls-policy.map',
+        'maps_d_dir': '/etc/postfix/maps.d'}})
+    assert result['changed'] is True
+    assert env.explicit('maps_d_dir') == '/etc/postfix/maps.d'
+
+
+def test_unreferenced_user_defined_name_needs_allow_unknown(env):
+    env.main_cf.write_text('compatibility_level = 3.6\n')
+    result = env.run({'name': 'maps_d_dir', 'value': '/etc/postfix/maps.d'})
+    assert_failed(result, "unknown Postfix parameter 'maps_d_dir'")
+    assert env.main_cf.read_text() == 'compatibility_level = 3.6\n'
+
+    result = env.run({'name': 'maps_d_dir', 'value': '/etc/postfix/maps.d',
+                      'allow_unknown': True})
+    assert result['changed'] is True
+    assert 'maps_d_dir = /etc/postfix/maps.d\n' in env.main_cf.read_text()
+    # postconf -n hides unused parameters; the module still sees the value
+    before = env.snapshot()
+    again = env.run({'name': 'maps_d_dir', 'value': '/etc/postfix/maps.d',
+                     'allow_unknown': True})
+    assert again['changed'] is False
+    assert env.snapshot() == before
+
+
+def test_restriction_class_is_a_known_name(env):
+    result = env.run({'params': {'smtpd_restriction_classes': 'tls_only',
+                                 'tls_only': 'reject_plaintext_session'}})
+    assert result['changed'] is True
+    assert env.explicit('tls_only') == 'reject_plaintext_session'
+
+
+# --- refused input: nothing runs, nothing changes ------------------------------------
+
+@pytest.mark.parametrize('value,fragment', [
+    ('may\nsmtpd_tls_security_level = none', 'newline'),
+    ('may\r', 'carriage return'),
+    (['may', 'x\ny'], 'newline'),
+])
+def test_bad_value_leaves_file_byte_identical(env, value, fragment):
+    before = env.snapshot()
+    result = env.run({'name': 'smtp_tls_security_level', 'value': value})
+    assert_failed(result, fragment, 'smtp_tls_security_level')
+    assert env.snapshot() == before
+    assert env.invocations() == []
+
+
+def test_bad_value_in_batch_refuses_whole_batch(env):
+    before = env.snapshot()
+    result = env.run({'params': {'smtp_tls_security_level': 'encrypt',
+                                 'smtpd_tls_security_level': 'encrypt\nx = y'}})
+    assert_failed(result, 'newline', 'smtpd_tls_security_level')
+    assert env.snapshot() == before
+    assert env.invocations() == []
+
+
+@pytest.mark.parametrize('name', ['smtp-tls-security-level', 'smtp_tls_security_level=x',
+                                  'a b', 'smtp_tls_security_level\n'])
+def test_invalid_name_is_refused(env, name):
+    before = env.snapshot()
+    result = env.run({'name': name, 'value': 'encrypt'})
+    assert_failed(result, 'invalid parameter name', 'letters, digits')
+    assert env.snapshot() == before
+    assert env.invocations() == []
+
+
+def test_missing_config_dir(env):
+    missing = env.tmp / 'no-such-postfix'
+    result = env.run({'name': 'smtp_tls_security_level', 'value': 'may',
+                      'config_dir': str(missing)})
+    assert_failed(result, str(missing), 'does not exist')
+    assert not missing.exists()
+
+
+def test_config_dir_without_main_cf(env):
+    empty = env.tmp / 'empty'
+    empty.mkdir()
+    result = env.run({'name': 'smtp_tls_security_level', 'value': 'may',
+                      'config_dir': str(empty)})
+    assert_failed(result, str(empty / 'main.cf'), 'does not exist')
+    assert os.listdir(empty) == []
+
+
+# --- restart versus reload ----------------------------------------------------------
+
+def test_restart_required_for_inet_interfaces(env):
+    result = env.run({'name': 'inet_interfaces', 'value': ['127.0.0.1', '::1']})
+    assert result['changed'] is True
+    assert result['restart_required'] is True
+    assert env.explicit('inet_interfaces') == '127.0.0.1, ::1'
+    again = env.run({'name': 'inet_interfaces', 'value': '127.0.0.1,::1'})
+    assert again['changed'] is False
+    assert again['restart_required'] is False
+
+
+def test_restart_required_in_batch_and_not_for_tls(env):
+    result = env.run({'params': {'smtpd_tls_security_level': 'encrypt',
+                                 'inet_protocols': 'ipv4'}}, check=True)
+    assert result['restart_required'] is True
+    result = env.run({'params': {'smtpd_tls_security_level': 'encrypt'}}, check=True)
+    assert result['restart_required'] is False
+
+
+# --- documentation ---------------------------------------------------------------------
+
+def test_ansible_doc_renders(env):
+    proc = subprocess.run([_tool('ansible-doc'), MODULE], capture_output=True, text=True,
+                          env=env.environ())
+    assert proc.returncode == 0, proc.stderr
+    assert 'ERROR' not in proc.stderr and 'WARNING' not in proc.stderr, proc.stderr
+    assert 'restart_required' in proc.stdout
+    assert 'allow_unknown' in proc.stdout
