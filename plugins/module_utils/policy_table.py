@@ -267,7 +267,8 @@ class LookupTable(object):
         while last >= 0 and self._lines[last] is None:
             last -= 1
         if last >= 0 and not self._lines[last].endswith('\n'):
-            self._lines[last] += self.newline
+            # complete the final line: "...\r" becomes "...\r\n", else the file's newline
+            self._lines[last] += '\n' if self._lines[last].endswith('\r') else self.newline
         separator = ' '
         for entry in reversed(self._entries):
             if not entry.dead:

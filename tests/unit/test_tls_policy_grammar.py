@@ -1,0 +1,373 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The TLS policy entry grammar: keys, levels, attributes, every rule Postfix enforces."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    LEVELS,
+    PolicyError,
+    build_policy,
+    canonical_protocols,
+    normalize_destination,
+    parse_policy,
+    same_policy,
+)
+
+SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
+SHA1_PLAIN = 'a9b8c7d6e5f40312a9b8c7d6e5f40312a9b8c7d6'
+
+
+def error(func, *args, **kwargs):
+    with pytest.raises(PolicyError) as info:
+        func(*args, **kwargs)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# destinations
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('given, key', [
+    ('example.com', 'example.com'),
+    ('Example.COM', 'example.com'),
+    ('.Example.com', '.example.com'),
+    ('localhost', 'localhost'),
+    ('[mx.example.com]', '[mx.example.com]'),
+    ('[MX.example.com]:587', '[mx.example.com]:587'),
+    ('[mx.example.com]:submission', '[mx.example.com]:submission'),
+    ('[192.0.2.1]', '[192.0.2.1]'),
+    ('[127.0.0.1]:10025', '[127.0.0.1]:10025'),
+    ('[ipv6:2001:DB8::1]', '[ipv6:2001:db8::1]'),
+    ('[IPv6:2001:db8::1]:587', '[ipv6:2001:db8::1]:587'),
+    ('_smtp.example.com', '_smtp.example.com'),
+    ('xn--bcher-kva.de', 'xn--bcher-kva.de'),
+])
+def test_destination_forms_are_accepted_and_folded(given, key):
+    assert normalize_destination(given) == (key, [])
+
+
+def test_unbracketed_host_port_warns_that_mx_delivery_never_looks_it_up():
+    key, warnings = normalize_destination('example.com:25')
+    assert key == 'example.com:25'
+    assert len(warnings) == 1
+    assert "'example.com:25'" in warnings[0] and "'example.com'" in warnings[0]
+
+
+@pytest.mark.parametrize('destination', ['[example.com]:25', '[127.0.0.1]:25', '.example.com', 'example.com'])
+def test_bracketed_or_plain_keys_do_not_warn(destination):
+    assert normalize_destination(destination)[1] == []
+
+
+def test_unbracketed_ip_address_warns():
+    key, warnings = normalize_destination('192.0.2.1')
+    assert key == '192.0.2.1'
+    assert '[192.0.2.1]' in warnings[0]
+
+
+@pytest.mark.parametrize('destination, fragment', [
+    ('', 'non-empty'),
+    ('exa mple.com', 'whitespace'),
+    ('example.com\n', 'whitespace'),
+    ('a.com,b.com', 'comma'),
+    ('[example.com', 'unbalanced'),
+    ('example.com]', 'unbalanced'),
+    ('[[example.com]]', 'bracket'),
+    ('[example.com]x', ':port'),
+    ('[]', 'empty host'),
+    ('[example.com]:0', 'port'),
+    ('[example.com]:65536', 'port'),
+    ('[example.com]:', 'port'),
+    ('[example.com]:025', 'leading zeros'),
+    ('example.com:sm tp', 'whitespace'),
+    ('example.com:p@rt', 'port'),
+    ('[ipv6:2001:db8::zz]', 'not a valid IPv6'),
+    ('[ipv6:]', 'not a valid IPv6'),
+    ('[2001:db8::1]', '[ipv6:'),
+    ('2001:db8::1', '[ipv6:'),
+    ('ipv6:2001:db8::1', 'brackets'),
+    ('[300.1.1.1]', 'not a valid IPv4'),
+    ('example.com.', 'trailing dot'),
+    ('exa..mple.com', 'empty label'),
+    ('-example.com', 'not a valid DNS label'),
+    ('example-.com', 'not a valid DNS label'),
+    ('ex*ample.com', 'not a valid DNS label'),
+    ('.example.com:25', 'takes no port'),
+    ('[.example.com]', 'leading dot'),
+    ('.', 'empty'),
+    ('a' * 64 + '.com', 'not a valid DNS label'),
+])
+def test_invalid_destinations_fail_naming_the_value(destination, fragment):
+    message = error(normalize_destination, destination)
+    assert repr(destination) in message
+    assert fragment in message
+
+
+def test_non_ascii_destination_suggests_the_a_label():
+    message = error(normalize_destination, 'bücher.de')
+    assert "'bücher.de'" in message
+    assert 'xn--bcher-kva.de' in message
+
+
+def test_non_ascii_subdomain_and_bracket_forms_get_a_suggestion_too():
+    assert '.xn--bcher-kva.de' in error(normalize_destination, '.bücher.de')
+    assert '[xn--bcher-kva.de]:25' in error(normalize_destination, '[bücher.de]:25')
+
+
+def test_non_string_destination_fails():
+    assert 'non-empty string' in error(normalize_destination, None)
+
+
+# ---------------------------------------------------------------------------
+# levels and rendering
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('level', LEVELS)
+def test_every_level_alone_renders_as_itself(level):
+    if level == 'fingerprint':
+        assert build_policy(level, match=[SHA256]).render() == 'fingerprint match=' + SHA256
+    else:
+        assert build_policy(level).render() == level
+
+
+def test_unknown_level_fails_naming_it():
+    message = error(build_policy, 'mandatory')
+    assert "'mandatory'" in message and 'invalid security level' in message
+
+
+def test_level_is_case_insensitive_and_rendered_lower_case():
+    assert build_policy('SECURE').render() == 'secure'
+
+
+def test_full_render_order_is_fixed():
+    policy = build_policy('secure', match=['nexthop', 'dot-nexthop'], ciphers='high',
+                          protocols=['!SSLv2', '!SSLv3'], exclude=['aNULL', 'MD5'],
+                          tafile=['/etc/ssl/ta.pem'], servername='hostname',
+                          connection_reuse=True, enable_rpk=False)
+    assert policy.render() == ('secure match=nexthop:dot-nexthop tafile=/etc/ssl/ta.pem ciphers=high '
+                               'protocols=!SSLv2:!SSLv3 exclude=aNULL:MD5 servername=hostname '
+                               'connection_reuse=yes enable_rpk=no')
+
+
+def test_fingerprint_match_values_are_joined_with_a_bar():
+    policy = build_policy('fingerprint', match=[SHA256, SHA1_PLAIN])
+    assert policy.render() == 'fingerprint match=%s|%s' % (SHA256, SHA1_PLAIN)
+
+
+def test_repeated_tafile_renders_one_attribute_each():
+    assert build_policy('verify', tafile=['/a.pem', '/b.pem']).render() == \
+        'verify tafile=/a.pem tafile=/b.pem'
+
+
+def test_empty_lists_mean_not_set():
+    assert build_policy('may', match=[], protocols=[], exclude=[], tafile=[]).render() == 'may'
+
+
+# ---------------------------------------------------------------------------
+# one test per rule Postfix enforces
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name, value', [
+    ('ciphers', 'high'), ('protocols', ['>=TLSv1.2']), ('exclude', ['aNULL']),
+    ('servername', 'hostname'), ('connection_reuse', True), ('enable_rpk', False),
+])
+def test_attributes_at_level_none_are_refused(name, value):
+    message = error(build_policy, 'none', **{name: value})
+    assert name in message and repr(value) in message and 'level none' in message
+
+
+@pytest.mark.parametrize('level', ['may', 'encrypt', 'dane', 'dane-only'])
+def test_match_is_invalid_below_fingerprint(level):
+    message = error(build_policy, level, match=['nexthop'])
+    assert "['nexthop']" in message
+    assert 'attribute "match" invalid at security level "%s"' % level in message
+
+
+def test_match_at_level_none_is_refused():
+    assert 'level none' in error(build_policy, 'none', match=['nexthop'])
+
+
+@pytest.mark.parametrize('level', ['may', 'encrypt', 'dane', 'dane-only', 'fingerprint'])
+def test_tafile_is_only_valid_at_verify_and_secure(level):
+    kwargs = {'match': [SHA256]} if level == 'fingerprint' else {}
+    message = error(build_policy, level, tafile=['/etc/ta.pem'], **kwargs)
+    assert "/etc/ta.pem" in message and 'tafile' in message and level in message
+
+
+def test_tafile_must_be_absolute():
+    assert "'ta.pem'" in error(build_policy, 'secure', tafile=['ta.pem'])
+
+
+@pytest.mark.parametrize('value', ['', ' '])
+def test_empty_match_value_is_refused(value):
+    message = error(build_policy, 'secure', match=[value])
+    assert 'match' in message
+
+
+@pytest.mark.parametrize('value, fragment', [
+    ('a.example b.example', "' '"),
+    ('a.example,b.example', "','"),
+    ('a.example\nb.example', "'\\n'"),
+    ('a.example\tb', "'\\t'"),
+    ('{a.example}', "'{'"),
+])
+def test_match_values_cannot_inject_tokens_or_lines(value, fragment):
+    message = error(build_policy, 'verify', match=[value])
+    assert repr(value) in message and fragment in message
+
+
+def test_verify_match_value_with_colon_is_refused():
+    message = error(build_policy, 'verify', match=['nexthop:hostname'])
+    assert "'nexthop:hostname'" in message and 'list item' not in message and '":"' in message
+
+
+def test_verify_match_value_must_be_a_host_name_or_keyword():
+    assert "'ex@mple'" in error(build_policy, 'secure', match=['ex@mple'])
+
+
+def test_verify_match_accepts_dot_domain_and_keywords():
+    assert build_policy('secure', match=['.example.com', 'dot-nexthop', 'hostname']).render() == \
+        'secure match=.example.com:dot-nexthop:hostname'
+
+
+@pytest.mark.parametrize('value, fragment', [
+    ('zz:11', 'not a certificate or public key fingerprint'),
+    ('AB:CD', 'bytes long'),
+    (SHA256 + '|' + SHA256, '"|"'),
+    ('3D953', 'not a certificate'),
+])
+def test_fingerprint_match_values_must_be_digests(value, fragment):
+    message = error(build_policy, 'fingerprint', match=[value])
+    assert repr(value) in message and fragment in message
+
+
+@pytest.mark.parametrize('grade', ['HIGH', 'medium', 'low', 'export', 'null'])
+def test_cipher_grades(grade):
+    assert build_policy('encrypt', ciphers=grade).render() == 'encrypt ciphers=' + grade.lower()
+
+
+def test_unknown_cipher_grade_is_refused():
+    message = error(build_policy, 'encrypt', ciphers='strong')
+    assert "'strong'" in message and 'cipher grade' in message
+
+
+@pytest.mark.parametrize('given, table', [
+    (['!SSLv2', '!SSLv3'], '!SSLv2:!SSLv3'),
+    ('!SSLv2:!SSLv3', '!SSLv2:!SSLv3'),
+    (['!sslv2:!sslv3', '!TLSV1'], '!SSLv2:!SSLv3:!TLSv1'),
+    (['>=TLSv1.2'], '>=TLSv1.2'),
+    (['>=TLSv1.2', '<=TLSv1.3'], '>=TLSv1.2:<=TLSv1.3'),
+    (['TLSv1.2', 'TLSv1.3'], 'TLSv1.2:TLSv1.3'),
+    ([' !SSLv2 '], '!SSLv2'),
+])
+def test_protocols_render_colon_separated(given, table):
+    assert canonical_protocols(given) == table
+    assert build_policy('may', protocols=given).render() == 'may protocols=' + table
+
+
+@pytest.mark.parametrize('given, fragment', [
+    (['TLSv1.4'], "unknown protocol 'TLSv1.4'"),
+    (['!SSLv4'], "'!SSLv4'"),
+    (['=>TLSv1.2'], "'=>TLSv1.2'"),
+    (['!SSLv2 !SSLv3'], 'whitespace'),
+    (['!SSLv2,!SSLv3'], "','"),
+    (['!SSLv2::!SSLv3'], 'empty element'),
+    ([''], 'empty value'),
+    (['!SSLv2', '!SSLv2'], 'listed twice'),
+    (['>=TLSv1.2', '>=TLSv1.3'], 'one ">="'),
+    (['<=TLSv1.2', '<=TLSv1.3'], 'one "<="'),
+    (['>=TLSv1.3', '<=TLSv1.2'], 'above upper bound'),
+    (['TLSv1.2', '!TLSv1.2'], 'both included and excluded'),
+    (['!SSLv2', '!SSLv3', '!TLSv1', '!TLSv1.1', '!TLSv1.2', '!TLSv1.3'], 'leaves no protocol'),
+    (['>=TLSv1.3', '!TLSv1.3'], 'leaves no protocol'),
+])
+def test_bad_protocols_are_refused(given, fragment):
+    message = error(build_policy, 'encrypt', protocols=given)
+    assert fragment in message
+    assert 'protocols' in message
+
+
+def test_exclude_joins_with_colons():
+    assert build_policy('may', exclude=['aNULL:eNULL', 'RC4']).render() == 'may exclude=aNULL:eNULL:RC4'
+
+
+@pytest.mark.parametrize('given, fragment', [
+    (['aNULL MD5'], 'whitespace'),
+    ([''], 'empty value'),
+    (['aNULL:'], 'empty element'),
+    (['a=b'], "'a=b'"),
+    (['RC4|MD5'], "'RC4|MD5'"),
+])
+def test_bad_exclude_is_refused(given, fragment):
+    message = error(build_policy, 'may', exclude=given)
+    assert fragment in message and 'exclude' in message
+
+
+@pytest.mark.parametrize('value, table', [
+    ('hostname', 'hostname'), ('NEXTHOP', 'nexthop'), ('mx.example.com', 'mx.example.com'),
+])
+def test_servername(value, table):
+    assert build_policy('secure', servername=value).render() == 'secure servername=' + table
+
+
+@pytest.mark.parametrize('value', ['', 'mx example', 'mx_.exa$mple', 'mx.example.com.'])
+def test_bad_servername_is_refused(value):
+    message = error(build_policy, 'secure', servername=value)
+    assert 'servername' in message
+    if value:
+        assert repr(value) in message
+
+
+@pytest.mark.parametrize('name', ['connection_reuse', 'enable_rpk'])
+def test_boolean_attributes(name):
+    assert build_policy('encrypt', **{name: True}).render() == 'encrypt %s=yes' % name
+    assert build_policy('encrypt', **{name: 'No'}).render() == 'encrypt %s=no' % name
+    assert "'maybe'" in error(build_policy, 'encrypt', **{name: 'maybe'})
+
+
+def test_minimum_postfix_versions():
+    assert build_policy('may').minimum_postfix_version() is None
+    assert build_policy('may', protocols='!SSLv2').minimum_postfix_version() is None
+    assert build_policy('may', protocols='>=TLSv1.2').minimum_postfix_version()[0] == (3, 6)
+    assert build_policy('may', servername='hostname').minimum_postfix_version()[0] == (3, 4)
+    assert build_policy('may', enable_rpk=True, protocols='>=TLSv1.2').minimum_postfix_version() == \
+        ((3, 9), 'the enable_rpk attribute')
+
+
+# ---------------------------------------------------------------------------
+# reading existing values
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('text, canonical', [
+    ('secure', 'secure'),
+    ('SECURE  match=nexthop:dot-nexthop', 'secure match=nexthop:dot-nexthop'),
+    ('secure,match=nexthop , match=dot-nexthop', 'secure match=nexthop:dot-nexthop'),
+    ('may ciphers=HIGH protocols=!SSLv2:!SSLv3', 'may ciphers=high protocols=!SSLv2:!SSLv3'),
+    ('fingerprint match=%s|%s' % (SHA256, SHA1_PLAIN), 'fingerprint match=%s|%s' % (SHA256, SHA1_PLAIN)),
+    ('verify Match=a.example\ttafile=/x.pem', 'verify match=a.example tafile=/x.pem'),
+])
+def test_parse_policy_reads_what_postfix_reads(text, canonical):
+    assert parse_policy(text).render() == canonical
+
+
+@pytest.mark.parametrize('text, postfix_message', [
+    ('', 'invalid empty policy'),
+    ('mandatory', 'invalid security level "mandatory"'),
+    ('may ciphers', 'malformed attribute/value pair "ciphers"'),
+    ('may ciphers=', 'attribute "ciphers" has empty value'),
+    ('may ciphers=high ciphers=low', 'attribute "ciphers" is specified multiple times'),
+    ('may color=blue', 'invalid attribute name: "color"'),
+    ('may { ciphers = high }', 'malformed attribute/value pair "{"'),
+    ('encrypt match=nexthop', 'attribute "match" invalid at security level "encrypt"'),
+])
+def test_parse_policy_reports_postfix_complaints(text, postfix_message):
+    assert postfix_message in error(parse_policy, text)
+
+
+def test_same_policy_compares_meaning_not_spelling():
+    assert same_policy('SECURE,match=nexthop', 'secure match=nexthop')
+    assert not same_policy('secure match=hostname', 'secure match=nexthop')
+    assert not same_policy('secure bogus', 'secure')
