@@ -11,7 +11,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
-ALL_STAGES=(unit integration sanity lint molecule)
+ALL_STAGES=(unit integration build sanity lint molecule)
 stages=("$@")
 [ "${#stages[@]}" -gt 0 ] || stages=("${ALL_STAGES[@]}")
 
@@ -31,15 +31,55 @@ stage_integration() {
 }
 
 stage_sanity() {
-  # ansible-test needs the collection at ansible_collections/NS/NAME: copy the
-  # tracked files there (no .git, so ansible-test looks at every file).
-  local dest="$CACHE/sanity/ansible_collections/mailgw/postfix_tls"
-  rm -rf "$CACHE/sanity"
+  # ansible-test needs the collection at ansible_collections/NS/NAME, outside
+  # this git work tree (.cache is git-ignored and ansible-test skips ignored
+  # files): copy the tracked and new files there.
+  local top rc=0
+  top="$(mktemp -d "${TMPDIR:-/tmp}/mailgw-sanity.XXXXXX")"
+  local dest="$top/ansible_collections/mailgw/postfix_tls"
   mkdir -p "$dest"
   git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$dest/"
-  (cd "$dest" && ansible-test sanity --venv --python 3.11 --color no \
-      --exclude tests/ --exclude bench/ --exclude scripts/ --exclude extensions/ --exclude .ci/ \
-      --skip-test shebang)
+
+  # A dedicated venv for ansible-core's own ansible-test, so its pinned
+  # sanity requirements (pylint, mypy, ...) do not clash with the tool venv.
+  local sv="$CACHE/sanity-venv"
+  if [ ! -x "$sv/bin/ansible-test" ]; then
+    python3 -m venv "$sv"
+    "$sv/bin/pip" install -q "$(grep '^ansible-core==' "$ROOT/requirements-dev.txt")" 2>&1 \
+      | { grep -v '^WARNING: Location' || true; }
+  fi
+  # ansible-test bootstraps pip in each per-test venv with a get-pip script
+  # from a host that is not reachable here: give it an offline stand-in
+  # (scripts/sanity/get_pip.py) and the pip wheel from PyPI.
+  local pipver cache="$HOME/.ansible/test/cache"
+  pipver="$(grep -ho "pip='[0-9.]*'" "$sv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1 | cut -d"'" -f2)"
+  mkdir -p "$cache"
+  if [ ! -f "$cache/pip-$pipver-py3-none-any.whl" ]; then
+    "$sv/bin/pip" download -q --no-deps -d "$cache" "pip==$pipver" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  fi
+  cp "$ROOT/scripts/sanity/get_pip.py" "$cache/get_pip_${pipver//./_}.py"
+
+  (cd "$dest" && PATH="$sv/bin:$PATH" "$sv/bin/ansible-test" sanity --venv --python 3.11 \
+      --color no) || rc=$?
+  rm -rf "$top"
+  return $rc
+}
+
+stage_build() {
+  # The collection tarball must build and must not ship tests, CI or bench files.
+  local out
+  out="$(mktemp -d)"
+  ansible-galaxy collection build --force --output-path "$out" . >/dev/null || { rm -rf "$out"; return 1; }
+  local tarball
+  tarball="$(ls "$out"/mailgw-postfix_tls-*.tar.gz)"
+  local bad
+  bad="$(tar -tzf "$tarball" | grep -E '^(tests|bench|\.ci|scripts|extensions|images|\.cache)(/|$)|containers\.conf|requirements-dev' || true)"
+  echo "built $(basename "$tarball"): $(tar -tzf "$tarball" | wc -l) entries"
+  rm -rf "$out"
+  if [ -n "$bad" ]; then
+    echo "collection tarball contains files it must not ship:"; echo "$bad"
+    return 1
+  fi
 }
 
 stage_lint() {
