@@ -229,17 +229,24 @@ def test_set_then_repeat_is_idempotent(env):
     assert env.snapshot() == after_first
 
 
-@pytest.mark.parametrize('value', [
+LIST_SPELLINGS = [
     '127.0.0.0/8, [::1]/128',
     '127.0.0.0/8 [::1]/128',
     ' 127.0.0.0/8,[::1]/128 ',
     ['127.0.0.0/8', '[::1]/128'],
-])
-def test_list_value_equal_under_postfix_splitting_is_not_rewritten(env, value):
+]
+
+
+def test_list_value_equal_under_postfix_splitting_is_not_rewritten(env):
+    # main.cf has "mynetworks = 127.0.0.0/8,[::1]/128"
     before = env.snapshot()
-    result = env.run({'name': 'mynetworks', 'value': value})
-    assert result['changed'] is False, result
+    results, stats = env.playbook([
+        {MODULE: {'config_dir': str(env.confdir), 'name': 'mynetworks', 'value': value}}
+        for value in LIST_SPELLINGS])
+    assert [r['changed'] for r in results] == [False] * len(LIST_SPELLINGS), results
+    assert stats['failures'] == 0
     assert env.snapshot() == before
+    assert env.writes() == []
 
 
 def test_list_with_other_items_is_rewritten_joined_with_comma_space(env):
@@ -326,25 +333,6 @@ def test_params_absent_ignores_values_and_removes_in_one_write(env):
     text = env.main_cf.read_text()
     assert 'smtpd_tls_security_level' not in text and 'smtpd_banner' not in text
 
-
-def test_params_null_value_with_present_is_refused(env):
-    before = env.snapshot()
-    result = env.run({'params': {'smtpd_tls_security_level': None, 'smtp_tls_loglevel': '1'}})
-    assert_failed(result, 'smtpd_tls_security_level', 'null', 'state=absent')
-    assert env.snapshot() == before
-    assert env.invocations() == []
-
-
-def test_name_and_params_are_mutually_exclusive(env):
-    result = env.run({'name': 'a', 'value': 'b', 'params': {'c': 'd'}})
-    assert_failed(result, 'mutually exclusive')
-
-
-def test_name_without_value_is_refused(env):
-    assert_failed(env.run({'name': 'smtpd_tls_security_level'}), 'value is required')
-
-
-# --- check mode and diff -----------------------------------------------------------
 
 def test_check_mode_changes_nothing_and_reports_the_change(env):
     before = env.snapshot()
@@ -465,23 +453,6 @@ def test_nonexistent_service_fails_clearly(env):
     assert env.writes() == []
 
 
-def test_malformed_service_spec(env):
-    result = env.run({'service': 'submission', 'name': 'smtpd_tls_security_level',
-                      'value': 'none'})
-    assert_failed(result, 'SERVICE/TYPE')
-    assert env.invocations() == []
-
-
-def test_service_override_with_whitespace_is_refused(env):
-    before = env.snapshot()
-    result = env.run({'service': 'submission/inet', 'name': 'smtpd_banner', 'value': 'a b'})
-    assert_failed(result, 'whitespace', 'smtpd_banner')
-    assert env.snapshot() == before
-    assert env.invocations() == []
-
-
-# --- names: unknown, referenced, allow_unknown --------------------------------------------
-
 def test_unknown_name_fails_with_did_you_mean(env):
     before = env.snapshot()
     result = env.run({'name': 'smtp_tls_polcy_maps', 'value': 'hash:/etc/postfix/tls_policy'})
@@ -509,17 +480,24 @@ def test_removal_of_set_unknown_name_is_accepted(env):
     assert 'securty' not in env.main_cf.read_text()
 
 
-@pytest.mark.parametrize('name,value', [
+LEGITIMATE = [
     ('smtp_tls_policy_maps', 'lmdb:/etc/postfix/tls_policy'),
     ('tls_high_cipherlist', 'ECDHE+AESGCM:!aNULL'),
     ('maillog_file', '/dev/stdout'),
     ('lmdb_map_size', '16777216'),                        # dynamically loaded map type
     ('relay_destination_concurrency_limit', '5'),         # derived from master.cf "relay"
-])
-def test_legitimate_names_are_accepted(env, name, value):
-    result = env.run({'name': name, 'value': value}, check=True)
-    assert result.get('failed') is not True, result
-    assert result['changed'] is True
+    ('smtpd_tls_mandatory_protocols', '>=TLSv1.2'),
+]
+
+
+def test_legitimate_names_are_accepted(env):
+    results, stats = env.playbook(
+        [{MODULE: {'config_dir': str(env.confdir), 'name': name, 'value': value},
+          'ignore_errors': True} for name, value in LEGITIMATE], check=True)
+    for (name, dummy), result in zip(LEGITIMATE, results):
+        assert result.get('failed') is not True, (name, result)
+        assert result['changed'] is True, (name, result)
+    assert stats['failures'] == 0
 
 
 def test_referenced_user_defined_name_is_accepted(env):
@@ -565,35 +543,51 @@ def test_restriction_class_is_a_known_name(env):
 
 # --- refused input: nothing runs, nothing changes ------------------------------------
 
-@pytest.mark.parametrize('value,fragment', [
-    ('may\nsmtpd_tls_security_level = none', 'newline'),
-    ('may\r', 'carriage return'),
-    (['may', 'x\ny'], 'newline'),
-])
-def test_bad_value_leaves_file_byte_identical(env, value, fragment):
+# Each case: task arguments and fragments the error message must contain.
+REFUSED = [
+    ({'name': 'smtp_tls_security_level', 'value': 'may\nsmtpd_tls_security_level = none'},
+     ['newline', 'smtp_tls_security_level']),
+    ({'name': 'smtp_tls_security_level', 'value': 'may\r'},
+     ['carriage return', 'smtp_tls_security_level']),
+    ({'name': 'smtp_tls_security_level', 'value': 'may\x00'},
+     ['NUL', 'smtp_tls_security_level']),
+    ({'name': 'smtp_tls_security_level', 'value': ['may', 'x\ny']},
+     ['newline', 'smtp_tls_security_level']),
+    ({'params': {'smtp_tls_security_level': 'encrypt',
+                 'smtpd_tls_security_level': 'encrypt\nx = y'}},
+     ['newline', 'smtpd_tls_security_level']),
+    ({'name': 'smtp-tls-security-level', 'value': 'encrypt'},
+     ['invalid parameter name', 'letters, digits']),
+    ({'name': 'smtp_tls_security_level=x', 'value': 'encrypt'},
+     ['invalid parameter name', 'letters, digits']),
+    ({'name': 'a b', 'value': 'encrypt'}, ['invalid parameter name']),
+    ({'name': 'smtp_tls_security_level\n', 'value': 'encrypt'}, ['invalid parameter name']),
+    ({'params': {'smtpd_tls_security_level': None, 'smtp_tls_loglevel': '1'}},
+     ['smtpd_tls_security_level', 'null', 'state=absent']),
+    ({'params': {'smtp_tls_loglevel': {'nested': 1}}}, ['smtp_tls_loglevel', 'expected a string']),
+    ({'name': 'smtpd_tls_security_level'}, ['value is required']),
+    ({'name': 'a', 'value': 'b', 'params': {'c': 'd'}}, ['mutually exclusive']),
+    ({'service': 'submission', 'name': 'smtpd_tls_security_level', 'value': 'none'},
+     ['SERVICE/TYPE']),
+    ({'service': 'submission/tcp', 'name': 'smtpd_tls_security_level', 'value': 'none'},
+     ["unknown service type 'tcp'"]),
+    ({'service': 'submission/inet', 'name': 'smtpd_banner', 'value': 'a b'},
+     ['whitespace', 'smtpd_banner']),
+]
+
+
+def test_refused_input_runs_nothing_and_changes_nothing(env):
+    """Bad names, values and specs are refused before postconf runs at all."""
     before = env.snapshot()
-    result = env.run({'name': 'smtp_tls_security_level', 'value': value})
-    assert_failed(result, fragment, 'smtp_tls_security_level')
-    assert env.snapshot() == before
-    assert env.invocations() == []
-
-
-def test_bad_value_in_batch_refuses_whole_batch(env):
-    before = env.snapshot()
-    result = env.run({'params': {'smtp_tls_security_level': 'encrypt',
-                                 'smtpd_tls_security_level': 'encrypt\nx = y'}})
-    assert_failed(result, 'newline', 'smtpd_tls_security_level')
-    assert env.snapshot() == before
-    assert env.invocations() == []
-
-
-@pytest.mark.parametrize('name', ['smtp-tls-security-level', 'smtp_tls_security_level=x',
-                                  'a b', 'smtp_tls_security_level\n'])
-def test_invalid_name_is_refused(env, name):
-    before = env.snapshot()
-    result = env.run({'name': name, 'value': 'encrypt'})
-    assert_failed(result, 'invalid parameter name', 'letters, digits')
-    assert env.snapshot() == before
+    tasks = [{MODULE: dict(args, config_dir=str(env.confdir)), 'ignore_errors': True}
+             for args, dummy in REFUSED]
+    results, stats = env.playbook(tasks)
+    assert len(results) == len(REFUSED)
+    for (args, fragments), result in zip(REFUSED, results):
+        assert result.get('failed') is True, (args, result)
+        for fragment in fragments:
+            assert fragment in result['msg'], (args, fragment, result['msg'])
+    assert env.snapshot() == before  # byte-identical, same inode and mtime
     assert env.invocations() == []
 
 
