@@ -343,7 +343,8 @@ def main():
     # One read of the current state.
     try:
         explicit = postconf.read_main_cf()
-        known = postconf.known_names()
+        # Names postconf knows are only needed to refuse unknown ones.
+        known = set() if params['allow_unknown'] else postconf.known_names()
         if service:
             services = postconf.services()
             if (service, service_type) not in services:
