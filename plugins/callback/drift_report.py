@@ -31,9 +31,8 @@ options:
   json_path:
     description:
       - File to write the JSON report to. Parent directories are created.
-      - Empty (the default) writes no JSON report.
-    type: path
-    default: ''
+      - Not set (the default) or empty writes no JSON report.
+    type: str
     env:
       - name: MAILGW_DRIFT_REPORT_JSON
     ini:
@@ -42,9 +41,8 @@ options:
   junit_path:
     description:
       - File to write the JUnit XML report to. Parent directories are created.
-      - Empty (the default) writes no JUnit report.
-    type: path
-    default: ''
+      - Not set (the default) or empty writes no JUnit report.
+    type: str
     env:
       - name: MAILGW_DRIFT_REPORT_JUNIT
     ini:
