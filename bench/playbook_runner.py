@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run ansible-playbook for a benchmark step and collect what was measured:
+wall time, per host and task timings (bench/callback/bench_timing.py) and
+every postmap/postconf invocation on the controller (a PATH shim that logs
+its arguments and execs the real binary)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+SHIMMED = ('postmap', 'postconf')
+LOCAL_PYTHON = '/usr/bin/python3'
+
+SHIM = """#!/bin/sh
+# bench/run: log the call, then run the real %(name)s
+printf '%%s\\n' "%(name)s $*" >> "${BENCH_CALL_LOG:-/dev/null}"
+exec %(real)s "$@"
+"""
+
+
+def make_shims(directory):
+    """Write postmap/postconf wrappers into directory (put it first in PATH)."""
+    os.makedirs(directory, exist_ok=True)
+    for name in SHIMMED:
+        real = shutil.which(name, path='/usr/sbin:/usr/local/sbin:/sbin:/usr/bin:/bin')
+        if not real:
+            raise SystemExit('bench: %s not found (install postfix on this host)' % name)
+        path = os.path.join(directory, name)
+        with open(path, 'w') as f:
+            f.write(SHIM % dict(name=name, real=real))
+        os.chmod(path, 0o755)
+    return directory
+
+
+class Runner(object):
+    """Runs playbooks with the benchmark's environment; one log dir per session."""
+
+    def __init__(self, workdir, shim_dir, pipelining=True, verbose=False):
+        self.workdir = workdir
+        self.shim_dir = shim_dir
+        self.pipelining = pipelining
+        self.verbose = verbose
+        self.counter = 0
+        self.logdir = os.path.join(workdir, 'logs')
+        os.makedirs(self.logdir, exist_ok=True)
+
+    def env(self, extra=None):
+        env = dict(os.environ)
+        env.update({
+            'PATH': self.shim_dir + os.pathsep + env.get('PATH', ''),
+            'ANSIBLE_CALLBACK_PLUGINS': os.path.join(HERE, 'callback'),
+            'ANSIBLE_CALLBACKS_ENABLED': 'bench_timing',
+            'ANSIBLE_PIPELINING': 'True' if self.pipelining else 'False',
+            'ANSIBLE_HOST_KEY_CHECKING': 'False',
+            'ANSIBLE_RETRY_FILES_ENABLED': 'False',
+            'ANSIBLE_LOCAL_TEMP': os.path.join(self.workdir, 'ansible-local'),
+            'ANSIBLE_REMOTE_TEMP': '/tmp/.ansible-bench',
+            'ANSIBLE_DISPLAY_OK_HOSTS': 'False',
+            'ANSIBLE_DISPLAY_SKIPPED_HOSTS': 'False',
+            'ANSIBLE_NOCOLOR': '1',
+        })
+        env.update(extra or {})
+        return env
+
+    def run(self, label, playbook, inventory='localhost,', connection='local', forks=None,
+            extra_args=(), timeout=600):
+        """Returns a dict: label, rc, wall, timed_out, tasks (callback records),
+        stats, calls (postmap/postconf argument lists), log."""
+        self.counter += 1
+        stem = '%02d-%s' % (self.counter, label.replace(' ', '_').replace('/', '_'))
+        timing_file = os.path.join(self.logdir, stem + '.timing.json')
+        call_log = os.path.join(self.logdir, stem + '.calls')
+        log = os.path.join(self.logdir, stem + '.log')
+        open(call_log, 'w').close()
+        cmd = ['ansible-playbook', '-i', inventory, playbook]
+        if connection:
+            cmd += ['-c', connection]
+        if forks:
+            cmd += ['-f', str(forks)]
+        if connection == 'local':
+            # The target's system Python, as on a gateway (not the controller's venv).
+            cmd += ['-e', 'ansible_python_interpreter=%s' % LOCAL_PYTHON]
+        cmd += list(extra_args)
+        env = self.env({'BENCH_TIMING_FILE': timing_file, 'BENCH_CALL_LOG': call_log})
+        start = time.monotonic()
+        timed_out = False
+        with open(log, 'wb') as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                # The whole process group: ansible-playbook, its workers and the
+                # module (and anything the module started).
+                os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+        wall = time.monotonic() - start
+        timing = {}
+        if os.path.exists(timing_file):
+            with open(timing_file) as f:
+                timing = json.load(f)
+        with open(call_log) as f:
+            calls = [line.split() for line in f.read().splitlines() if line.strip()]
+        result = dict(label=label, rc=rc, wall=wall, timed_out=timed_out,
+                      tasks=timing.get('tasks', []), stats=timing.get('stats', {}),
+                      calls=calls, log=log)
+        if self.verbose or rc != 0:
+            tail = tail_of(log)
+            print('  [%s] rc=%s wall=%.1fs%s%s' % (label, rc, wall, ' TIMED OUT' if timed_out else '',
+                                                  ('\n' + tail) if rc != 0 else ''))
+        return result
+
+
+def tail_of(path, lines=15):
+    try:
+        with open(path, 'rb') as f:
+            data = f.read().decode('utf-8', 'replace').splitlines()
+    except OSError:
+        return ''
+    return '\n'.join('    | ' + line for line in data[-lines:])
+
+
+# -- reading a run ---------------------------------------------------------------
+
+def task_records(run, name=None, action=None, host=None):
+    out = []
+    for rec in run['tasks']:
+        if name is not None and rec['task'] != name:
+            continue
+        if action is not None and not rec['action'].endswith(action):
+            continue
+        if host is not None and rec['host'] != host:
+            continue
+        out.append(rec)
+    return out
+
+
+def task_seconds(run, name=None, action=None, host=None):
+    """Sum of the durations of the matching task results (None if none ran)."""
+    recs = [r for r in task_records(run, name, action, host) if r['seconds'] is not None]
+    if not recs:
+        return None
+    return sum(r['seconds'] for r in recs)
+
+
+def per_host_seconds(run):
+    """Per host: the sum of its task durations, and its first start to last end."""
+    hosts = {}
+    for rec in run['tasks']:
+        if rec['seconds'] is None:
+            continue
+        h = hosts.setdefault(rec['host'], dict(task_seconds=0.0, first=rec['start'], last=rec['end'],
+                                              tasks=0, changed=0))
+        h['task_seconds'] += rec['seconds']
+        h['first'] = min(h['first'], rec['start'])
+        h['last'] = max(h['last'], rec['end'])
+        h['tasks'] += 1
+        h['changed'] += 1 if rec['changed'] else 0
+    for h in hosts.values():
+        h['span'] = h['last'] - h['first']
+    return hosts
+
+
+def postmap_builds(run):
+    """postmap invocations that build an index (not -q / -s lookups)."""
+    return [c for c in run['calls'] if c and c[0] == 'postmap' and '-q' not in c and '-s' not in c]
+
+
+def count_calls(run, name):
+    return sum(1 for c in run['calls'] if c and c[0] == name)

@@ -1,0 +1,297 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Ratios, target checks and the tables bench/run prints (text and markdown)."""
+
+
+def _g(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return None
+    return round(a / b, 1)
+
+
+def fmt_s(v):
+    if v is None:
+        return '-'
+    if v < 10:
+        return '%.2fs' % v
+    return '%.1fs' % v
+
+
+def fmt_x(v, estimated=False):
+    if v is None:
+        return '-'
+    return '%s%.0fx' % ('~' if estimated else '', v) if v >= 10 else '%s%.1fx' % ('~' if estimated else '', v)
+
+
+def fmt_n(v):
+    return '-' if v is None else str(v)
+
+
+def summarize(res):
+    """Per N: times, ratios (naive / module, at equal N; extrapolated above the cap),
+    postmap counts; target verdicts."""
+    out = dict(policy=[], targets=[])
+    policy = res.get('policy') or {}
+    naive = policy.get('lineinfile') or {}
+    cap_n = max((int(n) for n in naive if _g(naive[n], 'apply', 'rc') == 0), default=None)
+    cap = naive.get(str(cap_n)) if cap_n else None
+    for n_str, m in sorted((policy.get('module') or {}).items(), key=lambda kv: int(kv[0])):
+        n = int(n_str)
+        row = dict(
+            n=n,
+            skipped=m.get('skipped'),
+            apply=_g(m, 'apply', 'task_seconds'),
+            noop=_g(m, 'noop', 'task_seconds'),
+            one_changed=_g(m, 'one_changed', 'task_seconds'),
+            direct_apply=_g(m, 'direct_apply', 'seconds'),
+            direct_noop=_g(m, 'direct_noop', 'seconds'),
+            postmap_apply=_g(m, 'apply', 'postmap_builds'),
+            postmap_noop=_g(m, 'noop', 'postmap_builds'),
+            postmap_one=_g(m, 'one_changed', 'postmap_builds'),
+            noop_changed=_g(m, 'noop', 'changed'),
+        )
+        nv = naive.get(n_str)
+        if nv and _g(nv, 'apply', 'rc') == 0:
+            row.update(naive_apply=_g(nv, 'apply', 'task_seconds'), naive_noop=_g(nv, 'noop', 'task_seconds'),
+                       naive_estimated=False, naive_postmap_apply=_g(nv, 'apply', 'postmap_builds'),
+                       naive_postmap_noop=_g(nv, 'noop', 'postmap_builds'))
+        elif cap:
+            per_apply = _g(cap, 'apply', 'per_entry')
+            per_noop = _g(cap, 'noop', 'per_entry')
+            handler = _g(cap, 'apply', 'handler_seconds') or 0.0
+            row.update(naive_apply=per_apply * n + handler if per_apply else None,
+                       naive_noop=per_noop * n if per_noop else None, naive_estimated=True)
+        row['ratio_apply'] = _ratio(row.get('naive_apply'), row['apply'])
+        row['ratio_noop'] = _ratio(row.get('naive_noop'), row['noop'])
+        out['policy'].append(row)
+
+    def target(name, goal, measured, ok):
+        out['targets'].append(dict(name=name, goal=goal, measured=measured,
+                                   met=None if ok is None else bool(ok)))
+
+    rows = dict((r['n'], r) for r in out['policy'])
+    big = rows.get(10000)
+    if big:
+        if big.get('skipped'):
+            target('10,000 entries, apply, module time', '< 3 s', 'did not finish', False)
+            target('10,000 entries, no-op, module time', '< 1 s', 'did not finish', False)
+        else:
+            da, ta = big['direct_apply'], big['apply']
+            target('10,000 entries, apply, module time', '< 3 s',
+                   'module %s, task %s' % (fmt_s(da), fmt_s(ta)), da is not None and da < 3.0)
+            dn, tn = big['direct_noop'], big['noop']
+            target('10,000 entries, no-op, module time', '< 1 s',
+                   'module %s, task %s' % (fmt_s(dn), fmt_s(tn)), dn is not None and dn < 1.0)
+    r500 = rows.get(500)
+    if r500 and r500.get('ratio_apply') is not None:
+        target('N=500 apply, lineinfile / tls_policy', '>= 50x',
+               fmt_x(r500['ratio_apply'], r500.get('naive_estimated')), r500['ratio_apply'] >= 50)
+        target('N=500 no-op, lineinfile / tls_policy', '(no goal)',
+               fmt_x(r500['ratio_noop'], r500.get('naive_estimated')), None)
+    postmap_ok = True
+    measured = []
+    for r in out['policy']:
+        if r.get('skipped'):
+            continue
+        measured.append('N=%d: %s/%s/%s' % (r['n'], fmt_n(r['postmap_apply']), fmt_n(r['postmap_noop']),
+                                            fmt_n(r['postmap_one'])))
+        if r['postmap_apply'] != 1 or r['postmap_noop'] != 0 or r['postmap_one'] != 1:
+            postmap_ok = False
+    if measured:
+        target('postmap runs (apply/no-op/one changed)', '1/0/1', '; '.join(measured), postmap_ok)
+
+    pc = res.get('postconf')
+    if pc:
+        out['postconf'] = dict(
+            module_apply=_g(pc, 'module_apply', 'task_seconds'), module_noop=_g(pc, 'module_noop', 'task_seconds'),
+            direct_apply=_g(pc, 'direct_apply', 'seconds'), direct_noop=_g(pc, 'direct_noop', 'seconds'),
+            command_apply=_g(pc, 'command_apply', 'task_seconds'),
+            command_rerun=_g(pc, 'command_rerun', 'task_seconds'),
+            module_noop_changed=_g(pc, 'module_noop', 'changed'),
+            command_rerun_changed=_g(pc, 'command_rerun', 'tasks_changed'),
+            postconf_calls=dict((k, _g(pc, k, 'postconf_calls'))
+                                for k in ('module_apply', 'module_noop', 'command_apply', 'command_rerun')),
+        )
+        out['postconf']['ratio_apply'] = _ratio(out['postconf']['command_apply'], out['postconf']['module_apply'])
+        out['postconf']['ratio_noop'] = _ratio(out['postconf']['command_rerun'], out['postconf']['module_noop'])
+    return out
+
+
+def render(res):
+    s = res['summary']
+    m = res['machine']
+    lines = []
+    lines.append('mailgw.postfix_tls benchmarks (%s profile), %s' % (res.get('profile'), m['date']))
+    lines.append('machine: %s CPUs (%s), %s GiB RAM, %s, %s; load average %.1f before, %.1f after'
+                 % (m['nproc'], m['cpu_model'], m['memory_gib'], m['os'], m['ansible_core'],
+                    res.get('load_before') or 0, res.get('load_after') or 0))
+    lines.append('empty playbook (baseline): %s; pipelining %s'
+                 % (fmt_s(res.get('baseline_empty_playbook')), res['settings'].get('pipelining')))
+    if s['policy']:
+        lines.append('')
+        lines.append('TLS policy entries: one tls_policy task (entries:) vs one lineinfile per entry + postmap handler')
+        lines.append('task = Ansible task time (callback); module = the module run directly; '
+                     'postmap = index builds apply/no-op/one changed; ~ = lineinfile extrapolated')
+        hdr = ('%7s | %9s %9s %9s | %9s %9s | %7s | %11s %11s | %8s %8s'
+               % ('N', 'apply', 'no-op', '1 changed', 'mod apply', 'mod no-op', 'postmap',
+                  'lineinfile', 'li no-op', 'ratio', 'no-op'))
+        lines.append(hdr)
+        lines.append('-' * len(hdr))
+        for r in s['policy']:
+            if r.get('skipped'):
+                lines.append('%7d | %s' % (r['n'], r['skipped']))
+                continue
+            est = r.get('naive_estimated')
+            lines.append('%7d | %9s %9s %9s | %9s %9s | %7s | %11s %11s | %8s %8s' % (
+                r['n'], fmt_s(r['apply']), fmt_s(r['noop']), fmt_s(r['one_changed']),
+                fmt_s(r['direct_apply']), fmt_s(r['direct_noop']),
+                '%s/%s/%s' % (fmt_n(r['postmap_apply']), fmt_n(r['postmap_noop']), fmt_n(r['postmap_one'])),
+                ('~' if est else '') + fmt_s(r.get('naive_apply')), ('~' if est else '') + fmt_s(r.get('naive_noop')),
+                fmt_x(r.get('ratio_apply'), est), fmt_x(r.get('ratio_noop'), est)))
+        naive = (res.get('policy') or {}).get('lineinfile') or {}
+        for n, nv in sorted(naive.items(), key=lambda kv: int(kv[0])):
+            lines.append('  lineinfile N=%s: %s per entry applied, %s per entry no-op; postmap %s/%s; '
+                         'same table as tls_policy: %s'
+                         % (n, fmt_s(_g(nv, 'apply', 'per_entry')), fmt_s(_g(nv, 'noop', 'per_entry')),
+                            fmt_n(_g(nv, 'apply', 'postmap_builds')), fmt_n(_g(nv, 'noop', 'postmap_builds')),
+                            _g(res, 'policy', 'identical_tables', n)))
+    pc = s.get('postconf')
+    if pc:
+        lines.append('')
+        lines.append('30 main.cf parameters: one postconf task (params:) vs 30 command: postconf -e tasks')
+        lines.append('  postconf module: apply %s (module %s), no-op %s (module %s, changed=%s)'
+                     % (fmt_s(pc['module_apply']), fmt_s(pc['direct_apply']), fmt_s(pc['module_noop']),
+                        fmt_s(pc['direct_noop']), pc['module_noop_changed']))
+        lines.append('  postconf -e tasks: apply %s, re-run %s (%s of 30 tasks report changed)'
+                     % (fmt_s(pc['command_apply']), fmt_s(pc['command_rerun']), fmt_n(pc['command_rerun_changed'])))
+        lines.append('  ratio: apply %s, no-op %s; postconf processes: module %s/%s, command %s/%s'
+                     % (fmt_x(pc['ratio_apply']), fmt_x(pc['ratio_noop']),
+                        fmt_n(pc['postconf_calls']['module_apply']), fmt_n(pc['postconf_calls']['module_noop']),
+                        fmt_n(pc['postconf_calls']['command_apply']), fmt_n(pc['postconf_calls']['command_rerun'])))
+        lines.append('  same main.cf values from both: %s' % _g(res, 'postconf', 'identical_main_cf'))
+    role = res.get('role')
+    if role:
+        lines.append('')
+        lines.append('enforce_tls role, %d policy entries, containers from %s (--network none)'
+                     % (role['policies'], res['settings']['image']))
+        hdr = '%-8s %5s %5s | %-8s | %8s %10s %12s %9s | %-18s | %s' % (
+            'run', 'hosts', 'forks', 'phase', 'wall', 'wall/host', 'host tasks', 'policy', 'changed per host',
+            'postmap ran')
+        lines.append(hdr)
+        lines.append('-' * len(hdr))
+        for label in ('single', 'fleet'):
+            sec = role.get(label)
+            if not sec:
+                continue
+            for phase in ('converge', 'noop'):
+                p = sec.get(phase)
+                if not p:
+                    continue
+                changed = sorted(set(v for v in p['changed_per_host'].values()))
+                lines.append('%-8s %5d %5d | %-8s | %8s %10s %12s %9s | %-18s | %s%s' % (
+                    label, sec['hosts'], sec['forks'], phase, fmt_s(p['wall']), fmt_s(p['wall_per_host']),
+                    fmt_s(p['mean_host_task_seconds']), fmt_s(p['tls_policy_seconds']),
+                    ','.join(str(c) for c in changed) or '-', '%d of %d hosts' % (p['postmap_ran_hosts'], sec['hosts']),
+                    ('  FAILED: ' + p.get('error', 'rc=%s' % p['rc'])) if p['rc'] != 0 else ''))
+        lines.append('  wall/host = wall time / hosts; host tasks = mean per host of its task durations; '
+                     'policy = the tls_policy task')
+    if s['targets']:
+        lines.append('')
+        lines.append('Targets (goals, not assertions)')
+        for t in s['targets']:
+            verdict = {True: 'met', False: 'NOT MET', None: ''}[t['met']]
+            lines.append('  %-42s goal %-9s measured %-36s %s' % (t['name'], t['goal'], t['measured'], verdict))
+    if res.get('errors'):
+        lines.append('')
+        for k, v in res['errors'].items():
+            lines.append('section %s failed: %s' % (k, v))
+    lines.append('')
+    lines.append('total %s' % fmt_s(res.get('total_seconds')))
+    return '\n'.join(lines)
+
+
+def render_markdown(res):
+    """The same tables, for bench/README.md."""
+    s = res['summary']
+    m = res['machine']
+    out = []
+    out.append('Run: `bench/run%s`, %s, commit %s%s.' % (
+        ' --quick' if res.get('profile') == 'quick' else '', m['date'], m['git_commit'],
+        ' (with uncommitted changes)' if m['git_dirty'] else ''))
+    out.append('')
+    out.append('| machine | |')
+    out.append('|---|---|')
+    for k, label in (('nproc', 'CPUs (nproc)'), ('cpu_model', 'CPU'), ('memory_gib', 'memory (GiB)'),
+                     ('os', 'OS'), ('kernel', 'kernel'), ('ansible_core', 'Ansible'),
+                     ('controller_python', 'controller Python'), ('target_python', 'target Python (local)'),
+                     ('postfix_host', 'Postfix (host)'), ('podman', 'podman')):
+        out.append('| %s | %s |' % (label, m.get(k)))
+    out.append('| load average before / after | %.1f / %.1f |' % (res.get('load_before') or 0,
+                                                                  res.get('load_after') or 0))
+    out.append('| empty playbook (baseline) | %s |' % fmt_s(res.get('baseline_empty_playbook')))
+    out.append('| pipelining | %s |' % res['settings'].get('pipelining'))
+    if s['policy']:
+        out.append('')
+        out.append('| N | apply | no-op | 1 changed | module apply | module no-op | postmap runs | '
+                   'lineinfile apply | lineinfile no-op | ratio apply | ratio no-op |')
+        out.append('|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|')
+        for r in s['policy']:
+            if r.get('skipped'):
+                out.append('| %d | %s | | | | | | | | | |' % (r['n'], r['skipped']))
+                continue
+            est = r.get('naive_estimated')
+            out.append('| %d | %s | %s | %s | %s | %s | %s/%s/%s | %s | %s | %s | %s |' % (
+                r['n'], fmt_s(r['apply']), fmt_s(r['noop']), fmt_s(r['one_changed']),
+                fmt_s(r['direct_apply']), fmt_s(r['direct_noop']),
+                fmt_n(r['postmap_apply']), fmt_n(r['postmap_noop']), fmt_n(r['postmap_one']),
+                ('~' if est else '') + fmt_s(r.get('naive_apply')), ('~' if est else '') + fmt_s(r.get('naive_noop')),
+                fmt_x(r.get('ratio_apply'), est), fmt_x(r.get('ratio_noop'), est)))
+    pc = s.get('postconf')
+    if pc:
+        out.append('')
+        out.append('| 30 parameters | apply | no-op / re-run | postconf processes (apply / no-op) |')
+        out.append('|---|---:|---:|---:|')
+        out.append('| postconf module, one task (module alone) | %s (%s) | %s (%s) | %s / %s |' % (
+            fmt_s(pc['module_apply']), fmt_s(pc['direct_apply']), fmt_s(pc['module_noop']),
+            fmt_s(pc['direct_noop']), fmt_n(pc['postconf_calls']['module_apply']),
+            fmt_n(pc['postconf_calls']['module_noop'])))
+        out.append('| 30 `command: postconf -e` tasks | %s | %s (%s changed) | %s / %s |' % (
+            fmt_s(pc['command_apply']), fmt_s(pc['command_rerun']), fmt_n(pc['command_rerun_changed']),
+            fmt_n(pc['postconf_calls']['command_apply']), fmt_n(pc['postconf_calls']['command_rerun'])))
+        out.append('| ratio | %s | %s | |' % (fmt_x(pc['ratio_apply']), fmt_x(pc['ratio_noop'])))
+    role = res.get('role')
+    if role:
+        out.append('')
+        out.append('| role (%d entries) | hosts | forks | phase | wall | wall / host | mean host task time | '
+                   'tls_policy task | changed per host | postmap ran |' % role['policies'])
+        out.append('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|')
+        for label in ('single', 'fleet'):
+            sec = role.get(label) or {}
+            for phase in ('converge', 'noop'):
+                p = sec.get(phase)
+                if not p:
+                    continue
+                changed = sorted(set(v for v in p['changed_per_host'].values()))
+                out.append('| %s | %d | %d | %s | %s | %s | %s | %s | %s | %d of %d |%s' % (
+                    label, sec['hosts'], sec['forks'], phase, fmt_s(p['wall']), fmt_s(p['wall_per_host']),
+                    fmt_s(p['mean_host_task_seconds']), fmt_s(p['tls_policy_seconds']),
+                    ','.join(str(c) for c in changed) or '-', p['postmap_ran_hosts'], sec['hosts'],
+                    (' failed: %s' % p.get('error', 'rc=%s' % p['rc'])) if p['rc'] != 0 else ''))
+    if s['targets']:
+        out.append('')
+        out.append('| target | goal | measured | |')
+        out.append('|---|---|---|---|')
+        for t in s['targets']:
+            out.append('| %s | %s | %s | %s |' % (t['name'], t['goal'], t['measured'],
+                                                 {True: 'met', False: '**not met**', None: ''}[t['met']]))
+    return '\n'.join(out) + '\n'
