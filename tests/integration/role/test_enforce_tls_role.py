@@ -1,0 +1,432 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The mailgw.postfix_tls.enforce_tls role against throwaway Postfix containers.
+
+Each test starts its own container from localhost/mailgw-postfix:bookworm
+(``sleep infinity``, Postfix started with ``postfix start`` where the test
+needs it), writes an inventory in tmp_path (group_vars, host_vars) and runs
+the role through the real ``ansible-playbook`` with the json callback, so the
+tests see which tasks changed. Covered for each recipe: a check run on a fresh
+host predicts the real run, the real run converges, a second run and a check
+run change nothing; plus refusals (incoming encrypt without a certificate),
+downgrade protection, inventory merging and a stopped Postfix.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
+IMAGE = 'localhost/mailgw-postfix:bookworm'
+ROLE = 'mailgw.postfix_tls.enforce_tls'
+EXAMPLE_INVENTORY = os.path.join(REPO, 'roles', 'enforce_tls', 'examples', 'inventory')
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+def _env():
+    env = dict(os.environ)
+    env['PATH'] = VENV_BIN + os.pathsep + env.get('PATH', '')
+    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.join(REPO, '.cache', 'collections')
+    env['CONTAINERS_CONF'] = os.path.join(REPO, 'containers.conf')
+    env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.json'
+    env['ANSIBLE_NOCOLOR'] = '1'
+    env['ANSIBLE_DEPRECATION_WARNINGS'] = 'False'
+    env['ANSIBLE_HOST_KEY_CHECKING'] = 'False'
+    env['ANSIBLE_PIPELINING'] = 'True'
+    env.pop('ANSIBLE_CONFIG', None)
+    return env
+
+
+def run(argv, **kwargs):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, env=kwargs.pop('env', _env()), **kwargs)
+
+
+def _podman_problem():
+    if not shutil.which('podman'):
+        return 'podman is not installed'
+    if run(['podman', 'image', 'exists', IMAGE]).returncode != 0:
+        return 'image %s is missing (./run images)' % IMAGE
+    return None
+
+
+class Result(object):
+    """One ansible-playbook run, read from the json callback."""
+
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.output = proc.stdout + (proc.stderr or '')
+        try:
+            self.data = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError('no json output from ansible-playbook:\n%s' % self.output[-6000:])
+        self.tasks = []  # (name, host result) in run order
+        for play in self.data['plays']:
+            for task in play['tasks']:
+                for result in task['hosts'].values():
+                    self.tasks.append((task['task']['name'].split(' : ', 1)[-1], result))
+
+    @property
+    def stats(self):
+        return list(self.data['stats'].values())[0]
+
+    @property
+    def changed(self):
+        return [name for name, r in self.tasks if r.get('changed')]
+
+    @property
+    def failed(self):
+        return [(name, r.get('msg')) for name, r in self.tasks if r.get('failed')]
+
+    def messages(self):
+        return [r.get('msg') for name, r in self.tasks if r.get('msg') and not r.get('skipped')]
+
+    def result_of(self, name):
+        found = [r for n, r in self.tasks if n == name]
+        assert found, 'task %r did not run' % name
+        return found[-1]
+
+
+class Gateway(object):
+    """A throwaway Postfix container with an inventory pointing at it."""
+
+    def __init__(self, tmp_path, start_postfix=True):
+        self.name = 'enforce-test-%s' % uuid.uuid4().hex[:10]
+        self.tmp = tmp_path
+        proc = run(['podman', 'run', '-d', '--name', self.name, IMAGE, 'sleep', 'infinity'])
+        assert proc.returncode == 0, proc.stdout
+        if start_postfix:
+            self.sh('postfix start')
+        self.inventory = tmp_path / 'inventory'
+        (self.inventory / 'group_vars').mkdir(parents=True)
+        (self.inventory / 'host_vars').mkdir()
+        self.write_inventory()
+        self.playbook = tmp_path / 'play.yml'
+        self.playbook.write_text(yaml.safe_dump([{
+            'name': 'Apply enforce_tls', 'hosts': 'gateways', 'gather_facts': False,
+            'roles': [{'role': ROLE}]}]))
+
+    def write_inventory(self, **host_extra):
+        host = {'ansible_host': self.name}
+        host.update(host_extra)
+        (self.inventory / 'hosts.yml').write_text(yaml.safe_dump({'gateways': {
+            'hosts': {'gw': host},
+            'vars': {'ansible_connection': 'containers.podman.podman',
+                     'ansible_python_interpreter': '/usr/bin/python3'}}}))
+
+    def group_vars(self, data, group='gateways'):
+        (self.inventory / 'group_vars' / ('%s.yml' % group)).write_text(yaml.safe_dump(data))
+
+    def host_vars(self, data):
+        (self.inventory / 'host_vars' / 'gw.yml').write_text(yaml.safe_dump(data))
+
+    def destroy(self):
+        run(['podman', 'rm', '-f', '-t', '0', self.name])
+
+    def sh(self, script, check=True):
+        proc = run(['podman', 'exec', self.name, 'sh', '-c', script])
+        if check:
+            assert proc.returncode == 0, '%s: %s' % (script, proc.stdout)
+        return proc.stdout
+
+    def play(self, *extra, **kwargs):
+        argv = ['ansible-playbook', '-i', str(self.inventory), str(self.playbook), '--diff']
+        if kwargs.get('check'):
+            argv.append('--check')
+        for key, value in kwargs.get('extra_vars', {}).items():
+            argv += ['-e', json.dumps({key: value})]
+        # json on stdout, warnings on stderr: keep them apart.
+        proc = subprocess.run(argv + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=_env())
+        return Result(proc)
+
+    def converge(self, **kwargs):
+        """Fresh check run, real run, second run, check run: return the real run."""
+        predicted = self.play(check=True, **kwargs)
+        assert predicted.rc == 0, predicted.failed or predicted.output[-4000:]
+        assert self.snapshot() == self.before, 'check mode changed files on the host'
+        applied = self.play(**kwargs)
+        assert applied.rc == 0, applied.failed or applied.output[-4000:]
+        assert _normalise(predicted.changed) == _normalise(applied.changed), (
+            predicted.changed, applied.changed)
+        again = self.play(**kwargs)
+        assert again.rc == 0, again.failed
+        assert again.changed == [], again.changed
+        checked = self.play(check=True, **kwargs)
+        assert checked.rc == 0, checked.failed
+        assert checked.changed == [], checked.changed
+        return applied
+
+    def snapshot(self):
+        return self.sh('cd /etc/postfix && find . -type f | sort | xargs md5sum; postconf -n; postconf -P')
+
+    def take_before(self):
+        self.before = self.snapshot()
+
+    def postconf(self, name):
+        return self.sh('postconf -h %s' % name).strip()
+
+    def query(self, key, table):
+        proc = run(['podman', 'exec', self.name, 'postmap', '-q', key, table])
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def make_certificate(self):
+        self.sh('mkdir -p /etc/postfix/tls && openssl req -x509 -newkey rsa:2048 -nodes -days 30 '
+                '-subj /CN=gateway.test -keyout /etc/postfix/tls/gw.key -out /etc/postfix/tls/gw.crt '
+                '2>/dev/null && chmod 600 /etc/postfix/tls/gw.key')
+
+    def add_reinjection_service(self):
+        self.sh("printf '127.0.0.1:10026 inet n - n - - smtpd\\n  -o content_filter=\\n' "
+                '>> /etc/postfix/master.cf')
+
+    def smtp_reply_to_mail_from(self, port):
+        """The reply to MAIL FROM on a plaintext session (no STARTTLS)."""
+        out = self.sh('swaks --server 127.0.0.1 --port %d --from a@client.test --to b@gateway.test '
+                      '--quit-after MAIL 2>&1' % port, check=False)
+        replies = [line for line in out.splitlines() if line.startswith(('<-', '<**'))]
+        return replies[-2] if len(replies) >= 2 else out
+
+
+def _normalise(changed):
+    """Task names of a real run, with the check-mode stand-ins mapped to them."""
+    names = {
+        'Predict the new policy table (check mode, its directory does not exist yet)':
+            'Write and index the TLS policy table',
+        'Predict the reload or restart (enforce_tls, check mode)': 'Reload Postfix (enforce_tls)',
+    }
+    return [names.get(n, n) for n in changed]
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    problem = _podman_problem()
+    if problem:
+        pytest.fail('container tests need podman and the Postfix image: %s' % problem)
+    gw = Gateway(tmp_path)
+    gw.take_before()
+    try:
+        yield gw
+    finally:
+        gw.destroy()
+
+
+@pytest.fixture
+def stopped_gateway(tmp_path):
+    problem = _podman_problem()
+    if problem:
+        pytest.fail('container tests need podman and the Postfix image: %s' % problem)
+    gw = Gateway(tmp_path, start_postfix=False)
+    gw.take_before()
+    try:
+        yield gw
+    finally:
+        gw.destroy()
+
+
+def test_opportunistic_default(gateway):
+    applied = gateway.converge()
+    assert gateway.postconf('smtp_tls_security_level') == 'may'
+    assert gateway.postconf('smtpd_tls_security_level') == 'may'
+    assert gateway.postconf('smtp_tls_policy_maps') == 'hash:/etc/postfix/tls_policy'
+    assert gateway.query('[127.0.0.1]:10025', 'hash:/etc/postfix/tls_policy') == 'none'
+    # Table written, then main.cf pointed at it, then a reload (Postfix runs).
+    assert applied.changed == ['Write and index the TLS policy table',
+                               'Point smtp_tls_policy_maps at the policy table',
+                               'Reload Postfix (enforce_tls)']
+    assert 'is running' in gateway.sh('postfix status 2>&1')
+
+
+def test_policies_merge_group_and_host_vars(gateway):
+    gateway.group_vars({
+        'enforce_tls_policies': [
+            {'destination': 'example.com', 'level': 'verify'},
+            {'destination': '[tls.example.com]', 'level': 'verify', 'match': ['alternative.com']},
+            {'destination': 'partner.example', 'level': 'encrypt'},
+        ]})
+    gateway.group_vars({'enforce_tls_policies__partners': [
+        {'destination': 'partner.example', 'level': 'secure', 'match': ['nexthop']},
+        {'destination': 'bank.example', 'level': 'secure', 'protocols': '>=TLSv1.2'},
+    ]}, group='all')
+    gateway.host_vars({'enforce_tls_host_policies': [
+        {'destination': 'EXAMPLE.com', 'level': 'secure', 'match': ['nexthop', 'dot-nexthop']},
+        {'destination': 'local.example', 'level': 'may'},
+    ]})
+    # An entry written by hand stays unless the inventory owns the table.
+    gateway.sh("printf 'manual.example encrypt\\n' > /etc/postfix/tls_policy && postmap /etc/postfix/tls_policy")
+    gateway.take_before()
+
+    gateway.converge()
+    table = 'hash:/etc/postfix/tls_policy'
+    assert gateway.query('example.com', table) == 'secure match=nexthop:dot-nexthop'  # host wins
+    assert gateway.query('[tls.example.com]', table) == 'verify match=alternative.com'
+    assert gateway.query('partner.example', table) == 'secure match=nexthop'  # extra var after group
+    assert gateway.query('bank.example', table) == 'secure protocols=>=TLSv1.2'
+    assert gateway.query('local.example', table) == 'may'
+    assert gateway.query('[127.0.0.1]:10025', table) == 'none'
+    assert gateway.query('manual.example', table) == 'encrypt'
+    content = gateway.sh('cat /etc/postfix/tls_policy')
+    assert content.lower().count('example.com ') == 1, content
+
+    exclusive = gateway.play(extra_vars={'enforce_tls_exclusive': True})
+    assert exclusive.rc == 0, exclusive.failed
+    assert gateway.query('manual.example', table) is None
+    assert gateway.query('example.com', table) == 'secure match=nexthop:dot-nexthop'
+    again = gateway.play(extra_vars={'enforce_tls_exclusive': True})
+    assert again.changed == []
+
+
+def test_bad_policy_entry_is_refused_before_anything_changes(gateway):
+    gateway.host_vars({'enforce_tls_host_policies': [{'level': 'verify'}]})
+    result = gateway.play()
+    assert result.rc != 0
+    assert gateway.snapshot() == gateway.before
+    gateway.host_vars({'enforce_tls_host_policies': [
+        {'destination': 'example.com', 'level': 'may', 'match': ['x.example']}]})
+    result = gateway.play()
+    assert result.rc != 0
+    text = ' '.join(str(m) for _, m in result.failed)
+    assert 'match' in text, result.failed
+    assert gateway.snapshot() == gateway.before
+
+
+def test_enforce_outgoing(gateway):
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt',
+                        'enforce_tls_internal_nexthops': ['[127.0.0.1]:10025', '[10.0.0.5]:2525']})
+    applied = gateway.converge()
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+    table = 'hash:/etc/postfix/tls_policy'
+    assert gateway.query('[127.0.0.1]:10025', table) == 'none'
+    assert gateway.query('[10.0.0.5]:2525', table) == 'none'
+    # The exception is in the table, and the table in main.cf, before the level is raised.
+    order = applied.changed
+    assert order.index('Write and index the TLS policy table') < order.index(
+        'Point smtp_tls_policy_maps at the policy table') < order.index('Set the global TLS security levels')
+
+
+def test_stricter_levels_are_kept(gateway):
+    gateway.sh('postconf smtp_tls_security_level=secure smtpd_tls_security_level=encrypt')
+    gateway.take_before()
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_incoming_level': 'may'})
+    applied = gateway.converge()
+    assert gateway.postconf('smtp_tls_security_level') == 'secure'
+    assert gateway.postconf('smtpd_tls_security_level') == 'encrypt'
+    text = ' '.join(str(m) for m in applied.messages())
+    assert 'Outgoing TLS stays at "secure"' in text
+    assert 'Incoming TLS stays at "encrypt"' in text
+    lowered = gateway.play(extra_vars={'enforce_tls_allow_downgrade': True})
+    assert lowered.rc == 0, lowered.failed
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+    assert gateway.postconf('smtpd_tls_security_level') == 'may'
+    assert gateway.play(extra_vars={'enforce_tls_allow_downgrade': True}).changed == []
+
+
+def test_enforce_incoming_refused_without_certificate(gateway):
+    gateway.sh('rm -f /etc/ssl/private/ssl-cert-snakeoil.key')
+    gateway.take_before()
+    gateway.group_vars({'enforce_tls_incoming_level': 'encrypt'})
+    for check in (True, False):
+        result = gateway.play(check=check)
+        assert result.rc != 0
+        (name, msg), = result.failed
+        assert name == 'Refuse to enforce incoming TLS without a usable certificate and key'
+        assert '/etc/ssl/private/ssl-cert-snakeoil.key does not exist' in msg
+        assert '454 4.7.0 TLS not available' in msg
+        assert gateway.snapshot() == gateway.before
+    # The explicit override lets it through.
+    forced = gateway.play(check=True, extra_vars={'enforce_tls_skip_certificate_check': True})
+    assert forced.rc == 0, forced.failed
+    assert 'Set the global TLS security levels' in forced.changed
+
+
+def test_enforce_incoming_with_certificate(gateway):
+    gateway.make_certificate()
+    gateway.add_reinjection_service()
+    gateway.sh('postfix reload')
+    gateway.take_before()
+    gateway.group_vars({
+        'enforce_tls_incoming_level': 'encrypt',
+        'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
+        'enforce_tls_smtpd_key_file': '/etc/postfix/tls/gw.key',
+        'enforce_tls_reinjection_services': ['127.0.0.1:10026/inet', '127.0.0.1:10099/inet'],
+    })
+    applied = gateway.converge()
+    assert gateway.postconf('smtpd_tls_security_level') == 'encrypt'
+    assert gateway.postconf('smtpd_tls_cert_file') == '/etc/postfix/tls/gw.crt'
+    assert '127.0.0.1:10026/inet/smtpd_tls_security_level = none' in gateway.sh('postconf -P')
+    text = ' '.join(str(m) for m in applied.messages())
+    assert '127.0.0.1:10099/inet is not a service' in text
+    order = applied.changed
+    assert order.index('Exempt re-injection services from incoming TLS enforcement') < order.index(
+        'Reload Postfix (enforce_tls)') < order.index('Set the global TLS security levels')
+    # On the wire: port 25 demands STARTTLS, the re-injection port does not.
+    assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(25)
+    assert gateway.smtp_reply_to_mail_from(10026).startswith('<-  250')
+
+
+def test_ciphermail_layout(gateway):
+    gateway.add_reinjection_service()
+    gateway.take_before()
+    gateway.group_vars({'enforce_tls_layout': 'ciphermail', 'enforce_tls_outgoing_level': 'encrypt',
+                        'enforce_tls_policies': [{'destination': 'example.com', 'level': 'verify'}]})
+    gateway.converge()
+    assert gateway.postconf('maps_d_dir') == '/etc/postfix/maps.d'
+    assert gateway.postconf('smtp_tls_policy_maps') == 'hash:${maps_d_dir}/hash-tls-policy.map'
+    table = 'hash:/etc/postfix/maps.d/hash-tls-policy.map'
+    assert gateway.query('[127.0.0.1]:10025', table) == 'none'
+    assert gateway.query('example.com', table) == 'verify'
+
+
+def test_ciphermail_keeps_existing_maps_d_dir(gateway):
+    gateway.sh("mkdir -p /etc/postfix/cm && postconf 'maps_d_dir = /etc/postfix/cm' "
+               "'smtp_tls_policy_maps = hash:${maps_d_dir}/hash-tls-policy.map' && "
+               "printf 'old.example encrypt\\n' > /etc/postfix/cm/hash-tls-policy.map && "
+               'postmap /etc/postfix/cm/hash-tls-policy.map')
+    gateway.take_before()
+    gateway.group_vars({'enforce_tls_layout': 'ciphermail'})
+    applied = gateway.converge()
+    assert 'Set maps_d_dir in main.cf (ciphermail layout)' not in applied.changed
+    assert 'Point smtp_tls_policy_maps at the policy table' not in applied.changed
+    assert gateway.postconf('maps_d_dir') == '/etc/postfix/cm'
+    table = 'hash:/etc/postfix/cm/hash-tls-policy.map'
+    assert gateway.query('old.example', table) == 'encrypt'
+    assert gateway.query('[127.0.0.1]:10025', table) == 'none'
+
+
+def test_example_inventory(gateway):
+    """The role's example inventory works as given (host names swapped for the container)."""
+    for sub in ('group_vars', 'host_vars'):
+        shutil.rmtree(str(gateway.inventory / sub))
+        shutil.copytree(os.path.join(EXAMPLE_INVENTORY, sub), str(gateway.inventory / sub))
+    hosts = yaml.safe_load(open(os.path.join(EXAMPLE_INVENTORY, 'hosts.yml')))
+    host = sorted(hosts['gateways']['hosts'])[0]
+    os.rename(str(gateway.inventory / 'host_vars' / ('%s.yml' % host)),
+              str(gateway.inventory / 'host_vars' / 'gw.yml'))
+    for other in (gateway.inventory / 'host_vars').glob('*.yml'):
+        if other.name != 'gw.yml':
+            other.unlink()
+    gateway.make_certificate()
+    gateway.add_reinjection_service()
+    gateway.sh('postfix reload')
+    gateway.take_before()
+    gateway.converge()
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
+def test_stopped_postfix_is_not_started(stopped_gateway):
+    result = stopped_gateway.play()
+    assert result.rc == 0, result.failed
+    assert 'Leave a stopped Postfix stopped (enforce_tls)' in [
+        name for name, r in result.tasks if not r.get('skipped')]
+    assert 'Reload Postfix (enforce_tls)' not in result.changed
+    assert 'is not running' in stopped_gateway.sh('postfix status 2>&1', check=False)
+    assert stopped_gateway.play().changed == []
