@@ -34,7 +34,7 @@ def report(ok, what, detail):
     global failures
     if not ok:
         failures += 1
-    print("  [%s] %s\n         %s" % ("ok" if ok else "FAIL", what, detail))
+    print("    [%s] %s\n           %s" % ("ok" if ok else "FAIL", what, detail))
 
 
 def plaintext_mail():
