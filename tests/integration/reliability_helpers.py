@@ -1,0 +1,329 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared set-up for the reliability and security tests (tests/integration/test_reliability_*.py).
+
+A ``Sandbox`` is a throwaway Postfix configuration (main.cf, master.cf) plus
+a maps directory, both under pytest's ``tmp_path`` (so the tests are
+xdist-safe), and ways to run the two modules through the real ``ansible`` /
+``ansible-playbook`` with arguments passed as JSON.  Shell scripts placed in
+``sandbox.bindir`` come first in PATH and so stand in for postmap/postconf
+(the modules find their binaries with ``get_bin_path``, which searches PATH
+before /usr/sbin).
+
+Observation helpers take byte-level snapshots of whole directories (name,
+bytes, mode, owner, inode, mtime) and read tables the way Postfix does
+(``postmap -s`` / ``postmap -q``), so "nothing changed" and "Postfix sees
+exactly these entries" are asserted, not inferred.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
+COLLECTIONS = os.path.join(REPO, '.cache', 'collections')
+REAL_POSTMAP = '/usr/sbin/postmap'
+REAL_POSTCONF = '/usr/sbin/postconf'
+TLS_POLICY = 'mailgw.postfix_tls.tls_policy'
+POSTCONF = 'mailgw.postfix_tls.postconf'
+# The modules run under the system Python, as on a managed host.
+TARGET_PYTHON = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable
+
+HAVE_POSTFIX = os.access(REAL_POSTMAP, os.X_OK) and os.access(REAL_POSTCONF, os.X_OK)
+IS_ROOT = os.geteuid() == 0
+
+INDEX_SUFFIXES = {'hash': ['.db'], 'btree': ['.db'], 'lmdb': ['.lmdb'], 'cdb': ['.cdb'], 'texthash': []}
+
+MASTER_CF = textwrap.dedent('''\
+    smtp      inet  n       -       n       -       -       smtpd
+    127.0.0.1:10026 inet n  -       n       -       -       smtpd
+      -o smtpd_tls_security_level=none
+    submission inet n       -       n       -       -       smtpd
+    smtp      unix  -       -       n       -       -       smtp
+    ''')
+
+
+def tool(name):
+    path = os.path.join(VENV_BIN, name)
+    return path if os.access(path, os.X_OK) else shutil.which(name)
+
+
+class AnsibleError(AssertionError):
+    pass
+
+
+class Sandbox(object):
+    """A Postfix config dir with a policy table directory, and ways to run the modules."""
+
+    def __init__(self, tmp_path, map_type='hash', confdir=None, maps_dir=None):
+        self.tmp = tmp_path
+        self.confdir = confdir or tmp_path / 'postfix'
+        self.confdir.mkdir(parents=True, exist_ok=True)
+        self.maps_dir = maps_dir or tmp_path / 'maps.d'
+        self.maps_dir.mkdir(parents=True, exist_ok=True)
+        self.map_type = map_type
+        self.main_cf.write_text(self.main_cf_text())
+        self.master_cf.write_text(MASTER_CF)
+        self.bindir = tmp_path / 'bin'
+        self.bindir.mkdir(exist_ok=True)
+        self.canary = tmp_path / 'PWNED'
+
+    def main_cf_text(self, extra=''):
+        return textwrap.dedent('''\
+            # reliability test configuration
+            compatibility_level = 3.6
+            maps_d_dir = %s
+            smtp_tls_policy_maps = %s:${maps_d_dir}/tls-policy.map
+            smtpd_tls_security_level = may
+            ''') % (self.maps_dir, self.map_type) + extra
+
+    # -- paths -------------------------------------------------------------------
+
+    @property
+    def main_cf(self):
+        return self.confdir / 'main.cf'
+
+    @property
+    def master_cf(self):
+        return self.confdir / 'master.cf'
+
+    @property
+    def table(self):
+        return self.maps_dir / 'tls-policy.map'
+
+    @property
+    def map_spec(self):
+        return '%s:%s' % (self.map_type, self.table)
+
+    def index_files(self, map_type=None, path=None):
+        path = str(path or self.table)
+        return [path + suffix for suffix in INDEX_SUFFIXES[map_type or self.map_type]]
+
+    # -- shims ---------------------------------------------------------------------
+
+    def shim(self, name, body):
+        """Put an executable shell script NAME first in PATH."""
+        path = self.bindir / name
+        path.write_text('#!/bin/sh\n' + textwrap.dedent(body))
+        path.chmod(0o755)
+        return path
+
+    # -- observation -----------------------------------------------------------------
+
+    def snapshot(self, *dirs):
+        """Every file under the config and maps dirs (or DIRS): bytes, mode, owner, inode, mtime."""
+        return snapshot(*(dirs or (self.confdir, self.maps_dir)))
+
+    def postconf_h(self, name):
+        """postconf -h NAME: the value Postfix uses (unexpanded)."""
+        proc = subprocess.run([REAL_POSTCONF, '-c', str(self.confdir), '-h', name],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.rstrip('\n')
+
+    def postconf_works(self):
+        """Whether postconf can still read the whole main.cf (no fatal error)."""
+        proc = subprocess.run([REAL_POSTCONF, '-c', str(self.confdir)], capture_output=True, text=True)
+        return proc.returncode == 0 and 'fatal' not in proc.stderr
+
+    def postmap(self, *args, **kwargs):
+        return subprocess.run([REAL_POSTMAP, '-c', str(self.confdir)] + list(args),
+                              capture_output=True, text=True, **kwargs)
+
+    def dump(self, map_spec=None):
+        """Every key -> value of an indexed table, as Postfix reads it (postmap -s)."""
+        proc = self.postmap('-s', map_spec or self.map_spec)
+        assert proc.returncode == 0 and 'fatal' not in proc.stderr, proc.stderr
+        return dict(line.split('\t', 1) for line in proc.stdout.splitlines())
+
+    def query(self, *keys, **kwargs):
+        """Look keys up with the real postmap -q: {key: value} for the keys found."""
+        proc = self.postmap('-q', '-', kwargs.get('map_spec') or self.map_spec,
+                            input=''.join(k + '\n' for k in keys))
+        assert 'fatal' not in proc.stderr, proc.stderr
+        return dict(line.split('\t', 1) for line in proc.stdout.splitlines())
+
+    def explicit_main_cf(self):
+        """main.cf settings as postconf -n prints them (unexpanded)."""
+        proc = subprocess.run([REAL_POSTCONF, '-c', str(self.confdir), '-n'],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        # split on "\n" only: str.splitlines() would also break at \f, \x85, \u2028 ...
+        return dict(line.split(' = ', 1) if ' = ' in line else (line.rstrip(' ='), '')
+                    for line in proc.stdout.split('\n') if line)
+
+    def leftovers(self, directory=None):
+        """Names in a directory other than the table, its index and main.cf/master.cf."""
+        directory = directory or self.maps_dir
+        expected = {'main.cf', 'master.cf', self.table.name}
+        expected.update(os.path.basename(i) for i in self.index_files())
+        return sorted(set(os.listdir(str(directory))) - expected)
+
+    # -- running Ansible ---------------------------------------------------------------
+
+    def environ(self, path_prefix=None):
+        env = dict(os.environ)
+        path = [str(self.bindir), VENV_BIN, env.get('PATH', '/usr/bin:/bin')]
+        if path_prefix:
+            path.insert(0, str(path_prefix))
+        env.update(
+            PATH=':'.join(path),
+            ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+            ANSIBLE_STDOUT_CALLBACK='json',
+            ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+            ANSIBLE_PYTHON_INTERPRETER=TARGET_PYTHON,
+            ANSIBLE_LOCALHOST_WARNING='False',
+            ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
+            ANSIBLE_DEPRECATION_WARNINGS='False',
+            ANSIBLE_NOCOLOR='1',
+            ANSIBLE_RETRY_FILES_ENABLED='False',
+            ANSIBLE_LOCAL_TEMP=str(self.tmp / 'ansible-local'),
+            ANSIBLE_REMOTE_TEMP=str(self.tmp / 'ansible-remote'),
+            ANSIBLE_HOME=str(self.tmp / 'ansible-home'),
+        )
+        return env
+
+    def command(self, module, args, check=False, diff=False):
+        args = dict(args)
+        args.setdefault('config_dir', str(self.confdir))
+        # Module arguments as one JSON document: no key=value quoting to get wrong.
+        cmd = [tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+               '-m', module, '-a', json.dumps(args)]
+        if check:
+            cmd.append('--check')
+        if diff:
+            cmd.append('--diff')
+        return cmd
+
+    def run(self, module, args, check=False, diff=False, **popen):
+        """Run one module ad hoc (arguments as JSON); return the host result."""
+        proc = subprocess.run(self.command(module, args, check, diff), capture_output=True,
+                              text=True, env=popen.pop('env', None) or self.environ(),
+                              cwd=str(self.tmp), **popen)
+        return ad_hoc_result(proc)
+
+    def tls_policy(self, args, **kwargs):
+        return self.run(TLS_POLICY, args, **kwargs)
+
+    def postconf(self, args, **kwargs):
+        return self.run(POSTCONF, args, **kwargs)
+
+    def playbook(self, tasks, check=False, diff=False, env=None):
+        """Run generated tasks (each may set ignore_errors); return the per-task host results."""
+        play = [{'name': 'reliability', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+        path = self.tmp / ('play-%d.json' % time.monotonic_ns())
+        path.write_text(json.dumps(play))
+        cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
+        if check:
+            cmd.append('--check')
+        if diff:
+            cmd.append('--diff')
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env or self.environ(),
+                              cwd=str(self.tmp))
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError:
+            raise AnsibleError('no JSON from ansible-playbook (rc %d):\n%s\n%s'
+                               % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+        return [t['hosts'].get('localhost', {}) for t in data['plays'][0]['tasks']]
+
+    def task(self, module, args, ignore_errors=True):
+        args = dict(args)
+        args.setdefault('config_dir', str(self.confdir))
+        return {module: args, 'ignore_errors': ignore_errors}
+
+
+def ad_hoc_result(proc):
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise AnsibleError('no JSON from ansible (rc %d):\n%s\n%s'
+                           % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+    return data['plays'][0]['tasks'][0]['hosts']['localhost']
+
+
+def snapshot(*dirs):
+    state = {}
+    for top in dirs:
+        top = str(top)
+        for root, dirnames, filenames in os.walk(top):
+            for name in sorted(dirnames + filenames):
+                path = os.path.join(root, name)
+                st = os.lstat(path)
+                content = None
+                if stat.S_ISREG(st.st_mode):
+                    with open(path, 'rb') as f:
+                        content = f.read()
+                elif stat.S_ISLNK(st.st_mode):
+                    content = os.readlink(path)
+                state[path] = (content, stat.S_IMODE(st.st_mode), stat.S_IFMT(st.st_mode),
+                               st.st_uid, st.st_gid, st.st_ino, st.st_mtime_ns)
+    return state
+
+
+def describe_difference(before, after):
+    """A readable account of what changed between two snapshots (for assertion messages)."""
+    lines = []
+    for path in sorted(set(before) | set(after)):
+        if path not in after:
+            lines.append('removed %s' % path)
+        elif path not in before:
+            lines.append('created %s' % path)
+        elif before[path] != after[path]:
+            lines.append('changed %s: %r -> %r' % (path, before[path][1:], after[path][1:])
+                         if before[path][0] == after[path][0] else 'changed content of %s' % path)
+    return '\n'.join(lines)
+
+
+def assert_unchanged(before, after):
+    assert before == after, describe_difference(before, after)
+
+
+def why(result):
+    """The parts of a module result that explain it, for assertion messages."""
+    keys = ('failed', 'changed', 'msg', 'warnings', 'added', 'updated', 'removed', 'params',
+            'module_stderr', 'stderr')
+    return dict((k, result[k]) for k in keys if k in result)
+
+
+def assert_failed(result, *fragments):
+    assert result.get('failed') is True, why(result)
+    for fragment in fragments:
+        assert fragment in result.get('msg', ''), (fragment, result.get('msg'))
+
+
+def chattr(path, flag):
+    subprocess.run(['chattr', flag, str(path)], check=True, capture_output=True)
+
+
+def kill_group(proc):
+    """SIGKILL a process started with start_new_session=True and everything it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def wait_for(path, proc, timeout=240):
+    """Wait until PATH exists (a shim's marker), failing early if PROC ended first."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(str(path)):
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError('process ended before %s appeared:\n%s\n%s' % (path, out, err))
+        if time.monotonic() > deadline:
+            kill_group(proc)
+            raise AssertionError('%s did not appear' % path)
+        time.sleep(0.05)
