@@ -124,6 +124,7 @@ def run_summary(run, action=None):
         rc=run['rc'],
         timed_out=run['timed_out'],
         wall=round(run['wall'], 3),
+        cpu=round(run['cpu'], 3),
         task_seconds=round(sum(r['seconds'] or 0 for r in per_task), 3) if per_task else None,
         changed=any(r['changed'] for r in per_task),
         postmap_builds=len(pr.postmap_builds(run)),
@@ -143,6 +144,7 @@ def direct_runs(name, make_args, repeats, env, timeout, label):
     """Run a module directly `repeats` times; make_args(i) -> (args_file, ready dir).
     Returns the median seconds and the last result (or the failure)."""
     times = []
+    cpus = []
     last = None
     for i in range(repeats):
         args_file = make_args(i)
@@ -154,7 +156,9 @@ def direct_runs(name, make_args, repeats, env, timeout, label):
                                                      (res['result'] or {}).get('msg', res['stderr'])[:300]))
             break
         times.append(res['seconds'])
+        cpus.append(res['cpu'])
     out = dict(seconds=round(statistics.median(times), 3) if times else None,
+               cpu=round(statistics.median(cpus), 3) if cpus else None,
                runs=len(times), timed_out=bool(last and last['timed_out']),
                rc=last['rc'] if last else None)
     if last and last['result']:
@@ -230,14 +234,27 @@ class Bench(object):
         log('policy N=%d: tls_policy run directly (module time)' % n)
         res['direct_apply'] = direct_runs('tls_policy', fresh, self.profile['direct_repeats'], env,
                                           self.opts.direct_timeout, 'N=%d apply' % n)
+        largest = n == max(self.profile['module_ns'])
         if res['direct_apply']['timed_out'] or res['direct_apply']['seconds'] is None:
-            res['skipped'] = 'the module did not finish in %ss when run directly; see the README' \
-                % self.opts.direct_timeout
+            res['skipped'] = ('the module did not finish in %ss when run directly (rc=%s); see the README'
+                              % (self.opts.direct_timeout, res['direct_apply']['rc']))
             self.kill_leftovers(base)
+            if largest:
+                # What the run costs once the query cannot deadlock (bench/phases.py --batched-query).
+                args_file = fresh(98)
+                log('policy N=%d: phases, apply with the batched postmap -q of bench/phases.py' % n)
+                res['phases_apply_batched'] = self.phases(args_file, batched=True)
+                log('policy N=%d: phases, no-op' % n)
+                res['phases_noop'] = self.phases(args_file)
             return res
         res['direct_noop'] = direct_runs('tls_policy', lambda i: dirs[0] + '.json',
                                          self.profile['direct_repeats'], env, self.opts.direct_timeout,
                                          'N=%d no-op' % n)
+        if largest:
+            log('policy N=%d: phases of the module, apply and no-op' % n)
+            args_file = fresh(99)
+            res['phases_apply'] = self.phases(args_file)
+            res['phases_noop'] = self.phases(args_file)
 
         # Through ansible-playbook, connection local.
         d = os.path.join(self.workdir, 'policy-module-%d' % n)
@@ -260,6 +277,24 @@ class Bench(object):
         # Leave the table as the lineinfile side builds it, for the comparison.
         self.runner.run('tls_policy-%d-restore' % n, play, timeout=timeout)
         return res
+
+    def phases(self, args_file, batched=False):
+        """bench/phases.py on one args file: wall and CPU time per phase of the module."""
+        out = args_file + ('.phases-batched.json' if batched else '.phases.json')
+        cmd = [sys.executable, os.path.join(HERE, 'phases.py'), args_file, '--json', out]
+        if batched:
+            cmd.append('--batched-query')
+        env = self.direct_env(os.devnull)
+        env['PYTHONPATH'] = module_direct.collections_dir()
+        try:
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                           timeout=self.opts.direct_timeout)
+        except subprocess.TimeoutExpired:
+            return dict(timed_out=True)
+        if not os.path.exists(out):
+            return None
+        with open(out) as f:
+            return json.load(f)
 
     def policy_lineinfile(self, n):
         entries = workload.policy_entries(n)
@@ -414,7 +449,7 @@ class Bench(object):
         stats = run['stats']
         tls = pr.task_records(run, action='tls_policy')
         s = dict(
-            rc=run['rc'], timed_out=run['timed_out'], wall=round(run['wall'], 2),
+            rc=run['rc'], timed_out=run['timed_out'], wall=round(run['wall'], 2), cpu=round(run['cpu'], 2),
             wall_per_host=round(run['wall'] / count, 2),
             mean_host_task_seconds=round(statistics.mean(h['task_seconds'] for h in per_host.values()), 2)
             if per_host else None,

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import subprocess
 import sys
 import time
@@ -49,13 +50,15 @@ def run_module(name, args_file, timeout, env=None, profile_out=None):
     run_env = dict(env or os.environ)
     run_env['PYTHONPATH'] = collections_dir()
     start = time.monotonic()
+    cpu_start = _children_cpu()
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=run_env, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        return dict(seconds=time.monotonic() - start, rc=None, result=None, timed_out=True,
+        return dict(seconds=time.monotonic() - start, cpu=None, rc=None, result=None, timed_out=True,
                     stderr=(e.stderr or b'').decode('utf-8', 'replace')[-2000:])
     seconds = time.monotonic() - start
+    cpu = _children_cpu() - cpu_start
     result = None
     out = proc.stdout.decode('utf-8', 'replace')
     # AnsibleModule prints exactly one JSON document.
@@ -63,8 +66,13 @@ def run_module(name, args_file, timeout, env=None, profile_out=None):
         result = json.loads(out[out.index('{'):])
     except ValueError:
         result = None
-    return dict(seconds=seconds, rc=proc.returncode, result=result, timed_out=False,
+    return dict(seconds=seconds, cpu=cpu, rc=proc.returncode, result=result, timed_out=False,
                 stderr=proc.stderr.decode('utf-8', 'replace')[-2000:])
+
+
+def _children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def top_functions(profile_out, limit=25, sort='cumulative'):
@@ -84,7 +92,8 @@ def main():
     opts = parser.parse_args()
     prof = opts.args_file + '.prof' if opts.profile else None
     res = run_module(opts.module, opts.args_file, opts.timeout, profile_out=prof)
-    print('seconds=%.3f rc=%s timed_out=%s' % (res['seconds'], res['rc'], res['timed_out']))
+    print('seconds=%.3f cpu=%s rc=%s timed_out=%s' % (res['seconds'], res['cpu'] and round(res['cpu'], 3),
+                                                      res['rc'], res['timed_out']))
     if res['result'] is not None:
         summary = dict((k, v if not isinstance(v, list) else len(v))
                        for k, v in res['result'].items() if k not in ('invocation', 'diff'))

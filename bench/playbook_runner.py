@@ -9,6 +9,7 @@ its arguments and execs the real binary)."""
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -92,6 +93,7 @@ class Runner(object):
         cmd += list(extra_args)
         env = self.env({'BENCH_TIMING_FILE': timing_file, 'BENCH_CALL_LOG': call_log})
         start = time.monotonic()
+        cpu_start = children_cpu()
         timed_out = False
         with open(log, 'wb') as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -105,13 +107,14 @@ class Runner(object):
                 os.killpg(proc.pid, signal.SIGKILL)
                 rc = proc.wait()
         wall = time.monotonic() - start
+        cpu = children_cpu() - cpu_start
         timing = {}
         if os.path.exists(timing_file):
             with open(timing_file) as f:
                 timing = json.load(f)
         with open(call_log) as f:
             calls = [line.split() for line in f.read().splitlines() if line.strip()]
-        result = dict(label=label, rc=rc, wall=wall, timed_out=timed_out,
+        result = dict(label=label, rc=rc, wall=wall, cpu=cpu, timed_out=timed_out,
                       tasks=timing.get('tasks', []), stats=timing.get('stats', {}),
                       calls=calls, log=log)
         if self.verbose or rc != 0:
@@ -119,6 +122,12 @@ class Runner(object):
             print('  [%s] rc=%s wall=%.1fs%s%s' % (label, rc, wall, ' TIMED OUT' if timed_out else '',
                                                   ('\n' + tail) if rc != 0 else ''))
         return result
+
+
+def children_cpu():
+    """User + system CPU seconds of every waited-for descendant so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def tail_of(path, lines=15):

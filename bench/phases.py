@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the time of one tls_policy run goes, phase by phase.
+
+Runs plugins/modules/tls_policy.py in this process with the arguments of
+ARGS.json (as `python tls_policy.py ARGS.json` does) and wraps its phases
+with timers: imports, AnsibleModule (Ansible's argument validation of
+entries[]), desired_entries (the collection's validation), resolve_map and
+check_postfix_support (postconf calls), apply (read, parse, edit, render),
+write (postmap build and verification), exit_json (Ansible's result
+scrubbing and JSON).  Prints a table to stderr; the module's JSON goes to
+stdout as usual.
+
+    source scripts/env.sh
+    PYTHONPATH=$COLLECTIONS_DIR python bench/phases.py ARGS.json [--batched-query]
+
+--batched-query replaces PostfixCommands.postmap_query with
+batched_postmap_query below (the fix proposed in bench/README.md for the
+pipe deadlock), to measure a large first apply while the module still has
+the deadlock. Numbers taken with it are labelled as such.
+"""
+
+import argparse
+import importlib.util
+import os
+import resource
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+PHASES = []
+
+
+def _children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Timer(object):
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+        self.child = _children_cpu()
+        return self
+
+    def __exit__(self, *exc):
+        PHASES.append((self.name, time.perf_counter() - self.wall, time.process_time() - self.cpu,
+                       _children_cpu() - self.child))
+        return False
+
+
+def wrap(owner, attr, name):
+    original = getattr(owner, attr)
+
+    def timed(*args, **kwargs):
+        with Timer(name):
+            return original(*args, **kwargs)
+    setattr(owner, attr, timed)
+
+
+# Largest stdin given to one `postmap -q -`. A write of at most this many bytes
+# into an empty pipe never blocks (Linux pipes hold 64 KiB; PIPE_BUF is 4 KiB),
+# so run_command's blocking write cannot wait on a postmap that is itself
+# blocked writing its answers into a full stdout pipe.
+QUERY_BATCH_BYTES = 16384
+
+
+def batched_postmap_query(self, map_type, path, keys):
+    """The proposed fix: the same queries, in batches that cannot deadlock."""
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+        PostfixCommandError)
+    keys = list(keys)
+    found, errors = {}, []
+    batch, size = [], 0
+    batches = []
+    for key in keys:
+        if batch and size + len(key) + 1 > QUERY_BATCH_BYTES:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(key)
+        size += len(key) + 1
+    if batch:
+        batches.append(batch)
+    for batch in batches:
+        data = ''.join(key + '\n' for key in batch)
+        args = [self.postmap_bin, '-c', self.config_dir, '-q', '-', '%s:%s' % (map_type, path)]
+        rc, out, err = self._run(args, data=data, ok_rcs=(0, 1))
+        if rc == 1 and 'fatal:' in err:
+            raise PostfixCommandError('postmap -q - %s:%s failed: %s' % (map_type, path, err.strip()),
+                                      rc=rc, stdout=out, stderr=err)
+        for line in out.splitlines():
+            key, sep, value = line.partition('\t')
+            if sep:
+                found[key] = value
+        if err:
+            errors.append(err)
+    return found, ''.join(errors)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('args_file')
+    parser.add_argument('--batched-query', action='store_true')
+    parser.add_argument('--json', help='also write the phases to this file')
+    opts = parser.parse_args()
+    sys.argv = [sys.argv[0], opts.args_file]
+    total = Timer('total')
+    total.__enter__()
+    with Timer('import module and module_utils'):
+        spec = importlib.util.spec_from_file_location(
+            'tls_policy_bench', os.path.join(ROOT, 'plugins', 'modules', 'tls_policy.py'))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    from ansible.module_utils import basic
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postfix_commands
+    if opts.batched_query:
+        postfix_commands.PostfixCommands.postmap_query = batched_postmap_query
+    wrap(basic.AnsibleModule, '__init__', 'AnsibleModule(): argument validation')
+    wrap(basic.AnsibleModule, '_return_formatted', 'exit_json: result scrubbing + JSON')
+    wrap(mod.TlsPolicyModule, 'desired_entries', 'desired_entries: grammar validation')
+    wrap(mod.TlsPolicyModule, 'resolve_map', 'resolve_map: postconf calls')
+    wrap(mod.TlsPolicyModule, 'check_postfix_support', 'check_postfix_support')
+    wrap(mod.TlsPolicyModule, 'write', 'write: temp file, postmap build, verify, rename')
+    wrap(mod.TlsPolicyModule, 'verify', '  of which verify (postmap -q)')
+    wrap(mod.TlsPolicyModule, 'apply', 'apply: read, parse, edit, render (+ write)')
+    wrap(mod.TlsPolicyModule, 'apply_attributes', 'apply_attributes')
+    wrap(postfix_commands.PostfixCommands, 'postmap_build', '  of which postmap build')
+    wrap(postfix_commands.PostfixCommands, '_run', '(every postconf/postmap process)')
+    rc = 0
+    try:
+        mod.main()
+    except SystemExit as e:
+        rc = e.code
+    total.__exit__()
+    agg = {}
+    order = []
+    for name, wall, cpu, child in PHASES:
+        if name not in agg:
+            agg[name] = [0, 0.0, 0.0, 0.0]
+            order.append(name)
+        a = agg[name]
+        a[0] += 1
+        a[1] += wall
+        a[2] += cpu
+        a[3] += child
+    sys.stdout.flush()
+    err = sys.stderr
+    err.write('\n%-48s %5s %9s %9s %9s\n' % ('phase' + (' (batched postmap -q)' if opts.batched_query else ''),
+                                              'calls', 'wall', 'cpu', 'child cpu'))
+    for name in order:
+        n, wall, cpu, child = agg[name]
+        err.write('%-48s %5d %8.3fs %8.3fs %8.3fs\n' % (name, n, wall, cpu, child))
+    if opts.json:
+        import json
+        with open(opts.json, 'w') as f:
+            json.dump(dict(batched_query=opts.batched_query, rc=rc,
+                           phases=[dict(name=name.strip(), calls=agg[name][0], wall=round(agg[name][1], 3),
+                                        cpu=round(agg[name][2], 3), child_cpu=round(agg[name][3], 3))
+                                   for name in order]), f, indent=1)
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main())
