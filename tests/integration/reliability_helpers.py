@@ -23,7 +23,6 @@ __metaclass__ = type
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -297,6 +296,13 @@ def why(result):
     return dict((k, result[k]) for k in keys if k in result)
 
 
+def crashed(result):
+    """Whether the module died of an unhandled exception instead of failing cleanly."""
+    msg = result.get('msg', '')
+    return bool(result.get('module_stderr')) or 'Traceback' in msg or 'MODULE FAILURE' in msg \
+        or 'Module failed:' in msg
+
+
 def assert_failed(result, *fragments):
     assert result.get('failed') is True, why(result)
     for fragment in fragments:
@@ -307,15 +313,6 @@ def chattr(path, flag):
     subprocess.run(['chattr', flag, str(path)], check=True, capture_output=True)
 
 
-def kill_group(proc):
-    """SIGKILL a process started with start_new_session=True and everything it started."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 def wait_for(path, proc, timeout=240):
     """Wait until PATH exists (a shim's marker), failing early if PROC ended first."""
     deadline = time.monotonic() + timeout
@@ -324,6 +321,5 @@ def wait_for(path, proc, timeout=240):
             out, err = proc.communicate()
             raise AssertionError('process ended before %s appeared:\n%s\n%s' % (path, out, err))
         if time.monotonic() > deadline:
-            kill_group(proc)
             raise AssertionError('%s did not appear' % path)
         time.sleep(0.05)

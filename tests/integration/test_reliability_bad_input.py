@@ -36,6 +36,7 @@ from reliability_helpers import (
     Sandbox,
     assert_failed,
     assert_unchanged,
+    crashed,
     why,
 )
 
@@ -105,7 +106,7 @@ def run_matrix(box, module, cases, base=None):
         missing = [f for f in substitute(fragments, canary) if f not in msg]
         if missing:
             problems.append('%r: message %r lacks %r' % (args, msg, missing))
-        if 'Traceback' in msg or 'MODULE FAILURE' in msg or result.get('module_stderr'):
+        if crashed(result):
             problems.append('%r: crashed instead of a clear error: %r' % (args, msg))
     assert not problems, '\n'.join(problems)
     assert_unchanged(before, box.snapshot())
