@@ -39,9 +39,13 @@ import workload  # noqa: E402
 
 IMAGE = os.environ.get('BENCH_IMAGE', 'localhost/mailgw-postfix:bookworm')
 
+# Fleet size: two hosts per CPU, at least 4 (forks = hosts; the controller and
+# the containers share the CPUs, so more hosts mostly queue).
+DEFAULT_HOSTS = max(4, 2 * (os.cpu_count() or 2))
+
 PROFILES = {
     'full': dict(module_ns=[100, 500, 1000, 10000], naive_ns=[100, 500], naive_cap=500,
-                 direct_repeats=3, hosts=8, role_policies=1000),
+                 direct_repeats=3, hosts=DEFAULT_HOSTS, role_policies=500),
     'quick': dict(module_ns=[100, 1000], naive_ns=[100], naive_cap=100,
                   direct_repeats=1, hosts=4, role_policies=100),
 }
@@ -61,7 +65,7 @@ def log(msg):
 def _cmd_out(cmd, default=''):
     try:
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              timeout=60).stdout.decode('utf-8', 'replace').strip()
+                              timeout=60, check=False).stdout.decode('utf-8', 'replace').strip()
     except (OSError, subprocess.SubprocessError):
         return default
 
@@ -151,9 +155,9 @@ def direct_runs(name, make_args, repeats, env, timeout, label):
         res = module_direct.run_module(name, args_file, timeout, env=env)
         last = res
         if res['timed_out'] or res['rc'] != 0:
-            log('  %s: direct run %s (rc=%s) %s' % (label, 'TIMED OUT after %ss' % timeout
-                                                     if res['timed_out'] else 'failed', res['rc'],
-                                                     (res['result'] or {}).get('msg', res['stderr'])[:300]))
+            what = 'TIMED OUT after %ss' % timeout if res['timed_out'] else 'failed'
+            detail = (res['result'] or {}).get('msg', res['stderr'])[:300]
+            log('  %s: direct run %s (rc=%s) %s' % (label, what, res['rc'], detail))
             break
         times.append(res['seconds'])
         cpus.append(res['cpu'])
@@ -288,7 +292,7 @@ class Bench(object):
         env['PYTHONPATH'] = module_direct.collections_dir()
         try:
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                           timeout=self.opts.direct_timeout)
+                           timeout=self.opts.direct_timeout, check=False)
         except subprocess.TimeoutExpired:
             return dict(timed_out=True)
         if not os.path.exists(out):
@@ -380,7 +384,7 @@ class Bench(object):
     # -- role ---------------------------------------------------------------------
 
     def start_containers(self, count):
-        if subprocess.run(['podman', 'image', 'exists', IMAGE]).returncode != 0:
+        if subprocess.run(['podman', 'image', 'exists', IMAGE], check=False).returncode != 0:
             raise RuntimeError('image %s is missing: run ./run images' % IMAGE)
         tag = 'mailgw-bench-%d' % os.getpid()
         names = ['%s-%d' % (tag, i) for i in range(count)]
@@ -388,7 +392,7 @@ class Bench(object):
             # No network at all: the podman connection uses `podman exec`.
             cmd = ['podman', 'run', '-d', '--name', name, '--network', 'none',
                    '--label', 'mailgw-bench=%d' % os.getpid(), IMAGE]
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
             if proc.returncode != 0:
                 raise RuntimeError('podman run %s failed: %s' % (name, proc.stderr.decode().strip()))
             self.containers.append(name)
@@ -396,7 +400,7 @@ class Bench(object):
         deadline = time.time() + 60
         for name in names:
             while time.time() < deadline:
-                if subprocess.run(['podman', 'exec', name, 'postfix', 'status'],
+                if subprocess.run(['podman', 'exec', name, 'postfix', 'status'], check=False,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
                     break
                 time.sleep(0.5)
@@ -406,7 +410,7 @@ class Bench(object):
         if not self.containers:
             return
         names, self.containers = self.containers, []
-        subprocess.run(['podman', 'rm', '-f', '-t', '0'] + names,
+        subprocess.run(['podman', 'rm', '-f', '-t', '0'] + names, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def inventory(self, path, names):
@@ -435,13 +439,24 @@ class Bench(object):
             inv = self.inventory(os.path.join(self.workdir, 'inventory-%s.json' % label), group)
             section = dict(hosts=len(group), forks=forks)
             for phase in ('converge', 'noop'):
-                log('role: %s (%d host%s, forks %d), %s' % (label, len(group), 's' if len(group) > 1 else '',
-                                                           forks, phase))
+                plural = 's' if len(group) > 1 else ''
+                log('role: %s (%d host%s, forks %d), %s' % (label, len(group), plural, forks, phase))
                 run = self.runner.run('role-%s-%s' % (label, phase), play, inventory=inv, connection=None,
                                       forks=forks, timeout=self.opts.timeout * 3)
                 section[phase] = self.role_summary(run, len(group))
             out[label] = section
         self.remove_containers()
+
+    @staticmethod
+    def slowest_tasks(run, limit=4):
+        """The tasks with the largest mean time per host (where a role run spends its time)."""
+        by_task = {}
+        for rec in run['tasks']:
+            if rec['seconds'] is None:
+                continue
+            by_task.setdefault(rec['task'], []).append(rec['seconds'])
+        ranked = sorted(((statistics.mean(v), k) for k, v in by_task.items()), reverse=True)[:limit]
+        return [dict(task=k.split(' : ', 1)[-1], mean_seconds=round(v, 2)) for v, k in ranked]
 
     @staticmethod
     def role_summary(run, count):
@@ -460,6 +475,7 @@ class Bench(object):
             tls_policy_seconds=round(statistics.mean(r['seconds'] for r in tls if r['seconds']), 2)
             if tls else None,
             postmap_ran_hosts=sum(1 for r in tls if r.get('postmap_ran')),
+            slowest_tasks=Bench.slowest_tasks(run),
             log=run['log'],
         )
         if run['rc'] != 0:
@@ -500,11 +516,12 @@ class Bench(object):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='bench/run', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='bench/run', description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--quick', action='store_true', help='smaller sizes (about 3 minutes)')
     parser.add_argument('--only', action='append', choices=['policy', 'postconf', 'role'],
                         help='run only this section (repeatable)')
-    parser.add_argument('--hosts', type=int, help='fleet size (default: 8, quick: 4; at least 4)')
+    parser.add_argument('--hosts', type=int,
+                        help='fleet size (default: 2 per CPU, at least 4; quick: 4); at least 4')
     parser.add_argument('--sizes', help='comma-separated N for tls_policy, e.g. 100,1000')
     parser.add_argument('--naive-sizes', help='comma-separated N for the lineinfile side')
     parser.add_argument('--role-policies', type=int, help='policy entries given to the role')

@@ -53,7 +53,7 @@ def run_module(name, args_file, timeout, env=None, profile_out=None):
     cpu_start = _children_cpu()
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=run_env, timeout=timeout)
+                              env=run_env, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
         return dict(seconds=time.monotonic() - start, cpu=None, rc=None, result=None, timed_out=True,
                     stderr=(e.stderr or b'').decode('utf-8', 'replace')[-2000:])

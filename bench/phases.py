@@ -152,8 +152,8 @@ def main():
         a[3] += child
     sys.stdout.flush()
     err = sys.stderr
-    err.write('\n%-48s %5s %9s %9s %9s\n' % ('phase' + (' (batched postmap -q)' if opts.batched_query else ''),
-                                              'calls', 'wall', 'cpu', 'child cpu'))
+    title = 'phase' + (' (batched postmap -q)' if opts.batched_query else '')
+    err.write('\n%-48s %5s %9s %9s %9s\n' % (title, 'calls', 'wall', 'cpu', 'child cpu'))
     for name in order:
         n, wall, cpu, child = agg[name]
         err.write('%-48s %5d %8.3fs %8.3fs %8.3fs\n' % (name, n, wall, cpu, child))

@@ -119,8 +119,8 @@ class Runner(object):
                       calls=calls, log=log)
         if self.verbose or rc != 0:
             tail = tail_of(log)
-            print('  [%s] rc=%s wall=%.1fs%s%s' % (label, rc, wall, ' TIMED OUT' if timed_out else '',
-                                                  ('\n' + tail) if rc != 0 else ''))
+            flag = ' TIMED OUT' if timed_out else ''
+            print('  [%s] rc=%s wall=%.1fs%s%s' % (label, rc, wall, flag, ('\n' + tail) if rc != 0 else ''))
         return result
 
 
@@ -168,8 +168,7 @@ def per_host_seconds(run):
     for rec in run['tasks']:
         if rec['seconds'] is None:
             continue
-        h = hosts.setdefault(rec['host'], dict(task_seconds=0.0, first=rec['start'], last=rec['end'],
-                                              tasks=0, changed=0))
+        h = hosts.setdefault(rec['host'], dict(task_seconds=0.0, first=rec['start'], last=rec['end'], tasks=0, changed=0))
         h['task_seconds'] += rec['seconds']
         h['first'] = min(h['first'], rec['start'])
         h['last'] = max(h['last'], rec['end'])

@@ -239,6 +239,12 @@ def render(res):
                     ('  FAILED: ' + p.get('error', 'rc=%s' % p['rc'])) if p['rc'] != 0 else ''))
         lines.append('  wall/host = wall time / hosts; host tasks = mean per host of its task durations; '
                      'policy = the tls_policy task')
+        for label in ('single', 'fleet'):
+            for phase in ('converge', 'noop'):
+                p = _g(role, label, phase)
+                if p and p.get('slowest_tasks'):
+                    lines.append('  slowest tasks, %s %s: %s' % (label, phase, '; '.join(
+                        '%s %s' % (t['task'], fmt_s(t['mean_seconds'])) for t in p['slowest_tasks'])))
     if s['targets']:
         lines.append('')
         lines.append('Targets (goals, not assertions)')
@@ -292,9 +298,9 @@ def render_markdown(res):
                 fmt_x(r.get('ratio_apply'), est), fmt_x(r.get('ratio_noop'), est)))
     for n, rows, batched in phase_tables(res):
         out.append('')
+        note = '; apply measured with the batched `postmap -q` fix' if batched else ''
         out.append('Where the module time goes at N=%d (`bench/phases.py`; cpu: the module process; '
-                   'child: postconf/postmap)%s:' % (n, '; apply measured with the batched `postmap -q` fix'
-                                                     if batched else ''))
+                   'child: postconf/postmap)%s:' % (n, note))
         out.append('')
         out.append('| phase | apply wall | apply cpu | apply child cpu | no-op wall | no-op cpu | no-op child cpu |')
         out.append('|---|---:|---:|---:|---:|---:|---:|')
@@ -333,11 +339,20 @@ def render_markdown(res):
                     fmt_s(p['mean_host_task_seconds']), fmt_s(p['tls_policy_seconds']),
                     ','.join(str(c) for c in changed) or '-', p['postmap_ran_hosts'], sec['hosts'],
                     (' failed: %s' % p.get('error', 'rc=%s' % p['rc'])) if p['rc'] != 0 else ''))
+        out.append('')
+        out.append('Slowest role tasks (mean per host):')
+        out.append('')
+        for label in ('single', 'fleet'):
+            for phase in ('converge', 'noop'):
+                p = _g(role, label, phase)
+                if p and p.get('slowest_tasks'):
+                    out.append('- %s %s: %s' % (label, phase, '; '.join(
+                        '%s %s' % (t['task'], fmt_s(t['mean_seconds'])) for t in p['slowest_tasks'])))
     if s['targets']:
         out.append('')
         out.append('| target | goal | measured | |')
         out.append('|---|---|---|---|')
         for t in s['targets']:
-            out.append('| %s | %s | %s | %s |' % (t['name'], t['goal'], t['measured'],
-                                                 {True: 'met', False: '**not met**', None: ''}[t['met']]))
+            verdict = {True: 'met', False: '**not met**', None: ''}[t['met']]
+            out.append('| %s | %s | %s | %s |' % (t['name'], t['goal'], t['measured'], verdict))
     return '\n'.join(out) + '\n'
