@@ -126,39 +126,35 @@ class Sandbox(object):
 
     def postconf_h(self, name):
         """postconf -h NAME: the value Postfix uses (unexpanded)."""
-        proc = subprocess.run([REAL_POSTCONF, '-c', str(self.confdir), '-h', name],
-                              capture_output=True, text=True)
+        proc = run_exact([REAL_POSTCONF, '-c', str(self.confdir), '-h', name])
         assert proc.returncode == 0, proc.stderr
-        return proc.stdout.rstrip('\n')
+        return proc.stdout[:-1] if proc.stdout.endswith('\n') else proc.stdout
 
     def postconf_works(self):
         """Whether postconf can still read the whole main.cf (no fatal error)."""
-        proc = subprocess.run([REAL_POSTCONF, '-c', str(self.confdir)], capture_output=True, text=True)
+        proc = run_exact([REAL_POSTCONF, '-c', str(self.confdir)])
         return proc.returncode == 0 and 'fatal' not in proc.stderr
 
     def postmap(self, *args, **kwargs):
-        return subprocess.run([REAL_POSTMAP, '-c', str(self.confdir)] + list(args),
-                              capture_output=True, text=True, **kwargs)
+        return run_exact([REAL_POSTMAP, '-c', str(self.confdir)] + list(args), **kwargs)
 
     def dump(self, map_spec=None):
         """Every key -> value of an indexed table, as Postfix reads it (postmap -s)."""
         proc = self.postmap('-s', map_spec or self.map_spec)
         assert proc.returncode == 0 and 'fatal' not in proc.stderr, proc.stderr
-        return dict(line.split('\t', 1) for line in proc.stdout.splitlines())
+        return dict(line.split('\t', 1) for line in proc.stdout.split('\n') if line)
 
     def query(self, *keys, **kwargs):
         """Look keys up with the real postmap -q: {key: value} for the keys found."""
         proc = self.postmap('-q', '-', kwargs.get('map_spec') or self.map_spec,
                             input=''.join(k + '\n' for k in keys))
         assert 'fatal' not in proc.stderr, proc.stderr
-        return dict(line.split('\t', 1) for line in proc.stdout.splitlines())
+        return dict(line.split('\t', 1) for line in proc.stdout.split('\n') if line)
 
     def explicit_main_cf(self):
         """main.cf settings as postconf -n prints them (unexpanded)."""
-        proc = subprocess.run([REAL_POSTCONF, '-c', str(self.confdir), '-n'],
-                              capture_output=True, text=True)
+        proc = run_exact([REAL_POSTCONF, '-c', str(self.confdir), '-n'])
         assert proc.returncode == 0, proc.stderr
-        # split on "\n" only: str.splitlines() would also break at \f, \x85, \u2028 ...
         return dict(line.split(' = ', 1) if ' = ' in line else (line.rstrip(' ='), '')
                     for line in proc.stdout.split('\n') if line)
 
@@ -241,6 +237,19 @@ class Sandbox(object):
         args = dict(args)
         args.setdefault('config_dir', str(self.confdir))
         return {module: args, 'ignore_errors': ignore_errors}
+
+
+def run_exact(cmd, input=None):
+    """Run CMD; stdout/stderr decoded exactly (surrogateescape) and split by callers on "\\n" only.
+
+    Not text=True: universal newlines would turn a CR inside a value into a line break, and
+    str.splitlines() would also break at \\f, \\x85, \\u2028 ..., unlike Postfix.
+    """
+    proc = subprocess.run(cmd, capture_output=True,
+                          input=input.encode('utf-8', 'surrogateescape') if input is not None else None)
+    return subprocess.CompletedProcess(cmd, proc.returncode,
+                                       proc.stdout.decode('utf-8', 'surrogateescape'),
+                                       proc.stderr.decode('utf-8', 'surrogateescape'))
 
 
 def ad_hoc_result(proc):
