@@ -32,9 +32,13 @@ lines only.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 # ISSPACE in Postfix: the C locale whitespace characters.
 WHITESPACE = ' \t\n\v\f\r'
 _LINE_WS = ' \t\v\f\r'
+
+_WHITESPACE_RE = re.compile('[%s]' % re.escape(WHITESPACE))
 
 BLANK = 'blank'
 COMMENT = 'comment'
@@ -301,7 +305,7 @@ def _first_token(content):
 
 
 def _check_key(key):
-    if not key or any(ch in WHITESPACE for ch in key) or key[0] == '#':
+    if not key or _WHITESPACE_RE.search(key) or key[0] == '#':
         raise ValueError('key %r must be non-empty, contain no whitespace '
                          'and not start with "#"' % (key,))
 

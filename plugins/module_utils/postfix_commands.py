@@ -15,7 +15,6 @@ __metaclass__ = type
 
 import re
 
-_SBIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin']
 _C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
 
 
@@ -47,13 +46,13 @@ class PostfixCommands(object):
     @property
     def postconf_bin(self):
         if self._postconf is None:
-            self._postconf = self.module.get_bin_path('postconf', required=True, opt_dirs=_SBIN_DIRS)
+            self._postconf = self.module.get_bin_path('postconf', required=True)
         return self._postconf
 
     @property
     def postmap_bin(self):
         if self._postmap is None:
-            self._postmap = self.module.get_bin_path('postmap', required=True, opt_dirs=_SBIN_DIRS)
+            self._postmap = self.module.get_bin_path('postmap', required=True)
         return self._postmap
 
     def _run(self, args, data=None, ok_rcs=(0,)):
@@ -98,23 +97,48 @@ class PostfixCommands(object):
         return err
 
     def postmap_query(self, map_type, path, keys):
-        """Look up many keys with one ``postmap -q - TYPE:PATH``.
+        """Look up many keys with ``postmap -q - TYPE:PATH`` (keys on stdin).
 
         Returns ``(found, stderr)`` where found maps each key that exists to
         its value.  postmap exits 1 when some key was not found.
+
+        run_command writes all of stdin before it reads stdout: when postmap
+        fills the stdout pipe while stdin is still being written, both wait
+        for ever.  Keys are therefore sent in batches small enough to fit in
+        the stdin pipe buffer (QUERY_BATCH_BYTES), so the write always
+        completes and the answer is then read as it comes.
         """
-        keys = list(keys)
-        if not keys:
-            return {}, ''
-        data = ''.join(key + '\n' for key in keys)
-        args = [self.postmap_bin, '-c', self.config_dir, '-q', '-', '%s:%s' % (map_type, path)]
-        rc, out, err = self._run(args, data=data, ok_rcs=(0, 1))
-        if rc == 1 and 'fatal:' in err:
-            raise PostfixCommandError('postmap -q - %s:%s failed: %s' % (map_type, path, err.strip()),
-                                      rc=rc, stdout=out, stderr=err)
         found = {}
-        for line in out.splitlines():
-            key, sep, value = line.partition('\t')
-            if sep:
-                found[key] = value
-        return found, err
+        errors = []
+        for batch in _batches(keys):
+            data = ''.join(key + '\n' for key in batch)
+            args = [self.postmap_bin, '-c', self.config_dir, '-q', '-', '%s:%s' % (map_type, path)]
+            rc, out, err = self._run(args, data=data, ok_rcs=(0, 1))
+            if rc == 1 and 'fatal:' in err:
+                raise PostfixCommandError('postmap -q - %s:%s failed: %s' % (map_type, path, err.strip()),
+                                          rc=rc, stdout=out, stderr=err, cmd=args)
+            if err:
+                errors.append(err)
+            for line in out.splitlines():
+                key, sep, value = line.partition('\t')
+                if sep:
+                    found[key] = value
+        return found, ''.join(errors)
+
+
+# Linux pipes buffer 64 KiB (less when a user exceeds pipe-user-pages-soft).
+QUERY_BATCH_BYTES = 16 * 1024
+
+
+def _batches(keys):
+    batch = []
+    size = 0
+    for key in keys:
+        needed = len(key.encode('utf-8', 'surrogateescape')) + 1
+        if batch and size + needed > QUERY_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(key)
+        size += needed
+    if batch:
+        yield batch

@@ -57,6 +57,8 @@ _CIPHER_NAME_RE = re.compile(r'^[A-Za-z0-9+_.-]+$')
 _HEX_COLON_RE = re.compile(r'^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*$')
 _HEX_RE = re.compile(r'^(?:[0-9A-Fa-f]{2})+$')
 
+_BAD_KEY_CHAR_RE = re.compile('[%s,\x00-\x1f\x7f]' % re.escape(_WHITESPACE))
+
 _PROTOCOL_BY_LOWER = dict((p.lower(), p) for p in PROTOCOLS)
 
 
@@ -127,7 +129,7 @@ def normalize_destination(destination):
     """
     if not isinstance(destination, str) or destination == '':
         raise PolicyError('destination %r: must be a non-empty string' % (destination,))
-    if any(ch in _WHITESPACE or ch == ',' or ord(ch) < 32 or ord(ch) == 127 for ch in destination):
+    if _BAD_KEY_CHAR_RE.search(destination):
         raise PolicyError('destination %r: contains whitespace, a comma or a control character '
                           '(%s); a policy table key is a single token'
                           % (destination, _describe_chars(destination) or 'control character'))

@@ -566,10 +566,14 @@ class TlsPolicyModule(object):
             candidates = [s for s in specs if s.is_key_value_file
                           and (map_type is None or s.map_type == map_type)]
             if not candidates:
-                self.fail('path is required: smtp_tls_policy_maps in %s/main.cf (%s) names no %s '
+                others = [s.text for s in specs if s.is_key_value_file]
+                if others:
+                    self.fail('map_type=%s contradicts smtp_tls_policy_maps in %s/main.cf (%s), which '
+                              'names no %s table; give path to manage another file'
+                              % (map_type, self.params['config_dir'], ', '.join(others), map_type))
+                self.fail('path is required: smtp_tls_policy_maps in %s/main.cf (%s) names no '
                           'key/value table file'
-                          % (self.params['config_dir'], repr(maps_value) if maps_value else 'not set',
-                             map_type or 'file-based'))
+                          % (self.params['config_dir'], repr(maps_value) if maps_value else 'not set'))
             spec = candidates[0]
             if len(candidates) > 1:
                 self.warnings.append('smtp_tls_policy_maps lists several tables (%s); editing the '
@@ -729,6 +733,13 @@ class TlsPolicyModule(object):
             if build:
                 # Index first, then the source: the source on disk is never newer than its index,
                 # and a rename keeps the temporary source's mtime, which predates the index.
+                if not write_source:
+                    # Only the index is rebuilt: never leave it older than a source whose
+                    # mtime lies in the future (Postfix would warn, and the next run rebuild).
+                    source_mtime = os.stat(source).st_mtime
+                    for tmp_index in tmp_indexes:
+                        if os.stat(tmp_index).st_mtime < source_mtime:
+                            os.utime(tmp_index, (source_mtime, source_mtime))
                 for tmp_index, index in zip(tmp_indexes, indexes):
                     module.atomic_move(tmp_index, index, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
             if write_source:
