@@ -50,9 +50,9 @@ TOKEN_SEPARATORS = ', \t\r\n'
 _WHITESPACE = ' \t\n\v\f\r'
 _FORBIDDEN_IN_TOKEN = ', \t\n\v\f\r{}'
 
-_LABEL_RE = re.compile(r'^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$', re.IGNORECASE)
-_SERVICE_RE = re.compile(r'^[a-z][a-z0-9-]*$', re.IGNORECASE)
-_IPV4_RE = re.compile(r'^\d{1,3}(?:\.\d{1,3}){3}$')
+_LABEL_RE = re.compile(r'^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$', re.IGNORECASE | re.ASCII)
+_SERVICE_RE = re.compile(r'^[a-z][a-z0-9-]*$', re.IGNORECASE | re.ASCII)
+_IPV4_RE = re.compile(r'^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$')
 _CIPHER_NAME_RE = re.compile(r'^[A-Za-z0-9+_.-]+$')
 _HEX_COLON_RE = re.compile(r'^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*$')
 _HEX_RE = re.compile(r'^(?:[0-9A-Fa-f]{2})+$')
@@ -269,7 +269,9 @@ def _split_colon_list(name, values):
     for item in _as_list(values):
         if not isinstance(item, str):
             raise PolicyError('%s value %r must be a string' % (name, item))
-        item = item.strip(_WHITESPACE)
+        # blanks around list items ("!SSLv2, !SSLv3" split on the comma) are dropped;
+        # line breaks and other control characters are refused like anywhere else
+        item = item.strip(' \t')
         if item == '':
             raise PolicyError('%s: empty value (Postfix: attribute "%s" has empty value)'
                               % (name, name))

@@ -371,3 +371,29 @@ def test_same_policy_compares_meaning_not_spelling():
     assert same_policy('SECURE,match=nexthop', 'secure match=nexthop')
     assert not same_policy('secure match=hostname', 'secure match=nexthop')
     assert not same_policy('secure bogus', 'secure')
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'level': 'secure', 'match': ['mx.\u212aexample.com']},       # KELVIN SIGN folds to "k"
+    {'level': 'verify', 'match': ['.\u017fub.example']},          # LONG S folds to "s"
+    {'level': 'may', 'servername': '\u212a.example.com'},
+])
+def test_non_ascii_letters_that_fold_to_ascii_are_refused(kwargs):
+    with pytest.raises(PolicyError):
+        build_policy(**kwargs)
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'level': 'may', 'protocols': ['>=TLSv1.2\n']},
+    {'level': 'may', 'protocols': '\r!SSLv2:!SSLv3'},
+    {'level': 'may', 'exclude': ['aNULL\r\n']},
+])
+def test_line_breaks_around_protocols_and_exclude_are_refused(kwargs):
+    with pytest.raises(PolicyError):
+        build_policy(**kwargs)
+
+
+def test_blanks_around_list_items_are_dropped():
+    # "!SSLv2, !SSLv3" given as a string is split on the comma by Ansible's list type
+    assert build_policy('may', protocols=['!SSLv2', ' !SSLv3'], exclude=['\taNULL ']).render() == \
+        'may protocols=!SSLv2:!SSLv3 exclude=aNULL'
