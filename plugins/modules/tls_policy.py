@@ -35,7 +35,6 @@ author:
   - mailgw.postfix_tls maintainers (@mailgw)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.files
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -45,10 +44,6 @@ attributes:
     support: full
   platform:
     platforms: posix
-  safe_file_operations:
-    support: full
-  vault:
-    support: none
 options:
   destination:
     description:
@@ -80,7 +75,7 @@ options:
     description:
       - Minimum cipher grade. Invalid at level V(none).
     type: str
-    choices: [high, medium, low, export, null]
+    choices: [high, medium, low, export, 'null']
   protocols:
     description:
       - TLS protocols to include or exclude, as a list or a C(:)-separated string, for example
@@ -150,7 +145,7 @@ options:
         description:
           - See O(ciphers).
         type: str
-        choices: [high, medium, low, export, null]
+        choices: [high, medium, low, export, 'null']
       protocols:
         description:
           - See O(protocols).
