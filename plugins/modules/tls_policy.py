@@ -539,6 +539,8 @@ class TlsPolicyModule(object):
         maps_value = self.postconf('smtp_tls_policy_maps')
         specs = parse_map_list(maps_value)
         if path:
+            if not os.path.isabs(path):
+                self.fail('path %r must be absolute' % path)
             path = os.path.normpath(path)
             matching = [s for s in specs if s.is_file and os.path.normpath(s.name) == path]
             if matching:

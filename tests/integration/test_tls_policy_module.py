@@ -527,6 +527,23 @@ def test_unsupported_map_type_names_postconf_m(env):
     assert os.listdir(env.maps_dir) == []
 
 
+def test_missing_lmdb_support_names_the_package(tmp_path):
+    env = make_env(tmp_path, 'lmdb')
+    # A host without postfix-lmdb: postconf -m does not list lmdb (wrapper around the real postconf).
+    shim = env.bindir / 'postconf'
+    shim.write_text('#!/bin/sh\ncase " $* " in *" -m "*) %s "$@" | grep -vx lmdb; exit 0;; esac\n'
+                    'exec %s "$@"\n' % (REAL_POSTCONF, REAL_POSTCONF))
+    shim.chmod(0o755)
+    result = env.run({'destination': 'example.com', 'level': 'may'})
+    assert_failed(result, 'map type lmdb is not supported by this Postfix', 'postfix-lmdb')
+    assert os.listdir(env.maps_dir) == []
+
+
+def test_relative_path_is_refused(env):
+    result = env.run({'destination': 'example.com', 'level': 'may', 'path': 'tls_policy'})
+    assert_failed(result, "path 'tls_policy' must be absolute")
+
+
 def test_path_is_required_without_smtp_tls_policy_maps(env):
     (env.confdir / 'main.cf').write_text('compatibility_level = 3.6\n')
     result = env.run({'destination': 'example.com', 'level': 'may'})
@@ -562,7 +579,7 @@ def test_postmap_failure_leaves_previous_source_and_index(tmp_path):
     assert env.query('good.example', 'next.example') == {'good.example': 'encrypt'}
 
 
-def test_no_temp_files_after_failure_in_verification(env):
+def test_fingerprint_without_match_needs_a_default(env):
     # fingerprint without match and no smtp_tls_fingerprint_cert_match: refused up front
     result = env.run({'destination': 'example.com', 'level': 'fingerprint'})
     assert_failed(result, 'smtp_tls_fingerprint_cert_match')
