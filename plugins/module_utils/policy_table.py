@@ -180,8 +180,10 @@ class LookupTable(object):
         return len(self._by_key)
 
     def duplicates(self):
-        """Folded keys that occur more than once, in file order."""
-        return [fkey for fkey, found in self._by_key.items() if len(found) > 1]
+        """Folded keys that occur more than once with a value (postmap warns
+        "duplicate entry" and keeps the first), in file order."""
+        return [fkey for fkey, found in self._by_key.items()
+                if len(found) > 1 and sum(1 for entry in found if entry.value) > 1]
 
     def problems(self):
         """Lines Postfix ignores, as sorted (line number, message) pairs."""

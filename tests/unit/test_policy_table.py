@@ -334,3 +334,10 @@ def test_property_unmanaged_entries_are_never_altered(text, desired):
     comments = [line for line in lines_before if line.lstrip(' \t\r\x0b\x0c').startswith('#')]
     for line in comments:
         assert line in lines_after
+
+
+def test_a_key_without_value_is_not_a_duplicate_postfix_would_warn_about():
+    table = parse('k\nk may\n')
+    assert table.duplicates() == []
+    assert table.set('k', 'encrypt') == 'updated'      # the valueless line is the one rewritten
+    assert table.render() == 'k encrypt\n'
