@@ -26,7 +26,8 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
-IMAGE = 'localhost/mailgw-postfix:bookworm'
+IMAGE = 'localhost/mailgw-postfix:bookworm'    # Postfix 3.7
+IMAGE_TRIXIE = 'localhost/mailgw-postfix:trixie'  # Postfix 3.10, no smtpd certificate configured
 ROLE = 'mailgw.postfix_tls.enforce_tls'
 EXAMPLE_INVENTORY = os.path.join(REPO, 'roles', 'enforce_tls', 'examples', 'inventory')
 
@@ -52,11 +53,11 @@ def run(argv, **kwargs):
                           universal_newlines=True, env=kwargs.pop('env', _env()), **kwargs)
 
 
-def _podman_problem():
+def _podman_problem(image=IMAGE):
     if not shutil.which('podman'):
         return 'podman is not installed'
-    if run(['podman', 'image', 'exists', IMAGE]).returncode != 0:
-        return 'image %s is missing (./run images)' % IMAGE
+    if run(['podman', 'image', 'exists', image]).returncode != 0:
+        return 'image %s is missing (./run images)' % image
     return None
 
 
@@ -106,10 +107,10 @@ class Result(object):
 class Gateway(object):
     """A throwaway Postfix container with an inventory pointing at it."""
 
-    def __init__(self, tmp_path, start_postfix=True):
+    def __init__(self, tmp_path, start_postfix=True, image=IMAGE):
         self.name = 'enforce-test-%s' % uuid.uuid4().hex[:10]
         self.tmp = tmp_path
-        proc = run(['podman', 'run', '-d', '--name', self.name, IMAGE, 'sleep', 'infinity'])
+        proc = run(['podman', 'run', '-d', '--name', self.name, image, 'sleep', 'infinity'])
         assert proc.returncode == 0, proc.stdout
         if start_postfix:
             self.sh('postfix start')
@@ -232,6 +233,19 @@ def stopped_gateway(tmp_path):
     if problem:
         pytest.fail('container tests need podman and the Postfix image: %s' % problem)
     gw = Gateway(tmp_path, start_postfix=False)
+    gw.take_before()
+    try:
+        yield gw
+    finally:
+        gw.destroy()
+
+
+@pytest.fixture
+def trixie_gateway(tmp_path):
+    problem = _podman_problem(IMAGE_TRIXIE)
+    if problem:
+        pytest.fail('container tests need podman and the Postfix image: %s' % problem)
+    gw = Gateway(tmp_path, image=IMAGE_TRIXIE)
     gw.take_before()
     try:
         yield gw
@@ -437,3 +451,20 @@ def test_stopped_postfix_is_not_started(stopped_gateway):
     status = run(['podman', 'exec', stopped_gateway.name, 'postfix', 'status'])
     assert status.returncode != 0, 'postfix was started'
     assert stopped_gateway.play().changed == []
+
+
+def test_postfix_310_lmdb_ciphermail_and_no_certificate(trixie_gateway):
+    gw = trixie_gateway
+    gw.group_vars({'enforce_tls_layout': 'ciphermail', 'enforce_tls_map_type': 'lmdb',
+                   'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_incoming_level': 'encrypt'})
+    refused = gw.play()
+    assert refused.rc != 0
+    (name, msg), = refused.failed
+    assert 'no smtpd certificate is configured' in msg
+    assert gw.snapshot() == gw.before
+    gw.group_vars({'enforce_tls_layout': 'ciphermail', 'enforce_tls_map_type': 'lmdb',
+                   'enforce_tls_outgoing_level': 'encrypt'})
+    gw.converge()
+    assert gw.postconf('smtp_tls_policy_maps') == 'lmdb:${maps_d_dir}/lmdb-tls-policy.map'
+    assert gw.query('[127.0.0.1]:10025', 'lmdb:/etc/postfix/maps.d/lmdb-tls-policy.map') == 'none'
+    assert gw.postconf('smtp_tls_security_level') == 'encrypt'
