@@ -203,7 +203,7 @@ class Sandbox(object):
 
     def run(self, module, args, check=False, diff=False, **popen):
         """Run one module ad hoc (arguments as JSON); return the host result."""
-        proc = subprocess.run(self.command(module, args, check, diff), capture_output=True,
+        proc = subprocess.run(self.command(module, args, check, diff), capture_output=True, check=False,
                               text=True, env=popen.pop('env', None) or self.environ(),
                               cwd=str(self.tmp), **popen)
         return ad_hoc_result(proc)
@@ -224,7 +224,7 @@ class Sandbox(object):
             cmd.append('--check')
         if diff:
             cmd.append('--diff')
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env or self.environ(),
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env or self.environ(),
                               cwd=str(self.tmp))
         try:
             data = json.loads(proc.stdout)
@@ -245,7 +245,7 @@ def run_exact(cmd, input=None):
     Not text=True: universal newlines would turn a CR inside a value into a line break, and
     str.splitlines() would also break at \\f, \\x85, \\u2028 ..., unlike Postfix.
     """
-    proc = subprocess.run(cmd, capture_output=True,
+    proc = subprocess.run(cmd, capture_output=True, check=False,
                           input=input.encode('utf-8', 'surrogateescape') if input is not None else None)
     return subprocess.CompletedProcess(cmd, proc.returncode,
                                        proc.stdout.decode('utf-8', 'surrogateescape'),
