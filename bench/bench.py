@@ -103,7 +103,7 @@ def machine_info():
         controller_python=platform.python_version(),
         target_python=_cmd_out([pr.LOCAL_PYTHON, '--version']).replace('Python ', ''),
         ansible_core=ansible_version[0] if ansible_version else '',
-        postfix_host=_cmd_out(['postconf', '-h', 'mail_version']),
+        postfix_host=_cmd_out(['postconf', '-d', '-h', 'mail_version']),
         podman=_cmd_out(['podman', '--version']).replace('podman version ', ''),
         git_commit=_cmd_out(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']),
         git_dirty=bool(_cmd_out(['git', '-C', ROOT, 'status', '--porcelain', '--untracked-files=no'])),
@@ -488,8 +488,9 @@ class Bench(object):
 
     def baseline(self):
         play = workload.empty_playbook(os.path.join(self.workdir, 'empty.json'))
-        runs = [self.runner.run('baseline-empty', play, timeout=120)['wall'] for dummy in range(2)]
-        self.results['baseline_empty_playbook'] = round(min(runs), 3)
+        runs = [self.runner.run('baseline-empty', play, timeout=120) for dummy in range(2)]
+        self.results['baseline_empty_playbook'] = round(min(r['wall'] for r in runs), 3)
+        self.results['baseline_empty_playbook_cpu'] = round(min(r['cpu'] for r in runs), 3)
 
     def run(self, sections):
         started = time.monotonic()

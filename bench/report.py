@@ -42,6 +42,13 @@ def summarize(res):
     postmap counts; target verdicts."""
     out = dict(policy=[], targets=[])
     policy = res.get('policy') or {}
+    base_cpu = res.get('baseline_empty_playbook_cpu') or 0.0
+
+    def cpu(run):
+        # CPU of the whole ansible-playbook run minus an empty playbook's
+        if not run or run.get('cpu') is None or run.get('rc') != 0:
+            return None
+        return max(run['cpu'] - base_cpu, 0.001)
     naive = policy.get('lineinfile') or {}
     cap_n = max((int(n) for n in naive if _g(naive[n], 'apply', 'rc') == 0), default=None)
     cap = naive.get(str(cap_n)) if cap_n else None
@@ -59,20 +66,28 @@ def summarize(res):
             postmap_noop=_g(m, 'noop', 'postmap_builds'),
             postmap_one=_g(m, 'one_changed', 'postmap_builds'),
             noop_changed=_g(m, 'noop', 'changed'),
+            cpu_apply=cpu(m.get('apply')),
+            cpu_noop=cpu(m.get('noop')),
         )
         nv = naive.get(n_str)
         if nv and _g(nv, 'apply', 'rc') == 0:
             row.update(naive_apply=_g(nv, 'apply', 'task_seconds'), naive_noop=_g(nv, 'noop', 'task_seconds'),
                        naive_estimated=False, naive_postmap_apply=_g(nv, 'apply', 'postmap_builds'),
+                       naive_cpu_apply=cpu(nv.get('apply')), naive_cpu_noop=cpu(nv.get('noop')),
                        naive_postmap_noop=_g(nv, 'noop', 'postmap_builds'))
         elif cap:
             per_apply = _g(cap, 'apply', 'per_entry')
             per_noop = _g(cap, 'noop', 'per_entry')
             handler = _g(cap, 'apply', 'handler_seconds') or 0.0
+            cap_cpu_apply, cap_cpu_noop = cpu(cap.get('apply')), cpu(cap.get('noop'))
             row.update(naive_apply=per_apply * n + handler if per_apply else None,
-                       naive_noop=per_noop * n if per_noop else None, naive_estimated=True)
+                       naive_noop=per_noop * n if per_noop else None, naive_estimated=True,
+                       naive_cpu_apply=cap_cpu_apply * n / cap_n if cap_cpu_apply else None,
+                       naive_cpu_noop=cap_cpu_noop * n / cap_n if cap_cpu_noop else None)
         row['ratio_apply'] = _ratio(row.get('naive_apply'), row['apply'])
         row['ratio_noop'] = _ratio(row.get('naive_noop'), row['noop'])
+        row['cpu_ratio_apply'] = _ratio(row.get('naive_cpu_apply'), row['cpu_apply'])
+        row['cpu_ratio_noop'] = _ratio(row.get('naive_cpu_noop'), row['cpu_noop'])
         out['policy'].append(row)
 
     def target(name, goal, measured, ok):
@@ -96,6 +111,9 @@ def summarize(res):
     if r500 and r500.get('ratio_apply') is not None:
         target('N=500 apply, lineinfile / tls_policy', '>= 50x',
                fmt_x(r500['ratio_apply'], r500.get('naive_estimated')), r500['ratio_apply'] >= 50)
+        target('N=500 apply, CPU time ratio', '(same goal)',
+               fmt_x(r500['cpu_ratio_apply'], r500.get('naive_estimated')),
+               None if r500['cpu_ratio_apply'] is None else r500['cpu_ratio_apply'] >= 50)
         target('N=500 no-op, lineinfile / tls_policy', '(no goal)',
                fmt_x(r500['ratio_noop'], r500.get('naive_estimated')), None)
     postmap_ok = True
@@ -119,11 +137,15 @@ def summarize(res):
             command_rerun=_g(pc, 'command_rerun', 'task_seconds'),
             module_noop_changed=_g(pc, 'module_noop', 'changed'),
             command_rerun_changed=_g(pc, 'command_rerun', 'tasks_changed'),
+            cpu=dict((k, cpu(pc.get(k))) for k in ('module_apply', 'module_noop', 'command_apply', 'command_rerun')),
             postconf_calls=dict((k, _g(pc, k, 'postconf_calls'))
                                 for k in ('module_apply', 'module_noop', 'command_apply', 'command_rerun')),
         )
         out['postconf']['ratio_apply'] = _ratio(out['postconf']['command_apply'], out['postconf']['module_apply'])
         out['postconf']['ratio_noop'] = _ratio(out['postconf']['command_rerun'], out['postconf']['module_noop'])
+        c = out['postconf']['cpu']
+        out['postconf']['cpu_ratio_apply'] = _ratio(c['command_apply'], c['module_apply'])
+        out['postconf']['cpu_ratio_noop'] = _ratio(c['command_rerun'], c['module_noop'])
     return out
 
 
@@ -183,6 +205,19 @@ def render(res):
                 '%s/%s/%s' % (fmt_n(r['postmap_apply']), fmt_n(r['postmap_noop']), fmt_n(r['postmap_one'])),
                 ('~' if est else '') + fmt_s(r.get('naive_apply')), ('~' if est else '') + fmt_s(r.get('naive_noop')),
                 fmt_x(r.get('ratio_apply'), est), fmt_x(r.get('ratio_noop'), est)))
+        lines.append('')
+        lines.append('CPU seconds (whole ansible-playbook run minus an empty playbook; robust on a busy machine)')
+        hdr = '%7s | %9s %9s | %11s %11s | %8s %8s' % ('N', 'apply', 'no-op', 'lineinfile', 'li no-op', 'ratio', 'no-op')
+        lines.append(hdr)
+        lines.append('-' * len(hdr))
+        for r in s['policy']:
+            if r.get('skipped'):
+                continue
+            est = '~' if r.get('naive_estimated') else ''
+            lines.append('%7d | %9s %9s | %11s %11s | %8s %8s' % (
+                r['n'], fmt_s(r['cpu_apply']), fmt_s(r['cpu_noop']), est + fmt_s(r.get('naive_cpu_apply')),
+                est + fmt_s(r.get('naive_cpu_noop')), fmt_x(r.get('cpu_ratio_apply'), bool(est)),
+                fmt_x(r.get('cpu_ratio_noop'), bool(est))))
         naive = (res.get('policy') or {}).get('lineinfile') or {}
         for n, nv in sorted(naive.items(), key=lambda kv: int(kv[0])):
             lines.append('  lineinfile N=%s: %s per entry applied, %s per entry no-op; postmap %s/%s; '
@@ -212,6 +247,10 @@ def render(res):
                      % (fmt_x(pc['ratio_apply']), fmt_x(pc['ratio_noop']),
                         fmt_n(pc['postconf_calls']['module_apply']), fmt_n(pc['postconf_calls']['module_noop']),
                         fmt_n(pc['postconf_calls']['command_apply']), fmt_n(pc['postconf_calls']['command_rerun'])))
+        c = pc['cpu']
+        lines.append('  CPU seconds: module %s / %s, command %s / %s; CPU ratio apply %s, no-op %s'
+                     % (fmt_s(c['module_apply']), fmt_s(c['module_noop']), fmt_s(c['command_apply']),
+                        fmt_s(c['command_rerun']), fmt_x(pc['cpu_ratio_apply']), fmt_x(pc['cpu_ratio_noop'])))
         lines.append('  same main.cf values from both: %s' % _g(res, 'postconf', 'identical_main_cf'))
     role = res.get('role')
     if role:
@@ -308,6 +347,20 @@ def render_markdown(res):
             out.append('| %s | %s | %s | %s | %s | %s | %s |' % (
                 name.replace('|', '/'), _pc(a, 'wall'), _pc(a, 'cpu'), _pc(a, 'child_cpu'),
                 _pc(b, 'wall'), _pc(b, 'cpu'), _pc(b, 'child_cpu')))
+    if s['policy']:
+        out.append('')
+        out.append('CPU seconds of the same runs (whole `ansible-playbook` minus an empty playbook):')
+        out.append('')
+        out.append('| N | apply | no-op | lineinfile apply | lineinfile no-op | CPU ratio apply | CPU ratio no-op |')
+        out.append('|---:|---:|---:|---:|---:|---:|---:|')
+        for r in s['policy']:
+            if r.get('skipped'):
+                continue
+            est = '~' if r.get('naive_estimated') else ''
+            out.append('| %d | %s | %s | %s | %s | %s | %s |' % (
+                r['n'], fmt_s(r['cpu_apply']), fmt_s(r['cpu_noop']), est + fmt_s(r.get('naive_cpu_apply')),
+                est + fmt_s(r.get('naive_cpu_noop')), fmt_x(r.get('cpu_ratio_apply'), bool(est)),
+                fmt_x(r.get('cpu_ratio_noop'), bool(est))))
     pc = s.get('postconf')
     if pc:
         out.append('')
@@ -321,8 +374,16 @@ def render_markdown(res):
             fmt_s(pc['command_apply']), fmt_s(pc['command_rerun']), fmt_n(pc['command_rerun_changed']),
             fmt_n(pc['postconf_calls']['command_apply']), fmt_n(pc['postconf_calls']['command_rerun'])))
         out.append('| ratio | %s | %s | |' % (fmt_x(pc['ratio_apply']), fmt_x(pc['ratio_noop'])))
+        c = pc['cpu']
+        out.append('| CPU seconds: module / commands (ratio) | %s / %s (%s) | %s / %s (%s) | |' % (
+            fmt_s(c['module_apply']), fmt_s(c['command_apply']), fmt_x(pc['cpu_ratio_apply']),
+            fmt_s(c['module_noop']), fmt_s(c['command_rerun']), fmt_x(pc['cpu_ratio_noop'])))
     role = res.get('role')
     if role:
+        out.append('')
+        out.append('Containers: %s (Postfix %s, Python %s), `--network none`, started in %ss.' % (
+            res['settings']['image'], role.get('container_postfix'), role.get('container_python'),
+            role.get('container_start_seconds')))
         out.append('')
         out.append('| role (%d entries) | hosts | forks | phase | wall | wall / host | mean host task time | '
                    'tls_policy task | changed per host | postmap ran |' % role['policies'])
