@@ -49,7 +49,7 @@ def _env():
 
 
 def run(argv, **kwargs):
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
                           universal_newlines=True, env=kwargs.pop('env', _env()), **kwargs)
 
 
@@ -154,7 +154,7 @@ class Gateway(object):
             argv += ['-e', json.dumps({key: value})]
         # json on stdout, warnings on stderr: keep them apart.
         proc = subprocess.run(argv + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, env=_env())
+                              check=False, universal_newlines=True, env=_env())
         return Result(proc)
 
     def converge(self, **kwargs):
@@ -314,7 +314,7 @@ def test_bad_policy_entry_is_refused_before_anything_changes(gateway):
         {'destination': 'example.com', 'level': 'may', 'match': ['x.example']}]})
     result = gateway.play()
     assert result.rc != 0
-    text = ' '.join(str(m) for _, m in result.failed)
+    text = ' '.join(str(msg) for name, msg in result.failed)
     assert 'match' in text, result.failed
     assert gateway.snapshot() == gateway.before
 
