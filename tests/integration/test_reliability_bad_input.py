@@ -460,9 +460,10 @@ def test_tls_policy_hostile_directory_and_file_names_never_reach_a_shell(tmp_pat
     canary = tmp_path / 'PWNED'
     # (no "$" in the config directory: Postfix itself expands config_directory)
     confdir = tmp_path / ('conf `touch %s`;x' % canary)
-    maps_dir = tmp_path / ('maps;`touch %s`|x&y' % canary)
+    # no whitespace in the table's path: main.cf could not name it in smtp_tls_policy_maps
+    maps_dir = tmp_path / ('maps;`touch${IFS}%s`|x&y' % canary)
     box = Sandbox(tmp_path, confdir=confdir, maps_dir=maps_dir)
-    path = maps_dir / "policy $(touch PWNED) 'q'.map"
+    path = maps_dir / "policy$(touch${IFS}PWNED)'q'>x.map"
     result = box.tls_policy({'entries': [
         {'destination': 'a.example', 'level': 'encrypt'},
         {'destination': '[127.0.0.1]:10025', 'level': 'none'},
