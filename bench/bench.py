@@ -243,13 +243,6 @@ class Bench(object):
             res['skipped'] = ('the module did not finish in %ss when run directly (rc=%s); see the README'
                               % (self.opts.direct_timeout, res['direct_apply']['rc']))
             self.kill_leftovers(base)
-            if largest:
-                # What the run costs once the query cannot deadlock (bench/phases.py --batched-query).
-                args_file = fresh(98)
-                log('policy N=%d: phases, apply with the batched postmap -q of bench/phases.py' % n)
-                res['phases_apply_batched'] = self.phases(args_file, batched=True)
-                log('policy N=%d: phases, no-op' % n)
-                res['phases_noop'] = self.phases(args_file)
             return res
         res['direct_noop'] = direct_runs('tls_policy', lambda i: dirs[0] + '.json',
                                          self.profile['direct_repeats'], env, self.opts.direct_timeout,
@@ -282,12 +275,12 @@ class Bench(object):
         self.runner.run('tls_policy-%d-restore' % n, play, timeout=timeout)
         return res
 
-    def phases(self, args_file, batched=False):
+    def phases(self, args_file):
         """bench/phases.py on one args file: wall and CPU time per phase of the module."""
-        out = args_file + ('.phases-batched.json' if batched else '.phases.json')
+        out = args_file + '.phases.json'
+        if os.path.exists(out):
+            os.unlink(out)
         cmd = [sys.executable, os.path.join(HERE, 'phases.py'), args_file, '--json', out]
-        if batched:
-            cmd.append('--batched-query')
         env = self.direct_env(os.devnull)
         env['PYTHONPATH'] = module_direct.collections_dir()
         try:

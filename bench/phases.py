@@ -14,12 +14,7 @@ scrubbing and JSON).  Prints a table to stderr; the module's JSON goes to
 stdout as usual.
 
     source scripts/env.sh
-    PYTHONPATH=$COLLECTIONS_DIR python bench/phases.py ARGS.json [--batched-query]
-
---batched-query replaces PostfixCommands.postmap_query with
-batched_postmap_query below (the fix proposed in bench/README.md for the
-pipe deadlock), to measure a large first apply while the module still has
-the deadlock. Numbers taken with it are labelled as such.
+    PYTHONPATH=$COLLECTIONS_DIR python bench/phases.py ARGS.json [--json OUT.json]
 """
 
 import argparse
@@ -57,7 +52,9 @@ class Timer(object):
 
 
 def wrap(owner, attr, name):
-    original = getattr(owner, attr)
+    original = getattr(owner, attr, None)
+    if original is None:  # the module changed; time what still exists
+        return
 
     def timed(*args, **kwargs):
         with Timer(name):
@@ -65,49 +62,9 @@ def wrap(owner, attr, name):
     setattr(owner, attr, timed)
 
 
-# Largest stdin given to one `postmap -q -`. A write of at most this many bytes
-# into an empty pipe never blocks (Linux pipes hold 64 KiB; PIPE_BUF is 4 KiB),
-# so run_command's blocking write cannot wait on a postmap that is itself
-# blocked writing its answers into a full stdout pipe.
-QUERY_BATCH_BYTES = 16384
-
-
-def batched_postmap_query(self, map_type, path, keys):
-    """The proposed fix: the same queries, in batches that cannot deadlock."""
-    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
-        PostfixCommandError)
-    keys = list(keys)
-    found, errors = {}, []
-    batch, size = [], 0
-    batches = []
-    for key in keys:
-        if batch and size + len(key) + 1 > QUERY_BATCH_BYTES:
-            batches.append(batch)
-            batch, size = [], 0
-        batch.append(key)
-        size += len(key) + 1
-    if batch:
-        batches.append(batch)
-    for batch in batches:
-        data = ''.join(key + '\n' for key in batch)
-        args = [self.postmap_bin, '-c', self.config_dir, '-q', '-', '%s:%s' % (map_type, path)]
-        rc, out, err = self._run(args, data=data, ok_rcs=(0, 1))
-        if rc == 1 and 'fatal:' in err:
-            raise PostfixCommandError('postmap -q - %s:%s failed: %s' % (map_type, path, err.strip()),
-                                      rc=rc, stdout=out, stderr=err)
-        for line in out.splitlines():
-            key, sep, value = line.partition('\t')
-            if sep:
-                found[key] = value
-        if err:
-            errors.append(err)
-    return found, ''.join(errors)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('args_file')
-    parser.add_argument('--batched-query', action='store_true')
     parser.add_argument('--json', help='also write the phases to this file')
     opts = parser.parse_args()
     sys.argv = [sys.argv[0], opts.args_file]
@@ -120,8 +77,6 @@ def main():
         spec.loader.exec_module(mod)
     from ansible.module_utils import basic
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postfix_commands
-    if opts.batched_query:
-        postfix_commands.PostfixCommands.postmap_query = batched_postmap_query
     wrap(basic.AnsibleModule, '__init__', 'AnsibleModule(): argument validation')
     wrap(basic.AnsibleModule, '_return_formatted', 'exit_json: result scrubbing + JSON')
     wrap(mod.TlsPolicyModule, 'desired_entries', 'desired_entries: grammar validation')
@@ -152,15 +107,14 @@ def main():
         a[3] += child
     sys.stdout.flush()
     err = sys.stderr
-    title = 'phase' + (' (batched postmap -q)' if opts.batched_query else '')
-    err.write('\n%-48s %5s %9s %9s %9s\n' % (title, 'calls', 'wall', 'cpu', 'child cpu'))
+    err.write('\n%-48s %5s %9s %9s %9s\n' % ('phase', 'calls', 'wall', 'cpu', 'child cpu'))
     for name in order:
         n, wall, cpu, child = agg[name]
         err.write('%-48s %5d %8.3fs %8.3fs %8.3fs\n' % (name, n, wall, cpu, child))
     if opts.json:
         import json
         with open(opts.json, 'w') as f:
-            json.dump(dict(batched_query=opts.batched_query, rc=rc,
+            json.dump(dict(rc=rc,
                            phases=[dict(name=name.strip(), calls=agg[name][0], wall=round(agg[name][1], 3),
                                         cpu=round(agg[name][2], 3), child_cpu=round(agg[name][3], 3))
                                    for name in order]), f, indent=1)

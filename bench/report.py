@@ -150,10 +150,10 @@ def summarize(res):
 
 
 def phase_tables(res):
-    """[(n, [(phase, apply dict or None, no-op dict or None)], batched)] for the N that has phases."""
+    """[(n, [(phase, apply dict or None, no-op dict or None)])] for the N that has phases."""
     out = []
     for n_str, m in sorted(((res.get('policy') or {}).get('module') or {}).items(), key=lambda kv: int(kv[0])):
-        apply_ = m.get('phases_apply') or m.get('phases_apply_batched')
+        apply_ = m.get('phases_apply')
         noop = m.get('phases_noop')
         if not apply_ and not noop:
             continue
@@ -166,7 +166,7 @@ def phase_tables(res):
             a = [p for p in (apply_ or {}).get('phases', []) if p['name'] == name]
             b = [p for p in (noop or {}).get('phases', []) if p['name'] == name]
             rows.append((name, a[0] if a else None, b[0] if b else None))
-        out.append((int(n_str), rows, bool(m.get('phases_apply_batched'))))
+        out.append((int(n_str), rows))
     return out
 
 
@@ -225,10 +225,9 @@ def render(res):
                          % (n, fmt_s(_g(nv, 'apply', 'per_entry')), fmt_s(_g(nv, 'noop', 'per_entry')),
                             fmt_n(_g(nv, 'apply', 'postmap_builds')), fmt_n(_g(nv, 'noop', 'postmap_builds')),
                             _g(res, 'policy', 'identical_tables', n)))
-    for n, rows, batched in phase_tables(res):
+    for n, rows in phase_tables(res):
         lines.append('')
-        lines.append('Where the module time goes, N=%d (bench/phases.py; cpu = this process, child = postconf/postmap)%s'
-                     % (n, '; apply measured WITH the batched postmap -q fix' if batched else ''))
+        lines.append('Where the module time goes, N=%d (bench/phases.py; cpu = this process, child = postconf/postmap)' % n)
         lines.append('  %-50s | %8s %8s %8s | %8s %8s %8s' % ('phase', 'apply', 'cpu', 'child', 'no-op', 'cpu', 'child'))
         for name, a, b in rows:
             lines.append('  %-50s | %8s %8s %8s | %8s %8s %8s' % (
@@ -335,11 +334,10 @@ def render_markdown(res):
                 fmt_n(r['postmap_apply']), fmt_n(r['postmap_noop']), fmt_n(r['postmap_one']),
                 ('~' if est else '') + fmt_s(r.get('naive_apply')), ('~' if est else '') + fmt_s(r.get('naive_noop')),
                 fmt_x(r.get('ratio_apply'), est), fmt_x(r.get('ratio_noop'), est)))
-    for n, rows, batched in phase_tables(res):
+    for n, rows in phase_tables(res):
         out.append('')
-        note = '; apply measured with the batched `postmap -q` fix' if batched else ''
         out.append('Where the module time goes at N=%d (`bench/phases.py`; cpu: the module process; '
-                   'child: postconf/postmap)%s:' % (n, note))
+                   'child: postconf/postmap):' % n)
         out.append('')
         out.append('| phase | apply wall | apply cpu | apply child cpu | no-op wall | no-op cpu | no-op child cpu |')
         out.append('|---|---:|---:|---:|---:|---:|---:|')
