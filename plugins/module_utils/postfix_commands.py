@@ -56,8 +56,11 @@ class PostfixCommands(object):
         return self._postmap
 
     def _run(self, args, data=None, ok_rcs=(0,)):
-        rc, out, err = self.module.run_command(args, data=data, binary_data=data is not None,
-                                               environ_update=_C_LOCALE)
+        try:
+            rc, out, err = self.module.run_command(args, data=data, binary_data=data is not None,
+                                                   environ_update=_C_LOCALE, handle_exceptions=False)
+        except (OSError, IOError) as e:
+            raise PostfixCommandError('cannot run %s: %s' % (' '.join(args), e), cmd=args, stderr=str(e))
         if rc not in ok_rcs:
             raise PostfixCommandError(
                 '%s failed (exit status %s): %s' % (' '.join(args), rc, (err or out).strip()),

@@ -330,7 +330,11 @@ backup_file:
 
 import errno
 import fcntl
+import grp
 import os
+import pwd
+import re
+import shutil
 import stat
 import tempfile
 import time
@@ -339,6 +343,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
+    INDEXED_TYPES,
     KEY_VALUE_FILE_TYPES,
     index_paths,
     is_indexed,
@@ -363,6 +368,9 @@ MAP_TYPES = ['hash', 'btree', 'lmdb', 'cdb', 'texthash', 'dbm', 'sdbm']
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
 DEFAULT_NEW_FILE_MODE = 0o644
+# Files that are never policy tables: Postfix's own configuration and index files.
+NOT_TABLES = ('main.cf', 'master.cf')
+INDEX_SUFFIXES = tuple(sorted(set(suffix for suffixes in INDEXED_TYPES.values() for suffix in suffixes)))
 LOCK_TIMEOUT = 300
 
 
@@ -604,10 +612,12 @@ class TlsPolicyModule(object):
         module = self.module
         desired = self.desired_entries()
         path, map_type = self.resolve_map()
+        self.check_path(path)
+        self.check_owner_group()
         self.check_postfix_support(desired)
         self.result.update(path=path, map_type=map_type, map='%s:%s' % (map_type, path))
 
-        directory = os.path.dirname(path) or '.'
+        directory = os.path.dirname(path)
         if not os.path.isdir(directory):
             self.fail('directory %s of the table %s does not exist' % (directory, path))
         if os.path.exists(path) and not os.path.isfile(path):
@@ -625,6 +635,34 @@ class TlsPolicyModule(object):
             module.warn(warning)
         module.exit_json(**self.result)
 
+    def check_path(self, path):
+        """Refuse paths that cannot be a policy table source Postfix can name."""
+        bad = [ch for ch in path if ch in ' \t\n\r\v\f,' or ord(ch) < 32 or ord(ch) == 127]
+        if bad:
+            self.fail('path %r contains %s; smtp_tls_policy_maps cannot name such a file'
+                      % (path, ', '.join(repr(ch) for ch in sorted(set(bad)))))
+        name = os.path.basename(path)
+        if name in NOT_TABLES:
+            self.fail('path %s is the Postfix configuration file %s, not a lookup table' % (path, name))
+        for suffix in INDEX_SUFFIXES:
+            if name.endswith(suffix):
+                self.fail('path %s names an index file (%s); give the source file postmap builds it '
+                          'from (%s)' % (path, suffix, path[:-len(suffix)]))
+
+    def check_owner_group(self):
+        """Look owner and group up before anything is written."""
+        owner, group = self.params.get('owner'), self.params.get('group')
+        if owner is not None and not owner.isdigit():
+            try:
+                pwd.getpwnam(owner)
+            except KeyError:
+                self.fail('owner %r: no such user; nothing was changed' % owner)
+        if group is not None and not group.isdigit():
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                self.fail('group %r: no such group; nothing was changed' % group)
+
     def apply(self, desired, path, map_type):
         module = self.module
         params = self.params
@@ -634,14 +672,19 @@ class TlsPolicyModule(object):
         before = ''
         if exists:
             with open(source, 'rb') as f:
-                before = f.read().decode('utf-8', 'surrogateescape')
+                data = f.read()
+            if b'\0' in data:
+                self.fail('%s contains NUL bytes: it is not a text lookup table (an index file?); '
+                          'nothing was changed' % path)
+            before = data.decode('utf-8', 'surrogateescape')
         table = LookupTable.parse(before)
+        leftovers = [] if module.check_mode else self.remove_leftovers(source, path)
 
         managed = set(key for key, value, policy in desired)
         duplicates = table.duplicates()
         self.result['duplicates'] = duplicates
         for fkey in duplicates:
-            lines = ', '.join(str(e.lineno) for e in table.occurrences(fkey))
+            lines = ', '.join(str(e.lineno) for e in table.occurrences(fkey) if e.value)
             self.warnings.append('%s: key %r occurs on lines %s; Postfix uses the first%s'
                                  % (path, fkey, lines, '; the later ones are removed' if fkey in managed else ''))
         for lineno, problem in table.problems():
@@ -666,7 +709,8 @@ class TlsPolicyModule(object):
         indexes = index_paths(map_type, path)
         stale = False
         if is_indexed(map_type) and (exists or create):
-            stale = write_source or self.index_stale(source, indexes)
+            # An interrupted run may have renamed its index into place but not its source.
+            stale = write_source or bool(leftovers) or self.index_stale(source, indexes)
         self.result['postmap_ran'] = stale
         changed = write_source or stale
 
@@ -686,6 +730,20 @@ class TlsPolicyModule(object):
                                         created=create, changed=changed)
         self.result['changed'] = changed
 
+    def remove_leftovers(self, source, path):
+        """Remove temporary files of an interrupted run (we hold the lock: nobody else owns them)."""
+        pattern = re.compile(r'^(?:__db\.)?\.%s\.[a-z0-9_]{8}\.tmp(?:\..*)?$'
+                             % re.escape(os.path.basename(source)))
+        removed = []
+        for directory in sorted(set([os.path.dirname(source), os.path.dirname(path)])):
+            for name in os.listdir(directory):
+                if pattern.match(name):
+                    self.module.cleanup(os.path.join(directory, name))
+                    removed.append(name)
+        if removed:
+            self.warnings.append('removed temporary files of an interrupted run: %s' % ', '.join(sorted(removed)))
+        return removed
+
     @staticmethod
     def index_stale(source, indexes):
         try:
@@ -703,9 +761,8 @@ class TlsPolicyModule(object):
     # -- writing ---------------------------------------------------------------------
 
     def write(self, source, path, map_type, text, indexes, write_source, build, expected, exists):
-        module = self.module
-        unsafe_writes = self.params['unsafe_writes']
-        directory = os.path.dirname(source) or '.'
+        """Temp source -> postmap -> verify -> index into place -> source into place."""
+        directory = os.path.dirname(source)
         fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(source), suffix='.tmp', dir=directory)
         tmp_prefix = os.path.basename(tmp)
         try:
@@ -713,38 +770,95 @@ class TlsPolicyModule(object):
                 f.write(text.encode('utf-8', 'surrogateescape'))
                 f.flush()
                 os.fsync(f.fileno())
-            self.copy_owner_mode(source if exists else None, tmp)
+            self.prepare_attributes(source if exists else None, tmp)
             tmp_indexes = index_paths(map_type, tmp)
             if build:
                 try:
                     stderr = self.cmds.postmap_build(map_type, tmp)
                 except PostfixCommandError as e:
                     self.fail('postmap failed for %s:%s, the table and its index were left as they '
-                              'were: %s' % (map_type, path, e.stderr.replace(tmp, path).strip() or e),
+                              'were: %s' % (map_type, path, (e.stderr or '').replace(tmp, path).strip() or e),
                               rc=e.rc, stderr=e.stderr)
                 self.pass_on_postmap_warnings(stderr, tmp, path)
                 for tmp_index in tmp_indexes:
                     self.copy_owner_mode(tmp, tmp_index)
             if build or (write_source and map_type == 'texthash'):
                 self.verify(map_type, tmp, path, expected)
-            if build:
-                # Index first, then the source: the source on disk is never newer than its index,
-                # and a rename keeps the temporary source's mtime, which predates the index.
-                if not write_source:
-                    # Only the index is rebuilt: never leave it older than a source whose
-                    # mtime lies in the future (Postfix would warn, and the next run rebuild).
-                    source_mtime = os.stat(source).st_mtime
-                    for tmp_index in tmp_indexes:
-                        if os.stat(tmp_index).st_mtime < source_mtime:
-                            os.utime(tmp_index, (source_mtime, source_mtime))
-                for tmp_index, index in zip(tmp_indexes, indexes):
-                    module.atomic_move(tmp_index, index, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
-            if write_source:
-                module.atomic_move(tmp, source, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+            if build and not write_source:
+                # Only the index is rebuilt: never leave it older than a source whose
+                # mtime lies in the future (Postfix would warn, and the next run rebuild).
+                source_mtime = os.stat(source).st_mtime
+                for tmp_index in tmp_indexes:
+                    if os.stat(tmp_index).st_mtime < source_mtime:
+                        os.utime(tmp_index, (source_mtime, source_mtime))
+            self.move_into_place(tmp, tmp_prefix, source, tmp_indexes if build else [],
+                                 indexes if build else [], write_source)
         finally:
-            for name in os.listdir(directory):
-                if name.startswith(tmp_prefix):
-                    module.cleanup(os.path.join(directory, name))
+            for folder in set([directory, os.path.dirname(path)]):
+                for name in os.listdir(folder):
+                    if tmp_prefix in name:
+                        self.module.cleanup(os.path.join(folder, name))
+
+    def move_into_place(self, tmp, tmp_prefix, source, tmp_indexes, indexes, write_source):
+        """Rename the new index files, then the new source, into place.
+
+        Index first: a rename keeps the temporary source's mtime, which predates
+        the index, so the source on disk is never newer than its index.  When a
+        later rename fails, the index files already replaced are put back (from
+        a hard link, or a copy, of the previous ones), so table and index stay
+        consistent.
+        """
+        module = self.module
+        unsafe_writes = self.params['unsafe_writes']
+        replaced = []           # (index, saved previous index or None)
+        current = None
+        try:
+            for tmp_index, index in zip(tmp_indexes, indexes):
+                current = index
+                saved = None
+                if os.path.exists(index):
+                    saved = os.path.join(os.path.dirname(index), tmp_prefix + '.previous' +
+                                         index[len(os.path.splitext(index)[0]):])
+                    try:
+                        os.link(index, saved)
+                    except OSError:
+                        shutil.copy2(index, saved)
+                module.atomic_move(tmp_index, index, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+                replaced.append((index, saved))
+            if write_source:
+                current = source
+                module.atomic_move(tmp, source, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+        except Exception as e:  # atomic_move raises plain Exception
+            problems = []
+            for index, saved in reversed(replaced):
+                try:
+                    if saved:
+                        os.rename(saved, index)
+                    else:
+                        os.unlink(index)
+                except OSError as undo_error:
+                    problems.append('%s: %s' % (index, undo_error))
+            reason = to_native(e)
+            if e.__cause__ is not None:
+                reason = '%s (%s)' % (reason, to_native(e.__cause__))
+            if problems:
+                self.fail('cannot replace %s: %s; putting the previous index back failed too (%s): '
+                          'run postmap on the table' % (current, reason, '; '.join(problems)))
+            self.fail('cannot replace %s: %s; the table and its index were left as they were'
+                      % (current, reason))
+
+    def prepare_attributes(self, reference, tmp):
+        """Give the new source its final owner, group and mode before it is visible.
+
+        Starts from the current source (0644 for a new file), then applies
+        owner/group/mode/SELinux options, so a bad value fails here, before
+        anything is renamed into place.  (chattr attributes are applied after
+        the rename: an immutable temporary file could not be renamed.)
+        """
+        self.copy_owner_mode(reference, tmp)
+        tmp_args = self.module.load_file_common_arguments(self.params, path=tmp)
+        tmp_args['attributes'] = None
+        self.module.set_fs_attributes_if_different(tmp_args, False)
 
     def copy_owner_mode(self, reference, target):
         """Give target the owner and mode of reference (0644 and ours for a new file)."""
