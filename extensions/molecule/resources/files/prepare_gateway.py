@@ -17,6 +17,8 @@ one JSON object:
   master_cf_append  text appended to master.cf (services such as CipherMail's
                     re-injection listener)
   mkdirs            extra directories to create
+  files             files of the starting state: [{path, content, postmap}],
+                    postmap (a map type such as "hash") indexes the file
 
 The container has loopback only. The gateway listens on 127.0.0.1 (not all
 addresses, so peers can use port 25 on 127.0.0.2, 127.0.0.3, ...); names of
@@ -112,6 +114,12 @@ def main(argv=None):
 
     for d in [TLS_DIR, SPOOL_DIR] + cfg.get("mkdirs", []):
         os.makedirs(d, exist_ok=True)
+
+    for f in cfg.get("files", []):
+        write_file(f["path"], f["content"])
+        if f.get("postmap"):
+            run(["postmap", "%s:%s" % (f["postmap"], f["path"])])
+        done.append("wrote %s%s" % (f["path"], " (postmap %s)" % f["postmap"] if f.get("postmap") else ""))
 
     run(["sh", os.path.join(HERE, "make_certs.sh"), TLS_DIR] + cfg.get("certs", []))
     done.append("certificates: %s" % ", ".join(sorted(f for f in os.listdir(TLS_DIR) if f.endswith(".crt"))))

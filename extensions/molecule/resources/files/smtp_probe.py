@@ -213,18 +213,39 @@ def _check_session(step, result):
     return problems
 
 
+POSTFIX_LOG = "/var/log/postfix.log"
+
+
+def _log_line(exp):
+    """The Postfix log line about the recipient's host holding exp["log"], or None."""
+    host = exp.get("log_host") or exp["rcpt_actual"].rpartition("@")[2] + "["
+    try:
+        with open(POSTFIX_LOG, errors="replace") as fh:
+            for line in fh:
+                if host in line and exp["log"] in line:
+                    return line.split(": ", 1)[-1].strip()
+    except OSError:
+        return None
+    return None
+
+
 def _resolve(pending, timeout):
     """Wait until every pending expectation is decided or the time is up."""
     deadline = time.monotonic() + timeout
     while True:
-        queue = {e.get("queue_id"): e for e in _queue(None)}
+        queue = _queue(None)
         records = _all_spool_records()
         for exp in pending:
             if exp.get("done"):
                 continue
             token = exp["token"]
             found = [r for r in records if token in r.get("data", "")]
-            entry = queue.get(exp["queue_id"])
+            # Match queue entries by the unique recipient, not the queue ID:
+            # behind a content filter the re-injected copy has a new queue ID.
+            entries = [e for e in queue
+                       if any(r.get("address") == exp["rcpt_actual"] for r in e.get("recipients", []))]
+            entries.sort(key=lambda e: e.get("queue_name") != "deferred")
+            entry = entries[0] if entries else None
             reasons = [r.get("delay_reason", "") for r in (entry or {}).get("recipients", [])]
             where = ["%s (tls=%s)" % (r["peer"], r["tls"]) for r in found]
             if exp["expect"] == "delivered":
@@ -236,21 +257,40 @@ def _resolve(pending, timeout):
                         problems.append("peer saw tls=%s, expected %s" % (rec["tls"], exp["tls"]))
                     if "sni" in exp and rec.get("sni") != exp["sni"]:
                         problems.append("peer saw SNI %r, expected %r" % (rec.get("sni"), exp["sni"]))
+                    for hop in exp.get("via", []):
+                        seen = [r for r in found if r["peer"] == hop]
+                        if not seen:
+                            problems.append("did not pass %s" % hop)
+                        elif seen[-1].get("relayed") is False:
+                            problems.append("%s could not pass it on: %s" % (hop, seen[-1].get("relay_error")))
+                    if exp.get("via") and not problems:
+                        problems_ok = " via %s" % ", ".join(exp["via"])
+                    else:
+                        problems_ok = ""
                     exp.update(done=True, ok=not problems, detail="; ".join(problems) or (
-                        "delivered to %s, tls=%s %s" % (rec["peer"], rec["tls"], rec.get("tls_version") or "")).strip())
+                        "delivered to %s%s, tls=%s %s" % (rec["peer"], problems_ok, rec["tls"],
+                                                            rec.get("tls_version") or "")).strip())
                 elif entry is None:
                     exp.update(done=True, ok=False, detail="left the queue but not delivered to %s; seen at: %s"
                                % (exp["peer"], where or "nowhere"))
                 elif entry is not None and entry.get("queue_name") == "deferred" and exp.get("fresh", True):
                     exp.update(done=True, ok=False, detail="deferred instead: %s" % reasons)
             else:
-                if found:
+                # A content filter (a relaying peer) passing the message on is
+                # not a delivery.
+                delivered = [r for r in found if "relayed" not in r]
+                if delivered:
                     exp.update(done=True, ok=False, detail="delivered instead, at %s" % where)
                 elif entry is None:
                     exp.update(done=True, ok=False, detail="left the queue without being deferred")
                 elif entry.get("queue_name") == "deferred":
                     if any(exp["reason"] in r for r in reasons):
-                        exp.update(done=True, ok=True, detail="deferred: %s" % "; ".join(reasons))
+                        log_line = _log_line(exp) if exp.get("log") else None
+                        if exp.get("log") and log_line is None:
+                            pass  # the log may lag behind the queue for a moment
+                        else:
+                            exp.update(done=True, ok=True, detail="deferred: %s%s" % (
+                                "; ".join(reasons), "; log: %s" % log_line if log_line else ""))
                     elif exp.get("fresh", True):
                         exp.update(done=True, ok=False, detail="deferred for another reason: %s" % reasons)
             if not exp.get("done"):
@@ -287,14 +327,19 @@ def cmd_run(args):
             results.append({"index": index, "name": name, "ok": not problems, "detail": "; ".join(problems) or "as expected",
                             "session": res})
         elif kind == "submit":
-            token = "%s-%s" % (name, uuid.uuid4().hex[:8])
-            res = _session(step, token)
+            tag = uuid.uuid4().hex[:10]
+            token = "%s-%s" % (name, tag)
+            local, _at, domain = step["rcpt"].rpartition("@")
+            rcpt = "%s-%s@%s" % (local, tag, domain)
+            res = _session(dict(step, rcpt=rcpt), token)
             if res.get("queue_id") is None:
-                results.append({"index": index, "name": name, "ok": False, "detail": "not accepted by the gateway", "session": res})
+                results.append({"index": index, "name": name, "ok": False, "detail": "not accepted by the gateway",
+                                "session": res})
                 continue
-            state[name] = {"token": token, "queue_id": res["queue_id"], "rcpt": step["rcpt"]}
+            state[name] = {"token": token, "queue_id": res["queue_id"], "rcpt": rcpt}
             _save_state(state)
-            exp = dict(step, index=index, name=name, token=token, queue_id=res["queue_id"], fresh=True)
+            exp = dict(step, index=index, name=name, token=token, queue_id=res["queue_id"], rcpt_actual=rcpt,
+                       fresh=True)
             pending.append(exp)
         elif kind == "await":
             settle()
@@ -303,7 +348,7 @@ def cmd_run(args):
                 results.append({"index": index, "name": name, "ok": False, "detail": "no earlier submission named %s" % step["of"]})
                 continue
             pending.append(dict(step, index=index, name=name, token=prev["token"], queue_id=prev["queue_id"],
-                                fresh=False))
+                                rcpt_actual=prev["rcpt"], fresh=False))
         elif kind == "flush":
             settle()
             proc = subprocess.run(["postqueue", "-f"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
