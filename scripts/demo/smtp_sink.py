@@ -23,7 +23,7 @@ import time
 
 
 def parse_hostport(value):
-    host, _, port = value.rpartition(":")
+    host, _sep, port = value.rpartition(":")
     return host, int(port)
 
 
@@ -129,7 +129,7 @@ class Server(socketserver.ThreadingTCPServer):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--listen", default="127.0.0.1:10025")
     parser.add_argument("--spool", default="/var/tmp/mailgw-sink")
     parser.add_argument("--reinject", default="")

@@ -28,7 +28,6 @@ import json
 import os
 import signal
 import smtplib
-import socket
 import socketserver
 import ssl
 import sys
