@@ -635,3 +635,42 @@ def test_ansible_doc_renders(env):
     assert proc.returncode == 0, proc.stderr
     for option in ('destination', 'level', 'entries', 'exclusive', 'map_type', 'config_dir', 'postmap_ran'):
         assert option in proc.stdout
+
+
+# --- refusals and recovery ---------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['main.cf', 'hash-tls-policy.map.db', 'x\ny.map', 'a b.map'])
+def test_paths_that_cannot_be_a_table_are_refused(env, name):
+    env.run({'destination': 'seed.example', 'level': 'may'})
+    before = env.snapshot()
+    target = env.confdir / 'main.cf' if name == 'main.cf' else env.maps_dir / name
+    result = env.run({'destination': 'new.example', 'level': 'encrypt', 'path': str(target)})
+    assert_failed(result, 'path')
+    assert env.snapshot() == before
+
+
+@pytest.mark.parametrize('option, fragment', [
+    ({'owner': 'no-such-user-tp'}, 'no-such-user-tp'),
+    ({'mode': 'u=bogus'}, 'mode'),
+])
+def test_bad_owner_or_mode_fails_before_anything_is_replaced(env, option, fragment):
+    env.run({'destination': 'seed.example', 'level': 'may'})
+    before = env.snapshot()
+    args = {'destination': 'new.example', 'level': 'encrypt'}
+    args.update(option)
+    result = env.run(args)
+    assert_failed(result, fragment)
+    assert env.snapshot() == before
+
+
+def test_leftovers_of_an_interrupted_run_are_removed_and_the_index_rebuilt(env):
+    env.run({'destination': 'seed.example', 'level': 'may'})
+    for name in ('.hash-tls-policy.map.ab12cd34.tmp', '.hash-tls-policy.map.ab12cd34.tmp.db',
+                 '__db..hash-tls-policy.map.ab12cd34.tmp.db'):
+        (env.maps_dir / name).write_text('junk')
+    (env.maps_dir / 'unrelated.tmp').write_text('keep me')
+    result = env.run({'destination': 'seed.example', 'level': 'may'})
+    assert result['changed'] is True and result['postmap_ran'] is True
+    assert 'interrupted run' in warnings_of(result)
+    assert sorted(os.listdir(env.maps_dir)) == ['hash-tls-policy.map', 'hash-tls-policy.map.db', 'unrelated.tmp']
+    assert env.run({'destination': 'seed.example', 'level': 'may'})['changed'] is False
