@@ -504,9 +504,6 @@ def test_tls_policy_accepted_odd_values_add_exactly_one_entry(box):
 # pinned bugs (strict xfail: these start passing when the module is fixed)
 # ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason='BUG: tls_policy writes the table and its index before it applies '
-                   'owner/group/mode, so an unknown owner or group or a malformed mode fails only after '
-                   'the new content is live')
 @pytest.mark.parametrize('option, fragment', [
     ({'owner': 'no-such-user-r8'}, 'no-such-user-r8'),
     ({'group': 'no-such-group-r8'}, 'no-such-group-r8'),
@@ -521,9 +518,6 @@ def test_tls_policy_invalid_owner_group_or_mode_changes_nothing(box, option, fra
     assert_failed(result, fragment)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: tls_policy edits whatever file path names: main.cf and '
-                   'master.cf get a policy line appended (postconf then fails fatally), an index file '
-                   'is rewritten as text (Postfix can no longer open the table)')
 @pytest.mark.parametrize('target', ['main.cf', 'master.cf', 'index'])
 def test_tls_policy_refuses_to_edit_main_cf_master_cf_or_an_index_as_a_table(box, target):
     path = {'main.cf': box.main_cf, 'master.cf': box.master_cf, 'index': box.index_files()[0]}[target]
@@ -550,8 +544,6 @@ def test_tls_policy_refuses_a_relative_path(box):
     assert_failed(result, 'relative-policy.map', 'absolute')
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: a path with a line break is accepted: a table file with a '
-                   'newline in its name is created, which main.cf can never name')
 def test_tls_policy_refuses_a_path_with_a_line_break(box):
     before = box.snapshot()
     result = box.tls_policy({'destination': 'new.example', 'level': 'encrypt',

@@ -172,10 +172,6 @@ def test_postmap_that_cannot_be_executed_changes_nothing(box):
     assert_previous_table(box, state)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: when postmap cannot be executed, run_command() fails the '
-                   'module itself with "Error executing command." (no binary named, no word that the '
-                   'table was left as it was); postfix_commands._run() should pass '
-                   'handle_exceptions=False and turn the OSError into a PostfixCommandError')
 def test_postmap_that_cannot_be_executed_is_named_in_the_error(box):
     seed(box)
     result = run_with_unexecutable_postmap(box)
@@ -255,9 +251,6 @@ def test_full_disk_leaves_previous_table_and_says_so(tmp_path, cleanup, room):
     assert box.dump() == {'new.example': 'secure match=nexthop', '[127.0.0.1]:10025': 'none'}
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: when postmap fails (here: disk full) Berkeley DB leaves '
-                   '"__db.<temp name>.db" next to the table; TlsPolicyModule.write() only removes names '
-                   'that start with its temp prefix')
 def test_full_disk_leaves_no_temporary_files(tmp_path, cleanup):
     mnt = mount_tmpfs(tmp_path / 'fs', '64k', cleanup)
     box = Sandbox(tmp_path, maps_dir=mnt / 'maps.d')
@@ -329,10 +322,6 @@ def test_immutable_config_directory_for_postconf(box, cleanup):
     assert_unchanged(before, box.snapshot())
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: TlsPolicyModule.write() renames the new index into place '
-                   'before the source; when the source rename fails (immutable or read-only-mounted '
-                   'file) the index keeps the new entries while the source has the old ones, and the '
-                   'Exception raised by atomic_move escapes as a traceback instead of a clear error')
 @pytest.mark.parametrize('which', ['source', 'index'])
 def test_unreplaceable_file_leaves_table_and_index_consistent(box, cleanup, which):
     state = seed(box)
@@ -426,9 +415,6 @@ def test_killed_while_postmap_runs_leaves_previous_table(box, phase):
     assert box.dump() == {'new.example': 'secure match=nexthop', '[127.0.0.1]:10025': 'none'}
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: temporary files of a killed run (".tls-policy.map.*.tmp" and '
-                   'its index) stay in the maps directory forever: later runs only remove their own, and '
-                   'the module documentation does not mention them')
 def test_temporary_files_of_a_killed_run_are_cleaned_up_by_the_next_run(box):
     seed(box)
     kill_during_postmap(box, 'after-build')
