@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -138,7 +139,13 @@ class Gateway(object):
         (self.inventory / 'host_vars' / 'gw.yml').write_text(yaml.safe_dump(data))
 
     def destroy(self):
-        run(['podman', 'rm', '-f', '-t', '0', self.name])
+        # Under heavy load a removal can fail transiently: retry, then say so.
+        for _attempt in range(5):
+            run(['podman', 'rm', '-f', '-t', '0', self.name])
+            if run(['podman', 'container', 'exists', self.name]).returncode != 0:
+                return
+            time.sleep(2)
+        raise AssertionError('container %s could not be removed' % self.name)
 
     def sh(self, script, check=True):
         proc = run(['podman', 'exec', self.name, 'sh', '-c', script])
