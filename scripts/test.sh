@@ -26,8 +26,10 @@ stage_unit() {
 
 stage_integration() {
   # Host-side module tests against the real postconf/postmap (Debian postfix)
-  # in throwaway config directories; includes the slow fault/concurrency group.
-  pytest -q -p no:cacheprovider -n 2 tests/integration
+  # in throwaway config directories, plus the container tests (role, convergence
+  # check); includes the slow fault/concurrency group. The work is mostly
+  # waiting on subprocesses and podman, so 4 workers on 2 cores pay off.
+  pytest -q -p no:cacheprovider -n 4 tests/integration
 }
 
 stage_sanity() {
