@@ -24,6 +24,43 @@ PARAM_NAME_RE = re.compile(r'\A[A-Za-z0-9_]+\Z')
 # (mac_expand.c); only the name is of interest here.
 _REFERENCE_RE = re.compile(r'\$(?:\{|\()?([A-Za-z0-9_]+)')
 
+# Parameters whose values Postfix does not $-expand when it reads main.cf
+# (CONFIG_RAW_TABLE): their $ text is expanded later with other attributes,
+# or is literal (the *_expansion_filter character sets contain "$"). Found
+# with postconf 3.7: every other name fails with "macro processing error"
+# when its value is "${unclosed".
+RAW_PARAMETERS = frozenset((
+    'command_execution_directory',
+    'default_rbl_reply',
+    'forward_path',
+    'luser_relay',
+    'mailbox_command',
+    'postscreen_expansion_filter',
+    'postscreen_reject_footer',
+    'process_id',
+    'process_name',
+    'service_name',
+    'smtpd_expansion_filter',
+    'smtpd_reject_footer',
+))
+
+# Characters of a name in $name, ${name} and $(name) (ISALNUM and "_").
+_MACRO_NAME_CHARS = frozenset('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_')
+# Whitespace that mac_expand skips around names, operators and {} operands
+# (CHARS_SPACE).
+_MACRO_SPACE = ' \t\r\n'
+# Characters mac_expand takes as a relational operator, and the operators.
+_OPERATOR_CHARS = '<>!=?+-*/~&|%'
+_OPERATORS = ('==', '!=', '<', '<=', '>=', '>')
+# Operator suffixes that Postfix registers (mac_expand_add_relop): "level"
+# compares compatibility levels, as in the default of append_dot_mydomain.
+_OPERATOR_SUFFIXES = ('level',)
+_COMPAT_LEVEL_RE = re.compile(r'\A[ \t]*[0-9]+(?:\.[0-9]+){0,2}\Z')
+# mac_expand refuses deeper nesting of ${...} inside ${...}.
+_MACRO_MAX_NESTING = 100
+_LONG_MAX = 2 ** 63 - 1
+
+
 # master.cf service types (master_ent.c).
 SERVICE_TYPES = ('inet', 'unix', 'unix-dgram', 'fifo', 'pass')
 
@@ -102,6 +139,183 @@ _LIST_SUFFIXES = (
 )
 
 
+class MacroSyntaxError(ValueError):
+    """A value Postfix cannot $-expand; the message says where and why."""
+
+
+def _skip_space(text, pos):
+    while pos < len(text) and text[pos] in _MACRO_SPACE:
+        pos += 1
+    return pos
+
+
+def _curly_operand(text, pos):
+    """The {text} operand at text[pos] == "{" (balanced); return (payload, pos after it and blanks)."""
+    level = 0
+    for end in range(pos, len(text)):
+        if text[end] == '{':
+            level += 1
+        elif text[end] == '}':
+            level -= 1
+            if level == 0:
+                return text[pos + 1:end], _skip_space(text, end + 1)
+    raise MacroSyntaxError('unbalanced {} in "%s": every "{" needs a matching "}"' % text[pos:])
+
+
+def _check_macros(text, depth):
+    """Postfix's mac_parse(): find $name, ${...} and $(...) in TEXT, check each.
+
+    DEPTH counts the ${...?TEXT} operands this TEXT is nested in.
+    """
+    if text and depth > _MACRO_MAX_NESTING:
+        raise MacroSyntaxError('unreasonable macro nesting: more than %d levels of ${...} '
+                               'inside ${...}' % _MACRO_MAX_NESTING)
+    pos = 0
+    while pos < len(text):
+        if text[pos] != '$':
+            pos += 1
+            continue
+        if text[pos + 1:pos + 2] == '$':        # "$$" is a literal "$"
+            pos += 2
+            continue
+        start = pos
+        pos += 1
+        if text[pos:pos + 1] in ('{', '('):
+            opening = text[pos]
+            closing = '}' if opening == '{' else ')'
+            level = 1
+            pos += 1
+            while level > 0:
+                if pos >= len(text):
+                    raise MacroSyntaxError(
+                        'truncated macro reference "%s": the "$%s" has no matching "%s"'
+                        % (text[start:], opening, closing))
+                if text[pos] == opening:
+                    level += 1
+                elif text[pos] == closing:
+                    level -= 1
+                pos += 1
+            expression = text[start + 2:pos - 1]
+        else:
+            while pos < len(text) and text[pos] in _MACRO_NAME_CHARS:
+                pos += 1
+            expression = text[start + 1:pos]
+        if not expression:
+            raise MacroSyntaxError(
+                'empty macro name at "%s": a "$" must be followed by a parameter name, '
+                '"{" or "("' % text[start:start + 20])
+        _check_expression(expression, text[start:pos], depth)
+
+
+def _check_expression(expr, macro, depth):
+    """Postfix's mac_expand_callback() in scan mode: both branches are checked."""
+    pos = _skip_space(expr, 0)
+    if expr[pos:pos + 1] == '{':
+        # Relational expression: ${{text} OP {text}}, optionally ?{...}:{...}.
+        left, pos = _curly_operand(expr, pos)
+        op_end = pos
+        while op_end < len(expr) and expr[op_end] in _OPERATOR_CHARS:
+            op_end += 1
+        operator = expr[pos:op_end]
+        if operator not in _OPERATORS:
+            raise MacroSyntaxError(
+                'relational operator (%s) expected at "%s>>>%s" in "%s"'
+                % (' '.join(_OPERATORS), expr[:pos], expr[pos:pos + 20], macro))
+        pos = suffix_end = op_end
+        while suffix_end < len(expr) and expr[suffix_end] in _MACRO_NAME_CHARS \
+                and expr[suffix_end] != '_':
+            suffix_end += 1
+        suffix = expr[pos:suffix_end]
+        if suffix and suffix not in _OPERATOR_SUFFIXES:
+            raise MacroSyntaxError('bad operator suffix "%s%s" in "%s": Postfix knows only %s'
+                                   % (operator, suffix, macro,
+                                      ', '.join('"%s%s"' % (operator, s) for s in _OPERATOR_SUFFIXES)))
+        pos = _skip_space(expr, suffix_end)
+        if expr[pos:pos + 1] != '{':
+            raise MacroSyntaxError('"{expression}" expected after "%s%s" in "%s"'
+                                   % (operator, suffix, macro))
+        right, pos = _curly_operand(expr, pos)
+        for operand in (left, right):
+            _check_macros(operand, 0)
+        _check_literal_operands(left, right, suffix, macro)
+        if pos < len(expr) and expr[pos] not in '?:':
+            raise MacroSyntaxError('"?" or ":" expected at "%s>>>%s" in "%s"'
+                                   % (expr[:pos], expr[pos:pos + 20], macro))
+    else:
+        # Named parameter: ${name}, ${name?...}, ${name:...}; blanks around
+        # the name are allowed.
+        while True:
+            after_space = _skip_space(expr, pos)
+            if after_space >= len(expr) or expr[after_space] in '?:':
+                pos = after_space
+                break
+            if expr[pos] not in _MACRO_NAME_CHARS:
+                raise MacroSyntaxError(
+                    'attribute name syntax error at "%s>>>%s" in "%s": a parameter name '
+                    'consists of letters, digits and "_" only'
+                    % (expr[:pos], expr[pos:pos + 20], macro))
+            pos += 1
+    if pos >= len(expr):
+        return
+    if expr[pos] == '?':
+        pos = _check_result_operand(expr, pos + 1, depth)
+        if pos >= len(expr):
+            return
+        if expr[pos] != ':':
+            raise MacroSyntaxError('":" expected at "%s>>>%s" in "%s"'
+                                   % (expr[:pos], expr[pos:pos + 20], macro))
+    pos = _check_result_operand(expr, pos + 1, depth)
+    if pos < len(expr):
+        raise MacroSyntaxError('unexpected input at "%s>>>%s" in "%s"'
+                               % (expr[:pos], expr[pos:pos + 20], macro))
+
+
+def _check_result_operand(expr, pos, depth):
+    """Check the text after "?" or ":"; return where the next token starts."""
+    start = _skip_space(expr, pos)
+    if expr[start:start + 1] == '{':
+        payload, pos = _curly_operand(expr, start)
+    else:
+        payload, pos = expr[pos:], len(expr)    # plain text runs to the end
+    _check_macros(payload, depth + 1)
+    return pos
+
+
+def _check_literal_operands(left, right, suffix, macro):
+    """Operands without $ are evaluated as they are: check what Postfix would refuse."""
+    literal = [o for o in (left, right) if '$' not in o]
+    if suffix == 'level':
+        for operand in literal:
+            if not _COMPAT_LEVEL_RE.match(operand):
+                raise MacroSyntaxError('malformed compatibility level "%s" in "%s": expected '
+                                       'MAJOR[.MINOR[.PATCH]]' % (operand, macro))
+    elif len(literal) == 2 and all(o and not o.strip('0123456789') for o in literal):
+        for operand in literal:
+            if int(operand) > _LONG_MAX:
+                raise MacroSyntaxError('number "%s" in "%s" is too large' % (operand, macro))
+
+
+def macro_syntax_error(value):
+    """None when Postfix can $-expand VALUE, else what is wrong with it.
+
+    Follows mac_parse() and mac_expand() as postconf uses them when it scans
+    main.cf: "$$" is a literal "$"; "$name" takes the letters, digits and "_"
+    after the "$"; "${...}" and "$(...)" run to the balancing bracket and hold
+    a name with optional blanks around it, "name?text", "name:text",
+    "name?{text}", "name:{text}", "name?{text}:{text}", or a relational
+    expression "{text} OP {text}" (OP one of == != < <= >= >, optionally
+    with the suffix "level") followed by the same "?"/":" forms. Text after
+    "?" and ":" is checked the same way, whichever branch would be taken.
+    """
+    try:
+        _check_macros(value, 0)
+    except MacroSyntaxError as exc:
+        return str(exc)
+    except RecursionError:
+        return 'relational expressions nested too deeply'
+    return None
+
+
 def check_name(name):
     """Return None when NAME is a valid parameter name, else the reason."""
     if not isinstance(name, str) or not name:
@@ -113,12 +327,22 @@ def check_name(name):
 
 
 def check_value(name, value):
-    """Return None when VALUE may be written to main.cf, else the reason."""
+    """Return None when VALUE may be written for parameter NAME, else the reason.
+
+    Refused are line breaks and NUL, and $ text that Postfix cannot expand
+    (see macro_syntax_error()), except in RAW_PARAMETERS.
+    """
     for char, label in (('\n', 'a newline'), ('\r', 'a carriage return'),
                         ('\x00', 'a NUL character')):
         if char in value:
             return ('value of %s contains %s (%r): main.cf values must fit on '
                     'one line' % (name, label, value))
+    if name not in RAW_PARAMETERS:
+        reason = macro_syntax_error(value)
+        if reason:
+            return ('value of %s (%r) cannot be expanded by Postfix, which would then refuse '
+                    'to read main.cf ("macro processing error"): %s. Write "$$" for a '
+                    'literal "$"' % (name, value, reason))
     return None
 
 

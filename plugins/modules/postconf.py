@@ -50,6 +50,16 @@ options:
       - Must not contain a newline, a carriage return or a NUL character. For a service
         override (O(service)) it must not contain whitespace either, since C(postconf -P)
         cannot write that.
+      - C($) must start something Postfix can expand, as Postfix's own parser checks it,
+        since Postfix refuses to read a C(main.cf) with a value it cannot expand ("macro
+        processing error"). Accepted are C($$) (a literal C($)), C($name), C(${name}),
+        "$(name)", C(${name?text}), C(${name:text}), C(${name?{text1}:{text2}}) and relational
+        expressions such as C(${{$compatibility_level} <level {3.6} ? {yes}:{no}}); refused,
+        naming the rule, are for example C(costs $ 5), C(${unclosed) and "$(touch x)".
+        Parameters that Postfix does not expand when reading C(main.cf), such as
+        C(mailbox_command) and C(smtpd_expansion_filter), are not checked.
+      - Ansible reads C({{) as Jinja2, so write C(${ {) for a relational expression (Postfix
+        allows the blank) or mark the value C(!unsafe).
       - Ignored when O(state=absent).
     type: raw
   params:
@@ -89,7 +99,7 @@ options:
         C(maps_d_dir).
       - Without it, a name is accepted when C(postconf) knows it (built-in names, names of
         dynamically loaded map types, service-specific names derived from C(master.cf),
-        restriction classes) or when it is referenced as C($name), C(${name}) or C($(name))
+        restriction classes) or when it is referenced as C($name), C(${name}) or "$(name)"
         by an explicit value in C(main.cf) or by a value set in the same task.
       - Removing (O(state=absent)) an unknown name that is currently set is always accepted.
     type: bool

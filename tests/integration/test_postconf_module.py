@@ -12,6 +12,7 @@ tests can count the ones that write.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -149,7 +150,7 @@ class Env:
         if diff:
             cmd.append('--diff')
         proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(),
-                              cwd=str(self.tmp))
+                              cwd=str(self.tmp), check=False)
         try:
             data = json.loads(proc.stdout)
         except ValueError:
@@ -169,7 +170,7 @@ class Env:
         if diff:
             cmd.append('--diff')
         proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(),
-                              cwd=str(self.tmp))
+                              cwd=str(self.tmp), check=False)
         try:
             data = json.loads(proc.stdout)
         except ValueError:
@@ -573,6 +574,14 @@ REFUSED = [
      ["unknown service type 'tcp'"]),
     ({'service': 'submission/inet', 'name': 'smtpd_banner', 'value': 'a b'},
      ['whitespace', 'smtpd_banner']),
+    ({'name': 'smtpd_banner', 'value': '$(touch x)'},
+     ['smtpd_banner', "'$(touch x)'", 'attribute name syntax error', 'letters, digits']),
+    ({'name': 'smtp_tls_policy_maps', 'value': ['hash:${maps_d_dir/policy']},
+     ['smtp_tls_policy_maps', 'truncated']),
+    ({'params': {'smtpd_tls_security_level': 'encrypt', 'smtpd_banner': 'costs $ 5'}},
+     ['smtpd_banner', 'empty macro name', '"$$"']),
+    ({'service': 'submission/inet', 'name': 'smtpd_tls_security_level', 'value': '${level'},
+     ['smtpd_tls_security_level', 'truncated']),
 ]
 
 
@@ -589,6 +598,88 @@ def test_refused_input_runs_nothing_and_changes_nothing(env):
             assert fragment in result['msg'], (args, fragment, result['msg'])
     assert env.snapshot() == before  # byte-identical, same inode and mtime
     assert env.invocations() == []
+
+
+# --- $ macros: the module refuses exactly what Postfix cannot expand -----------------
+
+# Checked one by one against the real postconf below; each is a value of
+# smtpd_banner (a parameter Postfix expands when it reads main.cf).
+MACRO_CORPUS = [
+    'hash:${maps_d_dir}/x', '$myhostname ESMTP $mail_name', '${config_directory}/tls',
+    '$(name)', '${ name }', '$$', '$$(touch x)', 'a$$b', '${a}}', '$(a))', '$_',
+    '${name?x}', '${name:x}', '${name?{x}:{y}}', '${name?{x}:y:z}', '${a? {x} : {y} }',
+    '${a?(}', '$(a?{x}:{y})', '${{a}=={b}}', '${{a} == {b}?{x}:{y}}', '${ {1}=={2}}',
+    '${{3}==level {3} ? {a} : {b}}', '${{3.6.1} <level {3}}', '${{ 3.6} <level {3.6}}',
+    '${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}',
+    '$(touch x)', '${unclosed', '$(a', '$(a}', '${a?${b}', '$', 'x$', 'a $ b', '$-x',
+    '${}', '$\u00e9', '${name x}', '${a(}', '${a)}', '$((a))', '${a?$(c d)}',
+    '${a?{x}:{$(c d)}}', '${a?$}', '${name?{x} z}', '${name:{x}z}', '${a?{x}:{y}:{z}}',
+    '${{a}?{b}}', '${{1}}', '${{a}==b}', '${{1}!=LEVEL{2}}', '${{1}==}', '${{1}=={2} x}',
+    '${{a} <level {3.6}}', '${{3.} <level {3}}', '${{99999999999999999999}<{1}}',
+]
+# postconf's own display warnings about {} in list-like text are not macro errors.
+_NOT_MACRO_WARNINGS = ('undefined parameter', 'unused parameter', "missing '}'",
+                       "syntax error after '}'")
+
+
+def _postconf_refuses(confdir, value):
+    confdir.mkdir()
+    (confdir / 'master.cf').write_text('')
+    (confdir / 'main.cf').write_text('compatibility_level = 3.6\nsmtpd_banner = %s\n' % value)
+    proc = subprocess.run([REAL_POSTCONF, '-c', str(confdir), '-h', 'smtpd_banner'],
+                          capture_output=True, text=True, check=False)
+    warnings = [line for line in proc.stderr.splitlines()
+                if not any(w in line for w in _NOT_MACRO_WARNINGS)]
+    return proc.returncode != 0 or bool(warnings), proc.stderr
+
+
+def _random_macro_values(count, seed):
+    import random
+    tokens = ['$', '$', '$$', '{', '}', '(', ')', '?', ':', 'a', 'b_1', ' ', '==', '<',
+              '<level', '3.6', '1', '${', '$(', '${a}', '$a', '${{1}=={2}', '?{', '}:{',
+              'level', 'x']
+    rng = random.Random(seed)
+    values = []
+    while len(values) < count:
+        value = ''.join(rng.choice(tokens) for dummy in range(rng.randint(1, 8))).strip()
+        if value:
+            values.append(value)
+    return values
+
+
+def test_macro_check_agrees_with_the_real_postconf(tmp_path):
+    """Our mac_parse/mac_expand model and postconf agree, value by value."""
+    sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+        macro_syntax_error,
+    )
+    values = MACRO_CORPUS + _random_macro_values(150, seed=3)
+    # postconf sleeps a second before it exits on a fatal error: run them side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        verdicts = list(pool.map(lambda item: _postconf_refuses(tmp_path / str(item[0]), item[1]),
+                                 enumerate(values)))
+    disagree = []
+    for value, (refused, stderr) in zip(values, verdicts):
+        reason = macro_syntax_error(value)
+        if refused != (reason is not None):
+            disagree.append('%r: postconf %s (%s), module %s'
+                            % (value, 'refuses' if refused else 'accepts', stderr.strip(),
+                               reason or 'accepts'))
+    assert not disagree, '\n'.join(disagree)
+
+
+def test_expandable_macro_values_are_written_and_idempotent(env):
+    # "${ {" rather than "${{", which Ansible would take for a Jinja2 expression.
+    values = ['${ {$compatibility_level} <level {3.6} ? {md5} : {sha256}}',
+              '$myhostname ESMTP ${mail_name?{$mail_name}:{Postfix}} $$5']
+    tasks = []
+    for value in values:
+        task = {MODULE: {'name': 'smtpd_banner', 'value': value, 'config_dir': str(env.confdir)}}
+        tasks += [task, task]
+    results, dummy = env.playbook(tasks)
+    assert [r['changed'] for r in results] == [True, False] * len(values), results
+    assert env.explicit('smtpd_banner') == values[-1]
+    env.postconf()      # Postfix reads the whole main.cf without a fatal error
 
 
 def test_missing_config_dir(env):
@@ -632,7 +723,7 @@ def test_restart_required_in_batch_and_not_for_tls(env):
 
 def test_ansible_doc_renders(env):
     proc = subprocess.run([_tool('ansible-doc'), MODULE], capture_output=True, text=True,
-                          env=env.environ())
+                          env=env.environ(), check=False)
     assert proc.returncode == 0, proc.stderr
     assert 'ERROR' not in proc.stderr and 'WARNING' not in proc.stderr, proc.stderr
     assert 'restart_required' in proc.stdout

@@ -56,6 +56,118 @@ def test_override_values_refuse_whitespace():
     assert 'newline' in pp.check_override_value('smtpd_banner', 'a\nb')
 
 
+# --- $ macros: what Postfix can expand ----------------------------------------------
+
+# Values postconf 3.7 reads without a macro warning (checked against the binary).
+EXPANDABLE = [
+    'hash:${maps_d_dir}/x',
+    '$myhostname ESMTP $mail_name',
+    '${config_directory}/tls',
+    '$(name)',
+    '${name}', '${ name }', '$name.', '$5', '$_', '${_a1}',
+    '$$', 'a$$b', '$$(touch x)', 'cost: $$5', '${a}${b}$c$$d',
+    '${a}}', '$(a))',                                  # extra closing brackets are text
+    '${name?x}', '${name:x}', '${name?}', '${name:}', '${a??}',
+    '${name?{x}}', '${name:{x}}', '${name?{x}:{y}}', '${name?{x}:y:z}', '${name?x:{y}}',
+    '${a? {x} : {y} }', '${a?(}', '${a?$$}', '$(a?{x}:{y})',
+    '${a?{${b?{c}:{$d}}}:{e}}',
+    '${{a}=={b}}', '${{a} == {b}?{x}:{y}}', '${ {1}=={2}}', '${{1}=={2}:{x}}',
+    '${{x}<{y}}', '${{1}!={2}}', '${{1}<={2}}', '${{1}>={2}}', '${{1}>{2}}',
+    '${{3}==level {3} ? {a} : {b}}', '${{3.6.1} <level {3}}', '${{ 3.6} <level {3.6}}',
+    # Postfix's own defaults
+    '${{$compatibility_level} <level {3.6} ? {md5} : {sha256}}',
+    '${{$compatibility_level} <level {2} ? {$mydestination} : {}}',
+    '${{$compatibility_level} <level {1} ? {} : {permit_mynetworks, '
+    'permit_sasl_authenticated, defer_unauth_destination}}',
+    '$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using '
+    '$rbl_domain${rbl_reason?; $rbl_reason}',
+]
+
+# Values postconf refuses ("macro processing error"), with a fragment of our reason.
+NOT_EXPANDABLE = [
+    ('$(touch x)', 'attribute name syntax error'),
+    ('x$(touch${IFS}/tmp/x)', 'attribute name syntax error'),
+    ('${unclosed', 'truncated'),
+    ('$(a', 'truncated'),
+    ('$(a}', 'truncated'),
+    ('${a?${b}', 'truncated'),
+    ('${a?{x}', 'truncated'),
+    ('$', 'empty macro name'),
+    ('x$', 'empty macro name'),
+    ('a $ b', 'empty macro name'),
+    ('$-x', 'empty macro name'),
+    ('$ {a}', 'empty macro name'),
+    ('${}', 'empty macro name'),
+    ('$\u00e9', 'empty macro name'),
+    ('${name x}', 'attribute name syntax error'),
+    ('${a(}', 'attribute name syntax error'),
+    ('${a)}', 'attribute name syntax error'),
+    ('$((a))', 'attribute name syntax error'),
+    ('${a?$(c d)}', 'attribute name syntax error'),          # also in an operand
+    ('${a?{x}:{$(c d)}}', 'attribute name syntax error'),
+    ('${a?$}', 'empty macro name'),
+    ('${name?{x} z}', '":" expected'),
+    ('${name:{x}z}', 'unexpected input'),
+    ('${a?{x}:{y}:{z}}', 'unexpected input'),
+    ('${a:{x}?y}', 'unexpected input'),
+    ('${{a}?{b}}', 'relational operator'),
+    ('${{1}}', 'relational operator'),
+    ('${{1}==={2}}', 'relational operator'),
+    ('${{a} x {b}}', 'relational operator'),
+    ('${{a}==b}', 'bad operator suffix'),
+    ('${{1}!=LEVEL{2}}', 'bad operator suffix'),
+    ('${{a}==length{c}}', 'bad operator suffix'),
+    ('${{1}==}', '"{expression}" expected'),
+    ('${{1}=={2} x}', '"?" or ":" expected'),
+    ('${{1}=={2}', 'truncated'),
+    ('${{a} <level {3.6} ? {md5} : {sha256}}', 'malformed compatibility level'),
+    ('${{3.} <level {3}}', 'malformed compatibility level'),
+    ('${{} <level {3}}', 'malformed compatibility level'),
+    ('${{3.6.1.2} <level {3}}', 'malformed compatibility level'),
+    ('${{99999999999999999999}<{1}}', 'too large'),
+]
+
+
+@pytest.mark.parametrize('value', EXPANDABLE)
+def test_values_postfix_can_expand_are_accepted(value):
+    assert pp.macro_syntax_error(value) is None
+    assert pp.check_value('smtpd_banner', value) is None
+
+
+@pytest.mark.parametrize('value,fragment', NOT_EXPANDABLE)
+def test_values_postfix_cannot_expand_are_refused_with_the_rule(value, fragment):
+    assert fragment in pp.macro_syntax_error(value)
+    reason = pp.check_value('smtpd_banner', value)
+    assert 'smtpd_banner' in reason and repr(value) in reason
+    assert 'cannot be expanded by Postfix' in reason and '"$$"' in reason
+    assert fragment in reason
+
+
+def test_override_values_get_the_same_macro_check():
+    assert 'truncated' in pp.check_override_value('smtpd_tls_security_level', '${x')
+    assert pp.check_override_value('smtpd_tls_security_level', '$tls_level') is None
+
+
+def test_nesting_deeper_than_postfix_allows_is_refused():
+    nested = 'x'
+    for dummy in range(100):
+        nested = '${a?{%s}}' % nested
+    assert pp.macro_syntax_error(nested) is None
+    assert 'nesting' in pp.macro_syntax_error('${a?{%s}}' % nested)
+
+
+def test_deeply_nested_relational_operands_do_not_crash():
+    assert pp.macro_syntax_error('${{' * 5000) is not None
+    assert pp.macro_syntax_error('${{' * 5000 + '}' * 5000) is not None
+
+
+@pytest.mark.parametrize('name', sorted(pp.RAW_PARAMETERS))
+def test_raw_parameters_are_not_macro_checked(name):
+    # Postfix reads these unexpanded; the expansion filters contain a literal "$".
+    assert pp.check_value(name, '\\t\\40!"#$%&\'()*+,-./0123456789:;<=>?@ABC') is None
+
+
+
 @pytest.mark.parametrize('raw,text', [
     ('encrypt', 'encrypt'),
     ('  padded  ', 'padded'),
@@ -197,6 +309,7 @@ def test_parse_main_cf_like_postfix():
 def test_parse_main_cf_empty():
     assert pp.parse_main_cf('') == {}
     assert pp.parse_main_cf('   leading continuation without entry\n') == {}
+
 
 
 # --- postconf output -----------------------------------------------------------
