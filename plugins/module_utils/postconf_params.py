@@ -326,17 +326,34 @@ def check_name(name):
     return None
 
 
+def _control_character(value):
+    """The first C0 control character (other than tab), DEL or lone surrogate in VALUE."""
+    for char in value:
+        if (char < ' ' and char != '\t') or char == '\x7f' or '\ud800' <= char <= '\udfff':
+            return char
+    return None
+
+
+_CONTROL_LABELS = {'\n': 'a newline', '\r': 'a carriage return', '\x00': 'a NUL character'}
+
+
 def check_value(name, value):
     """Return None when VALUE may be written for parameter NAME, else the reason.
 
-    Refused are line breaks and NUL, and $ text that Postfix cannot expand
-    (see macro_syntax_error()), except in RAW_PARAMETERS.
+    Refused are line breaks and other control characters (Postfix reads
+    main.cf line by line and treats \\v, \\f and \\r as blanks, so such a
+    value cannot be read back as written), and $ text that Postfix cannot
+    expand (see macro_syntax_error()), except in RAW_PARAMETERS.
     """
-    for char, label in (('\n', 'a newline'), ('\r', 'a carriage return'),
-                        ('\x00', 'a NUL character')):
-        if char in value:
+    char = _control_character(value)
+    if char is not None:
+        if char in _CONTROL_LABELS:
             return ('value of %s contains %s (%r): main.cf values must fit on '
-                    'one line' % (name, label, value))
+                    'one line' % (name, _CONTROL_LABELS[char], value))
+        if '\ud800' <= char <= '\udfff':
+            return 'value of %s is not valid Unicode text (%r)' % (name, value)
+        return ('value of %s contains the control character %r (%r): Postfix parameter '
+                'values may contain no control characters other than tab' % (name, char, value))
     if name not in RAW_PARAMETERS:
         reason = macro_syntax_error(value)
         if reason:
@@ -351,7 +368,7 @@ def check_override_value(name, value):
     reason = check_value(name, value)
     if reason:
         return reason
-    if re.search(r'\s', value):
+    if re.search(r'[ \t]', value):
         return ('value of %s contains whitespace (%r): postconf -P cannot write '
                 'whitespace into a master.cf -o override; define a main.cf '
                 'parameter with that value and use $name in the override'
@@ -454,33 +471,45 @@ def referenced_names(value):
     return set(_REFERENCE_RE.findall(value.replace('$$', '')))
 
 
+# Whitespace for Postfix's configuration reader (ISSPACE: ASCII isspace()).
+# Postfix breaks lines at "\n" only; \v, \f and \r are blanks to it, and
+# non-ASCII characters (U+0085, U+2028, ...) are ordinary text.
+CONFIG_SPACE = ' \t\n\v\f\r'
+
+
 def parse_main_cf(text):
     """Explicit settings of a main.cf, as Postfix's configuration reader sees them.
 
-    Empty lines, whitespace-only lines and lines whose first non-whitespace
-    character is "#" are skipped; a line that starts with whitespace
-    continues the previous logical line; the last of several entries for a
-    name wins. Continuation lines are joined with one space. Returns a dict
-    name -> value (surrounding whitespace removed) in file order.
+    Mirrors readllines() and split_nameval(): the text is split at "\n"
+    only; empty lines, blank lines and lines whose first non-blank character
+    is "#" are skipped; a line that starts with a blank continues the
+    previous logical line and is appended to it as it is (blanks included);
+    a continuation line before any entry is ignored; text after a NUL is
+    ignored. The name ends at a blank or "="; leading and trailing blanks of
+    the value are removed. Lines without "=" or with a name that is not a
+    parameter name are skipped (Postfix refuses to read such a file). The
+    last of several entries for a name wins. Returns a dict name -> value in
+    file order.
     """
     logical = []
-    for line in text.splitlines():
-        stripped = line.strip()
+    for line in text.split('\n'):
+        stripped = line.lstrip(CONFIG_SPACE)
         if not stripped or stripped.startswith('#'):
             continue
-        if line[0] in ' \t':
+        if line[0] in CONFIG_SPACE:
             if logical:
-                logical[-1] = logical[-1] + ' ' + stripped
+                logical[-1] += line
             continue
-        logical.append(line.rstrip())
+        logical.append(line)
     result = {}
     for entry in logical:
+        entry = entry.split('\x00', 1)[0]
         name, sep, value = entry.partition('=')
-        name = name.strip()
+        name = name.strip(CONFIG_SPACE)
         if not sep or not PARAM_NAME_RE.match(name):
             continue
         result.pop(name, None)
-        result[name] = value.strip()
+        result[name] = value.strip(CONFIG_SPACE)
     return result
 
 

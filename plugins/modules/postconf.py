@@ -47,9 +47,9 @@ options:
         C(smtpd_milters), C(non_smtpd_milters), the C(*_exclude_ciphers), C(*_cert_match),
         C(*_security_options) and a few other list parameters.
       - Leading and trailing whitespace is removed (Postfix drops it too).
-      - Must not contain a newline, a carriage return or a NUL character. For a service
-        override (O(service)) it must not contain whitespace either, since C(postconf -P)
-        cannot write that.
+      - Must not contain a newline, a carriage return, a NUL or any other control character
+        except tab. For a service override (O(service)) it must not contain blanks either,
+        since C(postconf -P) cannot write that.
       - C($) must start something Postfix can expand, as Postfix's own parser checks it,
         since Postfix refuses to read a C(main.cf) with a value it cannot expand ("macro
         processing error"). Accepted are C($$) (a literal C($)), C($name), C(${name}),
@@ -111,9 +111,9 @@ notes:
     C(main.cf) change, and any change of a C(master.cf) C(-o) override, takes effect with
     C(postfix reload) (the master re-reads master.cf and restarts the changed service's
     processes). RV(restart_required) reports this.
-  - The explicit settings are read from C(main.cf) as Postfix reads it (continuation lines,
-    comments; the last entry of a name wins), not from C(postconf -n), which collapses
-    whitespace and omits user-defined parameters that nothing references.
+  - The explicit settings are read from C(main.cf) as Postfix reads it (lines end at a newline
+    only, continuation lines, comments; the last entry of a name wins), not from C(postconf -n),
+    which collapses whitespace and omits user-defined parameters that nothing references.
 attributes:
   check_mode:
     description: Reads only; nothing that writes is run.

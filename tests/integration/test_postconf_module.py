@@ -582,6 +582,8 @@ REFUSED = [
      ['smtpd_banner', 'empty macro name', '"$$"']),
     ({'service': 'submission/inet', 'name': 'smtpd_tls_security_level', 'value': '${level'},
      ['smtpd_tls_security_level', 'truncated']),
+    ({'name': 'smtpd_banner', 'value': 'gw\x0cx'}, ['smtpd_banner', 'control character']),
+    ({'name': 'smtpd_banner', 'value': 'gw\x0bx'}, ['smtpd_banner', 'control character']),
 ]
 
 
@@ -680,6 +682,27 @@ def test_expandable_macro_values_are_written_and_idempotent(env):
     assert [r['changed'] for r in results] == [True, False] * len(values), results
     assert env.explicit('smtpd_banner') == values[-1]
     env.postconf()      # Postfix reads the whole main.cf without a fatal error
+
+
+# --- how main.cf is read: "\n" only, any bytes ------------------------------------------
+
+@pytest.mark.parametrize('char', ['\x85', '\u2028', '\u2029'])
+def test_unicode_line_separators_in_a_value_round_trip(env, char):
+    value = 'gw%srelayhost = [evil.example]' % char
+    task = {MODULE: {'name': 'smtpd_banner', 'value': value, 'config_dir': str(env.confdir)}}
+    results, dummy = env.playbook([task, task])
+    assert [r['changed'] for r in results] == [True, False], results
+    assert env.postconf('-h', 'smtpd_banner').rstrip('\n') == value
+    assert env.postconf('-n', 'relayhost') == ''
+
+
+def test_continuation_lines_are_read_as_postfix_reads_them(env):
+    env.main_cf.write_text(MAIN_CF + 'smtpd_banner = $myhostname\n\tESMTP\n')
+    result = env.run({'name': 'smtpd_banner', 'value': '$myhostname\tESMTP'})
+    assert result['changed'] is False, result
+    result = env.run({'name': 'smtpd_banner', 'value': '$myhostname ESMTP'})
+    assert result['changed'] is True
+    assert result['params']['smtpd_banner']['before'] == '$myhostname\tESMTP'
 
 
 def test_missing_config_dir(env):

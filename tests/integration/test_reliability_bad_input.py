@@ -563,10 +563,6 @@ def test_postconf_refuses_a_value_postfix_cannot_expand(box, value):
     assert_failed(result, 'smtpd_banner')
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: postconf_params.parse_main_cf() splits main.cf with '
-                   'str.splitlines(), which also breaks at \\v \\f \\x1c-\\x1e \\x85 \\u2028 \\u2029; '
-                   'Postfix breaks lines at \\n only. Such a value is written, read back wrong, and the '
-                   'task fails after main.cf changed')
 @pytest.mark.parametrize('char', ['\x0c', '\x85', '\u2028'])
 def test_postconf_value_with_a_unicode_line_break_is_refused_or_round_trips(box, char):
     value = 'gw%srelayhost = [evil.example]' % char
@@ -583,9 +579,6 @@ def test_postconf_value_with_a_unicode_line_break_is_refused_or_round_trips(box,
     assert 'relayhost' not in box.explicit_main_cf()
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: parse_main_cf() sees a line break inside a value where '
-                   'Postfix sees none, so a main.cf line can hide a phantom setting from the module: here '
-                   'it believes smtp_tls_security_level is already encrypt while Postfix uses may')
 def test_postconf_is_not_fooled_by_a_phantom_line_in_main_cf(box):
     box.main_cf.write_text(box.main_cf_text(
         'smtp_tls_security_level = may\n'

@@ -167,6 +167,27 @@ def test_raw_parameters_are_not_macro_checked(name):
     assert pp.check_value(name, '\\t\\40!"#$%&\'()*+,-./0123456789:;<=>?@ABC') is None
 
 
+# --- control characters ------------------------------------------------------------------
+
+@pytest.mark.parametrize('char', ['\x01', '\x0b', '\x0c', '\x1b', '\x1c', '\x1e', '\x1f', '\x7f'])
+def test_control_characters_are_refused(char):
+    reason = pp.check_value('smtpd_banner', 'gw%sx' % char)
+    assert 'smtpd_banner' in reason and 'control character' in reason and repr(char) in reason
+
+
+@pytest.mark.parametrize('value', ['a\tb', 'gw\x85x', 'gw\u2028x', 'gw\u2029x', '\u00e9\u4e2d', '\xa0'])
+def test_tab_and_non_ascii_text_are_accepted(value):
+    assert pp.check_value('smtpd_banner', value) is None
+
+
+def test_lone_surrogates_are_refused():
+    assert 'not valid Unicode' in pp.check_value('smtpd_banner', 'a\udcfcb')
+
+
+def test_override_whitespace_means_blank_or_tab():
+    assert 'whitespace' in pp.check_override_value('smtpd_banner', 'a\tb')
+    assert pp.check_override_value('smtpd_banner', 'a\u2028b') is None
+
 
 @pytest.mark.parametrize('raw,text', [
     ('encrypt', 'encrypt'),
@@ -297,13 +318,47 @@ def test_parse_main_cf_like_postfix():
     parsed = pp.parse_main_cf(text)
     assert parsed == {
         'compatibility_level': '3.6',
-        'mynetworks': '127.0.0.0/8, [::1]/128',
+        'mynetworks': '127.0.0.0/8,    [::1]/128',    # continuation appended as it is
         'smtpd_banner': '$myhostname  ESMTP',
         'empty': '',
         'relayhost': 'second',
     }
     # last entry wins, and its position counts
     assert list(parsed)[-1] == 'relayhost'
+
+
+@pytest.mark.parametrize('char', ['\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029'])
+def test_parse_main_cf_breaks_lines_at_newline_only(char):
+    # str.splitlines() breaks at all of these; Postfix only at "\n".
+    text = ('smtp_tls_security_level = may\n'
+            'smtpd_banner = gw%ssmtp_tls_security_level = encrypt\n' % char)
+    parsed = pp.parse_main_cf(text)
+    assert parsed['smtp_tls_security_level'] == 'may'
+    assert parsed['smtpd_banner'] == 'gw%ssmtp_tls_security_level = encrypt' % char
+
+
+def test_parse_main_cf_blanks_are_ascii_isspace():
+    text = ('relayhost = r\r\n'                      # CRLF: the \r is a trailing blank
+            'myorigin = o\x0c\n'
+            'myhostname = h\x0b\x0cz \n'
+            '\x0cdelay_warning_time = 1h\n'          # starts with a blank: continuation
+            '\rmax_idle = 5s\n'
+            '\x0c\x0b\n'                             # blank line
+            'mydomain = \u00a0d\u2028\n')            # U+00A0, U+2028 are text to Postfix
+    assert pp.parse_main_cf(text) == {
+        'relayhost': 'r',
+        'myorigin': 'o',
+        'myhostname': 'h\x0b\x0cz \x0cdelay_warning_time = 1h\rmax_idle = 5s',
+        'mydomain': '\u00a0d\u2028',
+    }
+
+
+def test_parse_main_cf_ignores_text_after_nul():
+    assert pp.parse_main_cf('smtpd_banner = a\x00b\n  c\n') == {'smtpd_banner': 'a'}
+
+
+def test_parse_main_cf_name_ends_at_a_blank():
+    assert pp.parse_main_cf('smtpd banner = x\nrelayhost\t= y\n') == {'relayhost': 'y'}
 
 
 def test_parse_main_cf_empty():
