@@ -17,6 +17,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    decode_config,
     parse_main_cf,
     parse_postconf_output,
     parse_service_overrides,
@@ -65,10 +66,12 @@ class PostconfCommand:
 
         ``postconf -n`` is not used for this: it collapses whitespace inside
         values and leaves out user-defined parameters nothing references,
-        both of which the module must see to compare exactly.
+        both of which the module must see to compare exactly. The file is
+        read as bytes: Postfix does not require UTF-8 (a Latin-1 comment is
+        fine), see decode_config().
         """
-        with open(self.main_cf, 'r') as handle:
-            return parse_main_cf(handle.read())
+        with open(self.main_cf, 'rb') as handle:
+            return parse_main_cf(decode_config(handle.read()))
 
     def known_names(self):
         """Names postconf knows here: built-in, from dynamically loaded map

@@ -513,6 +513,23 @@ def parse_main_cf(text):
     return result
 
 
+def decode_config(data):
+    """Text of a configuration file read as bytes.
+
+    Postfix reads bytes; UTF-8 is decoded, any other byte (a Latin-1
+    comment, say) is kept as a surrogate escape, so that nothing fails and
+    the text encodes back to the same bytes.
+    """
+    return data.decode('utf-8', 'surrogateescape')
+
+
+def printable(value):
+    """VALUE for results and diffs: bytes that are not UTF-8 shown as \\xNN."""
+    if value is None:
+        return None
+    return value.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
 def parse_postconf_output(text):
     """Parse "name = value" lines printed by postconf, -n or -d."""
     result = {}

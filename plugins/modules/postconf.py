@@ -114,6 +114,8 @@ notes:
   - The explicit settings are read from C(main.cf) as Postfix reads it (lines end at a newline
     only, continuation lines, comments; the last entry of a name wins), not from C(postconf -n),
     which collapses whitespace and omits user-defined parameters that nothing references.
+    C(main.cf) may contain text that is not UTF-8; such bytes are kept and are shown as
+    C(\\xNN) in RV(params) and the diff.
 attributes:
   check_mode:
     description: Reads only; nothing that writes is run.
@@ -227,6 +229,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     check_value,
     format_line,
     parse_service_spec,
+    printable,
     referenced_names,
     restart_required,
     split_list,
@@ -380,7 +383,7 @@ def main():
         after = desired[name]
         if present and before is not None and values_equal(name, before, after, name in as_list):
             after = before
-        result_params[name] = {'before': before, 'after': after}
+        result_params[name] = {'before': printable(before), 'after': printable(after)}
         if before != after:
             changes[name] = after
 
@@ -398,7 +401,7 @@ def main():
             after_header=config_file,
             before=''.join(format_line(prefix + n, result_params[n]['before']) + '\n'
                            for n in sorted(changes) if result_params[n]['before'] is not None),
-            after=''.join(format_line(prefix + n, changes[n]) + '\n'
+            after=''.join(format_line(prefix + n, printable(changes[n])) + '\n'
                           for n in sorted(changes) if changes[n] is not None),
         )
     if not changes or module.check_mode:

@@ -705,6 +705,23 @@ def test_continuation_lines_are_read_as_postfix_reads_them(env):
     assert result['params']['smtpd_banner']['before'] == '$myhostname\tESMTP'
 
 
+def test_main_cf_that_is_not_utf8(env):
+    latin1 = b'# Gr\xfc\xdfe aus M\xfcnchen\nmyorigin = m\xfcnchen.example\n'
+    env.main_cf.write_bytes(env.main_cf.read_bytes() + latin1)
+    result = env.run({'params': {'smtpd_banner': 'gateway', 'myorigin': 'muenchen.example'}},
+                     diff=True)
+    assert result['changed'] is True, result
+    assert result['params']['myorigin'] == {'before': 'm\\xfcnchen.example',
+                                            'after': 'muenchen.example'}
+    assert 'myorigin = m\\xfcnchen.example' in result['diff']['before']
+    data = env.main_cf.read_bytes()
+    assert b'# Gr\xfc\xdfe aus M\xfcnchen\n' in data
+    assert env.explicit('smtpd_banner') == 'gateway'
+    again = env.run({'params': {'smtpd_banner': 'gateway', 'myorigin': 'muenchen.example'}})
+    assert again['changed'] is False, again
+    assert env.main_cf.read_bytes() == data
+
+
 def test_missing_config_dir(env):
     missing = env.tmp / 'no-such-postfix'
     result = env.run({'name': 'smtp_tls_security_level', 'value': 'may',

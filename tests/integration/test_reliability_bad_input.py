@@ -588,8 +588,6 @@ def test_postconf_is_not_fooled_by_a_phantom_line_in_main_cf(box):
     assert box.postconf_h('smtp_tls_security_level') == 'encrypt', why(result)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: PostconfCommand.read_main_cf() opens main.cf as UTF-8 text; '
-                   'a Latin-1 comment (valid for Postfix) crashes the module with UnicodeDecodeError')
 def test_postconf_handles_a_main_cf_that_is_not_utf8(box):
     latin1 = b'# Gr\xfc\xdfe aus M\xfcnchen (Latin-1)\n'
     box.main_cf.write_bytes(box.main_cf.read_bytes() + latin1)

@@ -366,6 +366,16 @@ def test_parse_main_cf_empty():
     assert pp.parse_main_cf('   leading continuation without entry\n') == {}
 
 
+def test_decode_config_keeps_bytes_that_are_not_utf8():
+    data = b'# Gr\xfc\xdfe\nmyorigin = m\xfcnchen\nsmtpd_banner = \xc3\xa9\xe4\xb8\xad\n'
+    text = pp.decode_config(data)
+    assert text.encode('utf-8', 'surrogateescape') == data
+    parsed = pp.parse_main_cf(text)
+    assert parsed['smtpd_banner'] == '\u00e9\u4e2d'
+    assert pp.printable(parsed['myorigin']) == 'm\\xfcnchen'
+    assert pp.printable('\u00e9') == '\u00e9'
+    assert pp.printable(None) is None
+
 
 # --- postconf output -----------------------------------------------------------
 
