@@ -267,9 +267,9 @@ def _resolve(pending, timeout):
                         problems_ok = " via %s" % ", ".join(exp["via"])
                     else:
                         problems_ok = ""
-                    exp.update(done=True, ok=not problems, detail="; ".join(problems) or (
-                        "delivered to %s%s, tls=%s %s" % (rec["peer"], problems_ok, rec["tls"],
-                                                            rec.get("tls_version") or "")).strip())
+                    delivered = "delivered to %s%s, tls=%s %s" % (
+                        rec["peer"], problems_ok, rec["tls"], rec.get("tls_version") or "")
+                    exp.update(done=True, ok=not problems, detail="; ".join(problems) or delivered.strip())
                 elif entry is None:
                     exp.update(done=True, ok=False, detail="left the queue but not delivered to %s; seen at: %s"
                                % (exp["peer"], where or "nowhere"))
