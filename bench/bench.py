@@ -557,6 +557,10 @@ def main(argv=None):
     log('work directory %s, profile %s, sections %s' % (bench.workdir, opts.profile_name, ', '.join(sections)))
     try:
         results = bench.run(sections)
+    except KeyboardInterrupt as e:
+        bench.cleanup()
+        log('interrupted (%s); containers and the work directory were removed' % (e or 'Ctrl-C'))
+        return 130
     finally:
         bench.cleanup()
     results['targets'] = dict(apply_10k_seconds=TARGET_APPLY_10K, noop_10k_seconds=TARGET_NOOP_10K,

@@ -106,6 +106,11 @@ class Runner(object):
                 # module (and anything the module started).
                 os.killpg(proc.pid, signal.SIGKILL)
                 rc = proc.wait()
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM): do not leave the playbook running.
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
         wall = time.monotonic() - start
         cpu = children_cpu() - cpu_start
         timing = {}
