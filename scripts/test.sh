@@ -93,6 +93,9 @@ stage_molecule() {
   if [ -z "$scenarios" ]; then
     scenarios="$(cd extensions/molecule && for d in */molecule.yml; do dirname "$d"; done | sort | tr '\n' ' ')"
   fi
+  # Container names get a suffix unique to this checkout, so two checkouts
+  # (a CI clone and a working tree) can run the scenarios at the same time.
+  export MAILGW_MOLECULE_SUFFIX="${MAILGW_MOLECULE_SUFFIX--$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)}"
   local rc=0 s
   for s in $scenarios; do
     banner "molecule scenario: $s"
