@@ -116,6 +116,11 @@ notes:
     which collapses whitespace and omits user-defined parameters that nothing references.
     C(main.cf) may contain text that is not UTF-8; such bytes are kept and are shown as
     C(\\xNN) in RV(params) and the diff.
+  - C(postconf) writes a new C(main.cf) or C(master.cf) and renames it into place, which
+    leaves the file owned by root with mode 0644. The module puts the owner, group and mode
+    the file had before back afterwards, so a restrictive mode such as 0640 is kept.
+  - When the writing C(postconf) fails (full disk, read-only file system), the old file is
+    left in place and the module fails with C(changed=false).
 attributes:
   check_mode:
     description: Reads only; nothing that writes is run.
@@ -217,6 +222,7 @@ service:
 '''
 
 import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_command import (
@@ -315,6 +321,33 @@ def check_names_known(module, desired, current, known, explicit):
         module.fail_json(msg=' '.join(errors), errors=errors)
 
 
+def file_identity(path):
+    """What identifies one version of a file: its os.stat() result, or None."""
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def restore_owner_and_mode(module, path, before):
+    """Give PATH back the owner, group and permission bits it had before
+    postconf replaced it (postconf creates the new file as its own user with
+    mode 0644)."""
+    if before is None:
+        return
+    try:
+        after = os.stat(path)
+        if (after.st_uid, after.st_gid) != (before.st_uid, before.st_gid):
+            os.chown(path, before.st_uid, before.st_gid)
+        if stat.S_IMODE(after.st_mode) != stat.S_IMODE(before.st_mode):
+            os.chmod(path, stat.S_IMODE(before.st_mode))
+    except OSError as exc:
+        module.fail_json(msg='postconf rewrote %s, but its owner %d:%d and mode %04o could not be '
+                             'restored: %s' % (path, before.st_uid, before.st_gid,
+                                               stat.S_IMODE(before.st_mode), exc),
+                         changed=True)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -407,7 +440,10 @@ def main():
     if not changes or module.check_mode:
         module.exit_json(**result)
 
-    # At most one postconf invocation that writes.
+    # At most one postconf invocation that writes. postconf replaces the file
+    # with a new one (root-owned, mode 0644): note who owned it and its mode,
+    # so that a restrictive mode is not widened for good.
+    before_stat = file_identity(config_file)
     try:
         if service:
             if present:
@@ -422,9 +458,15 @@ def main():
                 warnings = postconf.remove_main(changes)
             written = postconf.read_main_cf()
     except (IOError, OSError) as exc:
+        restore_owner_and_mode(module, config_file, before_stat)
         module.fail_json(msg='cannot read back %s: %s' % (config_file, exc), **result)
     except PostconfError as exc:
+        # postconf writes a temporary file and renames it into place: a failed
+        # run leaves the old file. Report what actually happened on disk.
+        result['changed'] = file_identity(config_file) != before_stat
+        restore_owner_and_mode(module, config_file, before_stat)
         module.fail_json(msg=str(exc), commands=postconf.commands, **result)
+    restore_owner_and_mode(module, config_file, before_stat)
     for warning in warnings:
         module.warn(warning)
 

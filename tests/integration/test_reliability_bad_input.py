@@ -501,7 +501,7 @@ def test_tls_policy_accepted_odd_values_add_exactly_one_entry(box):
 
 
 # ---------------------------------------------------------------------------
-# pinned bugs (strict xfail: these start passing when the module is fixed)
+# bugs found by these tests (fixed; kept as regression tests)
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize('option, fragment', [

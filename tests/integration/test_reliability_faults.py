@@ -275,8 +275,6 @@ def test_full_disk_under_main_cf_leaves_it_intact(tmp_path, cleanup):
     assert box.postconf_works()
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: postconf module calls fail_json(**result) with '
-                   'changed=True when the writing postconf fails, although nothing changed')
 def test_failed_postconf_write_does_not_report_changed(tmp_path, cleanup):
     mnt = mount_tmpfs(tmp_path / 'fs', '64k', cleanup)
     box = Sandbox(tmp_path, confdir=mnt / 'postfix')

@@ -104,9 +104,6 @@ def test_symlinked_table_target_keeps_owner_and_mode(box):
     assert owner_mode(box.index_files()[0]) == (0, NOGROUP, 0o640)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: the postconf module lets postconf -e / -P rewrite main.cf '
-                   'and master.cf, and postconf creates the new file as root:root 0644; an existing '
-                   'owner and a restrictive mode (0640) are lost and the file becomes world-readable')
 @pytest.mark.parametrize('config_file, args', [
     ('main.cf', {'name': 'smtp_tls_security_level', 'value': 'encrypt'}),
     ('master.cf', {'service': 'submission/inet', 'name': 'smtpd_tls_security_level', 'value': 'encrypt'}),
