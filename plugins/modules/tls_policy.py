@@ -39,7 +39,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Nothing is written in check mode, not even a temporary or lock file.
+    details:
+      - Nothing is written in check mode, not even a temporary or lock file.
+      - When the table's directory does not exist yet (an earlier task of the play creates
+        it, which a check run does not), check mode reports the table as created, with a
+        warning; a real run fails in that case.
   diff_mode:
     support: full
   platform:
@@ -619,7 +623,16 @@ class TlsPolicyModule(object):
 
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
-            self.fail('directory %s of the table %s does not exist' % (directory, path))
+            if not module.check_mode:
+                self.fail('directory %s of the table %s does not exist' % (directory, path))
+            # A check run of a play that creates the directory first (file:
+            # state=directory does not create it in check mode): predict the
+            # new table instead of failing.
+            if os.path.lexists(directory):
+                self.fail('%s, the directory of the table %s, is not a directory' % (directory, path))
+            self.warnings.append('directory %s of the table %s does not exist (yet): this check run '
+                                 'assumes an earlier task creates it; a real run fails if none does'
+                                 % (directory, path))
         if os.path.exists(path) and not os.path.isfile(path):
             self.fail('%s exists and is not a regular file' % path)
 

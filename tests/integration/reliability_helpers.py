@@ -22,22 +22,17 @@ __metaclass__ = type
 
 import json
 import os
-import shutil
 import stat
 import subprocess
-import sys
 import textwrap
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
-COLLECTIONS = os.path.join(REPO, '.cache', 'collections')
+from ansible_env import ansible_env, tool
+
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
 TLS_POLICY = 'mailgw.postfix_tls.tls_policy'
 POSTCONF = 'mailgw.postfix_tls.postconf'
-# The modules run under the system Python, as on a managed host.
-TARGET_PYTHON = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable
 
 HAVE_POSTFIX = os.access(REAL_POSTMAP, os.X_OK) and os.access(REAL_POSTCONF, os.X_OK)
 IS_ROOT = os.geteuid() == 0
@@ -51,11 +46,6 @@ MASTER_CF = textwrap.dedent('''\
     submission inet n       -       n       -       -       smtpd
     smtp      unix  -       -       n       -       -       smtp
     ''')
-
-
-def tool(name):
-    path = os.path.join(VENV_BIN, name)
-    return path if os.access(path, os.X_OK) else shutil.which(name)
 
 
 class AnsibleError(AssertionError):
@@ -168,26 +158,8 @@ class Sandbox(object):
     # -- running Ansible ---------------------------------------------------------------
 
     def environ(self, path_prefix=None):
-        env = dict(os.environ)
-        path = [str(self.bindir), VENV_BIN, env.get('PATH', '/usr/bin:/bin')]
-        if path_prefix:
-            path.insert(0, str(path_prefix))
-        env.update(
-            PATH=':'.join(path),
-            ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-            ANSIBLE_STDOUT_CALLBACK='json',
-            ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-            ANSIBLE_PYTHON_INTERPRETER=TARGET_PYTHON,
-            ANSIBLE_LOCALHOST_WARNING='False',
-            ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
-            ANSIBLE_DEPRECATION_WARNINGS='False',
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_RETRY_FILES_ENABLED='False',
-            ANSIBLE_LOCAL_TEMP=str(self.tmp / 'ansible-local'),
-            ANSIBLE_REMOTE_TEMP=str(self.tmp / 'ansible-remote'),
-            ANSIBLE_HOME=str(self.tmp / 'ansible-home'),
-        )
-        return env
+        prefix = ([str(path_prefix)] if path_prefix else []) + [str(self.bindir)]
+        return ansible_env(self.tmp, path_prefix=prefix)
 
     def command(self, module, args, check=False, diff=False):
         args = dict(args)

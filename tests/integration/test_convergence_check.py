@@ -34,8 +34,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
+from ansible_env import REPO, ansible_env
+
 CHECK_DRIFT = os.path.join(REPO, 'playbooks', 'check-drift')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
 CHECK_YML = os.path.join(REPO, 'playbooks', 'check.yml')
@@ -45,19 +45,10 @@ IMAGE_REPO = 'localhost/mailgw-postfix'
 
 
 def _env():
-    env = dict(os.environ)
-    env['PATH'] = VENV_BIN + os.pathsep + env.get('PATH', '')
-    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.join(REPO, '.cache', 'collections')
-    env['ANSIBLE_ROLES_PATH'] = os.path.join(REPO, 'roles')
-    env['CONTAINERS_CONF'] = os.path.join(REPO, 'containers.conf')
-    env['ANSIBLE_NOCOLOR'] = '1'
-    env['ANSIBLE_FORCE_COLOR'] = '0'
-    env['ANSIBLE_DEPRECATION_WARNINGS'] = 'False'
-    env['ANSIBLE_LOCALHOST_WARNING'] = 'False'
-    env['ANSIBLE_INVENTORY_UNPARSED_WARNING'] = 'False'
-    env.pop('ANSIBLE_CALLBACKS_ENABLED', None)
-    env.pop('DRIFT_REPORT_DIR', None)
-    return env
+    # Default stdout callback: the tests read the human output and the
+    # drift_report callback's files.
+    return ansible_env(json_output=False, interpreter=None,
+                       ANSIBLE_ROLES_PATH=os.path.join(REPO, 'roles'), DRIFT_REPORT_DIR=None)
 
 
 def run(argv, timeout=900, env=None, cwd=None):

@@ -15,20 +15,18 @@ __metaclass__ = type
 import concurrent.futures
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
+from ansible_env import REPO, ansible_env, tool
+
 REAL_POSTCONF = '/usr/sbin/postconf'
 MODULE = 'mailgw.postfix_tls.postconf'
 # The module runs under the system Python, as on a managed host (interpreter
 # discovery can pick a broken pyenv shim here).
-TARGET_PYTHON = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable
 
 pytestmark = pytest.mark.skipif(not os.access(REAL_POSTCONF, os.X_OK),
                                 reason='needs the host postconf binary')
@@ -55,11 +53,6 @@ MASTER_CF = textwrap.dedent('''\
     smtp      unix  -       -       n       -       -       smtp
     relay     unix  -       -       n       -       -       smtp
     ''')
-
-
-def _tool(name):
-    path = os.path.join(VENV_BIN, name)
-    return path if os.access(path, os.X_OK) else shutil.which(name)
 
 
 class Env:
@@ -122,28 +115,14 @@ class Env:
     # -- running Ansible ---------------------------------------------------------
 
     def environ(self):
-        env = dict(os.environ)
-        env.update(
-            PATH='%s:%s:%s' % (self.bindir, VENV_BIN, env.get('PATH', '/usr/bin:/bin')),
-            ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, '.cache', 'collections'),
-            ANSIBLE_STDOUT_CALLBACK='json',
-            ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-            ANSIBLE_PYTHON_INTERPRETER=TARGET_PYTHON,
-            ANSIBLE_LOCALHOST_WARNING='False',
-            ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
-            ANSIBLE_DEPRECATION_WARNINGS='False',
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_LOCAL_TEMP=str(self.tmp / 'ansible-local'),
-            ANSIBLE_REMOTE_TEMP=str(self.tmp / 'ansible-remote'),
-        )
-        return env
+        return ansible_env(self.tmp, path_prefix=[self.bindir])
 
     def run(self, args, check=False, diff=False, with_dir=True):
         """Run the module ad hoc; return the host result (dict)."""
         args = dict(args)
         if with_dir:
             args.setdefault('config_dir', str(self.confdir))
-        cmd = [_tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+        cmd = [tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
                '-m', MODULE, '-a', json.dumps(args)]
         if check:
             cmd.append('--check')
@@ -164,7 +143,7 @@ class Env:
                  'tasks': tasks}]
         path = self.tmp / 'play.yml'
         path.write_text(json.dumps(play))
-        cmd = [_tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
+        cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
         if check:
             cmd.append('--check')
         if diff:
@@ -762,7 +741,7 @@ def test_restart_required_in_batch_and_not_for_tls(env):
 # --- documentation ---------------------------------------------------------------------
 
 def test_ansible_doc_renders(env):
-    proc = subprocess.run([_tool('ansible-doc'), MODULE], capture_output=True, text=True,
+    proc = subprocess.run([tool('ansible-doc'), MODULE], capture_output=True, text=True,
                           env=env.environ(), check=False)
     assert proc.returncode == 0, proc.stderr
     assert 'ERROR' not in proc.stderr and 'WARNING' not in proc.stderr, proc.stderr

@@ -14,20 +14,17 @@ __metaclass__ = type
 
 import json
 import os
-import shutil
 import stat
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
+from ansible_env import ansible_env, tool
+
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
 MODULE = 'mailgw.postfix_tls.tls_policy'
-TARGET_PYTHON = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable
 
 pytestmark = pytest.mark.skipif(not (os.access(REAL_POSTMAP, os.X_OK) and os.access(REAL_POSTCONF, os.X_OK)),
                                 reason='needs the host postconf and postmap binaries')
@@ -45,11 +42,6 @@ SEEDED = (
     'old.example may\n'
     'Partner.Example none\n'
 )
-
-
-def _tool(name):
-    path = os.path.join(VENV_BIN, name)
-    return path if os.access(path, os.X_OK) else shutil.which(name)
 
 
 class Env:
@@ -116,26 +108,12 @@ class Env:
     # -- running Ansible -----------------------------------------------------
 
     def environ(self):
-        env = dict(os.environ)
-        env.update(
-            PATH='%s:%s:%s' % (self.bindir, VENV_BIN, env.get('PATH', '/usr/bin:/bin')),
-            ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, '.cache', 'collections'),
-            ANSIBLE_STDOUT_CALLBACK='json',
-            ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-            ANSIBLE_PYTHON_INTERPRETER=TARGET_PYTHON,
-            ANSIBLE_LOCALHOST_WARNING='False',
-            ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
-            ANSIBLE_DEPRECATION_WARNINGS='False',
-            ANSIBLE_NOCOLOR='1',
-            ANSIBLE_LOCAL_TEMP=str(self.tmp / 'ansible-local'),
-            ANSIBLE_REMOTE_TEMP=str(self.tmp / 'ansible-remote'),
-        )
-        return env
+        return ansible_env(self.tmp, path_prefix=[self.bindir])
 
     def command(self, args, check=False, diff=False):
         args = dict(args)
         args.setdefault('config_dir', str(self.confdir))
-        cmd = [_tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+        cmd = [tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
                '-m', MODULE, '-a', json.dumps(args)]
         if check:
             cmd.append('--check')
@@ -162,7 +140,7 @@ class Env:
         play = [{'name': 'tls_policy', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
         path = self.tmp / 'play.yml'
         path.write_text(json.dumps(play))
-        cmd = [_tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
+        cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
         if check:
             cmd.append('--check')
         if diff:
@@ -371,6 +349,29 @@ def test_check_mode_writes_nothing_for_a_new_table(env):
     assert result['diff']['after'] == 'example.com secure\n'
     assert os.listdir(env.maps_dir) == []
     assert env.log.read_text() == ''
+
+
+def test_check_mode_predicts_a_table_whose_directory_a_play_creates_first(env):
+    path = env.maps_dir / 'maps.d' / 'tls_policy'
+    args = {'destination': 'example.com', 'level': 'secure', 'path': str(path)}
+    predicted = env.run(args, check=True, diff=True)
+    assert predicted['changed'] is True, predicted
+    assert predicted['added'] == ['example.com']
+    assert predicted['diff']['after'] == 'example.com secure\n'
+    assert any('does not exist (yet)' in w for w in predicted.get('warnings', [])), predicted
+    assert not path.parent.exists()
+    # A real run still refuses: it does not create directories.
+    refused = env.run(args)
+    assert refused.get('failed') and 'directory %s of the table' % path.parent in refused['msg']
+    assert not path.parent.exists()
+    # As in a play: the directory first, then the table.
+    tasks = [{'ansible.builtin.file': {'path': str(path.parent), 'state': 'directory', 'mode': '0755'}},
+             {'mailgw.postfix_tls.tls_policy': dict(args, config_dir=str(env.confdir))}]
+    checked, stats = env.playbook(tasks, check=True)
+    assert stats['failures'] == 0 and stats['changed'] == 2, (checked, stats)
+    applied, stats = env.playbook(tasks)
+    assert stats['failures'] == 0 and stats['changed'] == 2, (applied, stats)
+    assert env.query('example.com', path=path) == {'example.com': 'secure'}
 
 
 def test_check_mode_writes_nothing_for_an_edit(env):
@@ -617,7 +618,7 @@ def test_ten_thousand_entries_in_one_call(env):
     play = [{'name': 'big', 'hosts': 'localhost', 'gather_facts': False,
              'vars_files': [str(args_file)], 'tasks': [task, task]}]
     (env.tmp / 'big.yml').write_text(json.dumps(play))
-    proc = subprocess.run([_tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(env.tmp / 'big.yml')],
+    proc = subprocess.run([tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(env.tmp / 'big.yml')],
                           capture_output=True, text=True, env=env.environ(), cwd=str(env.tmp), check=False)
     data = json.loads(proc.stdout)
     first, second = [t['hosts']['localhost'] for t in data['plays'][0]['tasks']]
@@ -631,7 +632,7 @@ def test_ten_thousand_entries_in_one_call(env):
 
 
 def test_ansible_doc_renders(env):
-    proc = subprocess.run([_tool('ansible-doc'), MODULE], capture_output=True, text=True, env=env.environ(), check=False)
+    proc = subprocess.run([tool('ansible-doc'), MODULE], capture_output=True, text=True, env=env.environ(), check=False)
     assert proc.returncode == 0, proc.stderr
     for option in ('destination', 'level', 'entries', 'exclusive', 'map_type', 'config_dir', 'postmap_ran'):
         assert option in proc.stdout
