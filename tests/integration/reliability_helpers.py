@@ -27,7 +27,7 @@ import subprocess
 import textwrap
 import time
 
-from ansible_env import ansible_env, tool
+from ansible_env import ad_hoc_command, ansible_env, run_module, tool
 
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
@@ -162,23 +162,17 @@ class Sandbox(object):
         return ansible_env(self.tmp, path_prefix=prefix)
 
     def command(self, module, args, check=False, diff=False):
+        """argv of the module through the real `ansible` command (for Popen, kills)."""
         args = dict(args)
         args.setdefault('config_dir', str(self.confdir))
-        # Module arguments as one JSON document: no key=value quoting to get wrong.
-        cmd = [tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
-               '-m', module, '-a', json.dumps(args)]
-        if check:
-            cmd.append('--check')
-        if diff:
-            cmd.append('--diff')
-        return cmd
+        return ad_hoc_command(module, args, check, diff)
 
-    def run(self, module, args, check=False, diff=False, **popen):
-        """Run one module ad hoc (arguments as JSON); return the host result."""
-        proc = subprocess.run(self.command(module, args, check, diff), capture_output=True, check=False,
-                              text=True, env=popen.pop('env', None) or self.environ(),
-                              cwd=str(self.tmp), **popen)
-        return ad_hoc_result(proc)
+    def run(self, module, args, check=False, diff=False, env=None, **popen):
+        """Run one module once (see ansible_env.run_module); return its result."""
+        args = dict(args)
+        args.setdefault('config_dir', str(self.confdir))
+        return run_module(module, args, check, diff, env=env or self.environ(), cwd=str(self.tmp),
+                          tmp=self.tmp, **popen)
 
     def tls_policy(self, args, **kwargs):
         return self.run(TLS_POLICY, args, **kwargs)
@@ -222,15 +216,6 @@ def run_exact(cmd, input=None):
     return subprocess.CompletedProcess(cmd, proc.returncode,
                                        proc.stdout.decode('utf-8', 'surrogateescape'),
                                        proc.stderr.decode('utf-8', 'surrogateescape'))
-
-
-def ad_hoc_result(proc):
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        raise AnsibleError('no JSON from ansible (rc %d):\n%s\n%s'
-                           % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
-    return data['plays'][0]['tasks'][0]['hosts']['localhost']
 
 
 def snapshot(*dirs):

@@ -21,7 +21,7 @@ import textwrap
 
 import pytest
 
-from ansible_env import REPO, ansible_env, tool
+from ansible_env import REPO, ansible_env, run_module, tool
 
 REAL_POSTCONF = '/usr/sbin/postconf'
 MODULE = 'mailgw.postfix_tls.postconf'
@@ -118,24 +118,11 @@ class Env:
         return ansible_env(self.tmp, path_prefix=[self.bindir])
 
     def run(self, args, check=False, diff=False, with_dir=True):
-        """Run the module ad hoc; return the host result (dict)."""
+        """Run the module once (see ansible_env.run_module); return its result (dict)."""
         args = dict(args)
         if with_dir:
             args.setdefault('config_dir', str(self.confdir))
-        cmd = [tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
-               '-m', MODULE, '-a', json.dumps(args)]
-        if check:
-            cmd.append('--check')
-        if diff:
-            cmd.append('--diff')
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(),
-                              cwd=str(self.tmp), check=False)
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError('no JSON from ansible (rc %d):\n%s\n%s'
-                                 % (proc.returncode, proc.stdout, proc.stderr))
-        return data['plays'][0]['tasks'][0]['hosts']['localhost']
+        return run_module(MODULE, args, check, diff, env=self.environ(), cwd=str(self.tmp), tmp=self.tmp)
 
     def playbook(self, tasks, check=False, diff=False):
         """Run a generated playbook; return (per-task results, stats)."""

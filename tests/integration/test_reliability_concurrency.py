@@ -17,13 +17,13 @@ import subprocess
 
 import pytest
 
+from ansible_env import ad_hoc_result
 from reliability_helpers import (
     HAVE_POSTFIX,
     POSTCONF,
     REAL_POSTMAP,
     TLS_POLICY,
     Sandbox,
-    ad_hoc_result,
     why,
 )
 

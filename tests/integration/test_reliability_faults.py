@@ -27,6 +27,7 @@ import subprocess
 
 import pytest
 
+from ansible_env import ad_hoc_result
 from reliability_helpers import (
     HAVE_POSTFIX,
     IS_ROOT,
@@ -35,7 +36,6 @@ from reliability_helpers import (
     REAL_POSTMAP,
     TLS_POLICY,
     Sandbox,
-    ad_hoc_result,
     assert_failed,
     assert_unchanged,
     chattr,

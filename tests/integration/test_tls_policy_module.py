@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from ansible_env import ansible_env, tool
+from ansible_env import ad_hoc_command, ansible_env, run_module, tool
 
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
@@ -113,19 +113,13 @@ class Env:
     def command(self, args, check=False, diff=False):
         args = dict(args)
         args.setdefault('config_dir', str(self.confdir))
-        cmd = [tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
-               '-m', MODULE, '-a', json.dumps(args)]
-        if check:
-            cmd.append('--check')
-        if diff:
-            cmd.append('--diff')
-        return cmd
+        return ad_hoc_command(MODULE, args, check, diff)
 
     def run(self, args, check=False, diff=False):
-        """Run the module ad hoc; return the host result (dict)."""
-        proc = subprocess.run(self.command(args, check, diff), capture_output=True, text=True,
-                              env=self.environ(), cwd=str(self.tmp), check=False)
-        return self.result(proc)
+        """Run the module once (see ansible_env.run_module); return its result (dict)."""
+        args = dict(args)
+        args.setdefault('config_dir', str(self.confdir))
+        return run_module(MODULE, args, check, diff, env=self.environ(), cwd=str(self.tmp), tmp=self.tmp)
 
     @staticmethod
     def result(proc):
