@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the Postfix container images from Debian packages with
 # debootstrap + podman import: no registry needed. The tag is a hash of the
-# inputs (this script, images/packages.txt, the suite), so a second run with
-# unchanged inputs reuses the image and rebuilds nothing.
+# inputs (the build function below, images/packages.txt, the suite), so a
+# second run with unchanged inputs reuses the image and rebuilds nothing.
 #
 #   scripts/images.sh [SUITE ...]     default: bookworm trixie
 #   scripts/images.sh --print-tag SUITE
@@ -10,13 +10,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 image_tag() {
+  # The inputs: the build recipe (the build function's text, as bash prints
+  # it), the package list and the suite.
   local suite="$1"
   local h
-  h="$(cat "$ROOT/scripts/images.sh" "$ROOT/images/packages.txt" | { cat; echo "$suite"; } | sha256sum | cut -c1-12)"
+  h="$( { declare -f build; cat "$ROOT/images/packages.txt"; echo "$suite"; } | sha256sum | cut -c1-12)"
   echo "$IMAGE_REPO:$suite-$h"
 }
-
-if [ "${1:-}" = "--print-tag" ]; then image_tag "$2"; exit 0; fi
 
 mirror() {
   # The mirror apt already uses (deb822 or classic sources list), read at run time.
@@ -65,11 +65,24 @@ build() {
   echo "[images] built $tag" >&2
 }
 
+if [ "${1:-}" = "--print-tag" ]; then image_tag "$2"; exit 0; fi
+
 mkdir -p "$CACHE"
 suites=("$@")
 [ "${#suites[@]}" -gt 0 ] || suites=(bookworm trixie)
+# The suites are built side by side: debootstrap mostly waits on downloads
+# and dpkg, so two builds take little longer than one.
+pids=()
 for s in "${suites[@]}"; do
-  build "$s"
+  build "$s" &
+  pids+=("$!")
+done
+failed=0
+for p in "${pids[@]}"; do
+  wait "$p" || failed=1
+done
+[ "$failed" = 0 ] || { echo "[images] an image build failed (see above)" >&2; exit 1; }
+for s in "${suites[@]}"; do
   # keep the alias pointing at the image of the current inputs
   podman tag "$(image_tag "$s")" "$IMAGE_REPO:$s"
 done

@@ -14,11 +14,15 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+# setup.sh [apt|venv]: only one part (./run overlaps the venv with the image
+# build, which needs the apt packages); no argument: everything.
+part="${1:-all}"
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
+if [ "$part" != venv ] && [ "${#missing[@]}" -gt 0 ]; then
   log "installing apt packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # postfix asks how to configure itself; the host copy is only used for its
@@ -27,6 +31,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "$part" != apt ] || exit 0
 
 mkdir -p "$CACHE"
 req_hash="$(sha256sum "$ROOT/requirements-dev.txt" | cut -c1-16)"

@@ -29,7 +29,7 @@ stage_integration() {
   # in throwaway config directories, plus the container tests (role, convergence
   # check); includes the slow fault/concurrency group. The work is mostly
   # waiting on subprocesses and podman, so 4 workers on 2 cores pay off.
-  pytest -q -p no:cacheprovider -n 4 tests/integration
+  pytest -q -p no:cacheprovider -n 4 --dist worksteal --durations=20 tests/integration
 }
 
 stage_sanity() {
@@ -96,11 +96,36 @@ stage_molecule() {
   # Container names get a suffix unique to this checkout, so two checkouts
   # (a CI clone and a working tree) can run the scenarios at the same time.
   export MAILGW_MOLECULE_SUFFIX="${MAILGW_MOLECULE_SUFFIX--$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)}"
-  local rc=0 s
+  # Scenarios run side by side (MOLECULE_JOBS at a time, default 2): much of
+  # a scenario is waiting on containers, Postfix and SMTP peers. Each writes
+  # its own log, printed whole when it ends, so the output does not interleave.
+  local jobs="${MOLECULE_JOBS:-2}" logs rc=0 s
+  logs="$(mktemp -d "${TMPDIR:-/tmp}/mailgw-molecule.XXXXXX")"
+  local -A name_of=()
+  report() {  # $1 scenario, $2 exit status: print its log and verdict
+    banner "molecule scenario: $1"
+    cat "$logs/$1.log"
+    if [ "$2" = 0 ]; then
+      echo "molecule scenario $1: ok ($(cat "$logs/$1.time") s)"
+    else
+      echo "molecule scenario $1 FAILED (exit $2, $(cat "$logs/$1.time" 2>/dev/null || echo '?') s)"; rc=1
+    fi
+  }
+  wait_one() {  # wait for whichever scenario ends first
+    local done_pid status=0
+    wait -n -p done_pid "${!name_of[@]}" || status=$?
+    report "${name_of[$done_pid]}" "$status"
+    unset "name_of[$done_pid]"
+  }
   for s in $scenarios; do
-    banner "molecule scenario: $s"
-    molecule test -s "$s" || { rc=1; echo "molecule scenario $s FAILED"; }
+    while [ "${#name_of[@]}" -ge "$jobs" ]; do wait_one; done
+    ( start=$(date +%s); st=0; molecule test -s "$s" > "$logs/$s.log" 2>&1 || st=$?
+      echo $(( $(date +%s) - start )) > "$logs/$s.time"; exit $st ) &
+    name_of[$!]="$s"
+    echo "molecule scenario $s started"
   done
+  while [ "${#name_of[@]}" -gt 0 ]; do wait_one; done
+  rm -rf "$logs"
   return $rc
 }
 
