@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, '.cache', 'venv', 'bin')
@@ -164,3 +165,26 @@ def run_module(module, args, check=False, diff=False, env=None, cwd=None, tmp=No
     proc = subprocess.run(argv, input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True,
                           text=True, env=env, cwd=cwd, check=False, **popen)
     return direct_result(proc)
+
+
+def run_playbook(tasks, tmp, env=None, check=False, diff=False, name='test'):
+    """Run TASKS as one play on localhost (connection local) with the real
+    ansible-playbook; return (per-task host results, stats of localhost)."""
+    play = [{'name': name, 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+    path = os.path.join(str(tmp), 'play-%d.json' % time.monotonic_ns())
+    with open(path, 'w') as handle:
+        json.dump(play, handle)
+    cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', path]
+    if check:
+        cmd.append('--check')
+    if diff:
+        cmd.append('--diff')
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env=env if env is not None else ansible_env(tmp), cwd=str(tmp))
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError('no JSON from ansible-playbook (rc %d):\n%s\n%s'
+                             % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+    results = [t['hosts'].get('localhost', {}) for t in data['plays'][0]['tasks']]
+    return results, data['stats'].get('localhost', {})

@@ -20,14 +20,13 @@ exactly these entries" are asserted, not inferred.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 import stat
 import subprocess
 import textwrap
 import time
 
-from ansible_env import ad_hoc_command, ansible_env, run_module, tool
+from ansible_env import ad_hoc_command, ansible_env, run_module, run_playbook
 
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
@@ -46,10 +45,6 @@ MASTER_CF = textwrap.dedent('''\
     submission inet n       -       n       -       -       smtpd
     smtp      unix  -       -       n       -       -       smtp
     ''')
-
-
-class AnsibleError(AssertionError):
-    pass
 
 
 class Sandbox(object):
@@ -100,6 +95,14 @@ class Sandbox(object):
         return [path + suffix for suffix in INDEX_SUFFIXES[map_type or self.map_type]]
 
     # -- shims ---------------------------------------------------------------------
+
+    def seed(self, text, path=None):
+        """Write TEXT as the policy table (or as PATH, a hash table) and index it with the real postmap."""
+        path = path or self.table
+        path.write_text(text)
+        spec = self.map_spec if path == self.table else 'hash:%s' % path
+        subprocess.run([REAL_POSTMAP, '-c', str(self.confdir), spec], check=True)
+        return self
 
     def shim(self, name, body):
         """Put an executable shell script NAME first in PATH."""
@@ -182,22 +185,8 @@ class Sandbox(object):
 
     def playbook(self, tasks, check=False, diff=False, env=None):
         """Run generated tasks (each may set ignore_errors); return the per-task host results."""
-        play = [{'name': 'reliability', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
-        path = self.tmp / ('play-%d.json' % time.monotonic_ns())
-        path.write_text(json.dumps(play))
-        cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
-        if check:
-            cmd.append('--check')
-        if diff:
-            cmd.append('--diff')
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env or self.environ(),
-                              cwd=str(self.tmp))
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            raise AnsibleError('no JSON from ansible-playbook (rc %d):\n%s\n%s'
-                               % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
-        return [t['hosts'].get('localhost', {}) for t in data['plays'][0]['tasks']]
+        return run_playbook(tasks, self.tmp, env=env or self.environ(), check=check, diff=diff,
+                            name='reliability')[0]
 
     def task(self, module, args, ignore_errors=True):
         args = dict(args)

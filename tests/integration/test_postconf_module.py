@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import concurrent.futures
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import textwrap
 
 import pytest
 
-from ansible_env import REPO, ansible_env, run_module, tool
+from ansible_env import REPO, ansible_env, run_module, run_playbook, tool
 
 REAL_POSTCONF = '/usr/sbin/postconf'
 MODULE = 'mailgw.postfix_tls.postconf'
@@ -126,24 +125,7 @@ class Env:
 
     def playbook(self, tasks, check=False, diff=False):
         """Run a generated playbook; return (per-task results, stats)."""
-        play = [{'name': 'postconf', 'hosts': 'localhost', 'gather_facts': False,
-                 'tasks': tasks}]
-        path = self.tmp / 'play.yml'
-        path.write_text(json.dumps(play))
-        cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
-        if check:
-            cmd.append('--check')
-        if diff:
-            cmd.append('--diff')
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(),
-                              cwd=str(self.tmp), check=False)
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError('no JSON from ansible-playbook (rc %d):\n%s\n%s'
-                                 % (proc.returncode, proc.stdout, proc.stderr))
-        results = [t['hosts']['localhost'] for t in data['plays'][0]['tasks']]
-        return results, data['stats']['localhost']
+        return run_playbook(tasks, self.tmp, env=self.environ(), check=check, diff=diff, name='postconf')
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ import pytest
 from reliability_helpers import (
     HAVE_POSTFIX,
     POSTCONF,
-    REAL_POSTMAP,
     TLS_POLICY,
     Sandbox,
     assert_failed,
@@ -70,10 +69,7 @@ def shell_payloads(canary):
 
 @pytest.fixture
 def box(tmp_path):
-    box = Sandbox(tmp_path)
-    box.table.write_text(SEEDED)
-    subprocess.run([REAL_POSTMAP, '-c', str(box.confdir), box.map_spec], check=True)
-    return box
+    return Sandbox(tmp_path).seed(SEEDED)
 
 
 def substitute(value, canary):

@@ -15,7 +15,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import subprocess
 
 import pytest
 
@@ -48,12 +47,9 @@ SEEDED = (
 @pytest.fixture
 def frozen(tmp_path):
     """A seeded sandbox whose config and maps directories are immutable while the test runs."""
-    box = Sandbox(tmp_path)
-    box.table.write_text(SEEDED)
-    subprocess.run([REAL_POSTMAP, '-c', str(box.confdir), box.map_spec], check=True)
+    box = Sandbox(tmp_path).seed(SEEDED)
     box.stale = box.maps_dir / 'stale-policy.map'
-    box.stale.write_text('stale.example may\n')
-    subprocess.run([REAL_POSTMAP, '-c', str(box.confdir), 'hash:%s' % box.stale], check=True)
+    box.seed('stale.example may\n', path=box.stale)
     future = box.stale.stat().st_mtime + 60        # hand-edited after the last postmap
     os.utime(str(box.stale), (future, future))
     box.tmpdir = tmp_path / 'tmpdir'

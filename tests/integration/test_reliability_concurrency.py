@@ -21,7 +21,6 @@ from ansible_env import ad_hoc_result
 from reliability_helpers import (
     HAVE_POSTFIX,
     POSTCONF,
-    REAL_POSTMAP,
     TLS_POLICY,
     Sandbox,
     why,
@@ -63,10 +62,7 @@ def source_view(path):
 
 @pytest.fixture
 def box(tmp_path):
-    box = Sandbox(tmp_path)
-    box.table.write_text('# shared table\nseed.example may\n')
-    subprocess.run([REAL_POSTMAP, '-c', str(box.confdir), box.map_spec], check=True)
-    return box
+    return Sandbox(tmp_path).seed('# shared table\nseed.example may\n')
 
 
 def test_two_runs_on_different_entries_of_one_table_both_land(box):

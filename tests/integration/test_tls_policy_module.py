@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from ansible_env import ad_hoc_command, ansible_env, run_module, tool
+from ansible_env import ad_hoc_command, ansible_env, run_module, run_playbook, tool
 
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
@@ -131,22 +131,8 @@ class Env:
         return data['plays'][0]['tasks'][0]['hosts']['localhost']
 
     def playbook(self, tasks, check=False, diff=False):
-        play = [{'name': 'tls_policy', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
-        path = self.tmp / 'play.yml'
-        path.write_text(json.dumps(play))
-        cmd = [tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(path)]
-        if check:
-            cmd.append('--check')
-        if diff:
-            cmd.append('--diff')
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.environ(), cwd=str(self.tmp),
-                              check=False)
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError('no JSON from ansible-playbook (rc %d):\n%s\n%s'
-                                 % (proc.returncode, proc.stdout, proc.stderr))
-        return [t['hosts']['localhost'] for t in data['plays'][0]['tasks']], data['stats']['localhost']
+        """Run a generated playbook; return (per-task results, stats)."""
+        return run_playbook(tasks, self.tmp, env=self.environ(), check=check, diff=diff, name='tls_policy')
 
 
 @pytest.fixture

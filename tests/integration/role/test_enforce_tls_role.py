@@ -220,43 +220,35 @@ def _normalise(changed):
     return [names.get(n, n) for n in changed]
 
 
-@pytest.fixture
-def gateway(tmp_path):
-    problem = _podman_problem()
+def _gateway(tmp_path, image=IMAGE, start_postfix=True):
+    """A Gateway for one test, removed afterwards (a generator for the fixtures)."""
+    problem = _podman_problem(image)
     if problem:
         pytest.fail('container tests need podman and the Postfix image: %s' % problem)
-    gw = Gateway(tmp_path)
+    gw = Gateway(tmp_path, start_postfix=start_postfix, image=image)
     gw.take_before()
     try:
         yield gw
     finally:
         gw.destroy()
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """bookworm (Postfix 3.7), Postfix running."""
+    yield from _gateway(tmp_path)
 
 
 @pytest.fixture
 def stopped_gateway(tmp_path):
-    problem = _podman_problem()
-    if problem:
-        pytest.fail('container tests need podman and the Postfix image: %s' % problem)
-    gw = Gateway(tmp_path, start_postfix=False)
-    gw.take_before()
-    try:
-        yield gw
-    finally:
-        gw.destroy()
+    """bookworm, Postfix not started."""
+    yield from _gateway(tmp_path, start_postfix=False)
 
 
 @pytest.fixture
 def trixie_gateway(tmp_path):
-    problem = _podman_problem(IMAGE_TRIXIE)
-    if problem:
-        pytest.fail('container tests need podman and the Postfix image: %s' % problem)
-    gw = Gateway(tmp_path, image=IMAGE_TRIXIE)
-    gw.take_before()
-    try:
-        yield gw
-    finally:
-        gw.destroy()
+    """trixie (Postfix 3.10, no smtpd certificate configured), Postfix running."""
+    yield from _gateway(tmp_path, image=IMAGE_TRIXIE)
 
 
 def test_opportunistic_default(gateway):
