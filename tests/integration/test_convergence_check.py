@@ -295,8 +295,12 @@ def test_unreachable_gateway_fails_the_check(tmp_path):
     problem = _podman_ready()
     if problem:
         pytest.fail('container tests need podman and the Postfix images: %s' % problem)
+    # The podman connection reports a missing container as unreachable (the
+    # example inventory's nsenter connection would fail the tasks instead).
     proc, report, junit = check_drift(tmp_path / 'r', '-i', INVENTORY, '--limit', 'edge-2',
-                                      '-e', 'demo_container_prefix=mailgw-absent-%s' % uuid.uuid4().hex[:8])
+                                      '-e', 'demo_container_prefix=mailgw-absent-%s' % uuid.uuid4().hex[:8],
+                                      '-e', 'ansible_connection=containers.podman.podman',
+                                      '-e', 'ansible_host=mailgw-absent-%s-edge-2' % uuid.uuid4().hex[:8])
     assert proc.returncode == 1, proc.stdout
     [failure] = report['failures']
     assert failure['host'] == 'edge-2' and failure['unreachable'] is True
