@@ -567,8 +567,9 @@ class TlsPolicyModule(object):
                 map_type = spec.map_type
             else:
                 self.warnings.append(
-                    '%s is not listed in smtp_tls_policy_maps (%s): Postfix does not use this table '
-                    'until it is' % (path, maps_value or 'empty'))
+                    '%s is not listed in smtp_tls_policy_maps (%s): Postfix ignores this table until '
+                    'smtp_tls_policy_maps lists it (fine when a later task adds it, as the enforce_tls '
+                    'role does)' % (path, maps_value or 'empty'))
                 if not map_type:
                     map_type = self.postconf('default_database_type', expand=False)
         else:
