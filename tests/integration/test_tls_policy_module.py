@@ -121,15 +121,6 @@ class Env:
         args.setdefault('config_dir', str(self.confdir))
         return run_module(MODULE, args, check, diff, env=self.environ(), cwd=str(self.tmp), tmp=self.tmp)
 
-    @staticmethod
-    def result(proc):
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError('no JSON from ansible (rc %d):\n%s\n%s'
-                                 % (proc.returncode, proc.stdout, proc.stderr))
-        return data['plays'][0]['tasks'][0]['hosts']['localhost']
-
     def playbook(self, tasks, check=False, diff=False):
         """Run a generated playbook; return (per-task results, stats)."""
         return run_playbook(tasks, self.tmp, env=self.environ(), check=check, diff=diff, name='tls_policy')
