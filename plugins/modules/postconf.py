@@ -321,12 +321,24 @@ def check_names_known(module, desired, current, known, explicit):
         module.fail_json(msg=' '.join(errors), errors=errors)
 
 
-def file_identity(path):
-    """What identifies one version of a file: its os.stat() result, or None."""
+def stat_or_none(path):
+    """os.stat(PATH), or None when it cannot be read."""
     try:
         return os.stat(path)
     except OSError:
         return None
+
+
+def replaced(path, before):
+    """Whether PATH is no longer the file BEFORE (its stat) was taken of.
+
+    postconf renames a new file into place, so a write shows as a new inode;
+    times are not compared (reading the file may update its access time).
+    """
+    after = stat_or_none(path)
+    if before is None or after is None:
+        return (before is None) != (after is None)
+    return (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino)
 
 
 def restore_owner_and_mode(module, path, before):
@@ -443,7 +455,7 @@ def main():
     # At most one postconf invocation that writes. postconf replaces the file
     # with a new one (root-owned, mode 0644): note who owned it and its mode,
     # so that a restrictive mode is not widened for good.
-    before_stat = file_identity(config_file)
+    before_stat = stat_or_none(config_file)
     try:
         if service:
             if present:
@@ -463,7 +475,7 @@ def main():
     except PostconfError as exc:
         # postconf writes a temporary file and renames it into place: a failed
         # run leaves the old file. Report what actually happened on disk.
-        result['changed'] = file_identity(config_file) != before_stat
+        result['changed'] = replaced(config_file, before_stat)
         restore_owner_and_mode(module, config_file, before_stat)
         module.fail_json(msg=str(exc), commands=postconf.commands, **result)
     restore_owner_and_mode(module, config_file, before_stat)
