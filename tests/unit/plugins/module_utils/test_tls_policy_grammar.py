@@ -6,6 +6,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     LEVELS,
@@ -16,6 +18,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     parse_policy,
     same_policy,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
 
 SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
 SHA1_PLAIN = 'a9b8c7d6e5f40312a9b8c7d6e5f40312a9b8c7d6'
@@ -397,3 +400,87 @@ def test_blanks_around_list_items_are_dropped():
     # "!SSLv2, !SSLv3" given as a string is split on the comma by Ansible's list type
     assert build_policy('may', protocols=['!SSLv2', ' !SSLv3'], exclude=['\taNULL ']).render() == \
         'may protocols=!SSLv2:!SSLv3 exclude=aNULL'
+
+
+# ---------------------------------------------------------------------------
+# properties: a built policy is one line of tokens that a table keeps as one
+# entry; a destination is refused or becomes one ASCII token
+# ---------------------------------------------------------------------------
+
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def postfix_view(text):
+    """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
+    view = {}
+    for entry in LookupTable.parse(text).entries():
+        if entry.value and entry.fkey not in view:
+            view[entry.fkey] = entry.value
+    return view
+
+
+HOSTILE = ['\n', '\r', '\x00', ' ', '\t', ',', '=', '{', '}', '|', ':', '\x0b', '\x85', '\u2028',
+           '$(id)', '`id`', ';', '#', '\u212a', '\u017f', 'é']
+
+
+def spoiled(valid):
+    """A valid value, or the same value with something hostile inserted."""
+    return st.one_of(
+        st.sampled_from(valid),
+        st.builds(lambda v, junk, pos: v[:pos % (len(v) + 1)] + junk + v[pos % (len(v) + 1):],
+                  st.sampled_from(valid), st.sampled_from(HOSTILE), st.integers(0, 40)),
+        st.text(max_size=10),
+    )
+
+
+FINGERPRINT = ':'.join(['AB'] * 32)
+policy_args = st.fixed_dictionaries({
+    'level': spoiled(list(LEVELS)),
+    'match': st.one_of(st.none(), st.lists(spoiled(['nexthop', 'dot-nexthop', '.example.com', 'mx.example.com',
+                                                    FINGERPRINT]), max_size=3)),
+    'ciphers': st.one_of(st.none(), spoiled(['high', 'medium'])),
+    'protocols': st.one_of(st.none(), spoiled(['>=TLSv1.2', '!SSLv2:!SSLv3', 'TLSv1.3']),
+                           st.lists(spoiled(['!SSLv2', '>=TLSv1.2']), max_size=3)),
+    'exclude': st.one_of(st.none(), spoiled(['aNULL', 'MD5:RC4'])),
+    'tafile': st.one_of(st.none(), st.lists(spoiled(['/etc/ssl/ta.pem']), max_size=2)),
+    'servername': st.one_of(st.none(), spoiled(['hostname', 'nexthop', 'mx.example.com'])),
+    'connection_reuse': st.one_of(st.none(), st.booleans(), spoiled(['yes', 'no'])),
+    'enable_rpk': st.one_of(st.none(), st.booleans(), spoiled(['yes', 'no'])),
+})
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy_args)
+def test_a_built_policy_is_one_line_of_tokens_that_reads_back(args):
+    try:
+        policy = build_policy(**args)
+    except PolicyError:
+        return
+    text = policy.render()
+    for ch in '\n\r\x00\x0b\x0c\t,{}':
+        assert ch not in text, (args, text)
+    assert text == text.strip() and '  ' not in text
+    assert len(text.split(' ')) == 1 + len(policy.attributes)
+    assert parse_policy(text).render() == text
+    assert same_policy(text, text)
+    table = LookupTable.parse('a.example may\n')
+    table.set('example.com', text)
+    assert postfix_view(table.render()) == {'a.example': 'may', 'example.com': text}
+
+
+@SETTINGS
+@given(st.one_of(st.text(max_size=30), spoiled(['example.com', '.example.com', '[mx.example.com]:587',
+                                                '[ipv6:2001:db8::1]', '[192.0.2.1]:25'])))
+def test_a_destination_is_refused_or_becomes_one_ascii_token(destination):
+    try:
+        key, dummy = normalize_destination(destination)
+    except PolicyError as e:
+        assert str(e)
+        return
+    assert key.isascii() and key == key.lower()
+    assert key and key[0] != '#'
+    assert not any(ch in ' \t\r\n\v\f,' or ord(ch) < 32 or ord(ch) == 127 for ch in key)
+    table = LookupTable.parse('other.example may\n')
+    table.set(key, 'encrypt')
+    assert postfix_view(table.render()) == {'other.example': 'may', key: 'encrypt'}

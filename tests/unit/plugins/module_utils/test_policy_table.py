@@ -7,17 +7,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
-    index_paths,
-    is_indexed,
-    package_hint,
-    parse_map_list,
-    parse_map_spec,
-    split_map_list,
-)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import (
     LookupTable,
     fold_key,
@@ -196,41 +188,6 @@ def test_ten_thousand_entries_parse_and_edit():
 
 
 # ---------------------------------------------------------------------------
-# lookup table types
-# ---------------------------------------------------------------------------
-
-def test_index_files_per_type():
-    assert index_paths('hash', '/t') == ['/t.db']
-    assert index_paths('btree', '/t') == ['/t.db']
-    assert index_paths('lmdb', '/t') == ['/t.lmdb']
-    assert index_paths('cdb', '/t') == ['/t.cdb']
-    assert index_paths('dbm', '/t') == ['/t.dir', '/t.pag']
-    assert index_paths('sdbm', '/t') == ['/t.dir', '/t.pag']
-    for unbuilt in ('texthash', 'inline', 'static', 'regexp', 'pcre', 'cidr'):
-        assert not is_indexed(unbuilt)
-        assert index_paths(unbuilt, '/t') == []
-
-
-def test_package_hints():
-    assert 'postfix-lmdb' in package_hint('lmdb')
-    assert 'postfix-cdb' in package_hint('cdb')
-    assert 'Berkeley DB' in package_hint('hash')
-
-
-def test_map_list_parsing():
-    value = 'proxy:hash:/etc/postfix/a, inline:{ {x = y}, z=w } regexp:/r,,lmdb:/m  texthash:/t'
-    assert split_map_list(value) == ['proxy:hash:/etc/postfix/a', 'inline:{ {x = y}, z=w }',
-                                     'regexp:/r', 'lmdb:/m', 'texthash:/t']
-    specs = parse_map_list(value)
-    assert [(s.map_type, s.name, s.wrappers) for s in specs] == [
-        ('hash', '/etc/postfix/a', ('proxy',)), ('inline', '{ {x = y}, z=w }', ()),
-        ('regexp', '/r', ()), ('lmdb', '/m', ()), ('texthash', '/t', ())]
-    assert [s.is_key_value_file for s in specs] == [True, False, False, True, True]
-    assert parse_map_spec('/no/type') is None
-    assert parse_map_list('') == []
-
-
-# ---------------------------------------------------------------------------
 # properties
 # ---------------------------------------------------------------------------
 
@@ -341,3 +298,129 @@ def test_a_key_without_value_is_not_a_duplicate_postfix_would_warn_about():
     assert table.duplicates() == []
     assert table.set('k', 'encrypt') == 'updated'      # the valueless line is the one rewritten
     assert table.render() == 'k encrypt\n'
+
+
+# ---------------------------------------------------------------------------
+# properties over bytes and hostile text: any file survives a round trip,
+# set() changes exactly one key as Postfix reads the file, or is refused
+# ---------------------------------------------------------------------------
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def decode(data):
+    return data.decode('utf-8', 'surrogateescape')
+
+
+def encode(text):
+    return text.encode('utf-8', 'surrogateescape')
+
+
+def postfix_view(text):
+    """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
+    view = {}
+    for entry in LookupTable.parse(text).entries():
+        if entry.value and entry.fkey not in view:
+            view[entry.fkey] = entry.value
+    return view
+
+
+# Bytes that matter to a line-oriented reader, plus ordinary text.
+FRAGMENTS = [b'\n', b'\r\n', b'\r', b' ', b'\t', b'\x0b', b'\x0c', b'#', b'key', b'Key', b'value',
+             b'=', b',', b'[h]:25', b'\x00', b'\xff', b'\xc3\xa9', b'\xc2\x85', b'\xe2\x80\xa8',
+             b'\xe2\x80\xa9', b'\x1c']
+table_bytes = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(FRAGMENTS), max_size=60).map(b''.join),
+)
+
+
+@SETTINGS
+@given(table_bytes)
+@example(b'k v\r\n  cont\x0b\r\n#c\xff\n\xc2\x85 x\n')
+def test_any_bytes_round_trip_unchanged(data):
+    assert encode(LookupTable.parse(decode(data)).render()) == data
+
+
+hostile_text = st.one_of(
+    st.text(max_size=12),
+    st.lists(st.sampled_from(['a', 'B', '.', '#', ' ', '\t', '\n', '\r', '\x00', '\x0b', '\x0c',
+                              '\x85', '\u2028', '=', ',', 'key', 'value', '[x]:25']),
+             max_size=8).map(''.join),
+)
+
+
+@SETTINGS
+@given(table_bytes, hostile_text, hostile_text)
+@example(b'a x\n', 'b', 'y\nc z')
+@example(b'a x', 'b', 'y')
+@example(b'a x\r', 'a\x0bb', 'y')
+@example(b'  orphan\n', 'k', 'v')
+def test_set_changes_exactly_one_key_or_is_refused(data, key, value):
+    text = decode(data)
+    before = postfix_view(text)
+    table = LookupTable.parse(text)
+    try:
+        table.set(key, value)
+    except ValueError:
+        assert table.render() == text
+        return
+    expected = dict(before)
+    expected[fold_key(key)] = value
+    assert postfix_view(table.render()) == expected
+
+
+@SETTINGS
+@given(table_bytes, hostile_text)
+def test_remove_removes_exactly_one_key(data, key):
+    text = decode(data)
+    table = LookupTable.parse(text)
+    table.remove(key)
+    expected = dict((k, v) for k, v in postfix_view(text).items() if k != fold_key(key))
+    assert postfix_view(table.render()) == expected
+
+
+# Line-structured files over a small key pool, so that edits hit existing entries.
+KEYS = ['a', 'A', 'b', '[h]:25', '.d.example', 'c']
+line = st.one_of(
+    st.builds(lambda k, ws, v: k + ws + v, st.sampled_from(KEYS), st.sampled_from([' ', '\t', '  ']),
+              st.sampled_from(['may', 'encrypt', 'secure match=x', 'v\r'])),
+    st.sampled_from(['', '# comment', '  # indented comment', ' \t', '  continued', '\tmore=1',
+                     'a', 'orphan\r']),
+)
+structured = st.builds(lambda lines, ending, final: ending.join(lines) + (ending if final else ''),
+                       st.lists(line, max_size=15), st.sampled_from(['\n', '\r\n']), st.booleans())
+desired = st.dictionaries(st.sampled_from(KEYS + ['new', 'New2']),
+                          st.one_of(st.none(), st.sampled_from(['may', 'dane', 'secure match=y'])),
+                          max_size=4)
+
+
+def _unmanaged_lines(text, managed):
+    table = LookupTable.parse(text)
+    owned = set()
+    for entry in table.entries():
+        if entry.fkey in managed:
+            owned.add(entry.start)
+            owned.update(entry.continuations)
+    return [line.rstrip('\n') for index, line in enumerate(split_lines(text)) if index not in owned]
+
+
+@SETTINGS
+@given(structured, desired, st.booleans())
+def test_unmanaged_lines_keep_their_order(text, wanted, exclusive):
+    table = LookupTable.parse(text)
+    for key, value in wanted.items():
+        if value is None:
+            table.remove(key)
+        else:
+            table.set(key, value)
+    managed = set(fold_key(k) for k in wanted)
+    if exclusive:
+        managed.update(table.remove_except([k for k, v in wanted.items() if v is not None]))
+    before = _unmanaged_lines(text, managed)
+    after = _unmanaged_lines(table.render(), managed)
+    if before and not text.endswith('\n') and after != before:
+        # an unterminated final line is completed (with CR LF in a CR LF file) before an append
+        assert after[-1] == before[-1] + '\r'
+        after[-1] = before[-1]
+    assert after == before
