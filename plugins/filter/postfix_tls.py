@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Jinja2 filters for Postfix TLS decisions that roles and playbooks make.
+
+The role mailgw.postfix_tls.enforce_tls decides with these instead of
+re-implementing Postfix rules in Jinja: the policy sources merged and checked,
+the TLS level in effect (including the obsolete *_use_tls / *_enforce_tls
+settings), the strictness of a level, Postfix list splitting and the new
+smtp_tls_policy_maps value that lists a table. The Postfix knowledge they need
+(key folding, list splitting) is imported from the collection's module_utils.
+Documentation: the YAML file named after each filter in this directory.
+"""
+
+from collections.abc import Iterable, Mapping
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import split_map_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import fold_key
+
+# Strictness of the levels. A level is never replaced by one of lower rank
+# unless a downgrade is allowed. smtpd runs verify, secure and fingerprint as
+# encrypt, so they rank as encrypt on the server side.
+LEVEL_RANKS = {
+    'smtp': {
+        'none': 0, 'may': 1, 'encrypt': 2, 'dane': 3, 'verify': 4,
+        'secure': 5, 'dane-only': 5, 'fingerprint': 5,
+    },
+    'smtpd': {
+        'none': 0, 'may': 1, 'encrypt': 2, 'verify': 2, 'secure': 2, 'fingerprint': 2,
+    },
+}
+SIDES = tuple(LEVEL_RANKS)
+
+POLICY_STATES = ('present', 'absent')
+
+
+def _side(side):
+    if side not in SIDES:
+        raise AnsibleFilterError('side must be one of %s (the SMTP client or the SMTP server), got %r'
+                                 % (', '.join(SIDES), side))
+    return side
+
+
+def _is_list(value):
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
+def _sources(sources):
+    """(label, value) pairs of a mapping (name -> list) or a list of lists."""
+    if isinstance(sources, Mapping):
+        return list(sources.items())
+    if _is_list(sources):
+        return [('sources[%d]' % index, value) for index, value in enumerate(sources)]
+    raise AnsibleFilterError('expected a mapping of variable names to lists of policy entries, '
+                             'or a list of such lists, got %s' % type(sources).__name__)
+
+
+def _entry_is_valid(entry):
+    if not isinstance(entry, Mapping):
+        return False
+    destination = entry.get('destination')
+    if not isinstance(destination, str) or not destination.strip():
+        return False
+    state = entry.get('state', 'present')
+    if state not in POLICY_STATES:
+        return False
+    if state == 'absent':
+        return True
+    level = entry.get('level')
+    return level is not None and str(level) != ''
+
+
+def tls_policy_problems(sources):
+    """The policy entries that are not usable, as [label, value] pairs.
+
+    SOURCES maps variable names to their values (or is a list of lists).
+    A value that is not a list is one problem labelled
+    "NAME (must be a list of entries)"; in a list, each entry that is not a
+    mapping with a non-empty string destination, a state of present or
+    absent and (unless absent) a level is one problem labelled "NAME[INDEX]".
+    """
+    problems = []
+    for label, value in _sources(sources):
+        if not _is_list(value):
+            problems.append([label + ' (must be a list of entries)', value])
+            continue
+        for index, entry in enumerate(value):
+            if not _entry_is_valid(entry):
+                problems.append(['%s[%d]' % (label, index), entry])
+    return problems
+
+
+def merge_tls_policies(sources, internal_nexthops=()):
+    """Merge policy lists into one list of entries, lowest precedence first.
+
+    Entries are keyed by the destination folded as Postfix folds table keys
+    (ASCII letters to lower case). A later entry replaces an earlier one for
+    the same key as a whole and keeps the earlier one's place. Each of
+    INTERNAL_NEXTHOPS becomes a "level: none" entry before all sources, so
+    any source can override it.
+    """
+    if not _is_list(internal_nexthops):
+        raise AnsibleFilterError('internal_nexthops must be a list of next-hop destinations, got %r'
+                                 % (internal_nexthops,))
+    merged = {}
+    for hop in internal_nexthops:
+        merged[fold_key(str(hop))] = {'destination': hop, 'level': 'none'}
+    for label, value in _sources(sources):
+        if not _is_list(value):
+            raise AnsibleFilterError('%s must be a list of policy entries, got %s'
+                                     % (label, type(value).__name__))
+        for index, entry in enumerate(value):
+            if not isinstance(entry, Mapping) or 'destination' not in entry:
+                raise AnsibleFilterError('%s[%d] is not a policy entry with a destination: %r'
+                                         % (label, index, entry))
+            merged[fold_key(str(entry['destination']))] = entry
+    return list(merged.values())
+
+
+def _flag(parameters, name):
+    value = parameters.get(name)
+    if value is None or str(value).strip() == '':
+        return False
+    return boolean(str(value).strip(), strict=False)
+
+
+def current_tls_level(parameters, side):
+    """The TLS security level Postfix applies, from its parameter values.
+
+    PARAMETERS maps parameter names to values (postconf -x output);
+    SIDE is smtp (the client) or smtpd (the server). The level is
+    SIDE_tls_security_level, lower-cased; when that is empty the obsolete
+    settings count as Postfix reads them: smtp_enforce_tls=yes is verify
+    (encrypt when smtp_tls_enforce_peername=no), smtpd_enforce_tls=yes is
+    encrypt, SIDE_use_tls=yes is may, otherwise none. A missing parameter
+    counts as empty.
+    """
+    side = _side(side)
+    if not isinstance(parameters, Mapping):
+        raise AnsibleFilterError('current_tls_level expects a mapping of parameter names to values, got %s'
+                                 % type(parameters).__name__)
+    level = str(parameters.get(side + '_tls_security_level') or '').strip().lower()
+    if level:
+        return level
+    if _flag(parameters, side + '_enforce_tls'):
+        if side == 'smtp':
+            return 'verify' if _flag(parameters, 'smtp_tls_enforce_peername') else 'encrypt'
+        return 'encrypt'
+    return 'may' if _flag(parameters, side + '_use_tls') else 'none'
+
+
+def tls_level_rank(level, side):
+    """Strictness of LEVEL on SIDE (smtp or smtpd): 0 for none upwards, -1 when unknown."""
+    return LEVEL_RANKS[_side(side)].get(str(level or '').strip().lower(), -1)
+
+
+def postfix_list(value):
+    """Split a Postfix list value (commas and whitespace; {...} kept together)."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        raise AnsibleFilterError('postfix_list expects a string, got %s' % type(value).__name__)
+    return split_map_list(value)
+
+
+def _path_of(item):
+    return item.split(':', 1)[-1]
+
+
+def policy_maps_with_table(current, table, current_expanded=None, table_expanded=None):
+    """The smtp_tls_policy_maps value that lists TABLE.
+
+    CURRENT is the value as main.cf writes it, CURRENT_EXPANDED the same
+    value with $parameters expanded (postconf -x), TABLE the TYPE:PATH to
+    list (as it should be written) and TABLE_EXPANDED its expanded form.
+    When CURRENT already lists the table in either spelling it is returned
+    unchanged. Otherwise TABLE comes first (Postfix uses the first table that
+    has the key) followed by the tables already listed, minus those naming
+    the same file under another type.
+    """
+    for name, text in (('current', current), ('table', table)):
+        if not isinstance(text, str):
+            raise AnsibleFilterError('policy_maps_with_table: %s must be a string, got %r' % (name, text))
+    if not table.strip():
+        raise AnsibleFilterError('policy_maps_with_table: the table must not be empty')
+    if current_expanded is None:
+        current_expanded = current
+    if table_expanded is None:
+        table_expanded = table
+    raw = split_map_list(current)
+    expanded = split_map_list(current_expanded)
+    if len(expanded) != len(raw):
+        expanded = raw
+    if table in raw or table_expanded in expanded:
+        return current
+    keep = [table]
+    for item, item_expanded in zip(raw, expanded):
+        if _path_of(item) != _path_of(table) and _path_of(item_expanded) != _path_of(table_expanded):
+            keep.append(item)
+    return ', '.join(keep)
+
+
+class FilterModule:
+    """mailgw.postfix_tls filters."""
+
+    def filters(self):
+        return {
+            'tls_policy_problems': tls_policy_problems,
+            'merge_tls_policies': merge_tls_policies,
+            'current_tls_level': current_tls_level,
+            'tls_level_rank': tls_level_rank,
+            'postfix_list': postfix_list,
+            'policy_maps_with_table': policy_maps_with_table,
+        }

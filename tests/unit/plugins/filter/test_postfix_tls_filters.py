@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The mailgw.postfix_tls filters the enforce_tls role decides with (pure, no Postfix)."""
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailgw.postfix_tls.plugins.filter.postfix_tls import (
+    FilterModule,
+    current_tls_level,
+    merge_tls_policies,
+    policy_maps_with_table,
+    postfix_list,
+    tls_level_rank,
+    tls_policy_problems,
+)
+
+
+def test_every_filter_is_registered():
+    assert sorted(FilterModule().filters()) == sorted([
+        'tls_policy_problems', 'merge_tls_policies', 'current_tls_level', 'tls_level_rank',
+        'postfix_list', 'policy_maps_with_table'])
+
+
+# -- tls_policy_problems -------------------------------------------------------------
+
+def test_problems_name_every_bad_entry_and_non_list_source():
+    sources = {
+        'enforce_tls_policies': [
+            {'destination': 'ok.example', 'level': 'verify'},
+            {'destination': '  ', 'level': 'may'},
+            {'destination': 'gone.example', 'state': 'absent'},
+        ],
+        'enforce_tls_policies__partners': {'destination': 'not-a-list.example', 'level': 'secure'},
+        'enforce_tls_host_policies': [
+            {'destination': 'nolevel.example'},
+            {'destination': 'fine.example', 'level': 'encrypt'},
+        ],
+    }
+    assert tls_policy_problems(sources) == [
+        ['enforce_tls_policies[1]', {'destination': '  ', 'level': 'may'}],
+        ['enforce_tls_policies__partners (must be a list of entries)',
+         {'destination': 'not-a-list.example', 'level': 'secure'}],
+        ['enforce_tls_host_policies[0]', {'destination': 'nolevel.example'}],
+    ]
+
+
+@pytest.mark.parametrize('entry', [
+    'example.com verify',
+    ['example.com', 'verify'],
+    {'level': 'verify'},
+    {'destination': None, 'level': 'verify'},
+    {'destination': 42, 'level': 'verify'},
+    {'destination': '', 'level': 'verify'},
+    {'destination': 'example.com', 'level': ''},
+    {'destination': 'example.com', 'level': None},
+    {'destination': 'example.com', 'level': 'verify', 'state': 'gone'},
+    {'destination': 'example.com', 'level': 'verify', 'state': None},
+])
+def test_bad_entry_shapes(entry):
+    assert tls_policy_problems({'v': [entry]}) == [['v[0]', entry]]
+
+
+@pytest.mark.parametrize('value', ['example.com verify', 7, None, {'destination': 'a', 'level': 'may'}])
+def test_a_source_that_is_not_a_list_is_one_problem(value):
+    assert tls_policy_problems({'v': value}) == [['v (must be a list of entries)', value]]
+
+
+def test_good_entries_and_list_sources():
+    good = [{'destination': 'a.example', 'level': 'may'},
+            {'destination': 'b.example', 'state': 'absent'},
+            {'destination': '[h]:25', 'level': 'verify', 'state': 'present', 'match': ['x']}]
+    assert tls_policy_problems({'v': good, 'w': []}) == []
+    assert tls_policy_problems([good, ({'level': 'x'},)]) == [['sources[1][0]', {'level': 'x'}]]
+
+
+def test_problems_refuse_a_source_container_that_is_neither_list_nor_mapping():
+    with pytest.raises(AnsibleFilterError, match='expected a mapping'):
+        tls_policy_problems('enforce_tls_policies')
+
+
+# -- merge_tls_policies --------------------------------------------------------------
+
+def test_merge_later_source_wins_and_keeps_the_first_place():
+    group = [{'destination': 'example.com', 'level': 'verify'},
+             {'destination': 'partner.example', 'level': 'encrypt'}]
+    extra = [{'destination': 'partner.example', 'level': 'secure', 'match': ['nexthop']},
+             {'destination': 'bank.example', 'level': 'secure'}]
+    host = [{'destination': 'EXAMPLE.com', 'level': 'secure'},
+            {'destination': '[127.0.0.1]:10025', 'level': 'encrypt'}]
+    merged = merge_tls_policies([group, extra, host], ['[127.0.0.1]:10025', '[10.0.0.5]:2525'])
+    assert merged == [
+        {'destination': '[127.0.0.1]:10025', 'level': 'encrypt'},
+        {'destination': '[10.0.0.5]:2525', 'level': 'none'},
+        {'destination': 'EXAMPLE.com', 'level': 'secure'},
+        {'destination': 'partner.example', 'level': 'secure', 'match': ['nexthop']},
+        {'destination': 'bank.example', 'level': 'secure'},
+    ]
+
+
+def test_merge_accepts_a_mapping_of_sources_and_absent_entries_replace():
+    merged = merge_tls_policies({'a': [{'destination': 'x.example', 'level': 'may'}],
+                                 'b': [{'destination': 'X.EXAMPLE', 'state': 'absent'}]})
+    assert merged == [{'destination': 'X.EXAMPLE', 'state': 'absent'}]
+
+
+def test_merge_folds_ascii_only_as_postfix_does():
+    # Postfix folds table keys with ASCII rules: a non-ASCII capital stays distinct.
+    merged = merge_tls_policies([[{'destination': 'Ä.example', 'level': 'may'},
+                                  {'destination': 'ä.EXAMPLE', 'level': 'verify'},
+                                  {'destination': 'Ä.EXAMPLE', 'level': 'secure'}]])
+    assert merged == [{'destination': 'Ä.EXAMPLE', 'level': 'secure'},
+                      {'destination': 'ä.EXAMPLE', 'level': 'verify'}]
+
+
+def test_merge_of_nothing():
+    assert merge_tls_policies([]) == []
+    assert merge_tls_policies([[], []], []) == []
+
+
+def test_merge_is_linear_for_large_inputs():
+    big = [[{'destination': 'd%d.example' % i, 'level': 'verify'} for i in range(20000)]] * 3
+    assert len(merge_tls_policies(big, ['[127.0.0.1]:10025'])) == 20001
+
+
+@pytest.mark.parametrize('sources, message', [
+    ([{'destination': 'a', 'level': 'may'}], r'sources\[0\] must be a list'),
+    ({'v': [{'level': 'may'}]}, r'v\[0\] is not a policy entry'),
+    ('text', 'expected a mapping'),
+])
+def test_merge_refuses_unchecked_input(sources, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        merge_tls_policies(sources)
+
+
+def test_merge_refuses_a_string_of_nexthops():
+    with pytest.raises(AnsibleFilterError, match='internal_nexthops must be a list'):
+        merge_tls_policies([], '[127.0.0.1]:10025')
+
+
+# -- current_tls_level / tls_level_rank ----------------------------------------------
+
+@pytest.mark.parametrize('params, level', [
+    ({'smtp_tls_security_level': 'Encrypt'}, 'encrypt'),
+    ({'smtp_tls_security_level': ' secure ', 'smtp_use_tls': 'yes'}, 'secure'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes', 'smtp_tls_enforce_peername': 'yes'}, 'verify'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes', 'smtp_tls_enforce_peername': 'no'}, 'encrypt'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'no', 'smtp_use_tls': 'yes'}, 'may'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'no', 'smtp_use_tls': 'no'}, 'none'),
+    ({}, 'none'),
+])
+def test_current_outgoing_level(params, level):
+    assert current_tls_level(params, 'smtp') == level
+
+
+@pytest.mark.parametrize('params, level', [
+    ({'smtpd_tls_security_level': 'MAY'}, 'may'),
+    ({'smtpd_tls_security_level': '', 'smtpd_enforce_tls': 'yes', 'smtpd_use_tls': 'no'}, 'encrypt'),
+    ({'smtpd_tls_security_level': '', 'smtpd_enforce_tls': 'no', 'smtpd_use_tls': 'YES'}, 'may'),
+    ({'smtpd_tls_security_level': '', 'smtpd_enforce_tls': '', 'smtpd_use_tls': ''}, 'none'),
+    # The client's settings do not count for the server.
+    ({'smtp_tls_security_level': 'encrypt', 'smtp_use_tls': 'yes'}, 'none'),
+])
+def test_current_incoming_level(params, level):
+    assert current_tls_level(params, 'smtpd') == level
+
+
+def test_current_level_refuses_bad_arguments():
+    with pytest.raises(AnsibleFilterError, match='side must be one of smtp, smtpd'):
+        current_tls_level({}, 'outgoing')
+    with pytest.raises(AnsibleFilterError, match='expects a mapping'):
+        current_tls_level('may', 'smtp')
+
+
+def test_level_ranks():
+    smtp = ['none', 'may', 'encrypt', 'dane', 'verify', 'secure']
+    assert [tls_level_rank(level, 'smtp') for level in smtp] == [0, 1, 2, 3, 4, 5]
+    assert tls_level_rank('dane-only', 'smtp') == tls_level_rank('FINGERPRINT', 'smtp') == 5
+    assert [tls_level_rank(level, 'smtpd') for level in ('none', 'may', 'encrypt')] == [0, 1, 2]
+    for level in ('verify', 'secure', 'fingerprint'):
+        assert tls_level_rank(level, 'smtpd') == 2
+    assert tls_level_rank('dane', 'smtpd') == -1
+    assert tls_level_rank('', 'smtp') == tls_level_rank(None, 'smtp') == tls_level_rank('bogus', 'smtp') == -1
+    with pytest.raises(AnsibleFilterError):
+        tls_level_rank('may', 'incoming')
+
+
+# -- postfix_list / policy_maps_with_table -------------------------------------------
+
+def test_postfix_list():
+    assert postfix_list('hash:/a, lmdb:/b\tcdb:/c,,inline:{ a=b, c=d }') == [
+        'hash:/a', 'lmdb:/b', 'cdb:/c', 'inline:{ a=b, c=d }']
+    assert postfix_list('') == [] and postfix_list(None) == []
+    assert postfix_list('/etc/a.pem,/etc/b.pem /etc/c.pem') == ['/etc/a.pem', '/etc/b.pem', '/etc/c.pem']
+    with pytest.raises(AnsibleFilterError):
+        postfix_list(['a'])
+
+
+TABLE = 'hash:/etc/postfix/tls_policy'
+
+
+@pytest.mark.parametrize('current, expanded, table, table_expanded, result', [
+    # empty: the table alone
+    ('', '', TABLE, TABLE, TABLE),
+    # already listed: unchanged, spelling kept
+    ('hash:/etc/postfix/tls_policy,texthash:/x', None, TABLE, None, 'hash:/etc/postfix/tls_policy,texthash:/x'),
+    # listed under its expanded spelling only
+    ('hash:$config_directory/tls_policy', 'hash:/etc/postfix/tls_policy', TABLE, TABLE,
+     'hash:$config_directory/tls_policy'),
+    # CipherMail spelling: listed raw
+    ('hash:${maps_d_dir}/hash-tls-policy.map', 'hash:/etc/postfix/cm/hash-tls-policy.map',
+     'hash:${maps_d_dir}/hash-tls-policy.map', 'hash:/etc/postfix/cm/hash-tls-policy.map',
+     'hash:${maps_d_dir}/hash-tls-policy.map'),
+    # other tables follow the new one
+    ('texthash:/etc/postfix/other', 'texthash:/etc/postfix/other', TABLE, TABLE,
+     'hash:/etc/postfix/tls_policy, texthash:/etc/postfix/other'),
+    # the same file under another type is dropped (raw or expanded path)
+    ('lmdb:/etc/postfix/tls_policy, texthash:/o', None, TABLE, None, 'hash:/etc/postfix/tls_policy, texthash:/o'),
+    ('lmdb:$config_directory/tls_policy inline:{ a=b, c=d }', 'lmdb:/etc/postfix/tls_policy inline:{ a=b, c=d }',
+     TABLE, TABLE, 'hash:/etc/postfix/tls_policy, inline:{ a=b, c=d }'),
+    # expansion changed the number of items: the raw items are used
+    ('$extra_maps', 'hash:/a hash:/b', TABLE, TABLE, 'hash:/etc/postfix/tls_policy, $extra_maps'),
+])
+def test_policy_maps_with_table(current, expanded, table, table_expanded, result):
+    assert policy_maps_with_table(current, table, expanded, table_expanded) == result
+
+
+def test_policy_maps_with_table_refuses_bad_input():
+    with pytest.raises(AnsibleFilterError, match='must not be empty'):
+        policy_maps_with_table('', ' ')
+    with pytest.raises(AnsibleFilterError, match='current must be a string'):
+        policy_maps_with_table(None, TABLE)
