@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Run every test, in order: unit, integration (host postconf/postmap),
-# ansible-test sanity, ansible-lint (production profile), Molecule scenarios.
+# build (the collection tarball ships no test files), ansible-test sanity,
+# ansible-lint (production profile), Molecule scenarios (molecule/).
 #
 #   scripts/test.sh                 all stages
 #   scripts/test.sh unit lint ...   only the named stages
-#   MOLECULE_SCENARIOS="default" scripts/test.sh molecule
+#   MOLECULE_SCENARIOS="enforce policies" scripts/test.sh molecule
+#                                   only these scenarios (default: every
+#                                   molecule/*/molecule.yml)
 #
 # Exits non-zero when any stage fails; prints a closing summary line.
 set -uo pipefail
@@ -75,7 +78,7 @@ stage_build() {
   local tarball
   tarball="$(ls "$out"/mailgw-postfix_tls-*.tar.gz)"
   local bad
-  bad="$(tar -tzf "$tarball" | grep -E '^(tests|bench|\.ci|scripts|extensions|images|\.cache)(/|$)|containers\.conf|requirements-dev' || true)"
+  bad="$(tar -tzf "$tarball" | grep -E '^(tests|bench|molecule|\.ci|\.config|scripts|images|\.cache)(/|$)|containers\.conf|requirements-dev' || true)"
   echo "built $(basename "$tarball"): $(tar -tzf "$tarball" | wc -l) entries"
   rm -rf "$out"
   if [ -n "$bad" ]; then
@@ -89,9 +92,15 @@ stage_lint() {
 }
 
 stage_molecule() {
+  # The scenarios live in molecule/ at the top of the collection; naming them
+  # with MOLECULE_GLOB keeps Molecule 26 from looking in extensions/molecule/
+  # (and from warning that it would prefer that place). Settings shared by every
+  # scenario are in the base config .config/molecule/config.yml, which Molecule
+  # finds at the top of the git work tree.
+  export MOLECULE_GLOB="molecule/*/molecule.yml"
   local scenarios="${MOLECULE_SCENARIOS:-}"
   if [ -z "$scenarios" ]; then
-    scenarios="$(cd extensions/molecule && for d in */molecule.yml; do dirname "$d"; done | sort | tr '\n' ' ')"
+    scenarios="$(for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done | sort | tr '\n' ' ')"
   fi
   # Container names get a suffix unique to this checkout, so two checkouts
   # (a CI clone and a working tree) can run the scenarios at the same time.
