@@ -1,0 +1,336 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+---
+module: postconf_info
+short_description: Read Postfix parameters, services, version, map types and file facts in one call
+version_added: 0.1.0
+description:
+  - Reads what a play needs to know about one Postfix instance before it decides anything, in one
+    module call (one round trip to the host), with the real C(postconf) binary. Never changes
+    anything.
+  - Values of the named built-in parameters, as written (C($name) references kept) and expanded
+    (C(postconf -x)), see RV(parameters) and RV(expanded).
+  - Values of user-defined parameters such as CipherMail's C(maps_d_dir), which C(postconf) only
+    shows while another value references them, see O(user_parameters).
+  - The C(master.cf) services (C(postconf -M)), the Postfix version (C(mail_version)) and the
+    lookup table types this Postfix supports (C(postconf -m)).
+  - C(stat)-like facts (exists, regular file, directory, readable, size) for named files and for
+    the files that parameters name, such as the smtpd certificate and key, so a play can check
+    them without a C(stat) task per file.
+author:
+  - mailgw.postfix_tls developers (!UNKNOWN)
+options:
+  config_dir:
+    description:
+      - Postfix configuration directory (C(postconf -c)), for multi-instance Postfix.
+    type: path
+    default: /etc/postfix
+  parameters:
+    description:
+      - Names of parameters to read, for example V(smtp_tls_security_level). Each is reported
+        with the value in effect - the one C(main.cf) sets, else Postfix's default.
+      - A name that C(postconf) does not know is left out of RV(parameters) and RV(expanded) and
+        listed in RV(unknown_parameters) (a parameter that a newer Postfix removed, or a typo).
+    type: list
+    elements: str
+    default: []
+  user_parameters:
+    description:
+      - Names of user-defined parameters to read, for example V(maps_d_dir). Postfix only shows
+        such a name while another value references it; the module references it for this read
+        only (a C(-o) override, nothing is written).
+      - A name is reported in RV(parameters) and RV(expanded) when C(main.cf) sets it, and left
+        out otherwise.
+    type: list
+    elements: str
+    default: []
+  files:
+    description:
+      - Absolute paths to report in RV(files), for example a certificate that a play is about to
+        configure, or the directory a table is to be written to. Symbolic links are followed.
+    type: list
+    elements: path
+    default: []
+  file_parameters:
+    description:
+      - Names of parameters (built-in or user-defined) whose expanded values name files or
+        directories, for example V(smtpd_tls_cert_file), V(smtpd_tls_chain_files) or
+        V(maps_d_dir). Each file is reported in RV(files), and the files of each name in
+        RV(parameter_files).
+      - The value of a name that ends in C(_files) is a Postfix list (split at commas and
+        whitespace); any other value is one path. An empty or unset value names no file.
+      - Names not given in O(parameters) or O(user_parameters) are read as built-in parameters.
+    type: list
+    elements: str
+    default: []
+notes:
+  - Runs C(postconf) four times (values as written, values expanded, C(-M), C(-m)), all in the
+    C locale; no C(postconf) call writes.
+  - Fails when C(postconf) cannot read the configuration (no C(main.cf) in O(config_dir),
+    Postfix not installed), naming the command and its error.
+attributes:
+  check_mode:
+    description: Reads only, so it runs unchanged in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is nothing to show.
+    support: none
+  platform:
+    description: Needs the C(postconf) binary of Postfix on the target.
+    support: full
+    platforms: posix
+seealso:
+  - module: mailgw.postfix_tls.postconf
+  - module: mailgw.postfix_tls.tls_policy
+  - name: postconf(1)
+    description: The Postfix configuration utility.
+    link: https://www.postfix.org/postconf.1.html
+'''
+
+EXAMPLES = r'''
+- name: Read the TLS settings, the services and the certificate files
+  mailgw.postfix_tls.postconf_info:
+    parameters:
+      - smtp_tls_security_level
+      - smtpd_tls_security_level
+      - smtp_tls_policy_maps
+      - default_database_type
+    user_parameters: [maps_d_dir]
+    file_parameters: [smtpd_tls_cert_file, smtpd_tls_key_file, smtpd_tls_chain_files]
+  register: postfix
+
+- name: Refuse to enforce incoming TLS without a readable certificate
+  ansible.builtin.assert:
+    that: postfix.files[item].readable and postfix.files[item].size > 0
+  loop: "{{ postfix.parameter_files.smtpd_tls_cert_file }}"
+
+- name: Is the content filter's re-injection service defined?
+  ansible.builtin.debug:
+    msg: "{{ '127.0.0.1:10026/inet' in postfix.services }}"
+
+- name: Does this Postfix support lmdb tables?
+  ansible.builtin.debug:
+    msg: "{{ 'lmdb' in postfix.map_types }} (Postfix {{ postfix.version }})"
+
+- name: A second instance
+  mailgw.postfix_tls.postconf_info:
+    config_dir: /etc/postfix-out
+    parameters: [smtp_tls_security_level]
+'''
+
+RETURN = r'''
+config_dir:
+  description: The configuration directory that was read.
+  returned: success
+  type: str
+  sample: /etc/postfix
+parameters:
+  description:
+    - The named parameters with their values as written (in C(main.cf), or Postfix's default),
+      C($name) references not expanded.
+  returned: success
+  type: dict
+  sample:
+    smtp_tls_security_level: may
+    smtpd_tls_key_file: $smtpd_tls_cert_file
+    smtp_tls_policy_maps: hash:${maps_d_dir}/hash-tls-policy.map
+    maps_d_dir: /etc/postfix/maps.d
+expanded:
+  description: The same parameters with C($name) references expanded (C(postconf -x)).
+  returned: success
+  type: dict
+  sample:
+    smtp_tls_security_level: may
+    smtpd_tls_key_file: /etc/ssl/certs/ssl-cert-snakeoil.pem
+    smtp_tls_policy_maps: hash:/etc/postfix/maps.d/hash-tls-policy.map
+    maps_d_dir: /etc/postfix/maps.d
+unknown_parameters:
+  description: Names given in O(parameters) or O(file_parameters) that this Postfix does not know.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+services:
+  description: The C(master.cf) services as C(SERVICE/TYPE), sorted.
+  returned: success
+  type: list
+  elements: str
+  sample: [127.0.0.1:10026/inet, cleanup/unix, smtp/inet, smtp/unix]
+version:
+  description: The Postfix version (C(mail_version)).
+  returned: success
+  type: str
+  sample: 3.7.11
+version_info:
+  description: The Postfix version as a list of numbers, for comparisons.
+  returned: success
+  type: list
+  elements: int
+  sample: [3, 7, 11]
+map_types:
+  description: The lookup table types this Postfix supports (C(postconf -m)), sorted.
+  returned: success
+  type: list
+  elements: str
+  sample: [btree, cidr, environ, hash, inline, lmdb, texthash]
+parameter_files:
+  description: For each name in O(file_parameters), the paths its expanded value names.
+  returned: success
+  type: dict
+  sample:
+    smtpd_tls_cert_file: [/etc/ssl/certs/ssl-cert-snakeoil.pem]
+    smtpd_tls_chain_files: []
+files:
+  description:
+    - Facts of every path of O(files) and RV(parameter_files), keyed by the path as given.
+      Symbolic links are followed.
+  returned: success
+  type: dict
+  sample:
+    /etc/ssl/certs/ssl-cert-snakeoil.pem:
+      exists: true
+      isreg: true
+      isdir: false
+      readable: true
+      size: 1107
+  contains:
+    exists:
+      description: Whether the path (after following links) exists.
+      type: bool
+    isreg:
+      description: Whether it is a regular file.
+      type: bool
+    isdir:
+      description: Whether it is a directory.
+      type: bool
+    readable:
+      description: Whether the user the module runs as can read it.
+      type: bool
+    size:
+      description: Size in bytes; 0 when it does not exist.
+      type: int
+'''
+
+import os
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import split_map_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import check_name
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
+    PostfixCommandError,
+    version_tuple,
+)
+
+# A name that references the user-defined parameters for the read only
+# (postconf shows a user-defined name only while some value references it).
+REFERENCE_NAME = 'mailgw_postconf_info_reference'
+
+
+def unique(names):
+    seen = set()
+    return [n for n in names if not (n in seen or seen.add(n))]
+
+
+def file_stat(path):
+    """stat-like facts of PATH, links followed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {'exists': False, 'isreg': False, 'isdir': False, 'readable': False, 'size': 0}
+    return {
+        'exists': True,
+        'isreg': stat.S_ISREG(st.st_mode),
+        'isdir': stat.S_ISDIR(st.st_mode),
+        'readable': os.access(path, os.R_OK),
+        'size': st.st_size,
+    }
+
+
+def files_of(name, value):
+    """The paths a parameter value names: a Postfix list for *_files, else one path."""
+    value = (value or '').strip()
+    if not value:
+        return []
+    if name.endswith('_files'):
+        return split_map_list(value)
+    return [value]
+
+
+def read(postconf, builtin, user):
+    """Values as written and expanded, version, services and map types: four postconf calls."""
+    requested = builtin + user
+    overrides = {REFERENCE_NAME: ' '.join('${%s}' % n for n in user)} if user else None
+    raw = postconf.parameters(unique(requested + ['mail_version']), overrides=overrides)
+    expanded = postconf.parameters(requested, expand=True, overrides=overrides)
+    version = raw.get('mail_version', '')
+    if 'mail_version' not in requested:
+        raw.pop('mail_version', None)
+    services = sorted('%s/%s' % service for service in postconf.services())
+    map_types = sorted(postconf.map_types())
+    return raw, expanded, version, services, map_types
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            config_dir=dict(type='path', default='/etc/postfix'),
+            parameters=dict(type='list', elements='str', default=[]),
+            user_parameters=dict(type='list', elements='str', default=[]),
+            files=dict(type='list', elements='path', default=[]),
+            file_parameters=dict(type='list', elements='str', default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    config_dir = params['config_dir']
+    errors = []
+    for option in ('parameters', 'user_parameters', 'file_parameters'):
+        for name in params[option]:
+            problem = check_name(name)
+            if problem:
+                errors.append('%s: %s' % (option, problem))
+    for path in params['files']:
+        if not os.path.isabs(path):
+            errors.append('files: %r is not an absolute path' % (path,))
+    if errors:
+        module.fail_json(msg='; '.join(errors))
+
+    user = unique(params['user_parameters'])
+    builtin = [n for n in unique(params['parameters'] + params['file_parameters']) if n not in user]
+    postconf = Postconf(module, config_dir)
+    try:
+        raw, expanded, version, services, map_types = read(postconf, builtin, user)
+    except PostfixCommandError as exc:
+        module.fail_json(msg='postconf cannot read the configuration in %s: %s'
+                             % (config_dir, (exc.stderr or exc.stdout or str(exc)).strip()),
+                         cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=postconf.commands)
+
+    parameter_files = {}
+    for name in unique(params['file_parameters']):
+        parameter_files[name] = files_of(name, expanded.get(name))
+    paths = unique(list(params['files']) + [p for name in parameter_files for p in parameter_files[name]])
+
+    module.exit_json(
+        changed=False,
+        config_dir=config_dir,
+        parameters=raw,
+        expanded=expanded,
+        unknown_parameters=[n for n in builtin if n not in raw],
+        services=services,
+        version=version,
+        version_info=list(version_tuple(version)),
+        map_types=map_types,
+        parameter_files=parameter_files,
+        files=dict((path, file_stat(path)) for path in paths),
+    )
+
+
+if __name__ == '__main__':
+    main()
