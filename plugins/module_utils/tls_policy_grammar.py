@@ -5,176 +5,353 @@
 
 """The grammar of a Postfix ``smtp_tls_policy_maps`` entry.
 
-Pure Python, no Ansible imports.  What Postfix accepts is taken from
-src/smtp/smtp_tls_policy.c and src/tls/tls_level.c (see
-docs/tls_policy.md): a key is the verbatim next-hop destination, the value
-is a security level followed by ``name=value`` attributes, and an entry
-Postfix rejects makes it defer mail for that destination ("client TLS
-configuration problem").  Everything here refuses such entries up front,
-with a message naming the offending value and the rule it breaks.
-"""
+Pure Python, no Ansible imports.  What Postfix accepts is taken from its
+sources (see docs/tls_policy.md for the rule by rule account):
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
+* src/smtp/smtp_tls_policy.c ``tls_policy_lookup_one()``: the value is a
+  level followed by ``name=value`` attributes, with per-attribute repeat
+  and empty-value rules;
+* src/tls/tls_level.c, src/tls/tls_misc.c (``tls_proto_mask_lims()``,
+  ``tls_set_ciphers()``), src/tls/tls_client.c, src/tls/tls_dane.c: what
+  becomes of protocols, cipher grades, exclusions, SNI names and
+  fingerprints at handshake time;
+* src/util/host_port.c, src/util/valid_hostname.c,
+  src/util/valid_utf8_hostname.c, src/smtp/smtp_connect.c: which next-hop
+  destinations exist, i.e. which keys Postfix can ever look up.
+
+Two kinds of refusal:
+
+``PolicyError``
+    Postfix cannot use the entry: it defers the mail ("client TLS
+    configuration problem", or an aborted TLS session), or it can never
+    look the key up.  Messages quote Postfix only with text Postfix prints.
+``PolicyLint`` (a subclass)
+    Postfix would use the entry, but this collection refuses it because it
+    is almost certainly a mistake (its effect differs from what it says).
+    Every such message ends with ``(rule of this collection, Postfix
+    accepts it: ...)``.  ``build_policy(..., lint=False)`` and
+    ``parse_policy()`` turn lints into ``Policy.warnings`` instead.
+"""
 
 import ipaddress
 import re
+import socket
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
 CIPHER_GRADES = ('high', 'medium', 'low', 'export', 'null')
+# tls_misc.c protocol_table (include/exclude names) and tls_version_table (bounds).
 PROTOCOLS = ('SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3')
+BOUND_VERSIONS = (('None', 0), ('SSLv3', 0x0300), ('TLSv1', 0x0301), ('TLSv1.1', 0x0302),
+                  ('TLSv1.2', 0x0303), ('TLSv1.3', 0x0304))
 SERVERNAME_KEYWORDS = ('hostname', 'nexthop')
+MATCH_KEYWORDS = ('hostname', 'nexthop', 'dot-nexthop')
 
 # Where each attribute is allowed.
 MATCH_LEVELS = ('fingerprint', 'verify', 'secure')
 TAFILE_LEVELS = ('verify', 'secure')
 
-# Attribute order in a rendered value (also the attribute names we know).
+# Attribute order in a rendered value (also the attributes build_policy takes).
 ATTRIBUTES = ('match', 'tafile', 'ciphers', 'protocols', 'exclude',
               'servername', 'connection_reuse', 'enable_rpk')
-REPEATABLE = ('match', 'tafile')
+# MTA-STS / TLSRPT plumbing attributes (Postfix 3.10): read, never written.
+EXT_ATTRIBUTES = ('policy_type', 'policy_domain', 'policy_string', 'mx_host_pattern',
+                  'policy_failure', 'policy_ttl')
+# Repeat semantics of smtp_tls_policy.c: the others are "specified multiple times" errors.
+REPEATABLE = ('match', 'tafile', 'policy_string', 'mx_host_pattern')
+LAST_ONE_WINS = ('connection_reuse', 'enable_rpk')
+# Attributes whose empty value Postfix accepts (overrides main.cf with nothing).
+EMPTY_ALLOWED = ('protocols', 'exclude')
 
-# The first Postfix release that understands a feature.
+# The first Postfix release that understands a feature (major, minor[, patch]).
 SINCE = {
     'servername': (3, 4),
-    'connection_reuse': (3, 4),
+    'connection_reuse': (3, 4, 14),
     'enable_rpk': (3, 9),
     'protocol_range': (3, 6),
+    'brace_form': (3, 10),
+    'tlsrpt_attributes': (3, 10),
+}
+FEATURE_REASONS = {
+    'servername': 'the servername attribute',
+    'connection_reuse': 'the connection_reuse attribute',
+    'enable_rpk': 'the enable_rpk attribute',
+    'protocol_range': 'the protocols range form (">=" / "<=")',
+    'brace_form': 'the "{ name = value }" attribute form',
+    'tlsrpt_attributes': 'the MTA-STS/TLSRPT attributes (policy_type, ...)',
 }
 
 # Digest sizes in bytes: md5, sha1, sha224, sha256, sha384, sha512.
-_FINGERPRINT_SIZES = (16, 20, 28, 32, 48, 64)
+FINGERPRINT_SIZES = (16, 20, 28, 32, 48, 64)
+_FINGERPRINT_SIZES = FINGERPRINT_SIZES
+_EVP_MAX_MD_SIZE = 64
 
 # Postfix splits tokens of a policy value on these (CHARS_COMMA_SP).
 TOKEN_SEPARATORS = ', \t\r\n'
+# ISSPACE: the C locale whitespace characters.
 _WHITESPACE = ' \t\n\v\f\r'
 _FORBIDDEN_IN_TOKEN = ', \t\n\v\f\r{}'
 
 _LABEL_RE = re.compile(r'^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$', re.IGNORECASE | re.ASCII)
-_SERVICE_RE = re.compile(r'^[a-z][a-z0-9-]*$', re.IGNORECASE | re.ASCII)
-_IPV4_RE = re.compile(r'^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$')
-_CIPHER_NAME_RE = re.compile(r'^[A-Za-z0-9+_.-]+$')
-_HEX_COLON_RE = re.compile(r'^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*$')
-_HEX_RE = re.compile(r'^(?:[0-9A-Fa-f]{2})+$')
+_SERVICE_RE = re.compile(r'^[a-z][a-z0-9_.+-]*$', re.IGNORECASE | re.ASCII)
+_CIPHER_NAME_RE = re.compile(r'^[A-Za-z0-9+_.=-]+$')
+_HEX_VERSION_RE = re.compile(r'^(?:0[xX])?[0-9A-Fa-f]+$')
+_VALID_HOSTNAME_LEN = 255
+_VALID_LABEL_LEN = 63
+# DEF_KNOWN_TCP_PORTS (Postfix 3.6+): resolved without /etc/services.
+_KNOWN_TCP_PORTS = ('lmtp', 'smtp', 'smtps', 'submissions', 'submission')
 
 _BAD_KEY_CHAR_RE = re.compile('[%s,\x00-\x1f\x7f]' % re.escape(_WHITESPACE))
 
 _PROTOCOL_BY_LOWER = dict((p.lower(), p) for p in PROTOCOLS)
+_BOUND_BY_LOWER = dict((name.lower(), (name, code)) for name, code in BOUND_VERSIONS)
+_KNOWN_VERSION_CODES = dict((code, name) for name, code in BOUND_VERSIONS)
+_PROTOCOL_CODE = {'SSLv2': 0x0200, 'SSLv3': 0x0300, 'TLSv1': 0x0301, 'TLSv1.1': 0x0302,
+                  'TLSv1.2': 0x0303, 'TLSv1.3': 0x0304}
+
+_TLSRPT_POLICY_TYPES = ('sts', 'no-policy-found')
+_TLSRPT_POLICY_FAILURES = ('sts-policy-fetch-error', 'sts-policy-invalid',
+                           'sts-webpki-invalid', 'validation-failure')
 
 
 class PolicyError(ValueError):
-    """A value Postfix would reject (or never use); the message says why."""
+    """An entry Postfix cannot use (or a key it never looks up); the message says why."""
+
+
+class PolicyLint(PolicyError):
+    """An entry Postfix would use, refused by a documented rule of this collection."""
+
+
+def _lint_text(message, why):
+    return '%s (rule of this collection, Postfix accepts it: %s)' % (message, why)
+
+
+class _Checker(object):
+    """Raise lints (strict) or collect them as warnings."""
+
+    def __init__(self, strict):
+        self.strict = strict
+        self.warnings = []
+
+    def lint(self, message, why):
+        text = _lint_text(message, why)
+        if self.strict:
+            raise PolicyLint(text)
+        self.warnings.append(text)
+
+
+def version_tuple(text):
+    """'3.7.11' -> (3, 7, 11); () when TEXT holds no number."""
+    if isinstance(text, tuple):
+        return text
+    return tuple(int(n) for n in re.findall(r'\d+', text or '')[:3])
+
+
+def supports(feature, version):
+    """True when Postfix VERSION (a tuple or text) understands FEATURE.
+
+    ``connection_reuse`` in the table is a patch-level gate: Postfix 3.4.0 to
+    3.4.13 and 3.5.0 to 3.5.3 reject it as an invalid attribute name (HISTORY
+    20200617, fixed in 3.4.14, 3.5.4 and 3.6).  An unknown version (``()``)
+    is assumed to support everything.
+    """
+    version = version_tuple(version)
+    if not version:
+        return True
+    padded = (tuple(version) + (0, 0, 0))[:3]
+    if feature == 'connection_reuse':
+        if padded[:2] == (3, 5):
+            return padded >= (3, 5, 4)
+        return padded >= (3, 4, 14)
+    since = SINCE.get(feature)
+    if since is None:
+        return True
+    return padded >= (tuple(since) + (0, 0, 0))[:3]
+
+
+def _version_text(feature):
+    if feature == 'connection_reuse':
+        return '3.4.14, 3.5.4 or 3.6 and later'
+    return '%s or later' % '.'.join(str(n) for n in SINCE[feature])
+
+
+# ---------------------------------------------------------------------------
+# Host names and addresses: ports of src/util/valid_hostname.c
+# ---------------------------------------------------------------------------
+
+def hostname_problem(name):
+    """Why Postfix's ``valid_hostname()`` refuses NAME (ASCII), or None.
+
+    Letters, digits, ``_`` and ``-`` in dot-separated labels of at most 63
+    characters, no empty label (so no leading or trailing dot), no hyphen at
+    the start or end of a label, at most 255 characters, and not all-numeric
+    (digits and dots only, such as ``192.0.2.1`` or ``123``).
+    """
+    if not name:
+        return 'empty hostname'
+    if len(name) > _VALID_HOSTNAME_LEN:
+        return 'longer than %d characters' % _VALID_HOSTNAME_LEN
+    if not name.isascii():
+        return 'non-ASCII character'
+    non_numeric = False
+    for label in name.split('.'):
+        if not label:
+            return 'misplaced delimiter "." (empty label, or a leading or trailing dot)'
+        if len(label) > _VALID_LABEL_LEN:
+            return 'label %r is longer than %d characters' % (label, _VALID_LABEL_LEN)
+        if label.startswith('-') or label.endswith('-'):
+            return 'misplaced hyphen in label %r' % label
+        bad = [ch for ch in label if not (ch.isalnum() or ch in '_-')]
+        if bad:
+            return 'invalid character %r in label %r' % (bad[0], label)
+        if not label.isdigit():
+            non_numeric = True
+    if not non_numeric:
+        return 'numeric hostname (all labels are digits)'
+    return None
+
+
+def valid_ipv4(addr):
+    """Postfix's ``valid_ipv4_hostaddr()``: 4 decimal octets <= 255, not 0.x.y.z."""
+    parts = addr.split('.')
+    if len(parts) != 4 or not all(p.isdigit() and p.isascii() for p in parts):
+        return False
+    if any(int(p) > 255 for p in parts):
+        return False
+    if int(parts[0]) == 0 and any(int(p) for p in parts[1:]):
+        return False
+    return True
+
+
+def valid_ipv6(addr):
+    """Postfix's ``valid_ipv6_hostaddr()`` (no zone index, fields of <= 4 hex digits)."""
+    if not addr or not addr.isascii() or not re.match(r'^[0-9A-Fa-f:.]+$', addr):
+        return False
+    try:
+        ipaddress.IPv6Address(addr)
+    except ValueError:
+        return False
+    head = addr.rsplit(':', 1)[0] if '.' in addr else addr
+    return all(len(field) <= 4 for field in head.split(':'))
+
+
+def _ascii_form(name):
+    """The A-label form of a (partly) UTF-8 name, or raise UnicodeError."""
+    out = []
+    for label in name.split('.'):
+        if label.isascii():
+            out.append(label)
+        else:
+            out.append(label.encode('idna').decode('ascii'))
+    return '.'.join(out)
+
+
+def _utf8_hostname_problem(name):
+    """``valid_utf8_hostname()``: UTF-8 names are checked in their A-label form."""
+    if name.isascii():
+        return hostname_problem(name), name
+    try:
+        ascii_name = _ascii_form(name)
+    except UnicodeError:
+        return 'not a valid internationalized domain name (no A-label form)', None
+    return hostname_problem(ascii_name), ascii_name
 
 
 # ---------------------------------------------------------------------------
 # Keys (next-hop destinations)
 # ---------------------------------------------------------------------------
 
+def fold_key(key):
+    """Fold a key as Postfix does with smtputf8_enable=yes (the default).
+
+    ASCII letters are lowered; a UTF-8 key is case-folded (ICU full case
+    folding, as ``str.casefold``).  ``normalize_destination`` only accepts
+    UTF-8 keys that are already folded, so the written key is the same with
+    smtputf8_enable=no (which folds ASCII only).
+    """
+    if key.isascii():
+        return key.lower()
+    return key.casefold()
+
+
 def _describe_chars(text):
-    bad = sorted(set(ch for ch in text if ch in _WHITESPACE or ch == ',' or ord(ch) < 32))
+    bad = sorted(set(ch for ch in text if ch in _WHITESPACE or ch == ',' or ord(ch) < 32
+                     or ord(ch) == 127))
     return ', '.join(repr(ch) for ch in bad)
 
 
-def _idna_hint(text):
-    """Suggest the A-label spelling of a non-ASCII destination, if possible."""
-    def convert(match):
-        part = match.group(0)
-        if part.isascii():
-            return part
-        return part.encode('idna').decode('ascii')
-    try:
-        return re.sub(r'[^\[\]:.]+', convert, text)
-    except UnicodeError:
-        return None
-
-
-def _check_hostname(host, destination, what='host name'):
-    if not host:
-        raise PolicyError('destination %r: empty %s' % (destination, what))
-    if host.endswith('.'):
-        raise PolicyError('destination %r: %s %r ends with a dot; Postfix next-hop names '
-                          'have no trailing dot (use %r)' % (destination, what, host, host.rstrip('.')))
-    if len(host) > 253:
-        raise PolicyError('destination %r: %s is longer than 253 characters' % (destination, what))
-    for label in host.split('.'):
-        if not label:
-            raise PolicyError('destination %r: %s %r has an empty label' % (destination, what, host))
-        if not _LABEL_RE.match(label):
-            raise PolicyError('destination %r: label %r of %s %r is not a valid DNS label '
-                              '(letters, digits, "-" and "_", at most 63 characters, '
-                              'no leading or trailing "-")' % (destination, label, what, host))
+def _no_nexthop(destination, what, problem):
+    return PolicyError('destination %r: %s is not a valid host name or address (%s); '
+                       'Postfix accepts no such next hop ("valid hostname or network '
+                       'address required"), so it never looks this key up'
+                       % (destination, what, problem))
 
 
 def _check_port(port, destination):
-    if port.isdigit():
-        if port.startswith('0') or not 1 <= int(port) <= 65535:
-            raise PolicyError('destination %r: port %r must be a number from 1 to 65535 '
-                              'without leading zeros (or a service name such as "submission")'
-                              % (destination, port))
+    if port == '':
+        raise PolicyLint(_lint_text(
+            'destination %r: empty port after ":"' % destination,
+            'Postfix uses the default port, but only looks this key up when a transport '
+            'spells it with the trailing ":"; write the key without it'))
+    if port[0].isdigit():
+        if not port.isdigit() or not port.isascii():
+            raise PolicyError('destination %r: port %r: Postfix refuses this next hop '
+                              '("garbage after numerical service")' % (destination, port))
+        if not 1 <= int(port) <= 65535:
+            raise PolicyError('destination %r: port %r: Postfix refuses this next hop '
+                              '("bad network port"); use 1 to 65535' % (destination, port))
         return
     if not _SERVICE_RE.match(port):
-        raise PolicyError('destination %r: port %r must be a number from 1 to 65535 '
-                          'or a service name such as "submission"' % (destination, port))
+        raise PolicyError('destination %r: port %r is neither a number nor a service name'
+                          % (destination, port))
+    if port in _KNOWN_TCP_PORTS:
+        return
+    try:
+        socket.getservbyname(port, 'tcp')
+    except (OSError, socket.error):
+        raise PolicyError('destination %r: port %r is not a known TCP service on this host: '
+                          'Postfix would stop delivery to this next hop ("unknown service: '
+                          '%s/tcp"); use the port number' % (destination, port, port))
 
 
 def normalize_destination(destination):
-    """Check a policy table key and fold it to lower case as Postfix does.
+    """Check a policy table key and fold it as Postfix does.
 
     Accepted forms: ``domain``, ``.domain`` (subdomains), ``[host]``,
-    ``[host]:port``, ``host:port``, ``[ipv6:ADDR]``, ``[ipv6:ADDR]:port``
-    (``host`` may be an IPv4 address inside brackets).
+    ``[host]:port``, ``host:port``, ``[ipv6:ADDR]``, ``[ipv6:ADDR]:port`` and
+    the bare ``[ADDR]``, ``[ADDR]:port`` (a different key from the
+    ``ipv6:`` form); ``host`` may be an address inside brackets; domains may
+    be UTF-8 (looked up verbatim, never converted).
 
-    Returns ``(key, warnings)``; raises PolicyError for a key Postfix could
-    never look up.
+    Returns ``(key, warnings)``; raises PolicyError for a key Postfix never
+    looks up (PolicyLint for the collection's own rules).
     """
     if not isinstance(destination, str) or destination == '':
         raise PolicyError('destination %r: must be a non-empty string' % (destination,))
     if _BAD_KEY_CHAR_RE.search(destination):
         raise PolicyError('destination %r: contains whitespace, a comma or a control character '
-                          '(%s); a policy table key is a single token'
+                          '(%s); a policy table key ends at the first whitespace'
                           % (destination, _describe_chars(destination) or 'control character'))
-    if not destination.isascii():
-        hint = _idna_hint(destination)
-        raise PolicyError('destination %r: contains non-ASCII characters; Postfix looks up the '
-                          'ASCII (A-label) form of an internationalized domain%s'
-                          % (destination, ', use %r' % hint if hint else ''))
-    key = destination.lower()
+    if destination.startswith('#'):
+        raise PolicyError('destination %r: a table line starting with "#" is a comment'
+                          % destination)
+    if destination == '*' or destination.startswith('*.') or destination.startswith('.*'):
+        raise PolicyError('destination %r: smtp_tls_policy_maps has no wildcards, Postfix '
+                          'never looks this key up; the default for all destinations is '
+                          'smtp_tls_security_level, subdomains are covered by ".example.com"'
+                          % destination)
     warnings = []
+    if destination.isascii():
+        key = destination.lower()
+    else:
+        key = fold_key(destination)
+        if key != destination.translate(_ASCII_LOWER):
+            raise PolicyLint(_lint_text(
+                'destination %r: write this UTF-8 key case-folded, as %r' % (destination, key),
+                'with smtputf8_enable=yes it folds the key to %r, with smtputf8_enable=no it '
+                'only lowers ASCII letters, so only the folded spelling works with both'
+                % key))
     if key.startswith('['):
-        close = key.find(']')
-        if close < 0:
-            raise PolicyError('destination %r: unbalanced brackets: "[" without "]"' % destination)
-        inner, rest = key[1:close], key[close + 1:]
-        if '[' in inner or ']' in rest or '[' in rest:
-            raise PolicyError('destination %r: unbalanced or repeated brackets' % destination)
-        if rest:
-            if not rest.startswith(':'):
-                raise PolicyError('destination %r: only ":port" may follow "]"' % destination)
-            _check_port(rest[1:], destination)
-        if not inner:
-            raise PolicyError('destination %r: empty host inside brackets' % destination)
-        if inner.startswith('ipv6:'):
-            address = inner[5:]
-            try:
-                ipaddress.IPv6Address(address)
-            except ValueError:
-                raise PolicyError('destination %r: %r is not a valid IPv6 address'
-                                  % (destination, address))
-        elif ':' in inner:
-            raise PolicyError('destination %r: an IPv6 address must be written '
-                              '[ipv6:ADDRESS] (for example [ipv6:2001:db8::1])' % destination)
-        elif _IPV4_RE.match(inner):
-            try:
-                ipaddress.IPv4Address(inner)
-            except ValueError:
-                raise PolicyError('destination %r: %r is not a valid IPv4 address'
-                                  % (destination, inner))
-        elif inner.startswith('.'):
-            raise PolicyError('destination %r: a leading dot (subdomain form) is not allowed '
-                              'inside brackets' % destination)
-        else:
-            _check_hostname(inner, destination)
-        return key, warnings
+        return key, _bracket_key(destination, key, warnings)
     if ']' in key or '[' in key:
         raise PolicyError('destination %r: unbalanced brackets' % destination)
     if key.startswith('ipv6:'):
@@ -182,29 +359,107 @@ def normalize_destination(destination):
                           % (destination, key))
     if key.startswith('.'):
         if ':' in key:
-            raise PolicyError('destination %r: the subdomain form ".domain" takes no port'
-                              % destination)
-        _check_hostname(key[1:], destination, 'domain')
+            raise PolicyError('destination %r: the subdomain form ".domain" takes no port: '
+                              'Postfix only tries parent domains of a plain domain name, '
+                              'so it never looks this key up' % destination)
+        _check_dot_domain(destination, key[1:])
+        _utf8_warning(destination, key, key[1:], warnings)
         return key, warnings
     if ':' in key:
         host, _sep, port = key.rpartition(':')
-        if ':' in host:
-            raise PolicyError('destination %r: an IPv6 address must be written '
-                              '[ipv6:ADDRESS] (for example [ipv6:2001:db8::1])' % destination)
+        if ':' in host or (not host and port):
+            raise PolicyError('destination %r: an IPv6 address must be written in brackets, '
+                              '[2001:db8::1] or [ipv6:2001:db8::1], as the transport or relayhost '
+                              'spells it' % destination)
         _check_port(port, destination)
-        _check_hostname(host, destination)
+        if not valid_ipv4(host):
+            problem, dummy = _utf8_hostname_problem(host)
+            if problem:
+                raise _no_nexthop(destination, 'host %r' % host, problem)
         warnings.append(
             'destination %r: Postfix looks this key up only when a transport or relayhost '
             'names %r verbatim; mail routed by MX to %s is looked up as %r (or [%s]:%s for '
             'a transport without MX lookups)' % (destination, key, host, host, host, port))
+        _utf8_warning(destination, key, host, warnings)
         return key, warnings
-    if _IPV4_RE.match(key):
+    if valid_ipv4(key):
         warnings.append('destination %r: an IP address without brackets is looked up only '
                         'when a transport names it that way; a relayhost or transport '
                         'to an address is written [%s]' % (destination, key))
         return key, warnings
-    _check_hostname(key, destination, 'domain')
+    problem, dummy = _utf8_hostname_problem(key)
+    if problem:
+        raise _no_nexthop(destination, 'domain %r' % key, problem)
+    _utf8_warning(destination, key, key, warnings)
     return key, warnings
+
+
+_ASCII_LOWER = dict((ord(c), ord(c.lower())) for c in 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+
+
+def _check_dot_domain(destination, rest):
+    """``.domain``: a suffix of a valid host name (labels only; may be numeric)."""
+    try:
+        ascii_rest = _ascii_form(rest) if not rest.isascii() else rest
+    except UnicodeError:
+        raise PolicyError('destination %r: %r is not a valid internationalized domain name, '
+                          'so Postfix never looks this key up' % (destination, rest))
+    problem = hostname_problem('x.' + ascii_rest) if ascii_rest else 'empty domain'
+    if problem:
+        raise PolicyError('destination %r: %r is not a domain (%s); Postfix only looks up '
+                          '".domain" for parents of valid host names, so never this key'
+                          % (destination, rest, problem))
+
+
+def _utf8_warning(destination, key, host, warnings):
+    if host.isascii():
+        return
+    try:
+        ascii_key = key.replace(host, _ascii_form(host), 1)
+    except UnicodeError:
+        return
+    warnings.append('destination %r: Postfix looks keys up verbatim and converts nothing '
+                    'between UTF-8 and A-labels: mail whose next hop is spelled %r is looked up '
+                    'under that spelling, so add an entry for it too (SMTPUTF8_README)'
+                    % (destination, ascii_key))
+
+
+def _bracket_key(destination, key, warnings):
+    close = key.find(']')
+    if close < 0:
+        raise PolicyError('destination %r: unbalanced brackets: "[" without "]"; Postfix '
+                          'refuses such a next hop ("missing \\"]\\"")' % destination)
+    inner, rest = key[1:close], key[close + 1:]
+    if '[' in inner or ']' in rest or '[' in rest:
+        raise PolicyError('destination %r: unbalanced or repeated brackets' % destination)
+    if rest:
+        if not rest.startswith(':'):
+            raise PolicyError('destination %r: only ":port" may follow "]"; Postfix refuses '
+                              'such a next hop ("garbage after \\"]\\"")' % destination)
+        _check_port(rest[1:], destination)
+    if not inner:
+        raise PolicyError('destination %r: empty host inside brackets; Postfix refuses such a '
+                          'next hop ("missing host information")' % destination)
+    if inner.startswith('ipv6:'):
+        if not valid_ipv6(inner[5:]):
+            raise PolicyError('destination %r: %r is not a valid IPv6 address; Postfix refuses '
+                              'such a next hop ("malformed IPv6 address")'
+                              % (destination, inner[5:]))
+        return warnings
+    if ':' in inner:
+        if not valid_ipv6(inner):
+            raise _no_nexthop(destination, '%r' % inner, 'not a valid IPv6 address')
+        return warnings
+    if valid_ipv4(inner):
+        return warnings
+    if inner.startswith('.'):
+        raise _no_nexthop(destination, 'host %r' % inner,
+                          'a leading dot: the subdomain form is not allowed inside brackets')
+    problem, dummy = _utf8_hostname_problem(inner)
+    if problem:
+        raise _no_nexthop(destination, 'host %r' % inner, problem)
+    _utf8_warning(destination, key, inner, warnings)
+    return warnings
 
 
 # ---------------------------------------------------------------------------
@@ -219,12 +474,17 @@ def _as_list(value):
     return [value]
 
 
-def _check_token(name, value):
+def _empty_value_error(name):
+    return PolicyError('%s: empty value; Postfix defers the mail (attribute "%s" has empty value)'
+                       % (name, name))
+
+
+def _check_token(name, value, empty_ok=False):
     """A value must not contain anything that would make Postfix see more tokens."""
     if not isinstance(value, str):
         raise PolicyError('%s value %r must be a string' % (name, value))
-    if value == '':
-        raise PolicyError('%s: empty value (Postfix: attribute "%s" has empty value)' % (name, name))
+    if value == '' and not empty_ok:
+        raise _empty_value_error(name)
     bad = [ch for ch in value if ch in _FORBIDDEN_IN_TOKEN or ord(ch) < 32 or ord(ch) == 127]
     if bad:
         raise PolicyError('%s value %r contains %s; whitespace, commas, braces and control '
@@ -232,118 +492,179 @@ def _check_token(name, value):
                           % (name, value, ', '.join(repr(ch) for ch in sorted(set(bad)))))
 
 
-def _check_match_host(value):
+def _check_match_host(value, checker):
     _check_token('match', value)
-    if ':' in value or '|' in value:
-        raise PolicyError('match value %r contains %r; at levels verify and secure match '
-                          'values are host names or the keywords hostname, nexthop and '
-                          'dot-nexthop, joined by ":"'
-                          % (value, ':' if ':' in value else '|'))
+    if ':' in value:
+        raise PolicyError('match value %r contains ":", the separator of match values at '
+                          'levels verify and secure; give each name as a separate match value' % value)
+    if value.lower() in MATCH_KEYWORDS:
+        return
+    if value == '.':
+        checker.lint('match value "." names no domain',
+                     'it ignores the name with a warning ("ignoring invalid match name")')
+        return
     host = value[1:] if value.startswith('.') else value
-    if not host or host.endswith('.') or not all(_LABEL_RE.match(label) for label in host.split('.')):
-        raise PolicyError('match value %r is not a host name, ".domain" or one of the '
-                          'keywords hostname, nexthop, dot-nexthop' % value)
+    if not host.isascii():
+        try:
+            ascii_host = _ascii_form(host)
+        except UnicodeError:
+            ascii_host = None
+        if ascii_host is not None and ascii_host.isascii() and 'xn--' not in ascii_host:
+            checker.lint('match value %r contains non-ASCII characters that stand for ASCII '
+                         'letters (%r)' % (value, ascii_host),
+                         'it converts the name to %r, write that' % ascii_host)
+            return
+        if ascii_host is None:
+            checker.lint('match value %r is not a valid internationalized host name' % value,
+                         'OpenSSL then never matches it, and verification fails')
+            return
+        host = ascii_host
+    problem = hostname_problem(host) if host else 'empty name'
+    if problem and not (value.startswith('.') and problem.startswith('numeric')):
+        checker.lint('match value %r is not a host name, ".domain" or one of the keywords '
+                     'hostname, nexthop, dot-nexthop (%s)' % (value, problem),
+                     'OpenSSL compares it with the certificate names, which never match')
 
 
-def _check_fingerprint(value):
+def _fingerprint_bytes(value):
+    """Decode like hex_decode_opt(HEX_DECODE_FLAG_ALLOW_COLON); None when malformed."""
+    if len(value) > 3 * _EVP_MAX_MD_SIZE:
+        return None
+    out = 0
+    i = 0
+    n = len(value)
+    while i < n:
+        pair = value[i:i + 2]
+        if len(pair) < 2 or not re.match(r'^[0-9A-Fa-f]{2}$', pair):
+            return None
+        out += 1
+        i += 2
+        if i < n and value[i] == ':' and n - i > 2:
+            i += 1
+    return out
+
+
+def _check_fingerprint(value, checker):
     _check_token('match', value)
     if '|' in value:
         raise PolicyError('match value %r contains "|", the separator of fingerprint match '
                           'values; give each fingerprint as its own list item' % value)
-    if _HEX_COLON_RE.match(value):
-        size = value.count(':') + 1
-    elif _HEX_RE.match(value):
-        size = len(value) // 2
-    else:
-        raise PolicyError('match value %r is not a certificate or public key fingerprint '
-                          '(hex bytes, optionally separated by ":", for example '
-                          '"3D:95:34:...")' % value)
-    if size not in _FINGERPRINT_SIZES:
-        raise PolicyError('match value %r is %d bytes long; a fingerprint digest is %s bytes'
-                          % (value, size, ', '.join(str(s) for s in _FINGERPRINT_SIZES)))
+    size = _fingerprint_bytes(value)
+    if size is None:
+        checker.lint('match value %r is not a certificate or public key fingerprint (hex '
+                     'bytes, optionally separated by ":", for example "3D:95:34:...")' % value,
+                     'it skips it ("malformed fingerprint value") and defers the mail when no '
+                     'fingerprint is left')
+        return
+    if size not in FINGERPRINT_SIZES:
+        checker.lint('match value %r is %d bytes long; a fingerprint digest is %s bytes'
+                     % (value, size, ', '.join(str(s) for s in FINGERPRINT_SIZES)),
+                     'the value never equals a digest, so the peer is never authenticated')
 
 
-def _split_colon_list(name, values):
-    """Split list items on ":" (the table syntax), refusing embedded whitespace."""
-    tokens = []
+def _split_colon_list(name, values, checker):
+    """Split list items on ":" (the table syntax); [] when the whole setting is empty."""
+    items = []
     for item in _as_list(values):
         if not isinstance(item, str):
             raise PolicyError('%s value %r must be a string' % (name, item))
         # blanks around list items ("!SSLv2, !SSLv3" split on the comma) are dropped;
         # line breaks and other control characters are refused like anywhere else
-        item = item.strip(' \t')
+        items.append(item.strip(' \t'))
+    if all(item == '' for item in items):
+        return []
+    tokens = []
+    for item in items:
         if item == '':
-            raise PolicyError('%s: empty value (Postfix: attribute "%s" has empty value)'
-                              % (name, name))
+            checker.lint('%s: an empty list item next to non-empty ones' % name,
+                         'it skips empty elements; an empty value is a single empty string')
+            continue
         for token in item.split(':'):
             if token == '':
-                raise PolicyError('%s value %r has an empty element between ":" separators'
-                                  % (name, item))
+                checker.lint('%s value %r has an empty element between ":" separators'
+                             % (name, item), 'it skips empty elements')
+                continue
             _check_token(name, token)
             tokens.append(token)
     return tokens
 
 
-def canonical_protocols(values):
+def _parse_bound(token, op, checker):
+    """A ``>=``/``<=`` bound; return (canonical text, version code)."""
+    value = token[len(op):]
+    known = _BOUND_BY_LOWER.get(value.lower())
+    if known is not None:
+        return op + known[0], known[1]
+    if value == '':
+        checker.lint('protocols value %r: a bound without a version' % token,
+                     'it reads it as no bound; write %sNone for that' % op)
+        return token, 0
+    if not _HEX_VERSION_RE.match(value):
+        raise PolicyError('protocols value %r: %r is not a protocol version; Postfix aborts '
+                          'TLS ("Invalid TLS protocol list"); bounds take None, SSLv3, TLSv1, '
+                          'TLSv1.1, TLSv1.2, TLSv1.3 or a hex version such as 0x0303 '
+                          '(SSLv2 is not a bound)' % (token, value))
+    code = int(value, 16)
+    if code > 0x7fffffff:
+        raise PolicyError('protocols value %r: version out of range; Postfix aborts TLS '
+                          '("Invalid TLS protocol list")' % token)
+    if code not in _KNOWN_VERSION_CODES:
+        checker.lint('protocols value %r: 0x%04x is not a TLS protocol version' % (token, code),
+                     'OpenSSL refuses it, Postfix logs "error setting %simum TLS version" and '
+                     'applies no bound' % ('min' if op == '>=' else 'max'))
+        return op + value, None
+    return op + value, code
+
+
+def canonical_protocols(values, checker=None):
     """Validate a protocols setting; return the ``:``-joined table form.
 
-    Elements: ``NAME`` (include), ``!NAME`` (exclude), ``>=NAME`` and
-    ``<=NAME`` (range, Postfix 3.6 and later).  Names are SSLv2, SSLv3,
-    TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 (case-insensitive).
+    Elements (tls_proto_mask_lims): ``NAME`` (include), ``!NAME``
+    (exclude), ``>=VERSION`` and ``<=VERSION`` (bounds, Postfix 3.6 and
+    later).  NAME is SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3;
+    VERSION is None, SSLv3 .. TLSv1.3 or a hex version (``0x0303``);
+    both case-insensitive.  As in Postfix, a later bound overrides an
+    earlier one and an exclusion beats an inclusion; repeats are kept as
+    written.  An empty setting returns ``''`` (it overrides main.cf).
     """
-    tokens = _split_colon_list('protocols', values)
-    if not tokens:
-        raise PolicyError('protocols: empty value (Postfix: attribute "protocols" has empty value)')
-    seen = {}
+    checker = checker or _Checker(True)
+    tokens = _split_colon_list('protocols', values, checker)
     rendered = []
     included, excluded = set(), set()
-    low = high = None
-    order = dict((p, i) for i, p in enumerate(PROTOCOLS))
+    floor = ceiling = 0
     for token in tokens:
-        op = ''
-        for prefix in ('>=', '<=', '!'):
-            if token.startswith(prefix):
-                op, name = prefix, token[len(prefix):]
-                break
-        else:
-            name = token
+        if token.startswith('>=') or token.startswith('<='):
+            op = token[:2]
+            canon, code = _parse_bound(token, op, checker)
+            if code is not None:
+                if op == '>=':
+                    floor = code
+                else:
+                    ceiling = code
+            rendered.append(canon)
+            continue
+        negate = token.startswith('!')
+        name = token[1:] if negate else token
         proto = _PROTOCOL_BY_LOWER.get(name.lower())
         if proto is None:
-            raise PolicyError('protocols value %r: unknown protocol %r; use %s, optionally '
-                              'prefixed with "!" (exclude), ">=" or "<=" (range)'
+            raise PolicyError('protocols value %r: unknown protocol %r; Postfix aborts TLS '
+                              '("Invalid TLS protocol list"); use %s, optionally prefixed '
+                              'with "!" (exclude), or a ">=" / "<=" bound'
                               % (token, name, ', '.join(PROTOCOLS)))
-        canon = op + proto
-        if canon in seen:
-            raise PolicyError('protocols value %r is listed twice' % token)
-        seen[canon] = True
-        if op == '!':
-            excluded.add(proto)
-        elif op == '>=':
-            if low is not None:
-                raise PolicyError('protocols value %r: only one ">=" lower bound is allowed' % token)
-            low = proto
-        elif op == '<=':
-            if high is not None:
-                raise PolicyError('protocols value %r: only one "<=" upper bound is allowed' % token)
-            high = proto
-        else:
-            included.add(proto)
-        rendered.append(canon)
-    both = included & excluded
-    if both:
-        name = sorted(both)[0]
-        raise PolicyError('protocols: %r is both included and excluded (%r and %r)'
-                          % (name, name, '!' + name))
-    enabled = set(included) if included else set(PROTOCOLS)
-    enabled -= excluded
-    if low is not None:
-        enabled = set(p for p in enabled if order[p] >= order[low])
-    if high is not None:
-        enabled = set(p for p in enabled if order[p] <= order[high])
-    if low is not None and high is not None and order[low] > order[high]:
-        raise PolicyError('protocols: lower bound ">=%s" is above upper bound "<=%s"' % (low, high))
-    if not enabled:
-        raise PolicyError('protocols value %r leaves no protocol enabled' % ':'.join(rendered))
+        (excluded if negate else included).add(proto)
+        rendered.append(('!' if negate else '') + proto)
+    if tokens:
+        masked = set(excluded)
+        if included:
+            masked |= set(PROTOCOLS) - included
+        # OpenSSL 1.1 and later has no SSLv2 at all.
+        enabled = [p for p in PROTOCOLS if p not in masked and p != 'SSLv2'
+                   and (not floor or _PROTOCOL_CODE[p] >= floor)
+                   and (not ceiling or _PROTOCOL_CODE[p] <= ceiling)]
+        if not enabled:
+            checker.lint('protocols value %r leaves no protocol enabled' % ':'.join(rendered),
+                         'every TLS handshake then fails (exclusions beat inclusions, the last '
+                         'bound of each kind applies)')
     return ':'.join(rendered)
 
 
@@ -351,26 +672,38 @@ def protocols_use_range(protocols):
     return '>=' in protocols or '<=' in protocols
 
 
-def canonical_exclude(values):
-    tokens = _split_colon_list('exclude', values)
-    if not tokens:
-        raise PolicyError('exclude: empty value (Postfix: attribute "exclude" has empty value)')
+def canonical_exclude(values, checker=None):
+    """Validate cipher exclusions; return the ``:``-joined table form ('' when empty)."""
+    checker = checker or _Checker(True)
+    tokens = _split_colon_list('exclude', values, checker)
     for token in tokens:
+        if token[0] in '!+-@':
+            raise PolicyError('exclude value %r starts with %r; Postfix aborts TLS ("invalid '
+                              'unary \'!+-@\' in cipher exclusion"): give the plain cipher name '
+                              'or alias, Postfix adds the "!" itself' % (token, token[0]))
         if not _CIPHER_NAME_RE.match(token):
-            raise PolicyError('exclude value %r is not an OpenSSL cipher name or alias '
-                              '(letters, digits, "+", "-", "_", ".")' % token)
+            checker.lint('exclude value %r is not an OpenSSL cipher name or alias (letters, '
+                         'digits, "+", "-", "_", ".", "=")' % token,
+                         'OpenSSL ignores names it does not know, so nothing is excluded')
     return ':'.join(tokens)
 
 
-def _check_servername(value):
-    _check_token('servername', value)
+def _check_servername(value, checker):
+    if not isinstance(value, str):
+        raise PolicyError('servername value %r must be a string' % (value,))
+    _check_token('servername', value, empty_ok=True)
+    if value in SERVERNAME_KEYWORDS:
+        return value
+    problem = hostname_problem(value)
+    if problem:
+        raise PolicyError('servername value %r is not a valid host name (%s); Postfix defers '
+                          'the mail ("servername=%s" specifies an invalid hostname); use a '
+                          'host name or the keywords hostname, nexthop'
+                          % (value, problem, value))
     if value.lower() in SERVERNAME_KEYWORDS:
-        return value.lower()
-    host = value
-    if host.endswith('.') or len(host) > 253 or \
-            not all(_LABEL_RE.match(label) for label in host.split('.')):
-        raise PolicyError('servername value %r is neither a valid host name nor one of the '
-                          'keywords hostname, nexthop' % value)
+        checker.lint('servername value %r: the keywords are lower case, %r' % (value, value.lower()),
+                     'it compares the keywords case-sensitively and sends %r literally as SNI'
+                     % value)
     return value
 
 
@@ -379,38 +712,59 @@ def _bool_word(name, value):
         return 'yes' if value else 'no'
     if isinstance(value, str) and value.lower() in ('yes', 'no'):
         return value.lower()
-    raise PolicyError('%s value %r must be yes or no' % (name, value))
+    raise PolicyError('%s value %r must be yes or no; Postfix defers the mail (attribute "%s" '
+                      'has bad value)' % (name, value, name))
 
 
 class Policy(object):
-    """A validated policy: a level and attributes in canonical form."""
+    """A validated policy: a level and attributes in canonical form.
 
-    __slots__ = ('level', 'attributes')
+    ``warnings`` holds the collection's lints when they were not raised
+    (``lint=False``, ``parse_policy``); ``features`` the version-gated
+    features the entry uses.
+    """
 
-    def __init__(self, level, attributes):
+    __slots__ = ('level', 'attributes', 'warnings', 'features', 'ignored')
+
+    def __init__(self, level, attributes, warnings=None, features=None):
         self.level = level
         self.attributes = attributes    # list of (name, value) in render order
+        self.ignored = []               # tokens Postfix ignores after level "none"
+        self.warnings = list(warnings or [])
+        self.features = set(features or ())
+        for name, value in attributes:
+            if name in SINCE:
+                self.features.add(name)
+            elif name == 'protocols' and protocols_use_range(value):
+                self.features.add('protocol_range')
+            elif name in EXT_ATTRIBUTES:
+                self.features.add('tlsrpt_attributes')
 
     def render(self):
         """The value as written to the table: ``level name=value ...``."""
-        return ' '.join([self.level] + ['%s=%s' % item for item in self.attributes])
+        return ' '.join([self.level] + ['%s=%s' % item for item in self.attributes]
+                        + self.ignored)
 
     def get(self, name):
         return [value for attr, value in self.attributes if attr == name]
 
     def minimum_postfix_version(self):
-        """``(version tuple, reason)`` of the newest feature used, or None."""
+        """``(version tuple, reason)`` of the newest feature used, or None.
+
+        Patch-level gaps (connection_reuse: not 3.5.0-3.5.3) are only seen
+        by ``unsupported_on``.
+        """
         needed = None
-        for name, value in self.attributes:
-            feature = name
-            if name == 'protocols' and protocols_use_range(value):
-                feature = 'protocol_range'
-            since = SINCE.get(feature)
-            if since and (needed is None or since > needed[0]):
-                reason = ('the protocols range form (">=" / "<=")' if feature == 'protocol_range'
-                          else 'the %s attribute' % name)
-                needed = (since, reason)
+        for feature in self.features:
+            since = SINCE[feature]
+            if needed is None or since > needed[0]:
+                needed = (since, FEATURE_REASONS[feature])
         return needed
+
+    def unsupported_on(self, version):
+        """Messages for each feature Postfix VERSION does not understand."""
+        return ['%s needs Postfix %s' % (FEATURE_REASONS[f], _version_text(f))
+                for f in sorted(self.features) if not supports(f, version)]
 
     def __eq__(self, other):
         return isinstance(other, Policy) and self.render() == other.render()
@@ -425,21 +779,31 @@ class Policy(object):
         return 'Policy(%r)' % self.render()
 
 
+def _is_unset(value):
+    return value is None or (isinstance(value, (list, tuple)) and not value)
+
+
 def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
-                 tafile=None, servername=None, connection_reuse=None, enable_rpk=None):
+                 tafile=None, servername=None, connection_reuse=None, enable_rpk=None,
+                 lint=True):
     """Validate a level and attributes; return a Policy or raise PolicyError.
 
     ``match`` and ``tafile`` are lists (a string is one item); ``protocols``
-    and ``exclude`` are lists or ``:``-separated strings.  An empty list
-    means "not set"; an empty string is an error.
+    and ``exclude`` are lists or ``:``-separated strings.  None or an empty
+    list means "not set"; for ``protocols`` and ``exclude`` an empty string
+    (or a list of empty strings) is the empty value Postfix accepts (it
+    overrides main.cf), for the other attributes it is an error.  With
+    ``lint=False`` the collection's own rules become ``Policy.warnings``.
     """
+    checker = _Checker(lint)
     if not isinstance(level, str) or level.lower() not in LEVELS:
-        raise PolicyError('level %r is not a Postfix TLS security level (Postfix: invalid '
-                          'security level); use one of %s' % (level, ', '.join(LEVELS)))
+        raise PolicyError('level %r is not a Postfix TLS security level; Postfix defers the '
+                          'mail (invalid security level); use one of %s'
+                          % (level, ', '.join(LEVELS)))
     level = level.lower()
-    given = []
     match = _as_list(match)
     tafile = _as_list(tafile)
+    given = []
     if match:
         given.append(('match', match))
     if tafile:
@@ -447,99 +811,216 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
     for name, value in (('ciphers', ciphers), ('protocols', protocols), ('exclude', exclude),
                         ('servername', servername), ('connection_reuse', connection_reuse),
                         ('enable_rpk', enable_rpk)):
-        if value is None or (isinstance(value, (list, tuple)) and not value):
-            continue
-        given.append((name, value))
+        if not _is_unset(value):
+            given.append((name, value))
 
     if level == 'none' and given:
         name, value = given[0]
-        raise PolicyError('attribute %s (value %r) is not allowed at level none: Postfix ignores '
-                          'every attribute at security level "none"' % (name, value))
+        checker.lint('attribute %s (value %r) at level none does nothing' % (name, value),
+                     'at security level "none" it ignores every attribute with a warning')
+        return Policy(level, [], checker.warnings)
     if match and level not in MATCH_LEVELS:
-        raise PolicyError('attribute match (value %r) is invalid at level %s (Postfix: '
-                          'attribute "match" invalid at security level "%s"); match is only '
-                          'used at levels %s' % (match, level, level, ', '.join(MATCH_LEVELS)))
+        raise PolicyError('attribute match (value %r) is invalid at level %s; Postfix defers the '
+                          'mail (attribute "match" invalid at security level "%s"); match is '
+                          'only used at levels %s' % (match, level, level, ', '.join(MATCH_LEVELS)))
     if tafile and level not in TAFILE_LEVELS:
-        raise PolicyError('attribute tafile (value %r) is invalid at level %s (Postfix: '
-                          'attribute "tafile" invalid at security level "%s"); tafile is only '
-                          'used at levels verify and secure' % (tafile, level, level))
+        raise PolicyError('attribute tafile (value %r) is invalid at level %s; Postfix defers the '
+                          'mail (attribute "tafile" invalid at security level "%s"); tafile is '
+                          'only used at levels verify and secure' % (tafile, level, level))
 
     attributes = []
     if match:
         if level == 'fingerprint':
             for value in match:
-                _check_fingerprint(value)
+                _check_fingerprint(value, checker)
             attributes.append(('match', '|'.join(match)))
         else:
             for value in match:
-                _check_match_host(value)
+                _check_match_host(value, checker)
             attributes.append(('match', ':'.join(match)))
     for value in tafile:
         _check_token('tafile', value)
         if not value.startswith('/'):
-            raise PolicyError('tafile value %r must be an absolute path' % value)
+            checker.lint('tafile value %r is not an absolute path' % value,
+                         'it opens a relative path from its working directory (the queue '
+                         'directory, inside the chroot when smtp is chrooted)')
         attributes.append(('tafile', value))
-    if ciphers is not None:
+    if not _is_unset(ciphers):
+        if isinstance(ciphers, str) and ciphers == '':
+            raise _empty_value_error('ciphers')
         if not isinstance(ciphers, str) or ciphers.lower() not in CIPHER_GRADES:
-            raise PolicyError('ciphers value %r is not a cipher grade; use one of %s'
+            raise PolicyError('ciphers value %r is not a cipher grade; Postfix aborts TLS '
+                              '(invalid cipher grade); use one of %s'
                               % (ciphers, ', '.join(CIPHER_GRADES)))
         attributes.append(('ciphers', ciphers.lower()))
-    if protocols is not None and protocols != []:
-        attributes.append(('protocols', canonical_protocols(protocols)))
-    if exclude is not None and exclude != []:
-        attributes.append(('exclude', canonical_exclude(exclude)))
+    if not _is_unset(protocols):
+        attributes.append(('protocols', canonical_protocols(protocols, checker)))
+    if not _is_unset(exclude):
+        attributes.append(('exclude', canonical_exclude(exclude, checker)))
     if servername is not None:
-        attributes.append(('servername', _check_servername(servername)))
+        attributes.append(('servername', _check_servername(servername, checker)))
     if connection_reuse is not None:
         attributes.append(('connection_reuse', _bool_word('connection_reuse', connection_reuse)))
     if enable_rpk is not None:
         attributes.append(('enable_rpk', _bool_word('enable_rpk', enable_rpk)))
-    return Policy(level, attributes)
+    return Policy(level, attributes, checker.warnings)
 
 
-def parse_policy(text):
-    """Parse a table value the way Postfix does; return the canonical Policy.
+# ---------------------------------------------------------------------------
+# Reading existing values
+# ---------------------------------------------------------------------------
 
-    Raises PolicyError with Postfix's own complaint for values it rejects
-    (and for the ``{ name = value }`` form, which this module never writes).
+def _tokens(text, braces):
+    """mystrtok(CHARS_COMMA_SP), or mystrtokq with "{}" (Postfix 3.10 and later)."""
+    text = text or ''
+    if not braces:
+        return [t for t in re.split('[%s]+' % re.escape(TOKEN_SEPARATORS), text) if t]
+    tokens = []
+    current = ''
+    depth = 0
+    for ch in text:
+        if depth == 0 and ch in TOKEN_SEPARATORS:
+            if current:
+                tokens.append(current)
+            current = ''
+            continue
+        if ch == '{':
+            depth += 1
+        elif ch == '}' and depth > 0:
+            depth -= 1
+        current += ch
+    if current:
+        tokens.append(current)
+    return tokens
+
+
+def _split_nameval(token):
+    """Postfix's split_nameval(): ``name = value`` with blanks trimmed."""
+    stripped = token.lstrip(_WHITESPACE)
+    if not stripped or stripped[0] == '=':
+        return None, None, 'missing attribute name'
+    match = re.match('[^%s=]+' % re.escape(_WHITESPACE), stripped)
+    name = match.group(0)
+    rest = stripped[len(name):].lstrip(_WHITESPACE)
+    if not rest.startswith('='):
+        return None, None, "missing '=' after attribute name"
+    return name, rest[1:].strip(_WHITESPACE), None
+
+
+def _ext_check(name, value, seen):
+    if name in seen and name not in REPEATABLE:
+        raise PolicyError('attribute "%s" is specified multiple times' % name)
+    if name == 'policy_ttl':
+        if not value.isdigit() or not value.isascii() or int(value) > 0x7fffffffffffffff:
+            raise PolicyError('attribute "%s" has a malformed value: "%s"' % (name, value))
+    elif name == 'policy_type' and value.lower() not in _TLSRPT_POLICY_TYPES:
+        raise PolicyError('attribute "%s" has an unexpected value: "%s"' % (name, value))
+    elif name == 'policy_failure' and value.lower() not in _TLSRPT_POLICY_FAILURES:
+        raise PolicyError('attribute "%s" has an unexpected value: "%s"' % (name, value))
+    elif name == 'policy_domain' and hostname_problem(value):
+        raise PolicyError('attribute "%s" has a malformed value: "%s"' % (name, value))
+
+
+def parse_policy(text, version=None):
+    """Read a table value the way the Postfix SMTP client does.
+
+    Returns the canonical Policy (lints of this collection go to
+    ``Policy.warnings``, version-gated features to ``Policy.features``).
+    Raises PolicyError with Postfix's own complaint for a value that makes
+    Postfix defer the mail.  ``version`` (tuple or text) selects the
+    tokenizer: the ``{ name = value }`` form exists from Postfix 3.10; with
+    no version it is read as a current Postfix reads it.
     """
-    tokens = [t for t in re.split('[%s]+' % re.escape(TOKEN_SEPARATORS), text or '') if t]
+    braces = version is None or supports('brace_form', version)
+    tokens = _tokens(text, braces)
     if not tokens:
         raise PolicyError('invalid empty policy')
     level = tokens[0].lower()
     if level not in LEVELS:
         raise PolicyError('invalid security level "%s"' % tokens[0])
+    if level == 'none':
+        # Postfix ignores everything after "none" (with a warning per token).
+        policy = Policy('none', [])
+        ignored = tokens[1:]
+        if ignored:
+            policy.ignored = ignored
+            policy.warnings.append('Postfix ignores %s after level "none"'
+                                   % ', '.join('"%s"' % t for t in ignored))
+        return policy
+    features = set()
     values = {}
+    ext = []
     for token in tokens[1:]:
-        name, sep, value = token.partition('=')
-        if not sep or token.startswith('{'):
-            raise PolicyError('malformed attribute/value pair "%s"' % token)
-        name = name.lower()
-        if name not in ATTRIBUTES:
+        if braces and token.startswith('{'):
+            features.add('brace_form')
+            if not token.endswith('}') or token.count('{') != token.count('}'):
+                raise PolicyError('malformed attribute/value pair "%s": missing \'}\'' % token)
+            token = re.sub('[%s]' % re.escape(_WHITESPACE), ' ', token[1:-1].strip(_WHITESPACE))
+        name, value, err = _split_nameval(token)
+        if err:
+            raise PolicyError('malformed attribute/value pair "%s": %s' % (token, err))
+        lname = name.lower()
+        if lname in EXT_ATTRIBUTES:
+            _ext_check(lname, value, values)
+            values.setdefault(lname, []).append(value)
+            ext.append((lname, value))
+            continue
+        if lname not in ATTRIBUTES:
             raise PolicyError('invalid attribute name: "%s"' % name)
-        if value == '':
+        if lname in ('ciphers', 'match', 'tafile') and value == '':
             raise PolicyError('attribute "%s" has empty value' % name)
-        if name in REPEATABLE:
-            values.setdefault(name, []).append(value)
-        elif name in values:
+        if lname in REPEATABLE:
+            values.setdefault(lname, []).append(value)
+        elif lname in LAST_ONE_WINS:
+            values[lname] = value
+        elif lname in values:
             raise PolicyError('attribute "%s" is specified multiple times' % name)
         else:
-            values[name] = value
+            values[lname] = value
+        if lname == 'match' and level not in MATCH_LEVELS:
+            raise PolicyError('attribute "%s" invalid at security level "%s"' % (name, level))
+        if lname == 'tafile' and level not in TAFILE_LEVELS:
+            raise PolicyError('attribute "%s" invalid at security level "%s"' % (name, level))
+        if lname == 'servername' and value not in SERVERNAME_KEYWORDS and hostname_problem(value):
+            raise PolicyError('"%s=%s" specifies an invalid hostname' % (name, value))
+        if lname in LAST_ONE_WINS and value.lower() not in ('yes', 'no'):
+            raise PolicyError('attribute "%s" has bad value: "%s"' % (name, value))
+    if ext and 'policy_type' not in values:
+        raise PolicyError('built-in policy has unexpected attribute policy_ttl, policy_domain, '
+                          'policy_string, mx_host_pattern or policy_failure')
     match = None
+    nameless_match = False
     if 'match' in values:
         separator = '|' if level == 'fingerprint' else ':'
         match = [part for value in values['match'] for part in value.split(separator) if part]
-        if not match:
-            raise PolicyError('attribute "match" has empty value')
-    return build_policy(level, match=match, ciphers=values.get('ciphers'),
-                        protocols=values.get('protocols'), exclude=values.get('exclude'),
-                        tafile=values.get('tafile'), servername=values.get('servername'),
-                        connection_reuse=values.get('connection_reuse'),
-                        enable_rpk=values.get('enable_rpk'))
+        nameless_match = not match
+    policy = build_policy(level, match=match, ciphers=values.get('ciphers'),
+                          protocols=values.get('protocols'), exclude=values.get('exclude'),
+                          tafile=values.get('tafile'), servername=values.get('servername'),
+                          connection_reuse=values.get('connection_reuse'),
+                          enable_rpk=values.get('enable_rpk'), lint=False)
+    if nameless_match:
+        # argv_split() of ":" or "|" gives no names: nothing can ever match
+        policy.attributes.insert(0, ('match', ''))
+        policy.warnings.append(_lint_text(
+            'attribute "match" has no names between its separators',
+            'but no certificate name or fingerprint can ever match, so the peer is never '
+            'authenticated'))
+    policy.attributes.extend(ext)
+    policy.features |= features
+    if ext:
+        policy.features.add('tlsrpt_attributes')
+    if version is not None:
+        missing = policy.unsupported_on(version)
+        if missing:
+            raise PolicyError('%s; this Postfix is %s, which defers the mail (invalid attribute '
+                              'name, or an invalid TLS protocol list)'
+                              % ('; '.join(missing), '.'.join(str(n) for n in version_tuple(version))))
+    return policy
 
 
 def same_policy(existing_value, wanted_value):
-    """True when an existing table value means the same as a rendered one."""
+    """True only when Postfix reads an existing table value exactly as a rendered one."""
     if existing_value == wanted_value:
         return True
     try:
