@@ -99,7 +99,7 @@ class Gateway(object):
     """A throwaway Postfix container with an inventory pointing at it."""
 
     def __init__(self, tmp_path, start_postfix=True, image=IMAGE):
-        self.name = 'enforce-test-%s' % uuid.uuid4().hex[:10]
+        self.name = 'enforce-tls-role-test-%s' % uuid.uuid4().hex[:10]
         self.tmp = tmp_path
         proc = run(['podman', 'run', '-d', '--name', self.name, image, 'sleep', 'infinity'])
         assert proc.returncode == 0, proc.stdout
