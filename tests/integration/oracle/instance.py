@@ -636,20 +636,20 @@ class Oracle(object):
                 if not match:
                     continue
                 text = match.group('text')
-                if match.group('prog') != prog:
-                    continue
                 pid = match.group('pid')
-                per_pid.setdefault(pid, []).append(line)
+                own = match.group('prog') == prog
+                if own:
+                    per_pid.setdefault(pid, []).append(line)
                 status = _STATUS_RE.match(text)
                 if status and status.group('rcpt') in by_rcpt:
+                    # the lane's smtp process, or qmgr ("delivery temporarily suspended")
                     verdict = by_rcpt[status.group('rcpt')]
+                    group = per_pid.pop(pid, []) if own else [line]
                     if verdict.status is None:
                         verdict.status = status.group('status')
                         verdict.reason = status.group('reason')
-                        classify(verdict, per_pid.pop(pid))
+                        classify(verdict, group)
                         pending.discard(status.group('rcpt'))
-                    else:
-                        per_pid.pop(pid, None)
         for rcpt in pending:
             classify(by_rcpt[rcpt], ['(no delivery status within %ds)' % self.round_timeout])
         return verdicts
