@@ -24,6 +24,7 @@ probe itself is broken (bad arguments).
 """
 
 import argparse
+import base64
 import glob
 import uuid
 import json
@@ -316,7 +317,10 @@ def _resolve(pending, timeout):
 
 
 def cmd_run(args):
-    steps = json.loads(args.steps)
+    if args.steps_base64 is not None:
+        steps = json.loads(base64.b64decode(args.steps_base64).decode("utf-8"))
+    else:
+        steps = json.loads(args.steps)
     state = _load_state()
     results = []
     pending = []
@@ -326,7 +330,8 @@ def cmd_run(args):
             _resolve(pending, args.timeout)
             for exp in pending:
                 results.append({"index": exp["index"], "name": exp["name"], "ok": exp["ok"],
-                                "detail": exp["detail"], "queue_id": exp["queue_id"]})
+                                "detail": exp["detail"], "queue_id": exp["queue_id"],
+                                "rcpt": exp["rcpt_actual"]})
             del pending[:]
 
     for index, step in enumerate(steps):
@@ -405,7 +410,9 @@ def main(argv=None):
     p.add_argument("--config-dir")
 
     p = sub.add_parser("run")
-    p.add_argument("--steps", required=True, help="JSON list of steps")
+    steps = p.add_mutually_exclusive_group(required=True)
+    steps.add_argument("--steps", help="JSON list of steps")
+    steps.add_argument("--steps-base64", help="the same, base64-encoded (no quoting or templating on the way)")
     p.add_argument("--timeout", type=float, default=40, help="bound for awaiting outcomes")
 
     p = sub.add_parser("queue")
