@@ -70,6 +70,9 @@ SINCE = {
     'protocol_range': (3, 6),
     'brace_form': (3, 10),
     'tlsrpt_attributes': (3, 10),
+    # not a feature an entry uses: malformed table fingerprints no longer fall back to
+    # smtp_tls_fingerprint_cert_match (smtp_tls_policy.c, 3.9)
+    'fingerprint_no_fallback': (3, 9),
 }
 FEATURE_REASONS = {
     'servername': 'the servername attribute',
@@ -286,7 +289,7 @@ def _no_nexthop(destination, what, problem):
                        % (destination, what, problem))
 
 
-def _check_port(port, destination):
+def _check_port(port, destination, warnings):
     if port == '':
         raise PolicyLint(_lint_text(
             'destination %r: empty port after ":"' % destination,
@@ -308,9 +311,10 @@ def _check_port(port, destination):
     try:
         socket.getservbyname(port, 'tcp')
     except (OSError, socket.error):
-        raise PolicyError('destination %r: port %r is not a known TCP service on this host: '
-                          'Postfix would stop delivery to this next hop ("unknown service: '
-                          '%s/tcp"); use the port number' % (destination, port, port))
+        warnings.append('destination %r: port %r is not a TCP service in this host\'s services '
+                        'database: until it is, Postfix stops delivery to this next hop '
+                        '("unknown service: %s/tcp"); the port number always works'
+                        % (destination, port, port))
 
 
 def normalize_destination(destination):
@@ -343,6 +347,7 @@ def normalize_destination(destination):
     if destination.isascii():
         key = destination.lower()
     else:
+        _check_non_ascii_key(destination)
         key = fold_key(destination)
         if key != destination.translate(_ASCII_LOWER):
             raise PolicyLint(_lint_text(
@@ -371,7 +376,7 @@ def normalize_destination(destination):
             raise PolicyError('destination %r: an IPv6 address must be written in brackets, '
                               '[2001:db8::1] or [ipv6:2001:db8::1], as the transport or relayhost '
                               'spells it' % destination)
-        _check_port(port, destination)
+        _check_port(port, destination, warnings)
         if not valid_ipv4(host):
             problem, dummy = _utf8_hostname_problem(host)
             if problem:
@@ -395,6 +400,28 @@ def normalize_destination(destination):
 
 
 _ASCII_LOWER = dict((ord(c), ord(c.lower())) for c in 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+
+
+def _check_non_ascii_key(destination):
+    """A UTF-8 key must be a real internationalized name, not ASCII in disguise."""
+    host = destination.strip('[].')
+    if host.startswith('ipv6:'):
+        host = host[5:]
+    host = host.split(']')[0]
+    if ':' in host and not host.startswith('['):
+        host = host.rpartition(':')[0]
+    try:
+        ascii_host = _ascii_form(host)
+    except UnicodeError:
+        raise PolicyError('destination %r: non-ASCII name that is not a valid internationalized '
+                          'domain name (it has no A-label form), so no next hop is ever spelled '
+                          'this way and Postfix never looks this key up' % destination)
+    if 'xn--' not in ascii_host:
+        raise PolicyLint(_lint_text(
+            'destination %r: non-ASCII characters that stand for ASCII letters (%r)'
+            % (destination, ascii_host),
+            'it looks the key up verbatim, while next hops are spelled %r; write that'
+            % ascii_host))
 
 
 def _check_dot_domain(destination, rest):
@@ -436,7 +463,7 @@ def _bracket_key(destination, key, warnings):
         if not rest.startswith(':'):
             raise PolicyError('destination %r: only ":port" may follow "]"; Postfix refuses '
                               'such a next hop ("garbage after \\"]\\"")' % destination)
-        _check_port(rest[1:], destination)
+        _check_port(rest[1:], destination, warnings)
     if not inner:
         raise PolicyError('destination %r: empty host inside brackets; Postfix refuses such a '
                           'next hop ("missing host information")' % destination)
@@ -999,6 +1026,14 @@ def parse_policy(text, version=None):
                           tafile=values.get('tafile'), servername=values.get('servername'),
                           connection_reuse=values.get('connection_reuse'),
                           enable_rpk=values.get('enable_rpk'), lint=False)
+    if level == 'fingerprint' and match and \
+            not any(_fingerprint_bytes(value) for value in match):
+        message = ('configured at fingerprint security level, but with no fingerprints to match: '
+                   'no match value is a hex fingerprint')
+        if version is None or supports('fingerprint_no_fallback', version):
+            raise PolicyError('%s; Postfix 3.9 and later defer the mail' % message)
+        policy.warnings.append('%s; this Postfix uses smtp_tls_fingerprint_cert_match instead, '
+                               'and defers the mail when that is empty' % message)
     if nameless_match:
         # argv_split() of ":" or "|" gives no names: nothing can ever match
         policy.attributes.insert(0, ('match', ''))

@@ -85,7 +85,6 @@ def test_unbracketed_ip_address_warns():
     ('[example.com]:65536', 'port'),
     ('[example.com]:', 'port'),
     ('[example.com]:0x19', 'garbage after numerical service'),
-    ('[example.com]:no-such-service', 'unknown service'),
     ('example.com:sm tp', 'whitespace'),
     ('example.com:p@rt', 'port'),
     ('[ipv6:2001:db8::zz]', 'not a valid IPv6'),
@@ -504,3 +503,281 @@ def test_a_destination_is_refused_or_becomes_one_ascii_token(destination):
     table = LookupTable.parse('other.example may\n')
     table.set(key, 'encrypt')
     assert postfix_view(table.render()) == {'other.example': 'may', key: 'encrypt'}
+
+
+# ---------------------------------------------------------------------------
+# fidelity (issue 13): each rule as the Postfix sources state it
+# ---------------------------------------------------------------------------
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (  # noqa: E402
+    PolicyLint,
+    fold_key,
+    hostname_problem,
+    supports,
+)
+
+LINT_MARK = 'rule of this collection, Postfix accepts it'
+
+
+def lint(func, *args, **kwargs):
+    with pytest.raises(PolicyLint) as info:
+        func(*args, **kwargs)
+    assert LINT_MARK in str(info.value)
+    return str(info.value)
+
+
+def postfix_error(func, *args, **kwargs):
+    """A refusal Postfix makes too: a PolicyError that is not a lint."""
+    with pytest.raises(PolicyError) as info:
+        func(*args, **kwargs)
+    assert not isinstance(info.value, PolicyLint), str(info.value)
+    assert LINT_MARK not in str(info.value)
+    return str(info.value)
+
+
+# keys: host_port.c, valid_hostname.c, smtp_tls_policy.c tls_policy_lookup()
+
+@pytest.mark.parametrize('given, key', [
+    ('[2001:db8::1]', '[2001:db8::1]'),                    # host_port(): bare address in brackets
+    ('[2001:DB8::1]:587', '[2001:db8::1]:587'),
+    ('[::ffff:192.0.2.1]:25', '[::ffff:192.0.2.1]:25'),
+    ('[ipv6:2001:db8::1]:587', '[ipv6:2001:db8::1]:587'),  # a different key
+    ('[mx.example.com]:025', '[mx.example.com]:025'),     # alldig(): Postfix reads port 25
+    ('[mx.example.com]:smtps', '[mx.example.com]:smtps'),  # known_tcp_ports
+    ('1-2.example', '1-2.example'),                        # a hyphen makes a label non-numeric
+    ('123.example', '123.example'),
+    ('.1.2', '.1.2'),                                      # a parent of "mx.1.2"
+    ('[' + '.'.join(['a' * 63] * 4) + ']', '[' + '.'.join(['a' * 63] * 4) + ']'),   # 255 characters
+])
+def test_next_hop_forms_postfix_accepts(given, key):
+    assert normalize_destination(given)[0] == key
+
+
+def test_bare_and_ipv6_prefixed_keys_are_different_keys():
+    assert normalize_destination('[2001:db8::1]')[0] != normalize_destination('[ipv6:2001:db8::1]')[0]
+
+
+@pytest.mark.parametrize('destination, fragment', [
+    ('[' + '.'.join(['a' * 63] * 4) + 'a]', 'longer than 255'),
+    ('[192.0.2.1]:0', 'bad network port'),
+    ('[192.0.2.1]:65536', 'bad network port'),
+    ('[192.0.2.1]:25x', 'garbage after numerical service'),
+    ('[ipv6:2001:db8::1%eth0]', 'malformed IPv6 address'),
+    ('[example.com', 'missing \\"]\\"'),
+    ('[example.com]x', 'garbage after'),
+    ('[]', 'missing host information'),
+    ('192.0.2', 'numeric hostname'),
+    ('*', 'no wildcards'),
+])
+def test_keys_postfix_never_looks_up_are_postfix_errors(destination, fragment):
+    assert fragment in postfix_error(normalize_destination, destination)
+
+
+def test_unknown_service_name_is_a_warning_about_this_host():
+    key, warnings = normalize_destination('[example.net]:no-such-service-here')
+    assert key == '[example.net]:no-such-service-here'
+    assert 'unknown service: no-such-service-here/tcp' in warnings[0]
+
+
+@pytest.mark.parametrize('destination, fragment', [
+    ('[example.com]:', 'empty port'),
+    ('BÜCHER.de', "'bücher.de'"),                           # casefold: smtputf8_enable=yes vs no
+    ('\u212aelvin.example', "'kelvin.example'"),           # KELVIN SIGN stands for "k"
+])
+def test_key_lints(destination, fragment):
+    assert fragment in lint(normalize_destination, destination)
+
+
+def test_utf8_keys_fold_like_postfix_with_smtputf8():
+    assert fold_key('Example.COM') == 'example.com'
+    assert fold_key('BÜCHER.de') == 'bücher.de'
+    assert normalize_destination('Bücher.de')[0] == 'bücher.de'
+
+
+@pytest.mark.parametrize('name, problem', [
+    ('192.0.2.1', 'numeric'), ('123', 'numeric'), ('a..b', 'misplaced delimiter'),
+    ('a.b.', 'misplaced delimiter'), ('-a.b', 'misplaced hyphen'), ('a-.b', 'misplaced hyphen'),
+    ('a b', 'invalid character'), ('a' * 64, 'longer than 63'), ('', 'empty'),
+])
+def test_hostname_problem_is_valid_hostname(name, problem):
+    assert problem in hostname_problem(name)
+
+
+@pytest.mark.parametrize('name', ['mx.example.com', '1-2', '_dmarc.example', 'a_b', '1.2.a'])
+def test_hostname_problem_accepts_what_valid_hostname_accepts(name):
+    assert hostname_problem(name) is None
+
+
+# values: smtp_tls_policy.c tls_policy_lookup_one()
+
+@pytest.mark.parametrize('text, postfix_message', [
+    ('may protocols=!SSLv2 protocols=!SSLv3', 'attribute "protocols" is specified multiple times'),
+    ('may exclude=RC4 exclude=MD5', 'attribute "exclude" is specified multiple times'),
+    ('may servername=a.example servername=b.example', 'attribute "servername" is specified multiple times'),
+    ('secure match=', 'attribute "match" has empty value'),
+    ('secure tafile=', 'attribute "tafile" has empty value'),
+    ('may servername=', '"servername=" specifies an invalid hostname'),
+    ('may servername=192.0.2.1', '"servername=192.0.2.1" specifies an invalid hostname'),
+    ('may connection_reuse=', 'attribute "connection_reuse" has bad value'),
+    ('may connection_reuse=maybe', 'attribute "connection_reuse" has bad value'),
+    ('may =high', 'missing attribute name'),
+    ('dane tafile=/x.pem', 'attribute "tafile" invalid at security level "dane"'),
+    ('may exclude=-RC4', "invalid unary '!+-@' in cipher exclusion"),
+    ('may protocols=>=SSLv2', 'Invalid TLS protocol list'),
+    ('may protocols=TLSv1.4', 'Invalid TLS protocol list'),
+    ('may policy_ttl=60', 'built-in policy has unexpected attribute'),
+    ('may policy_type=sts policy_type=sts', 'attribute "policy_type" is specified multiple times'),
+    ('may policy_type=dane', 'attribute "policy_type" has an unexpected value'),
+    ('fingerprint match=AB:CD:...', 'no fingerprints to match'),
+])
+def test_parse_policy_refuses_what_postfix_refuses(text, postfix_message):
+    assert postfix_message in postfix_error(parse_policy, text)
+
+
+@pytest.mark.parametrize('text, canonical', [
+    ('encrypt connection_reuse=no connection_reuse=YES', 'encrypt connection_reuse=yes'),  # last one wins
+    ('encrypt enable_rpk=yes enable_rpk=no', 'encrypt enable_rpk=no'),
+    ('may protocols=', 'may protocols='),                 # empty: overrides main.cf
+    ('may exclude=', 'may exclude='),
+    ('may protocols=>=TLSv1:>=TLSv1.2', 'may protocols=>=TLSv1:>=TLSv1.2'),
+    ('may protocols=>=none:<=tlsv1.3', 'may protocols=>=None:<=TLSv1.3'),
+    ('may protocols=>=0x0303', 'may protocols=>=0x0303'),
+    ('may protocols=!SSLv2::!SSLv3', 'may protocols=!SSLv2:!SSLv3'),    # empty elements skipped
+    ('secure match=a.example::b.example', 'secure match=a.example:b.example'),
+    ('may servername=HOSTNAME', 'may servername=HOSTNAME'),   # literal SNI, not the keyword
+    ('MAY CIPHERS=HIGH', 'may ciphers=high'),
+    ('may policy_type=sts policy_domain=example.com mx_host_pattern=*.example.com '
+     'mx_host_pattern=mx.example.net policy_ttl=86400',
+     'may policy_type=sts policy_domain=example.com mx_host_pattern=*.example.com '
+     'mx_host_pattern=mx.example.net policy_ttl=86400'),
+])
+def test_parse_policy_reads_what_postfix_reads_fidelity(text, canonical):
+    assert parse_policy(text).render() == canonical
+
+
+@pytest.mark.parametrize('given, table', [
+    (['>=TLSv1', '>=TLSv1.2'], '>=TLSv1:>=TLSv1.2'),      # the later bound applies
+    (['!SSLv2', '!SSLv2'], '!SSLv2:!SSLv2'),
+    (['TLSv1.2', 'TLSv1.3', '!TLSv1.2'], 'TLSv1.2:TLSv1.3:!TLSv1.2'),   # exclusion beats inclusion
+    (['>=0x0303'], '>=0x0303'),
+    (['<=None'], '<=None'),
+    ([''], ''),
+    ('', ''),
+])
+def test_protocols_postfix_accepts_are_accepted(given, table):
+    assert canonical_protocols(given) == table
+
+
+@pytest.mark.parametrize('given, fragment', [
+    (['>='], '>=None'),
+    (['>=0x0305'], 'error setting minimum TLS version'),
+    (['<=0x0200'], 'error setting maximum TLS version'),
+    (['>=TLSv1.3', '!TLSv1.3'], 'leaves no protocol'),
+    (['SSLv2'], 'leaves no protocol'),
+])
+def test_protocol_lints(given, fragment):
+    assert fragment in lint(build_policy, 'may', protocols=given)
+
+
+@pytest.mark.parametrize('prefix', ['!', '+', '-', '@'])
+def test_exclude_with_a_unary_prefix_is_what_postfix_refuses(prefix):
+    message = postfix_error(build_policy, 'may', exclude=[prefix + 'RC4'])
+    assert "invalid unary '!+-@' in cipher exclusion" in message and repr(prefix + 'RC4') in message
+
+
+def test_empty_protocols_and_exclude_override_main_cf():
+    assert build_policy('encrypt', protocols='', exclude=['']).render() == 'encrypt protocols= exclude='
+    assert not same_policy('encrypt', 'encrypt protocols=')
+    assert not same_policy('encrypt', 'encrypt exclude=')
+
+
+@pytest.mark.parametrize('name', ['ciphers', 'match', 'tafile'])
+def test_empty_values_postfix_refuses(name):
+    level = 'secure'
+    message = postfix_error(build_policy, level, **{name: [''] if name != 'ciphers' else ''})
+    assert 'attribute "%s" has empty value' % name in message
+
+
+def test_servername_keeps_its_case_and_refuses_numeric_names():
+    assert build_policy('may', servername='MX.Example.COM').render() == 'may servername=MX.Example.COM'
+    assert 'specifies an invalid hostname' in postfix_error(build_policy, 'may', servername='192.0.2.1')
+    assert 'specifies an invalid hostname' in postfix_error(build_policy, 'may', servername='mx.bücher.de')
+    assert "'HOSTNAME'" in lint(build_policy, 'may', servername='HOSTNAME')
+    assert not same_policy('may servername=HOSTNAME', 'may servername=hostname')
+    assert not same_policy('may servername=NEXTHOP', 'may servername=nexthop')
+
+
+@pytest.mark.parametrize('kwargs, fragment', [
+    ({'level': 'none', 'ciphers': 'high'}, 'at level none does nothing'),
+    ({'level': 'secure', 'match': ['.']}, '"."'),
+    ({'level': 'secure', 'match': ['ex@mple']}, 'ex@mple'),
+    ({'level': 'secure', 'tafile': ['ta.pem']}, 'absolute'),
+    ({'level': 'fingerprint', 'match': ['AB:CD']}, 'bytes long'),
+    ({'level': 'fingerprint', 'match': ['zz:11']}, 'malformed fingerprint value'),
+    ({'level': 'may', 'exclude': ['a/b']}, 'OpenSSL ignores'),
+    ({'level': 'may', 'protocols': ['!SSLv2', '']}, 'empty list item'),
+])
+def test_lints_say_they_are_the_collections_rule(kwargs, fragment):
+    assert fragment in lint(build_policy, **kwargs)
+
+
+def test_lints_become_warnings_without_lint():
+    policy = build_policy('secure', match=['ex@mple'], tafile=['ta.pem'], lint=False)
+    assert policy.render() == 'secure match=ex@mple tafile=ta.pem'
+    assert len(policy.warnings) == 2 and all(LINT_MARK in w for w in policy.warnings)
+
+
+def test_parse_keeps_lints_as_warnings_and_postfix_errors_as_errors():
+    policy = parse_policy('fingerprint match=AB:CD|' + SHA256)
+    assert policy.render() == 'fingerprint match=AB:CD|' + SHA256
+    assert 'bytes long' in policy.warnings[0]
+
+
+def test_fingerprint_hex_may_mix_colons_as_hex_decode_opt_does():
+    assert build_policy('fingerprint', match=[SHA256.replace(':', '', 5)]).render() == \
+        'fingerprint match=' + SHA256.replace(':', '', 5)
+
+
+def test_utf8_match_names_are_accepted_as_postfix_converts_them():
+    assert build_policy('secure', match=['mx.bücher.de']).render() == 'secure match=mx.bücher.de'
+
+
+def test_level_none_ignores_attributes_but_is_not_the_same_entry():
+    policy = parse_policy('none ciphers=high bogus')
+    assert policy.level == 'none' and 'ignores' in policy.warnings[0]
+    assert not same_policy('none ciphers=high', 'none')
+
+
+def test_fingerprint_without_usable_fingerprint_falls_back_before_3_9():
+    policy = parse_policy('fingerprint match=AB:CD:...', (3, 7, 11))
+    assert 'smtp_tls_fingerprint_cert_match' in policy.warnings[-1]
+
+
+# version gates (HISTORY, RELEASE_NOTES)
+
+@pytest.mark.parametrize('version, ok', [
+    ((3, 4, 13), False), ((3, 4, 14), True), ((3, 5, 3), False), ((3, 5, 4), True),
+    ((3, 6, 0), True), ((3, 7, 11), True), ('3.5.26', True), ((3, 3, 9), False), ((), True),
+])
+def test_connection_reuse_gate_is_patch_level(version, ok):
+    assert supports('connection_reuse', version) is ok
+    assert (build_policy('encrypt', connection_reuse=True).unsupported_on(version) == []) is ok
+
+
+@pytest.mark.parametrize('text, version, fragment', [
+    ('encrypt enable_rpk=yes', (3, 7, 11), 'Postfix 3.9'),
+    ('encrypt connection_reuse=yes', (3, 5, 3), '3.5.4'),
+    ('encrypt protocols=>=TLSv1.2', (3, 5, 9), 'Postfix 3.6'),
+    ('may policy_type=sts', (3, 9, 1), 'Postfix 3.10'),
+])
+def test_parse_policy_for_a_version_refuses_what_it_does_not_know(text, version, fragment):
+    assert fragment in postfix_error(parse_policy, text, version)
+    assert parse_policy(text).render()
+
+
+def test_no_postfix_error_is_quoted_by_a_lint():
+    """Lint messages never pretend to be a Postfix complaint."""
+    for message in (lint(build_policy, 'none', ciphers='high'),
+                    lint(build_policy, 'may', servername='NEXTHOP'),
+                    lint(build_policy, 'may', protocols=['TLSv1.2', '!TLSv1.2'])):
+        assert '(Postfix:' not in message
