@@ -86,8 +86,8 @@ def main():
     wrap(mod.TlsPolicyModule, 'verify', '  of which verify (postmap -q)')
     wrap(mod.TlsPolicyModule, 'apply', 'apply: read, parse, edit, render (+ write)')
     wrap(mod.TlsPolicyModule, 'apply_attributes', 'apply_attributes')
-    wrap(postfix_commands.PostfixCommands, 'postmap_build', '  of which postmap build')
-    wrap(postfix_commands.PostfixCommands, '_run', '(every postconf/postmap process)')
+    wrap(postfix_commands.Postmap, 'build', '  of which postmap build')
+    wrap(postfix_commands.PostfixCommand, '_run', '(every postconf/postmap process)')
     rc = 0
     try:
         mod.main()

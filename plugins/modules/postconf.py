@@ -225,9 +225,9 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_command import (
-    PostconfCommand,
-    PostconfError,
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
+    PostfixCommandError,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
@@ -391,7 +391,8 @@ def main():
     config_dir = os.path.abspath(params['config_dir'])
     if not os.path.isdir(config_dir):
         module.fail_json(msg='config_dir %s does not exist or is not a directory' % config_dir)
-    postconf = PostconfCommand(module, config_dir)
+    postconf = Postconf(module, config_dir)
+    postconf.find_binary()
     config_file = postconf.master_cf if service else postconf.main_cf
     for path in (postconf.main_cf, config_file):
         if not os.path.isfile(path):
@@ -415,7 +416,7 @@ def main():
             current = explicit
     except (IOError, OSError) as exc:
         module.fail_json(msg='cannot read %s: %s' % (postconf.main_cf, exc))
-    except PostconfError as exc:
+    except PostfixCommandError as exc:
         module.fail_json(msg=str(exc), commands=postconf.commands)
 
     check_names_known(module, desired, current, known, explicit)
@@ -472,7 +473,7 @@ def main():
     except (IOError, OSError) as exc:
         restore_owner_and_mode(module, config_file, before_stat)
         module.fail_json(msg='cannot read back %s: %s' % (config_file, exc), **result)
-    except PostconfError as exc:
+    except PostfixCommandError as exc:
         # postconf writes a temporary file and renames it into place: a failed
         # run leaves the old file. Report what actually happened on disk.
         result['changed'] = replaced(config_file, before_stat)

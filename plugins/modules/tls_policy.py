@@ -356,8 +356,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
     PostfixCommandError,
-    PostfixCommands,
+    Postmap,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     LEVELS,
@@ -449,7 +450,8 @@ class TlsPolicyModule(object):
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.cmds = PostfixCommands(module, self.params['config_dir'])
+        self.postconf = Postconf(module, self.params['config_dir'])
+        self.postmap = Postmap(module, self.params['config_dir'], commands=self.postconf.commands)
         self.warnings = []
         self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
                            duplicates=[])
@@ -527,7 +529,7 @@ class TlsPolicyModule(object):
                 if not os.path.exists(tafile):
                     self.warnings.append('destination %r: tafile %s does not exist (yet)' % (key, tafile))
         if needs:
-            version = self.cmds.mail_version()
+            version = self.postconf.mail_version()
             for key, (since, reason) in needs:
                 if version and version < since:
                     self.fail('destination %r: %s needs Postfix %s or later; this Postfix is %s'
@@ -536,7 +538,7 @@ class TlsPolicyModule(object):
                                      if policy is not None and policy.level == 'fingerprint'
                                      and not policy.get('match')]
         if fingerprint_without_match:
-            default = self.cmds.postconf_value('smtp_tls_fingerprint_cert_match')
+            default = self.postconf.value('smtp_tls_fingerprint_cert_match')
             if not default.strip():
                 self.fail('destination %r: level fingerprint without match, and '
                           'smtp_tls_fingerprint_cert_match is empty: Postfix would defer the mail '
@@ -548,7 +550,7 @@ class TlsPolicyModule(object):
     def resolve_map(self):
         path = self.params['path']
         map_type = self.params['map_type']
-        maps_value = self.postconf('smtp_tls_policy_maps')
+        maps_value = self.read_parameter('smtp_tls_policy_maps')
         specs = parse_map_list(maps_value)
         if path:
             if not os.path.isabs(path):
@@ -571,7 +573,7 @@ class TlsPolicyModule(object):
                     'smtp_tls_policy_maps lists it (fine when a later task adds it, as the enforce_tls '
                     'role does)' % (path, maps_value or 'empty'))
                 if not map_type:
-                    map_type = self.postconf('default_database_type', expand=False)
+                    map_type = self.read_parameter('default_database_type', expand=False)
         else:
             candidates = [s for s in specs if s.is_key_value_file
                           and (map_type is None or s.map_type == map_type)]
@@ -596,7 +598,7 @@ class TlsPolicyModule(object):
             self.fail('map type %r (default_database_type) is not one this module edits (%s); '
                       'give map_type' % (map_type, ', '.join(MAP_TYPES)))
         try:
-            supported = self.cmds.supported_map_types()
+            supported = self.postconf.map_types()
         except PostfixCommandError as e:
             self.fail(str(e))
         if map_type not in supported:
@@ -605,9 +607,9 @@ class TlsPolicyModule(object):
                       % (map_type, ', '.join(sorted(supported)), '; ' + hint if hint else ''))
         return path, map_type
 
-    def postconf(self, name, expand=True):
+    def read_parameter(self, name, expand=True):
         try:
-            return self.cmds.postconf_value(name, expand=expand)
+            return self.postconf.value(name, expand=expand)
         except PostfixCommandError as e:
             self.fail(str(e))
 
@@ -788,7 +790,7 @@ class TlsPolicyModule(object):
             tmp_indexes = index_paths(map_type, tmp)
             if build:
                 try:
-                    stderr = self.cmds.postmap_build(map_type, tmp)
+                    stderr = self.postmap.build(map_type, tmp)
                 except PostfixCommandError as e:
                     self.fail('postmap failed for %s:%s, the table and its index were left as they '
                               'were: %s' % (map_type, path, (e.stderr or '').replace(tmp, path).strip() or e),
@@ -896,7 +898,7 @@ class TlsPolicyModule(object):
     def verify(self, map_type, tmp, path, expected):
         """Query every managed key in the new table with one postmap -q -."""
         try:
-            found, stderr = self.cmds.postmap_query(map_type, tmp, list(expected))
+            found, stderr = self.postmap.query(map_type, tmp, list(expected))
         except PostfixCommandError as e:
             self.fail('verifying the new %s:%s with postmap -q failed, nothing was changed: %s'
                       % (map_type, path, e.stderr.replace(tmp, path).strip() or e))
