@@ -8,6 +8,8 @@
 #   scripts/demo.sh down    remove the fleet's containers
 #   scripts/demo.sh fleet   only (re)create and prepare the containers
 #                           (no playbook; the convergence tests use this)
+#   scripts/demo.sh probe   only the report per gateway (levels, policy table,
+#                           live SMTP probes) of the running fleet
 #
 # Environment: MAILGW_DEMO_PREFIX (container name prefix, default mailgw-demo),
 # MAILGW_DEMO_HOSTS (a subset of the fleet, e.g. "edge-1 cm-1").
@@ -15,14 +17,18 @@
 # Network: every gateway runs with --network none, i.e. only its own loopback.
 # Its peers live in the same network namespace: the plaintext-only peer is a
 # second Postfix container (--network container:GATEWAY) on 127.0.0.2:25,
-# the internal hop / content filter a small SMTP server on 127.0.0.1:10025
-# inside the gateway container. Probes run inside the gateway (podman exec).
+# the internal hop / content filter the Molecule scenarios' SMTP peer
+# (molecule/resources/files/smtp_peer.py) on 127.0.0.1:10025 inside the gateway
+# container. The probes are the Molecule scenarios' too (smtp_probe.py run),
+# run inside the gateway (podman exec); both are mounted at /opt/mailgw-test.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 PREFIX="${MAILGW_DEMO_PREFIX:-mailgw-demo}"
 STATE="$CACHE/demo/$PREFIX"
 INVENTORY="$ROOT/playbooks/inventory"
+# The SMTP peer and probe of the Molecule scenarios, mounted read-only
+TEST_FILES="$ROOT/molecule/resources/files"
 
 # inventory name, Debian suite of the image, layout. Mirrors
 # playbooks/inventory: hosts.yml and group_vars (postfix_gateways /
@@ -78,19 +84,28 @@ wait_for() {
 start_gateway() {
   local host="$1" suite="$2" layout="$3"
   local gw="$PREFIX-$host" image="$IMAGE_REPO:$suite"
-  local sink_args=(--listen 127.0.0.1:10025 --spool /var/tmp/mailgw-sink)
-  [ "$layout" = ciphermail ] && sink_args+=(--reinject 127.0.0.1:10026)
+  # the internal hop (postfix layout) or content filter (ciphermail layout,
+  # re-injecting on 127.0.0.1:10026): plaintext SMTP on 127.0.0.1:10025
+  local hop
+  hop="$(hop_name "$layout")"
+  local peers='[{"name": "'"$hop"'", "listen": "127.0.0.1", "port": 10025,
+    "spool": "/var/spool/mailgw-test/'"$hop"'"'
+  [ "$layout" = ciphermail ] && peers+=', "relay_to": "127.0.0.1:10026"'
+  peers+='}]'
 
   podman run -d --name "$gw" --hostname "$host.demo.test" --network none \
     --label "org.mailgw.demo=$PREFIX" \
     -v "$ROOT/scripts/demo:/opt/mailgw-demo:ro" \
+    -v "$TEST_FILES:/opt/mailgw-test:ro" \
     "$image" /opt/mailgw-demo/gateway-init.sh >/dev/null
   wait_for 30 "Postfix in $gw" podman exec "$gw" postfix status
   podman exec "$gw" /opt/mailgw-demo/prepare-gateway.sh "$layout" "$host.demo.test"
   wait_for 30 "Postfix in $gw after preparation" podman exec "$gw" postfix status
 
-  # internal hop / content filter: plaintext SMTP on 127.0.0.1:10025
-  podman exec -d "$gw" python3 /opt/mailgw-demo/smtp_sink.py "${sink_args[@]}" >/dev/null
+  # smtp_peer.py binds its sockets before it detaches: when this returns, it listens
+  podman exec "$gw" sh -c 'mkdir -p /etc/mailgw-demo && printf "%s\n" "$1" >/etc/mailgw-demo/peers.json &&
+    python3 /opt/mailgw-test/smtp_peer.py --config /etc/mailgw-demo/peers.json --daemon \
+      --pidfile /run/mailgw-demo-peers.pid --log /var/log/mailgw-demo-peers.log' sh "$peers"
   # the plaintext-only peer: Postfix on 127.0.0.2:25 that offers no STARTTLS
   podman run -d --name "$gw-peer" --network "container:$gw" \
     --label "org.mailgw.demo=$PREFIX" "$image" sh -c '
@@ -142,6 +157,42 @@ run_site() {
 
 recap() { sed -n '/^PLAY RECAP/,/^$/p' "$1" | sed '/^$/d'; }
 
+# The SMTP peer on 127.0.0.1:10025 (spool and probe expectations use the name)
+hop_name() { if [ "$1" = ciphermail ]; then echo content-filter.demo.test; else echo internal-hop.demo.test; fi; }
+
+probe_steps() {
+  # probe_steps LAYOUT: the smtp_probe.py steps (JSON) of the report. The
+  # gateway's certificate is self-signed: STARTTLS without a CA file (cafile null).
+  local layout="$1" hop
+  hop="$(hop_name "$layout")"
+  local plaintext='{"kind": "session", "name": "plaintext MAIL FROM on 127.0.0.1:25 is refused with 530 (STARTTLS offered)",
+    "starttls": false, "rcpt": "user@plain.example",
+    "expect": {"starttls_offered": true, "mail": 530, "text": "5.7.0 Must issue a STARTTLS command first"}}'
+  local deferred='"rcpt": "user@plain.example", "cafile": null, "expect": "deferred",
+    "reason": "TLS is required, but was not offered by host 127.0.0.2[127.0.0.2]"'
+  if [ "$layout" = ciphermail ]; then
+    printf '[%s, %s]\n' "$plaintext" '{"kind": "submit",
+      "name": "over STARTTLS mail to user@plain.example passes the content filter [127.0.0.1]:10025 (policy none), is re-injected on 127.0.0.1:10026 without TLS (-o smtpd_tls_security_level=none), and its delivery to the plaintext-only peer [127.0.0.2]:25 is deferred",
+      '"$deferred"', "via": ["'"$hop"'"]}'
+  else
+    printf '[%s, %s, %s]\n' "$plaintext" '{"kind": "submit",
+      "name": "over STARTTLS mail to user@plain.example is accepted; its delivery to the plaintext-only peer [127.0.0.2]:25 is deferred",
+      '"$deferred"'}' '{"kind": "submit",
+      "name": "mail to user@internal.example is delivered to the internal hop [127.0.0.1]:10025 without TLS (policy none)",
+      "rcpt": "user@internal.example", "cafile": null, "expect": "delivered", "peer": "'"$hop"'", "tls": false}'
+  fi
+}
+
+# smtp_probe.py's JSON report as one "[ok]"/"[FAIL]" line per probe; fails when one failed
+print_probes() {
+  python3 -c '
+import json, sys
+report = json.load(sys.stdin)
+for result in report["results"]:
+    print("    [%s] %s\n           %s" % ("ok" if result["ok"] else "FAIL", result["name"], result["detail"]))
+sys.exit(0 if report["ok"] else 1)'
+}
+
 report_gateway() {
   local host="$1" suite="$2" layout="$3" gw="$PREFIX-$host"
   local version maps table rc=0
@@ -159,7 +210,7 @@ report_gateway() {
   echo "  policy table ${table}:"
   podman exec "$gw" cat "$table" | sed '/^[[:space:]]*$/d; s/^/    /'
   echo "  live SMTP probes (inside the gateway's network namespace):"
-  podman exec "$gw" python3 /opt/mailgw-demo/probe.py "$layout" || rc=1
+  podman exec "$gw" python3 /opt/mailgw-test/smtp_probe.py run --steps "$(probe_steps "$layout")" | print_probes || rc=1
   echo "  the plaintext-only peer saw (its log):"
   podman logs "$gw-peer" 2>&1 | grep -E 'disconnect from' | tail -n 1 | sed 's/^.*postfix/    postfix/'
   return $rc
@@ -217,9 +268,20 @@ up() {
   return "$failed"
 }
 
+probe() {
+  local entries entry host suite layout failed=0
+  mapfile -t entries < <(selected)
+  for entry in "${entries[@]}"; do
+    read -r host suite layout <<<"$entry"
+    report_gateway "$host" "$suite" "$layout" || failed=1
+  done
+  return "$failed"
+}
+
 case "${1:-}" in
   up) up ;;
+  probe) probe ;;
   fleet) fleet_up; log "fleet up: $(host_names) (prefix $PREFIX)" ;;
   down) remove_fleet; log "fleet removed (prefix $PREFIX)" ;;
-  *) echo "usage: scripts/demo.sh up|down|fleet" >&2; exit 2 ;;
+  *) echo "usage: scripts/demo.sh up|down|fleet|probe" >&2; exit 2 ;;
 esac

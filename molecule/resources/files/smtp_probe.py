@@ -16,7 +16,9 @@ probe itself is broken (bad arguments).
   queue       the Postfix queue as JSON (postqueue -j), for diagnostics.
   run         a list of steps (JSON) with expectations: SMTP sessions,
               submissions that must be delivered to a given peer (over TLS
-              or not) or stay deferred for a given reason, queue flushes.
+              or not) or stay deferred for a given reason, in both cases
+              optionally after passing given content filters ("via"), queue
+              flushes.
               Every submission is sent first, then all outcomes are awaited
               together (bounded), so a verifier pays one container round
               trip per group of checks. Reports every step; "ok" is false
@@ -231,6 +233,18 @@ def _log_line(exp):
     return None
 
 
+def _via_problems(exp, found):
+    """What is wrong with the hops (content filters) exp["via"] the message had to pass."""
+    problems = []
+    for hop in exp.get("via", []):
+        seen = [r for r in found if r["peer"] == hop]
+        if not seen:
+            problems.append("did not pass %s" % hop)
+        elif seen[-1].get("relayed") is False:
+            problems.append("%s could not pass it on: %s" % (hop, seen[-1].get("relay_error")))
+    return problems
+
+
 def _resolve(pending, timeout):
     """Wait until every pending expectation is decided or the time is up."""
     deadline = time.monotonic() + timeout
@@ -268,12 +282,7 @@ def _resolve(pending, timeout):
                         problems.append("peer saw tls=%s, expected %s" % (rec["tls"], exp["tls"]))
                     if "sni" in exp and rec.get("sni") != exp["sni"]:
                         problems.append("peer saw SNI %r, expected %r" % (rec.get("sni"), exp["sni"]))
-                    for hop in exp.get("via", []):
-                        seen = [r for r in found if r["peer"] == hop]
-                        if not seen:
-                            problems.append("did not pass %s" % hop)
-                        elif seen[-1].get("relayed") is False:
-                            problems.append("%s could not pass it on: %s" % (hop, seen[-1].get("relay_error")))
+                    problems += _via_problems(exp, found)
                     if exp.get("via") and not problems:
                         problems_ok = " via %s" % ", ".join(exp["via"])
                     else:
@@ -299,10 +308,15 @@ def _resolve(pending, timeout):
                 elif entry.get("queue_name") == "deferred":
                     if any(exp["reason"] in r for r in reasons):
                         log_line = _log_line(exp) if exp.get("log") else None
+                        via_problems = _via_problems(exp, found)
                         if exp.get("log") and log_line is None:
                             pass  # the log may lag behind the queue for a moment
+                        elif via_problems:
+                            exp.update(done=True, ok=False, detail="deferred: %s, but %s" % (
+                                "; ".join(reasons), "; ".join(via_problems)))
                         else:
-                            exp.update(done=True, ok=True, detail="deferred: %s%s" % (
+                            exp.update(done=True, ok=True, detail="deferred%s: %s%s" % (
+                                " after passing %s" % ", ".join(exp["via"]) if exp.get("via") else "",
                                 "; ".join(reasons), "; log: %s" % log_line if log_line else ""))
                     elif exp.get("fresh", True):
                         exp.update(done=True, ok=False, detail="deferred for another reason: %s" % reasons)
