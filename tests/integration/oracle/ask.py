@@ -51,6 +51,7 @@ def main(argv=None):
     try:
         oracle.start()
         verdicts = oracle.ask(entries, map_type=args.map_type)
+        version = oracle.mail_version()
     except OracleError as exc:
         print('oracle failed: %s' % exc, file=sys.stderr)
         return 2
@@ -59,7 +60,7 @@ def main(argv=None):
     disagree = 0
     report = []
     for verdict in verdicts:
-        module = view_line(verdict.key, verdict.value)
+        module = view_line(verdict.key, verdict.value, version)
         agree = module.accepted == (verdict.verdict == 'used')
         disagree += not agree
         report.append(dict(line=verdict.line, postfix=verdict.verdict, status=verdict.status,

@@ -137,13 +137,19 @@ _REJECT_PATTERNS = [
     re.compile(r'is unavailable'),
     re.compile(r'unsupported dictionary type'),
     re.compile(r'duplicate entry'),
+    # local configuration the TLS library cannot use at all (not the peer's fault)
+    re.compile(r'no protocols available'),
+    re.compile(r'no cipher(?:s| match)'),
 ]
 _IGNORE_PATTERNS = [
     re.compile(r'ignoring attribute "[^"]*" with TLS disabled'),
     re.compile(r'ignoring invalid match name'),
     re.compile(r'could not configure peer name checks'),
-    re.compile(r'error loading match name'),
+    # a protocol bound OpenSSL does not know is dropped with a warning (tls_client.c CARP_VERSION)
+    re.compile(r'error (?:setting|clearing) (?:min|max)imum TLS version'),
 ]
+# "error loading match name" is not listed: OpenSSL refuses an IP address as a
+# host name to check, which happens for the keyword "hostname" with an IP next hop.
 # Warnings that belong to the entry but do not make Postfix refuse it:
 # "dane" without DNSSEC falls back to "may" (smtp_tls_policy.c dane_incompat).
 _FALLBACK_OK = [
@@ -268,6 +274,14 @@ class Oracle(object):
         self.submit_address = '127.%d.255.254' % self.net
         self.submit_port = None
         self.peers = None
+        self.version = None
+
+    def mail_version(self):
+        """(major, minor, patch) of the host Postfix."""
+        if self.version is None:
+            out = self._run([POSTCONF, '-c', self.conf, '-h', 'mail_version']).stdout.strip()
+            self.version = tuple(int(part) for part in re.findall(r'[0-9]+', out)[:3])
+        return self.version
 
     # -- set-up -------------------------------------------------------------------
 

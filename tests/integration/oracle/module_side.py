@@ -35,17 +35,32 @@ class ModuleView(object):
         return 'refuses (%s)' % self.message
 
 
-def view_line(key, value):
+def _version_gate(policy, version):
+    """The module refuses features newer than the target Postfix (tls_policy.py
+    check_postfix_support); None when the policy fits VERSION."""
+    if version is None:
+        return None
+    needed = policy.minimum_postfix_version()
+    if needed and tuple(version) < tuple(needed[0]):
+        return '%s needs Postfix %s or later; this Postfix is %s' % (
+            needed[1], '.'.join(map(str, needed[0])), '.'.join(map(str, version)))
+    return None
+
+
+def view_line(key, value, version=None):
     """How the module's grammar reads a table line KEY VALUE (existing entries)."""
     try:
         folded, warnings = grammar.normalize_destination(key)
         policy = grammar.parse_policy(value)
     except grammar.PolicyError as exc:
         return ModuleView(False, message=str(exc))
+    gate = _version_gate(policy, version)
+    if gate:
+        return ModuleView(False, message=gate)
     return ModuleView(True, folded, policy.render(), warnings=warnings)
 
 
-def view_params(destination, level, **attributes):
+def view_params(destination, level, version=None, **attributes):
     """How the module's grammar takes module options (desired entries)."""
     try:
         folded, warnings = grammar.normalize_destination(destination)
@@ -54,6 +69,9 @@ def view_params(destination, level, **attributes):
         return ModuleView(False, message=str(exc))
     except TypeError as exc:            # an attribute this grammar does not know
         return ModuleView(False, message=str(exc))
+    gate = _version_gate(policy, version)
+    if gate:
+        return ModuleView(False, message=gate)
     return ModuleView(True, folded, policy.render(), warnings=warnings)
 
 
