@@ -96,7 +96,7 @@ _FORBIDDEN_IN_TOKEN = ', \t\n\v\f\r{}'
 
 _LABEL_RE = re.compile(r'^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$', re.IGNORECASE | re.ASCII)
 _SERVICE_RE = re.compile(r'^[a-z][a-z0-9_.+-]*$', re.IGNORECASE | re.ASCII)
-_CIPHER_NAME_RE = re.compile(r'^[A-Za-z0-9+_.=-]+$')
+_CIPHER_NAME_RE = re.compile(r'^[A-Za-z0-9+_.-]+$')
 _HEX_VERSION_RE = re.compile(r'^(?:0[xX])?[0-9A-Fa-f]+$')
 _VALID_HOSTNAME_LEN = 255
 _VALID_LABEL_LEN = 63
@@ -195,17 +195,22 @@ def hostname_problem(name):
         return 'longer than %d characters' % _VALID_HOSTNAME_LEN
     if not name.isascii():
         return 'non-ASCII character'
+    if name.startswith('.'):
+        return 'misplaced delimiter: starts with a dot'
+    if name.endswith('.'):
+        return 'misplaced delimiter: ends with a dot (no trailing dot in Postfix names)'
     non_numeric = False
     for label in name.split('.'):
         if not label:
-            return 'misplaced delimiter "." (empty label, or a leading or trailing dot)'
+            return 'misplaced delimiter: empty label'
         if len(label) > _VALID_LABEL_LEN:
-            return 'label %r is longer than %d characters' % (label, _VALID_LABEL_LEN)
+            return ('label %r is not a valid DNS label: longer than %d characters (at most %d)'
+                    % (label, _VALID_LABEL_LEN, _VALID_LABEL_LEN))
         if label.startswith('-') or label.endswith('-'):
-            return 'misplaced hyphen in label %r' % label
+            return 'label %r is not a valid DNS label: misplaced hyphen' % label
         bad = [ch for ch in label if not (ch.isalnum() or ch in '_-')]
         if bad:
-            return 'invalid character %r in label %r' % (bad[0], label)
+            return 'label %r is not a valid DNS label: invalid character %r' % (label, bad[0])
         if not label.isdigit():
             non_numeric = True
     if not non_numeric:
@@ -710,7 +715,7 @@ def canonical_exclude(values, checker=None):
                               'or alias, Postfix adds the "!" itself' % (token, token[0]))
         if not _CIPHER_NAME_RE.match(token):
             checker.lint('exclude value %r is not an OpenSSL cipher name or alias (letters, '
-                         'digits, "+", "-", "_", ".", "=")' % token,
+                         'digits, "+", "-", "_", ".")' % token,
                          'OpenSSL ignores names it does not know, so nothing is excluded')
     return ':'.join(tokens)
 
