@@ -1,17 +1,20 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The environment every integration test runs ansible / ansible-playbook in.
+"""How every integration test runs Ansible and the collection's modules.
 
-One place for it: the tool venv on PATH, the collection found through
-.cache/collections (scripts/setup.sh links this working tree there), no
-colour, no deprecation or localhost chatter, no retry files, no ANSIBLE_CONFIG
-or callbacks from the caller's shell, and optionally the json stdout callback
-and private temp/home directories, so a test can assert that nothing is left
-behind.
+``ansible_env()``: the environment, in one place: the tool venv on PATH, the
+collection found through .cache/collections (scripts/setup.sh links this
+working tree there), no colour, no deprecation or localhost chatter, no retry
+files, no ANSIBLE_CONFIG or callbacks from the caller's shell, and optionally
+the json stdout callback and private temp/home directories, so a test can
+assert that nothing is left behind.
+
+``run_module()``: one module call, its file run directly with the arguments
+as JSON on stdin (``MAILGW_TEST_VIA_ANSIBLE=1``: through ``ansible``).
+``run_playbook()``: tasks as one play through the real ``ansible-playbook``.
+``ad_hoc_command()`` / ``ad_hoc_result()``: the real ``ansible`` command, for
+runs that are started together or killed.
 """
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import json
 import os
@@ -167,10 +170,15 @@ def run_module(module, args, check=False, diff=False, env=None, cwd=None, tmp=No
     return direct_result(proc)
 
 
-def run_playbook(tasks, tmp, env=None, check=False, diff=False, name='test'):
+def run_playbook(tasks, tmp, env=None, check=False, diff=False, name='test', vars_files=()):
     """Run TASKS as one play on localhost (connection local) with the real
-    ansible-playbook; return (per-task host results, stats of localhost)."""
+    ansible-playbook; return (per-task host results, stats of localhost).
+
+    vars_files: files the play loads its variables from (Jinja in TASKS may use them).
+    """
     play = [{'name': name, 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
+    if vars_files:
+        play[0]['vars_files'] = [str(path) for path in vars_files]
     path = os.path.join(str(tmp), 'play-%d.json' % time.monotonic_ns())
     with open(path, 'w') as handle:
         json.dump(play, handle)

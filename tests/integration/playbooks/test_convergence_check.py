@@ -21,9 +21,6 @@ on localhost with a throwaway playbook, and check.yml's refusal to run
 without --check.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 import os
 import shutil
