@@ -32,6 +32,9 @@ One round (``Oracle.ask``) takes policy entries (key and value), and
    ``ignored``    looked up, but Postfix warned that it ignores part of it
                   (attributes at level none, an invalid match name);
    ``unmatched``  the lookup never found the entry (wrong key form);
+   ``unroutable`` the SMTP client cannot use a next hop spelled like the key
+                  at all ("bad network port", "valid hostname ... required"),
+                  so no mail ever looks the entry up;
    ``unknown``    no delivery status within the time limit.
 
 Every verdict carries the log lines it is based on.
@@ -187,7 +190,9 @@ def classify(verdict, lines):
                 and not any(p.search(t) for p in _FALLBACK_OK)]
     ignored = [t for t in warnings if any(p.search(t) for p in _IGNORE_PATTERNS)]
     status_reason = verdict.reason or ''
-    if rejected or 'client TLS configuration problem' in status_reason \
+    if verdict.status == 'fatal':
+        verdict.verdict = 'unroutable'
+    elif rejected or 'client TLS configuration problem' in status_reason \
             or 'lookup error' in status_reason:
         verdict.verdict = 'rejected'
     elif verdict.status is None:
@@ -200,7 +205,7 @@ def classify(verdict, lines):
         verdict.verdict = 'used'
     # keep the evidence short: the lines that decide, then the status line
     deciding = [line for line in lines
-                if _FOUND_RE.match(_text(line)) or _NOTFOUND_RE.match(_text(line)) or _is_warning(_text(line))
+                if _FOUND_RE.match(_text(line)) or _text(line).startswith('fatal: ') or _NOTFOUND_RE.match(_text(line)) or _is_warning(_text(line))
                 or _STATUS_RE.match(_text(line)) or 'TLS connection established' in line]
     verdict.evidence = deciding or list(lines[-5:])
     return verdict
@@ -512,6 +517,48 @@ class Oracle(object):
             raise OracleError('the oracle ran out of loopback addresses')
         return '127.%d.%d.%d' % (self.net, 1 + n // 250, 1 + n % 250)
 
+    KEY_FORMS = ('ip', 'ip-port', 'ip-service', 'ip-unbracketed', 'host-bracket', 'host-bracket-port',
+                 'domain', 'domain-upper', 'parent', 'host-port', 'ipv6-bare', 'ipv6-bare-noport', 'ipv6',
+                 'utf8-domain', 'utf8-parent', 'underscore-domain')
+
+    def make_key(self, form='ip'):
+        """A fresh policy key of FORM that this instance can route to a loopback peer."""
+        self.counter += 1
+        n = self.counter
+        address = '127.%d.%d.%d' % (self.net, 1 + n // 250, 1 + n % 250)
+        if form == 'ip':
+            return '[%s]' % address
+        if form == 'ip-port':
+            return '[%s]:%d' % (address, self.port + 1)
+        if form == 'ip-service':
+            return '[%s]:submission' % address
+        if form == 'ip-unbracketed':
+            return address
+        if form == 'host-bracket':
+            return '[h%d.oracle.test]' % n
+        if form == 'host-bracket-port':
+            return '[h%d.oracle.test]:%d' % (n, self.port)
+        if form == 'domain':
+            return 'd%d.oracle.test' % n
+        if form == 'domain-upper':
+            return 'D%d.Oracle.TEST' % n
+        if form == 'parent':
+            return '.p%d.oracle.test' % n
+        if form == 'host-port':
+            return 'h%d.oracle.test:%d' % (n, self.port)
+        if form in ('ipv6-bare', 'ipv6'):
+            port = self._free_port('::1')
+            return ('[::1]:%d' if form == 'ipv6-bare' else '[ipv6:::1]:%d') % port
+        if form == 'ipv6-bare-noport':
+            return '[::1]'
+        if form == 'utf8-domain':
+            return 'd%d.b\u00fccher.oracle.test' % n
+        if form == 'utf8-parent':
+            return '.p%d.b\u00fccher.oracle.test' % n
+        if form == 'underscore-domain':
+            return '_d%d.oracle.test' % n
+        raise ValueError('unknown key form %r (one of %s)' % (form, ', '.join(self.KEY_FORMS)))
+
     def route(self, key):
         """A Route whose next hop is spelled like KEY (a policy table key)."""
         if key.startswith('['):
@@ -585,7 +632,11 @@ class Oracle(object):
                     self.hosts[ascii_name] = route.address
                 except UnicodeError:
                     pass
-            self.peers.listen(route.address, route.port)
+            try:
+                self.peers.listen(route.address, route.port)
+            except (OSError, OverflowError) as exc:
+                # no peer (port 0, 65536, taken): Postfix's verdict on the entry still shows in the log
+                verdicts[-1].evidence.append('(oracle: no peer on %s port %s: %s)' % (route.address, route.port, exc))
         if writer is None:
             self.write_table(path, ['%s %s' % (key, value) for key, value in entries], map_type)
         else:
@@ -654,6 +705,16 @@ class Oracle(object):
                 own = match.group('prog') == prog
                 if own:
                     per_pid.setdefault(pid, []).append(line)
+                if own and text.startswith('fatal: '):
+                    # the smtp client gave up on the next hop itself ("bad network port",
+                    # "valid hostname or network address required"): the key is never looked up
+                    for rcpt in _recipients_in(per_pid.get(pid, [])):
+                        if rcpt in pending:
+                            verdict = by_rcpt[rcpt]
+                            verdict.status, verdict.reason = 'fatal', text[len('fatal: '):]
+                            classify(verdict, per_pid.pop(pid, []))
+                            pending.discard(rcpt)
+                    continue
                 status = _STATUS_RE.match(text)
                 if status and status.group('rcpt') in by_rcpt:
                     # the lane's smtp process, or qmgr ("delivery temporarily suspended")
@@ -667,6 +728,18 @@ class Oracle(object):
         for rcpt in pending:
             classify(by_rcpt[rcpt], ['(no delivery status within %ds)' % self.round_timeout])
         return verdicts
+
+
+_RCPT_ATTR_RE = re.compile(r'input attribute value: (\S+@\S+\.oracle\.test)$')
+
+
+def _recipients_in(lines):
+    found = []
+    for line in lines:
+        match = _RCPT_ATTR_RE.search(line)
+        if match and match.group(1) not in found:
+            found.append(match.group(1))
+    return found
 
 
 def _ids(user):
