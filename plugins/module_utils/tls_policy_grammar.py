@@ -589,9 +589,12 @@ def _check_fingerprint(value, checker):
                      'fingerprint is left')
         return
     if size not in FINGERPRINT_SIZES:
-        checker.lint('match value %r is %d bytes long; a fingerprint digest is %s bytes'
-                     % (value, size, ', '.join(str(s) for s in FINGERPRINT_SIZES)),
-                     'the value never equals a digest, so the peer is never authenticated')
+        message = ('match value %r is %d bytes long; a fingerprint digest is %s bytes: Postfix '
+                   'cannot use it ("unusable TLSA RR")'
+                   % (value, size, ', '.join(str(s) for s in FINGERPRINT_SIZES)))
+        if checker.strict:
+            raise PolicyError(message)
+        checker.warnings.append(message)
 
 
 def _split_colon_list(name, values, checker):
@@ -689,14 +692,15 @@ def canonical_protocols(values, checker=None):
         masked = set(excluded)
         if included:
             masked |= set(PROTOCOLS) - included
-        # OpenSSL 1.1 and later has no SSLv2 at all.
-        enabled = [p for p in PROTOCOLS if p not in masked and p != 'SSLv2'
+        # OpenSSL 1.1 and later has no SSLv2, and is built without SSLv3 by default.
+        enabled = [p for p in PROTOCOLS if p not in masked and p not in ('SSLv2', 'SSLv3')
                    and (not floor or _PROTOCOL_CODE[p] >= floor)
                    and (not ceiling or _PROTOCOL_CODE[p] <= ceiling)]
         if not enabled:
-            checker.lint('protocols value %r leaves no protocol enabled' % ':'.join(rendered),
-                         'every TLS handshake then fails (exclusions beat inclusions, the last '
-                         'bound of each kind applies)')
+            raise PolicyError('protocols value %r leaves no protocol enabled (exclusions beat '
+                              'inclusions, the last bound of each kind applies, OpenSSL 1.1 and '
+                              'later has no SSLv2 or SSLv3): every TLS handshake fails ("no '
+                              'protocols available")' % ':'.join(rendered))
     return ':'.join(rendered)
 
 
@@ -709,6 +713,9 @@ def canonical_exclude(values, checker=None):
     checker = checker or _Checker(True)
     tokens = _split_colon_list('exclude', values, checker)
     for token in tokens:
+        if token == 'ALL':
+            raise PolicyError('exclude value "ALL" excludes every cipher: Postfix aborts TLS '
+                              '("error setting cipher grade", "no cipher match")')
         if token[0] in '!+-@':
             raise PolicyError('exclude value %r starts with %r; Postfix aborts TLS ("invalid '
                               'unary \'!+-@\' in cipher exclusion"): give the plain cipher name '
@@ -874,8 +881,8 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
         _check_token('tafile', value)
         if not value.startswith('/'):
             checker.lint('tafile value %r is not an absolute path' % value,
-                         'it opens a relative path from its working directory (the queue '
-                         'directory, inside the chroot when smtp is chrooted)')
+                         'when the file exists relative to its working directory, the queue '
+                         'directory (inside the chroot when smtp is chrooted)')
         attributes.append(('tafile', value))
     if not _is_unset(ciphers):
         if isinstance(ciphers, str) and ciphers == '':
@@ -884,6 +891,11 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
             raise PolicyError('ciphers value %r is not a cipher grade; Postfix aborts TLS '
                               '(invalid cipher grade); use one of %s'
                               % (ciphers, ', '.join(CIPHER_GRADES)))
+        if level == 'encrypt' and ciphers.lower() == 'null':
+            # set_cipher_grade(): level encrypt always adds "eNULL" to the exclusions
+            raise PolicyError('ciphers value %r at level encrypt leaves no cipher: Postfix '
+                              'excludes eNULL at that level and aborts TLS ("error setting '
+                              'cipher grade", "no cipher match")' % ciphers)
         attributes.append(('ciphers', ciphers.lower()))
     if not _is_unset(protocols):
         attributes.append(('protocols', canonical_protocols(protocols, checker)))
@@ -1031,6 +1043,11 @@ def parse_policy(text, version=None):
                           tafile=values.get('tafile'), servername=values.get('servername'),
                           connection_reuse=values.get('connection_reuse'),
                           enable_rpk=values.get('enable_rpk'), lint=False)
+    if level == 'fingerprint' and match and any(_fingerprint_bytes(v) for v in match) and \
+            not any(_fingerprint_bytes(v) in FINGERPRINT_SIZES for v in match):
+        raise PolicyError('no match value has the length of a digest: Postfix cannot use any '
+                          '("unusable TLSA RR", "all fingerprints unusable") and never '
+                          'authenticates the peer')
     if level == 'fingerprint' and match and \
             not any(_fingerprint_bytes(value) for value in match):
         message = ('configured at fingerprint security level, but with no fingerprints to match: '

@@ -261,7 +261,13 @@ def test_fingerprint_match_values_must_be_digests(value, fragment):
 
 @pytest.mark.parametrize('grade', ['HIGH', 'medium', 'low', 'export', 'null'])
 def test_cipher_grades(grade):
-    assert build_policy('encrypt', ciphers=grade).render() == 'encrypt ciphers=' + grade.lower()
+    assert build_policy('may', ciphers=grade).render() == 'may ciphers=' + grade.lower()
+    assert build_policy('secure', ciphers=grade).render() == 'secure ciphers=' + grade.lower()
+
+
+def test_cipher_grade_null_at_encrypt_leaves_no_cipher():
+    # set_cipher_grade() adds eNULL to the exclusions at level encrypt (oracle finding F2)
+    assert 'no cipher match' in postfix_error(build_policy, 'encrypt', ciphers='NULL')
 
 
 def test_unknown_cipher_grade_is_refused():
@@ -672,11 +678,29 @@ def test_protocols_postfix_accepts_are_accepted(given, table):
     (['>='], '>=None'),
     (['>=0x0305'], 'error setting minimum TLS version'),
     (['<=0x0200'], 'error setting maximum TLS version'),
-    (['>=TLSv1.3', '!TLSv1.3'], 'leaves no protocol'),
-    (['SSLv2'], 'leaves no protocol'),
 ])
 def test_protocol_lints(given, fragment):
     assert fragment in lint(build_policy, 'may', protocols=given)
+
+
+@pytest.mark.parametrize('given', [
+    ['>=TLSv1.3', '!TLSv1.3'], ['SSLv2'], ['SSLv3'], ['SSLv2', 'SSLv3'], ['>=TLSv1.3', '<=TLSv1.2'],
+    ['TLSv1.2', '!TLSv1.2'], ['<=SSLv3'],
+])
+def test_protocols_leaving_nothing_enabled_fail_the_handshake(given):
+    # OpenSSL 3 has neither SSLv2 nor SSLv3 (oracle findings F1, F4)
+    assert 'no protocols available' in postfix_error(build_policy, 'may', protocols=given)
+    assert 'no protocols available' in postfix_error(parse_policy, 'may protocols=' + ':'.join(given))
+
+
+def test_exclude_all_leaves_no_cipher():
+    assert 'no cipher match' in postfix_error(build_policy, 'may', exclude=['ALL'])   # oracle finding F3
+
+
+def test_fingerprints_of_no_digest_length_are_unusable():
+    assert 'unusable TLSA RR' in postfix_error(build_policy, 'fingerprint', match=['AB:CD'])
+    assert 'all fingerprints unusable' in postfix_error(parse_policy, 'fingerprint match=AB:CD')
+    assert 'unusable TLSA RR' in parse_policy('fingerprint match=AB:CD|' + SHA256).warnings[0]
 
 
 @pytest.mark.parametrize('prefix', ['!', '+', '-', '@'])
@@ -712,7 +736,6 @@ def test_servername_keeps_its_case_and_refuses_numeric_names():
     ({'level': 'secure', 'match': ['.']}, '"."'),
     ({'level': 'secure', 'match': ['ex@mple']}, 'ex@mple'),
     ({'level': 'secure', 'tafile': ['ta.pem']}, 'absolute'),
-    ({'level': 'fingerprint', 'match': ['AB:CD']}, 'bytes long'),
     ({'level': 'fingerprint', 'match': ['zz:11']}, 'malformed fingerprint value'),
     ({'level': 'may', 'exclude': ['a/b']}, 'OpenSSL ignores'),
     ({'level': 'may', 'protocols': ['!SSLv2', '']}, 'empty list item'),
@@ -779,5 +802,5 @@ def test_no_postfix_error_is_quoted_by_a_lint():
     """Lint messages never pretend to be a Postfix complaint."""
     for message in (lint(build_policy, 'none', ciphers='high'),
                     lint(build_policy, 'may', servername='NEXTHOP'),
-                    lint(build_policy, 'may', protocols=['TLSv1.2', '!TLSv1.2'])):
+                    lint(build_policy, 'may', protocols=['>='])):
         assert '(Postfix:' not in message
