@@ -14,11 +14,15 @@ can be a sequence (remove an exception, probe, restore, probe).
 
 The gateways are reached with the ``community.docker.nsenter`` connection of
 the Molecule inventory. testinfra's ansible backend has no fast path for that
-connection type: every ``host.run`` goes through the ``ansible`` command and
-the connection (about 1.2 s). So state is read in few commands, and the wire
-checks of a group run in one call of ``smtp_probe.py run`` (every submission
-first, then all outcomes awaited together), each step then reported by its
-own parametrized test.
+connection type: every ``host.run`` would go through the ``ansible`` command
+(1.2 s on an idle machine, several seconds on a busy one). The ``host``
+fixture below keeps the ansible backend (inventory, ``host.ansible`` for
+module calls, variables) and runs commands the way the connection does: one
+``nsenter`` into the container's namespaces, with the PID that the
+inventory's own ``ansible_nsenter_pid`` resolves to. Wire checks of a group
+run in one call of ``smtp_probe.py run`` (every submission first, then all
+outcomes awaited together), each step then reported by its own parametrized
+test.
 """
 
 import base64
@@ -26,9 +30,40 @@ import json
 import re
 
 import pytest
+import testinfra.host
+from testinfra.backend.ansible import AnsibleBackend
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 PROBE = "/opt/mailgw-test/smtp_probe.py"
 PROBE_TIMEOUT = 40
+
+
+class NsenterBackend(AnsibleBackend):
+    """testinfra's ansible backend, with commands run through nsenter as the
+    community.docker.nsenter connection does (a clean environment: the
+    container's PATH, not the controller's)."""
+
+    def __init__(self, hostname, pid, **kwargs):
+        super().__init__(hostname, **kwargs)
+        self.pid = pid
+
+    def run(self, command, *args, **kwargs):
+        command = self.get_command(command, *args)
+        return self.run_local(
+            "nsenter --target=%s --ipc --mount --net --pid --uts -- env -i PATH=%s HOME=/root LC_ALL=C.UTF-8 "
+            "/bin/sh -c %s", str(self.pid), PATH, command)
+
+
+@pytest.fixture(scope="module")
+def host(_testinfra_host):
+    """testinfra's host (one per inventory host), on nsenter where the inventory says so."""
+    backend = _testinfra_host.backend
+    if not isinstance(backend, AnsibleBackend) or \
+            backend.get_variables().get("ansible_connection") != "community.docker.nsenter":
+        return _testinfra_host
+    pid = _testinfra_host.ansible("ansible.builtin.debug", "var=ansible_nsenter_pid")["ansible_nsenter_pid"]
+    return testinfra.host.Host(NsenterBackend(backend.host, int(pid), ansible_inventory=backend.ansible_inventory))
 
 
 class Gateway:
@@ -58,9 +93,9 @@ class Gateway:
         assert result.rc in (0, 1), "postmap -q %s %s: rc %s %s" % (key, table, result.rc, result.stderr)
         return result.stdout.strip() if result.rc == 0 else None
 
-    def module(self, name, **args):
-        """Run a module of the collection (or any module) on the gateway, for real."""
-        return self.host.ansible(name, json.dumps(args), check=False)
+    def module(self, module_name, /, **args):
+        """Run a module (for example mailgw.postfix_tls.tls_policy) on the gateway, not in check mode."""
+        return self.host.ansible(module_name, json.dumps(args), check=False)
 
     def queue(self):
         """The Postfix queue: a list of postqueue -j records."""
