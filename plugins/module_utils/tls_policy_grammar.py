@@ -1084,3 +1084,71 @@ def same_policy(existing_value, wanted_value):
         return parse_policy(existing_value).render() == wanted_value
     except PolicyError:
         return False
+
+
+# ---------------------------------------------------------------------------
+# Checks that need the rest of the configuration (values read with postconf)
+# ---------------------------------------------------------------------------
+
+DIGEST_SIZES = {'md5': 16, 'sha1': 20, 'sha224': 28, 'sha256': 32, 'sha384': 48, 'sha512': 64}
+
+
+def configuration_problems(policy, settings):
+    """Cross-checks of a Policy against main.cf values.
+
+    ``settings`` maps parameter names to their expanded values (``postconf
+    -x -h``): ``smtp_tls_fingerprint_digest`` (md5 before compatibility_level
+    3.6, sha256 from it), ``smtp_dns_support_level``.  Returns ``(errors,
+    warnings)``; each message names the parameter and the fix.
+    """
+    errors, warnings = [], []
+    digest = (settings.get('smtp_tls_fingerprint_digest') or '').strip().lower()
+    if policy.level == 'fingerprint' and digest in DIGEST_SIZES:
+        size = DIGEST_SIZES[digest]
+        for value in [v for attr, v in policy.attributes if attr == 'match'][:1]:
+            for fingerprint in value.split('|'):
+                got = _fingerprint_bytes(fingerprint)
+                if got and got != size:
+                    errors.append(
+                        'match value %r is a %d-byte digest, but smtp_tls_fingerprint_digest is '
+                        '%s (%d bytes): Postfix never matches it ("unusable TLSA RR"); give the '
+                        '%s fingerprint, or set smtp_tls_fingerprint_digest to the digest used'
+                        % (fingerprint, got, digest, size, digest))
+    dns = (settings.get('smtp_dns_support_level') or '').strip().lower()
+    if policy.level in ('dane', 'dane-only') and 'smtp_dns_support_level' in settings \
+            and dns != 'dnssec':
+        text = ('level %s needs smtp_dns_support_level = dnssec (it is %s): Postfix logs '
+                '"%s configured with dnssec lookups disabled"'
+                % (policy.level, repr(dns) if dns else 'empty', policy.level))
+        if policy.level == 'dane-only':
+            errors.append(text + ' and defers the mail; set smtp_dns_support_level = dnssec')
+        else:
+            warnings.append(text + ' and silently uses level may instead; set '
+                            'smtp_dns_support_level = dnssec')
+    return errors, warnings
+
+
+def existing_entry_problems(key, value, version=None):
+    """Why Postfix cannot use an existing table line, and what it would warn about.
+
+    Returns ``(errors, warnings)``: errors when Postfix never looks the key
+    up or defers the mail for it (a ``*`` key, a ``# comment`` after the
+    level, an abbreviated fingerprint), warnings for lines it uses.
+    """
+    errors, warnings = [], []
+    try:
+        dummy, key_warnings = normalize_destination(key)
+        warnings.extend(key_warnings)
+    except PolicyLint as e:
+        warnings.append(str(e))
+    except PolicyError as e:
+        errors.append(str(e))
+    try:
+        policy = parse_policy(value, version)
+        warnings.extend(policy.warnings)
+    except PolicyError as e:
+        text = str(e)
+        if '"#"' in text:
+            text += ' (a "#" after the level is not a comment in a table value)'
+        errors.append(text)
+    return errors, warnings

@@ -804,3 +804,50 @@ def test_no_postfix_error_is_quoted_by_a_lint():
                     lint(build_policy, 'may', servername='NEXTHOP'),
                     lint(build_policy, 'may', protocols=['>='])):
         assert '(Postfix:' not in message
+
+
+# checks against the configuration and existing lines (used by the module)
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (  # noqa: E402
+    configuration_problems,
+    existing_entry_problems,
+)
+
+MD5 = ':'.join(['AB'] * 16)
+
+
+def test_fingerprint_length_must_fit_the_configured_digest():
+    policy = build_policy('fingerprint', match=[MD5, SHA256])
+    errors, dummy = configuration_problems(policy, {'smtp_tls_fingerprint_digest': 'sha256'})
+    assert len(errors) == 1 and MD5 in errors[0] and 'smtp_tls_fingerprint_digest' in errors[0]
+    errors, dummy = configuration_problems(policy, {'smtp_tls_fingerprint_digest': 'md5'})
+    assert len(errors) == 1 and SHA256 in errors[0]
+    assert configuration_problems(build_policy('fingerprint', match=[SHA256]),
+                                  {'smtp_tls_fingerprint_digest': 'SHA256'}) == ([], [])
+
+
+@pytest.mark.parametrize('level, dns, errors, warnings', [
+    ('dane-only', 'enabled', 1, 0), ('dane-only', '', 1, 0), ('dane', 'disabled', 0, 1),
+    ('dane-only', 'dnssec', 0, 0), ('dane', 'dnssec', 0, 0), ('encrypt', 'disabled', 0, 0),
+])
+def test_dane_needs_dnssec(level, dns, errors, warnings):
+    got = configuration_problems(build_policy(level), {'smtp_dns_support_level': dns})
+    assert (len(got[0]), len(got[1])) == (errors, warnings)
+    assert all('smtp_dns_support_level' in m for m in got[0] + got[1])
+
+
+@pytest.mark.parametrize('key, value, fragment', [
+    ('*', 'encrypt', 'no wildcards'),
+    ('.bayern.de', 'encrypt # mx has selfsigned cert', 'not a comment'),
+    ('example.com', 'fingerprint match=51:e9:af:2e:1e:40:1f:de:...:35:2d', 'no fingerprints to match'),
+    ('example.com', 'encrypt enable_rpk=yes', 'invalid attribute name'),
+])
+def test_existing_lines_postfix_cannot_use(key, value, fragment):
+    errors, dummy = existing_entry_problems(key, value, (3, 10, 1) if 'rpk' not in value else (3, 7, 11))
+    assert errors and fragment in ' '.join(errors)
+
+
+def test_existing_usable_lines_have_no_errors():
+    assert existing_entry_problems('[2001:db8::1]:587', 'SECURE match=nexthop', (3, 7, 11)) == ([], [])
+    errors, warnings = existing_entry_problems('example.com:25', 'encrypt', (3, 7, 11))
+    assert errors == [] and len(warnings) == 1
