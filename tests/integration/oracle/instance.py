@@ -437,6 +437,7 @@ class Oracle(object):
             ('flush', 'unix', 'n', '-', 'n', '1000?', '0', 'flush'),
             ('proxymap', 'unix', '-', '-', 'n', '-', '-', 'proxymap'),
             ('smtp', 'unix', '-', '-', 'n', '-', '-', 'smtp'),
+            ('tlsproxy', 'unix', '-', '-', 'n', '-', '0', 'tlsproxy'),
             ('showq', 'unix', 'n', '-', 'n', '-', '-', 'showq'),
             ('error', 'unix', '-', '-', 'n', '-', '-', 'error'),
             ('retry', 'unix', '-', '-', 'n', '-', '-', 'error'),
@@ -685,17 +686,17 @@ class Oracle(object):
         return data[:end].decode('utf-8', 'replace').splitlines()
 
     def collect(self, verdicts, lane):
-        """Wait for a status line per message; classify from the lines of its smtp process."""
+        """Wait for a status line per message; classify from the lines of its smtp process
+        (and of tlsproxy, which runs the TLS handshake for connection_reuse=yes)."""
         by_rcpt = dict((v.recipient, v) for v in verdicts)
         pending = set(by_rcpt)
+        groups = {}
         per_pid = {}
+        proxy_lines = []
         prog = 'postfix/%s/smtp' % lane
         deadline = time.monotonic() + self.round_timeout
-        while pending and time.monotonic() < deadline:
-            lines = self._read_new_lines()
-            if not lines:
-                time.sleep(0.1)
-                continue
+
+        def consume(lines):
             for line in lines:
                 match = _LOG_RE.match(line)
                 if not match:
@@ -703,6 +704,9 @@ class Oracle(object):
                 text = match.group('text')
                 pid = match.group('pid')
                 own = match.group('prog') == prog
+                if match.group('prog').endswith('/tlsproxy'):
+                    proxy_lines.append(line)
+                    continue
                 if own:
                     per_pid.setdefault(pid, []).append(line)
                 if own and text.startswith('fatal: '):
@@ -712,22 +716,47 @@ class Oracle(object):
                         if rcpt in pending:
                             verdict = by_rcpt[rcpt]
                             verdict.status, verdict.reason = 'fatal', text[len('fatal: '):]
-                            classify(verdict, per_pid.pop(pid, []))
+                            groups[rcpt] = per_pid.pop(pid, [])
                             pending.discard(rcpt)
                     continue
                 status = _STATUS_RE.match(text)
                 if status and status.group('rcpt') in by_rcpt:
                     # the lane's smtp process, or qmgr ("delivery temporarily suspended")
-                    verdict = by_rcpt[status.group('rcpt')]
+                    rcpt = status.group('rcpt')
                     group = per_pid.pop(pid, []) if own else [line]
-                    if verdict.status is None:
-                        verdict.status = status.group('status')
-                        verdict.reason = status.group('reason')
-                        classify(verdict, group)
-                        pending.discard(status.group('rcpt'))
-        for rcpt in pending:
-            classify(by_rcpt[rcpt], ['(no delivery status within %ds)' % self.round_timeout])
+                    if by_rcpt[rcpt].status is None:
+                        by_rcpt[rcpt].status = status.group('status')
+                        by_rcpt[rcpt].reason = status.group('reason')
+                        groups[rcpt] = group
+                        pending.discard(rcpt)
+
+        while pending and time.monotonic() < deadline:
+            lines = self._read_new_lines()
+            if not lines:
+                time.sleep(0.1)
+                continue
+            consume(lines)
+        time.sleep(0.2)
+        consume(self._read_new_lines())     # stragglers, e.g. tlsproxy lines
+        for rcpt, verdict in by_rcpt.items():
+            if rcpt not in groups:
+                classify(verdict, ['(no delivery status within %ds)' % self.round_timeout])
+                continue
+            group = groups[rcpt]
+            relay = _relay_of(group)
+            if relay:
+                group = [line for line in proxy_lines if relay in line and _is_warning(_text(line))] + group
+            classify(verdict, group)
         return verdicts
+
+
+def _relay_of(lines):
+    """'[ADDR]:PORT' of the relay in a status line, or None."""
+    for line in reversed(lines):
+        match = re.search(r'relay=[^,\[]*(\[[^\]]+\]:\d+)', line)
+        if match:
+            return match.group(1)
+    return None
 
 
 _RCPT_ATTR_RE = re.compile(r'input attribute value: (\S+@\S+\.oracle\.test)$')
