@@ -186,6 +186,11 @@ class PeerPool(object):
     def close(self):
         with self._lock:
             servers, self.servers = list(self.servers.values()), {}
+        # shutdown() waits for the serving loop to notice (up to poll_interval): all at once
+        stoppers = [threading.Thread(target=server.shutdown, daemon=True) for server in servers]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(5)
         for server in servers:
-            server.shutdown()
             server.server_close()

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Issue 13, item 2: the module's grammar against Postfix itself, both directions.
+
+* Every entry the module accepts (a curated set across every level,
+  attribute and key form, plus entries generated with hypothesis, seeded
+  and bounded) is written by the real tls_policy module and used by Postfix.
+* Every entry the module refuses is rejected by Postfix (or its next hop can
+  never be looked up), or the refusal is a documented lint: its message says
+  "rule of this collection, Postfix accepts it", and then Postfix does use it.
+
+Postfix's verdicts come from one private instance (cases.run_all, see
+instance.py for how entries are classified).
+"""
+
+import pytest
+
+from .cases import CURATED, REFUSED_LINES
+from .conftest import explain
+
+POSTFIX_REFUSES = ('rejected', 'unroutable', 'unmatched', 'ignored')
+POSTFIX_USES = ('used', 'ignored')
+
+
+def check(result):
+    """None when module and Postfix agree, else the reason they do not."""
+    module, postfix = result['module'], result['verdict']
+    if module == 'accepts':
+        if postfix != 'used':
+            return 'the module accepts this entry, but Postfix does not use it (%s)' % postfix
+    elif module == 'error':
+        if postfix not in POSTFIX_REFUSES:
+            return 'the module refuses this entry as one Postfix cannot use, but Postfix uses it'
+    elif module == 'lint':
+        if 'rule of this collection' not in (result['module_message'] or ''):
+            return 'a lint must say it is the collection\'s rule'
+        if postfix not in POSTFIX_USES:
+            return 'the module refuses this entry as a lint ("Postfix accepts it"), but Postfix ' \
+                   'does not use it (%s): it is an error, say so' % postfix
+    else:
+        return 'unknown module verdict %r' % module
+    return None
+
+
+@pytest.mark.parametrize('case_id', [case[0] for case in CURATED])
+def test_curated_entry(oracle_results, case_id):
+    result = oracle_results['curated/' + case_id]
+    problem = check(result)
+    assert problem is None, '%s\n%s' % (problem, explain(result))
+
+
+@pytest.mark.parametrize('case_id', [case[0] for case in REFUSED_LINES])
+def test_refused_line(oracle_results, case_id):
+    result = oracle_results['refused/' + case_id]
+    problem = check(result)
+    assert problem is None, '%s\n%s' % (problem, explain(result))
+
+
+def test_generated_entries(oracle_results):
+    generated = dict((key, value) for key, value in oracle_results.items() if key.startswith('generated/'))
+    assert len(generated) >= 100
+    problems = []
+    for case_id, result in sorted(generated.items()):
+        problem = check(result)
+        if problem:
+            problems.append('%s: %s\n%s' % (case_id, problem, explain(result)))
+    assert not problems, '%d of %d generated entries disagree:\n\n%s' % (
+        len(problems), len(generated), '\n\n'.join(problems))
+
+
+def test_curated_set_covers_every_level_and_attribute():
+    from .module_side import grammar
+    levels = set(case[2] for case in CURATED)
+    assert levels == set(grammar.LEVELS)
+    attributes = set(name for case in CURATED for name in case[3])
+    assert attributes >= set(grammar.ATTRIBUTES) - {'enable_rpk'}   # enable_rpk: Postfix 3.9+, refused on 3.7
