@@ -208,6 +208,26 @@ def classify_line(key, value, version):
     return 'accepts', None
 
 
+def line_to_params(value, version):
+    """Module options for a table value the grammar reads as fine (None if it does not)."""
+    try:
+        policy = grammar.parse_policy(value, version)
+    except grammar.PolicyError:
+        return None
+    params = {'level': policy.level}
+    for name, text in policy.attributes:
+        if name == 'match':
+            params['match'] = [part for part in text.split('|' if policy.level == 'fingerprint' else ':')
+                               if part]
+        elif name == 'tafile':
+            params.setdefault('tafile', []).append(text)
+        elif name in ('connection_reuse', 'enable_rpk'):
+            params[name] = text.lower() == 'yes'
+        elif name in grammar.ATTRIBUTES:
+            params[name] = text
+    return params
+
+
 def generated_params(count=GENERATED_EXAMPLES, seed=GENERATED_SEED):
     """COUNT module entries drawn by hypothesis (derandomized: the same every run)."""
     from hypothesis import HealthCheck, given, seed as hseed, settings
@@ -357,10 +377,23 @@ def run_property(oracle, subst, version, results):
         key = oracle.make_key(form)
         value = _fill(value, subst)
         kind, message = classify_line(key, value, version)
-        raw_lines.append('%s %s' % (key, value))
+        params = line_to_params(value, version) if kind == 'accepts' else None
+        if params is not None:
+            # the grammar reads it as fine: would the module (with its checks against the
+            # live configuration) write it?  The module decides, and writes it if so.
+            item = dict(destination=key)
+            item.update(params)
+            module_items.append(item)
+        else:
+            raw_lines.append('%s %s' % (key, value))
         entries.append((key, value))
-        info.append(dict(id='refused/' + case_id, module=kind, module_message=message, params=None))
+        info.append(dict(id='refused/' + case_id, module=kind, module_message=message, params=params))
 
+    # a relative tafile is opened from the smtp client's working directory, the queue
+    # directory: put one there, so the lint's claim ("Postfix accepts it when the file
+    # exists there") is what gets tested
+    with open(oracle.cert) as source, open(os.path.join(oracle.queue, 'oracle-ta.pem'), 'w') as target:
+        target.write(source.read())
     module_path = os.path.join(oracle.tables, 'module-%d' % (oracle.round + 1))
     raw_path = os.path.join(oracle.tables, 'raw-%d' % (oracle.round + 1))
     oracle.write_table(raw_path, raw_lines)
