@@ -53,8 +53,10 @@ options:
     description:
       - Absolute paths to report in RV(files), for example a certificate that a play is about to
         configure, or the directory a table is to be written to. Symbolic links are followed.
+      - Taken as given (no C(~) or C($VAR) expansion), so RV(files) is keyed by exactly these
+        strings.
     type: list
-    elements: path
+    elements: str
     default: []
   file_parameters:
     description:
@@ -283,7 +285,7 @@ def main():
             config_dir=dict(type='path', default='/etc/postfix'),
             parameters=dict(type='list', elements='str', default=[]),
             user_parameters=dict(type='list', elements='str', default=[]),
-            files=dict(type='list', elements='path', default=[]),
+            files=dict(type='list', elements='str', default=[]),
             file_parameters=dict(type='list', elements='str', default=[]),
         ),
         supports_check_mode=True,
