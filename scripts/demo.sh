@@ -264,7 +264,9 @@ up() {
     echo "demo: FAILED (see above; logs in $STATE)"
   fi
   echo "Containers: $(podman ps --filter "label=org.mailgw.demo=$PREFIX" --format '{{.Names}}' | sort | paste -sd' ' -)"
-  echo "Try: podman exec -it $PREFIX-${entries[0]%% *} sh     Tear down: ./run destroy"
+  local teardown="./run destroy"
+  [ "$PREFIX" = mailgw-demo ] || teardown="MAILGW_DEMO_PREFIX=$PREFIX scripts/demo.sh down"
+  echo "Try: podman exec -it $PREFIX-${entries[0]%% *} sh     Again: scripts/demo.sh probe     Tear down: $teardown"
   return "$failed"
 }
 
