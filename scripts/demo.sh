@@ -264,9 +264,9 @@ up() {
     echo "demo: FAILED (see above; logs in $STATE)"
   fi
   echo "Containers: $(podman ps --filter "label=org.mailgw.demo=$PREFIX" --format '{{.Names}}' | sort | paste -sd' ' -)"
-  local teardown="./run destroy"
-  [ "$PREFIX" = mailgw-demo ] || teardown="MAILGW_DEMO_PREFIX=$PREFIX scripts/demo.sh down"
-  echo "Try: podman exec -it $PREFIX-${entries[0]%% *} sh     Again: scripts/demo.sh probe     Tear down: $teardown"
+  local teardown="./run destroy" env=""
+  [ "$PREFIX" = mailgw-demo ] || { env="MAILGW_DEMO_PREFIX=$PREFIX "; teardown="${env}scripts/demo.sh down"; }
+  echo "Try: podman exec -it $PREFIX-${entries[0]%% *} sh     Probes again: ${env}scripts/demo.sh probe     Tear down: $teardown"
   return "$failed"
 }
 
