@@ -40,6 +40,7 @@ One round (``Oracle.ask``) takes policy entries (key and value), and
 Every verdict carries the log lines it is based on.
 """
 
+import atexit
 import ipaddress
 import os
 import re
@@ -51,7 +52,7 @@ import subprocess
 import tempfile
 import time
 
-from .peer import PeerPool, is_loopback, make_certificate
+from .peer import PeerPool, make_certificate
 
 POSTFIX = shutil.which('postfix', path='/usr/sbin:/usr/bin:/sbin:/bin')
 POSTCONF = shutil.which('postconf', path='/usr/sbin:/usr/bin:/sbin:/bin')
@@ -304,6 +305,14 @@ class Oracle(object):
             return sock.getsockname()[1]
 
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.started = self.started or bool(self.master_pid)
+            self.stop()
+            raise
+
+    def _start(self):
         for directory in (self.conf, self.data, self.tables, self.etc, os.path.dirname(self.log)):
             os.makedirs(directory, exist_ok=True)
         uid, gid = _ids('postfix')
@@ -361,6 +370,7 @@ class Oracle(object):
         self._run([UNSHARE, '-m', '--propagation', 'private', 'sh', '-c', script, 'oracle-start',
                    self.etc, POSTFIX, self.conf])
         self.started = True
+        atexit.register(self.stop)      # a script that dies without stop() leaves no instance behind
         pidfile = os.path.join(self.queue, 'pid', 'master.pid')
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -486,6 +496,7 @@ class Oracle(object):
             return '(no log)'
 
     def stop(self):
+        atexit.unregister(self.stop)
         if self.started:
             self._run([POSTFIX, '-c', self.conf, 'stop'], check=False)
             if self.master_pid:
@@ -502,6 +513,7 @@ class Oracle(object):
             self.peers.close()
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
+            self.keep = True        # once
 
     def __enter__(self):
         return self.start()
