@@ -441,8 +441,15 @@ def substitute(value, canary):
 
 
 def assert_all_refused(sandbox, module, cases, base=None):
-    """Run every (args, fragments) case as one task of one playbook: each must fail with a
-    message holding its fragments, without a crash; nothing changes, no shell runs."""
+    """Run every (args, fragments) case as one task of one playbook (ignore_errors), so a
+    matrix costs one Ansible start-up.  Each case must
+
+    * fail with a message holding its fragments (the offending value or option), not a crash,
+    * leave every file of the config and maps directories byte-identical (same bytes, mode,
+      owner, inode and mtime: nothing was even rewritten), and
+    * never reach a shell: the canary file that the payloads (shell_payloads, CANARY in any
+      value) would create must not exist afterwards.
+    """
     canary = str(sandbox.canary)
     before = sandbox.snapshot()
     tasks = []

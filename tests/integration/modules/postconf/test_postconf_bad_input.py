@@ -1,39 +1,24 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Bad input matrix for mailgw.postfix_tls.postconf.
+"""Hostile and malformed input to mailgw.postfix_tls.postconf is refused, and changes nothing.
 
-For every option, hostile and malformed values (line breaks, NUL, shell
-metacharacters, ``=`` and ``,``, spaces, over-long and non-ASCII names, wrong
-types) must
+Each group of cases runs as one play of the real ``ansible-playbook``
+(``postfix_sandbox.assert_all_refused``: every task must fail naming the value
+or option, the directories stay byte-identical, no shell ever sees a value);
+single calls run the module directly (``sandbox.postconf``).
 
-* fail with a message that names the offending value or option,
-* leave every file of the config and maps directories byte-identical (same
-  bytes, mode, owner, inode and mtime: nothing was even rewritten), and
-* never reach a shell: a canary file that any of the payloads would create if
-  a shell ran it must not exist afterwards.
-
-Each group of cases is one play run by the real ``ansible-playbook`` (tasks
-with ignore_errors, see postfix_sandbox.assert_all_refused), so the matrix
-costs one Ansible start-up per group; single calls run the module directly
-(``sandbox.postconf``).  Values that are legitimate although they look
-hostile (``=`` and ``,`` in a main.cf value, shell metacharacters) are
-accepted and must land literally, as exactly one main.cf line or override.
+Covered: name, value, params and service, and the other options
+(state, allow_unknown, config_dir).  Values that look hostile but are
+legitimate (``=`` and ``,`` in a value, shell metacharacters in a banner) are
+accepted and must land literally, as exactly one main.cf line or master.cf
+override read back with ``postconf -n`` / ``postconf -P``.
 """
 
 import pytest
 
-from postfix_sandbox import (
-    CANARY,
-    POSTCONF,
-        assert_all_refused,
-    assert_failed,
-    assert_unchanged,
-    needs_postfix,
-    shell_payloads,
-    substitute,
-    why,
-)
+from postfix_sandbox import (CANARY, POSTCONF, assert_all_refused, assert_failed, assert_unchanged, needs_postfix,
+                             shell_payloads, substitute, why)
 
 pytestmark = needs_postfix
 

@@ -21,17 +21,8 @@ import subprocess
 import pytest
 
 from fault_injection import can_unshare, fill, kill_tree, mount_tmpfs, run_without_binary
-from postfix_sandbox import (
-    POSTCONF,
-    REAL_POSTCONF,
-    assert_failed,
-    assert_unchanged,
-    chattr,
-    needs_postfix,
-    needs_root,
-    wait_for,
-    why,
-)
+from postfix_sandbox import (POSTCONF, REAL_POSTCONF, assert_failed, assert_unchanged, chattr, needs_postfix, needs_root,
+                             wait_for, why)
 
 pytestmark = [pytest.mark.slow, needs_postfix, needs_root('mount, chattr')]
 

@@ -1,42 +1,27 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Bad input matrix for mailgw.postfix_tls.tls_policy.
+"""Hostile and malformed input to mailgw.postfix_tls.tls_policy is refused, and changes nothing.
 
-For every option, hostile and malformed values (line breaks, NUL, shell
-metacharacters, ``=`` and ``,``, spaces, over-long and non-ASCII names, wrong
-types) must
+Each group of cases runs as one play of the real ``ansible-playbook``
+(``postfix_sandbox.assert_all_refused``: every task must fail naming the value
+or option, the directories stay byte-identical, no shell ever sees a value);
+single calls run the module directly (``sandbox.tls_policy``).
 
-* fail with a message that names the offending value or option,
-* leave every file of the config and maps directories byte-identical (same
-  bytes, mode, owner, inode and mtime: nothing was even rewritten), and
-* never reach a shell: a canary file that any of the payloads would create if
-  a shell ran it must not exist afterwards.
-
-Each group of cases is one play run by the real ``ansible-playbook`` (tasks
-with ignore_errors, see postfix_sandbox.assert_all_refused), so the matrix
-costs one Ansible start-up per group; single calls run the module directly
-(``sandbox.tls_policy``).  Values that are legitimate although they look
-hostile (shell metacharacters in a file name or a tafile) are accepted and
-must land literally, as exactly one table entry.
+Covered: destination (line breaks, whitespace, commas, label and name
+lengths, brackets and ports, types), level and state, every attribute, the
+entries list, and the file options (path, map_type, config_dir, backup).
+Values that look hostile but are legitimate (shell metacharacters in a file
+name or a tafile, UTF-8 names) are accepted and must land literally, as
+exactly one table entry read back with ``postmap -s``.
 """
 
 import os
 
 import pytest
 
-from postfix_sandbox import (
-    CANARY,
-    TLS_POLICY,
-    assert_all_refused,
-    assert_failed,
-    assert_unchanged,
-    needs_postfix,
-    shell_payloads,
-    substitute,
-    warnings_of,
-    why,
-)
+from postfix_sandbox import (CANARY, TLS_POLICY, assert_all_refused, assert_failed, assert_unchanged, needs_postfix,
+                             shell_payloads, substitute, warnings_of, why)
 
 pytestmark = needs_postfix
 

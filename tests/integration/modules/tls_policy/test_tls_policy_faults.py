@@ -26,19 +26,8 @@ import subprocess
 import pytest
 
 from fault_injection import can_unshare, fill, kill_tree, mount_tmpfs, run_without_binary
-from postfix_sandbox import (
-    REAL_POSTCONF,
-    REAL_POSTMAP,
-    TLS_POLICY,
-    assert_failed,
-    assert_unchanged,
-    chattr,
-    crashed,
-    needs_postfix,
-    needs_root,
-    wait_for,
-    why,
-)
+from postfix_sandbox import (REAL_POSTCONF, REAL_POSTMAP, TLS_POLICY, assert_failed, assert_unchanged, chattr, crashed,
+                             needs_postfix, needs_root, wait_for, why)
 
 pytestmark = [pytest.mark.slow, needs_postfix, needs_root('mount, chattr, chown')]
 
