@@ -285,5 +285,6 @@ case "${1:-}" in
   probe) probe ;;
   fleet) fleet_up; log "fleet up: $(host_names) (prefix $PREFIX)" ;;
   down) remove_fleet; log "fleet removed (prefix $PREFIX)" ;;
-  *) echo "usage: scripts/demo.sh up|down|fleet|probe" >&2; exit 2 ;;
+  help|-h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" ;;
+  *) echo "usage: scripts/demo.sh up|down|fleet|probe|help" >&2; exit 2 ;;
 esac

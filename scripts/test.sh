@@ -15,7 +15,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
 ALL_STAGES=(unit integration build sanity lint molecule)
+case "${1:-}" in
+  help|-h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; exit 0 ;;
+esac
 stages=("$@")
+for s in "${stages[@]}"; do
+  [[ " ${ALL_STAGES[*]} " == *" $s "* ]] || { echo "unknown stage: $s (stages: ${ALL_STAGES[*]})" >&2; exit 2; }
+done
 [ "${#stages[@]}" -gt 0 ] || stages=("${ALL_STAGES[@]}")
 
 passed=0
