@@ -225,10 +225,6 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
-    Postconf,
-    PostfixCommandError,
-)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
     check_override_value,
@@ -243,6 +239,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     unknown_name_message,
     values_equal,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
+    PostfixCommandError,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import restore_owner_mode
 
 
 def desired_settings(module):
@@ -348,11 +349,7 @@ def restore_owner_and_mode(module, path, before):
     if before is None:
         return
     try:
-        after = os.stat(path)
-        if (after.st_uid, after.st_gid) != (before.st_uid, before.st_gid):
-            os.chown(path, before.st_uid, before.st_gid)
-        if stat.S_IMODE(after.st_mode) != stat.S_IMODE(before.st_mode):
-            os.chmod(path, stat.S_IMODE(before.st_mode))
+        restore_owner_mode(path, before)
     except OSError as exc:
         module.fail_json(msg='postconf rewrote %s, but its owner %d:%d and mode %04o could not be '
                              'restored: %s' % (path, before.st_uid, before.st_gid,

@@ -332,16 +332,9 @@ backup_file:
   sample: /etc/postfix/tls_policy.12345.2025-01-01@12:00:00~
 """
 
-import errno
-import fcntl
 import grp
 import os
 import pwd
-import re
-import shutil
-import stat
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -349,8 +342,6 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
     INDEXED_TYPES,
     KEY_VALUE_FILE_TYPES,
-    index_paths,
-    is_indexed,
     package_hint,
     parse_map_list,
 )
@@ -359,6 +350,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     Postconf,
     PostfixCommandError,
     Postmap,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
+    DirectoryLock,
+    TableTransaction,
+    TableTransactionError,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     LEVELS,
@@ -372,11 +368,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 MAP_TYPES = ['hash', 'btree', 'lmdb', 'cdb', 'texthash', 'dbm', 'sdbm']
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
-DEFAULT_NEW_FILE_MODE = 0o644
 # Files that are never policy tables: Postfix's own configuration and index files.
 NOT_TABLES = ('main.cf', 'master.cf')
 INDEX_SUFFIXES = tuple(sorted(set(suffix for suffixes in INDEXED_TYPES.values() for suffix in suffixes)))
-LOCK_TIMEOUT = 300
 
 
 def entry_options(destination_required):
@@ -406,43 +400,6 @@ def argument_spec():
         backup=dict(type='bool', default=False),
     )
     return spec
-
-
-class DirectoryLock(object):
-    """An exclusive flock on a directory: serializes read-modify-write of
-    tables in it without creating a lock file."""
-
-    def __init__(self, directory, timeout=LOCK_TIMEOUT):
-        self.directory = directory
-        self.timeout = timeout
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.directory, os.O_RDONLY)
-        deadline = time.time() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except (IOError, OSError) as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.time() > deadline:
-                    os.close(self.fd)
-                    raise OSError(errno.ETIMEDOUT, 'timed out after %ss waiting for the lock on %s'
-                                  % (self.timeout, self.directory))
-                time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self.fd)
-        return False
-
-
-class VerifyError(Exception):
-    pass
 
 
 class TlsPolicyModule(object):
@@ -639,14 +596,16 @@ class TlsPolicyModule(object):
         if os.path.exists(path) and not os.path.isfile(path):
             self.fail('%s exists and is not a regular file' % path)
 
-        if module.check_mode:
-            self.apply(desired, path, map_type)
-        else:
-            try:
+        try:
+            if module.check_mode:
+                self.apply(desired, path, map_type)
+            else:
                 with DirectoryLock(directory):
                     self.apply(desired, path, map_type)
-            except (IOError, OSError) as e:
-                self.fail('cannot update %s: %s' % (path, to_native(e)))
+        except TableTransactionError as e:
+            self.fail(str(e), **e.details)
+        except (IOError, OSError) as e:
+            self.fail('cannot update %s: %s' % (path, to_native(e)))
         for warning in self.warnings:
             module.warn(warning)
         module.exit_json(**self.result)
@@ -680,21 +639,14 @@ class TlsPolicyModule(object):
                 self.fail('group %r: no such group; nothing was changed' % group)
 
     def apply(self, desired, path, map_type):
+        """Edit the table's text, then let a TableTransaction write it (not in check mode)."""
         module = self.module
         params = self.params
-        # Write through a symlink to its target; the index belongs next to the configured name.
-        source = os.path.realpath(path) if os.path.islink(path) else path
-        exists = os.path.exists(source)
-        before = ''
-        if exists:
-            with open(source, 'rb') as f:
-                data = f.read()
-            if b'\0' in data:
-                self.fail('%s contains NUL bytes: it is not a text lookup table (an index file?); '
-                          'nothing was changed' % path)
-            before = data.decode('utf-8', 'surrogateescape')
+        table_file = TableTransaction(module, self.postmap, path, map_type, warnings=self.warnings)
+        before = table_file.read()
         table = LookupTable.parse(before)
-        leftovers = [] if module.check_mode else self.remove_leftovers(source, path)
+        if not module.check_mode:
+            table_file.clean_up()
 
         managed = set(key for key, value, policy in desired)
         duplicates = table.duplicates()
@@ -719,16 +671,13 @@ class TlsPolicyModule(object):
             self.result['removed'].extend(table.remove_except(keep))
         after = table.render()
 
+        exists = table_file.exists
         create = not exists and (any(value is not None for key, value, policy in desired)
                                  or params['exclusive'])
         write_source = after != before or create
-        indexes = index_paths(map_type, path)
-        stale = False
-        if is_indexed(map_type) and (exists or create):
-            # An interrupted run may have renamed its index into place but not its source.
-            stale = write_source or bool(leftovers) or self.index_stale(source, indexes)
-        self.result['postmap_ran'] = stale
-        changed = write_source or stale
+        build = table_file.needs_build(write_source, create)
+        self.result['postmap_ran'] = build
+        changed = write_source or build
 
         if module._diff:
             self.result['diff'] = dict(before=before, after=after, before_header=path, after_header=path)
@@ -739,205 +688,11 @@ class TlsPolicyModule(object):
 
         if not module.check_mode and changed:
             if write_source and exists and params['backup']:
-                self.result['backup_file'] = module.backup_local(source)
-            self.write(source, path, map_type, after, indexes, write_source, stale, expected, exists)
+                self.result['backup_file'] = module.backup_local(table_file.source)
+            table_file.commit(after, write_source, build, expected, same=same_policy)
 
-        changed = self.apply_attributes(source, indexes, exists or (create and not module.check_mode),
-                                        created=create, changed=changed)
-        self.result['changed'] = changed
-
-    def remove_leftovers(self, source, path):
-        """Remove temporary files of an interrupted run (we hold the lock: nobody else owns them)."""
-        pattern = re.compile(r'^(?:__db\.)?\.%s\.[a-z0-9_]{8}\.tmp(?:\..*)?$'
-                             % re.escape(os.path.basename(source)))
-        removed = []
-        for directory in sorted(set([os.path.dirname(source), os.path.dirname(path)])):
-            for name in os.listdir(directory):
-                if pattern.match(name):
-                    self.module.cleanup(os.path.join(directory, name))
-                    removed.append(name)
-        if removed:
-            self.warnings.append('removed temporary files of an interrupted run: %s' % ', '.join(sorted(removed)))
-        return removed
-
-    @staticmethod
-    def index_stale(source, indexes):
-        try:
-            source_mtime = os.stat(source).st_mtime
-        except OSError:
-            return False
-        for index in indexes:
-            try:
-                if os.stat(index).st_mtime < source_mtime:
-                    return True
-            except OSError:
-                return True
-        return False
-
-    # -- writing ---------------------------------------------------------------------
-
-    def write(self, source, path, map_type, text, indexes, write_source, build, expected, exists):
-        """Temp source -> postmap -> verify -> index into place -> source into place."""
-        directory = os.path.dirname(source)
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(source), suffix='.tmp', dir=directory)
-        tmp_prefix = os.path.basename(tmp)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(text.encode('utf-8', 'surrogateescape'))
-                f.flush()
-                os.fsync(f.fileno())
-            self.prepare_attributes(source if exists else None, tmp)
-            tmp_indexes = index_paths(map_type, tmp)
-            if build:
-                try:
-                    stderr = self.postmap.build(map_type, tmp)
-                except PostfixCommandError as e:
-                    self.fail('postmap failed for %s:%s, the table and its index were left as they '
-                              'were: %s' % (map_type, path, (e.stderr or '').replace(tmp, path).strip() or e),
-                              rc=e.rc, stderr=e.stderr)
-                self.pass_on_postmap_warnings(stderr, tmp, path)
-                for tmp_index in tmp_indexes:
-                    self.copy_owner_mode(tmp, tmp_index)
-            if build or (write_source and map_type == 'texthash'):
-                self.verify(map_type, tmp, path, expected)
-            if build and not write_source:
-                # Only the index is rebuilt: never leave it older than a source whose
-                # mtime lies in the future (Postfix would warn, and the next run rebuild).
-                source_mtime = os.stat(source).st_mtime
-                for tmp_index in tmp_indexes:
-                    if os.stat(tmp_index).st_mtime < source_mtime:
-                        os.utime(tmp_index, (source_mtime, source_mtime))
-            self.move_into_place(tmp, tmp_prefix, source, tmp_indexes if build else [],
-                                 indexes if build else [], write_source)
-        finally:
-            for folder in set([directory, os.path.dirname(path)]):
-                for name in os.listdir(folder):
-                    if tmp_prefix in name:
-                        self.module.cleanup(os.path.join(folder, name))
-
-    def move_into_place(self, tmp, tmp_prefix, source, tmp_indexes, indexes, write_source):
-        """Rename the new index files, then the new source, into place.
-
-        Index first: a rename keeps the temporary source's mtime, which predates
-        the index, so the source on disk is never newer than its index.  When a
-        later rename fails, the index files already replaced are put back (from
-        a hard link, or a copy, of the previous ones), so table and index stay
-        consistent.
-        """
-        module = self.module
-        unsafe_writes = self.params['unsafe_writes']
-        replaced = []           # (index, saved previous index or None)
-        current = None
-        try:
-            for tmp_index, index in zip(tmp_indexes, indexes):
-                current = index
-                saved = None
-                if os.path.exists(index):
-                    saved = os.path.join(os.path.dirname(index), tmp_prefix + '.previous' +
-                                         index[len(os.path.splitext(index)[0]):])
-                    try:
-                        os.link(index, saved)
-                    except OSError:
-                        shutil.copy2(index, saved)
-                module.atomic_move(tmp_index, index, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
-                replaced.append((index, saved))
-            if write_source:
-                current = source
-                module.atomic_move(tmp, source, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
-        except Exception as e:  # atomic_move raises plain Exception
-            problems = []
-            for index, saved in reversed(replaced):
-                try:
-                    if saved:
-                        os.rename(saved, index)
-                    else:
-                        os.unlink(index)
-                except OSError as undo_error:
-                    problems.append('%s: %s' % (index, undo_error))
-            reason = to_native(e)
-            if e.__cause__ is not None:
-                reason = '%s (%s)' % (reason, to_native(e.__cause__))
-            if problems:
-                self.fail('cannot replace %s: %s; putting the previous index back failed too (%s): '
-                          'run postmap on the table' % (current, reason, '; '.join(problems)))
-            self.fail('cannot replace %s: %s; the table and its index were left as they were'
-                      % (current, reason))
-
-    def prepare_attributes(self, reference, tmp):
-        """Give the new source its final owner, group and mode before it is visible.
-
-        Starts from the current source (0644 for a new file), then applies
-        owner/group/mode/SELinux options, so a bad value fails here, before
-        anything is renamed into place.  (chattr attributes are applied after
-        the rename: an immutable temporary file could not be renamed.)
-        """
-        self.copy_owner_mode(reference, tmp)
-        tmp_args = self.module.load_file_common_arguments(self.params, path=tmp)
-        tmp_args['attributes'] = None
-        self.module.set_fs_attributes_if_different(tmp_args, False)
-
-    def copy_owner_mode(self, reference, target):
-        """Give target the owner and mode of reference (0644 and ours for a new file)."""
-        if reference is None:
-            os.chmod(target, DEFAULT_NEW_FILE_MODE)
-            return
-        st = os.stat(reference)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-        try:
-            os.chown(target, st.st_uid, st.st_gid)
-        except OSError as e:
-            if e.errno != errno.EPERM:
-                raise
-
-    def pass_on_postmap_warnings(self, stderr, tmp, path):
-        for line in (stderr or '').splitlines():
-            line = line.replace(tmp, path).strip()
-            if line and 'duplicate entry' not in line:
-                self.warnings.append(line)
-
-    def verify(self, map_type, tmp, path, expected):
-        """Query every managed key in the new table with one postmap -q -."""
-        try:
-            found, stderr = self.postmap.query(map_type, tmp, list(expected))
-        except PostfixCommandError as e:
-            self.fail('verifying the new %s:%s with postmap -q failed, nothing was changed: %s'
-                      % (map_type, path, e.stderr.replace(tmp, path).strip() or e))
-        problems = []
-        for key, value in expected.items():
-            got = found.get(key)
-            if value is None and got is not None:
-                problems.append('%r is still present (%r)' % (key, got))
-            elif value is not None and got is None:
-                problems.append('%r is missing' % key)
-            elif value is not None and not same_policy(got, value):
-                problems.append('%r maps to %r instead of %r' % (key, got, value))
-        if problems:
-            self.fail('postmap -q on the new %s:%s disagrees with the intended table, nothing was '
-                      'changed: %s' % (map_type, path, '; '.join(problems[:20])))
-
-    def apply_attributes(self, source, indexes, exists, created, changed):
-        module = self.module
-        if not exists:
-            return changed
-        file_args = module.load_file_common_arguments(self.params, path=source)
-        if created and file_args.get('mode') is None:
-            file_args['mode'] = DEFAULT_NEW_FILE_MODE
-        changed = module.set_fs_attributes_if_different(file_args, changed)
-        if not os.path.exists(source):
-            return changed
-        st = os.stat(source)
-        for index in indexes:
-            if not os.path.exists(index):
-                continue
-            index_args = dict(file_args, path=index, mode=stat.S_IMODE(st.st_mode),
-                              owner=str(st.st_uid), group=str(st.st_gid))
-            if module.check_mode:
-                # The source may be about to change too: compare with what it will be.
-                for name in ('mode', 'owner', 'group'):
-                    if file_args.get(name) is not None:
-                        index_args[name] = file_args[name]
-            changed = module.set_fs_attributes_if_different(index_args, changed)
-        return changed
+        self.result['changed'] = table_file.apply_attributes(exists or (create and not module.check_mode),
+                                                             created=create, changed=changed)
 
 
 def main():
