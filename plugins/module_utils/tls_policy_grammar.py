@@ -589,12 +589,9 @@ def _check_fingerprint(value, checker):
                      'fingerprint is left')
         return
     if size not in FINGERPRINT_SIZES:
-        message = ('match value %r is %d bytes long; a fingerprint digest is %s bytes: Postfix '
-                   'cannot use it ("unusable TLSA RR")'
-                   % (value, size, ', '.join(str(s) for s in FINGERPRINT_SIZES)))
-        if checker.strict:
-            raise PolicyError(message)
-        checker.warnings.append(message)
+        checker.lint('match value %r is %d bytes long; a fingerprint digest is %s bytes'
+                     % (value, size, ', '.join(str(s) for s in FINGERPRINT_SIZES)),
+                     'it skips it ("unusable TLSA RR") and uses the other fingerprints')
 
 
 def _split_colon_list(name, values, checker):
@@ -689,19 +686,44 @@ def canonical_protocols(values, checker=None):
         (excluded if negate else included).add(proto)
         rendered.append(('!' if negate else '') + proto)
     if tokens:
-        masked = set(excluded)
-        if included:
-            masked |= set(PROTOCOLS) - included
-        # OpenSSL 1.1 and later has no SSLv2, and is built without SSLv3 by default.
-        enabled = [p for p in PROTOCOLS if p not in masked and p not in ('SSLv2', 'SSLv3')
-                   and (not floor or _PROTOCOL_CODE[p] >= floor)
-                   and (not ceiling or _PROTOCOL_CODE[p] <= ceiling)]
+        enabled = _enabled(included, excluded, floor, ceiling)
         if not enabled:
             raise PolicyError('protocols value %r leaves no protocol enabled (exclusions beat '
                               'inclusions, the last bound of each kind applies, OpenSSL 1.1 and '
                               'later has no SSLv2 or SSLv3): every TLS handshake fails ("no '
                               'protocols available")' % ':'.join(rendered))
     return ':'.join(rendered)
+
+
+def _enabled(included, excluded, floor, ceiling):
+    masked = set(excluded)
+    if included:
+        masked |= set(PROTOCOLS) - included
+    # OpenSSL 1.1 and later has no SSLv2, and is built without SSLv3 by default.
+    return [p for p in PROTOCOLS if p not in masked and p not in ('SSLv2', 'SSLv3')
+            and (not floor or _PROTOCOL_CODE[p] >= floor)
+            and (not ceiling or _PROTOCOL_CODE[p] <= ceiling)]
+
+
+def enabled_protocols(table_value):
+    """The protocol versions a canonical ``protocols`` value leaves to OpenSSL."""
+    included, excluded = set(), set()
+    floor = ceiling = 0
+    for token in [t for t in table_value.split(':') if t]:
+        if token[:2] in ('>=', '<='):
+            known = _BOUND_BY_LOWER.get(token[2:].lower())
+            code = known[1] if known else (int(token[2:], 16) if _HEX_VERSION_RE.match(token[2:]) else 0)
+            if code and code not in _KNOWN_VERSION_CODES:
+                continue
+            if token[:2] == '>=':
+                floor = code
+            else:
+                ceiling = code
+        elif token.startswith('!'):
+            excluded.add(_PROTOCOL_BY_LOWER.get(token[1:].lower()))
+        else:
+            included.add(_PROTOCOL_BY_LOWER.get(token.lower()))
+    return _enabled(included, excluded, floor, ceiling)
 
 
 def protocols_use_range(protocols):
@@ -713,9 +735,6 @@ def canonical_exclude(values, checker=None):
     checker = checker or _Checker(True)
     tokens = _split_colon_list('exclude', values, checker)
     for token in tokens:
-        if token == 'ALL':
-            raise PolicyError('exclude value "ALL" excludes every cipher: Postfix aborts TLS '
-                              '("error setting cipher grade", "no cipher match")')
         if token[0] in '!+-@':
             raise PolicyError('exclude value %r starts with %r; Postfix aborts TLS ("invalid '
                               'unary \'!+-@\' in cipher exclusion"): give the plain cipher name '
@@ -725,6 +744,23 @@ def canonical_exclude(values, checker=None):
                          'digits, "+", "-", "_", ".")' % token,
                          'OpenSSL ignores names it does not know, so nothing is excluded')
     return ':'.join(tokens)
+
+
+def _check_cipher_combinations(level, attributes):
+    """What is left for OpenSSL after grade, exclusions and protocols (oracle findings)."""
+    values = dict(attributes)
+    grade = values.get('ciphers')
+    if 'ALL' in values.get('exclude', '').split(':') and grade != 'null':
+        # "ALL" does not contain the eNULL suites, so only grade null survives it
+        raise PolicyError('exclude value "ALL" excludes every cipher of grade %s: Postfix aborts '
+                          'TLS ("error setting cipher grade", "no cipher match")'
+                          % (grade or 'from main.cf'))
+    if grade == 'null' and 'protocols' in values and values['protocols'] and \
+            'TLSv1.3' not in enabled_protocols(values['protocols']):
+        # grade null leaves only eNULL suites, which OpenSSL offers for no TLS version below 1.3;
+        # TLS 1.3 suites are not governed by the grade
+        raise PolicyError('ciphers value "null" with protocols %r (no TLSv1.3) leaves no cipher: '
+                          'the handshake fails ("no ciphers available")' % values['protocols'])
 
 
 def _check_servername(value, checker):
@@ -871,6 +907,16 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
     if match:
         if level == 'fingerprint':
             for value in match:
+                _check_token('match', value)
+            if not any(_fingerprint_bytes(v) in FINGERPRINT_SIZES for v in match) and \
+                    any(_fingerprint_bytes(v) for v in match):
+                first = [v for v in match if _fingerprint_bytes(v)][0]
+                raise PolicyError('match value %r is %d bytes long, and no match value has the '
+                                  'length of a digest (%s bytes): Postfix cannot use any ("unusable '
+                                  'TLSA RR", "all fingerprints unusable") and never authenticates '
+                                  'the peer' % (first, _fingerprint_bytes(first),
+                                                ', '.join(str(s) for s in FINGERPRINT_SIZES)))
+            for value in match:
                 _check_fingerprint(value, checker)
             attributes.append(('match', '|'.join(match)))
         else:
@@ -901,6 +947,7 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
         attributes.append(('protocols', canonical_protocols(protocols, checker)))
     if not _is_unset(exclude):
         attributes.append(('exclude', canonical_exclude(exclude, checker)))
+    _check_cipher_combinations(level, attributes)
     if servername is not None:
         attributes.append(('servername', _check_servername(servername, checker)))
     if connection_reuse is not None:
@@ -1043,11 +1090,6 @@ def parse_policy(text, version=None):
                           tafile=values.get('tafile'), servername=values.get('servername'),
                           connection_reuse=values.get('connection_reuse'),
                           enable_rpk=values.get('enable_rpk'), lint=False)
-    if level == 'fingerprint' and match and any(_fingerprint_bytes(v) for v in match) and \
-            not any(_fingerprint_bytes(v) in FINGERPRINT_SIZES for v in match):
-        raise PolicyError('no match value has the length of a digest: Postfix cannot use any '
-                          '("unusable TLSA RR", "all fingerprints unusable") and never '
-                          'authenticates the peer')
     if level == 'fingerprint' and match and \
             not any(_fingerprint_bytes(value) for value in match):
         message = ('configured at fingerprint security level, but with no fingerprints to match: '

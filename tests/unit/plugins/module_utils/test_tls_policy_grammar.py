@@ -18,7 +18,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     parse_policy,
     same_policy,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
 
 SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
 SHA1_PLAIN = 'a9b8c7d6e5f40312a9b8c7d6e5f40312a9b8c7d6'
@@ -438,7 +438,7 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 def postfix_view(text):
     """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
     view = {}
-    for entry in LookupTable.parse(text).entries():
+    for entry in LookupTableSource.parse(text).entries():
         if entry.value and entry.fkey not in view:
             view[entry.fkey] = entry.value
     return view
@@ -488,7 +488,7 @@ def test_a_built_policy_is_one_line_of_tokens_that_reads_back(args):
     assert len(text.split(' ')) == 1 + len(policy.attributes)
     assert parse_policy(text).render() == text
     assert same_policy(text, text)
-    table = LookupTable.parse('a.example may\n')
+    table = LookupTableSource.parse('a.example may\n')
     table.set('example.com', text)
     assert postfix_view(table.render()) == {'a.example': 'may', 'example.com': text}
 
@@ -506,7 +506,7 @@ def test_a_destination_is_refused_or_becomes_one_ascii_token(destination):
     assert key == key.lower() and (key.isascii() or key == key.casefold())
     assert key and key[0] != '#'
     assert not any(ch in ' \t\r\n\v\f,' or ord(ch) < 32 or ord(ch) == 127 for ch in key)
-    table = LookupTable.parse('other.example may\n')
+    table = LookupTableSource.parse('other.example may\n')
     table.set(key, 'encrypt')
     assert postfix_view(table.render()) == {'other.example': 'may', key: 'encrypt'}
 
@@ -695,12 +695,23 @@ def test_protocols_leaving_nothing_enabled_fail_the_handshake(given):
 
 def test_exclude_all_leaves_no_cipher():
     assert 'no cipher match' in postfix_error(build_policy, 'may', exclude=['ALL'])   # oracle finding F3
+    # ALL does not contain the eNULL suites of grade null (F11)
+    assert build_policy('may', ciphers='null', exclude=['ALL']).render() == 'may ciphers=null exclude=ALL'
+
+
+@pytest.mark.parametrize('protocols', [['TLSv1'], ['<=TLSv1.2'], ['!TLSv1.3']])
+def test_cipher_grade_null_needs_tls_1_3(protocols):
+    # only TLS 1.3 suites survive grade null (F12)
+    assert 'no ciphers available' in postfix_error(build_policy, 'secure', ciphers='null', protocols=protocols)
+    assert build_policy('secure', ciphers='null', protocols=['>=TLSv1.2']).render()
 
 
 def test_fingerprints_of_no_digest_length_are_unusable():
     assert 'unusable TLSA RR' in postfix_error(build_policy, 'fingerprint', match=['AB:CD'])
     assert 'all fingerprints unusable' in postfix_error(parse_policy, 'fingerprint match=AB:CD')
+    # one usable fingerprint is enough for Postfix (F10): the other one is a lint
     assert 'unusable TLSA RR' in parse_policy('fingerprint match=AB:CD|' + SHA256).warnings[0]
+    assert 'unusable TLSA RR' in lint(build_policy, 'fingerprint', match=['AB:CD', SHA256])
 
 
 @pytest.mark.parametrize('prefix', ['!', '+', '-', '@'])
