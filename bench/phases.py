@@ -76,16 +76,16 @@ def main():
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     from ansible.module_utils import basic
-    from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postfix_commands
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postfix_commands, table_transaction
     wrap(basic.AnsibleModule, '__init__', 'AnsibleModule(): argument validation')
     wrap(basic.AnsibleModule, '_return_formatted', 'exit_json: result scrubbing + JSON')
     wrap(mod.TlsPolicyModule, 'desired_entries', 'desired_entries: grammar validation')
     wrap(mod.TlsPolicyModule, 'resolve_map', 'resolve_map: postconf calls')
     wrap(mod.TlsPolicyModule, 'check_postfix_support', 'check_postfix_support')
-    wrap(mod.TlsPolicyModule, 'write', 'write: temp file, postmap build, verify, rename')
-    wrap(mod.TlsPolicyModule, 'verify', '  of which verify (postmap -q)')
+    wrap(table_transaction.TableTransaction, 'commit', 'write: temp file, postmap build, verify, rename')
+    wrap(table_transaction.TableTransaction, 'verify', '  of which verify (postmap -q)')
     wrap(mod.TlsPolicyModule, 'apply', 'apply: read, parse, edit, render (+ write)')
-    wrap(mod.TlsPolicyModule, 'apply_attributes', 'apply_attributes')
+    wrap(table_transaction.TableTransaction, 'apply_attributes', 'apply_attributes')
     wrap(postfix_commands.Postmap, 'build', '  of which postmap build')
     wrap(postfix_commands.PostfixCommand, '_run', '(every postconf/postmap process)')
     rc = 0

@@ -19,8 +19,7 @@ from collections.abc import Iterable, Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import split_map_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import fold_key
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 
 # Strictness of the levels. A level is never replaced by one of lower rank
 # unless a downgrade is allowed. smtpd runs verify, secure and fingerprint as
@@ -165,7 +164,7 @@ def postfix_list(value):
         return []
     if not isinstance(value, str):
         raise AnsibleFilterError('postfix_list expects a string, got %s' % type(value).__name__)
-    return split_map_list(value)
+    return split_list(value)
 
 
 def _path_of(item):
@@ -192,8 +191,8 @@ def policy_maps_with_table(current, table, current_expanded=None, table_expanded
         current_expanded = current
     if table_expanded is None:
         table_expanded = table
-    raw = split_map_list(current)
-    expanded = split_map_list(current_expanded)
+    raw = split_list(current)
+    expanded = split_list(current_expanded)
     if len(expanded) != len(raw):
         expanded = raw
     if table in raw or table_expanded in expanded:

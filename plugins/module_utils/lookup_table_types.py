@@ -1,19 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Postfix lookup table types: which are indexed by postmap, and how a
-``TYPE:NAME`` list such as ``smtp_tls_policy_maps`` is read.
+"""Postfix lookup table types: which are indexed by postmap, how a
+``TYPE:NAME`` list such as ``smtp_tls_policy_maps`` is read, and which
+key/value table file of such a list a module edits.
 
 Pure Python, no Ansible imports: the facts come from Postfix's
-DATABASE_README and postmap(1).
+DATABASE_README and postmap(1); list splitting from postfix_syntax.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
+import os
 import re
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import WHITESPACE, split_list
 
 # Types that postmap turns into an indexed file next to the source, with
 # the file name suffixes postmap produces.
@@ -37,8 +38,15 @@ NON_FILE_TYPES = ('inline', 'static', 'fail', 'environ', 'internal', 'unix',
                   'memcache', 'socketmap', 'tcp', 'randmap', 'pipemap',
                   'unionmap', 'proxy')
 
-# Key/value file types this collection edits (one ``KEY VALUE`` a line).
+# Key/value file types this collection edits (one ``KEY VALUE`` a line):
+# the choices of the tls_policy module's map_type.
 KEY_VALUE_FILE_TYPES = ('hash', 'btree', 'lmdb', 'cdb', 'texthash', 'dbm', 'sdbm')
+
+# Every suffix postmap adds to a source file name.
+INDEX_SUFFIXES = tuple(sorted(set(suffix for suffixes in INDEXED_TYPES.values() for suffix in suffixes)))
+
+# Files that are never lookup tables: Postfix's own configuration.
+NOT_TABLES = ('main.cf', 'master.cf')
 
 # Types that are optional plugins on common distributions: the package that
 # provides them (Debian/Ubuntu and RHEL/Fedora use the same names).
@@ -56,7 +64,6 @@ TYPE_PACKAGES = {
 WRAPPER_TYPES = ('proxy',)
 
 _TYPE_RE = re.compile(r'^[a-z][a-z0-9_]*$')
-_SEPARATORS = ' \t\r\n\v\f,'
 
 
 def is_indexed(map_type):
@@ -83,31 +90,6 @@ def package_hint(map_type):
         return ('this Postfix was built without Berkeley DB; '
                 'use lmdb or cdb (or texthash) instead')
     return ''
-
-
-def split_map_list(value):
-    """Split a Postfix table list (whitespace and/or commas) into items.
-
-    Text inside ``{ ... }`` (inline:{...}, unionmap:{...}) is kept together
-    as Postfix does.
-    """
-    items = []
-    current = []
-    depth = 0
-    for ch in value or '':
-        if ch == '{':
-            depth += 1
-        elif ch == '}' and depth > 0:
-            depth -= 1
-        if depth == 0 and ch in _SEPARATORS:
-            if current:
-                items.append(''.join(current))
-                current = []
-            continue
-        current.append(ch)
-    if current:
-        items.append(''.join(current))
-    return items
 
 
 class MapSpec(object):
@@ -164,8 +146,73 @@ def parse_map_spec(item):
 def parse_map_list(value):
     """Parse a table list into MapSpec objects (items without a type are skipped)."""
     specs = []
-    for item in split_map_list(value):
+    for item in split_list(value):
         spec = parse_map_spec(item)
         if spec is not None:
             specs.append(spec)
     return specs
+
+
+def source_path_problem(path, parameter='a table list'):
+    """Why PATH cannot be the source file of a key/value table that PARAMETER names, or None."""
+    bad = [ch for ch in path if ch in WHITESPACE + ',' or ord(ch) < 32 or ord(ch) == 127]
+    if bad:
+        return ('path %r contains %s; %s cannot name such a file'
+                % (path, ', '.join(repr(ch) for ch in sorted(set(bad))), parameter))
+    name = os.path.basename(path)
+    if name in NOT_TABLES:
+        return 'path %s is the Postfix configuration file %s, not a lookup table' % (path, name)
+    for suffix in INDEX_SUFFIXES:
+        if name.endswith(suffix):
+            return ('path %s names an index file (%s); give the source file postmap builds it '
+                    'from (%s)' % (path, suffix, path[:-len(suffix)]))
+    return None
+
+
+def choose_table(parameter, value, path=None, map_type=None, config_dir='/etc/postfix', warnings=None):
+    """The key/value table file to edit among those PARAMETER (its VALUE) lists.
+
+    With PATH: that file, its type from the list (MAP_TYPE must agree), or
+    MAP_TYPE, or None (Postfix's default_database_type) when the list does not
+    name it. Without PATH: the first key/value file of the list (of MAP_TYPE
+    when given). Returns (path, map_type or None); what the task should know
+    is appended to WARNINGS (a list). Raises ValueError with the reason when
+    there is no such table or the task contradicts the list.
+    """
+    specs = parse_map_list(value)
+    warnings = [] if warnings is None else warnings
+    where = '%s in %s/main.cf' % (parameter, config_dir)
+    if path:
+        if not os.path.isabs(path):
+            raise ValueError('path %r must be absolute' % path)
+        path = os.path.normpath(path)
+        matching = [s for s in specs if s.is_file and os.path.normpath(s.name) == path]
+        if matching:
+            spec = matching[0]
+            if spec.map_type not in KEY_VALUE_FILE_TYPES:
+                raise ValueError('%s names %s as a %s table; this module edits key/value tables (%s)'
+                                 % (parameter, path, spec.map_type, ', '.join(KEY_VALUE_FILE_TYPES)))
+            if map_type and map_type != spec.map_type:
+                raise ValueError('map_type=%s contradicts %s, which reads %s as %s (%s): Postfix would '
+                                 'never see a %s index'
+                                 % (map_type, parameter, path, spec.map_type, spec.text, map_type))
+            return path, spec.map_type
+        warnings.append('%s is not listed in %s (%s): Postfix ignores this table until %s lists it (fine '
+                        'when a later task adds it, as the enforce_tls role does)'
+                        % (path, parameter, value or 'empty', parameter))
+        return path, map_type or None
+    candidates = [s for s in specs if s.is_key_value_file and (map_type is None or s.map_type == map_type)]
+    if not candidates:
+        others = [s.text for s in specs if s.is_key_value_file]
+        if others:
+            raise ValueError('map_type=%s contradicts %s (%s), which names no %s table; give path to '
+                             'manage another file' % (map_type, where, ', '.join(others), map_type))
+        raise ValueError('path is required: %s (%s) names no key/value table file'
+                         % (where, repr(value) if value else 'not set'))
+    spec = candidates[0]
+    if len(candidates) > 1:
+        warnings.append('%s lists several tables (%s); editing the first, %s (give path to choose)'
+                        % (parameter, ', '.join(s.text for s in candidates), spec.text))
+    if not os.path.isabs(spec.name):
+        raise ValueError('%s names %s with a relative path; give path' % (parameter, spec.text))
+    return spec.name, spec.map_type

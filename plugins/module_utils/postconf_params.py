@@ -3,18 +3,21 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Pure Postfix knowledge for the postconf module: no I/O, no Ansible.
+"""Pure Postfix knowledge for the postconf modules: no I/O, no Ansible.
 
-Parameter names and values, lists the way Postfix splits them, main.cf as
+Parameter names and values, list values compared item by item, main.cf as
 Postfix reads it, and the output formats of ``postconf``, ``postconf -M``
-and ``postconf -P``.
+and ``postconf -P``. Whitespace and list splitting come from postfix_syntax.
 """
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import difflib
 import re
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
+    SPACES,
+    WHITESPACE,
+    split_list,
+)
 
 # Postfix parameter names: letters, digits and underscore (mail_conf.c
 # refuses anything else on the command line of postconf -e).
@@ -46,9 +49,6 @@ RAW_PARAMETERS = frozenset((
 
 # Characters of a name in $name, ${name} and $(name) (ISALNUM and "_").
 _MACRO_NAME_CHARS = frozenset('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_')
-# Whitespace that mac_expand skips around names, operators and {} operands
-# (CHARS_SPACE).
-_MACRO_SPACE = ' \t\r\n'
 # Characters mac_expand takes as a relational operator, and the operators.
 _OPERATOR_CHARS = '<>!=?+-*/~&|%'
 _OPERATORS = ('==', '!=', '<', '<=', '>=', '>')
@@ -63,10 +63,6 @@ _LONG_MAX = 2 ** 63 - 1
 
 # master.cf service types (master_ent.c).
 SERVICE_TYPES = ('inet', 'unix', 'unix-dgram', 'fifo', 'pass')
-
-# Separators of Postfix list values (CHARS_COMMA_SP in sys_defs.h) and the
-# grouping characters that protect them (CHARS_BRACE).
-LIST_SEPARATORS = ', \t\r\n'
 
 # Parameters that take effect only after "postfix stop; postfix start"
 # (postconf(5) says so for inet_interfaces and inet_protocols). The master
@@ -144,7 +140,7 @@ class MacroSyntaxError(ValueError):
 
 
 def _skip_space(text, pos):
-    while pos < len(text) and text[pos] in _MACRO_SPACE:
+    while pos < len(text) and text[pos] in SPACES:
         pos += 1
     return pos
 
@@ -405,32 +401,16 @@ def to_postconf_value(value):
                     'got %s %r' % (type(value).__name__, value))
 
 
-def split_list(value):
-    """Split a Postfix list value into its items.
+def list_items(value):
+    """The items of a Postfix list value, for comparison.
 
-    Items are separated by commas and whitespace; text inside {} (nested)
-    is one item together with the braces, as in Postfix's mystrtokq(), e.g.
-    ``check_policy_service { inet:127.0.0.1:10040, timeout=10s }``.
-    Whitespace in a braced item is collapsed (and removed just inside the
-    braces) so that layout does not count as a difference.
+    Split as Postfix splits lists (postfix_syntax.split_list: commas and
+    whitespace, ``{...}`` kept together, e.g. ``check_policy_service
+    { inet:127.0.0.1:10040, timeout=10s }``). Whitespace in a braced item is
+    collapsed (and removed just inside the braces) so that layout does not
+    count as a difference.
     """
-    items = []
-    current = []
-    depth = 0
-    for char in value:
-        if depth == 0 and char in LIST_SEPARATORS:
-            if current:
-                items.append(''.join(current))
-                current = []
-            continue
-        if char == '{':
-            depth += 1
-        elif char == '}' and depth > 0:
-            depth -= 1
-        current.append(char)
-    if current:
-        items.append(''.join(current))
-    return [_normalise_item(item) for item in items]
+    return [_normalise_item(item) for item in split_list(value)]
 
 
 def _normalise_item(item):
@@ -459,7 +439,7 @@ def values_equal(name, current, desired, as_list=False):
     if current is None or desired is None:
         return current is None and desired is None
     if as_list or is_list_parameter(name):
-        return split_list(current) == split_list(desired)
+        return list_items(current) == list_items(desired)
     return current.strip() == desired.strip()
 
 
@@ -469,12 +449,6 @@ def referenced_names(value):
         return set()
     # "$$" is a literal dollar sign, not a reference.
     return set(_REFERENCE_RE.findall(value.replace('$$', '')))
-
-
-# Whitespace for Postfix's configuration reader (ISSPACE: ASCII isspace()).
-# Postfix breaks lines at "\n" only; \v, \f and \r are blanks to it, and
-# non-ASCII characters (U+0085, U+2028, ...) are ordinary text.
-CONFIG_SPACE = ' \t\n\v\f\r'
 
 
 def parse_main_cf(text):
@@ -493,10 +467,10 @@ def parse_main_cf(text):
     """
     logical = []
     for line in text.split('\n'):
-        stripped = line.lstrip(CONFIG_SPACE)
+        stripped = line.lstrip(WHITESPACE)
         if not stripped or stripped.startswith('#'):
             continue
-        if line[0] in CONFIG_SPACE:
+        if line[0] in WHITESPACE:
             if logical:
                 logical[-1] += line
             continue
@@ -505,11 +479,11 @@ def parse_main_cf(text):
     for entry in logical:
         entry = entry.split('\x00', 1)[0]
         name, sep, value = entry.partition('=')
-        name = name.strip(CONFIG_SPACE)
+        name = name.strip(WHITESPACE)
         if not sep or not PARAM_NAME_RE.match(name):
             continue
         result.pop(name, None)
-        result[name] = value.strip(CONFIG_SPACE)
+        result[name] = value.strip(WHITESPACE)
     return result
 
 

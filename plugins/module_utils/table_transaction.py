@@ -29,7 +29,9 @@ which must undo the owner and mode postconf gives the files it rewrites.
 
 import errno
 import fcntl
+import grp
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -54,6 +56,43 @@ class TableTransactionError(Exception):
     def __init__(self, message, **details):
         super(TableTransactionError, self).__init__(message)
         self.details = details
+
+
+def owner_group_problem(owner, group):
+    """Why the file options OWNER and GROUP (names or ids, or None) cannot apply, or None.
+
+    Checked before anything is written, so a typo changes nothing.
+    """
+    if owner is not None and not owner.isdigit():
+        try:
+            pwd.getpwnam(owner)
+        except KeyError:
+            return 'owner %r: no such user; nothing was changed' % owner
+    if group is not None and not group.isdigit():
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            return 'group %r: no such group; nothing was changed' % group
+    return None
+
+
+def directory_problem(path, check_mode, warnings):
+    """Why the table PATH cannot be written (its directory is missing, it is not a
+    regular file), or None. A check run predicts a new table in a directory that
+    does not exist yet (an earlier task of the play creates it, which a check run
+    does not), with a note in WARNINGS."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        if not check_mode:
+            return 'directory %s of the table %s does not exist' % (directory, path)
+        if os.path.lexists(directory):
+            return '%s, the directory of the table %s, is not a directory' % (directory, path)
+        warnings.append('directory %s of the table %s does not exist (yet): this check run '
+                        'assumes an earlier task creates it; a real run fails if none does'
+                        % (directory, path))
+    if os.path.exists(path) and not os.path.isfile(path):
+        return '%s exists and is not a regular file' % path
+    return None
 
 
 def restore_owner_mode(path, before, owner_required=True):
@@ -187,6 +226,26 @@ class TableTransaction(object):
         return False
 
     # -- writing ---------------------------------------------------------------------
+
+    def update(self, before, after, create, expected, same=_equal, backup=False):
+        """Bring the table from the text BEFORE (as read) to AFTER, in check mode only predict.
+
+        CREATE: whether a missing table is to be created. The source is written
+        when its text changes, the index built when needs_build() says so, then
+        the file options are applied. Returns dict(changed, postmap_ran[, backup_file]).
+        """
+        module = self.module
+        write_source = after != before or create
+        build = self.needs_build(write_source, create)
+        changed = write_source or build
+        result = dict(postmap_ran=build)
+        if not module.check_mode and changed:
+            if write_source and self.exists and backup:
+                result['backup_file'] = module.backup_local(self.source)
+            self.commit(after, write_source, build, expected, same=same)
+        result['changed'] = self.apply_attributes(self.exists or (create and not module.check_mode),
+                                                  created=create, changed=changed)
+        return result
 
     def commit(self, text, write_source, build, expected, same=_equal):
         """Temp source -> postmap -> verify -> index into place -> source into place.

@@ -230,11 +230,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     check_override_value,
     check_value,
     format_line,
+    list_items,
     parse_service_spec,
     printable,
     referenced_names,
     restart_required,
-    split_list,
     to_postconf_value,
     unknown_name_message,
     values_equal,
@@ -309,7 +309,7 @@ def check_names_known(module, desired, current, known, explicit):
     # Restriction classes are parameters defined by the user.
     for source in (explicit, desired):
         if source.get('smtpd_restriction_classes'):
-            accepted |= set(split_list(source['smtpd_restriction_classes']))
+            accepted |= set(list_items(source['smtpd_restriction_classes']))
     where = 'service %s' % module.params['service'] if module.params['service'] else 'main.cf'
     errors = []
     for name in sorted(desired):

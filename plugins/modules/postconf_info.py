@@ -222,13 +222,13 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import split_map_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import check_name
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
     version_tuple,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 
 # A name that references the user-defined parameters for the read only
 # (postconf shows a user-defined name only while some value references it).
@@ -261,7 +261,7 @@ def files_of(name, value):
     if not value:
         return []
     if name.endswith('_files'):
-        return split_map_list(value)
+        return split_list(value)
     return [value]
 
 

@@ -332,20 +332,18 @@ backup_file:
   sample: /etc/postfix/tls_policy.12345.2025-01-01@12:00:00~
 """
 
-import grp
 import os
-import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
-    INDEXED_TYPES,
     KEY_VALUE_FILE_TYPES,
+    choose_table,
     package_hint,
-    parse_map_list,
+    source_path_problem,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -355,6 +353,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transacti
     DirectoryLock,
     TableTransaction,
     TableTransactionError,
+    directory_problem,
+    owner_group_problem,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     LEVELS,
@@ -365,12 +365,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     same_policy,
 )
 
-MAP_TYPES = ['hash', 'btree', 'lmdb', 'cdb', 'texthash', 'dbm', 'sdbm']
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
-# Files that are never policy tables: Postfix's own configuration and index files.
-NOT_TABLES = ('main.cf', 'master.cf')
-INDEX_SUFFIXES = tuple(sorted(set(suffix for suffixes in INDEXED_TYPES.values() for suffix in suffixes)))
 
 
 def entry_options(destination_required):
@@ -395,7 +391,7 @@ def argument_spec():
         entries=dict(type='list', elements='dict', options=entry_options(destination_required=True)),
         exclusive=dict(type='bool', default=False),
         path=dict(type='path'),
-        map_type=dict(type='str', choices=MAP_TYPES),
+        map_type=dict(type='str', choices=list(KEY_VALUE_FILE_TYPES)),
         config_dir=dict(type='path', default='/etc/postfix'),
         backup=dict(type='bool', default=False),
     )
@@ -505,55 +501,19 @@ class TlsPolicyModule(object):
     # -- which table ---------------------------------------------------------------
 
     def resolve_map(self):
-        path = self.params['path']
+        """The table to edit (path, map type), from the task and smtp_tls_policy_maps."""
         map_type = self.params['map_type']
         maps_value = self.read_parameter('smtp_tls_policy_maps')
-        specs = parse_map_list(maps_value)
-        if path:
-            if not os.path.isabs(path):
-                self.fail('path %r must be absolute' % path)
-            path = os.path.normpath(path)
-            matching = [s for s in specs if s.is_file and os.path.normpath(s.name) == path]
-            if matching:
-                spec = matching[0]
-                if spec.map_type not in KEY_VALUE_FILE_TYPES:
-                    self.fail('smtp_tls_policy_maps names %s as a %s table; this module edits '
-                              'key/value tables (%s)' % (path, spec.map_type, ', '.join(MAP_TYPES)))
-                if map_type and map_type != spec.map_type:
-                    self.fail('map_type=%s contradicts smtp_tls_policy_maps, which reads %s as %s '
-                              '(%s): Postfix would never see a %s index'
-                              % (map_type, path, spec.map_type, spec.text, map_type))
-                map_type = spec.map_type
-            else:
-                self.warnings.append(
-                    '%s is not listed in smtp_tls_policy_maps (%s): Postfix ignores this table until '
-                    'smtp_tls_policy_maps lists it (fine when a later task adds it, as the enforce_tls '
-                    'role does)' % (path, maps_value or 'empty'))
-                if not map_type:
-                    map_type = self.read_parameter('default_database_type', expand=False)
-        else:
-            candidates = [s for s in specs if s.is_key_value_file
-                          and (map_type is None or s.map_type == map_type)]
-            if not candidates:
-                others = [s.text for s in specs if s.is_key_value_file]
-                if others:
-                    self.fail('map_type=%s contradicts smtp_tls_policy_maps in %s/main.cf (%s), which '
-                              'names no %s table; give path to manage another file'
-                              % (map_type, self.params['config_dir'], ', '.join(others), map_type))
-                self.fail('path is required: smtp_tls_policy_maps in %s/main.cf (%s) names no '
-                          'key/value table file'
-                          % (self.params['config_dir'], repr(maps_value) if maps_value else 'not set'))
-            spec = candidates[0]
-            if len(candidates) > 1:
-                self.warnings.append('smtp_tls_policy_maps lists several tables (%s); editing the '
-                                     'first, %s (give path to choose)'
-                                     % (', '.join(s.text for s in candidates), spec.text))
-            path, map_type = spec.name, spec.map_type
-            if not os.path.isabs(path):
-                self.fail('smtp_tls_policy_maps names %s with a relative path; give path' % spec.text)
-        if map_type not in MAP_TYPES:
+        try:
+            path, map_type = choose_table('smtp_tls_policy_maps', maps_value, self.params['path'], map_type,
+                                          self.params['config_dir'], self.warnings)
+        except ValueError as e:
+            self.fail(str(e))
+        if map_type is None:
+            map_type = self.read_parameter('default_database_type', expand=False)
+        if map_type not in KEY_VALUE_FILE_TYPES:
             self.fail('map type %r (default_database_type) is not one this module edits (%s); '
-                      'give map_type' % (map_type, ', '.join(MAP_TYPES)))
+                      'give map_type' % (map_type, ', '.join(KEY_VALUE_FILE_TYPES)))
         try:
             supported = self.postconf.map_types()
         except PostfixCommandError as e:
@@ -576,31 +536,22 @@ class TlsPolicyModule(object):
         module = self.module
         desired = self.desired_entries()
         path, map_type = self.resolve_map()
-        self.check_path(path)
-        self.check_owner_group()
+        problem = (source_path_problem(path, 'smtp_tls_policy_maps')
+                   or owner_group_problem(self.params.get('owner'), self.params.get('group')))
+        if problem:
+            self.fail(problem)
         self.check_postfix_support(desired)
         self.result.update(path=path, map_type=map_type, map='%s:%s' % (map_type, path))
 
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            if not module.check_mode:
-                self.fail('directory %s of the table %s does not exist' % (directory, path))
-            # A check run of a play that creates the directory first (file:
-            # state=directory does not create it in check mode): predict the
-            # new table instead of failing.
-            if os.path.lexists(directory):
-                self.fail('%s, the directory of the table %s, is not a directory' % (directory, path))
-            self.warnings.append('directory %s of the table %s does not exist (yet): this check run '
-                                 'assumes an earlier task creates it; a real run fails if none does'
-                                 % (directory, path))
-        if os.path.exists(path) and not os.path.isfile(path):
-            self.fail('%s exists and is not a regular file' % path)
+        problem = directory_problem(path, module.check_mode, self.warnings)
+        if problem:
+            self.fail(problem)
 
         try:
             if module.check_mode:
                 self.apply(desired, path, map_type)
             else:
-                with DirectoryLock(directory):
+                with DirectoryLock(os.path.dirname(path)):
                     self.apply(desired, path, map_type)
         except TableTransactionError as e:
             self.fail(str(e), **e.details)
@@ -610,89 +561,31 @@ class TlsPolicyModule(object):
             module.warn(warning)
         module.exit_json(**self.result)
 
-    def check_path(self, path):
-        """Refuse paths that cannot be a policy table source Postfix can name."""
-        bad = [ch for ch in path if ch in ' \t\n\r\v\f,' or ord(ch) < 32 or ord(ch) == 127]
-        if bad:
-            self.fail('path %r contains %s; smtp_tls_policy_maps cannot name such a file'
-                      % (path, ', '.join(repr(ch) for ch in sorted(set(bad)))))
-        name = os.path.basename(path)
-        if name in NOT_TABLES:
-            self.fail('path %s is the Postfix configuration file %s, not a lookup table' % (path, name))
-        for suffix in INDEX_SUFFIXES:
-            if name.endswith(suffix):
-                self.fail('path %s names an index file (%s); give the source file postmap builds it '
-                          'from (%s)' % (path, suffix, path[:-len(suffix)]))
-
-    def check_owner_group(self):
-        """Look owner and group up before anything is written."""
-        owner, group = self.params.get('owner'), self.params.get('group')
-        if owner is not None and not owner.isdigit():
-            try:
-                pwd.getpwnam(owner)
-            except KeyError:
-                self.fail('owner %r: no such user; nothing was changed' % owner)
-        if group is not None and not group.isdigit():
-            try:
-                grp.getgrnam(group)
-            except KeyError:
-                self.fail('group %r: no such group; nothing was changed' % group)
-
     def apply(self, desired, path, map_type):
         """Edit the table's text, then let a TableTransaction write it (not in check mode)."""
         module = self.module
         params = self.params
         table_file = TableTransaction(module, self.postmap, path, map_type, warnings=self.warnings)
         before = table_file.read()
-        table = LookupTable.parse(before)
+        table = LookupTableSource.parse(before)
         if not module.check_mode:
             table_file.clean_up()
-
-        managed = set(key for key, value, policy in desired)
-        duplicates = table.duplicates()
-        self.result['duplicates'] = duplicates
-        for fkey in duplicates:
-            lines = ', '.join(str(e.lineno) for e in table.occurrences(fkey) if e.value)
-            self.warnings.append('%s: key %r occurs on lines %s; Postfix uses the first%s'
-                                 % (path, fkey, lines, '; the later ones are removed' if fkey in managed else ''))
-        for lineno, problem in table.problems():
-            self.warnings.append('%s, line %d: %s' % (path, lineno, problem))
-
-        for key, value, policy in desired:
-            if value is None:
-                if table.remove(key):
-                    self.result['removed'].append(key)
-                continue
-            status = table.set(key, value, same=same_policy)
-            if status != 'unchanged':
-                self.result[status].append(key)
-        if params['exclusive']:
-            keep = [key for key, value, policy in desired if value is not None]
-            self.result['removed'].extend(table.remove_except(keep))
+        self.result['duplicates'] = table.duplicates()
+        self.warnings.extend(table.warnings(path, managed=set(key for key, value, policy in desired)))
+        for status, keys in table.apply([(key, value) for key, value, policy in desired],
+                                        exclusive=params['exclusive'], same=same_policy).items():
+            self.result[status].extend(keys)
         after = table.render()
 
-        exists = table_file.exists
-        create = not exists and (any(value is not None for key, value, policy in desired)
-                                 or params['exclusive'])
-        write_source = after != before or create
-        build = table_file.needs_build(write_source, create)
-        self.result['postmap_ran'] = build
-        changed = write_source or build
-
+        create = not table_file.exists and (any(value is not None for key, value, policy in desired)
+                                            or params['exclusive'])
         if module._diff:
             self.result['diff'] = dict(before=before, after=after, before_header=path, after_header=path)
-
         expected = dict((key, value) for key, value, policy in desired)
         for key in self.result['removed']:
             expected[key] = None
-
-        if not module.check_mode and changed:
-            if write_source and exists and params['backup']:
-                self.result['backup_file'] = module.backup_local(table_file.source)
-            table_file.commit(after, write_source, build, expected, same=same_policy)
-
-        self.result['changed'] = table_file.apply_attributes(exists or (create and not module.check_mode),
-                                                             created=create, changed=changed)
+        self.result.update(table_file.update(before, after, create, expected, same=same_policy,
+                                             backup=params['backup']))
 
 
 def main():

@@ -15,13 +15,13 @@ Import as ``from tests.support.lookup_tables import postfix_view, apply_desired`
   state as the tls_policy module does (set / remove / remove_except).
 """
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
 
 
 def postfix_view(text):
     """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
     view = {}
-    for entry in LookupTable.parse(text).entries():
+    for entry in LookupTableSource.parse(text).entries():
         if entry.value and entry.fkey not in view:
             view[entry.fkey] = entry.value
     return view
@@ -30,10 +30,10 @@ def postfix_view(text):
 def apply_desired(text, desired, exclusive=False):
     """Apply DESIRED (key -> value, None to remove) to TEXT; return (new text, key -> status).
 
-    The status is what LookupTable.set returns ('added', 'updated', 'unchanged'), or 'removed' /
+    The status is what LookupTableSource.set returns ('added', 'updated', 'unchanged'), or 'removed' /
     'unchanged' for removals; with EXCLUSIVE every other key is removed too.
     """
-    table = LookupTable.parse(text)
+    table = LookupTableSource.parse(text)
     statuses = {}
     for key, value in desired.items():
         if value is None:

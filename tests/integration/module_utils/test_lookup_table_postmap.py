@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The lookup table reader against the real postmap, property-based (hypothesis).
 
-The unit properties (tests/unit/plugins/module_utils/test_policy_table.py)
+The unit properties (tests/unit/plugins/module_utils/test_lookup_table_source.py)
 check the editor against its own reading of a file, through
 ``tests.support.lookup_tables.postfix_view``.  These check that reading
 against Postfix: for arbitrary files of comments, blank lines, continuation
@@ -16,7 +16,8 @@ the index holds exactly the desired entries plus the untouched ones.
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable, fold_key
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 
 from postfix_sandbox import needs_postfix
 from tests.support.lookup_tables import apply_desired, postfix_view
@@ -68,7 +69,7 @@ def test_edited_table_holds_desired_and_untouched_entries_for_postfix(sandbox, t
             expected[fold_key(key)] = value
     assert postmap_view(sandbox, result) == expected
     # and a second application changes nothing
-    again = LookupTable.parse(result)
+    again = LookupTableSource.parse(result)
     for key, value in wanted.items():
         assert (again.remove(key) == 0) if value is None else (again.set(key, value) == 'unchanged')
     if exclusive:

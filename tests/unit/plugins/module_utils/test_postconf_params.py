@@ -230,11 +230,11 @@ def test_to_postconf_value_refuses_other_types(raw):
     ('!SSLv2:!SSLv3', ['!SSLv2:!SSLv3']),
 ])
 def test_split_list_like_mystrtokq(value, items):
-    assert pp.split_list(value) == items
+    assert pp.list_items(value) == items
 
 
 def test_braced_items_ignore_inner_layout():
-    assert pp.split_list('{inet:x, timeout=10s}') == pp.split_list('{  inet:x,  timeout=10s }')
+    assert pp.list_items('{inet:x, timeout=10s}') == pp.list_items('{  inet:x,  timeout=10s }')
 
 
 @pytest.mark.parametrize('name', [
@@ -484,7 +484,7 @@ _ITEM = st.text(alphabet=st.characters(blacklist_characters=', \t\r\n{}\x00',
 
 @hypothesis.given(st.lists(_ITEM, max_size=8), st.sampled_from([', ', ',', ' ', ' ,\t', '\n ']))
 def test_joined_list_splits_back_into_its_items(items, separator):
-    assert pp.split_list(separator.join(items)) == items
+    assert pp.list_items(separator.join(items)) == items
     assert pp.values_equal('mynetworks', separator.join(items), pp.to_postconf_value(items))
 
 

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import LookupTable
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     PolicyError,
     PolicyLint,
@@ -58,7 +58,7 @@ def test_abbreviated_fingerprints_are_warned_about_on_postfix_3_7():
 
 def read_table(path):
     with open(path, 'rb') as f:
-        return LookupTable.parse(f.read().decode('utf-8', 'surrogateescape'))
+        return LookupTableSource.parse(f.read().decode('utf-8', 'surrogateescape'))
 
 
 def problems(path):

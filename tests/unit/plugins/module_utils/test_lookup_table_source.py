@@ -10,11 +10,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_table import (
-    LookupTable,
-    fold_key,
-    split_lines,
-)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource, split_lines
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 
 SAMPLE = (
     '# TLS policy, managed in part by Ansible\n'
@@ -30,7 +27,7 @@ SAMPLE = (
 
 
 def parse(text):
-    return LookupTable.parse(text)
+    return LookupTableSource.parse(text)
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +218,7 @@ desired_states = st.dictionaries(
 
 
 def apply(text, desired, exclusive=False):
-    table = LookupTable.parse(text)
+    table = LookupTableSource.parse(text)
     statuses = {}
     for key, value in desired.items():
         if value is None:
@@ -247,7 +244,7 @@ PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_ch
 @PROPERTY_SETTINGS
 @given(table_files())
 def test_property_parse_render_round_trip(text):
-    assert LookupTable.parse(text).render() == text
+    assert LookupTableSource.parse(text).render() == text
 
 
 @PROPERTY_SETTINGS
@@ -263,7 +260,7 @@ def test_property_second_application_changes_nothing(text, desired, exclusive):
 @given(table_files(), desired_states)
 def test_property_result_holds_the_desired_state(text, desired):
     result, dummy = apply(text, desired)
-    table = LookupTable.parse(result)
+    table = LookupTableSource.parse(result)
     for key, value in desired.items():
         if value is None:
             assert key not in table
@@ -274,9 +271,9 @@ def test_property_result_holds_the_desired_state(text, desired):
 @PROPERTY_SETTINGS
 @given(table_files(), desired_states)
 def test_property_unmanaged_entries_are_never_altered(text, desired):
-    before = LookupTable.parse(text)
+    before = LookupTableSource.parse(text)
     result, dummy = apply(text, desired)
-    after = LookupTable.parse(result)
+    after = LookupTableSource.parse(result)
     lines_before = [_strip_ending(line) for line in split_lines(text)]
     lines_after = [_strip_ending(line) for line in split_lines(result)]
     for entry in before.entries():
@@ -319,7 +316,7 @@ def encode(text):
 def postfix_view(text):
     """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
     view = {}
-    for entry in LookupTable.parse(text).entries():
+    for entry in LookupTableSource.parse(text).entries():
         if entry.value and entry.fkey not in view:
             view[entry.fkey] = entry.value
     return view
@@ -339,7 +336,7 @@ table_bytes = st.one_of(
 @given(table_bytes)
 @example(b'k v\r\n  cont\x0b\r\n#c\xff\n\xc2\x85 x\n')
 def test_any_bytes_round_trip_unchanged(data):
-    assert encode(LookupTable.parse(decode(data)).render()) == data
+    assert encode(LookupTableSource.parse(decode(data)).render()) == data
 
 
 hostile_text = st.one_of(
@@ -359,7 +356,7 @@ hostile_text = st.one_of(
 def test_set_changes_exactly_one_key_or_is_refused(data, key, value):
     text = decode(data)
     before = postfix_view(text)
-    table = LookupTable.parse(text)
+    table = LookupTableSource.parse(text)
     try:
         table.set(key, value)
     except ValueError:
@@ -374,7 +371,7 @@ def test_set_changes_exactly_one_key_or_is_refused(data, key, value):
 @given(table_bytes, hostile_text)
 def test_remove_removes_exactly_one_key(data, key):
     text = decode(data)
-    table = LookupTable.parse(text)
+    table = LookupTableSource.parse(text)
     table.remove(key)
     expected = dict((k, v) for k, v in postfix_view(text).items() if k != fold_key(key))
     assert postfix_view(table.render()) == expected
@@ -396,7 +393,7 @@ desired = st.dictionaries(st.sampled_from(KEYS + ['new', 'New2']),
 
 
 def _unmanaged_lines(text, managed):
-    table = LookupTable.parse(text)
+    table = LookupTableSource.parse(text)
     owned = set()
     for entry in table.entries():
         if entry.fkey in managed:
@@ -408,7 +405,7 @@ def _unmanaged_lines(text, managed):
 @SETTINGS
 @given(structured, desired, st.booleans())
 def test_unmanaged_lines_keep_their_order(text, wanted, exclusive):
-    table = LookupTable.parse(text)
+    table = LookupTableSource.parse(text)
     for key, value in wanted.items():
         if value is None:
             table.remove(key)
@@ -424,3 +421,22 @@ def test_unmanaged_lines_keep_their_order(text, wanted, exclusive):
         assert after[-1] == before[-1] + '\r'
         after[-1] = before[-1]
     assert after == before
+
+
+def test_apply_reports_what_changed():
+    table = parse('a may\nb may\nB encrypt\nc none\n')
+    changes = table.apply([('a', 'encrypt'), ('b', 'may'), ('d', 'dane'), ('x', None), ('c', None)])
+    assert changes == {'added': ['d'], 'updated': ['a', 'b'], 'removed': ['c']}
+    assert table.render() == 'a encrypt\nb may\nd dane\n'
+    table = parse('a may\nold none\n# kept\n')
+    assert table.apply([('a', 'may')], exclusive=True) == {'added': [], 'updated': [], 'removed': ['old']}
+    assert table.render() == 'a may\n# kept\n'
+
+
+def test_warnings_name_duplicates_and_ignored_lines():
+    table = parse('  orphan\nk may\nk encrypt\nnovalue\n')
+    assert table.warnings('/t', managed={'k'}) == [
+        "/t: key 'k' occurs on lines 2, 3; Postfix uses the first; the later ones are removed",
+        '/t, line 1: logical line must not start with whitespace; Postfix ignores it',
+        "/t, line 4: key 'novalue' has no value; Postfix ignores it (expected format: key whitespace value)"]
+    assert table.warnings('/t')[0] == "/t: key 'k' occurs on lines 2, 3; Postfix uses the first"

@@ -1,14 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Edit a Postfix ``KEY VALUE`` lookup table source file without losing
-anything: comments, blank lines, continuation lines, line endings and the
+"""The source file of a Postfix ``KEY VALUE`` lookup table (what postmap
+reads, and texthash tables are): read it as Postfix does and edit it without
+losing anything: comments, blank lines, continuation lines, line endings and the
 entries it is not asked to touch stay byte for byte.
 
-Pure Python, no Ansible imports.  The reading rules are Postfix's
-(readllines(3) and postmap(1)):
+Pure Python, no Ansible imports. The reading rules are Postfix's
+(readllines(3) and postmap(1)); whitespace and key folding come from
+postfix_syntax:
 
 * lines are split on ``\\n`` only; a ``\\r`` before it is part of the line
   (Postfix treats it as trailing whitespace);
@@ -29,14 +31,13 @@ appended at the end; removing an entry removes its start and continuation
 lines only.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import re
 
-# ISSPACE in Postfix: the C locale whitespace characters.
-WHITESPACE = ' \t\n\v\f\r'
-_LINE_WS = ' \t\v\f\r'
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
+    LINE_BLANKS,
+    WHITESPACE,
+    fold_key,
+)
 
 _WHITESPACE_RE = re.compile('[%s]' % re.escape(WHITESPACE))
 
@@ -45,17 +46,6 @@ COMMENT = 'comment'
 ENTRY = 'entry'
 CONTINUATION = 'continuation'
 ORPHAN = 'orphan'
-
-_UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
-_ASCII_LOWER = dict((ord(c), ord(c.lower())) for c in _UPPER)
-
-
-def fold_key(key):
-    """Fold a key the way Postfix does: ASCII letters to lower case only."""
-    if key.isascii():
-        return key.lower()
-    return key.translate(_ASCII_LOWER)
-
 
 def split_lines(text):
     """Split on ``\\n`` only, keeping the terminators (``''.join`` restores)."""
@@ -100,7 +90,7 @@ class Entry(object):
         return 'Entry(%r, %r, line %d)' % (self.key, self.value, self.lineno)
 
 
-class LookupTable(object):
+class LookupTableSource(object):
     """A parsed lookup table source: lines plus an index of entries by key."""
 
     def __init__(self, lines, kinds, entries):
@@ -128,12 +118,12 @@ class LookupTable(object):
         parts = None
         for index, line in enumerate(lines):
             content = line[:-1] if line.endswith('\n') else line
-            stripped = content.lstrip(_LINE_WS)
+            stripped = content.lstrip(LINE_BLANKS)
             if not stripped:
                 kinds.append(BLANK)
             elif stripped[0] == '#':
                 kinds.append(COMMENT)
-            elif content[0] in _LINE_WS:
+            elif content[0] in LINE_BLANKS:
                 if current is None or current is ORPHAN:
                     current = ORPHAN
                     kinds.append(ORPHAN)
@@ -250,6 +240,39 @@ class LookupTable(object):
         for fkey in removed:
             self.remove(fkey)
         return removed
+
+    def apply(self, desired, exclusive=False, same=None):
+        """Make the table hold DESIRED, a list of (key, value or None to remove).
+
+        With EXCLUSIVE every other key is removed too. Returns
+        ``{'added': [...], 'updated': [...], 'removed': [...]}`` (keys as given;
+        unlisted keys removed by EXCLUSIVE folded).
+        """
+        changes = dict(added=[], updated=[], removed=[])
+        for key, value in desired:
+            if value is None:
+                if self.remove(key):
+                    changes['removed'].append(key)
+                continue
+            status = self.set(key, value, same=same)
+            if status != 'unchanged':
+                changes[status].append(key)
+        if exclusive:
+            changes['removed'].extend(self.remove_except([key for key, value in desired if value is not None]))
+        return changes
+
+    def warnings(self, name, managed=()):
+        """What Postfix would complain about in this file (NAME), as warnings:
+        duplicate keys (noting those MANAGED keys whose later copies an edit
+        removes) and lines Postfix ignores."""
+        found = []
+        for fkey in self.duplicates():
+            lines = ', '.join(str(e.lineno) for e in self.occurrences(fkey) if e.value)
+            found.append('%s: key %r occurs on lines %s; Postfix uses the first%s'
+                         % (name, fkey, lines, '; the later ones are removed' if fkey in managed else ''))
+        for lineno, problem in self.problems():
+            found.append('%s, line %d: %s' % (name, lineno, problem))
+        return found
 
     def _rewrite(self, entry, value):
         line = self._lines[entry.start]
