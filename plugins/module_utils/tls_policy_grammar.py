@@ -407,6 +407,22 @@ def normalize_destination(destination):
 _ASCII_LOWER = dict((ord(c), ord(c.lower())) for c in 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
 
 
+def removable_key(destination):
+    """The key of an entry to remove (state absent): any single table token.
+
+    Existing lines Postfix cannot use (a ``*`` key, a key that is no next
+    hop) must be removable by name, so only what could not be a table key
+    at all is refused here.  Returns ``(key, warnings)``.
+    """
+    try:
+        return normalize_destination(destination)
+    except PolicyError as e:
+        if not isinstance(destination, str) or destination == '' \
+                or _BAD_KEY_CHAR_RE.search(destination) or destination.startswith('#'):
+            raise
+        return fold_key(destination), ['%s (removing it)' % e]
+
+
 def _check_non_ascii_key(destination):
     """A UTF-8 key must be a real internationalized name, not ASCII in disguise."""
     host = destination.strip('[].')

@@ -862,3 +862,13 @@ def test_existing_usable_lines_have_no_errors():
     assert existing_entry_problems('[2001:db8::1]:587', 'SECURE match=nexthop', (3, 7, 11)) == ([], [])
     errors, warnings = existing_entry_problems('example.com:25', 'encrypt', (3, 7, 11))
     assert errors == [] and len(warnings) == 1
+
+
+def test_keys_postfix_never_uses_can_still_be_removed_by_name():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import removable_key
+    key, warnings = removable_key('*')
+    assert key == '*' and 'no wildcards' in warnings[0]
+    assert removable_key('Example.COM') == ('example.com', [])
+    for bad in ('', 'a b', '#x', None):
+        with pytest.raises(PolicyError):
+            removable_key(bad)
