@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Where the time of one tls_policy run goes, phase by phase.
 
@@ -35,7 +34,7 @@ def _children_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
-class Timer(object):
+class Timer:
     def __init__(self, name):
         self.name = name
 

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run ansible-playbook for a benchmark step and collect what was measured:
 wall time, per host and task timings (bench/callback/bench_timing.py) and
@@ -42,7 +41,7 @@ def make_shims(directory):
     return directory
 
 
-class Runner(object):
+class Runner:
     """Runs playbooks with the benchmark's environment; one log dir per session."""
 
     def __init__(self, workdir, shim_dir, pipelining=True, verbose=False):

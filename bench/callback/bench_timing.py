@@ -1,15 +1,11 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark timing callback: per host and task, when it was queued and when
 its result arrived, whether it changed, the number of loop items and the
 module's postmap_ran.  Written as JSON to $BENCH_TIMING_FILE at the end of
 the playbook.  Used only by bench/run (ANSIBLE_CALLBACK_PLUGINS=bench/callback,
 ANSIBLE_CALLBACKS_ENABLED=bench_timing)."""
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 name: bench_timing
@@ -37,7 +33,7 @@ class CallbackModule(CallbackBase):
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self, *args, **kwargs):
-        super(CallbackModule, self).__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)
         self.started = {}
         self.records = []
         self.playbook_start = time.time()

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -68,7 +67,7 @@ def _line_ending(line):
     return ''
 
 
-class Entry(object):
+class Entry:
     """One logical ``KEY VALUE`` entry of the table."""
 
     __slots__ = ('key', 'fkey', 'start', 'continuations', 'value', 'separator', 'dead')
@@ -90,7 +89,7 @@ class Entry(object):
         return 'Entry(%r, %r, line %d)' % (self.key, self.value, self.lineno)
 
 
-class LookupTableSource(object):
+class LookupTableSource:
     """A parsed lookup table source: lines plus an index of entries by key."""
 
     def __init__(self, lines, kinds, entries):

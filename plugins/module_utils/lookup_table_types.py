@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -92,7 +91,7 @@ def package_hint(map_type):
     return ''
 
 
-class MapSpec(object):
+class MapSpec:
     """One ``TYPE:NAME`` item of a table list."""
 
     __slots__ = ('map_type', 'name', 'wrappers', 'text')

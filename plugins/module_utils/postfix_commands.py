@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -34,7 +33,7 @@ class PostfixCommandError(Exception):
     """A postconf/postmap call failed; the message names the command and its diagnostics."""
 
     def __init__(self, message, cmd=None, rc=None, stdout='', stderr=''):
-        super(PostfixCommandError, self).__init__(message)
+        super().__init__(message)
         self.cmd = cmd
         self.rc = rc
         self.stdout = stdout
@@ -51,7 +50,7 @@ def warnings_of(stderr):
     return [line.strip() for line in (stderr or '').splitlines() if 'warning:' in line]
 
 
-class PostfixCommand(object):
+class PostfixCommand:
     """One Postfix program (``program``) for one configuration directory."""
 
     program = None

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -54,7 +53,7 @@ class TableTransactionError(Exception):
     """The table could not be written; ``details`` go into the module result (rc, stderr)."""
 
     def __init__(self, message, **details):
-        super(TableTransactionError, self).__init__(message)
+        super().__init__(message)
         self.details = details
 
 
@@ -121,7 +120,7 @@ def copy_owner_mode(reference, target):
     restore_owner_mode(target, os.stat(reference), owner_required=False)
 
 
-class DirectoryLock(object):
+class DirectoryLock:
     """An exclusive flock on a directory: serializes read-modify-write of
     tables in it without creating a lock file."""
 
@@ -158,7 +157,7 @@ def _equal(a, b):
     return a == b
 
 
-class TableTransaction(object):
+class TableTransaction:
     """One lookup table ``MAP_TYPE:PATH`` of an AnsibleModule with file options.
 
     PATH is the name Postfix is configured with; a symlink is written

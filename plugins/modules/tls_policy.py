@@ -1,17 +1,13 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
 module: tls_policy
 short_description: Manage entries of the Postfix SMTP client TLS policy table
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Adds, changes and removes entries of the lookup table named by the Postfix parameter
     C(smtp_tls_policy_maps), one destination at a time or a whole list in one call.
@@ -398,7 +394,7 @@ def argument_spec():
     return spec
 
 
-class TlsPolicyModule(object):
+class TlsPolicyModule:
 
     def __init__(self, module):
         self.module = module
