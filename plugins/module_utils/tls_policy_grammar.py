@@ -37,6 +37,13 @@ import ipaddress
 import re
 import socket
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
+    LIST_SEPARATORS,
+    WHITESPACE,
+    fold_key,
+    split_list,
+)
+
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
 CIPHER_GRADES = ('high', 'medium', 'low', 'export', 'null')
 # tls_misc.c protocol_table (include/exclude names) and tls_version_table (bounds).
@@ -89,9 +96,8 @@ _FINGERPRINT_SIZES = FINGERPRINT_SIZES
 _EVP_MAX_MD_SIZE = 64
 
 # Postfix splits tokens of a policy value on these (CHARS_COMMA_SP).
-TOKEN_SEPARATORS = ', \t\r\n'
-# ISSPACE: the C locale whitespace characters.
-_WHITESPACE = ' \t\n\v\f\r'
+TOKEN_SEPARATORS = LIST_SEPARATORS
+_WHITESPACE = WHITESPACE
 _FORBIDDEN_IN_TOKEN = ', \t\n\v\f\r{}'
 
 _LABEL_RE = re.compile(r'^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$', re.IGNORECASE | re.ASCII)
@@ -268,13 +274,13 @@ def _utf8_hostname_problem(name):
 # Keys (next-hop destinations)
 # ---------------------------------------------------------------------------
 
-def fold_key(key):
-    """Fold a key as Postfix does with smtputf8_enable=yes (the default).
+def utf8_fold_key(key):
+    """How Postfix folds a key with smtputf8_enable=yes (the default).
 
-    ASCII letters are lowered; a UTF-8 key is case-folded (ICU full case
-    folding, as ``str.casefold``).  ``normalize_destination`` only accepts
-    UTF-8 keys that are already folded, so the written key is the same with
-    smtputf8_enable=no (which folds ASCII only).
+    dict_utf8.c casefolds UTF-8 keys (ICU full case folding, as
+    ``str.casefold``); with smtputf8_enable=no only ASCII letters are lowered
+    (``postfix_syntax.fold_key``).  ``normalize_destination`` only accepts
+    UTF-8 keys for which both agree.
     """
     if key.isascii():
         return key.lower()
@@ -354,12 +360,13 @@ def normalize_destination(destination):
     else:
         _check_non_ascii_key(destination)
         key = fold_key(destination)
-        if key != destination.translate(_ASCII_LOWER):
+        folded = utf8_fold_key(destination)
+        if key != folded:
             raise PolicyLint(_lint_text(
-                'destination %r: write this UTF-8 key case-folded, as %r' % (destination, key),
+                'destination %r: write this UTF-8 key case-folded, as %r' % (destination, folded),
                 'with smtputf8_enable=yes it folds the key to %r, with smtputf8_enable=no it '
                 'only lowers ASCII letters, so only the folded spelling works with both'
-                % key))
+                % folded))
     if key.startswith('['):
         return key, _bracket_key(destination, key, warnings)
     if ']' in key or '[' in key:
@@ -402,9 +409,6 @@ def normalize_destination(destination):
         raise _no_nexthop(destination, 'domain %r' % key, problem)
     _utf8_warning(destination, key, key, warnings)
     return key, warnings
-
-
-_ASCII_LOWER = dict((ord(c), ord(c.lower())) for c in 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
 
 
 def removable_key(destination):
@@ -979,26 +983,7 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
 
 def _tokens(text, braces):
     """mystrtok(CHARS_COMMA_SP), or mystrtokq with "{}" (Postfix 3.10 and later)."""
-    text = text or ''
-    if not braces:
-        return [t for t in re.split('[%s]+' % re.escape(TOKEN_SEPARATORS), text) if t]
-    tokens = []
-    current = ''
-    depth = 0
-    for ch in text:
-        if depth == 0 and ch in TOKEN_SEPARATORS:
-            if current:
-                tokens.append(current)
-            current = ''
-            continue
-        if ch == '{':
-            depth += 1
-        elif ch == '}' and depth > 0:
-            depth -= 1
-        current += ch
-    if current:
-        tokens.append(current)
-    return tokens
+    return split_list(text or '', braces=braces)
 
 
 def _split_nameval(token):

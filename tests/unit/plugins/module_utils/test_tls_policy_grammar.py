@@ -517,7 +517,6 @@ def test_a_destination_is_refused_or_becomes_one_ascii_token(destination):
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (  # noqa: E402
     PolicyLint,
-    fold_key,
     hostname_problem,
     supports,
 )
@@ -595,9 +594,11 @@ def test_key_lints(destination, fragment):
 
 
 def test_utf8_keys_fold_like_postfix_with_smtputf8():
-    assert fold_key('Example.COM') == 'example.com'
-    assert fold_key('BÜCHER.de') == 'bücher.de'
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import utf8_fold_key
+    assert utf8_fold_key('Example.COM') == 'example.com'
+    assert utf8_fold_key('BÜCHER.de') == 'bücher.de'
     assert normalize_destination('Bücher.de')[0] == 'bücher.de'
+    assert "'bücher.de'" in lint(normalize_destination, 'BÜCHER.de')
 
 
 @pytest.mark.parametrize('name, problem', [
