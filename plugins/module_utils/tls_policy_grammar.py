@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2025, mailgw.postfix_tls contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The grammar of a Postfix ``smtp_tls_policy_maps`` entry.
@@ -134,7 +133,7 @@ def _lint_text(message, why):
     return '%s (rule of this collection, Postfix accepts it: %s)' % (message, why)
 
 
-class _Checker(object):
+class _Checker:
     """Raise lints (strict) or collect them as warnings."""
 
     def __init__(self, strict):
@@ -811,7 +810,7 @@ def _bool_word(name, value):
                       'has bad value)' % (name, value, name))
 
 
-class Policy(object):
+class Policy:
     """A validated policy: a level and attributes in canonical form.
 
     ``warnings`` holds the collection's lints when they were not raised

@@ -1,9 +1,5 @@
-# -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The TLS policy entry grammar: keys, levels, attributes, every rule Postfix enforces."""
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import pytest
 from hypothesis import HealthCheck, given, settings
