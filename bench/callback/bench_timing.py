@@ -27,13 +27,12 @@ from ansible.plugins.callback import CallbackBase
 
 
 class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'aggregate'
     CALLBACK_NAME = 'bench_timing'
-    CALLBACK_NEEDS_ENABLED = True
+    CALLBACK_NEEDS_ENABLED = True   # bench/run names it in ANSIBLE_CALLBACKS_ENABLED
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, display=None, options=None):
+        super().__init__(display=display, options=options)
         self.started = {}
         self.records = []
         self.playbook_start = time.time()

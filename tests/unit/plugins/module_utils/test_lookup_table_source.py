@@ -1,10 +1,8 @@
-# -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Lookup table source editing: byte-for-byte preservation, in-place edits,
 duplicates, Postfix's continuation rules; plus property tests."""
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -12,6 +10,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource, split_lines
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
+from tests.support.lookup_tables import apply_desired, postfix_view
 
 SAMPLE = (
     '# TLS policy, managed in part by Ansible\n'
@@ -217,20 +216,6 @@ desired_states = st.dictionaries(
     st.one_of(st.none(), values), max_size=6)
 
 
-def apply(text, desired, exclusive=False):
-    table = LookupTableSource.parse(text)
-    statuses = {}
-    for key, value in desired.items():
-        if value is None:
-            statuses[key] = 'removed' if table.remove(key) else 'unchanged'
-        else:
-            statuses[key] = table.set(key, value)
-    if exclusive:
-        for key in table.remove_except([k for k, v in desired.items() if v is not None]):
-            statuses[key] = 'removed'
-    return table.render(), statuses
-
-
 def _strip_ending(line):
     # A final line without newline gets the file's newline when an entry is
     # appended after it; compare lines without their terminator.
@@ -250,8 +235,8 @@ def test_property_parse_render_round_trip(text):
 @PROPERTY_SETTINGS
 @given(table_files(), desired_states, st.booleans())
 def test_property_second_application_changes_nothing(text, desired, exclusive):
-    once, dummy = apply(text, desired, exclusive)
-    twice, statuses = apply(once, desired, exclusive)
+    once, dummy = apply_desired(text, desired, exclusive)
+    twice, statuses = apply_desired(once, desired, exclusive)
     assert twice == once
     assert set(statuses.values()) <= {'unchanged'}
 
@@ -259,7 +244,7 @@ def test_property_second_application_changes_nothing(text, desired, exclusive):
 @PROPERTY_SETTINGS
 @given(table_files(), desired_states)
 def test_property_result_holds_the_desired_state(text, desired):
-    result, dummy = apply(text, desired)
+    result, dummy = apply_desired(text, desired)
     table = LookupTableSource.parse(result)
     for key, value in desired.items():
         if value is None:
@@ -272,7 +257,7 @@ def test_property_result_holds_the_desired_state(text, desired):
 @given(table_files(), desired_states)
 def test_property_unmanaged_entries_are_never_altered(text, desired):
     before = LookupTableSource.parse(text)
-    result, dummy = apply(text, desired)
+    result, dummy = apply_desired(text, desired)
     after = LookupTableSource.parse(result)
     lines_before = [_strip_ending(line) for line in split_lines(text)]
     lines_after = [_strip_ending(line) for line in split_lines(result)]
@@ -311,15 +296,6 @@ def decode(data):
 
 def encode(text):
     return text.encode('utf-8', 'surrogateescape')
-
-
-def postfix_view(text):
-    """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
-    view = {}
-    for entry in LookupTableSource.parse(text).entries():
-        if entry.value and entry.fkey not in view:
-            view[entry.fkey] = entry.value
-    return view
 
 
 # Bytes that matter to a line-oriented reader, plus ordinary text.

@@ -1,10 +1,8 @@
-# -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Postfix lookup table types: index files per type, package hints, map lists,
 which file of a table list a module edits."""
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import pytest
 

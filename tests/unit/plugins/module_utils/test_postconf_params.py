@@ -1,9 +1,7 @@
-# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests of the pure Postfix knowledge behind mailgw.postfix_tls.postconf."""
-
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
 
 import pytest
 

@@ -1,4 +1,4 @@
-# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The command layer: argument lists, the C locale, errors, output parsing.
@@ -18,7 +18,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
 )
 
 
-class FakeModule(object):
+class FakeModule:
     def __init__(self, answers=None):
         self.answers = list(answers or [])
         self.calls = []

@@ -1,4 +1,4 @@
-# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Postfix's whitespace, list splitting and key folding, defined once."""

@@ -1,4 +1,4 @@
-# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The table transaction: lock, leftovers, staleness, temporary source, build,
@@ -29,7 +29,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transacti
 )
 
 
-class FakePostmap(object):
+class FakePostmap:
     """build: TABLE -> TABLE.db (JSON of the first value per key); query: read it back."""
 
     def __init__(self, fail_build=None, lie=None):
