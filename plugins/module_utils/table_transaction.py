@@ -226,18 +226,21 @@ class TableTransaction:
 
     # -- writing ---------------------------------------------------------------------
 
-    def update(self, before, after, create, expected, same=_equal, backup=False):
+    def update(self, before, after, create, expected, same=_equal, backup=False, result=None):
         """Bring the table from the text BEFORE (as read) to AFTER, in check mode only predict.
 
         CREATE: whether a missing table is to be created. The source is written
         when its text changes, the index built when needs_build() says so, then
-        the file options are applied. Returns dict(changed, postmap_ran[, backup_file]).
+        the file options are applied. Sets postmap_ran, backup_file (when one
+        was made) and changed in RESULT (a dict, filled as the steps go, so a
+        failure result holds them too) and returns it.
         """
         module = self.module
         write_source = after != before or create
         build = self.needs_build(write_source, create)
         changed = write_source or build
-        result = dict(postmap_ran=build)
+        result = {} if result is None else result
+        result['postmap_ran'] = build
         if not module.check_mode and changed:
             if write_source and self.exists and backup:
                 result['backup_file'] = module.backup_local(self.source)

@@ -580,8 +580,8 @@ class TlsPolicyModule:
         expected = dict((key, value) for key, value, policy in desired)
         for key in self.result['removed']:
             expected[key] = None
-        self.result.update(table_file.update(before, after, create, expected, same=same_policy,
-                                             backup=params['backup']))
+        table_file.update(before, after, create, expected, same=same_policy, backup=params['backup'],
+                          result=self.result)
 
 
 def main():
