@@ -1147,15 +1147,20 @@ def configuration_problems(policy, settings):
     digest = (settings.get('smtp_tls_fingerprint_digest') or '').strip().lower()
     if policy.level == 'fingerprint' and digest in DIGEST_SIZES:
         size = DIGEST_SIZES[digest]
-        for value in [v for attr, v in policy.attributes if attr == 'match'][:1]:
-            for fingerprint in value.split('|'):
-                got = _fingerprint_bytes(fingerprint)
-                if got and got != size:
-                    errors.append(
-                        'match value %r is a %d-byte digest, but smtp_tls_fingerprint_digest is '
-                        '%s (%d bytes): Postfix never matches it ("unusable TLSA RR"); give the '
-                        '%s fingerprint, or set smtp_tls_fingerprint_digest to the digest used'
-                        % (fingerprint, got, digest, size, digest))
+        fingerprints = [f for attr, v in policy.attributes if attr == 'match' for f in v.split('|')]
+        wrong = [(f, _fingerprint_bytes(f)) for f in fingerprints
+                 if _fingerprint_bytes(f) and _fingerprint_bytes(f) != size]
+        usable = [f for f in fingerprints if _fingerprint_bytes(f) == size]
+        for fingerprint, got in wrong:
+            message = ('match value %r is a %d-byte digest, but smtp_tls_fingerprint_digest is '
+                       '%s (%d bytes): give the %s fingerprint, or set smtp_tls_fingerprint_digest '
+                       'to the digest used' % (fingerprint, got, digest, size, digest))
+            if usable:
+                errors.append(_lint_text(message, 'it skips the value ("unusable TLSA RR") and '
+                                                  'matches the other fingerprints'))
+            else:
+                errors.append(message + '; no fingerprint fits, so Postfix never authenticates '
+                                        'the peer ("all fingerprints unusable")')
     dns = (settings.get('smtp_dns_support_level') or '').strip().lower()
     if policy.level in ('dane', 'dane-only') and 'smtp_dns_support_level' in settings \
             and dns != 'dnssec':

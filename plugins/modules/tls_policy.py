@@ -328,7 +328,9 @@ backup_file:
   sample: /etc/postfix/tls_policy.12345.2025-01-01@12:00:00~
 """
 
+import grp
 import os
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -357,12 +359,44 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     CIPHER_GRADES,
     PolicyError,
     build_policy,
+    configuration_problems,
+    existing_entry_problems,
     normalize_destination,
+    removable_key,
     same_policy,
 )
 
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
+# main.cf values the cross-checks read (one postconf call, only when an entry needs them)
+CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner')
+
+
+def smtp_services(master_cf_lines):
+    """(service/type, chroot) of master.cf services that run the smtp client (``postconf -M``)."""
+    found = []
+    for line in master_cf_lines.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and not line[0].isspace() and not line.startswith('#') \
+                and fields[7] == 'smtp' and fields[1] == 'unix':
+            found.append(('%s/%s' % (fields[0], fields[1]), fields[4]))
+    return found
+
+
+def readable_by(path, user):
+    """Whether USER can read PATH by its mode bits (the smtp client runs as mail_owner)."""
+    try:
+        st = os.stat(path)
+        account = pwd.getpwnam(user)
+    except (OSError, KeyError):
+        return True     # cannot tell: no warning
+    if account.pw_uid == 0 or st.st_mode & 0o004:
+        return True
+    if st.st_uid == account.pw_uid:
+        return bool(st.st_mode & 0o400)
+    groups = set([account.pw_gid] + [g.gr_gid for g in grp.getgrall() if user in g.gr_mem])
+    return bool(st.st_gid in groups and st.st_mode & 0o040)
 
 
 def entry_options(destination_required):
@@ -402,6 +436,7 @@ class TlsPolicyModule:
         self.postconf = Postconf(module, self.params['config_dir'])
         self.postmap = Postmap(module, self.params['config_dir'], commands=self.postconf.commands)
         self.warnings = []
+        self._version = None
         self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
                            duplicates=[])
 
@@ -438,7 +473,11 @@ class TlsPolicyModule:
         for number, item in enumerate(items, 1):
             where = 'entries[%d]: ' % number if params['entries'] is not None else ''
             try:
-                key, warnings = normalize_destination(item['destination'])
+                if item['state'] == 'absent':
+                    # an existing line Postfix cannot use (a "*" key) must be removable by name
+                    key, warnings = removable_key(item['destination'])
+                else:
+                    key, warnings = normalize_destination(item['destination'])
             except PolicyError as e:
                 errors.append(where + str(e))
                 continue
@@ -465,24 +504,30 @@ class TlsPolicyModule:
                       % ('y' if len(errors) == 1 else 'ies', '; '.join(errors)), errors=errors)
         return desired
 
+    def postfix_version(self):
+        if self._version is None:
+            try:
+                self._version = self.postconf.mail_version()
+            except PostfixCommandError as e:
+                self.fail(str(e))
+        return self._version
+
     def check_postfix_support(self, desired):
-        """Refuse features this Postfix does not have, and fingerprint without fingerprints."""
-        needs = []
-        for key, value, policy in desired:
-            if policy is None:
-                continue
-            needed = policy.minimum_postfix_version()
-            if needed:
-                needs.append((key, needed))
-            for tafile in policy.get('tafile'):
-                if not os.path.exists(tafile):
-                    self.warnings.append('destination %r: tafile %s does not exist (yet)' % (key, tafile))
-        if needs:
-            version = self.postconf.mail_version()
-            for key, (since, reason) in needs:
-                if version and version < since:
-                    self.fail('destination %r: %s needs Postfix %s or later; this Postfix is %s'
-                              % (key, reason, '.'.join(map(str, since)), '.'.join(map(str, version))))
+        """Refuse features this Postfix does not have (at patch level), entries the rest of
+        the configuration makes unusable, and fingerprint without fingerprints."""
+        policies = [(key, policy) for key, value, policy in desired if policy is not None]
+        errors = []
+        if any(policy.features for key, policy in policies):
+            version = self.postfix_version()
+            for key, policy in policies:
+                for missing in policy.unsupported_on(version):
+                    errors.append('destination %r: %s; this Postfix is %s, which would defer the '
+                                  'mail (invalid attribute name)'
+                                  % (key, missing, '.'.join(map(str, version))))
+        self.cross_check(policies, errors)
+        if errors:
+            self.fail('invalid TLS policy entr%s for this Postfix configuration, nothing was changed: %s'
+                      % ('y' if len(errors) == 1 else 'ies', '; '.join(errors)), errors=errors)
         fingerprint_without_match = [key for key, value, policy in desired
                                      if policy is not None and policy.level == 'fingerprint'
                                      and not policy.get('match')]
@@ -493,6 +538,59 @@ class TlsPolicyModule:
                           'smtp_tls_fingerprint_cert_match is empty: Postfix would defer the mail '
                           '("configured at fingerprint security level, but with no fingerprints '
                           'to match"); give match' % fingerprint_without_match[0])
+
+    def cross_check(self, policies, errors):
+        """Checks against main.cf and master.cf (issue 13 item 4), read only when needed."""
+        needed = [(key, policy) for key, policy in policies
+                  if policy.level in ('fingerprint', 'dane', 'dane-only') or policy.get('tafile')]
+        if not needed and not any(policy.get('connection_reuse') == ['yes'] for key, policy in policies):
+            return
+        try:
+            settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
+            master = self.postconf.output(['-M'])
+        except PostfixCommandError as e:
+            self.fail(str(e))
+        lookup = settings.get('smtp_host_lookup', 'dns')
+        for key, policy in needed:
+            problems, warnings = configuration_problems(policy, settings)
+            if policy.level in ('dane', 'dane-only') and 'dns' not in lookup.replace(',', ' ').split():
+                text = ('level %s needs DNS lookups, but smtp_host_lookup = %s: Postfix logs "%s '
+                        'configured with dnssec lookups disabled"; add dns to smtp_host_lookup'
+                        % (policy.level, lookup, policy.level))
+                (problems if policy.level == 'dane-only' else warnings).append(text)
+            errors.extend('destination %r: %s' % (key, text) for text in problems)
+            self.warnings.extend('destination %r: %s' % (key, text) for text in warnings)
+        services = smtp_services(master)
+        chrooted = [name for name, chroot in services if chroot == 'y']
+        queue = settings.get('queue_directory', '')
+        owner = settings.get('mail_owner', 'postfix')
+        for key, policy in needed:
+            for tafile in policy.get('tafile'):
+                where = os.path.join(queue, tafile.lstrip('/')) if chrooted and queue else tafile
+                if not os.path.exists(where):
+                    if chrooted and queue:
+                        text = ('destination %r: tafile %s: the smtp client (master.cf %s, chroot y) '
+                                'opens it inside its chroot, queue_directory = %s, where %s does not '
+                                'exist: Postfix would defer the mail ("error opening trust anchor '
+                                'file"); copy the file there, or set the chroot column to n'
+                                % (key, tafile, ', '.join(chrooted), queue, where))
+                    else:
+                        text = ('destination %r: tafile %s does not exist: Postfix would defer the '
+                                'mail ("error opening trust anchor file"); create it first'
+                                % (key, tafile))
+                    if self.module.check_mode:
+                        self.warnings.append(text + ' (check mode: an earlier task may create it)')
+                    else:
+                        errors.append(text)
+                elif not readable_by(where, owner):
+                    self.warnings.append('destination %r: tafile %s is not readable by mail_owner %s, '
+                                         'the smtp client\'s user: Postfix would defer the mail'
+                                         % (key, where, owner))
+        if any(policy.get('connection_reuse') == ['yes'] for key, policy in policies) \
+                and not any(line.split()[:2] == ['tlsproxy', 'unix'] for line in master.splitlines()):
+            self.warnings.append('connection_reuse=yes needs the tlsproxy service in master.cf '
+                                 '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '
+                                 'fails ("connect to private/tlsproxy service")')
 
     # -- which table ---------------------------------------------------------------
 
@@ -557,6 +655,21 @@ class TlsPolicyModule:
             module.warn(warning)
         module.exit_json(**self.result)
 
+    def warn_unusable_lines(self, table, path, managed):
+        """Existing lines Postfix cannot use stay as they are, with a warning naming each."""
+        version = None
+        for entry in table.entries():
+            if not entry.value or entry.fkey in managed:
+                continue
+            if version is None:
+                version = self.postfix_version()
+            errors, dummy = existing_entry_problems(entry.key, entry.value, version or None)
+            if errors:
+                self.warnings.append('%s, line %d: %s %s: Postfix cannot use this entry (%s); it is '
+                                     'kept as it is, remove it with state=absent and destination %r'
+                                     % (path, entry.lineno, entry.key, entry.value, '; '.join(errors),
+                                        entry.key))
+
     def apply(self, desired, path, map_type):
         """Edit the table's text, then let a TableTransaction write it (not in check mode)."""
         module = self.module
@@ -567,10 +680,22 @@ class TlsPolicyModule:
         if not module.check_mode:
             table_file.clean_up()
         self.result['duplicates'] = table.duplicates()
-        self.warnings.extend(table.warnings(path, managed=set(key for key, value, policy in desired)))
+        managed = set(key for key, value, policy in desired)
+        self.warnings.extend(table.warnings(path, managed=managed))
+        self.warn_unusable_lines(table, path, managed)
         for status, keys in table.apply([(key, value) for key, value, policy in desired],
                                         exclusive=params['exclusive'], same=same_policy).items():
             self.result[status].extend(keys)
+        if map_type == 'texthash' and table.duplicates():
+            # dict_thash opens the table without a duplicate flag in the SMTP client: one
+            # duplicate key makes every lookup fail and defers mail to every destination
+            lines = '; '.join('%r on lines %s' % (fkey, ', '.join(str(e.lineno) for e in table.occurrences(fkey)
+                                                                    if e.value))
+                              for fkey in table.duplicates())
+            self.fail('texthash table %s has duplicate keys (%s): the Postfix SMTP client cannot use a '
+                      'texthash table with a duplicate key at all and defers mail to every destination, '
+                      'while postmap -q still answers; nothing was changed. Remove the copies, or manage '
+                      'the key with this module, which keeps the first and removes the others' % (path, lines))
         after = table.render()
 
         create = not table_file.exists and (any(value is not None for key, value, policy in desired)

@@ -828,8 +828,12 @@ def test_fingerprint_length_must_fit_the_configured_digest():
     policy = build_policy('fingerprint', match=[MD5, SHA256])
     errors, dummy = configuration_problems(policy, {'smtp_tls_fingerprint_digest': 'sha256'})
     assert len(errors) == 1 and MD5 in errors[0] and 'smtp_tls_fingerprint_digest' in errors[0]
+    assert LINT_MARK in errors[0]           # Postfix uses the entry through the other fingerprint
     errors, dummy = configuration_problems(policy, {'smtp_tls_fingerprint_digest': 'md5'})
     assert len(errors) == 1 and SHA256 in errors[0]
+    errors, dummy = configuration_problems(build_policy('fingerprint', match=[MD5]),
+                                           {'smtp_tls_fingerprint_digest': 'sha256'})
+    assert 'all fingerprints unusable' in errors[0] and LINT_MARK not in errors[0]
     assert configuration_problems(build_policy('fingerprint', match=[SHA256]),
                                   {'smtp_tls_fingerprint_digest': 'SHA256'}) == ([], [])
 
