@@ -45,4 +45,3 @@ def test_policy_tables_are_indexed(gateway):
         if len(files) == 2:
             assert stats[files[1]][3] >= stats[files[0]][3], (
                 "%s (%s) is older than its source %s (%s)" % (files[1], stats[files[1]][3], files[0], stats[files[0]][3]))
-
