@@ -1192,7 +1192,9 @@ def existing_entry_problems(key, value, version=None):
         errors.append(str(e))
     try:
         policy = parse_policy(value, version)
-        warnings.extend(policy.warnings)
+        for warning in policy.warnings:
+            # the entry's own fingerprints are all unusable: only the main.cf fallback is left
+            (errors if 'smtp_tls_fingerprint_cert_match instead' in warning else warnings).append(warning)
     except PolicyError as e:
         text = str(e)
         if '"#"' in text:
