@@ -12,9 +12,24 @@ description:
   - Adds, changes and removes entries of the lookup table named by the Postfix parameter
     C(smtp_tls_policy_maps), one destination at a time or a whole list in one call.
   - Every entry is validated before anything is written. Postfix defers mail for a destination
-    whose policy entry it cannot use ("client TLS configuration problem") and only notices when
-    mail is waiting; this module refuses such entries instead, with a message that names the
-    value and the rule it breaks.
+    whose policy entry it cannot use ("client TLS configuration problem", or a failed TLS
+    handshake) and only notices when mail is waiting; this module refuses such entries instead,
+    with a message that names the value and the rule it breaks and quotes what Postfix would log.
+    The rules are read from the Postfix sources and checked against a running Postfix (see
+    docs/tls_policy.md for each rule and the Postfix behaviour behind it).
+  - A few values Postfix would accept but that cannot do what they say (attributes at level
+    V(none), a relative O(tafile), a keyword-like O(servername) in upper case, ...) are refused
+    as rules of this collection; those messages end with C(rule of this collection, Postfix
+    accepts it) and the reason.
+  - "Checks that need the rest of the configuration read it with C(postconf): fingerprints must
+    have the length of C(smtp_tls_fingerprint_digest) (md5 before compatibility_level 3.6,
+    sha256 from it); V(dane-only) needs C(smtp_dns_support_level=dnssec) (V(dane) without it
+    only warns, Postfix silently uses V(may)); a O(tafile) must exist where the smtp client
+    opens it, below C(queue_directory) when master.cf chroots the smtp service; features are
+    checked against C(mail_version) at patch level."
+  - Existing lines Postfix cannot use (a C(*) key, a C(# comment) after the level, abbreviated
+    fingerprints) are kept byte for byte and named in a warning; O(state=absent) removes them by
+    their key.
   - Editing keeps comments, blank lines, continuation lines, line endings, the order of entries
     and every entry the task does not manage, byte for byte. A changed entry is rewritten where it
     is; a new entry is appended.
@@ -51,8 +66,14 @@ options:
         docs/tls_policy.md), folded to lower case as Postfix does.
       - "V(example.com) (a recipient domain, mail routed by MX), V(.example.com) (its subdomains),
         V([mx.example.com]), V([mx.example.com]:587), V([192.0.2.1]:25),
-        V([ipv6:2001:db8::1]), V([ipv6:2001:db8::1]:587), or V(relay.example.com:587)."
-      - An internationalized domain name must be given in its ASCII (A-label, C(xn--)) form.
+        V([ipv6:2001:db8::1]), V([ipv6:2001:db8::1]:587), the bare V([2001:db8::1]:587) (a
+        different key from the C(ipv6:) form: spell it as the transport or relayhost does), or
+        V(relay.example.com:587)."
+      - "UTF-8 domains are written verbatim, with a warning: Postfix converts no lookup key between
+        UTF-8 and A-labels, so the C(xn--) spelling needs its own entry (SMTPUTF8_README)."
+      - Keys Postfix never looks up are refused (C(*), all-numeric names such as V(123), invalid
+        addresses, trailing dots); with O(state=absent) any single table key is accepted, so such
+        existing lines can be removed.
       - An unbracketed V(host:port) key is accepted with a warning, because Postfix only looks it
         up when a transport or relayhost names it verbatim.
       - Mutually exclusive with O(entries).
@@ -82,13 +103,18 @@ options:
         V(!SSLv2:!SSLv3) or, with Postfix 3.6 and later, the range form V(>=TLSv1.2) and
         V(<=TLSv1.3).
       - Protocol names are SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, optionally prefixed with
-        C(!), C(>=) or C(<=). Invalid at level V(none).
+        C(!); bounds C(>=) and C(<=) take None, SSLv3 .. TLSv1.3 or a hex version (V(>=0x0303)).
+        As in Postfix a later bound overrides an earlier one and an exclusion beats an inclusion;
+        a list that leaves no protocol OpenSSL offers (SSLv2 and SSLv3 are gone) is refused.
+      - V("") (or V([""])) writes C(protocols=), the empty value that overrides main.cf for this
+        destination. Invalid at level V(none).
     type: list
     elements: str
   exclude:
     description:
-      - OpenSSL cipher names to exclude, as a list or a C(:)-separated string. Invalid at level
-        V(none).
+      - OpenSSL cipher names to exclude, as a list or a C(:)-separated string, without a leading
+        C(!), C(+), C(-) or C(@) (Postfix adds the C(!) itself and aborts TLS for those).
+      - V("") writes C(exclude=), the empty value that overrides main.cf. Invalid at level V(none).
     type: list
     elements: str
   tafile:
@@ -98,13 +124,15 @@ options:
     elements: path
   servername:
     description:
-      - The SNI name to send, a host name or one of the keywords V(hostname) and V(nexthop).
-        Postfix 3.4 and later. Invalid at level V(none).
+      - The SNI name to send, a host name (ASCII, not all-numeric such as V(192.0.2.1)) or one of
+        the keywords V(hostname) and V(nexthop), which Postfix compares case-sensitively (the value
+        is written as given). Postfix 3.4 and later. Invalid at level V(none).
     type: str
   connection_reuse:
     description:
-      - Whether to reuse TLS connections (C(connection_reuse=yes)). Postfix 3.4 and later.
-        Invalid at level V(none).
+      - Whether to reuse TLS connections (C(connection_reuse=yes)). Postfix 3.4.14, 3.5.4, 3.6 and
+        later (3.4.0-3.4.13 and 3.5.0-3.5.3 reject it). V(true) needs the C(tlsproxy) service in
+        master.cf (a warning says so). Invalid at level V(none).
     type: bool
   enable_rpk:
     description:
@@ -223,6 +251,10 @@ notes:
   - "Duplicate keys already in the file are reported as warnings and in RV(duplicates) (Postfix uses
     the first one). When the module manages a duplicated key it updates the first occurrence and
     removes the later ones, which Postfix never uses."
+  - "A V(texthash) table with a duplicate key (also one differing only in case) is refused: the
+    Postfix SMTP client then cannot use the table at all and defers mail to every destination,
+    while C(postmap -q) still answers. Manage the key with this module (it keeps the first) or
+    remove the copies."
   - V(texthash) tables are read by Postfix daemons when they start; run C(postfix reload) after a
     change.
   - In check mode RV(postmap_ran) tells whether C(postmap) would run.
