@@ -237,11 +237,14 @@ def test_tls_policy_hostile_directory_and_file_names_never_reach_a_shell(tmp_pat
 
 def test_tls_policy_accepted_odd_values_add_exactly_one_entry(sandbox):
     """Values that pass validation although they look odd are written as one entry each."""
+    tafile = sandbox.tmp / 'ta' / ';`id`|x&$(id).pem'       # it must exist: Postfix opens it
+    tafile.parent.mkdir()
+    tafile.write_text('trust anchor\n')
     results, dummy = sandbox.playbook([
         sandbox.task(TLS_POLICY, {'destination': 'xn--bcher-kva.de', 'level': 'may'}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': 'Mixed.Case.Example', 'level': 'encrypt'}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': 't.example', 'level': 'verify',
-                              'tafile': ['/etc/ta/;`id`|x&$(id).pem']}, ignore_errors=False),
+                              'tafile': [str(tafile)]}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': 'p.example', 'level': 'may',
                               'protocols': '!SSLv2,!SSLv3'}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': '[ipv6:2001:db8::1]:587', 'level': 'secure',
@@ -254,7 +257,7 @@ def test_tls_policy_accepted_odd_values_add_exactly_one_entry(sandbox):
                                        '[ipv6:2001:db8::1]:587'}
     assert dump['mixed.case.example'] == 'encrypt'
     assert dump['p.example'] == 'may protocols=!SSLv2:!SSLv3'
-    assert dump['t.example'] == 'verify tafile=/etc/ta/;`id`|x&$(id).pem'
+    assert dump['t.example'] == 'verify tafile=%s' % tafile
     assert dump['[ipv6:2001:db8::1]:587'] == 'secure match=mx.example:.example servername=hostname'
     assert not sandbox.canary.exists()
 
