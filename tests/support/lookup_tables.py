@@ -12,7 +12,8 @@ Import as ``from tests.support.lookup_tables import postfix_view, apply_desired`
   against the real ``postmap -s``, so unit properties may use it as the
   model of Postfix.
 * ``apply_desired(text, desired, exclusive)``: edit TEXT towards a desired
-  state as the tls_policy module does (set / remove / remove_except).
+  state one key at a time (set / remove / remove_except, the steps of
+  LookupTableSource.apply), keeping each key's status for the properties.
 """
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
