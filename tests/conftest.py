@@ -1,3 +1,6 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Shared pytest set-up: make the collection importable by its FQCN, and the
 test support package as ``tests.support``.
 

@@ -1,3 +1,6 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fixtures shared by the integration tests, and the import path of their helpers.
 
 tests/integration is put on sys.path so that every test below it, in any

@@ -1,3 +1,6 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fixtures of the postconf tests (the sandbox itself: tests/integration/conftest.py)."""
 import pytest
 

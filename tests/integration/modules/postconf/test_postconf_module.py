@@ -1,4 +1,5 @@
-# -*- coding: utf-8 -*-
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """mailgw.postfix_tls.postconf against the host's real postconf.
 

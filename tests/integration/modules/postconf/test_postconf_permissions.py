@@ -1,5 +1,5 @@
-# -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Ownership and permissions: main.cf and master.cf keep their owner, group and mode when
 mailgw.postfix_tls.postconf edits them (``postconf -e`` / ``-P`` recreate them as root 0644;
