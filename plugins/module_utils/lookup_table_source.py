@@ -46,6 +46,7 @@ ENTRY = 'entry'
 CONTINUATION = 'continuation'
 ORPHAN = 'orphan'
 
+
 def split_lines(text):
     """Split on ``\\n`` only, keeping the terminators (``''.join`` restores)."""
     parts = text.split('\n')

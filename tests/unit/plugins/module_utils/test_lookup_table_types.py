@@ -41,7 +41,7 @@ def test_package_hints():
 def test_map_list_parsing():
     value = 'proxy:hash:/etc/postfix/a, inline:{ {x = y}, z=w } regexp:/r,,lmdb:/m  texthash:/t'
     assert split_list(value) == ['proxy:hash:/etc/postfix/a', 'inline:{ {x = y}, z=w }',
-                                     'regexp:/r', 'lmdb:/m', 'texthash:/t']
+                                 'regexp:/r', 'lmdb:/m', 'texthash:/t']
     specs = parse_map_list(value)
     assert [(s.map_type, s.name, s.wrappers) for s in specs] == [
         ('hash', '/etc/postfix/a', ('proxy',)), ('inline', '{ {x = y}, z=w }', ()),

@@ -29,9 +29,9 @@ class FakeModule:
     def run_command(self, cmd, data=None, binary_data=False, environ_update=None, handle_exceptions=True):
         self.calls.append(dict(cmd=cmd, data=data, env=environ_update))
         answer = self.answers.pop(0) if self.answers else (0, '', '')
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+        if isinstance(answer, tuple):
+            return answer
+        raise answer
 
 
 def test_every_call_names_the_config_dir_and_runs_in_the_c_locale():

@@ -278,8 +278,13 @@ def test_failed_rename_of_a_new_index_removes_it(tmp_path, monkeypatch):
     path.write_text('a.example may\n')
     module = make_module()
     real_move = module.atomic_move
-    monkeypatch.setattr(module, 'atomic_move', lambda src, dest, **kw: (
-        (_ for _ in ()).throw(Exception('no')) if dest == str(path) else real_move(src, dest, **kw)))
+
+    def atomic_move(src, dest, **kwargs):
+        if dest == str(path):
+            raise Exception('no')
+        return real_move(src, dest, **kwargs)
+
+    monkeypatch.setattr(module, 'atomic_move', atomic_move)
     with pytest.raises(TableTransactionError):
         transaction(path, module=module).commit('a.example encrypt\n', write_source=True, build=True, expected={})
     assert names(tmp_path) == ['tls_policy']
