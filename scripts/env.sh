@@ -17,3 +17,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PATH="$VENV/bin:$PATH"
 # Postfix container images: one tag per Debian suite, keyed by the build inputs
 export IMAGE_REPO="localhost/mailgw-postfix"
+# Molecule scenarios live in molecule/ at the collection top (Molecule 26 looks in
+# extensions/molecule/ for a collection unless told)
+export MOLECULE_GLOB="molecule/*/molecule.yml"
