@@ -28,10 +28,12 @@ class FakeModule:
 
     def run_command(self, cmd, data=None, binary_data=False, environ_update=None, handle_exceptions=True):
         self.calls.append(dict(cmd=cmd, data=data, env=environ_update))
-        answer = self.answers.pop(0) if self.answers else (0, '', '')
-        if isinstance(answer, tuple):
-            return answer
-        raise answer
+        return self.answers.pop(0) if self.answers else (0, '', '')
+
+
+class UnrunnableModule(FakeModule):
+    def run_command(self, cmd, data=None, binary_data=False, environ_update=None, handle_exceptions=True):
+        raise OSError(8, 'Exec format error')
 
 
 def test_every_call_names_the_config_dir_and_runs_in_the_c_locale():
@@ -101,7 +103,7 @@ def test_a_failure_carries_cmd_rc_stdout_and_stderr():
 
 
 def test_a_program_that_cannot_be_run_is_an_error_too():
-    module = FakeModule([OSError(8, 'Exec format error')])
+    module = UnrunnableModule()
     with pytest.raises(PostfixCommandError) as info:
         Postmap(module, '/p').build('hash', '/p/t')
     assert 'cannot run /usr/sbin/postmap -c /p hash:/p/t' in str(info.value)
