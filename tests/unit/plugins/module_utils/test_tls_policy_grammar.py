@@ -15,6 +15,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     same_policy,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from tests.support.lookup_tables import postfix_view
 
 SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
 SHA1_PLAIN = 'a9b8c7d6e5f40312a9b8c7d6e5f40312a9b8c7d6'
@@ -429,15 +430,6 @@ def test_blanks_around_list_items_are_dropped():
 
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def postfix_view(text):
-    """KEY -> VALUE as postmap builds it: first occurrence wins, entries without a value are skipped."""
-    view = {}
-    for entry in LookupTableSource.parse(text).entries():
-        if entry.value and entry.fkey not in view:
-            view[entry.fkey] = entry.value
-    return view
 
 
 HOSTILE = ['\n', '\r', '\x00', ' ', '\t', ',', '=', '{', '}', '|', ':', '\x0b', '\x85', '\u2028',
