@@ -254,18 +254,23 @@ def test_verification_mismatch_changes_nothing(table):
     assert current(table) == before
 
 
-def test_failed_source_rename_puts_the_previous_index_back(table, monkeypatch):
-    before = previous(table)
+def module_failing_to_replace(path, monkeypatch):
+    """A module whose atomic_move fails for PATH (the source) and works for the rest."""
     module = make_module()
     real_move = module.atomic_move
 
     def atomic_move(src, dest, **kwargs):
-        if dest == str(table):
+        if dest == str(path):
             raise Exception('disk on fire')
         return real_move(src, dest, **kwargs)
 
     monkeypatch.setattr(module, 'atomic_move', atomic_move)
-    t = transaction(table, module=module)
+    return module
+
+
+def test_failed_source_rename_puts_the_previous_index_back(table, monkeypatch):
+    before = previous(table)
+    t = transaction(table, module=module_failing_to_replace(table, monkeypatch))
     with pytest.raises(TableTransactionError) as info:
         t.commit('a.example encrypt\n', write_source=True, build=True, expected={'a.example': 'encrypt'})
     assert str(info.value) == ('cannot replace %s: disk on fire; the table and its index were left as they were'
@@ -273,21 +278,12 @@ def test_failed_source_rename_puts_the_previous_index_back(table, monkeypatch):
     assert current(table) == before
 
 
-def test_failed_rename_of_a_new_index_removes_it(tmp_path, monkeypatch):
-    path = tmp_path / 'tls_policy'
-    path.write_text('a.example may\n')
-    module = make_module()
-    real_move = module.atomic_move
-
-    def atomic_move(src, dest, **kwargs):
-        if dest == str(path):
-            raise Exception('no')
-        return real_move(src, dest, **kwargs)
-
-    monkeypatch.setattr(module, 'atomic_move', atomic_move)
+def test_failed_rename_of_a_new_index_removes_it(table, monkeypatch):
+    t = transaction(table, module=module_failing_to_replace(table, monkeypatch))
     with pytest.raises(TableTransactionError):
-        transaction(path, module=module).commit('a.example encrypt\n', write_source=True, build=True, expected={})
-    assert names(tmp_path) == ['tls_policy']
+        t.commit('a.example encrypt\n', write_source=True, build=True, expected={})
+    assert names(table.parent) == ['tls_policy']
+    assert table.read_text() == 'a.example may\n'
 
 
 # --- attributes ---------------------------------------------------------------
