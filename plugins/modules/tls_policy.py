@@ -360,9 +360,7 @@ backup_file:
   sample: /etc/postfix/tls_policy.12345.2025-01-01@12:00:00~
 """
 
-import grp
 import os
-import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -386,12 +384,16 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transacti
     directory_problem,
     owner_group_problem,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
+    CROSS_CHECK_PARAMETERS,
+    configuration_checks,
+    needs_configuration,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     LEVELS,
     CIPHER_GRADES,
     PolicyError,
     build_policy,
-    configuration_problems,
     existing_entry_problems,
     normalize_destination,
     removable_key,
@@ -400,37 +402,6 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
-# main.cf values the cross-checks read (one postconf call, only when an entry needs them)
-CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner')
-
-
-def smtp_services(master_cf_lines):
-    """(service/type, chroot) of master.cf services that run the smtp client (``postconf -M``)."""
-    found = []
-    for line in master_cf_lines.splitlines():
-        fields = line.split()
-        if len(fields) >= 8 and not line[0].isspace() and not line.startswith('#') \
-                and fields[7] == 'smtp' and fields[1] == 'unix':
-            found.append(('%s/%s' % (fields[0], fields[1]), fields[4]))
-    return found
-
-
-def readable_by(path, user):
-    """Whether USER can read PATH by its mode bits (the smtp client runs as mail_owner)."""
-    try:
-        st = os.stat(path)
-        account = pwd.getpwnam(user)
-    except (OSError, KeyError):
-        return True     # cannot tell: no warning
-    if account.pw_uid == 0 or st.st_mode & 0o004:
-        return True
-    if st.st_uid == account.pw_uid:
-        return bool(st.st_mode & 0o400)
-    groups = set([account.pw_gid] + [g.gr_gid for g in grp.getgrall() if user in g.gr_mem])
-    return bool(st.st_gid in groups and st.st_mode & 0o040)
-
-
 def entry_options(destination_required):
     return dict(
         destination=dict(type='str', required=destination_required),
@@ -572,57 +543,18 @@ class TlsPolicyModule:
                           'to match"); give match' % fingerprint_without_match[0])
 
     def cross_check(self, policies, errors):
-        """Checks against main.cf and master.cf (issue 13 item 4), read only when needed."""
-        needed = [(key, policy) for key, policy in policies
-                  if policy.level in ('fingerprint', 'dane', 'dane-only') or policy.get('tafile')]
-        if not needed and not any(policy.get('connection_reuse') == ['yes'] for key, policy in policies):
+        """Checks against main.cf and master.cf, read (one postconf call each) only when needed."""
+        if not needs_configuration(policies):
             return
         try:
             settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
-            master = self.postconf.output(['-M'])
+            master_services = self.postconf.output(['-M'])
         except PostfixCommandError as e:
             self.fail(str(e))
-        lookup = settings.get('smtp_host_lookup', 'dns')
-        for key, policy in needed:
-            problems, warnings = configuration_problems(policy, settings)
-            if policy.level in ('dane', 'dane-only') and 'dns' not in lookup.replace(',', ' ').split():
-                text = ('level %s needs DNS lookups, but smtp_host_lookup = %s: Postfix logs "%s '
-                        'configured with dnssec lookups disabled"; add dns to smtp_host_lookup'
-                        % (policy.level, lookup, policy.level))
-                (problems if policy.level == 'dane-only' else warnings).append(text)
-            errors.extend('destination %r: %s' % (key, text) for text in problems)
-            self.warnings.extend('destination %r: %s' % (key, text) for text in warnings)
-        services = smtp_services(master)
-        chrooted = [name for name, chroot in services if chroot == 'y']
-        queue = settings.get('queue_directory', '')
-        owner = settings.get('mail_owner', 'postfix')
-        for key, policy in needed:
-            for tafile in policy.get('tafile'):
-                where = os.path.join(queue, tafile.lstrip('/')) if chrooted and queue else tafile
-                if not os.path.exists(where):
-                    if chrooted and queue:
-                        text = ('destination %r: tafile %s: the smtp client (master.cf %s, chroot y) '
-                                'opens it inside its chroot, queue_directory = %s, where %s does not '
-                                'exist: Postfix would defer the mail ("error opening trust anchor '
-                                'file"); copy the file there, or set the chroot column to n'
-                                % (key, tafile, ', '.join(chrooted), queue, where))
-                    else:
-                        text = ('destination %r: tafile %s does not exist: Postfix would defer the '
-                                'mail ("error opening trust anchor file"); create it first'
-                                % (key, tafile))
-                    if self.module.check_mode:
-                        self.warnings.append(text + ' (check mode: an earlier task may create it)')
-                    else:
-                        errors.append(text)
-                elif not readable_by(where, owner):
-                    self.warnings.append('destination %r: tafile %s is not readable by mail_owner %s, '
-                                         'the smtp client\'s user: Postfix would defer the mail'
-                                         % (key, where, owner))
-        if any(policy.get('connection_reuse') == ['yes'] for key, policy in policies) \
-                and not any(line.split()[:2] == ['tlsproxy', 'unix'] for line in master.splitlines()):
-            self.warnings.append('connection_reuse=yes needs the tlsproxy service in master.cf '
-                                 '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '
-                                 'fails ("connect to private/tlsproxy service")')
+        found_errors, warnings = configuration_checks(policies, settings, master_services,
+                                                      check_mode=self.module.check_mode)
+        errors.extend(found_errors)
+        self.warnings.extend(warnings)
 
     # -- which table ---------------------------------------------------------------
 

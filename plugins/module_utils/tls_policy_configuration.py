@@ -1,0 +1,149 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Cross-checks of TLS policy entries against the rest of the Postfix configuration.
+
+Pure Python, no Ansible imports. An entry can be grammatically fine and
+still make the SMTP client defer mail because of main.cf or master.cf:
+
+* a ``fingerprint`` digest whose length does not fit
+  ``smtp_tls_fingerprint_digest`` (tls_policy_grammar.configuration_problems);
+* ``dane``/``dane-only`` without DNSSEC lookups (``smtp_dns_support_level``)
+  or without DNS lookups at all (``smtp_host_lookup``): Postfix logs
+  "dane-only configured with dnssec lookups disabled" and defers
+  ``dane-only`` (``dane`` silently falls back);
+* a ``tafile`` the smtp client cannot open: it reads the file when the policy
+  is looked up, inside its chroot (master.cf chroot column ``y``, rooted at
+  ``queue_directory``), as ``mail_owner``;
+* ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf.
+
+``configuration_checks`` returns ``(errors, warnings)``; every message names
+the destination, the parameter and the fix.
+"""
+
+import grp
+import os
+import pwd
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    configuration_problems,
+)
+
+# main.cf values the cross-checks read (one ``postconf -x -h`` call)
+CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner')
+
+
+def needs_configuration(policies):
+    """Whether any (key, Policy) pair needs the configuration read at all."""
+    return any(_checked(policy) or _reuses_connections(policy) for key, policy in policies)
+
+
+def _checked(policy):
+    return policy.level in ('fingerprint', 'dane', 'dane-only') or bool(policy.get('tafile'))
+
+
+def _reuses_connections(policy):
+    return policy.get('connection_reuse') == ['yes']
+
+
+def smtp_client_services(master_services):
+    """(``service/type``, chroot) of the master.cf services that run the smtp client,
+    from ``postconf -M`` output."""
+    found = []
+    for line in master_services.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and not line[0].isspace() and not line.startswith('#') \
+                and fields[7] == 'smtp' and fields[1] == 'unix':
+            found.append(('%s/%s' % (fields[0], fields[1]), fields[4]))
+    return found
+
+
+def has_tlsproxy(master_services):
+    """Whether ``postconf -M`` output lists the tlsproxy service."""
+    return any(line.split()[:2] == ['tlsproxy', 'unix'] for line in master_services.splitlines())
+
+
+def readable_by(path, user):
+    """Whether USER can read PATH by its mode bits (the smtp client runs as mail_owner).
+
+    True when it cannot be told (no such user, no such file): no warning then.
+    """
+    try:
+        st = os.stat(path)
+        account = pwd.getpwnam(user)
+    except (OSError, KeyError):
+        return True
+    if account.pw_uid == 0 or st.st_mode & 0o004:
+        return True
+    if st.st_uid == account.pw_uid:
+        return bool(st.st_mode & 0o400)
+    groups = set([account.pw_gid] + [g.gr_gid for g in grp.getgrall() if user in g.gr_mem])
+    return bool(st.st_gid in groups and st.st_mode & 0o040)
+
+
+def _dns_problems(policy, settings):
+    lookup = settings.get('smtp_host_lookup', 'dns')
+    if policy.level not in ('dane', 'dane-only') or 'dns' in lookup.replace(',', ' ').split():
+        return [], []
+    text = ('level %s needs DNS lookups, but smtp_host_lookup = %s: Postfix logs "%s '
+            'configured with dnssec lookups disabled"; add dns to smtp_host_lookup'
+            % (policy.level, lookup, policy.level))
+    return ([text], []) if policy.level == 'dane-only' else ([], [text])
+
+
+def _tafile_problems(key, policy, settings, chrooted, check_mode, exists, readable):
+    errors, warnings = [], []
+    queue = settings.get('queue_directory', '')
+    owner = settings.get('mail_owner', 'postfix')
+    for tafile in policy.get('tafile'):
+        where = os.path.join(queue, tafile.lstrip('/')) if chrooted and queue else tafile
+        if not exists(where):
+            if chrooted and queue:
+                text = ('destination %r: tafile %s: the smtp client (master.cf %s, chroot y) '
+                        'opens it inside its chroot, queue_directory = %s, where %s does not '
+                        'exist: Postfix would defer the mail ("error opening trust anchor '
+                        'file"); copy the file there, or set the chroot column to n'
+                        % (key, tafile, ', '.join(chrooted), queue, where))
+            else:
+                text = ('destination %r: tafile %s does not exist: Postfix would defer the '
+                        'mail ("error opening trust anchor file"); create it first'
+                        % (key, tafile))
+            if check_mode:
+                warnings.append(text + ' (check mode: an earlier task may create it)')
+            else:
+                errors.append(text)
+        elif not readable(where, owner):
+            warnings.append('destination %r: tafile %s is not readable by mail_owner %s, '
+                            'the smtp client\'s user: Postfix would defer the mail'
+                            % (key, where, owner))
+    return errors, warnings
+
+
+def configuration_checks(policies, settings, master_services, check_mode=False,
+                         exists=os.path.exists, readable=readable_by):
+    """Check (key, Policy) pairs against main.cf SETTINGS (CROSS_CHECK_PARAMETERS,
+    expanded) and master.cf (``postconf -M`` output).
+
+    Returns ``(errors, warnings)``. In check mode a missing tafile is a warning
+    (an earlier task of the play may create it).
+    """
+    errors, warnings = [], []
+    chrooted = [name for name, chroot in smtp_client_services(master_services) if chroot == 'y']
+    for key, policy in policies:
+        if not _checked(policy):
+            continue
+        found_errors, found_warnings = configuration_problems(policy, settings)
+        dns_errors, dns_warnings = _dns_problems(policy, settings)
+        errors.extend('destination %r: %s' % (key, text) for text in found_errors + dns_errors)
+        warnings.extend('destination %r: %s' % (key, text) for text in found_warnings + dns_warnings)
+        found_errors, found_warnings = _tafile_problems(key, policy, settings, chrooted, check_mode,
+                                                        exists, readable)
+        errors.extend(found_errors)
+        warnings.extend(found_warnings)
+    if any(_reuses_connections(policy) for key, policy in policies) and not has_tlsproxy(master_services):
+        warnings.append('connection_reuse=yes needs the tlsproxy service in master.cf '
+                        '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '
+                        'fails ("connect to private/tlsproxy service")')
+    return errors, warnings

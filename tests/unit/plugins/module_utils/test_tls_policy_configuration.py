@@ -1,0 +1,129 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Cross-checks of policy entries against main.cf and master.cf (pure: the file
+system is replaced by the exists/readable arguments)."""
+
+import os
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
+    configuration_checks,
+    has_tlsproxy,
+    needs_configuration,
+    readable_by,
+    smtp_client_services,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import build_policy
+
+# postconf -M output of a Debian master.cf (abridged): smtp and relay run the smtp client chrooted
+MASTER = """\
+smtp       inet  n       -       y       -       -       smtpd
+smtp       unix  -       -       y       -       -       smtp
+relay      unix  -       -       y       -       -       smtp -o syslog_name=postfix/$service_name
+local      unix  -       n       n       -       -       local
+"""
+MASTER_UNCHROOTED = MASTER.replace('y       -       -       smtp\n', 'n       -       -       smtp\n') \
+    .replace('y       -       -       smtp -o', 'n       -       -       smtp -o')
+TLSPROXY = 'tlsproxy   unix  -       -       y       -       0       tlsproxy\n'
+SETTINGS = {'smtp_tls_fingerprint_digest': 'sha256', 'smtp_dns_support_level': 'dnssec',
+            'smtp_host_lookup': 'dns', 'queue_directory': '/var/spool/postfix', 'mail_owner': 'postfix'}
+SHA256 = ':'.join(['AB'] * 32)
+MD5 = ':'.join(['AB'] * 16)
+
+
+def check(entries, settings=None, master=MASTER, check_mode=False, files=(), unreadable=()):
+    policies = [(key, build_policy(level, **attrs)) for key, level, attrs in entries]
+    return configuration_checks(policies, dict(SETTINGS, **(settings or {})), master, check_mode=check_mode,
+                                exists=lambda path: path in files,
+                                readable=lambda path, user: path not in unreadable)
+
+
+def test_services_that_run_the_smtp_client_with_their_chroot_column():
+    assert smtp_client_services(MASTER) == [('smtp/unix', 'y'), ('relay/unix', 'y')]
+    assert smtp_client_services(MASTER_UNCHROOTED) == [('smtp/unix', 'n'), ('relay/unix', 'n')]
+    assert not has_tlsproxy(MASTER) and has_tlsproxy(MASTER + TLSPROXY)
+
+
+def test_only_entries_that_depend_on_the_configuration_need_it_read():
+    assert not needs_configuration([('a.example', build_policy('encrypt'))])
+    assert not needs_configuration([('a.example', build_policy('verify', match=['nexthop']))])
+    for policy in (build_policy('dane'), build_policy('fingerprint', match=[SHA256]),
+                   build_policy('verify', tafile=['/etc/ta.pem']), build_policy('may', connection_reuse=True)):
+        assert needs_configuration([('a.example', policy)]), policy
+
+
+def test_a_consistent_configuration_passes():
+    assert check([('a.example', 'fingerprint', {'match': [SHA256]}),
+                  ('b.example', 'dane-only', {}),
+                  ('c.example', 'secure', {'tafile': ['/etc/ta.pem']})],
+                 files={'/var/spool/postfix/etc/ta.pem'}) == ([], [])
+
+
+def test_fingerprint_digest_length_must_fit_smtp_tls_fingerprint_digest():
+    errors, warnings = check([('a.example', 'fingerprint', {'match': [MD5]})])
+    assert len(errors) == 1 and "'a.example'" in errors[0] and 'smtp_tls_fingerprint_digest' in errors[0]
+    assert check([('a.example', 'fingerprint', {'match': [MD5]})],
+                 {'smtp_tls_fingerprint_digest': 'md5'}) == ([], [])
+
+
+@pytest.mark.parametrize('level, settings, errors, warnings', [
+    ('dane-only', {'smtp_dns_support_level': 'enabled'}, 1, 0),
+    ('dane', {'smtp_dns_support_level': 'enabled'}, 0, 1),
+    ('dane-only', {'smtp_host_lookup': 'native'}, 1, 0),
+    ('dane', {'smtp_host_lookup': 'native'}, 0, 1),
+    ('dane-only', {'smtp_host_lookup': 'native, dns'}, 0, 0),
+    ('dane-only', {}, 0, 0),
+])
+def test_dane_needs_dnssec_and_dns_lookups(level, settings, errors, warnings):
+    got = check([('a.example', level, {})], settings)
+    assert (len(got[0]), len(got[1])) == (errors, warnings), got
+    for message in got[0] + got[1]:
+        assert "'a.example'" in message
+        assert 'smtp_dns_support_level' in message or 'smtp_host_lookup' in message
+
+
+def test_tafile_is_looked_for_inside_the_smtp_chroot():
+    errors, dummy = check([('a.example', 'verify', {'tafile': ['/etc/ta.pem']})], files={'/etc/ta.pem'})
+    assert len(errors) == 1
+    assert '/var/spool/postfix/etc/ta.pem does not exist' in errors[0] and 'chroot' in errors[0]
+    assert 'queue_directory = /var/spool/postfix' in errors[0]
+
+
+def test_tafile_outside_a_chroot_is_looked_for_on_the_host_path():
+    assert check([('a.example', 'verify', {'tafile': ['/etc/ta.pem']})], master=MASTER_UNCHROOTED,
+                 files={'/etc/ta.pem'}) == ([], [])
+    errors, dummy = check([('a.example', 'verify', {'tafile': ['/etc/ta.pem']})], master=MASTER_UNCHROOTED)
+    assert len(errors) == 1 and 'tafile /etc/ta.pem does not exist' in errors[0]
+
+
+def test_missing_tafile_is_a_warning_in_check_mode():
+    errors, warnings = check([('a.example', 'verify', {'tafile': ['/etc/ta.pem']})], check_mode=True)
+    assert errors == [] and len(warnings) == 1 and 'check mode' in warnings[0]
+
+
+def test_unreadable_tafile_is_a_warning_naming_mail_owner():
+    where = '/var/spool/postfix/etc/ta.pem'
+    errors, warnings = check([('a.example', 'verify', {'tafile': ['/etc/ta.pem']})],
+                             files={where}, unreadable={where})
+    assert errors == [] and len(warnings) == 1 and 'mail_owner postfix' in warnings[0]
+
+
+def test_connection_reuse_without_tlsproxy_is_a_warning():
+    errors, warnings = check([('a.example', 'may', {'connection_reuse': True})])
+    assert errors == [] and len(warnings) == 1 and 'tlsproxy' in warnings[0]
+    assert check([('a.example', 'may', {'connection_reuse': True})], master=MASTER + TLSPROXY) == ([], [])
+    assert check([('a.example', 'may', {'connection_reuse': False})]) == ([], [])
+
+
+def test_readable_by_follows_the_mode_bits(tmp_path):
+    path = tmp_path / 'ta.pem'
+    path.write_text('x')
+    os.chmod(str(path), 0o600)
+    assert readable_by(str(path), 'root')
+    assert readable_by(str(path), 'no-such-user-here')        # cannot tell: no warning
+    if os.getuid() == 0:
+        assert not readable_by(str(path), 'nobody')
+        os.chmod(str(path), 0o644)
+        assert readable_by(str(path), 'nobody')
