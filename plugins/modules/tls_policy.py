@@ -402,6 +402,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
+
+
 def entry_options(destination_required):
     return dict(
         destination=dict(type='str', required=destination_required),
@@ -654,7 +656,7 @@ class TlsPolicyModule:
             # dict_thash opens the table without a duplicate flag in the SMTP client: one
             # duplicate key makes every lookup fail and defers mail to every destination
             lines = '; '.join('%r on lines %s' % (fkey, ', '.join(str(e.lineno) for e in table.occurrences(fkey)
-                                                                    if e.value))
+                                                                  if e.value))
                               for fkey in table.duplicates())
             self.fail('texthash table %s has duplicate keys (%s): the Postfix SMTP client cannot use a '
                       'texthash table with a duplicate key at all and defers mail to every destination, '

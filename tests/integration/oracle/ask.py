@@ -26,7 +26,7 @@ from .module_side import view_line
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tests.integration.oracle.ask',
-                                     description=__doc__.split('\n\n')[0])
+                                     description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('lines', nargs='+', metavar="'KEY VALUE'")
     parser.add_argument('--map-type', default='hash', help='hash (default), btree, cdb, lmdb, texthash')
     parser.add_argument('--json', action='store_true', help='one JSON document instead of text')

@@ -42,7 +42,7 @@ def explain(result):
              'postfix: %s (%s: %s)' % (result['verdict'], result['status'], result['reason'])]
     if 'module' in result:
         lines.append('module: %s%s' % (result['module'], ': %s' % result['module_message']
-                                        if result.get('module_message') else ''))
+                                       if result.get('module_message') else ''))
     lines.append('log:')
     lines.extend('  ' + line for line in result['evidence'])
     return '\n'.join(lines)

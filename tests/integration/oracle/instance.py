@@ -295,7 +295,7 @@ class Oracle(object):
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
         if check and proc.returncode != 0:
             raise OracleError('%s failed (rc %d): %s%s' % (' '.join(argv), proc.returncode,
-                                                             proc.stdout, proc.stderr))
+                                                           proc.stdout, proc.stderr))
         return proc
 
     def _free_port(self, address):

@@ -166,9 +166,9 @@ def test_postconf_shell_metacharacters_equals_and_commas_are_written_literally(s
 def test_postconf_service_override_with_equals_and_comma_is_one_override(sandbox):
     results, dummy = sandbox.playbook([
         sandbox.task(POSTCONF, {'service': '127.0.0.1:10026/inet', 'name': 'smtpd_client_restrictions',
-                            'value': 'permit_mynetworks,reject'}, ignore_errors=False),
+                                'value': 'permit_mynetworks,reject'}, ignore_errors=False),
         sandbox.task(POSTCONF, {'service': '127.0.0.1:10026/inet', 'name': 'content_filter',
-                            'value': 'a=b'}, ignore_errors=False),
+                                'value': 'a=b'}, ignore_errors=False),
     ])
     assert [r['changed'] for r in results] == [True, True], results
     overrides = sorted(line for line in sandbox.real_postconf('-P').split('\n')
@@ -199,7 +199,7 @@ def test_postconf_value_with_a_unicode_line_break_is_refused_or_round_trips(sand
     value = 'gw%srelayhost = [evil.example]' % char
     before = sandbox.snapshot()
     results, dummy = sandbox.playbook([sandbox.task(POSTCONF, {'name': 'smtpd_banner', 'value': value}),
-                            sandbox.task(POSTCONF, {'name': 'smtpd_banner', 'value': value})])
+                                       sandbox.task(POSTCONF, {'name': 'smtpd_banner', 'value': value})])
     first, second = results
     if first.get('failed'):
         assert 'reported success' not in first['msg'], why(first)

@@ -31,6 +31,7 @@ pytestmark = needs_postfix
 
 # --- main.cf: set, change, no-op, remove ----------------------------------------------
 
+
 def test_set_new_parameter(sandbox, postconf_calls):
     result = sandbox.postconf({'name': 'smtp_tls_security_level', 'value': 'encrypt'})
     assert result['changed'] is True
@@ -160,8 +161,8 @@ def test_params_batch_is_one_write(sandbox, postconf_calls):
 
 def test_params_absent_ignores_values_and_removes_in_one_write(sandbox, postconf_calls):
     result = sandbox.postconf({'params': {'smtpd_tls_security_level': None, 'smtpd_banner': 'ignored',
-                                 'smtp_tls_security_level': None},
-                      'state': 'absent'})
+                                          'smtp_tls_security_level': None},
+                               'state': 'absent'})
     assert result['changed'] is True
     assert result['params'] == {
         'smtpd_tls_security_level': {'before': 'may', 'after': None},
@@ -176,8 +177,8 @@ def test_params_absent_ignores_values_and_removes_in_one_write(sandbox, postconf
 def test_check_mode_changes_nothing_and_reports_the_change(sandbox, postconf_calls):
     before = sandbox.snapshot()
     result = sandbox.postconf({'params': {'smtpd_tls_security_level': 'encrypt',
-                                 'smtp_tls_security_level': 'encrypt'}},
-                     check=True, diff=True)
+                                          'smtp_tls_security_level': 'encrypt'}},
+                              check=True, diff=True)
     assert result['changed'] is True
     assert result['params']['smtpd_tls_security_level'] == {'before': 'may', 'after': 'encrypt'}
     assert sandbox.snapshot() == before  # bytes, inode and mtime; no temp file left
@@ -195,8 +196,8 @@ def test_check_mode_removal_writes_nothing(sandbox, postconf_calls):
 
 def test_diff_shows_main_cf_lines(sandbox):
     result = sandbox.postconf({'params': {'smtpd_tls_security_level': 'encrypt',
-                                 'smtp_tls_security_level': 'may',
-                                 'mynetworks': '127.0.0.0/8, [::1]/128'}}, diff=True)
+                                          'smtp_tls_security_level': 'may',
+                                          'mynetworks': '127.0.0.0/8, [::1]/128'}}, diff=True)
     diff = result['diff']
     assert diff['before'] == 'smtpd_tls_security_level = may\n'
     assert diff['after'] == ('smtp_tls_security_level = may\n'
@@ -235,7 +236,7 @@ def test_playbook_check_diff_then_apply_then_idempotent(sandbox):
 def test_service_override_set_noop_remove(sandbox, postconf_calls):
     svc = '127.0.0.1:10026/inet'
     result = sandbox.postconf({'service': svc, 'name': 'smtpd_tls_security_level', 'value': 'encrypt'},
-                     diff=True)
+                              diff=True)
     assert result['changed'] is True
     assert result['params']['smtpd_tls_security_level'] == {'before': 'none', 'after': 'encrypt'}
     assert result['restart_required'] is False
@@ -257,14 +258,14 @@ def test_service_override_set_noop_remove(sandbox, postconf_calls):
     assert removed['params']['content_filter'] == {'before': '', 'after': None}
     assert 'content_filter' not in sandbox.real_postconf('-P')
     assert sandbox.postconf({'service': svc, 'name': 'content_filter',
-                    'state': 'absent'})['changed'] is False
+                             'state': 'absent'})['changed'] is False
 
 
 def test_service_override_batch_is_one_write(sandbox, postconf_calls):
     result = sandbox.postconf({'service': 'submission/inet',
-                      'params': {'smtpd_tls_security_level': 'encrypt',
-                                 'smtpd_sasl_auth_enable': 'yes',
-                                 'syslog_name': 'postfix/submission'}})
+                               'params': {'smtpd_tls_security_level': 'encrypt',
+                                          'smtpd_sasl_auth_enable': 'yes',
+                                          'syslog_name': 'postfix/submission'}})
     assert result['changed'] is True
     assert len(postconf_calls.writes()) == 1
     overrides = sandbox.real_postconf('-P')
@@ -275,7 +276,7 @@ def test_service_override_batch_is_one_write(sandbox, postconf_calls):
 def test_service_override_check_mode(sandbox, postconf_calls):
     before = sandbox.snapshot()
     result = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_security_level',
-                      'value': 'encrypt'}, check=True, diff=True)
+                               'value': 'encrypt'}, check=True, diff=True)
     assert result['changed'] is True
     assert result['diff']['after'] == 'submission/inet/smtpd_tls_security_level = encrypt\n'
     assert sandbox.snapshot() == before
@@ -285,7 +286,7 @@ def test_service_override_check_mode(sandbox, postconf_calls):
 def test_nonexistent_service_fails_clearly(sandbox, postconf_calls):
     before = sandbox.snapshot()
     result = sandbox.postconf({'service': '127.0.0.1:10099/inet', 'name': 'smtpd_tls_security_level',
-                      'value': 'none'})
+                               'value': 'none'})
     assert_failed(result, 'service 127.0.0.1:10099/inet not found', 'master.cf',
                   '127.0.0.1:10026/inet')
     assert sandbox.snapshot() == before
@@ -303,7 +304,7 @@ def test_unknown_name_fails_with_did_you_mean(sandbox, postconf_calls):
 
 def test_unknown_service_override_name_fails(sandbox):
     result = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_securty_level',
-                      'value': 'encrypt'})
+                               'value': 'encrypt'})
     assert_failed(result, "did you mean 'smtpd_tls_security_level'", 'submission/inet')
 
 
@@ -361,20 +362,20 @@ def test_unreferenced_user_defined_name_needs_allow_unknown(sandbox):
     assert sandbox.main_cf.read_text() == 'compatibility_level = 3.6\n'
 
     result = sandbox.postconf({'name': 'maps_d_dir', 'value': '/etc/postfix/maps.d',
-                      'allow_unknown': True})
+                               'allow_unknown': True})
     assert result['changed'] is True
     assert 'maps_d_dir = /etc/postfix/maps.d\n' in sandbox.main_cf.read_text()
     # postconf -n hides unused parameters; the module still sees the value
     before = sandbox.snapshot()
     again = sandbox.postconf({'name': 'maps_d_dir', 'value': '/etc/postfix/maps.d',
-                     'allow_unknown': True})
+                              'allow_unknown': True})
     assert again['changed'] is False
     assert sandbox.snapshot() == before
 
 
 def test_restriction_class_is_a_known_name(sandbox):
     result = sandbox.postconf({'params': {'smtpd_restriction_classes': 'tls_only',
-                                 'tls_only': 'reject_plaintext_session'}})
+                                          'tls_only': 'reject_plaintext_session'}})
     assert result['changed'] is True
     assert sandbox.explicit('tls_only') == 'reject_plaintext_session'
 
@@ -541,7 +542,7 @@ def test_main_cf_that_is_not_utf8(sandbox):
     latin1 = b'# Gr\xfc\xdfe aus M\xfcnchen\nmyorigin = m\xfcnchen.example\n'
     sandbox.main_cf.write_bytes(sandbox.main_cf.read_bytes() + latin1)
     result = sandbox.postconf({'params': {'smtpd_banner': 'gateway', 'myorigin': 'muenchen.example'}},
-                     diff=True)
+                              diff=True)
     assert result['changed'] is True, result
     assert result['params']['myorigin'] == {'before': 'm\\xfcnchen.example',
                                             'after': 'muenchen.example'}
@@ -557,7 +558,7 @@ def test_main_cf_that_is_not_utf8(sandbox):
 def test_missing_config_dir(sandbox):
     missing = sandbox.tmp / 'no-such-postfix'
     result = sandbox.postconf({'name': 'smtp_tls_security_level', 'value': 'may',
-                      'config_dir': str(missing)})
+                               'config_dir': str(missing)})
     assert_failed(result, str(missing), 'does not exist')
     assert not missing.exists()
 
@@ -566,7 +567,7 @@ def test_config_dir_without_main_cf(sandbox):
     empty = sandbox.tmp / 'empty'
     empty.mkdir()
     result = sandbox.postconf({'name': 'smtp_tls_security_level', 'value': 'may',
-                      'config_dir': str(empty)})
+                               'config_dir': str(empty)})
     assert_failed(result, str(empty / 'main.cf'), 'does not exist')
     assert os.listdir(empty) == []
 
@@ -585,7 +586,7 @@ def test_restart_required_for_inet_interfaces(sandbox):
 
 def test_restart_required_in_batch_and_not_for_tls(sandbox):
     result = sandbox.postconf({'params': {'smtpd_tls_security_level': 'encrypt',
-                                 'inet_protocols': 'ipv4'}}, check=True)
+                                          'inet_protocols': 'ipv4'}}, check=True)
     assert result['restart_required'] is True
     result = sandbox.postconf({'params': {'smtpd_tls_security_level': 'encrypt'}}, check=True)
     assert result['restart_required'] is False

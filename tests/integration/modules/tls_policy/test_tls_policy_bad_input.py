@@ -196,7 +196,7 @@ def test_tls_policy_bad_input_fails_clearly_and_changes_nothing(sandbox, group):
     assert_all_refused(sandbox, TLS_POLICY, cases)
     # (Postfix joins a continuation line keeping its leading whitespace)
     assert sandbox.dump() == {'partner.example': 'secure    match=nexthop:dot-nexthop',
-                          '[relay.example.net]:587': 'encrypt', '[127.0.0.1]:10025': 'none'}
+                              '[relay.example.net]:587': 'encrypt', '[127.0.0.1]:10025': 'none'}
 
 
 def test_tls_policy_bad_file_options_fail_clearly_and_change_nothing(sandbox):
@@ -209,7 +209,7 @@ def test_tls_policy_bad_input_in_check_mode_fails_the_same_way(sandbox):
     canary = str(sandbox.canary)
     before = sandbox.snapshot()
     results, dummy = sandbox.playbook([sandbox.task(TLS_POLICY, substitute(args, canary)) for args, dummy in cases],
-                           check=True)
+                                      check=True)
     for (args, fragments), result in zip(cases, results):
         assert_failed(result, *fragments)
     assert_unchanged(before, sandbox.snapshot())
@@ -244,12 +244,12 @@ def test_tls_policy_accepted_odd_values_add_exactly_one_entry(sandbox):
         sandbox.task(TLS_POLICY, {'destination': 'xn--bcher-kva.de', 'level': 'may'}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': 'Mixed.Case.Example', 'level': 'encrypt'}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': 't.example', 'level': 'verify',
-                              'tafile': [str(tafile)]}, ignore_errors=False),
+                                  'tafile': [str(tafile)]}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': 'p.example', 'level': 'may',
-                              'protocols': '!SSLv2,!SSLv3'}, ignore_errors=False),
+                                  'protocols': '!SSLv2,!SSLv3'}, ignore_errors=False),
         sandbox.task(TLS_POLICY, {'destination': '[ipv6:2001:db8::1]:587', 'level': 'secure',
-                              'match': ['mx.example', '.example'], 'servername': 'hostname'},
-                 ignore_errors=False),
+                                  'match': ['mx.example', '.example'], 'servername': 'hostname'},
+                     ignore_errors=False),
     ])
     assert all(r['changed'] for r in results), [why(r) for r in results]
     dump = sandbox.dump()
@@ -329,6 +329,6 @@ def test_tls_policy_refuses_a_relative_path(sandbox):
 def test_tls_policy_refuses_a_path_with_a_line_break(sandbox):
     before = sandbox.snapshot()
     result = sandbox.tls_policy({'destination': 'new.example', 'level': 'encrypt',
-                             'path': str(sandbox.maps_dir / 'x\ny.map')})
+                                 'path': str(sandbox.maps_dir / 'x\ny.map')})
     assert_unchanged(before, sandbox.snapshot())
     assert_failed(result, 'path')

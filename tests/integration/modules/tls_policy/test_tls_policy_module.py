@@ -113,7 +113,7 @@ def test_single_destination_with_maps_d_dir_resolution(sandbox):
 
 def test_playbook_change_then_no_op(sandbox):
     task = {TLS_POLICY: {'destination': 'example.com', 'level': 'verify',
-                                              'config_dir': str(sandbox.confdir)}}
+                         'config_dir': str(sandbox.confdir)}}
     results, stats = sandbox.playbook([task, task])
     assert [r['changed'] for r in results] == [True, False]
     assert stats['changed'] == 1 and stats['failures'] == 0
@@ -251,7 +251,7 @@ def test_check_mode_writes_nothing_for_an_edit(sandbox, postmap_calls):
     before = sandbox.snapshot()
     calls_before = postmap_calls.calls()
     result = sandbox.tls_policy({'exclusive': True, 'entries': [{'destination': 'y.example', 'level': 'encrypt'}]},
-                     check=True, diff=True)
+                                check=True, diff=True)
     assert result['changed'] is True
     assert result['added'] == ['y.example']
     assert 'x.example' in result['removed']

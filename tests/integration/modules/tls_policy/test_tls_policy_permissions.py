@@ -37,7 +37,7 @@ def owner_mode(path):
 def test_new_table_and_index_are_root_owned_and_not_world_writable(make_sandbox, umask, map_type):
     sandbox = make_sandbox(map_type=map_type)
     result = sandbox.tls_policy({'destination': 'example.com', 'level': 'encrypt'},
-                            preexec_fn=lambda: os.umask(umask))
+                                preexec_fn=lambda: os.umask(umask))
     assert result['changed'] is True, why(result)
     files = [sandbox.table] + sandbox.index_files()
     assert len(files) == (1 if map_type == 'texthash' else 2)

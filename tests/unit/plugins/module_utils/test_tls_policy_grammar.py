@@ -326,7 +326,7 @@ def test_bad_exclude_is_refused(given, fragment):
 @pytest.mark.parametrize('value, table', [
     ('hostname', 'hostname'), ('nexthop', 'nexthop'), ('mx.example.com', 'mx.example.com'),
     ('MX.Example.com', 'MX.Example.com'), ('a' * 63 + '.' + 'b' * 63 + '.' + 'c' * 63 + '.' + 'd' * 63,
-                                          'a' * 63 + '.' + 'b' * 63 + '.' + 'c' * 63 + '.' + 'd' * 63),
+                                           'a' * 63 + '.' + 'b' * 63 + '.' + 'c' * 63 + '.' + 'd' * 63),
 ])
 def test_servername(value, table):
     assert build_policy('secure', servername=value).render() == 'secure servername=' + table

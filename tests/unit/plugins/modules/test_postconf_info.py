@@ -26,7 +26,7 @@ class FakePostconf:
     USER = {'maps_d_dir'}
 
     calls = []
-    fail = None
+    failures = []     # raised by the next call when set
 
     def __init__(self, module, config_dir):
         self.config_dir = config_dir
@@ -34,8 +34,8 @@ class FakePostconf:
 
     def parameters(self, names=None, expand=False, defaults=False, overrides=None):
         type(self).calls.append(('parameters', list(names), expand, overrides))
-        if self.fail:
-            raise self.fail
+        if self.failures:
+            raise self.failures[0]
         referenced = set()
         for value in (overrides or {}).values():
             referenced.update(n for n in self.USER if '${%s}' % n in value)
@@ -54,7 +54,7 @@ class FakePostconf:
 @pytest.fixture
 def fake(monkeypatch):
     FakePostconf.calls = []
-    FakePostconf.fail = None
+    FakePostconf.failures = []
     monkeypatch.setattr(postconf_info, 'Postconf', FakePostconf)
     return FakePostconf
 
@@ -109,8 +109,8 @@ def test_no_user_parameters_no_override(fake, capsys):
 
 
 def test_postconf_failure_names_the_directory(fake, capsys):
-    fake.fail = PostfixCommandError('postconf failed', cmd=['postconf', '-c', '/x'], rc=1,
-                                    stderr='postconf: fatal: open /x/main.cf: No such file or directory\n')
+    fake.failures = [PostfixCommandError('postconf failed', cmd=['postconf', '-c', '/x'], rc=1,
+                                         stderr='postconf: fatal: open /x/main.cf: No such file or directory\n')]
     result = run(capsys, {'config_dir': '/x'})
     assert result['failed'] is True and result['rc_exit'] == 1
     assert result['msg'] == ('postconf cannot read the configuration in /x: '
