@@ -1,7 +1,7 @@
 # Copyright (c) 2025, mailgw.postfix_tls contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The grammar against real policy tables (/work/shared/realworld: 20 tables
+"""The grammar against real policy tables (tests/data/realworld: 20 tables
 from public repositories and the EFF STARTTLS Everywhere list).
 
 Every entry is read as the Postfix SMTP client reads it; the entries Postfix
@@ -26,10 +26,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     same_policy,
 )
 
-REALWORLD = os.environ.get('MAILGW_REALWORLD_DIR', '/work/shared/realworld')
+REALWORLD = os.environ.get('MAILGW_REALWORLD_DIR', os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld'))
 TABLES = sorted(glob.glob(os.path.join(REALWORLD, 'tables', '*')))
 
-pytestmark = pytest.mark.skipif(not TABLES, reason='no real-world tables at %s' % REALWORLD)
+assert TABLES, 'no real-world tables at %s' % REALWORLD
 
 # (table, key) -> what is wrong, as Postfix sees it
 UNUSABLE = {
