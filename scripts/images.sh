@@ -4,8 +4,14 @@
 # inputs (the build function below, images/packages.txt, the suite), so a
 # second run with unchanged inputs reuses the image and rebuilds nothing.
 #
-#   scripts/images.sh [SUITE ...]     default: bookworm trixie
+#   scripts/images.sh [SUITE ...]     default: bullseye bookworm trixie sid
 #   scripts/images.sh --print-tag SUITE
+#
+# bullseye has Postfix 3.5 (Python 3.9), bookworm 3.7, trixie 3.10, sid 3.11 at
+# the time of writing. sid moves: the package versions an image got are kept in
+# the image (/etc/mailgw-image-packages, and labels org.mailgw.postfix,
+# org.mailgw.python3, org.mailgw.openssl) and printed on every run, so a rebuild
+# that brought other versions is visible in the log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -48,18 +54,30 @@ build() {
     return 1
   fi
   # A usable Postfix out of the box: local delivery off, no DNS needed, logs to stdout.
+  # compatibility_level: Postfix 3.5 knows only the integers 0 to 2 (the
+  # "3.6" form came with 3.6).
+  local compat=3.6
+  [ "$suite" = bullseye ] && compat=2
   chroot "$rootfs" /bin/sh -c '
     set -e
     postconf -e "myhostname=gateway.test" "mydestination=" "inet_interfaces=all" \
       "inet_protocols=ipv4" "maillog_file=/dev/stdout" "smtp_dns_support_level=disabled" \
-      "smtputf8_enable=no" "compatibility_level=3.6" "mynetworks=127.0.0.0/8"
+      "smtputf8_enable=no" "compatibility_level='"$compat"'" "mynetworks=127.0.0.0/8"
     rm -f /etc/hostname
+    dpkg-query -W -f "\${Package} \${Version}\n" > /etc/mailgw-image-packages
     apt-get clean
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
   '
+  local pfx py ssl
+  pfx="$(awk '$1=="postfix" {print $2}' "$rootfs/etc/mailgw-image-packages")"
+  py="$(awk '$1=="python3" {print $2}' "$rootfs/etc/mailgw-image-packages")"
+  ssl="$(awk '$1=="openssl" {print $2}' "$rootfs/etc/mailgw-image-packages")"
   tar -C "$rootfs" -c . | podman import \
      --change 'CMD ["postfix", "start-fg"]' \
-     --change 'LABEL org.mailgw.suite='"$suite" - "$tag" >/dev/null
+     --change "LABEL org.mailgw.suite=$suite" \
+     --change "LABEL org.mailgw.postfix=$pfx" \
+     --change "LABEL org.mailgw.python3=$py" \
+     --change "LABEL org.mailgw.openssl=$ssl" - "$tag" >/dev/null
   # Stable alias for humans and Molecule (points at the current inputs' image)
   podman tag "$tag" "$IMAGE_REPO:$suite"
   echo "[images] built $tag" >&2
@@ -69,9 +87,9 @@ if [ "${1:-}" = "--print-tag" ]; then image_tag "$2"; exit 0; fi
 
 mkdir -p "$CACHE"
 suites=("$@")
-[ "${#suites[@]}" -gt 0 ] || suites=(bookworm trixie)
+[ "${#suites[@]}" -gt 0 ] || suites=(bullseye bookworm trixie sid)
 # The suites are built side by side: debootstrap mostly waits on downloads
-# and dpkg, so two builds take little longer than one.
+# and dpkg, so four builds take little longer than one.
 pids=()
 for s in "${suites[@]}"; do
   build "$s" &
@@ -85,10 +103,16 @@ done
 for s in "${suites[@]}"; do
   # keep the alias pointing at the image of the current inputs
   podman tag "$(image_tag "$s")" "$IMAGE_REPO:$s"
+  # what the image got (sid moves: a rebuild shows here)
+  podman image inspect --format \
+    "[images] $s: postfix {{index .Labels \"org.mailgw.postfix\"}}, python3 {{index .Labels \"org.mailgw.python3\"}}, openssl {{index .Labels \"org.mailgw.openssl\"}}" \
+    "$(image_tag "$s")" >&2
 done
-# Remove images of older inputs so the cache does not grow without bound
+# Remove images of older inputs so the cache does not grow without bound; not
+# forced: an image a container still uses (another checkout's running
+# scenario) stays until the next run.
 for s in "${suites[@]}"; do
   keep="$(image_tag "$s")"
   podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE_REPO:$s-" | grep -vx "$keep" \
-    | xargs -r podman rmi -f >/dev/null 2>&1 || true
+    | xargs -r -n1 podman rmi >/dev/null 2>&1 || true
 done
