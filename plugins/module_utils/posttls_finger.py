@@ -1,0 +1,375 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Would mail to a destination be delivered at a TLS level? Postfix's ``posttls-finger`` answers.
+
+Pure Python except ``PosttlsFinger.run`` (which runs the program through an
+AnsibleModule).  What is Postfix's and where it is read from:
+
+* the policy lookup (src/smtp/smtp_tls_policy.c ``tls_policy_lookup()``):
+  a next hop with brackets or a port (``[host]``, ``[host]:port``,
+  ``host:port``) is looked up once, verbatim; a domain is looked up as
+  itself, then as each parent suffix that starts with a dot
+  (``a.example.com``, ``.example.com``, ``.com``); every map of
+  ``smtp_tls_policy_maps`` is asked in order for each key; no entry means
+  the global ``smtp_tls_security_level``;
+* the connection, MX selection, TLS handshake and certificate checks:
+  ``posttls-finger`` (src/posttls-finger/posttls-finger.c), with the
+  level, match names, trust anchors, protocols and cipher grade that the
+  SMTP client would use, and main.cf (``MAIL_CONFIG``) for the rest;
+* whether the SMTP client would defer, and its words
+  (src/smtp/smtp_proto.c): a level that requires TLS defers when the
+  server offers no STARTTLS ("TLS is required, but was not offered by
+  host NAME[ADDR]"), refuses it ("TLS is required, but host NAME[ADDR]
+  refused to start TLS: REPLY") or the handshake fails ("Cannot start
+  TLS: handshake failure"); a level that requires a matching certificate
+  (fingerprint, verify, secure, dane, dane-only) defers when the
+  certificate is not matched ("Server certificate not verified").
+  posttls-finger itself never defers (it exits 0 and only reports): that
+  last step is this module's, from posttls-finger's report.
+
+posttls-finger probes the first address it can connect to; the SMTP client
+would go on to the next MX host after a TLS failure.  A destination whose
+first reachable MX host would defer is therefore reported as deferring,
+even when a later MX host would take the mail.
+"""
+
+import re
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
+
+LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
+# tls_level.c: TLS_REQUIRED (encrypt and above) and TLS_MUST_MATCH (above encrypt)
+REQUIRES_TLS = ('encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
+MUST_MATCH = ('dane', 'dane-only', 'fingerprint', 'verify', 'secure')
+TRUST_WORDS = {'Anonymous': 'untrusted', 'Untrusted': 'untrusted', 'Trusted': 'trusted',
+               'Verified': 'verified'}
+
+_LINE_RE = re.compile(r'^posttls-finger: (?P<text>.*)$')
+_CONNECTED_RE = re.compile(r'^Connected to (?P<namaddr>\S+?\[[^\]]*\]):(?P<port>\d+)$')
+_FAILED_RE = re.compile(r'^Failed to establish session to (?P<dest>\S+) via (?P<host>\S+?)(?::(?P<port>\d+))?: '
+                        r'(?P<reason>.*)$')
+_LOOKUP_FAILED_RE = re.compile(r'^Destination address lookup failed: (?P<reason>.*)$')
+_ESTABLISHED_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) TLS connection established '
+                             r'to (?P<namaddr>\S+?\[[^\]]*\]):(?P<port>\d+): (?P<details>.*)$')
+_STARTTLS_REJECTED_RE = re.compile(r'^STARTTLS rejected: (?P<reply>.*)$')
+_VERIFY_FAILED_RE = re.compile(r'^(?:server )?certificate verification failed for [^:]+(?::\d+)?: (?P<why>.*)$')
+
+
+class FingerError(Exception):
+    """posttls-finger could not be run, or refused its arguments."""
+
+
+# -- the policy the SMTP client would apply --------------------------------------------------
+
+def policy_keys(destination):
+    """The keys smtp_tls_policy_maps is asked for, in order, for mail to DESTINATION."""
+    key = fold_key(destination.strip())
+    if key.startswith('[') or ':' in key or not key:
+        return [key]
+    keys = [key]
+    rest = key
+    while True:
+        dot = rest.find('.', 1)
+        if dot < 0:
+            break
+        rest = rest[dot:]
+        keys.append(rest)
+    return keys
+
+
+def map_specs(value):
+    """smtp_tls_policy_maps (expanded) as a list of 'type:name' strings, proxy: dropped for postmap."""
+    specs = []
+    for item in split_list(value):
+        if item.startswith('proxy:'):
+            item = item[len('proxy:'):]
+        specs.append(item)
+    return specs
+
+
+def find_policy(query, specs, destination):
+    """(key, value, spec) of the entry the SMTP client would use for DESTINATION, or None.
+
+    QUERY(spec, keys) returns {key: value} for the KEYS found in the map SPEC (postmap -q).
+    Each key in lookup order is tried in every map in order (maps_find()).
+    """
+    keys = policy_keys(destination)
+    answers = [(spec, query(spec, keys)) for spec in specs]
+    for key in keys:
+        for spec, found in answers:
+            if key in found:
+                return key, found[key], spec
+    return None
+
+
+def parse_entry(value):
+    """A policy table value -> (level, {attribute: [values]}); Postfix's own token rules
+    (whitespace or commas separate, ``name=value`` after the level).  Raises ValueError
+    for a value Postfix would refuse (the mail would defer with "client TLS configuration problem")."""
+    tokens = [t for t in re.split(r'[\s,]+', value or '') if t]
+    if not tokens:
+        raise ValueError('invalid empty policy')
+    level = tokens[0].lower()
+    if level not in LEVELS:
+        raise ValueError('invalid security level "%s"' % tokens[0])
+    attributes = {}
+    for token in tokens[1:]:
+        name, sep, val = token.partition('=')
+        if not sep:
+            raise ValueError('malformed attribute/value pair "%s"' % token)
+        attributes.setdefault(name.lower(), []).append(val)
+    return level, attributes
+
+
+def global_level(params):
+    """The level without a policy entry: smtp_tls_security_level, or (empty) the legacy
+    smtp_enforce_tls / smtp_use_tls (smtp_tls_policy.c global_tls_level())."""
+    level = (params.get('smtp_tls_security_level') or '').strip().lower()
+    if level:
+        return level
+    if _yes(params.get('smtp_enforce_tls')):
+        return 'verify' if _yes(params.get('smtp_tls_enforce_peername')) else 'encrypt'
+    if _yes(params.get('smtp_use_tls')):
+        return 'may'
+    return 'none'
+
+
+def _yes(value):
+    return (value or '').strip().lower() == 'yes'
+
+
+# -- the posttls-finger command line ----------------------------------------------------------
+
+def finger_destination(destination, smtp_port=None):
+    """DESTINATION as posttls-finger takes it; with the SMTP client's port when it has none."""
+    dest = destination.strip()
+    if smtp_port and smtp_port not in ('smtp', '25'):
+        if dest.startswith('['):
+            if dest.endswith(']'):
+                dest += ':' + smtp_port
+        elif ':' not in dest:
+            dest += ':' + smtp_port
+    return dest
+
+
+def finger_args(destination, level, attributes=None, params=None, ca_file=None, ca_path=None,
+                connect_timeout=None, command_timeout=None):
+    """The posttls-finger arguments (after the program) for one probe.
+
+    ATTRIBUTES are the policy entry's (match, tafile, protocols, ciphers, servername);
+    PARAMS the main.cf values (expanded) the SMTP client would use otherwise.
+    """
+    attributes = attributes or {}
+    params = params or {}
+    args = ['-l', level]
+    if connect_timeout:
+        args += ['-t', str(int(connect_timeout))]
+    if command_timeout:
+        args += ['-T', str(int(command_timeout))]
+    lookup = params.get('smtp_host_lookup')
+    if lookup:
+        args += ['-h', ','.join(split_list(lookup))]
+    family = (params.get('inet_protocols') or '').strip().lower()
+    if family in ('ipv4', 'ipv6'):
+        args += ['-a', family]
+    if level != 'none':
+        mandatory = level != 'may'
+        protocols = _last(attributes.get('protocols'))
+        if protocols is None:
+            protocols = params.get('smtp_tls_mandatory_protocols' if mandatory else 'smtp_tls_protocols')
+        if protocols:
+            args += ['-p', protocols]
+        grade = _last(attributes.get('ciphers'))
+        if grade is None:
+            grade = params.get('smtp_tls_mandatory_ciphers' if mandatory else 'smtp_tls_ciphers')
+        if grade:
+            args += ['-g', grade]
+        if ca_file:
+            args += ['-F', ca_file]
+        if ca_path:
+            args += ['-P', ca_path]
+        if level in ('verify', 'secure'):
+            for tafile in attributes.get('tafile', []):
+                for name in split_list(tafile):
+                    args += ['-A', name]
+        servername = _last(attributes.get('servername'))
+        if servername is None:
+            servername = params.get('smtp_tls_servername')
+        if servername and servername not in ('hostname', 'nexthop'):
+            args += ['-s', servername]
+    args.append(finger_destination(destination, params.get('smtp_tcp_port')))
+    args.extend(match_names(level, attributes, params))
+    return args
+
+
+def match_names(level, attributes, params=None):
+    """The match arguments: the entry's match= values (split like Postfix does), else main.cf's."""
+    params = params or {}
+    values = attributes.get('match')
+    if level == 'fingerprint':
+        if values:
+            return [v for value in values for v in value.split('|') if v]
+        return split_list(params.get('smtp_tls_fingerprint_cert_match', ''))
+    if level in ('verify', 'secure'):
+        if values:
+            return [v for value in values for v in value.split(':') if v]
+        name = 'smtp_tls_verify_cert_match' if level == 'verify' else 'smtp_tls_secure_cert_match'
+        return split_list(params.get(name, ''))
+    return []
+
+
+def _last(values):
+    return values[-1] if values else None
+
+
+# -- what posttls-finger reported --------------------------------------------------------------
+
+class Report:
+    """posttls-finger's output, read."""
+
+    def __init__(self):
+        self.lines = []
+        self.connected = None        # NAME[ADDR]
+        self.port = None
+        self.failures = []           # connect / lookup failures, Postfix's words
+        self.ehlo = []
+        self.starttls_offered = None
+        self.starttls_rejected = None
+        self.trust_word = None       # Anonymous / Untrusted / Trusted / Verified
+        self.tls_details = None
+        self.verify_problems = []
+        self.warnings = []
+        self.fatal = None
+
+
+def parse_report(text):
+    """Read posttls-finger's stdout (and stderr) into a Report."""
+    report = Report()
+    in_ehlo = False
+    for raw in (text or '').splitlines():
+        match = _LINE_RE.match(raw)
+        if not match:
+            continue
+        text_ = match.group('text')
+        report.lines.append(text_)
+        m = _CONNECTED_RE.match(text_)
+        if m:
+            report.connected, report.port = m.group('namaddr'), int(m.group('port'))
+            report.starttls_offered = False
+            continue
+        m = _FAILED_RE.match(text_) or _LOOKUP_FAILED_RE.match(text_)
+        if m:
+            report.failures.append(m.group('reason'))
+            continue
+        if text_.startswith('> '):
+            in_ehlo = text_[2:].split(' ')[0].upper() == 'EHLO' and report.trust_word is None
+            continue
+        if text_.startswith('< '):
+            reply = text_[2:]
+            if in_ehlo:
+                report.ehlo.append(reply)
+                word = reply[4:].split(' ')[0].upper() if len(reply) > 4 else ''
+                if reply[:3] == '250' and word == 'STARTTLS':
+                    report.starttls_offered = True
+                if len(reply) > 3 and reply[3] == ' ':
+                    in_ehlo = False
+            continue
+        m = _STARTTLS_REJECTED_RE.match(text_)
+        if m:
+            report.starttls_rejected = m.group('reply')
+            continue
+        m = _ESTABLISHED_RE.match(text_)
+        if m:
+            report.trust_word, report.tls_details = m.group('trust'), m.group('details')
+            report.starttls_offered = True
+            continue
+        m = _VERIFY_FAILED_RE.match(text_)
+        if m:
+            report.verify_problems.append(m.group('why'))
+            continue
+        if text_.startswith('fatal: '):
+            report.fatal = text_[len('fatal: '):]
+        elif text_.startswith('warning: '):
+            report.warnings.append(text_[len('warning: '):])
+    return report
+
+
+def verdict(level, report, chat_logged=True):
+    """{starttls, trust, would_defer, reason, reachable} of a probe at LEVEL, from REPORT.
+
+    REASON is the SMTP client's status text when it would defer (smtp_proto.c), else
+    posttls-finger's own summary line.
+    """
+    result = {'starttls': report.starttls_offered, 'trust': 'none', 'would_defer': False, 'reason': '',
+              'reachable': report.connected is not None}
+    if report.fatal:
+        result.update(would_defer=True, reason=report.fatal, starttls=None)
+        return result
+    if report.connected is None:
+        # not even a TCP session: the mail is deferred at any level
+        result.update(would_defer=True, starttls=None,
+                      reason='; '.join(report.failures) or 'posttls-finger made no connection')
+        return result
+    host = report.connected
+    if report.trust_word:
+        result['trust'] = TRUST_WORDS[report.trust_word]
+    if level in ('none', 'may'):
+        if report.trust_word:
+            result['reason'] = '%s TLS connection established to %s:%d' % (report.trust_word, host, report.port)
+        elif level == 'may' and report.starttls_offered:
+            result['reason'] = 'STARTTLS offered by host %s, but no TLS session: delivery falls back to ' \
+                               'plaintext' % host
+        else:
+            result['reason'] = 'plaintext delivery to host %s' % host
+        return result
+    if not report.starttls_offered:
+        result.update(would_defer=True, reason='TLS is required, but was not offered by host %s' % host)
+    elif report.starttls_rejected is not None:
+        result.update(would_defer=True,
+                      reason='TLS is required, but host %s refused to start TLS: %s' % (host, report.starttls_rejected))
+    elif report.trust_word is None:
+        result.update(would_defer=True, reason='Cannot start TLS: handshake failure')
+    elif level in MUST_MATCH and report.trust_word != 'Verified':
+        why = '; '.join(report.verify_problems)
+        result.update(would_defer=True, reason='Server certificate not verified' + (' (%s)' % why if why else ''))
+    else:
+        result['reason'] = '%s TLS connection established to %s:%d' % (report.trust_word, host, report.port)
+    return result
+
+
+class PosttlsFinger:
+    """``posttls-finger`` for one Postfix configuration directory (MAIL_CONFIG).
+
+    Not a PostfixCommand: posttls-finger's ``-c`` disables chat logging, it does
+    not name a configuration directory.
+    """
+
+    program = 'posttls-finger'
+
+    def __init__(self, module, config_dir='/etc/postfix', commands=None):
+        self.module = module
+        self.config_dir = config_dir
+        self.commands = [] if commands is None else commands
+        self._binary = None
+
+    @property
+    def binary(self):
+        if self._binary is None:
+            self._binary = self.module.get_bin_path(self.program, required=True)
+        return self._binary
+
+    def run(self, args):
+        """Run posttls-finger ARGS; returns its output (stdout then stderr)."""
+        cmd = [self.binary] + list(args)
+        self.commands.append(cmd)
+        env = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'MAIL_CONFIG': self.config_dir}
+        try:
+            rc, out, err = self.module.run_command(cmd, environ_update=env, handle_exceptions=False)
+        except (OSError, IOError) as exc:
+            raise FingerError('cannot run %s: %s' % (' '.join(cmd), exc))
+        text = (out or '') + (err or '')
+        if rc != 0 and 'posttls-finger: fatal:' not in text:
+            raise FingerError('%s failed (exit status %s): %s' % (' '.join(cmd), rc, text.strip()))
+        return text

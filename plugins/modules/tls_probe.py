@@ -1,0 +1,316 @@
+#!/usr/bin/python
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+---
+module: tls_probe
+short_description: Ask Postfix's posttls-finger whether mail to each destination would be delivered at its TLS level
+version_added: 0.2.0
+description:
+  - Runs on the gateway and answers, for each destination, "would mail to it be delivered at the
+    TLS level it would get?" before a stricter level is enforced.
+  - The level is the one the SMTP client would use - the O(level) option, else the entry of the
+    policy table (C(smtp_tls_policy_maps), looked up with C(postmap -q) the way the SMTP client
+    looks it up), else C(smtp_tls_security_level).
+  - The connection, the MX selection, the TLS handshake and the certificate checks are Postfix's
+    own, by C(posttls-finger) with the level, the entry's match names, trust anchor files,
+    protocols and cipher grade, and the C(main.cf) of O(config_dir). posttls-finger only reports;
+    whether the SMTP client would defer (and its words) follows C(src/smtp/smtp_proto.c).
+  - Never sends mail (posttls-finger says EHLO, STARTTLS and QUIT) and changes nothing, so it
+    runs the same in check mode.
+author:
+  - mailgw.postfix_tls developers (!UNKNOWN)
+options:
+  destinations:
+    description:
+      - Next-hop destinations in the policy table's key forms - a domain (MX lookup, for example
+        V(example.com)), V([host]), V([host]:port), V(host:port), V([ipv6:2001:db8::1]:25).
+    type: list
+    elements: str
+    required: true
+  level:
+    description:
+      - Probe every destination at this level instead of the level it would get today, for
+        example the level a role is about to set.
+    type: str
+    choices: [none, may, encrypt, dane, dane-only, fingerprint, verify, secure]
+  ca_file:
+    description:
+      - CA certificates (PEM) to verify server certificates with. Default C(smtp_tls_CAfile) of
+        O(config_dir).
+    type: path
+  ca_path:
+    description:
+      - CA directory (hashed, C(c_rehash)). Default C(smtp_tls_CApath) of O(config_dir).
+    type: path
+  connect_timeout:
+    description: TCP connection and banner timeout per probe, in seconds (posttls-finger C(-t)).
+    type: int
+    default: 10
+  command_timeout:
+    description: EHLO, STARTTLS and QUIT timeout per probe, in seconds (posttls-finger C(-T)).
+    type: int
+    default: 30
+  concurrency:
+    description: How many probes run at the same time (at least 1).
+    type: int
+    default: 4
+  config_dir:
+    description: Postfix configuration directory, for multi-instance Postfix.
+    type: path
+    default: /etc/postfix
+notes:
+  - posttls-finger probes the first address of a destination it can connect to. The SMTP client
+    would try the next MX host after a TLS failure, so a destination whose first reachable MX
+    host would defer is reported as deferring even when a later one would take the mail.
+  - A policy entry Postfix cannot use (empty, unknown level, malformed attribute) is reported as
+    deferring with Postfix's words, without a probe. Entry attributes posttls-finger has no
+    option for (C(exclude), C(connection_reuse), the C(servername) keywords) are not applied.
+  - At level V(dane) and V(dane-only) posttls-finger does its own DNSSEC lookups.
+  - C(trust) is V(untrusted) also for an anonymous TLS session (no server certificate).
+attributes:
+  check_mode:
+    description: Reads and probes only, so it runs unchanged in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is nothing to show.
+    support: none
+  platform:
+    description: Needs C(postconf), C(postmap) and C(posttls-finger) of Postfix on the target.
+    support: full
+    platforms: posix
+seealso:
+  - module: mailgw.postfix_tls.tls_policy
+  - name: posttls-finger(1)
+    description: Probe the TLS properties of an ESMTP or LMTP server.
+    link: https://www.postfix.org/posttls-finger.1.html
+'''
+
+EXAMPLES = r'''
+- name: Would these destinations still get mail at encrypt?
+  mailgw.postfix_tls.tls_probe:
+    destinations: [example.com, "[relay.example.net]:587"]
+    level: encrypt
+  register: probe
+
+- name: Stop before enforcing TLS when one would defer
+  ansible.builtin.assert:
+    that: probe.deferring | length == 0
+    fail_msg: "{{ probe.destinations | selectattr('would_defer') | map(attribute='reason') | list }}"
+
+- name: Probe at the level each destination gets today (policy table, else the global level)
+  mailgw.postfix_tls.tls_probe:
+    destinations: "{{ partner_domains }}"
+    concurrency: 8
+'''
+
+RETURN = r'''
+destinations:
+  description: One result per destination, in the order given.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - destination: "[127.0.0.1]:2525"
+      level: encrypt
+      level_source: policy table
+      policy_key: "[127.0.0.1]:2525"
+      policy: encrypt
+      host: 127.0.0.1[127.0.0.1]:2525
+      starttls: false
+      trust: none
+      reachable: true
+      would_defer: true
+      reason: TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]
+      tls: ""
+      evidence: ["Connected to 127.0.0.1[127.0.0.1]:2525", "< 250 8BITMIME"]
+  contains:
+    destination:
+      description: The destination as given.
+      type: str
+    level:
+      description: The level probed.
+      type: str
+    level_source:
+      description: Where the level came from - V(option), V(policy table) or V(smtp_tls_security_level).
+      type: str
+    policy_key:
+      description: The policy table key that matched (for a domain maybe a parent C(.domain)), or null.
+      type: str
+    policy:
+      description: The policy table value that matched, or null.
+      type: str
+    host:
+      description: The server probed as C(NAME[ADDR]:PORT), or null when no connection was made.
+      type: str
+    starttls:
+      description: Whether the server offered STARTTLS; null when no connection was made.
+      type: bool
+    trust:
+      description:
+        - What the TLS session was at this level - V(none) (no TLS), V(untrusted) (not verified,
+          or anonymous), V(trusted) (chain trusted, name not checked), V(verified) (matched).
+      type: str
+    would_defer:
+      description:
+        - Whether the SMTP client would defer mail to it at this level - for a TLS reason, or
+          because no server could be reached at all (then RV(destinations[].reachable) is false,
+          and the mail defers at any level).
+      type: bool
+    reachable:
+      description:
+        - Whether posttls-finger connected to a server of the destination; null when no probe ran
+          (a policy entry Postfix cannot use).
+      type: bool
+    reason:
+      description:
+        - The SMTP client's words when it would defer (for example V(Server certificate not
+          verified)), else posttls-finger's summary of the session.
+      type: str
+    tls:
+      description: Protocol and cipher of the TLS session, empty without TLS.
+      type: str
+    evidence:
+      description: posttls-finger's report (its output lines without the program name).
+      type: list
+      elements: str
+deferring:
+  description: The destinations that would defer, in the order given.
+  returned: success
+  type: list
+  elements: str
+  sample: ["[127.0.0.1]:2525"]
+commands:
+  description: The commands run (postconf, postmap, posttls-finger).
+  returned: success
+  type: list
+  elements: list
+'''
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
+    PostfixCommandError,
+    Postmap,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
+    LEVELS,
+    FingerError,
+    PosttlsFinger,
+    find_policy,
+    finger_args,
+    global_level,
+    map_specs,
+    parse_entry,
+    parse_report,
+    verdict,
+)
+
+PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath',
+              'smtp_enforce_tls', 'smtp_use_tls', 'smtp_tls_enforce_peername', 'smtp_host_lookup',
+              'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
+              'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
+              'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match', 'smtp_tls_fingerprint_cert_match')
+
+
+def probe_one(finger, destination, level, source, entry, params, options):
+    result = {'destination': destination, 'level': level, 'level_source': source,
+              'policy_key': entry[0] if entry else None, 'policy': entry[1] if entry else None,
+              'host': None, 'reachable': None, 'starttls': None, 'trust': 'none', 'would_defer': False, 'reason': '',
+              'tls': '', 'evidence': []}
+    attributes = {}
+    if entry:
+        try:
+            entry_level, attributes = parse_entry(entry[1])
+        except ValueError as exc:
+            result.update(would_defer=True,
+                          reason='client TLS configuration problem (smtp_tls_policy_maps, next-hop '
+                                 'destination "%s": %s)' % (entry[0], exc))
+            return result
+        if source != 'option':
+            result['level'] = level = entry_level
+    args = finger_args(destination, level, attributes, params, options['ca_file'], options['ca_path'],
+                       options['connect_timeout'], options['command_timeout'])
+    report = parse_report(finger.run(args))
+    result.update(verdict(level, report))
+    result['evidence'] = report.lines
+    result['tls'] = report.tls_details or ''
+    if report.connected:
+        result['host'] = '%s:%d' % (report.connected, report.port)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            destinations=dict(type='list', elements='str', required=True),
+            level=dict(type='str', choices=list(LEVELS)),
+            ca_file=dict(type='path'),
+            ca_path=dict(type='path'),
+            connect_timeout=dict(type='int', default=10),
+            command_timeout=dict(type='int', default=30),
+            concurrency=dict(type='int', default=4),
+            config_dir=dict(type='path', default='/etc/postfix'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    errors = []
+    for name in ('connect_timeout', 'command_timeout', 'concurrency'):
+        if p[name] < 1:
+            errors.append('%s: %d is not allowed, it must be at least 1' % (name, p[name]))
+    for destination in p['destinations']:
+        if not destination.strip() or any(c.isspace() for c in destination.strip()):
+            errors.append('destinations: %r is not a next-hop destination (empty or with whitespace)' % destination)
+    if errors:
+        module.fail_json(msg='; '.join(errors))
+
+    commands = []
+    postconf = Postconf(module, p['config_dir'], commands)
+    postmap = Postmap(module, p['config_dir'], commands)
+    finger = PosttlsFinger(module, p['config_dir'], commands)
+    try:
+        params = postconf.parameters(PARAMETERS, expand=True)
+        specs = map_specs(params.get('smtp_tls_policy_maps', ''))
+
+        def query(spec, keys):
+            map_type, _sep, name = spec.partition(':')
+            return postmap.query(map_type, name, keys)[0]
+
+        plan = []
+        for destination in p['destinations']:
+            entry = find_policy(query, specs, destination) if specs else None
+            if p['level']:
+                level, source = p['level'], 'option'
+            elif entry:
+                level, source = None, 'policy table'
+            else:
+                level, source = global_level(params), 'smtp_tls_security_level'
+            plan.append((destination, level, source, entry))
+    except PostfixCommandError as exc:
+        module.fail_json(msg='cannot read the TLS policy in %s: %s' % (p['config_dir'], exc),
+                         cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
+
+    options = dict(ca_file=p['ca_file'] or params.get('smtp_tls_CAfile') or None,
+                   ca_path=p['ca_path'] or params.get('smtp_tls_CApath') or None,
+                   connect_timeout=p['connect_timeout'], command_timeout=p['command_timeout'])
+    finger.binary           # fail early (and once) when posttls-finger is not installed
+    try:
+        with ThreadPoolExecutor(max_workers=min(p['concurrency'], max(1, len(plan)))) as pool:
+            futures = [pool.submit(probe_one, finger, destination, level, source, entry, params, options)
+                       for destination, level, source, entry in plan]
+            results = [future.result() for future in futures]
+    except FingerError as exc:
+        module.fail_json(msg=str(exc), commands=commands)
+
+    module.exit_json(changed=False, destinations=results,
+                     deferring=[r['destination'] for r in results if r['would_defer']],
+                     commands=commands)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,234 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""posttls-finger's command line, its report read, and the SMTP client's verdict.
+
+The reports below are real output of Debian bookworm's posttls-finger (Postfix 3.7)
+against loopback peers: a plaintext-only server, STARTTLS with a self-signed
+certificate, with a certificate of a test CA whose name matches, one whose name
+does not match, and a closed port (only the EHLO name is replaced).
+"""
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
+    finger_args,
+    find_policy,
+    global_level,
+    map_specs,
+    parse_entry,
+    parse_report,
+    policy_keys,
+    verdict,
+)
+
+PLAINTEXT = '''\
+posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30000
+posttls-finger: < 220 plain ESMTP
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-plain
+posttls-finger: < 250 8BITMIME
+posttls-finger: > QUIT
+posttls-finger: < 221 bye
+'''
+
+SELF_SIGNED_VERIFY = '''\
+posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30001
+posttls-finger: < 220 oracle-peer.test ESMTP
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-oracle-peer.test
+posttls-finger: < 250-STARTTLS
+posttls-finger: < 250-SMTPUTF8
+posttls-finger: < 250 8BITMIME
+posttls-finger: > STARTTLS
+posttls-finger: < 220 2.0.0 ready to start TLS
+posttls-finger: certificate verification failed for 127.0.0.1[127.0.0.1]:30001: self-signed certificate
+posttls-finger: 127.0.0.1[127.0.0.1]:30001: subject_CN=peer.probe.test, issuer_CN=peer.probe.test, fingerprint=27:27:37:73:1D:DD:4E:0C:C4:08:23:74:78:47:20:F6:EB:05:66:9A:AE:30:3E:1A:C8:28:1D:E9:01:47:54:A5, pkey_fingerprint=7D:74:CA:F5:38:DC:B2:95:3B:71:36:53:5C:2E:F0:D0:95:6A:92:02:FE:46:04:B4:6C:DF:86:4D:51:1A:A8:BA
+posttls-finger: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:30001: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-oracle-peer.test
+posttls-finger: < 250-SMTPUTF8
+posttls-finger: < 250 8BITMIME
+posttls-finger: > QUIT
+posttls-finger: < 221 2.0.0 bye
+'''
+
+CA_MATCH_SECURE = '''\
+posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30002
+posttls-finger: < 220 oracle-peer.test ESMTP
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-oracle-peer.test
+posttls-finger: < 250-STARTTLS
+posttls-finger: < 250-SMTPUTF8
+posttls-finger: < 250 8BITMIME
+posttls-finger: > STARTTLS
+posttls-finger: < 220 2.0.0 ready to start TLS
+posttls-finger: 127.0.0.1[127.0.0.1]:30002: matched peername: peer.probe.test
+posttls-finger: 127.0.0.1[127.0.0.1]:30002: subject_CN=peer.probe.test, issuer_CN=probe-test-ca, fingerprint=84:E3:E9:A0:CD:F1:30:EF:C6:FB:9D:2B:50:29:80:36:81:00:7D:D5:01:4D:33:5B:5C:0A:1A:B3:20:BC:E6:BB, pkey_fingerprint=03:F5:DB:2E:C9:55:6F:5B:C0:58:17:14:09:AA:34:F6:F6:52:FD:D8:4F:D5:38:B5:9A:2D:F3:01:CC:3D:29:0B
+posttls-finger: Verified TLS connection established to 127.0.0.1[127.0.0.1]:30002: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-oracle-peer.test
+posttls-finger: < 250-SMTPUTF8
+posttls-finger: < 250 8BITMIME
+posttls-finger: > QUIT
+posttls-finger: < 221 2.0.0 bye
+'''
+
+CA_MISMATCH_VERIFY = '''\
+posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30003
+posttls-finger: < 220 oracle-peer.test ESMTP
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-oracle-peer.test
+posttls-finger: < 250-STARTTLS
+posttls-finger: < 250-SMTPUTF8
+posttls-finger: < 250 8BITMIME
+posttls-finger: > STARTTLS
+posttls-finger: < 220 2.0.0 ready to start TLS
+posttls-finger: server certificate verification failed for 127.0.0.1[127.0.0.1]:30003: num=62:hostname mismatch
+posttls-finger: 127.0.0.1[127.0.0.1]:30003: subject_CN=other.probe.test, issuer_CN=probe-test-ca, fingerprint=36:13:67:4C:BC:72:F9:10:36:B9:EA:DA:21:C5:F8:94:49:2F:34:81:0A:BB:57:5E:80:55:3D:E3:3A:A4:65:23, pkey_fingerprint=21:0F:92:B4:E4:74:60:21:F6:C6:45:BB:CF:94:09:F3:92:3C:F8:C8:B7:02:6F:F4:15:59:D1:FB:D1:F3:4F:DD
+posttls-finger: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:30003: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+posttls-finger: > EHLO gateway.test
+posttls-finger: < 250-oracle-peer.test
+posttls-finger: < 250-SMTPUTF8
+posttls-finger: < 250 8BITMIME
+posttls-finger: > QUIT
+posttls-finger: < 221 2.0.0 bye
+'''
+
+REFUSED = '''\
+posttls-finger: Failed to establish session to [127.0.0.1]:1 via 127.0.0.1: connect to 127.0.0.1[127.0.0.1]:1: Connection refused
+'''
+
+
+@pytest.mark.parametrize('destination, keys', [
+    ('a.Example.COM', ['a.example.com', '.example.com', '.com']),
+    ('example.com', ['example.com', '.com']),
+    ('[mx.example.com]', ['[mx.example.com]']),
+    ('[127.0.0.1]:10025', ['[127.0.0.1]:10025']),
+    ('relay.example.com:587', ['relay.example.com:587']),
+    ('localhost', ['localhost']),
+])
+def test_policy_keys_follow_the_smtp_client(destination, keys):
+    assert policy_keys(destination) == keys
+
+
+def test_first_key_in_lookup_order_wins_across_maps():
+    tables = {'hash:/a': {'.example.com': 'may'}, 'hash:/b': {'a.example.com': 'verify', '.com': 'none'}}
+
+    def query(spec, keys):
+        return dict((k, v) for k, v in tables[spec].items() if k in keys)
+    assert find_policy(query, ['hash:/a', 'hash:/b'], 'a.example.com') == ('a.example.com', 'verify', 'hash:/b')
+    assert find_policy(query, ['hash:/a', 'hash:/b'], 'b.example.com') == ('.example.com', 'may', 'hash:/a')
+    assert find_policy(query, ['hash:/a', 'hash:/b'], 'example.org') is None
+
+
+def test_map_specs_drop_proxy():
+    assert map_specs('proxy:hash:/etc/postfix/tls_policy, texthash:/x') == ['hash:/etc/postfix/tls_policy',
+                                                                          'texthash:/x']
+
+
+@pytest.mark.parametrize('value, parsed', [
+    ('verify match=a.example:b.example', ('verify', {'match': ['a.example:b.example']})),
+    ('Secure, match=x  tafile=/t.pem,ciphers=high', ('secure', {'match': ['x'], 'tafile': ['/t.pem'],
+                                                                'ciphers': ['high']})),
+])
+def test_parse_entry(value, parsed):
+    assert parse_entry(value) == parsed
+
+
+@pytest.mark.parametrize('value, message', [
+    ('', 'invalid empty policy'),
+    ('strict', 'invalid security level "strict"'),
+    ('verify match', 'malformed attribute/value pair "match"'),
+])
+def test_parse_entry_refuses_what_postfix_refuses(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_entry(value)
+
+
+@pytest.mark.parametrize('params, level', [
+    ({'smtp_tls_security_level': 'Encrypt'}, 'encrypt'),
+    ({'smtp_tls_security_level': '', 'smtp_use_tls': 'yes'}, 'may'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes'}, 'encrypt'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes', 'smtp_tls_enforce_peername': 'yes'}, 'verify'),
+    ({}, 'none'),
+])
+def test_global_level(params, level):
+    assert global_level(params) == level
+
+
+def test_finger_args_carry_the_entry_and_main_cf():
+    params = {'smtp_tls_mandatory_protocols': '>=TLSv1.2', 'smtp_tls_mandatory_ciphers': 'medium',
+              'smtp_host_lookup': 'dns, native', 'smtp_tcp_port': '2525', 'inet_protocols': 'ipv4'}
+    args = finger_args('example.com', 'verify', {'match': ['mx.example.com:.example.com'], 'tafile': ['/a.pem'],
+                                                 'ciphers': ['high']},
+                       params, ca_file='/ca.pem', connect_timeout=5, command_timeout=7)
+    assert args == ['-l', 'verify', '-t', '5', '-T', '7', '-h', 'dns,native', '-a', 'ipv4', '-p', '>=TLSv1.2',
+                    '-g', 'high', '-F', '/ca.pem', '-A', '/a.pem', 'example.com:2525', 'mx.example.com',
+                    '.example.com']
+
+
+def test_finger_args_fingerprint_and_may():
+    assert finger_args('[h]:25', 'fingerprint', {'match': ['AA:BB|CC:DD']})[-3:] == ['[h]:25', 'AA:BB', 'CC:DD']
+    args = finger_args('[h]', 'may', {}, {'smtp_tls_protocols': '!SSLv2', 'smtp_tls_mandatory_protocols': 'x',
+                                          'smtp_tcp_port': 'smtp'})
+    assert args == ['-l', 'may', '-p', '!SSLv2', '[h]']
+    assert finger_args('[h]', 'none', {}, {'smtp_tcp_port': '2525'}) == ['-l', 'none', '[h]:2525']
+
+
+def test_plaintext_server():
+    report = parse_report(PLAINTEXT)
+    assert report.connected == '127.0.0.1[127.0.0.1]' and report.port == 30000
+    assert report.starttls_offered is False and report.trust_word is None
+    assert verdict('may', report)['would_defer'] is False
+    for level in ('encrypt', 'verify', 'secure'):
+        result = verdict(level, report)
+        assert result == {'starttls': False, 'trust': 'none', 'would_defer': True, 'reachable': True,
+                          'reason': 'TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]'}
+
+
+def test_self_signed_certificate():
+    report = parse_report(SELF_SIGNED_VERIFY)
+    assert report.starttls_offered is True and report.trust_word == 'Untrusted'
+    assert report.verify_problems == ['self-signed certificate']
+    assert report.tls_details.startswith('TLSv1.3 with cipher')
+    assert verdict('encrypt', report)['would_defer'] is False
+    result = verdict('verify', report)
+    assert result['would_defer'] is True and result['trust'] == 'untrusted'
+    assert result['reason'] == 'Server certificate not verified (self-signed certificate)'
+
+
+def test_ca_signed_matching_certificate():
+    report = parse_report(CA_MATCH_SECURE)
+    result = verdict('secure', report)
+    assert result['would_defer'] is False and result['trust'] == 'verified'
+    assert result['reason'] == 'Verified TLS connection established to 127.0.0.1[127.0.0.1]:30002'
+
+
+def test_ca_signed_certificate_with_another_name():
+    report = parse_report(CA_MISMATCH_VERIFY)
+    result = verdict('verify', report)
+    assert result['would_defer'] is True and result['trust'] == 'untrusted'
+    assert result['reason'] == 'Server certificate not verified (num=62:hostname mismatch)'
+
+
+def test_no_connection_defers_at_any_level():
+    report = parse_report(REFUSED)
+    assert report.connected is None
+    for level in ('none', 'may', 'encrypt'):
+        result = verdict(level, report)
+        assert result['would_defer'] is True and result['reachable'] is False and result['starttls'] is None
+        assert result['reason'] == 'connect to 127.0.0.1[127.0.0.1]:1: Connection refused'
+
+
+def test_starttls_refused_and_handshake_failure():
+    text = ('posttls-finger: Connected to mx.test[127.0.0.2]:25\n'
+            'posttls-finger: > EHLO gateway.test\n'
+            'posttls-finger: < 250-mx.test\n'
+            'posttls-finger: < 250 STARTTLS\n'
+            'posttls-finger: > STARTTLS\n')
+    assert verdict('encrypt', parse_report(text))['reason'] == 'Cannot start TLS: handshake failure'
+    refused = parse_report(text + 'posttls-finger: STARTTLS rejected: 454 4.7.0 TLS not available\n')
+    assert verdict('encrypt', refused)['reason'] == ('TLS is required, but host mx.test[127.0.0.2] refused to '
+                                                     'start TLS: 454 4.7.0 TLS not available')
+    assert verdict('may', refused)['would_defer'] is False
