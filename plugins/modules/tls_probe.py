@@ -82,6 +82,7 @@ attributes:
     support: full
     platforms: posix
 seealso:
+  - module: mailgw.postfix_tls.tls_log_summary
   - module: mailgw.postfix_tls.tls_policy
   - name: posttls-finger(1)
     description: Probe the TLS properties of an ESMTP or LMTP server.

@@ -1,0 +1,228 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Evidence from the mail log: which next hops got mail with TLS, and which in plaintext.
+
+Pure Python, no Ansible imports.  What the Postfix SMTP client logs (smtp(8),
+src/tls/tls_misc.c ``tls_log_summary()``, src/global/log_adhoc.c):
+
+* per TLS session, before the first delivery over it::
+
+    postfix/smtp[PID]: Verified TLS connection established to HOST[ADDR]:PORT: TLSv1.3 with cipher ...
+
+  (``Anonymous``, ``Untrusted``, ``Trusted`` or ``Verified``; with
+  ``connection_reuse`` the handshake and this line are tlsproxy's);
+* per recipient and attempt::
+
+    postfix/smtp[PID]: QUEUEID: to=<RCPT>, relay=HOST[ADDR]:PORT, ..., status=sent (250 ...)
+
+  (``relay=none`` when no server was reached).
+
+A delivery went over TLS when the same SMTP client process (or tlsproxy)
+logged a TLS session to that same relay before the status line; otherwise it
+went in plaintext.  Deliveries in plaintext are the ones that would defer once
+the level requires TLS (``encrypt`` and above).
+
+Timestamps: traditional syslog (``Dec  4 18:07:12``, no year: the year that
+does not put the line in the future), ISO 8601 as rsyslog's default format and
+``journalctl -o short-iso`` write them, and Postfix's own maillog_file format.
+"""
+
+import datetime
+import re
+
+_PREFIX_RE = re.compile(r'^(?P<stamp>[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)\s+'
+                        r'(?P<host>\S+)\s+(?P<prog>[^\s\[]+)\[(?P<pid>\d+)\]:\s(?P<text>.*)$')
+_TLS_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) TLS connection established to '
+                     r'(?P<relay>\S+?\[[^\]]*\]:\d+): (?P<details>.*)$')
+_STATUS_RE = re.compile(r'^(?P<qid>[0-9A-Za-z]+): to=<(?P<rcpt>[^>]*)>,(?:.*?) relay=(?P<relay>[^,]+),'
+                        r'.* status=(?P<status>sent|deferred|bounced|expired|undeliverable|deliverable)'
+                        r'(?: \((?P<reason>.*)\))?$')
+_MONTHS = dict((name, i + 1) for i, name in enumerate(
+    ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')))
+TRUST_LEVELS = ('anonymous', 'untrusted', 'trusted', 'verified')
+CLIENTS = ('smtp', 'lmtp')
+
+
+class LogLine:
+    """One parsed log line."""
+
+    __slots__ = ('stamp', 'time', 'host', 'prog', 'pid', 'text')
+
+    def __init__(self, stamp, time, host, prog, pid, text):
+        self.stamp, self.time, self.host, self.prog, self.pid, self.text = stamp, time, host, prog, pid, text
+
+    @property
+    def service(self):
+        """The last part of the program name: smtp, lmtp, tlsproxy, qmgr ..."""
+        return self.prog.rsplit('/', 1)[-1]
+
+
+def parse_time(stamp, now=None):
+    """A timestamp as a naive local datetime, or None when it cannot be read."""
+    now = now or datetime.datetime.now()
+    if stamp[:1].isdigit():
+        text = stamp
+        if text.endswith('Z'):
+            text = text[:-1] + '+00:00'
+        text = re.sub(r'([+-]\d\d)(\d\d)$', r'\1:\2', text)
+        # Python before 3.11 takes 3 or 6 fraction digits only
+        text = re.sub(r'\.(\d+)', lambda m: '.' + (m.group(1) + '000000')[:6], text)
+        try:
+            value = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone().replace(tzinfo=None)
+        return value
+    parts = stamp.split()
+    try:
+        month = _MONTHS[parts[0]]
+        day = int(parts[1])
+        hour, minute, second = (int(n) for n in parts[2].split(':'))
+        value = datetime.datetime(now.year, month, day, hour, minute, second)
+    except (KeyError, ValueError, IndexError):
+        return None
+    if value > now + datetime.timedelta(days=1):
+        value = value.replace(year=now.year - 1)
+    return value
+
+
+def parse_line(line, now=None):
+    """A LogLine, or None for a line that is not a syslog-style program line."""
+    match = _PREFIX_RE.match(line.rstrip('\n'))
+    if not match:
+        return None
+    return LogLine(match.group('stamp'), parse_time(match.group('stamp'), now), match.group('host'),
+                   match.group('prog'), int(match.group('pid')), match.group('text'))
+
+
+def recipient_domain(rcpt):
+    return rcpt.rpartition('@')[2].lower() if '@' in rcpt else rcpt.lower()
+
+
+def _new_hop(name):
+    return {'destination': name, 'relays': [], 'sent': 0, 'sent_tls': 0, 'sent_plaintext': 0, 'deferred': 0,
+            'bounced': 0, 'trust': dict((t, 0) for t in TRUST_LEVELS), 'plaintext_relays': [],
+            'deferred_reasons': {}, 'would_defer_at_encrypt': False}
+
+
+class Summary:
+    """Deliveries per next hop, fed line by line."""
+
+    def __init__(self, since=None, syslog_name=None, now=None, max_reasons=5):
+        self.since = since
+        self.syslog_name = syslog_name
+        self.now = now
+        self.max_reasons = max_reasons
+        self.hops = {}
+        self.relays = {}
+        self.sessions = {}          # (prog, pid) -> (relay, trust)
+        self.proxy_sessions = {}    # relay -> trust (tlsproxy, connection_reuse)
+        self.lines = 0
+        self.first = None
+        self.last = None
+
+    def _ours(self, entry):
+        if not self.syslog_name:
+            return True
+        return entry.prog.startswith(self.syslog_name + '/')
+
+    def feed(self, line):
+        entry = parse_line(line, self.now)
+        if entry is None or not self._ours(entry):
+            return
+        service = entry.service
+        if service not in CLIENTS and service != 'tlsproxy':
+            return
+        if self.since is not None and (entry.time is None or entry.time < self.since):
+            return
+        self.lines += 1
+        if entry.time is not None:
+            self.first = self.first or entry.time
+            self.last = entry.time
+        tls = _TLS_RE.match(entry.text)
+        if tls:
+            trust = tls.group('trust').lower()
+            if service == 'tlsproxy':
+                self.proxy_sessions[tls.group('relay')] = trust
+            else:
+                self.sessions[(entry.prog, entry.pid)] = (tls.group('relay'), trust)
+            return
+        if service == 'tlsproxy':
+            return
+        status = _STATUS_RE.match(entry.text)
+        if status:
+            self._status(entry, status)
+
+    def _status(self, entry, status):
+        relay = status.group('relay').strip()
+        hop = self.hops.setdefault(recipient_domain(status.group('rcpt')), _new_hop(recipient_domain(status.group('rcpt'))))
+        if relay != 'none' and relay not in hop['relays']:
+            hop['relays'].append(relay)
+        outcome = status.group('status')
+        if outcome == 'deferred':
+            hop['deferred'] += 1
+            reason = status.group('reason') or ''
+            if reason in hop['deferred_reasons'] or len(hop['deferred_reasons']) < self.max_reasons:
+                hop['deferred_reasons'][reason] = hop['deferred_reasons'].get(reason, 0) + 1
+            return
+        if outcome in ('bounced', 'expired'):
+            hop['bounced'] += 1
+            return
+        if outcome != 'sent' or relay == 'none':
+            return
+        trust = None
+        session = self.sessions.get((entry.prog, entry.pid))
+        if session and session[0] == relay:
+            trust = session[1]
+        elif relay in self.proxy_sessions:
+            trust = self.proxy_sessions[relay]
+        by_relay = self.relays.setdefault(relay, {'relay': relay, 'sent_tls': 0, 'sent_plaintext': 0})
+        hop['sent'] += 1
+        if trust:
+            hop['sent_tls'] += 1
+            hop['trust'][trust] += 1
+            by_relay['sent_tls'] += 1
+        else:
+            hop['sent_plaintext'] += 1
+            by_relay['sent_plaintext'] += 1
+            hop['would_defer_at_encrypt'] = True
+            if relay not in hop['plaintext_relays']:
+                hop['plaintext_relays'].append(relay)
+
+    def result(self):
+        hops = [self.hops[name] for name in sorted(self.hops)]
+        for hop in hops:
+            hop['deferred_reasons'] = [{'reason': r, 'count': n} for r, n in
+                                       sorted(hop['deferred_reasons'].items(), key=lambda item: -item[1])]
+        return {
+            'next_hops': hops,
+            'plaintext': [hop['destination'] for hop in hops if hop['sent_plaintext']],
+            'relays': [self.relays[r] for r in sorted(self.relays)],
+            'lines': self.lines,
+            'first': self.first.isoformat(sep=' ') if self.first else None,
+            'last': self.last.isoformat(sep=' ') if self.last else None,
+        }
+
+
+def summarize(lines, since=None, syslog_name=None, now=None):
+    """Summary.result() of LINES (an iterable of log lines)."""
+    summary = Summary(since=since, syslog_name=syslog_name, now=now)
+    for line in lines:
+        summary.feed(line)
+    return summary.result()
+
+
+_WINDOW_RE = re.compile(r'^\s*(\d+)\s*([smhdw]?)\s*$')
+_UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
+
+
+def window_seconds(text):
+    """'90m', '24h', '7d', '3600' -> seconds; ValueError names the value and the rule."""
+    match = _WINDOW_RE.match(text or '')
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError('window %r: a positive number with an optional unit s, m, h, d or w (like 24h) '
+                         'is required' % (text,))
+    return int(match.group(1)) * _UNITS[match.group(2)]

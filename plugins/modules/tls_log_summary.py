@@ -1,0 +1,255 @@
+#!/usr/bin/python
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+---
+module: tls_log_summary
+short_description: Count deliveries with and without TLS per next hop from the Postfix mail log
+version_added: 0.2.0
+description:
+  - Reads the mail log over a window and returns, per recipient domain (the next hop of mail
+    routed by MX), how many deliveries went over TLS (and at which trust) and how many in
+    plaintext. Those delivered in plaintext would defer once the outgoing level is V(encrypt)
+    or stricter - the destinations to probe with M(mailgw.postfix_tls.tls_probe) or to give a
+    policy entry before enforcing.
+  - A delivery went over TLS when the same SMTP client process (or C(tlsproxy)) logged
+    C(... TLS connection established to HOST[ADDR]:PORT) for the relay of its C(status=sent)
+    line; otherwise it went in plaintext.
+  - Reads only; runs the same in check mode.
+author:
+  - mailgw.postfix_tls developers (!UNKNOWN)
+options:
+  log_files:
+    description:
+      - Log files to read, in order (older first, for example V(/var/log/mail.log.1) then
+        V(/var/log/mail.log)); names ending in C(.gz) are read compressed.
+      - Default - C(maillog_file) of O(config_dir) when it is set, else V(/var/log/mail.log).
+    type: list
+    elements: path
+  source:
+    description:
+      - V(auto) reads the files and falls back to the journal (C(journalctl)) when none exists;
+        V(file) only the files (a missing one is an error); V(journal) only the journal.
+    type: str
+    choices: [auto, file, journal]
+    default: auto
+  window:
+    description:
+      - How far back to read, a number with an optional unit (V(s), V(m), V(h), V(d), V(w)), for
+        example V(24h) or V(7d). Empty - the whole log.
+    type: str
+    default: 7d
+  syslog_name:
+    description:
+      - Count only the lines of programs logged as C(SYSLOG_NAME/...) (multi-instance Postfix).
+        Default - C(syslog_name) of O(config_dir).
+    type: str
+  config_dir:
+    description: Postfix configuration directory, for C(maillog_file) and C(syslog_name).
+    type: path
+    default: /etc/postfix
+notes:
+  - Lines are attributed to the recipient domain; mail routed by a transport or relayhost shows
+    the relay it went to in RV(next_hops[].relays).
+  - Traditional syslog timestamps have no year; the year that does not put a line in the
+    future is taken. Reading the journal needs C(journalctl) and read access to it.
+attributes:
+  check_mode:
+    description: Reads only, so it runs unchanged in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is nothing to show.
+    support: none
+  platform:
+    description: Needs C(postconf) of Postfix on the target; C(journalctl) for the journal.
+    support: full
+    platforms: posix
+seealso:
+  - module: mailgw.postfix_tls.tls_probe
+'''
+
+EXAMPLES = r'''
+- name: Which destinations got mail in plaintext in the last week?
+  mailgw.postfix_tls.tls_log_summary:
+    log_files: [/var/log/mail.log.1, /var/log/mail.log]
+    window: 7d
+  register: evidence
+
+- name: Probe them at encrypt before enforcing it
+  mailgw.postfix_tls.tls_probe:
+    destinations: "{{ evidence.plaintext }}"
+    level: encrypt
+'''
+
+RETURN = r'''
+next_hops:
+  description: One entry per recipient domain with a delivery attempt in the window, sorted.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - destination: example.com
+      relays: ["mx.example.com[192.0.2.1]:25"]
+      sent: 3
+      sent_tls: 2
+      sent_plaintext: 1
+      deferred: 0
+      bounced: 0
+      trust: {anonymous: 0, untrusted: 1, trusted: 1, verified: 0}
+      plaintext_relays: ["mx.example.com[192.0.2.1]:25"]
+      deferred_reasons: []
+      would_defer_at_encrypt: true
+  contains:
+    destination:
+      description: The recipient domain.
+      type: str
+    relays:
+      description: The servers mail went to (C(HOST[ADDR]:PORT)).
+      type: list
+      elements: str
+    sent:
+      description: Deliveries (C(status=sent)).
+      type: int
+    sent_tls:
+      description: Deliveries over TLS.
+      type: int
+    sent_plaintext:
+      description: Deliveries in plaintext.
+      type: int
+    deferred:
+      description: Deferred attempts.
+      type: int
+    bounced:
+      description: Bounced or expired recipients.
+      type: int
+    trust:
+      description: TLS deliveries by the trust Postfix logged (anonymous, untrusted, trusted, verified).
+      type: dict
+    plaintext_relays:
+      description: The relays that took mail in plaintext.
+      type: list
+      elements: str
+    deferred_reasons:
+      description: Up to five deferral reasons (Postfix's words) with their counts, most frequent first.
+      type: list
+      elements: dict
+    would_defer_at_encrypt:
+      description: Whether some mail went in plaintext, so it would defer at V(encrypt).
+      type: bool
+plaintext:
+  description: The recipient domains with at least one plaintext delivery.
+  returned: success
+  type: list
+  elements: str
+  sample: [example.com]
+relays:
+  description: Deliveries per relay, C({relay, sent_tls, sent_plaintext}), sorted by relay.
+  returned: success
+  type: list
+  elements: dict
+sources:
+  description: What was read - file paths, or C(journal).
+  returned: success
+  type: list
+  elements: str
+  sample: [/var/log/mail.log]
+lines:
+  description: SMTP/LMTP client and tlsproxy lines counted in the window.
+  returned: success
+  type: int
+first:
+  description: Time of the first counted line (local time), or null.
+  returned: success
+  type: str
+last:
+  description: Time of the last counted line (local time), or null.
+  returned: success
+  type: str
+'''
+
+import datetime
+import gzip
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, window_seconds
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    C_LOCALE,
+    Postconf,
+    PostfixCommandError,
+)
+
+
+def read_file(path, summary):
+    opener = gzip.open if path.endswith('.gz') else open
+    with opener(path, 'rb') as handle:
+        for raw in handle:
+            summary.feed(raw.decode('utf-8', 'replace'))
+
+
+def read_journal(module, summary, since):
+    journalctl = module.get_bin_path('journalctl', required=True)
+    cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
+    if since is not None:
+        cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))
+    cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy']
+    rc, out, err = module.run_command(cmd, environ_update=C_LOCALE)
+    if rc != 0:
+        module.fail_json(msg='%s failed (exit status %d): %s' % (' '.join(cmd), rc, (err or out).strip()), cmd=cmd)
+    for line in out.splitlines():
+        summary.feed(line)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            log_files=dict(type='list', elements='path'),
+            source=dict(type='str', choices=['auto', 'file', 'journal'], default='auto'),
+            window=dict(type='str', default='7d'),
+            syslog_name=dict(type='str'),
+            config_dir=dict(type='path', default='/etc/postfix'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    since = None
+    if p['window']:
+        try:
+            since = datetime.datetime.now() - datetime.timedelta(seconds=window_seconds(p['window']))
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    files = p['log_files']
+    syslog_name = p['syslog_name']
+    if not files or syslog_name is None:
+        try:
+            params = Postconf(module, p['config_dir']).parameters(['maillog_file', 'syslog_name'], expand=True)
+        except PostfixCommandError as exc:
+            module.fail_json(msg='cannot read maillog_file and syslog_name in %s: %s' % (p['config_dir'], exc))
+        if not files:
+            files = [params.get('maillog_file') or '/var/log/mail.log']
+        if syslog_name is None:
+            syslog_name = params.get('syslog_name') or 'postfix'
+
+    summary = Summary(since=since, syslog_name=syslog_name)
+    sources = []
+    present = [path for path in files if os.path.exists(path)]
+    if p['source'] == 'file' or (p['source'] == 'auto' and present):
+        missing = [path for path in files if path not in present]
+        if p['source'] == 'file' and missing:
+            module.fail_json(msg='log_files: %s does not exist' % ', '.join(missing))
+        for path in present:
+            try:
+                read_file(path, summary)
+            except (OSError, IOError, EOFError) as exc:
+                module.fail_json(msg='cannot read the mail log %s: %s' % (path, exc))
+            sources.append(path)
+    else:
+        read_journal(module, summary, since)
+        sources.append('journal')
+    module.exit_json(changed=False, sources=sources, **summary.result())
+
+
+if __name__ == '__main__':
+    main()

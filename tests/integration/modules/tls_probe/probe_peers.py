@@ -1,0 +1,125 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Loopback peers and certificates for the tls_probe tests (the fixture: conftest.py).
+
+Peers, each on its own loopback address of the instance's /16, on the
+instance's port:
+
+* ``plaintext``: no STARTTLS at all;
+* ``untrusted``: STARTTLS with a self-signed certificate (CN peer.probe.test);
+* ``match``: STARTTLS with a certificate of a test CA for peer.probe.test;
+* ``mismatch``: STARTTLS with a certificate of the same CA for other.probe.test.
+
+The instance trusts the test CA (``smtp_tls_CAfile``).  ``probe_world``
+delivers one message per (peer, level) through the real Postfix (the
+oracle's ``ask``: each policy entry used by the SMTP client, the status read
+from the instance's log), so a test can hold the probe against real delivery.
+"""
+
+import os
+import shutil
+import socketserver
+import subprocess
+import threading
+
+from oracle.peer import PeerPool  # noqa: F401 (the TLS peers; conftest.py takes it from here)
+
+POSTTLS_FINGER = shutil.which('posttls-finger', path='/usr/sbin:/usr/bin:/sbin:/bin')
+KINDS = ('plaintext', 'untrusted', 'match', 'mismatch')
+LEVELS = ('encrypt', 'verify', 'secure')
+MATCH_NAME = 'peer.probe.test'
+
+
+def _openssl(*args):
+    subprocess.run(['openssl'] + list(args), check=True, capture_output=True)
+
+
+def make_certificates(directory):
+    """A test CA, two certificates it signed (match, mismatch) and a self-signed one: {kind: (cert, key)}."""
+    d = str(directory)
+    ca_cert, ca_key = os.path.join(d, 'ca.crt'), os.path.join(d, 'ca.key')
+    curve = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+    _openssl('req', '-x509', *curve, '-keyout', ca_key, '-out', ca_cert, '-days', '30', '-subj', '/CN=probe-test-ca')
+    pairs = {}
+    for kind, name in (('match', MATCH_NAME), ('mismatch', 'other.probe.test')):
+        cert, key, csr, ext = (os.path.join(d, '%s.%s' % (kind, s)) for s in ('crt', 'key', 'csr', 'ext'))
+        _openssl('req', *curve, '-keyout', key, '-out', csr, '-subj', '/CN=%s' % name)
+        with open(ext, 'w') as handle:
+            handle.write('subjectAltName=DNS:%s\n' % name)
+        _openssl('x509', '-req', '-in', csr, '-CA', ca_cert, '-CAkey', ca_key, '-CAcreateserial', '-out', cert,
+                 '-days', '30', '-extfile', ext)
+        pairs[kind] = (cert, key)
+    cert, key = os.path.join(d, 'untrusted.crt'), os.path.join(d, 'untrusted.key')
+    _openssl('req', '-x509', *curve, '-keyout', key, '-out', cert, '-days', '30', '-subj', '/CN=%s' % MATCH_NAME,
+             '-addext', 'subjectAltName=DNS:%s' % MATCH_NAME)
+    pairs['untrusted'] = (cert, key)
+    return ca_cert, pairs
+
+
+class _PlainHandler(socketserver.StreamRequestHandler):
+    """An SMTP server without STARTTLS that accepts every message."""
+
+    timeout = 30
+
+    def reply(self, text):
+        self.wfile.write((text + '\r\n').encode('ascii'))
+
+    def handle(self):
+        self.reply('220 plain.probe.test ESMTP')
+        try:
+            while True:
+                line = self.rfile.readline(4096)
+                if not line:
+                    break
+                verb = line.decode('ascii', 'replace').strip().split(' ')[0].upper()
+                if verb == 'EHLO':
+                    self.wfile.write(b'250-plain.probe.test\r\n')
+                    self.reply('250 8BITMIME')
+                elif verb == 'DATA':
+                    self.reply('354 go ahead')
+                    while True:
+                        data = self.rfile.readline(65536)
+                        if not data or data in (b'.\r\n', b'.\n'):
+                            break
+                    self.reply('250 2.0.0 ok: delivered')
+                elif verb == 'QUIT':
+                    self.reply('221 2.0.0 bye')
+                    break
+                elif verb == 'STARTTLS':
+                    self.reply('502 5.5.1 not offered')
+                else:
+                    self.reply('250 2.0.0 ok')
+        except OSError:
+            pass
+
+
+class PlainServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, port):
+        socketserver.TCPServer.__init__(self, (address, port), _PlainHandler)
+        threading.Thread(target=self.serve_forever, kwargs={'poll_interval': 0.2}, daemon=True).start()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class ProbeWorld:
+    """The oracle instance, the peers and the verdicts of real delivery."""
+
+    def __init__(self, oracle, ca_cert, keys, verdicts):
+        self.oracle = oracle
+        self.ca_cert = ca_cert
+        self.keys = keys                # {(kind, level): policy key}
+        self.verdicts = verdicts        # {(kind, level): Verdict}
+
+    @property
+    def config_dir(self):
+        return self.oracle.conf
+
+    @property
+    def log(self):
+        return self.oracle.log

@@ -1,0 +1,118 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tls_probe against real delivery: the probe's would_defer is what Postfix did with a real message.
+
+Four loopback peers (plaintext only, self-signed, test-CA certificate whose name
+matches, one whose name does not) at encrypt, verify and secure (and may), see
+conftest.py.  Each (peer, level) got one real message through a private Postfix
+instance with a policy entry for it; the module then probes the same next hops
+with that instance's configuration.
+"""
+
+import pytest
+
+from ansible_env import run_module
+from probe_peers import KINDS
+
+# (kind, level) -> (would_defer, trust) as Postfix decides them
+EXPECTED = {
+    ('plaintext', 'encrypt'): (True, 'none'),
+    ('plaintext', 'verify'): (True, 'none'),
+    ('plaintext', 'secure'): (True, 'none'),
+    ('plaintext', 'may'): (False, 'none'),
+    ('untrusted', 'encrypt'): (False, 'untrusted'),
+    ('untrusted', 'verify'): (True, 'untrusted'),
+    ('untrusted', 'secure'): (True, 'untrusted'),
+    ('untrusted', 'may'): (False, 'untrusted'),
+    ('match', 'encrypt'): (False, 'trusted'),
+    ('match', 'verify'): (False, 'verified'),
+    ('match', 'secure'): (False, 'verified'),
+    ('match', 'may'): (False, 'trusted'),
+    ('mismatch', 'encrypt'): (False, 'trusted'),
+    ('mismatch', 'verify'): (True, 'untrusted'),
+    ('mismatch', 'secure'): (True, 'untrusted'),
+    ('mismatch', 'may'): (False, 'trusted'),
+}
+CASES = sorted(EXPECTED)
+
+
+@pytest.fixture(scope='module')
+def probed(probe_world, tmp_path_factory):
+    """The module's results at the levels of the policy table, by (kind, level)."""
+    keys = [probe_world.keys[case] for case in CASES]
+    result = run_module('mailgw.postfix_tls.tls_probe', {'destinations': keys, 'config_dir': probe_world.config_dir,
+                                                          'connect_timeout': 5, 'command_timeout': 10,
+                                                          'concurrency': 4})
+    assert not result.get('failed'), result
+    return result, dict(zip(CASES, result['destinations']))
+
+
+def _why(verdict, probe):
+    return 'postfix: %s (%s)\nprobe: %r\nlog:\n%s' % (verdict.status, verdict.reason, probe,
+                                                   '\n'.join(verdict.evidence))
+
+
+@pytest.mark.parametrize('case', CASES, ids=['%s-%s' % case for case in CASES])
+def test_probe_agrees_with_real_delivery(probe_world, probed, case):
+    verdict = probe_world.verdicts[case]
+    probe = probed[1][case]
+    assert verdict.status in ('sent', 'deferred'), _why(verdict, probe)
+    assert probe['would_defer'] == (verdict.status == 'deferred'), _why(verdict, probe)
+    if verdict.status == 'deferred':
+        # Postfix's own words, posttls-finger's detail may follow in parentheses
+        assert probe['reason'].startswith(verdict.reason), _why(verdict, probe)
+
+
+@pytest.mark.parametrize('case', CASES, ids=['%s-%s' % case for case in CASES])
+def test_probe_result_per_peer_and_level(probe_world, probed, case):
+    probe = probed[1][case]
+    would_defer, trust = EXPECTED[case]
+    assert probe['destination'] == probe_world.keys[case]
+    assert probe['level'] == case[1] and probe['level_source'] == 'policy table'
+    assert probe['policy_key'] == probe_world.keys[case]
+    assert (probe['would_defer'], probe['trust']) == (would_defer, trust), probe
+    assert probe['starttls'] is (case[0] != 'plaintext') and probe['reachable'] is True
+    assert probe['host'].endswith(probe_world.keys[case].split(']')[1])
+
+
+def test_deferring_lists_the_deferring_destinations(probe_world, probed):
+    result = probed[0]
+    assert result['changed'] is False
+    assert result['deferring'] == [probe_world.keys[c] for c in CASES if EXPECTED[c][0]]
+
+
+def test_level_option_overrides_the_table_and_check_mode_probes_the_same(probe_world):
+    """level: encrypt probes every peer at encrypt (the level a role is about to set): only the
+    plaintext peer would defer; in check mode the module probes just the same."""
+    keys = [probe_world.keys[(kind, 'may')] for kind in KINDS]
+    for check in (False, True):
+        result = run_module('mailgw.postfix_tls.tls_probe', {'destinations': keys, 'level': 'encrypt',
+                                                              'config_dir': probe_world.config_dir,
+                                                              'connect_timeout': 5}, check=check)
+        assert not result.get('failed'), result
+        assert [(r['level'], r['level_source']) for r in result['destinations']] == [('encrypt', 'option')] * 4
+        assert result['deferring'] == [probe_world.keys[('plaintext', 'may')]], result
+        assert result['changed'] is False
+
+
+def test_no_entry_means_the_global_level_and_a_closed_port_defers(probe_world):
+    """A next hop without a policy entry gets smtp_tls_security_level (may in the instance);
+    nothing listening: the mail defers at any level, reachable false."""
+    closed = '[127.%d.201.1]:%d' % (probe_world.oracle.net, probe_world.oracle.port)
+    result = run_module('mailgw.postfix_tls.tls_probe', {'destinations': [closed], 'config_dir': probe_world.config_dir,
+                                                          'connect_timeout': 3})
+    (probe,) = result['destinations']
+    assert (probe['level'], probe['level_source'], probe['policy_key']) == ('may', 'smtp_tls_security_level', None)
+    assert probe['would_defer'] is True and probe['reachable'] is False and probe['starttls'] is None
+    assert 'Connection refused' in probe['reason'], probe
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'destinations': ['a b']}, "destinations: 'a b' is not a next-hop destination"),
+    ({'destinations': ['x'], 'concurrency': 0}, 'concurrency: 0 is not allowed, it must be at least 1'),
+    ({'destinations': ['x'], 'level': 'strict'}, 'value of level must be one of'),
+])
+def test_bad_options_are_named(tmp_path, args, message):
+    result = run_module('mailgw.postfix_tls.tls_probe', dict(args, config_dir=str(tmp_path)))
+    assert result.get('failed') and message in result['msg'], result

@@ -1,0 +1,153 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The mail log reader on real Postfix log lines.
+
+REAL_LOG is an excerpt, in order and unchanged, of the maillog_file of the
+private Postfix 3.7 instance of tests/integration/modules/tls_probe (the delivery
+oracle with four loopback peers): three SMTP client processes interleaved,
+deliveries that were deferred at encrypt/verify/secure, sent over TLS at each
+trust, and one sent in plaintext (e4, level may, to the plaintext-only peer)
+right after another process set up TLS to a different relay.  The lanes run
+``smtp -v``, so the verbose ``send attr reason`` lines are there too.
+"""
+
+import datetime
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
+    parse_line,
+    parse_time,
+    summarize,
+    window_seconds,
+)
+
+REAL_LOG = '''\
+Dec 04 18:07:11 oracle-mta postfix/smtpd[2111]: connect from unknown[127.0.0.1]
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = TLS is required, but was not offered by host 127.104.200.2[127.104.200.2]
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D65E423A1BF: to=<probe@e2.or1.oracle.test>, relay=127.104.200.2[127.104.200.2]:40828, delay=0.13, delays=0.03/0.05/0.04/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.104.200.2[127.104.200.2])
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = TLS is required, but was not offered by host 127.104.200.2[127.104.200.2]
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = TLS is required, but was not offered by host 127.104.200.1[127.104.200.1]
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: D425423A1BE: to=<probe@e1.or1.oracle.test>, relay=127.104.200.1[127.104.200.1]:40828, delay=0.22, delays=0.07/0.1/0.04/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.104.200.1[127.104.200.1])
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = TLS is required, but was not offered by host 127.104.200.1[127.104.200.1]
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Untrusted TLS connection established to 127.104.200.7[127.104.200.7]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = Server certificate not verified
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D849F23A1C4: to=<probe@e7.or1.oracle.test>, relay=127.104.200.7[127.104.200.7]:40828, delay=0.21, delays=0.03/0.12/0.06/0, dsn=4.7.5, status=deferred (Server certificate not verified)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = Server certificate not verified
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to 127.104.200.5[127.104.200.5]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: D7C0023A1C2: to=<probe@e5.or1.oracle.test>, relay=127.104.200.5[127.104.200.5]:40828, delay=0.28, delays=0.03/0.14/0.11/0, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = 
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Untrusted TLS connection established to 127.104.200.8[127.104.200.8]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: D75C523A1C1: to=<probe@e4.or1.oracle.test>, relay=127.104.200.4[127.104.200.4]:40828, delay=0.29, delays=0.03/0.16/0.09/0.01, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = 
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to 127.104.200.6[127.104.200.6]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: D805923A1C3: to=<probe@e6.or1.oracle.test>, relay=127.104.200.6[127.104.200.6]:40828, delay=0.32, delays=0.03/0.25/0.05/0, dsn=4.7.5, status=deferred (Server certificate not verified)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D88F123A1C5: to=<probe@e8.or1.oracle.test>, relay=127.104.200.8[127.104.200.8]:40828, delay=0.36, delays=0.03/0.19/0.12/0.02, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = 
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: Trusted TLS connection established to 127.104.200.13[127.104.200.13]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to 127.104.200.14[127.104.200.14]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: DF26923A1CB: to=<probe@e14.or1.oracle.test>, relay=127.104.200.14[127.104.200.14]:40828, delay=0.38, delays=0/0.31/0.07/0, dsn=4.7.5, status=deferred (Server certificate not verified)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: DECDC23A1CA: to=<probe@e13.or1.oracle.test>, relay=127.104.200.13[127.104.200.13]:40828, delay=0.42, delays=0/0.27/0.14/0, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = 
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Trusted TLS connection established to 127.104.200.16[127.104.200.16]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: DFBD723A1CD: to=<probe@e16.or1.oracle.test>, relay=127.104.200.16[127.104.200.16]:40828, delay=0.47, delays=0/0.34/0.14/0, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
+Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = 
+Dec 04 18:07:12 oracle-mta postfix/qmgr[2108]: DA80323A1C7: removed
+'''
+NOW = datetime.datetime(2026, 12, 4, 20, 0, 0)
+
+
+def hop(result, domain):
+    return dict((h['destination'], h) for h in result['next_hops'])[domain]
+
+
+def test_real_log_counts_tls_and_plaintext_per_next_hop():
+    result = summarize(REAL_LOG.splitlines(), now=NOW)
+    assert result['plaintext'] == ['e4.or1.oracle.test']
+    plain = hop(result, 'e4.or1.oracle.test')
+    assert (plain['sent'], plain['sent_tls'], plain['sent_plaintext']) == (1, 0, 1)
+    assert plain['plaintext_relays'] == ['127.104.200.4[127.104.200.4]:40828']
+    assert plain['would_defer_at_encrypt'] is True
+    for domain, trust in (('e5.or1.oracle.test', 'untrusted'), ('e8.or1.oracle.test', 'untrusted'),
+                          ('e13.or1.oracle.test', 'trusted'), ('e16.or1.oracle.test', 'trusted')):
+        sent = hop(result, domain)
+        assert (sent['sent'], sent['sent_tls'], sent['sent_plaintext']) == (1, 1, 0), sent
+        assert sent['trust'][trust] == 1 and sent['would_defer_at_encrypt'] is False
+
+
+def test_real_log_deferrals_keep_postfixs_words():
+    result = summarize(REAL_LOG.splitlines(), now=NOW)
+    deferred = hop(result, 'e1.or1.oracle.test')
+    assert (deferred['sent'], deferred['deferred']) == (0, 1)
+    assert deferred['deferred_reasons'] == [
+        {'reason': 'TLS is required, but was not offered by host 127.104.200.1[127.104.200.1]', 'count': 1}]
+    assert hop(result, 'e7.or1.oracle.test')['deferred_reasons'] == [
+        {'reason': 'Server certificate not verified', 'count': 1}]
+
+
+def test_relays_and_window():
+    result = summarize(REAL_LOG.splitlines(), now=NOW)
+    relays = dict((r['relay'], r) for r in result['relays'])
+    assert relays['127.104.200.4[127.104.200.4]:40828'] == {'relay': '127.104.200.4[127.104.200.4]:40828',
+                                                           'sent_tls': 0, 'sent_plaintext': 1}
+    assert result['first'] == result['last'] == '2026-12-04 18:07:12'     # smtpd lines are not counted
+    later = summarize(REAL_LOG.splitlines(), since=datetime.datetime(2026, 12, 4, 18, 7, 13), now=NOW)
+    assert later['next_hops'] == [] and later['lines'] == 0
+
+
+def test_other_instances_are_left_out():
+    assert summarize(REAL_LOG.splitlines(), syslog_name='postfix-out', now=NOW)['next_hops'] == []
+    assert len(summarize(REAL_LOG.splitlines(), syslog_name='postfix', now=NOW)['next_hops']) > 0
+
+
+def _restamp(line, stamp):
+    return stamp + line[len('Dec 04 18:07:12'):]
+
+
+@pytest.mark.parametrize('stamp', ['Dec  4 18:07:12', '2026-12-04T18:07:12.123456+00:00',
+                                   '2026-12-04T18:07:12+0000', '2026-12-04T18:07:12Z'])
+def test_syslog_rsyslog_and_journal_timestamps(stamp):
+    """The same real lines as rsyslog (traditional and ISO format) and journalctl -o short-iso write them."""
+    lines = [_restamp(line, stamp) for line in REAL_LOG.splitlines()]
+    result = summarize(lines, now=NOW)
+    assert result['plaintext'] == ['e4.or1.oracle.test']
+    assert parse_line(lines[0], NOW).time is not None
+
+
+def test_tlsproxy_session_counts_for_a_reused_connection():
+    lines = [
+        'Dec  4 10:00:00 gw postfix/tlsproxy[10]: Verified TLS connection established to '
+        'mx.example.com[192.0.2.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)',
+        'Dec  4 10:00:01 gw postfix/smtp[11]: ABC123: to=<a@example.com>, relay=mx.example.com[192.0.2.1]:25, '
+        'conn_use=2, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok)',
+        'Dec  4 10:00:02 gw postfix/smtp[12]: ABC124: to=<b@example.org>, orig_to=<b@alias.test>, '
+        'relay=none, delay=30, delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.example.org[192.0.2.2]:25: '
+        'Connection timed out)',
+    ]
+    result = summarize(lines, now=NOW)
+    assert hop(result, 'example.com')['trust']['verified'] == 1
+    org = hop(result, 'example.org')
+    assert org['relays'] == [] and org['deferred'] == 1
+
+
+def test_year_is_the_one_that_is_not_in_the_future():
+    assert parse_time('Dec 31 23:59:59', datetime.datetime(2027, 1, 1, 0, 5)).year == 2026
+    assert parse_time('Jan  1 00:00:01', datetime.datetime(2027, 1, 1, 0, 5)).year == 2027
+    assert parse_time('Foo  1 00:00:01', NOW) is None
+
+
+@pytest.mark.parametrize('text, seconds', [('90m', 5400), ('24h', 86400), ('7d', 604800), ('3600', 3600),
+                                           ('2w', 1209600)])
+def test_window(text, seconds):
+    assert window_seconds(text) == seconds
+
+
+@pytest.mark.parametrize('text', ['', '0h', '-1d', '1y', 'soon'])
+def test_bad_window_is_named(text):
+    with pytest.raises(ValueError, match='window %r: a positive number' % text):
+        window_seconds(text)
