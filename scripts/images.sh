@@ -55,7 +55,8 @@ build() {
   fi
   # A usable Postfix out of the box: local delivery off, no DNS needed, logs to stdout.
   # compatibility_level: Postfix 3.5 knows only the integers 0 to 2 (the
-  # "3.6" form came with 3.6).
+  # "3.6" form came with 3.6); a newer Postfix that finds 3.6 too old (3.11)
+  # names the level it wants in "postfix check", which is then set.
   local compat=3.6
   [ "$suite" = bullseye ] && compat=2
   chroot "$rootfs" /bin/sh -c '
@@ -63,6 +64,8 @@ build() {
     postconf -e "myhostname=gateway.test" "mydestination=" "inet_interfaces=all" \
       "inet_protocols=ipv4" "maillog_file=/dev/stdout" "smtp_dns_support_level=disabled" \
       "smtputf8_enable=no" "compatibility_level='"$compat"'" "mynetworks=127.0.0.0/8"
+    wanted="$(postfix check 2>&1 | sed -n "s/.*postconf compatibility_level=\([0-9.]*\).*/\1/p" | head -n 1)"
+    [ -z "$wanted" ] || postconf -e "compatibility_level=$wanted"
     rm -f /etc/hostname
     dpkg-query -W -f "\${Package} \${Version}\n" > /etc/mailgw-image-packages
     apt-get clean
