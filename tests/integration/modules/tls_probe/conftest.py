@@ -11,12 +11,12 @@ import subprocess
 import pytest
 
 from oracle.instance import POSTCONF, Oracle, unavailable_reason
+from oracle.peer import PeerPool
 from probe_peers import (
     KINDS,
     LEVELS,
     MATCH_NAME,
     POSTTLS_FINGER,
-    PeerPool,
     PlainServer,
     ProbeWorld,
     make_certificates,

@@ -23,8 +23,6 @@ import socketserver
 import subprocess
 import threading
 
-from oracle.peer import PeerPool  # noqa: F401 (the TLS peers; conftest.py takes it from here)
-
 POSTTLS_FINGER = shutil.which('posttls-finger', path='/usr/sbin:/usr/bin:/sbin:/bin')
 KINDS = ('plaintext', 'untrusted', 'match', 'mismatch')
 LEVELS = ('encrypt', 'verify', 'secure')

@@ -55,9 +55,8 @@ def test_trust_is_what_postfix_logged(probe_world):
 def test_log_evidence_feeds_the_probe(probe_world):
     """The destinations the log shows in plaintext, probed at encrypt: they would defer."""
     result = _summary(probe_world)
-    probe = run_module('mailgw.postfix_tls.tls_probe', {'config_dir': probe_world.config_dir, 'level': 'encrypt',
-                                                         'destinations': [probe_world.keys[('plaintext', 'may')]],
-                                                         'connect_timeout': 5})
+    probe = run_module('mailgw.postfix_tls.tls_probe', {
+        'config_dir': probe_world.config_dir, 'level': 'encrypt', 'destinations': [probe_world.keys[('plaintext', 'may')]], 'connect_timeout': 5})
     assert len(result['plaintext']) == 1 and probe['deferring'] == [probe_world.keys[('plaintext', 'may')]], probe
 
 
@@ -67,12 +66,10 @@ def test_other_syslog_name_and_empty_window(probe_world):
 
 
 def test_bad_window_and_missing_file_are_named(probe_world, tmp_path):
-    result = run_module('mailgw.postfix_tls.tls_log_summary', {'config_dir': probe_world.config_dir,
-                                                                'window': 'soon'})
+    result = run_module('mailgw.postfix_tls.tls_log_summary', {
+        'config_dir': probe_world.config_dir, 'window': 'soon'})
     assert result.get('failed') and "window 'soon': a positive number" in result['msg'], result
     missing = str(tmp_path / 'mail.log')
-    result = run_module('mailgw.postfix_tls.tls_log_summary', {'config_dir': probe_world.config_dir,
-                                                                'log_files': [missing], 'source': 'file'})
+    result = run_module('mailgw.postfix_tls.tls_log_summary', {
+        'config_dir': probe_world.config_dir, 'log_files': [missing], 'source': 'file'})
     assert result.get('failed') and result['msg'] == 'log_files: %s does not exist' % missing, result
-
-

@@ -41,16 +41,15 @@ CASES = sorted(EXPECTED)
 def probed(probe_world, tmp_path_factory):
     """The module's results at the levels of the policy table, by (kind, level)."""
     keys = [probe_world.keys[case] for case in CASES]
-    result = run_module('mailgw.postfix_tls.tls_probe', {'destinations': keys, 'config_dir': probe_world.config_dir,
-                                                          'connect_timeout': 5, 'command_timeout': 10,
-                                                          'concurrency': 4})
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': keys, 'config_dir': probe_world.config_dir, 'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4})
     assert not result.get('failed'), result
     return result, dict(zip(CASES, result['destinations']))
 
 
 def _why(verdict, probe):
-    return 'postfix: %s (%s)\nprobe: %r\nlog:\n%s' % (verdict.status, verdict.reason, probe,
-                                                   '\n'.join(verdict.evidence))
+    log = '\n'.join(verdict.evidence)
+    return 'postfix: %s (%s)\nprobe: %r\nlog:\n%s' % (verdict.status, verdict.reason, probe, log)
 
 
 @pytest.mark.parametrize('case', CASES, ids=['%s-%s' % case for case in CASES])
@@ -87,9 +86,8 @@ def test_level_option_overrides_the_table_and_check_mode_probes_the_same(probe_w
     plaintext peer would defer; in check mode the module probes just the same."""
     keys = [probe_world.keys[(kind, 'may')] for kind in KINDS]
     for check in (False, True):
-        result = run_module('mailgw.postfix_tls.tls_probe', {'destinations': keys, 'level': 'encrypt',
-                                                              'config_dir': probe_world.config_dir,
-                                                              'connect_timeout': 5}, check=check)
+        result = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': keys, 'level': 'encrypt', 'config_dir': probe_world.config_dir, 'connect_timeout': 5}, check=check)
         assert not result.get('failed'), result
         assert [(r['level'], r['level_source']) for r in result['destinations']] == [('encrypt', 'option')] * 4
         assert result['deferring'] == [probe_world.keys[('plaintext', 'may')]], result
@@ -100,8 +98,8 @@ def test_no_entry_means_the_global_level_and_a_closed_port_defers(probe_world):
     """A next hop without a policy entry gets smtp_tls_security_level (may in the instance);
     nothing listening: the mail defers at any level, reachable false."""
     closed = '[127.%d.201.1]:%d' % (probe_world.oracle.net, probe_world.oracle.port)
-    result = run_module('mailgw.postfix_tls.tls_probe', {'destinations': [closed], 'config_dir': probe_world.config_dir,
-                                                          'connect_timeout': 3})
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': [closed], 'config_dir': probe_world.config_dir, 'connect_timeout': 3})
     (probe,) = result['destinations']
     assert (probe['level'], probe['level_source'], probe['policy_key']) == ('may', 'smtp_tls_security_level', None)
     assert probe['would_defer'] is True and probe['reachable'] is False and probe['starttls'] is None

@@ -23,42 +23,86 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import
     window_seconds,
 )
 
-REAL_LOG = '''\
-Dec 04 18:07:11 oracle-mta postfix/smtpd[2111]: connect from unknown[127.0.0.1]
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = TLS is required, but was not offered by host 127.104.200.2[127.104.200.2]
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D65E423A1BF: to=<probe@e2.or1.oracle.test>, relay=127.104.200.2[127.104.200.2]:40828, delay=0.13, delays=0.03/0.05/0.04/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.104.200.2[127.104.200.2])
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = TLS is required, but was not offered by host 127.104.200.2[127.104.200.2]
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = TLS is required, but was not offered by host 127.104.200.1[127.104.200.1]
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: D425423A1BE: to=<probe@e1.or1.oracle.test>, relay=127.104.200.1[127.104.200.1]:40828, delay=0.22, delays=0.07/0.1/0.04/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.104.200.1[127.104.200.1])
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = TLS is required, but was not offered by host 127.104.200.1[127.104.200.1]
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Untrusted TLS connection established to 127.104.200.7[127.104.200.7]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = Server certificate not verified
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D849F23A1C4: to=<probe@e7.or1.oracle.test>, relay=127.104.200.7[127.104.200.7]:40828, delay=0.21, delays=0.03/0.12/0.06/0, dsn=4.7.5, status=deferred (Server certificate not verified)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = Server certificate not verified
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to 127.104.200.5[127.104.200.5]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: D7C0023A1C2: to=<probe@e5.or1.oracle.test>, relay=127.104.200.5[127.104.200.5]:40828, delay=0.28, delays=0.03/0.14/0.11/0, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = 
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Untrusted TLS connection established to 127.104.200.8[127.104.200.8]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: D75C523A1C1: to=<probe@e4.or1.oracle.test>, relay=127.104.200.4[127.104.200.4]:40828, delay=0.29, delays=0.03/0.16/0.09/0.01, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = 
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to 127.104.200.6[127.104.200.6]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: D805923A1C3: to=<probe@e6.or1.oracle.test>, relay=127.104.200.6[127.104.200.6]:40828, delay=0.32, delays=0.03/0.25/0.05/0, dsn=4.7.5, status=deferred (Server certificate not verified)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D88F123A1C5: to=<probe@e8.or1.oracle.test>, relay=127.104.200.8[127.104.200.8]:40828, delay=0.36, delays=0.03/0.19/0.12/0.02, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = 
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: Trusted TLS connection established to 127.104.200.13[127.104.200.13]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to 127.104.200.14[127.104.200.14]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: DF26923A1CB: to=<probe@e14.or1.oracle.test>, relay=127.104.200.14[127.104.200.14]:40828, delay=0.38, delays=0/0.31/0.07/0, dsn=4.7.5, status=deferred (Server certificate not verified)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not verified
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: DECDC23A1CA: to=<probe@e13.or1.oracle.test>, relay=127.104.200.13[127.104.200.13]:40828, delay=0.42, delays=0/0.27/0.14/0, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = 
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Trusted TLS connection established to 127.104.200.16[127.104.200.16]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: DFBD723A1CD: to=<probe@e16.or1.oracle.test>, relay=127.104.200.16[127.104.200.16]:40828, delay=0.47, delays=0/0.34/0.14/0, dsn=2.0.0, status=sent (250 2.0.0 ok: delivered)
-Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = 
-Dec 04 18:07:12 oracle-mta postfix/qmgr[2108]: DA80323A1C7: removed
-'''
+REAL_LOG = '\n'.join([
+    'Dec 04 18:07:11 oracle-mta postfix/smtpd[2111]: connect from unknown[127.0.0.1]',
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = TLS is required, but was '
+     'not offered by host 127.104.200.2[127.104.200.2]'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D65E423A1BF: to=<probe@e2.or1.oracle.test>, '
+     'relay=127.104.200.2[127.104.200.2]:40828, delay=0.13, delays=0.03/0.05/0.04/0, dsn=4.7.4, '
+     'status=deferred (TLS is required, but was not offered by host 127.104.200.2[127.104.200.2])'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = TLS is required, but was '
+     'not offered by host 127.104.200.2[127.104.200.2]'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = TLS is required, but was '
+     'not offered by host 127.104.200.1[127.104.200.1]'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: D425423A1BE: to=<probe@e1.or1.oracle.test>, '
+     'relay=127.104.200.1[127.104.200.1]:40828, delay=0.22, delays=0.07/0.1/0.04/0, dsn=4.7.4, '
+     'status=deferred (TLS is required, but was not offered by host 127.104.200.1[127.104.200.1])'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = TLS is required, but was '
+     'not offered by host 127.104.200.1[127.104.200.1]'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Untrusted TLS connection established to '
+     '127.104.200.7[127.104.200.7]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = Server certificate not '
+     'verified'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D849F23A1C4: to=<probe@e7.or1.oracle.test>, '
+     'relay=127.104.200.7[127.104.200.7]:40828, delay=0.21, delays=0.03/0.12/0.06/0, dsn=4.7.5, '
+     'status=deferred (Server certificate not verified)'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = Server certificate not '
+     'verified'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to '
+     '127.104.200.5[127.104.200.5]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: D7C0023A1C2: to=<probe@e5.or1.oracle.test>, '
+     'relay=127.104.200.5[127.104.200.5]:40828, delay=0.28, delays=0.03/0.14/0.11/0, dsn=2.0.0, '
+     'status=sent (250 2.0.0 ok: delivered)'),
+    'Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = ',
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Untrusted TLS connection established to '
+     '127.104.200.8[127.104.200.8]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: D75C523A1C1: to=<probe@e4.or1.oracle.test>, '
+     'relay=127.104.200.4[127.104.200.4]:40828, delay=0.29, delays=0.03/0.16/0.09/0.01, dsn=2.0.0, '
+     'status=sent (250 2.0.0 ok: delivered)'),
+    'Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = ',
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to '
+     '127.104.200.6[127.104.200.6]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not '
+     'verified'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: D805923A1C3: to=<probe@e6.or1.oracle.test>, '
+     'relay=127.104.200.6[127.104.200.6]:40828, delay=0.32, delays=0.03/0.25/0.05/0, dsn=4.7.5, '
+     'status=deferred (Server certificate not verified)'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not '
+     'verified'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: D88F123A1C5: to=<probe@e8.or1.oracle.test>, '
+     'relay=127.104.200.8[127.104.200.8]:40828, delay=0.36, delays=0.03/0.19/0.12/0.02, dsn=2.0.0, '
+     'status=sent (250 2.0.0 ok: delivered)'),
+    'Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = ',
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: Trusted TLS connection established to '
+     '127.104.200.13[127.104.200.13]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: Untrusted TLS connection established to '
+     '127.104.200.14[127.104.200.14]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not '
+     'verified'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: DF26923A1CB: to=<probe@e14.or1.oracle.test>, '
+     'relay=127.104.200.14[127.104.200.14]:40828, delay=0.38, delays=0/0.31/0.07/0, dsn=4.7.5, '
+     'status=deferred (Server certificate not verified)'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2168]: send attr reason = Server certificate not '
+     'verified'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: DECDC23A1CA: to=<probe@e13.or1.oracle.test>, '
+     'relay=127.104.200.13[127.104.200.13]:40828, delay=0.42, delays=0/0.27/0.14/0, dsn=2.0.0, '
+     'status=sent (250 2.0.0 ok: delivered)'),
+    'Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2163]: send attr reason = ',
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: Trusted TLS connection established to '
+     '127.104.200.16[127.104.200.16]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) '
+     'key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256'),
+    ('Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: DFBD723A1CD: to=<probe@e16.or1.oracle.test>, '
+     'relay=127.104.200.16[127.104.200.16]:40828, delay=0.47, delays=0/0.34/0.14/0, dsn=2.0.0, '
+     'status=sent (250 2.0.0 ok: delivered)'),
+    'Dec 04 18:07:12 oracle-mta postfix/or1/smtp[2152]: send attr reason = ',
+    'Dec 04 18:07:12 oracle-mta postfix/qmgr[2108]: DA80323A1C7: removed',
+]) + '\n'
 NOW = datetime.datetime(2026, 12, 4, 20, 0, 0)
 
 
@@ -93,8 +137,8 @@ def test_real_log_deferrals_keep_postfixs_words():
 def test_relays_and_window():
     result = summarize(REAL_LOG.splitlines(), now=NOW)
     relays = dict((r['relay'], r) for r in result['relays'])
-    assert relays['127.104.200.4[127.104.200.4]:40828'] == {'relay': '127.104.200.4[127.104.200.4]:40828',
-                                                           'sent_tls': 0, 'sent_plaintext': 1}
+    relay = '127.104.200.4[127.104.200.4]:40828'
+    assert relays[relay] == {'relay': relay, 'sent_tls': 0, 'sent_plaintext': 1}
     assert result['first'] == result['last'] == '2026-12-04 18:07:12'     # smtpd lines are not counted
     later = summarize(REAL_LOG.splitlines(), since=datetime.datetime(2026, 12, 4, 18, 7, 13), now=NOW)
     assert later['next_hops'] == [] and later['lines'] == 0

@@ -22,82 +22,100 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger 
     verdict,
 )
 
-PLAINTEXT = '''\
-posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30000
-posttls-finger: < 220 plain ESMTP
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-plain
-posttls-finger: < 250 8BITMIME
-posttls-finger: > QUIT
-posttls-finger: < 221 bye
-'''
+PLAINTEXT = '\n'.join([
+    'posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30000',
+    'posttls-finger: < 220 plain ESMTP',
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-plain',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > QUIT',
+    'posttls-finger: < 221 bye',
+]) + '\n'
 
-SELF_SIGNED_VERIFY = '''\
-posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30001
-posttls-finger: < 220 oracle-peer.test ESMTP
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-oracle-peer.test
-posttls-finger: < 250-STARTTLS
-posttls-finger: < 250-SMTPUTF8
-posttls-finger: < 250 8BITMIME
-posttls-finger: > STARTTLS
-posttls-finger: < 220 2.0.0 ready to start TLS
-posttls-finger: certificate verification failed for 127.0.0.1[127.0.0.1]:30001: self-signed certificate
-posttls-finger: 127.0.0.1[127.0.0.1]:30001: subject_CN=peer.probe.test, issuer_CN=peer.probe.test, fingerprint=27:27:37:73:1D:DD:4E:0C:C4:08:23:74:78:47:20:F6:EB:05:66:9A:AE:30:3E:1A:C8:28:1D:E9:01:47:54:A5, pkey_fingerprint=7D:74:CA:F5:38:DC:B2:95:3B:71:36:53:5C:2E:F0:D0:95:6A:92:02:FE:46:04:B4:6C:DF:86:4D:51:1A:A8:BA
-posttls-finger: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:30001: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-oracle-peer.test
-posttls-finger: < 250-SMTPUTF8
-posttls-finger: < 250 8BITMIME
-posttls-finger: > QUIT
-posttls-finger: < 221 2.0.0 bye
-'''
+SELF_SIGNED_VERIFY = '\n'.join([
+    'posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30001',
+    'posttls-finger: < 220 oracle-peer.test ESMTP',
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-oracle-peer.test',
+    'posttls-finger: < 250-STARTTLS',
+    'posttls-finger: < 250-SMTPUTF8',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > STARTTLS',
+    'posttls-finger: < 220 2.0.0 ready to start TLS',
+    ('posttls-finger: certificate verification failed for 127.0.0.1[127.0.0.1]:30001: self-signed '
+     'certificate'),
+    ('posttls-finger: 127.0.0.1[127.0.0.1]:30001: subject_CN=peer.probe.test, '
+     'issuer_CN=peer.probe.test, fingerprint=27:27:37:73:1D:DD:4E:0C:C4:08:23:74:78:47:20:F6:EB:05:66:'
+     '9A:AE:30:3E:1A:C8:28:1D:E9:01:47:54:A5, pkey_fingerprint=7D:74:CA:F5:38:DC:B2:95:3B:71:36:53:5C:'
+     '2E:F0:D0:95:6A:92:02:FE:46:04:B4:6C:DF:86:4D:51:1A:A8:BA'),
+    ('posttls-finger: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:30001: TLSv1.3 '
+     'with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA '
+     '(prime256v1) server-digest SHA256'),
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-oracle-peer.test',
+    'posttls-finger: < 250-SMTPUTF8',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > QUIT',
+    'posttls-finger: < 221 2.0.0 bye',
+]) + '\n'
 
-CA_MATCH_SECURE = '''\
-posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30002
-posttls-finger: < 220 oracle-peer.test ESMTP
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-oracle-peer.test
-posttls-finger: < 250-STARTTLS
-posttls-finger: < 250-SMTPUTF8
-posttls-finger: < 250 8BITMIME
-posttls-finger: > STARTTLS
-posttls-finger: < 220 2.0.0 ready to start TLS
-posttls-finger: 127.0.0.1[127.0.0.1]:30002: matched peername: peer.probe.test
-posttls-finger: 127.0.0.1[127.0.0.1]:30002: subject_CN=peer.probe.test, issuer_CN=probe-test-ca, fingerprint=84:E3:E9:A0:CD:F1:30:EF:C6:FB:9D:2B:50:29:80:36:81:00:7D:D5:01:4D:33:5B:5C:0A:1A:B3:20:BC:E6:BB, pkey_fingerprint=03:F5:DB:2E:C9:55:6F:5B:C0:58:17:14:09:AA:34:F6:F6:52:FD:D8:4F:D5:38:B5:9A:2D:F3:01:CC:3D:29:0B
-posttls-finger: Verified TLS connection established to 127.0.0.1[127.0.0.1]:30002: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-oracle-peer.test
-posttls-finger: < 250-SMTPUTF8
-posttls-finger: < 250 8BITMIME
-posttls-finger: > QUIT
-posttls-finger: < 221 2.0.0 bye
-'''
+CA_MATCH_SECURE = '\n'.join([
+    'posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30002',
+    'posttls-finger: < 220 oracle-peer.test ESMTP',
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-oracle-peer.test',
+    'posttls-finger: < 250-STARTTLS',
+    'posttls-finger: < 250-SMTPUTF8',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > STARTTLS',
+    'posttls-finger: < 220 2.0.0 ready to start TLS',
+    'posttls-finger: 127.0.0.1[127.0.0.1]:30002: matched peername: peer.probe.test',
+    ('posttls-finger: 127.0.0.1[127.0.0.1]:30002: subject_CN=peer.probe.test, '
+     'issuer_CN=probe-test-ca, fingerprint=84:E3:E9:A0:CD:F1:30:EF:C6:FB:9D:2B:50:29:80:36:81:00:7D:D5'
+     ':01:4D:33:5B:5C:0A:1A:B3:20:BC:E6:BB, pkey_fingerprint=03:F5:DB:2E:C9:55:6F:5B:C0:58:17:14:09:AA'
+     ':34:F6:F6:52:FD:D8:4F:D5:38:B5:9A:2D:F3:01:CC:3D:29:0B'),
+    ('posttls-finger: Verified TLS connection established to 127.0.0.1[127.0.0.1]:30002: TLSv1.3 with '
+     'cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA '
+     '(prime256v1) server-digest SHA256'),
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-oracle-peer.test',
+    'posttls-finger: < 250-SMTPUTF8',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > QUIT',
+    'posttls-finger: < 221 2.0.0 bye',
+]) + '\n'
 
-CA_MISMATCH_VERIFY = '''\
-posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30003
-posttls-finger: < 220 oracle-peer.test ESMTP
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-oracle-peer.test
-posttls-finger: < 250-STARTTLS
-posttls-finger: < 250-SMTPUTF8
-posttls-finger: < 250 8BITMIME
-posttls-finger: > STARTTLS
-posttls-finger: < 220 2.0.0 ready to start TLS
-posttls-finger: server certificate verification failed for 127.0.0.1[127.0.0.1]:30003: num=62:hostname mismatch
-posttls-finger: 127.0.0.1[127.0.0.1]:30003: subject_CN=other.probe.test, issuer_CN=probe-test-ca, fingerprint=36:13:67:4C:BC:72:F9:10:36:B9:EA:DA:21:C5:F8:94:49:2F:34:81:0A:BB:57:5E:80:55:3D:E3:3A:A4:65:23, pkey_fingerprint=21:0F:92:B4:E4:74:60:21:F6:C6:45:BB:CF:94:09:F3:92:3C:F8:C8:B7:02:6F:F4:15:59:D1:FB:D1:F3:4F:DD
-posttls-finger: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:30003: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-posttls-finger: > EHLO gateway.test
-posttls-finger: < 250-oracle-peer.test
-posttls-finger: < 250-SMTPUTF8
-posttls-finger: < 250 8BITMIME
-posttls-finger: > QUIT
-posttls-finger: < 221 2.0.0 bye
-'''
+CA_MISMATCH_VERIFY = '\n'.join([
+    'posttls-finger: Connected to 127.0.0.1[127.0.0.1]:30003',
+    'posttls-finger: < 220 oracle-peer.test ESMTP',
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-oracle-peer.test',
+    'posttls-finger: < 250-STARTTLS',
+    'posttls-finger: < 250-SMTPUTF8',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > STARTTLS',
+    'posttls-finger: < 220 2.0.0 ready to start TLS',
+    ('posttls-finger: server certificate verification failed for 127.0.0.1[127.0.0.1]:30003: '
+     'num=62:hostname mismatch'),
+    ('posttls-finger: 127.0.0.1[127.0.0.1]:30003: subject_CN=other.probe.test, '
+     'issuer_CN=probe-test-ca, fingerprint=36:13:67:4C:BC:72:F9:10:36:B9:EA:DA:21:C5:F8:94:49:2F:34:81'
+     ':0A:BB:57:5E:80:55:3D:E3:3A:A4:65:23, pkey_fingerprint=21:0F:92:B4:E4:74:60:21:F6:C6:45:BB:CF:94'
+     ':09:F3:92:3C:F8:C8:B7:02:6F:F4:15:59:D1:FB:D1:F3:4F:DD'),
+    ('posttls-finger: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:30003: TLSv1.3 '
+     'with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA '
+     '(prime256v1) server-digest SHA256'),
+    'posttls-finger: > EHLO gateway.test',
+    'posttls-finger: < 250-oracle-peer.test',
+    'posttls-finger: < 250-SMTPUTF8',
+    'posttls-finger: < 250 8BITMIME',
+    'posttls-finger: > QUIT',
+    'posttls-finger: < 221 2.0.0 bye',
+]) + '\n'
 
-REFUSED = '''\
-posttls-finger: Failed to establish session to [127.0.0.1]:1 via 127.0.0.1: connect to 127.0.0.1[127.0.0.1]:1: Connection refused
-'''
+REFUSED = '\n'.join([
+    ('posttls-finger: Failed to establish session to [127.0.0.1]:1 via 127.0.0.1: connect to '
+     '127.0.0.1[127.0.0.1]:1: Connection refused'),
+]) + '\n'
 
 
 @pytest.mark.parametrize('destination, keys', [
@@ -123,8 +141,8 @@ def test_first_key_in_lookup_order_wins_across_maps():
 
 
 def test_map_specs_drop_proxy():
-    assert map_specs('proxy:hash:/etc/postfix/tls_policy, texthash:/x') == ['hash:/etc/postfix/tls_policy',
-                                                                          'texthash:/x']
+    specs = map_specs('proxy:hash:/etc/postfix/tls_policy, texthash:/x')
+    assert specs == ['hash:/etc/postfix/tls_policy', 'texthash:/x']
 
 
 @pytest.mark.parametrize('value, parsed', [
@@ -170,8 +188,8 @@ def test_finger_args_carry_the_entry_and_main_cf():
 
 def test_finger_args_fingerprint_and_may():
     assert finger_args('[h]:25', 'fingerprint', {'match': ['AA:BB|CC:DD']})[-3:] == ['[h]:25', 'AA:BB', 'CC:DD']
-    args = finger_args('[h]', 'may', {}, {'smtp_tls_protocols': '!SSLv2', 'smtp_tls_mandatory_protocols': 'x',
-                                          'smtp_tcp_port': 'smtp'})
+    params = {'smtp_tls_protocols': '!SSLv2', 'smtp_tls_mandatory_protocols': 'x', 'smtp_tcp_port': 'smtp'}
+    args = finger_args('[h]', 'may', {}, params)
     assert args == ['-l', 'may', '-p', '!SSLv2', '[h]']
     assert finger_args('[h]', 'none', {}, {'smtp_tcp_port': '2525'}) == ['-l', 'none', '[h]:2525']
 
