@@ -68,7 +68,10 @@ notes:
   - A policy entry Postfix cannot use (empty, unknown level, malformed attribute) is reported as
     deferring with Postfix's words, without a probe. Entry attributes posttls-finger has no
     option for (C(exclude), C(connection_reuse), the C(servername) keywords) are not applied.
-  - At level V(dane) and V(dane-only) posttls-finger does its own DNSSEC lookups.
+  - At level V(dane) and V(dane-only) posttls-finger does its own DNSSEC lookups, and without
+    usable TLSA records it checks the certificate at V(secure), where the SMTP client falls
+    back to opportunistic TLS (V(dane)). A V(dane) result is therefore a stricter bound - it may
+    say would_defer for a destination the SMTP client would deliver to without DANE.
   - C(trust) is V(untrusted) also for an anonymous TLS session (no server certificate).
 attributes:
   check_mode:
