@@ -54,18 +54,20 @@ build() {
     return 1
   fi
   # A usable Postfix out of the box: local delivery off, no DNS needed, logs to stdout.
-  # compatibility_level: Postfix 3.5 knows only the integers 0 to 2 (the
-  # "3.6" form came with 3.6); a newer Postfix that finds 3.6 too old (3.11)
-  # names the level it wants in "postfix check", which is then set.
-  local compat=3.6
-  [ "$suite" = bullseye ] && compat=2
+  # compatibility_level: the newest level this Postfix knows, so postfix check
+  # stays quiet: 2 on 3.5 (the "3.6" form came with 3.6), 3.6 on 3.6 to 3.10,
+  # the release itself from 3.11 on (3.11 asks for compatibility_level=3.11).
   chroot "$rootfs" /bin/sh -c '
     set -e
+    release="$(postconf -h mail_version | cut -d. -f1,2)"
+    case "$release" in
+      3.[0-5]) level=2 ;;
+      3.[6-9]|3.10) level=3.6 ;;
+      *) level="$release" ;;
+    esac
     postconf -e "myhostname=gateway.test" "mydestination=" "inet_interfaces=all" \
       "inet_protocols=ipv4" "maillog_file=/dev/stdout" "smtp_dns_support_level=disabled" \
-      "smtputf8_enable=no" "compatibility_level='"$compat"'" "mynetworks=127.0.0.0/8"
-    wanted="$(postfix check 2>&1 | sed -n "s/.*postconf compatibility_level=\([0-9.]*\).*/\1/p" | head -n 1)"
-    [ -z "$wanted" ] || postconf -e "compatibility_level=$wanted"
+      "smtputf8_enable=no" "compatibility_level=$level" "mynetworks=127.0.0.0/8"
     rm -f /etc/hostname
     dpkg-query -W -f "\${Package} \${Version}\n" > /etc/mailgw-image-packages
     apt-get clean
