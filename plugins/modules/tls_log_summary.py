@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: tls_log_summary
 short_description: Count deliveries with and without TLS per next hop from the Postfix mail log
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the mail log over a window and returns, per recipient domain (the next hop of mail
     routed by MX), how many deliveries went over TLS (and at which trust) and how many in

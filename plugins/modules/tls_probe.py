@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: tls_probe
 short_description: Ask Postfix's posttls-finger whether mail to each destination would be delivered at its TLS level
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs on the gateway and answers, for each destination, "would mail to it be delivered at the
     TLS level it would get?" before a stricter level is enforced.
