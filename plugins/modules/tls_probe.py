@@ -27,6 +27,8 @@ options:
     description:
       - Next-hop destinations in the policy table's key forms - a domain (MX lookup, for example
         V(example.com)), V([host]), V([host]:port), V(host:port), V([ipv6:2001:db8::1]:25).
+      - Checked like a policy table key (the M(mailgw.postfix_tls.tls_policy) rules); a next hop
+        Postfix refuses, and a C(.domain) key (it names no host to probe), fail the module.
     type: list
     elements: str
     required: true
@@ -213,6 +215,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger 
     parse_report,
     verdict,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    PolicyError,
+    PolicyLint,
+    normalize_destination,
+)
 
 PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath',
               'smtp_enforce_tls', 'smtp_use_tls', 'smtp_tls_enforce_peername', 'smtp_host_lookup',
@@ -268,8 +275,16 @@ def main():
         if p[name] < 1:
             errors.append('%s: %d is not allowed, it must be at least 1' % (name, p[name]))
     for destination in p['destinations']:
-        if not destination.strip() or any(c.isspace() for c in destination.strip()):
-            errors.append('destinations: %r is not a next-hop destination (empty or with whitespace)' % destination)
+        if destination.startswith('.'):
+            errors.append('destinations: %r is a policy key for subdomains, not a next hop to probe: name a '
+                          'domain under it' % destination)
+            continue
+        try:
+            normalize_destination(destination)
+        except PolicyLint:
+            pass        # Postfix would look it up (a collection rule only)
+        except PolicyError as exc:
+            errors.append('destinations: %s' % exc)
     if errors:
         module.fail_json(msg='; '.join(errors))
 

@@ -107,7 +107,9 @@ def test_no_entry_means_the_global_level_and_a_closed_port_defers(probe_world):
 
 
 @pytest.mark.parametrize('args, message', [
-    ({'destinations': ['a b']}, "destinations: 'a b' is not a next-hop destination"),
+    ({'destinations': ['a b']}, "destinations: destination 'a b': contains whitespace"),
+    ({'destinations': ['[h]:99999']}, 'Postfix refuses this next hop ("bad network port")'),
+    ({'destinations': ['.example.com']}, "destinations: '.example.com' is a policy key for subdomains, not a next hop"),
     ({'destinations': ['x'], 'concurrency': 0}, 'concurrency: 0 is not allowed, it must be at least 1'),
     ({'destinations': ['x'], 'level': 'strict'}, 'value of level must be one of'),
 ])
