@@ -8,7 +8,7 @@ Molecule's testinfra verifier runs ``pytest --connection=ansible
 and ``molecule/resources/tests`` (base config, verifier
 additional_files_or_dirs); this file sits above both, so pytest loads it for
 every scenario. testinfra's ``host`` fixture is parametrized over the
-inventory's hosts (the bookworm and the trixie gateway), and pytest runs all
+inventory's hosts (the scenario's gateways, one per image), and pytest runs all
 tests of a module for one host before the next, in file order, so a module
 can be a sequence (remove an exception, probe, restore, probe).
 

@@ -19,10 +19,16 @@ cd "$out"
 
 ca() {
   [ -s "$1-ca.crt" ] && return 0
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$1-ca.key" -out "$1-ca.crt" -days 30 -subj "/CN=mailgw $1 CA" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    2>/dev/null
+  # A config of its own rather than -addext: OpenSSL 1.1.1 (bullseye) would add
+  # the extensions on top of its openssl.cnf's v3_ca ones, and a certificate
+  # with basicConstraints twice is refused by every verifier.
+  printf '%s\n' '[req]' 'distinguished_name = dn' 'x509_extensions = v3_ca' 'prompt = no' \
+    '[dn]' "CN = mailgw $1 CA" \
+    '[v3_ca]' 'basicConstraints = critical,CA:TRUE' 'keyUsage = critical,keyCertSign,cRLSign' \
+    'subjectKeyIdentifier = hash' > "$1-ca.cnf"
+  openssl req -x509 -config "$1-ca.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$1-ca.key" -out "$1-ca.crt" -days 30 2>/dev/null
+  rm -f "$1-ca.cnf"
 }
 
 ca test

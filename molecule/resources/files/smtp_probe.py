@@ -16,9 +16,12 @@ probe itself is broken (bad arguments).
   queue       the Postfix queue as JSON (postqueue -j), for diagnostics.
   run         a list of steps (JSON) with expectations: SMTP sessions,
               submissions that must be delivered to a given peer (over TLS
-              or not) or stay deferred for a given reason, in both cases
-              optionally after passing given content filters ("via"), queue
-              flushes.
+              or not; "delivery_log": text the delivery's log line must
+              hold), stay deferred for a given reason, or bounce (returned
+              to the sender, "reason" in the status=bounced log line), in
+              each case optionally after passing given content filters
+              ("via"), queue flushes. "mail_options": ESMTP parameters of
+              MAIL FROM (["REQUIRETLS"]).
               Every submission is sent first, then all outcomes are awaited
               together (bounded), so a verifier pays one container round
               trip per group of checks. Reports every step; "ok" is false
@@ -72,7 +75,9 @@ def cmd_send(args):
                 return result
             result["tls_version"] = smtp.sock.version()
             result["ehlo_after_tls"] = _reply(*smtp.ehlo())
-        result["mail"] = _reply(*smtp.mail(args.sender))
+        # ESMTP MAIL parameters (REQUIRETLS ...) are sent whether or not the
+        # server announced them: the server's answer is the observation.
+        result["mail"] = _reply(*smtp.mail(args.sender, list(getattr(args, "mail_options", None) or [])))
         if result["mail"]["code"] != 250:
             return result
         result["rcpt"] = [_reply(*smtp.rcpt(r)) for r in args.rcpt]
@@ -189,6 +194,7 @@ def _session(step, token):
         helo=step.get("helo", "probe.test"), starttls=step.get("starttls", True),
         cafile=step.get("cafile", "/etc/mailgw-test/tls/test-ca.crt") if step.get("starttls", True) else None,
         sender=step.get("sender", "probe@probe.test"), rcpt=[step["rcpt"]], token=token,
+        mail_options=step.get("mail_options", []),
         timeout=float(step.get("timeout", 20)))
     return cmd_send(ns)
 
@@ -231,6 +237,19 @@ def _log_line(exp):
     except OSError:
         return None
     return None
+
+
+def _rcpt_log_line(rcpt, needle):
+    """The last Postfix log line about the delivery to RCPT holding NEEDLE, or None."""
+    found = None
+    try:
+        with open(POSTFIX_LOG, errors="replace") as fh:
+            for line in fh:
+                if "to=<%s>" % rcpt in line and needle in line:
+                    found = line.split(": ", 1)[-1].strip()
+    except OSError:
+        return None
+    return found
 
 
 def _via_problems(exp, found):
@@ -283,16 +302,44 @@ def _resolve(pending, timeout):
                     if "sni" in exp and rec.get("sni") != exp["sni"]:
                         problems.append("peer saw SNI %r, expected %r" % (rec.get("sni"), exp["sni"]))
                     problems += _via_problems(exp, found)
+                    rcpt_log = None
+                    if exp.get("delivery_log"):
+                        # the log may lag behind the peer's spool: undecided
+                        # until the line is there (or the time is up)
+                        rcpt_log = _rcpt_log_line(exp["rcpt_actual"], exp["delivery_log"])
+                        if rcpt_log is None:
+                            exp["last"] = {"delivered_to": where, "missing_log": exp["delivery_log"],
+                                           "log": _rcpt_log_line(exp["rcpt_actual"], "status=")}
+                            continue
                     if exp.get("via") and not problems:
                         problems_ok = " via %s" % ", ".join(exp["via"])
                     else:
                         problems_ok = ""
                     delivered = "delivered to %s%s, tls=%s %s" % (
                         rec["peer"], problems_ok, rec["tls"], rec.get("tls_version") or "")
+                    if rcpt_log:
+                        delivered += "; log: %s" % rcpt_log
                     exp.update(done=True, ok=not problems, detail="; ".join(problems) or delivered.strip())
                 elif gone:
                     exp.update(done=True, ok=False, detail="left the queue but not delivered to %s; seen at: %s"
                                % (exp["peer"], where or "nowhere"))
+                elif entry is not None and entry.get("queue_name") == "deferred" and exp.get("fresh", True):
+                    exp.update(done=True, ok=False, detail="deferred instead: %s" % reasons)
+            elif exp["expect"] == "bounced":
+                # Returned to the sender: the recipient leaves the queue with
+                # a status=bounced log line holding the reason (the bounce
+                # notice itself is a new message to the sender).
+                delivered = [r for r in found if "relayed" not in r]
+                line = _rcpt_log_line(exp["rcpt_actual"], "status=bounced")
+                if delivered:
+                    exp.update(done=True, ok=False, detail="delivered instead, at %s" % where)
+                elif line is not None:
+                    problems = _via_problems(exp, found)
+                    if exp["reason"] not in line:
+                        problems.append("bounced for another reason: %s" % line)
+                    exp.update(done=True, ok=not problems, detail="; ".join(problems) or (
+                        "bounced%s; log: %s" % (" after passing %s" % ", ".join(exp["via"]) if exp.get("via") else "",
+                                                line)))
                 elif entry is not None and entry.get("queue_name") == "deferred" and exp.get("fresh", True):
                     exp.update(done=True, ok=False, detail="deferred instead: %s" % reasons)
             else:
