@@ -1,0 +1,136 @@
+# Copyright: (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role's preflight (enforce_tls_preflight) against a real Postfix container.
+
+The container (bookworm, Postfix 3.7) runs two SMTP peers on its loopback
+(molecule/resources/files/smtp_peer.py): 127.0.0.2:2525 offers no STARTTLS,
+127.0.0.3:2525 offers STARTTLS with a self-signed certificate. The preflight
+probes them with posttls-finger at the level the run would give them; the
+report is the fact enforce_tls_preflight_report. At warn the role reports and
+goes on; at fail it writes nothing and names every destination that would
+defer, with Postfix's reason. The input checks run on localhost (no container).
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from ansible_env import REPO, ansible_env, tool
+from test_enforce_tls_role import _gateway
+
+PLAIN = '[127.0.0.2]:2525'
+SELF_SIGNED = '[127.0.0.3]:2525'
+PEER = os.path.join(REPO, 'molecule', 'resources', 'files', 'smtp_peer.py')
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    for gw in _gateway(tmp_path):
+        with open(PEER, 'rb') as handle:
+            peer = handle.read().decode('utf-8')
+        peers = [{'name': 'plain', 'listen': '127.0.0.2', 'port': 2525, 'spool': '/var/tmp/plain'},
+                 {'name': 'tls', 'listen': '127.0.0.3', 'port': 2525, 'spool': '/var/tmp/tls',
+                  'cert': '/root/peer.crt', 'key': '/root/peer.key'}]
+        script = ('cat > /root/smtp_peer.py <<"PEER_EOF"\n%s\nPEER_EOF\n'
+                  "printf '%%s' '%s' > /root/peers.json\n"
+                  'openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=peer.test '
+                  '-keyout /root/peer.key -out /root/peer.crt 2>/dev/null\n'
+                  'python3 /root/smtp_peer.py --config /root/peers.json --daemon --pidfile /run/peers.pid '
+                  '--log /var/log/peers.log\n') % (peer, json.dumps(peers))
+        gw.sh(script)
+        gw.take_before()
+        yield gw
+
+
+def _report(result):
+    data = result.result_of('Keep the preflight report')
+    return data['ansible_facts']['enforce_tls_preflight_report']
+
+
+def test_warn_reports_the_destination_that_would_defer_and_goes_on(gateway):
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt',
+                        'enforce_tls_preflight_destinations': [PLAIN, SELF_SIGNED]})
+    applied = gateway.play()
+    assert applied.rc == 0, applied.failed or applied.output[-4000:]
+    report = _report(applied)
+    assert report['mode'] == 'warn'
+    assert report['would_defer'] == [PLAIN]
+    assert sorted(report['affected']) == sorted([PLAIN, SELF_SIGNED])
+    by_name = {d['destination']: d for d in report['destinations']}
+    assert by_name[PLAIN]['level_before'] == 'may' and by_name[PLAIN]['level'] == 'encrypt'
+    assert by_name[PLAIN]['starttls'] is False
+    assert by_name[PLAIN]['reason'] == 'TLS is required, but was not offered by host 127.0.0.2[127.0.0.2]'
+    assert by_name[SELF_SIGNED]['starttls'] is True and by_name[SELF_SIGNED]['trust'] == 'untrusted'
+    assert by_name[SELF_SIGNED]['would_defer'] is False
+    assert any(m.startswith('Preflight on gw: 1 would defer: %s at encrypt' % PLAIN) for m in applied.messages())
+    # ... and the change went ahead
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
+def test_fail_writes_nothing_and_names_every_destination(gateway):
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt',
+                        'enforce_tls_preflight': 'fail',
+                        'enforce_tls_preflight_destinations': [PLAIN],
+                        # a stricter entry is probed without being listed
+                        'enforce_tls_policies': [{'destination': SELF_SIGNED, 'level': 'verify'}]})
+    for check in (True, False):
+        result = gateway.play(check=check)
+        assert result.rc != 0
+        (name, msg), = result.failed
+        assert name == 'Refuse the change when a destination would defer (enforce_tls_preflight=fail)'
+        assert msg.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed on gw; 2 would defer: '), msg
+        assert '%s at encrypt (TLS is required, but was not offered by host 127.0.0.2[127.0.0.2])' % PLAIN in msg
+        assert '%s at verify (Server certificate not verified (self-signed certificate))' % SELF_SIGNED in msg
+        assert result.changed == []
+        assert gateway.snapshot() == gateway.before
+
+
+def test_fail_lets_a_safe_change_through(gateway):
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight': 'fail',
+                        'enforce_tls_preflight_destinations': [SELF_SIGNED, PLAIN],
+                        # the plaintext-only peer keeps working through its own entry
+                        'enforce_tls_policies': [{'destination': PLAIN, 'level': 'may'}]})
+    applied = gateway.converge()
+    report = _report(applied)
+    assert report['would_defer'] == [] and report['affected'] == [SELF_SIGNED], report
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
+def test_off_probes_nothing(gateway):
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight': 'off',
+                        'enforce_tls_preflight_destinations': [PLAIN]})
+    applied = gateway.play()
+    assert applied.rc == 0, applied.failed
+    assert _report(applied)['destinations'] == []
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
+@pytest.mark.parametrize('variables, named', [
+    ({'enforce_tls_preflight_destinations': ['ok.example', 'two words']}, 'enforce_tls_preflight_destinations'),
+    ({'enforce_tls_preflight_destinations': 'example.com'}, 'enforce_tls_preflight_destinations'),
+    ({'enforce_tls_preflight': 'maybe'}, 'enforce_tls_preflight'),
+    ({'enforce_tls_preflight_timeout': 0}, 'enforce_tls_preflight_timeout'),
+])
+def test_bad_preflight_input_is_refused_before_anything_is_read(tmp_path, variables, named):
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(yaml.safe_dump([{'hosts': 'localhost', 'gather_facts': False,
+                                         'roles': [{'role': 'mailgw.postfix_tls.enforce_tls'}]}]))
+    varfile = tmp_path / 'vars.yml'
+    varfile.write_text(yaml.safe_dump(dict(variables, enforce_tls_config_dir=str(tmp_path / 'no-such-dir'))))
+    proc = subprocess.run([tool('ansible-playbook'), '-i', 'localhost,', '-c', 'local', str(playbook),
+                           '-e', '@%s' % varfile], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=ansible_env(tmp_path), check=False)
+    assert proc.returncode != 0
+    failed = [(task['task']['name'], result.get('msg', ''))
+              for play in json.loads(proc.stdout)['plays'] for task in play['tasks']
+              for result in task['hosts'].values() if result.get('failed')]
+    (name, msg), = failed
+    # the role's argument spec or its own check, never a later task
+    assert name.endswith('Check the preflight variables') or 'Validating arguments against arg spec' in name, failed
+    assert named in str(msg)
