@@ -3,8 +3,10 @@
 # TLS recipes applied with playbooks/site.yml and the example inventory
 # (playbooks/inventory), and a report per gateway with live SMTP probes.
 #
-#   scripts/demo.sh up      (re)create the fleet, apply site.yml, report, apply
-#                           again (must change nothing), run the drift check
+#   scripts/demo.sh up      (re)create the fleet, print the preflight report per
+#                           gateway (playbooks/preflight.yml, check mode), apply
+#                           site.yml, report, apply again (must change
+#                           nothing), run the drift check
 #   scripts/demo.sh down    remove the fleet's containers
 #   scripts/demo.sh fleet   only (re)create and prepare the containers
 #                           (no playbook; the convergence tests use this)
@@ -157,6 +159,45 @@ run_site() {
 
 recap() { sed -n '/^PLAY RECAP/,/^$/p' "$1" | sed '/^$/d'; }
 
+# The plaintext-only peer every gateway routes plain.example to
+# (prepare-gateway.sh): the preflight must predict that it would defer.
+PREFLIGHT_DESTINATIONS='["[127.0.0.2]:25"]'
+
+run_preflight() {
+  # run_preflight LOGFILE: playbooks/preflight.yml (the role in check mode with
+  # its preflight) on the selected hosts; one JSON report per host in
+  # $STATE/preflight
+  local logfile="$1"
+  rm -rf "$STATE/preflight" && mkdir -p "$STATE/preflight"
+  ansible-playbook -i "$INVENTORY" "$ROOT/playbooks/preflight.yml" \
+    -e "demo_container_prefix=$PREFIX" --limit "$(host_names | tr ' ' ',')" \
+    -e "{\"enforce_tls_preflight_destinations\": $PREFLIGHT_DESTINATIONS}" \
+    -e "rollout_report_dir=$STATE/preflight" >"$logfile" 2>&1
+}
+
+print_preflight() {
+  # print_preflight HOST: the preflight report of HOST; fails unless it
+  # predicts that mail to the plaintext-only peer would defer
+  python3 - "$STATE/preflight/$1.preflight.json" <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1]) as handle:
+        report = json.load(handle)
+except OSError as err:
+    print("    [FAIL] no preflight report: %s" % err)
+    sys.exit(1)
+print("    %s" % report["summary"])
+for d in report["destinations"]:
+    if d["affected"]:
+        verdict = ("would defer" if d["would_defer"] else "unreachable" if d["reachable"] is False
+                   else "not probed" if not d["probed"] else "ok")
+        print("      %-26s %s -> %-8s %-11s %s" % (d["destination"], d["level_before"], d["level"], verdict, d["reason"]))
+ok = "[127.0.0.2]:25" in report["would_defer"]
+print("    [%s] the preflight predicts the deferral to the plaintext-only peer [127.0.0.2]:25" % ("ok" if ok else "FAIL"))
+sys.exit(0 if ok else 1)
+PY
+}
+
 # The SMTP peer on 127.0.0.1:10025 (spool and probe expectations use the name)
 hop_name() { if [ "$1" = ciphermail ]; then echo content-filter.demo.test; else echo internal-hop.demo.test; fi; }
 
@@ -220,6 +261,17 @@ up() {
   local entries entry host suite layout failed=0
   fleet_up
   mapfile -t entries < <(selected)
+
+  log "preflight: playbooks/preflight.yml in check mode (log: $STATE/preflight.log)"
+  run_preflight "$STATE/preflight.log" || { tail -n 40 "$STATE/preflight.log" >&2; die "preflight.yml failed (full log: $STATE/preflight.log)"; }
+  echo
+  echo "================ preflight per gateway (before any change) ================"
+  for entry in "${entries[@]}"; do
+    read -r host suite layout <<<"$entry"
+    printf '\n== %s\n' "$host"
+    print_preflight "$host" || failed=1
+  done
+  echo
 
   log "applying playbooks/site.yml to $(host_names) (log: $STATE/site-1.log)"
   if ! run_site "$STATE/site-1.log"; then
