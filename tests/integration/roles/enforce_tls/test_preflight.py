@@ -111,6 +111,22 @@ def test_off_probes_nothing(gateway):
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
 
 
+def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
+    # real Postfix log lines: a message to plain.test delivered in plaintext to [127.0.0.2]:2525
+    gateway.sh("postconf -e maillog_file=/var/log/postfix.log transport_maps=texthash:/etc/postfix/transport "
+               "&& echo 'plain.test smtp:[127.0.0.2]:2525' > /etc/postfix/transport "
+               "&& postfix stop && postfix start "
+               "&& printf 'Subject: t\\n\\nhello\\n' | sendmail -f a@gw.test u@plain.test "
+               "&& for i in $(seq 60); do grep -q 'status=sent' /var/log/postfix.log && exit 0; sleep 0.5; done; "
+               "cat /var/log/postfix.log; exit 1")
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_log': True})
+    applied = gateway.play(check=True)
+    assert applied.rc == 0, json.dumps(applied.result_of('Probe them at the level they will get (preflight)'))[-3000:]
+    report = _report(applied)
+    assert report['affected'] == [PLAIN], report
+    assert report['would_defer'] == [PLAIN], report
+
+
 @pytest.mark.parametrize('variables, named', [
     ({'enforce_tls_preflight_destinations': ['ok.example', 'two words']}, 'enforce_tls_preflight_destinations'),
     ({'enforce_tls_preflight_destinations': 'example.com'}, 'enforce_tls_preflight_destinations'),
