@@ -54,9 +54,30 @@ def test_every_policy_entry_is_in_the_table(gateway):
     assert sorted(found["alias.test"].split()[1:]) == ["match=mx.partner.test", "servername=mx.partner.test"], found
 
 
+def for_this_gateway(steps, postfix):
+    """STEPS with the words this Postfix uses.
+
+    Postfix before 3.6 (3.5 on bullseye) defers a certificate from an unknown
+    CA with "Server certificate not trusted" (3.6 and later: "not verified",
+    smtp_proto.c), and matches names itself without logging a verification
+    error at smtp_tls_loglevel 1: a wrong name shows as a "Trusted" (chain
+    good, name not matched) connection followed by "not verified".
+    """
+    out = []
+    for step in steps:
+        step = dict(step)
+        if postfix < (3, 6) and "untrusted issuer" in step.get("log", ""):
+            step["reason"] = "Server certificate not trusted"
+        if postfix < (3, 6) and step.get("log") == "num=62:hostname mismatch":
+            step["log"] = "Trusted TLS connection established to"
+        out.append(step)
+    return out
+
+
 @pytest.fixture(scope="module")
 def policies(gateway):
-    steps = [dict(step) for step in STEPS]
+    postfix = tuple(int(n) for n in gateway.postconf("mail_version")["mail_version"].split(".")[:2])
+    steps = for_this_gateway(STEPS, postfix)
     steps[-1]["expect"] = gateway.vars["mailgw_expect_lax"]
     return gateway.run_steps(steps)
 
