@@ -37,11 +37,20 @@ fi
 mkdir -p "$CACHE"
 req_hash="$(sha256sum "$ROOT/requirements-dev.txt" | cut -c1-16)"
 if [ ! -f "$VENV/.req-$req_hash" ]; then
-  log "creating virtual environment in $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  # A complete venv from an earlier requirements-dev.txt (it has a .req-*
+  # mark) is brought up to date in place: pip installs only what changed, and
+  # the tools stay usable meanwhile. (A pin removed from the file leaves its
+  # package behind: delete .cache/venv to start clean.) Otherwise a new one.
+  if compgen -G "$VENV/.req-*" >/dev/null && "$VENV/bin/python" -c '' 2>/dev/null; then
+    log "updating the virtual environment in $VENV (requirements-dev.txt changed)"
+  else
+    log "creating virtual environment in $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  fi
   "$VENV/bin/pip" install -q -r "$ROOT/requirements-dev.txt" 2>&1 | { grep -v "^WARNING: Location" || true; }; [ "${PIPESTATUS[0]}" = 0 ]
+  rm -f "$VENV"/.req-*
   touch "$VENV/.req-$req_hash"
 fi
 
