@@ -13,6 +13,7 @@ prepare) and still delivers to that peer; gateway 3 was never touched.
 """
 
 import re
+import time
 
 import pytest
 
@@ -94,3 +95,17 @@ def test_mail_flows(gateway, number):
     results = gateway.run_steps(ROLLED_BACK if number == 2 else STEPS)
     for step in (ROLLED_BACK if number == 2 else STEPS):
         results.check(step["name"])
+
+
+def test_mail_deferred_during_the_rollout_goes_out_after_the_rollback(gateway, number):
+    """Gateway 2's message queued before the rollout (deferred at encrypt by the
+    rollout's flush, which its health check saw) is delivered once flushed."""
+    if number != 2:
+        pytest.skip("only gateway 2 had mail queued")
+    gateway.run("postqueue -f")
+    deadline = time.time() + 40
+    while gateway.queued({"queued@plain.test"}) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not gateway.queued({"queued@plain.test"}), gateway.queued({"queued@plain.test"})
+    assert gateway.run("grep -rl queued@plain.test /var/spool/mailgw-test/ || true").strip(), \
+        "the plaintext-only peer did not receive queued@plain.test"
