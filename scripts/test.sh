@@ -89,10 +89,7 @@ stage_matrix() {
   # through its `ansible` command. Then the smoke set through the main line's
   # `ansible`, whose sanity and unit tests are the stages of those names.
   # scripts/matrix/line.sh LINE [sanity|unit|smoke] runs one line by hand.
-  # Not yet in the default list: 2.16 (scripts/matrix/requirements-2.16.txt),
-  # whose AnsibleModule.atomic_move has no keep_dest_attrs (table_transaction
-  # uses it); scripts/matrix/ansible-core-2.16.patch makes it pass.
-  local lines="${MAILGW_MATRIX_LINES:-2.17 2.18}" line rc=0
+  local lines="${MAILGW_MATRIX_LINES:-2.16 2.17 2.18}" line rc=0
   lines="$lines $(sed -n 's/^ansible-core==\([0-9]*\.[0-9]*\)\..*/\1/p' requirements-dev.txt)"
   for line in $lines; do
     banner "matrix: ansible-core $line"

@@ -29,6 +29,7 @@ which must undo the owner and mode postconf gives the files it rewrites.
 import errno
 import fcntl
 import grp
+import inspect
 import os
 import pwd
 import re
@@ -47,6 +48,20 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
 
 DEFAULT_NEW_FILE_MODE = 0o644
 LOCK_TIMEOUT = 300
+
+
+def move_keeping_own_attributes(module, src, dest, unsafe_writes):
+    """module.atomic_move(src, dest), DEST keeping the owner and mode of SRC, not taking those
+    of the file it replaces. keep_dest_attrs=False says so from ansible-core 2.17 on; before,
+    atomic_move always copies the replaced file's owner and mode, so they are set back after."""
+    if 'keep_dest_attrs' in inspect.signature(module.atomic_move).parameters:
+        module.atomic_move(src, dest, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+        return
+    own = os.stat(src) if os.path.exists(dest) else None
+    module.atomic_move(src, dest, unsafe_writes=unsafe_writes)
+    if own is not None:     # a new DEST gets the same mode from atomic_move in every release
+        os.chown(dest, own.st_uid, own.st_gid)
+        os.chmod(dest, stat.S_IMODE(own.st_mode))
 
 
 class TableTransactionError(Exception):
@@ -345,11 +360,11 @@ class TableTransaction:
                         os.link(index, saved)
                     except OSError:
                         shutil.copy2(index, saved)
-                module.atomic_move(tmp_index, index, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+                move_keeping_own_attributes(module, tmp_index, index, unsafe_writes)
                 replaced.append((index, saved))
             if write_source:
                 current = self.source
-                module.atomic_move(tmp, self.source, unsafe_writes=unsafe_writes, keep_dest_attrs=False)
+                move_keeping_own_attributes(module, tmp, self.source, unsafe_writes)
         except Exception as e:  # atomic_move raises plain Exception
             problems = []
             for index, saved in reversed(replaced):
