@@ -16,8 +16,8 @@ Documentation: the YAML file named after each filter in this directory.
 from collections.abc import Iterable, Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 
 # Strictness of the levels. A level is never replaced by one of lower rank
@@ -120,13 +120,6 @@ def merge_tls_policies(sources, internal_nexthops=()):
     return list(merged.values())
 
 
-def _flag(parameters, name):
-    value = parameters.get(name)
-    if value is None or str(value).strip() == '':
-        return False
-    return boolean(str(value).strip(), strict=False)
-
-
 def current_tls_level(parameters, side):
     """The TLS security level Postfix applies, from its parameter values.
 
@@ -142,14 +135,7 @@ def current_tls_level(parameters, side):
     if not isinstance(parameters, Mapping):
         raise AnsibleFilterError('current_tls_level expects a mapping of parameter names to values, got %s'
                                  % type(parameters).__name__)
-    level = str(parameters.get(side + '_tls_security_level') or '').strip().lower()
-    if level:
-        return level
-    if _flag(parameters, side + '_enforce_tls'):
-        if side == 'smtp':
-            return 'verify' if _flag(parameters, 'smtp_tls_enforce_peername') else 'encrypt'
-        return 'encrypt'
-    return 'may' if _flag(parameters, side + '_use_tls') else 'none'
+    return tls_security_level(parameters, side)
 
 
 def tls_level_rank(level, side):

@@ -585,3 +585,29 @@ def format_line(name, value):
 def restart_required(names):
     """Whether changing any of NAMES in main.cf needs a stop/start."""
     return any(n in RESTART_PARAMETERS for n in names)
+
+
+def _postfix_yes(value):
+    """A Postfix boolean parameter value (``yes``/``no``, any case) is yes."""
+    return str(value or '').strip().lower() == 'yes'
+
+
+def tls_security_level(parameters, side):
+    """The TLS security level Postfix applies on SIDE (``smtp``: the client,
+    ``smtpd``: the server), from PARAMETERS (name -> expanded value; a missing
+    one counts as empty).
+
+    ``SIDE_tls_security_level``, lower-cased; when it is empty the obsolete
+    settings count as Postfix reads them (global_tls_level() in
+    smtp_tls_policy.c, smtpd.c): ``smtp_enforce_tls = yes`` is verify
+    (encrypt when ``smtp_tls_enforce_peername = no``), ``smtpd_enforce_tls =
+    yes`` is encrypt, ``SIDE_use_tls = yes`` is may, otherwise none.
+    """
+    level = str(parameters.get(side + '_tls_security_level') or '').strip().lower()
+    if level:
+        return level
+    if _postfix_yes(parameters.get(side + '_enforce_tls')):
+        if side == 'smtp':
+            return 'verify' if _postfix_yes(parameters.get('smtp_tls_enforce_peername')) else 'encrypt'
+        return 'encrypt'
+    return 'may' if _postfix_yes(parameters.get(side + '_use_tls')) else 'none'

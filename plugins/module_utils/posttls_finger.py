@@ -123,25 +123,6 @@ def parse_entry(value):
     return level, attributes
 
 
-def global_level(params):
-    """The level without a policy entry: smtp_tls_security_level, or (empty) the legacy
-    smtp_enforce_tls / smtp_use_tls (smtp_tls_policy.c global_tls_level())."""
-    level = (params.get('smtp_tls_security_level') or '').strip().lower()
-    if level:
-        return level
-    if _yes(params.get('smtp_enforce_tls')):
-        return 'verify' if _yes(params.get('smtp_tls_enforce_peername')) else 'encrypt'
-    if _yes(params.get('smtp_use_tls')):
-        return 'may'
-    return 'none'
-
-
-def _yes(value):
-    return (value or '').strip().lower() == 'yes'
-
-
-# -- the posttls-finger command line ----------------------------------------------------------
-
 def finger_destination(destination, smtp_port=None):
     """DESTINATION as posttls-finger takes it; with the SMTP client's port when it has none."""
     dest = destination.strip()

@@ -203,13 +203,13 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     PostfixCommandError,
     Postmap,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     LEVELS,
     FingerError,
     PosttlsFinger,
     find_policy,
     finger_args,
-    global_level,
     map_specs,
     parse_entry,
     parse_report,
@@ -308,7 +308,7 @@ def main():
             elif entry:
                 level, source = None, 'policy table'
             else:
-                level, source = global_level(params), 'smtp_tls_security_level'
+                level, source = tls_security_level(params, 'smtp'), 'smtp_tls_security_level'
             plan.append((destination, level, source, entry))
     except PostfixCommandError as exc:
         module.fail_json(msg='cannot read the TLS policy in %s: %s' % (p['config_dir'], exc),

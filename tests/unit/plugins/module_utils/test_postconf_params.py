@@ -490,3 +490,26 @@ def test_joined_list_splits_back_into_its_items(items, separator):
 def test_name_check_agrees_with_postfix_alphabet(name):
     valid = bool(name) and all(c.isascii() and (c.isalnum() or c == '_') for c in name)
     assert (pp.check_name(name) is None) == valid
+
+
+# -- the TLS security level Postfix applies (used by tls_probe and the current_tls_level filter)
+
+@pytest.mark.parametrize('params, level', [
+    ({'smtp_tls_security_level': 'Encrypt'}, 'encrypt'),
+    ({'smtp_tls_security_level': '', 'smtp_use_tls': 'yes'}, 'may'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes'}, 'encrypt'),
+    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes', 'smtp_tls_enforce_peername': 'yes'}, 'verify'),
+    ({}, 'none'),
+])
+def test_tls_security_level_of_the_smtp_client(params, level):
+    assert pp.tls_security_level(params, 'smtp') == level
+
+
+@pytest.mark.parametrize('params, level', [
+    ({'smtpd_tls_security_level': ' Encrypt '}, 'encrypt'),
+    ({'smtpd_enforce_tls': 'yes', 'smtpd_use_tls': 'no'}, 'encrypt'),
+    ({'smtpd_enforce_tls': 'no', 'smtpd_use_tls': 'YES'}, 'may'),
+    ({'smtpd_tls_security_level': '', 'smtp_use_tls': 'yes'}, 'none'),
+])
+def test_tls_security_level_of_the_smtp_server(params, level):
+    assert pp.tls_security_level(params, 'smtpd') == level

@@ -14,7 +14,6 @@ import pytest
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     finger_args,
     find_policy,
-    global_level,
     map_specs,
     parse_entry,
     parse_report,
@@ -162,17 +161,6 @@ def test_parse_entry(value, parsed):
 def test_parse_entry_refuses_what_postfix_refuses(value, message):
     with pytest.raises(ValueError, match=message):
         parse_entry(value)
-
-
-@pytest.mark.parametrize('params, level', [
-    ({'smtp_tls_security_level': 'Encrypt'}, 'encrypt'),
-    ({'smtp_tls_security_level': '', 'smtp_use_tls': 'yes'}, 'may'),
-    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes'}, 'encrypt'),
-    ({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes', 'smtp_tls_enforce_peername': 'yes'}, 'verify'),
-    ({}, 'none'),
-])
-def test_global_level(params, level):
-    assert global_level(params) == level
 
 
 def test_finger_args_carry_the_entry_and_main_cf():
