@@ -108,7 +108,7 @@ def parse_entry(value):
     """A policy table value -> (level, {attribute: [values]}); Postfix's own token rules
     (whitespace or commas separate, ``name=value`` after the level).  Raises ValueError
     for a value Postfix would refuse (the mail would defer with "client TLS configuration problem")."""
-    tokens = [t for t in re.split(r'[\s,]+', value or '') if t]
+    tokens = split_list(value, braces=False)
     if not tokens:
         raise ValueError('invalid empty policy')
     level = tokens[0].lower()
