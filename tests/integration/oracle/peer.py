@@ -89,10 +89,12 @@ class _Handler(socketserver.StreamRequestHandler):
                         self.reply('250 oracle-peer.test')
                     else:
                         self.wfile.write(b'250-oracle-peer.test\r\n')
-                        if not tls_active:
+                        if not tls_active and pool.starttls:
                             self.wfile.write(b'250-STARTTLS\r\n')
                         self.wfile.write(b'250-SMTPUTF8\r\n')
                         self.reply('250 8BITMIME')
+                elif verb == 'STARTTLS' and not pool.starttls:
+                    self.reply('502 5.5.1 not offered')
                 elif verb == 'STARTTLS' and not tls_active:
                     self.reply('220 2.0.0 ready to start TLS')
                     context = pool.tls_context(sni)
@@ -139,8 +141,10 @@ class _Handler(socketserver.StreamRequestHandler):
 class PeerPool(object):
     """Listeners on loopback (address, port) pairs, added on demand."""
 
-    def __init__(self, cert, key):
+    def __init__(self, cert, key, starttls=True):
+        """CERT and KEY for STARTTLS; STARTTLS=False: plaintext-only peers (no certificate)."""
         self.cert, self.key = cert, key
+        self.starttls = starttls
         self.servers = {}
         self.sessions = []
         self._lock = threading.Lock()

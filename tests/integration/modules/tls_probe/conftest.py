@@ -17,7 +17,6 @@ from probe_peers import (
     LEVELS,
     MATCH_NAME,
     POSTTLS_FINGER,
-    PlainServer,
     ProbeWorld,
     make_certificates,
 )
@@ -32,7 +31,6 @@ def probe_world(tmp_path_factory):
         pytest.skip('tls_probe needs posttls-finger (Debian: part of the postfix package)')
     ca_cert, pairs = make_certificates(tmp_path_factory.mktemp('probe-certs'))
     oracle = Oracle(keep=bool(os.environ.get("MAILGW_PROBE_KEEP")))
-    servers = []
     pools = []
     try:
         oracle.start()
@@ -41,16 +39,14 @@ def probe_world(tmp_path_factory):
         keys = {}
         entries = []
         pool_of = dict((kind, PeerPool(*pairs[kind])) for kind in KINDS if kind != 'plaintext')
+        pool_of['plaintext'] = PeerPool(None, None, starttls=False)
         pools.extend(pool_of.values())
         n = 0
         for kind in KINDS:
             for level in LEVELS + ('may',):
                 n += 1
                 address = '127.%d.200.%d' % (oracle.net, n)
-                if kind == 'plaintext':
-                    servers.append(PlainServer(address, oracle.port))
-                else:
-                    pool_of[kind].listen(address, oracle.port)
+                pool_of[kind].listen(address, oracle.port)
                 key = '[%s]:%d' % (address, oracle.port)
                 keys[(kind, level)] = key
                 entries.append((key, level if level in ('encrypt', 'may') else '%s match=%s' % (level, MATCH_NAME)))
@@ -60,7 +56,5 @@ def probe_world(tmp_path_factory):
         yield world
     finally:
         oracle.stop()
-        for server in servers:
-            server.close()
         for pool in pools:
             pool.close()

@@ -6,7 +6,7 @@
 Peers, each on its own loopback address of the instance's /16, on the
 instance's port:
 
-* ``plaintext``: no STARTTLS at all;
+* ``plaintext``: no STARTTLS at all (the oracle's PeerPool with starttls=False);
 * ``untrusted``: STARTTLS with a self-signed certificate (CN peer.probe.test);
 * ``match``: STARTTLS with a certificate of a test CA for peer.probe.test;
 * ``mismatch``: STARTTLS with a certificate of the same CA for other.probe.test.
@@ -19,9 +19,7 @@ from the instance's log), so a test can hold the probe against real delivery.
 
 import os
 import shutil
-import socketserver
 import subprocess
-import threading
 
 POSTTLS_FINGER = shutil.which('posttls-finger', path='/usr/sbin:/usr/bin:/sbin:/bin')
 KINDS = ('plaintext', 'untrusted', 'match', 'mismatch')
@@ -53,56 +51,6 @@ def make_certificates(directory):
              '-addext', 'subjectAltName=DNS:%s' % MATCH_NAME)
     pairs['untrusted'] = (cert, key)
     return ca_cert, pairs
-
-
-class _PlainHandler(socketserver.StreamRequestHandler):
-    """An SMTP server without STARTTLS that accepts every message."""
-
-    timeout = 30
-
-    def reply(self, text):
-        self.wfile.write((text + '\r\n').encode('ascii'))
-
-    def handle(self):
-        self.reply('220 plain.probe.test ESMTP')
-        try:
-            while True:
-                line = self.rfile.readline(4096)
-                if not line:
-                    break
-                verb = line.decode('ascii', 'replace').strip().split(' ')[0].upper()
-                if verb == 'EHLO':
-                    self.wfile.write(b'250-plain.probe.test\r\n')
-                    self.reply('250 8BITMIME')
-                elif verb == 'DATA':
-                    self.reply('354 go ahead')
-                    while True:
-                        data = self.rfile.readline(65536)
-                        if not data or data in (b'.\r\n', b'.\n'):
-                            break
-                    self.reply('250 2.0.0 ok: delivered')
-                elif verb == 'QUIT':
-                    self.reply('221 2.0.0 bye')
-                    break
-                elif verb == 'STARTTLS':
-                    self.reply('502 5.5.1 not offered')
-                else:
-                    self.reply('250 2.0.0 ok')
-        except OSError:
-            pass
-
-
-class PlainServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, port):
-        socketserver.TCPServer.__init__(self, (address, port), _PlainHandler)
-        threading.Thread(target=self.serve_forever, kwargs={'poll_interval': 0.2}, daemon=True).start()
-
-    def close(self):
-        self.shutdown()
-        self.server_close()
 
 
 class ProbeWorld:
