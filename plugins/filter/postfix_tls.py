@@ -15,10 +15,14 @@ Documentation: the YAML file named after each filter in this directory.
 
 from collections.abc import Iterable, Mapping
 
+import os
+
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.validation import check_type_bool, check_type_list, check_type_str
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import PolicyError, build_policy
 
 # Strictness of the levels. A level is never replaced by one of lower rank
 # unless a downgrade is allowed. smtpd runs verify, secure and fingerprint as
@@ -189,6 +193,87 @@ def policy_maps_with_table(current, table, current_expanded=None, table_expanded
     return ', '.join(keep)
 
 
+# The suboptions of tls_policy's entries[] and the argument_spec type of each:
+# the filter converts them as AnsibleModule would, so an entry gives the same
+# policy through either shape.
+ENTRY_TYPES = {
+    'destination': 'str', 'level': 'str', 'state': 'str',
+    'match': 'list', 'ciphers': 'str', 'protocols': 'list', 'exclude': 'list',
+    'tafile': 'pathlist', 'servername': 'str', 'connection_reuse': 'bool', 'enable_rpk': 'bool',
+}
+POLICY_ATTRIBUTES = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
+                     'connection_reuse', 'enable_rpk')
+
+
+def _entry_value(name, value):
+    """VALUE converted as tls_policy's argument_spec converts entries[].NAME."""
+    kind = ENTRY_TYPES[name]
+    if value is None:
+        return None
+    if kind == 'str':
+        return check_type_str(value, allow_conversion=True)
+    if kind == 'bool':
+        return check_type_bool(value)
+    items = [check_type_str(item, allow_conversion=True) for item in check_type_list(value)]
+    if kind == 'pathlist':
+        items = [os.path.expanduser(os.path.expandvars(item)) for item in items]
+    return items
+
+
+def tls_policy_values(entries):
+    """The tls_policy ``policies`` mapping for a list in the ``entries`` shape.
+
+    Each entry (destination, level, match, ciphers, protocols, exclude,
+    tafile, servername, connection_reuse, enable_rpk, state) becomes
+    ``destination: rendered policy`` (the table value the module writes for
+    it), or ``destination: None`` for state=absent. Destinations are kept as
+    given (the module folds and checks them). An entry the module would refuse
+    raises AnsibleFilterError naming the entry, its destination, the value and
+    the rule it breaks.
+    """
+    if not _is_list(entries):
+        raise AnsibleFilterError('tls_policy_values expects a list of policy entries (the tls_policy '
+                                 'entries shape), got %s' % type(entries).__name__)
+    values = {}
+    for index, entry in enumerate(entries):
+        where = 'tls_policy_values: entries[%d]' % index
+        if not isinstance(entry, Mapping):
+            raise AnsibleFilterError('%s is not a policy entry (a mapping with destination and level): %r'
+                                     % (where, entry))
+        unknown = sorted(str(name) for name in entry if name not in ENTRY_TYPES)
+        if unknown:
+            raise AnsibleFilterError('%s (destination %r): unsupported option%s %s; an entry has %s'
+                                     % (where, entry.get('destination'), 's' if len(unknown) > 1 else '',
+                                        ', '.join(unknown), ', '.join(sorted(ENTRY_TYPES))))
+        try:
+            item = dict((name, _entry_value(name, entry.get(name))) for name in ENTRY_TYPES)
+        except (TypeError, ValueError) as e:
+            raise AnsibleFilterError('%s (destination %r): %s' % (where, entry.get('destination'), e))
+        destination = item['destination']
+        if destination is None or not destination.strip():
+            raise AnsibleFilterError('%s has no destination (the policy table key): %r' % (where, entry))
+        state = item['state'] or 'present'
+        if state not in POLICY_STATES:
+            raise AnsibleFilterError('%s destination %r: state %r must be present or absent'
+                                     % (where, destination, state))
+        if destination in values:
+            raise AnsibleFilterError('%s destination %r is given twice' % (where, destination))
+        if state == 'absent':
+            values[destination] = None
+            continue
+        if not item['level']:
+            raise AnsibleFilterError('%s destination %r: level is required when state is present'
+                                     % (where, destination))
+        try:
+            # lint=True: the collection's own rules refuse the entry here as the module
+            # would (with lint=False "none" with attributes would render as plain "none")
+            policy = build_policy(item['level'], **dict((name, item[name]) for name in POLICY_ATTRIBUTES))
+        except PolicyError as e:
+            raise AnsibleFilterError('%s destination %r: %s' % (where, destination, e))
+        values[destination] = policy.render()
+    return values
+
+
 class FilterModule:
     """mailgw.postfix_tls filters."""
 
@@ -200,4 +285,5 @@ class FilterModule:
             'tls_level_rank': tls_level_rank,
             'postfix_list': postfix_list,
             'policy_maps_with_table': policy_maps_with_table,
+            'tls_policy_values': tls_policy_values,
         }

@@ -20,7 +20,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.filter.postfix_tls import (
 def test_every_filter_is_registered():
     assert sorted(FilterModule().filters()) == sorted([
         'tls_policy_problems', 'merge_tls_policies', 'current_tls_level', 'tls_level_rank',
-        'postfix_list', 'policy_maps_with_table'])
+        'postfix_list', 'policy_maps_with_table', 'tls_policy_values'])
 
 
 # -- tls_policy_problems -------------------------------------------------------------
