@@ -16,8 +16,9 @@ description:
     (C(postconf -x)), see RV(parameters) and RV(expanded).
   - Values of user-defined parameters such as CipherMail's C(maps_d_dir), which C(postconf) only
     shows while another value references them, see O(user_parameters).
-  - The C(master.cf) services (C(postconf -M)), the Postfix version (C(mail_version)) and the
-    lookup table types this Postfix supports (C(postconf -m)).
+  - The C(master.cf) services (C(postconf -M)) and their C(-o) parameter overrides
+    (C(postconf -P)), the Postfix version (C(mail_version)) and the lookup table types this
+    Postfix supports (C(postconf -m)).
   - C(stat)-like facts (exists, regular file, directory, readable, size) for named files and for
     the files that parameters name, such as the smtpd certificate and key, so a play can check
     them without a C(stat) task per file.
@@ -70,8 +71,8 @@ options:
     elements: str
     default: []
 notes:
-  - Runs C(postconf) four times (values as written, values expanded, C(-M), C(-m)), all in the
-    C locale; no C(postconf) call writes.
+  - Runs C(postconf) five times (values as written, values expanded, C(-M), C(-P), C(-m)), all
+    in the C locale; no C(postconf) call writes.
   - Fails when C(postconf) cannot read the configuration (no C(main.cf) in O(config_dir),
     Postfix not installed), naming the command and its error.
 attributes:
@@ -162,6 +163,16 @@ services:
   type: list
   elements: str
   sample: [127.0.0.1:10026/inet, cleanup/unix, smtp/inet, smtp/unix]
+service_parameters:
+  description:
+    - The C(-o) parameter overrides of the C(master.cf) services that have any
+      (C(postconf -P)), keyed by C(SERVICE/TYPE), as written (not expanded).
+  returned: success
+  type: dict
+  sample:
+    127.0.0.1:10026/inet:
+      content_filter: ""
+      smtpd_tls_security_level: none
 version:
   description: The Postfix version (C(mail_version)).
   returned: success
@@ -265,7 +276,8 @@ def files_of(name, value):
 
 
 def read(postconf, builtin, user):
-    """Values as written and expanded, version, services and map types: four postconf calls."""
+    """Values as written and expanded, version, services, their overrides and map types:
+    five postconf calls."""
     requested = builtin + user
     overrides = {REFERENCE_NAME: ' '.join('${%s}' % n for n in user)} if user else None
     raw = postconf.parameters(unique(requested + ['mail_version']), overrides=overrides)
@@ -274,8 +286,10 @@ def read(postconf, builtin, user):
     if 'mail_version' not in requested:
         raw.pop('mail_version', None)
     services = sorted('%s/%s' % service for service in postconf.services())
+    overrides = dict(('%s/%s' % service, settings)
+                     for service, settings in postconf.service_overrides().items())
     map_types = sorted(postconf.map_types())
-    return raw, expanded, version, services, map_types
+    return raw, expanded, version, services, overrides, map_types
 
 
 def main():
@@ -307,7 +321,7 @@ def main():
     builtin = [n for n in unique(params['parameters'] + params['file_parameters']) if n not in user]
     postconf = Postconf(module, config_dir)
     try:
-        raw, expanded, version, services, map_types = read(postconf, builtin, user)
+        raw, expanded, version, services, service_parameters, map_types = read(postconf, builtin, user)
     except PostfixCommandError as exc:
         module.fail_json(msg='postconf cannot read the configuration in %s: %s'
                              % (config_dir, (exc.stderr or exc.stdout or str(exc)).strip()),
@@ -325,6 +339,7 @@ def main():
         expanded=expanded,
         unknown_parameters=[n for n in builtin if n not in raw],
         services=services,
+        service_parameters=service_parameters,
         version=version,
         version_info=list(version_tuple(version)),
         map_types=map_types,

@@ -70,6 +70,18 @@ def test_services_version_and_map_types(sandbox):
     assert 'hash' in result['map_types'] and 'texthash' in result['map_types']
 
 
+def test_service_overrides_as_written(sandbox):
+    sandbox.real_postconf('-P', '127.0.0.1:10026/inet/smtpd_tls_security_level=none',
+                          '127.0.0.1:10026/inet/smtpd_tls_cert_file=$config_directory/x.pem')
+    result = info(sandbox)
+    overrides = result['service_parameters']['127.0.0.1:10026/inet']
+    assert overrides['smtpd_tls_security_level'] == 'none'
+    assert overrides['smtpd_tls_cert_file'] == '$config_directory/x.pem'      # not expanded
+    # every service postconf -P lists, and only those
+    listed = set(line.split(' =')[0].rsplit('/', 1)[0] for line in sandbox.real_postconf('-P').splitlines())
+    assert set(result['service_parameters']) == listed
+
+
 def test_file_facts_for_paths_and_for_the_files_parameters_name(sandbox, tmp_path):
     tls = tmp_path / 'tls'
     tls.mkdir()
@@ -118,10 +130,11 @@ def test_reads_only_and_the_same_in_check_mode(sandbox):
     # No -e/-X/-P edit and no NAME=VALUE argument except the -o read-time override.
     for call in calls.calls():
         args = call.split()
-        assert not {'-e', '-X', '-P'} & set(args), call
+        assert not {'-e', '-X'} & set(args), call
         assert [a for i, a in enumerate(args) if '=' in a and args[i - 1] != '-o'] == [], call
-    # One module call, four postconf runs: as written, expanded, services, map types.
-    assert len(calls.calls()) == 8
+    # One module call, five postconf runs: as written, expanded, services, their
+    # overrides (-P without NAME=VALUE only reads), map types.
+    assert len(calls.calls()) == 10
 
 
 def test_fails_naming_the_configuration_postconf_cannot_read(sandbox, tmp_path):
