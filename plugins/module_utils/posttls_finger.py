@@ -54,6 +54,7 @@ _LOOKUP_FAILED_RE = re.compile(r'^Destination address lookup failed: (?P<reason>
 _ESTABLISHED_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) TLS connection established '
                              r'to (?P<namaddr>\S+?\[[^\]]*\]):(?P<port>\d+): (?P<details>.*)$')
 _STARTTLS_REJECTED_RE = re.compile(r'^STARTTLS rejected: (?P<reply>.*)$')
+_RELAY_RE = re.compile(r'^(?P<host>[^\[\]\s]+)\[[^\]]*\]:(?P<port>\d+)$')
 _VERIFY_FAILED_RE = re.compile(r'^(?:server )?certificate verification failed for [^:]+(?::\d+)?: (?P<why>.*)$')
 
 
@@ -102,6 +103,139 @@ def find_policy(query, specs, destination):
             if key in found:
                 return key, found[key], spec
     return None
+
+
+# Strictness of the levels (the controller-side copy is the filter plugin's
+# LEVEL_RANKS, which must stay equal; a unit test compares them). A level is
+# stricter than another when its rank is higher. smtpd runs verify, secure and
+# fingerprint as encrypt, so they rank as encrypt on the server side.
+LEVEL_RANKS = {
+    'smtp': {
+        'none': 0, 'may': 1, 'encrypt': 2, 'dane': 3, 'verify': 4,
+        'secure': 5, 'dane-only': 5, 'fingerprint': 5,
+    },
+    'smtpd': {
+        'none': 0, 'may': 1, 'encrypt': 2, 'verify': 2, 'secure': 2, 'fingerprint': 2,
+    },
+}
+GLOBAL_SOURCE = 'smtp_tls_security_level'
+
+
+def level_rank(level, side='smtp'):
+    """Strictness of LEVEL on SIDE: 0 for none upwards, -1 when unknown (an invalid entry)."""
+    return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
+
+
+def maps_with_table(specs, table):
+    """SPECS (map_specs of smtp_tls_policy_maps) once TABLE (``type:name``) is listed.
+
+    Unchanged when TABLE is already listed (proxy: dropped, so ``proxy:hash:/x``
+    lists ``hash:/x``); otherwise TABLE first (the first table with a key wins),
+    followed by the listed tables minus those naming the same file under
+    another type - what the enforce_tls role writes (policy_maps_with_table).
+    """
+    if table in specs:
+        return list(specs)
+    name = table.partition(':')[2]
+    return [table] + [spec for spec in specs if spec.partition(':')[2] != name]
+
+
+def planned_table(current, planned, exclusive=False):
+    """{key: value} a table answers once PLANNED ({folded key: value, None = removed}) is
+    written to it: CURRENT ({key: value} of the keys asked) with the planned entries
+    replacing theirs; with EXCLUSIVE only the planned entries remain."""
+    table = {} if exclusive else dict(current)
+    for key, value in planned.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+def entry_level(value):
+    """(level, problem) of a policy table value: problem is Postfix's complaint (the
+    mail would defer with "client TLS configuration problem") and level None then."""
+    try:
+        return parse_entry(value)[0], None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def destination_level(destination, specs, answers, global_level):
+    """{level, source, key, problem} the SMTP client applies to DESTINATION.
+
+    SPECS are the tables of smtp_tls_policy_maps in order, ANSWERS {spec: {key: value}}
+    their entries (at least for the policy_keys of DESTINATION); no entry means
+    GLOBAL_LEVEL (smtp_tls_security_level, legacy settings counted).
+    """
+    found = find_policy(lambda spec, keys: answers.get(spec, {}), specs, destination)
+    if found is None:
+        return {'level': global_level, 'source': GLOBAL_SOURCE, 'key': None, 'problem': None}
+    key, value, spec = found
+    level, problem = entry_level(value)
+    if problem:
+        problem = 'the entry "%s %s" in %s is invalid (%s): Postfix defers the mail' % (key, value, spec, problem)
+    return {'level': level or 'invalid', 'source': spec, 'key': key, 'problem': problem}
+
+
+def level_changes(destinations, specs, answers, global_before, table, planned=None, exclusive=False,
+                  global_after=None, max_probes=50):
+    """Per destination, the level now and after a planned change, and whether to probe it.
+
+    SPECS and ANSWERS ({spec: {key: value}}, TABLE's included when it is not listed):
+    smtp_tls_policy_maps now. The change: PLANNED ({folded key: value or None})
+    written to TABLE (``type:name``; with EXCLUSIVE the table holds only those),
+    TABLE listed in smtp_tls_policy_maps (maps_with_table), the global level
+    GLOBAL_AFTER (None: unchanged). A destination is affected when its level after
+    is stricter (level_rank) than now; the first MAX_PROBES affected ones that
+    name a host are to be probed, ``not_probed`` says why the others are not.
+    """
+    planned = planned or {}
+    global_after = global_after or global_before
+    after_specs = maps_with_table(specs, table)
+    after_answers = dict(answers)
+    after_answers[table] = planned_table(answers.get(table, {}), planned, exclusive)
+    items = []
+    probes = 0
+    for destination in destinations:
+        before = destination_level(destination, specs, answers, global_before)
+        after = destination_level(destination, after_specs, after_answers, global_after)
+        item = {'destination': destination,
+                'level_before': before['level'], 'source_before': before['source'], 'key_before': before['key'],
+                'level': after['level'], 'source': after['source'], 'key': after['key'],
+                'problems': [p for p in (before['problem'], after['problem']) if p]}
+        item['affected'] = level_rank(item['level']) > level_rank(item['level_before'])
+        item['probe'] = False
+        if not item['affected']:
+            if after['problem']:
+                reason = after['problem']
+            elif item['level'] == item['level_before']:
+                reason = 'level stays %s' % item['level']
+            elif level_rank(item['level']) == level_rank(item['level_before']):
+                reason = 'level changes to %s, no stricter than %s' % (item['level'], item['level_before'])
+            else:
+                reason = 'level lowered to %s' % item['level']
+            item['not_probed'] = 'not probed: ' + reason
+        elif destination.startswith('.'):
+            item['not_probed'] = 'not probed: %s matches subdomains and names no host' % destination
+        elif probes >= max_probes:
+            item['not_probed'] = 'not probed: more than max=%d affected destinations' % max_probes
+        else:
+            probes += 1
+            item['probe'] = True
+            item['not_probed'] = None
+        items.append(item)
+    return items
+
+
+def relay_next_hop(relay):
+    """A relay as the log names it, ``HOST[ADDR]:PORT``, as the next hop ``[HOST]:PORT``;
+    None for one that names no TCP port (``HOST[private/lmtp]``)."""
+    match = _RELAY_RE.match(relay.strip())
+    if not match:
+        return None
+    return '[%s]:%s' % (match.group('host'), match.group('port'))
 
 
 def parse_entry(value):

@@ -1,0 +1,498 @@
+#!/usr/bin/python
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+---
+module: tls_policy_levels
+short_description: The TLS security level the Postfix SMTP client applies to each destination now, and after a planned change
+version_added: 0.1.0
+description:
+  - Answers, for each destination, "which TLS security level does the Postfix SMTP client use
+    for mail to it today, and which after this change?" and whether the change makes it
+    stricter - the destinations to probe with M(mailgw.postfix_tls.tls_probe) before the change
+    is written.
+  - The lookup is the SMTP client's (C(tls_policy_lookup()) in C(src/smtp/smtp_tls_policy.c)) -
+    a domain is looked up as itself, then as each parent C(.domain) (C(a.example.com),
+    C(.example.com), C(.com)); a next hop with brackets or a port (C([host]:port)) only
+    verbatim. Each key, in that order, is asked of every table of C(smtp_tls_policy_maps) in
+    order (C(postmap -q), C(proxy:) dropped, C({...}) kept together); the first entry found
+    wins; no entry means C(smtp_tls_security_level) (the obsolete C(smtp_enforce_tls) and
+    C(smtp_use_tls) counted as Postfix counts them).
+  - I(After) is the same lookup once the planned entries O(policies) are written to O(table)
+    (only they, with O(exclusive)), O(table) is listed in C(smtp_tls_policy_maps) (first, when
+    it is not listed yet) and the global level is O(level).
+  - With O(log) the mail log is read as M(mailgw.postfix_tls.tls_log_summary) reads it, and the
+    relays that took mail in plaintext are added as destinations (C([HOST]:PORT)).
+  - Reads only; runs the same in check mode and never reports a change.
+author:
+  - mailgw.postfix_tls developers (!UNKNOWN)
+options:
+  destinations:
+    description:
+      - Next-hop destinations in the policy table's key forms - V(example.com) (mail routed by MX),
+        V(sub.example.com), V([mx.example.com]:25), V(host:port), V(.example.com) (reported, never
+        marked to probe - it names no host).
+      - Checked like a policy table key; a key Postfix never looks up fails the module.
+    type: list
+    elements: str
+    default: []
+  policies:
+    description:
+      - The planned entries of O(table) - destination to policy as written in the table (for
+        example V(verify match=hostname)), V(null) to remove the entry. The shape of the
+        O(mailgw.postfix_tls.tls_policy#module:policies) option.
+      - Keys are checked like O(destinations), values with the Postfix policy grammar; a value
+        Postfix would refuse fails the module.
+    type: dict
+    default: {}
+  exclusive:
+    description: After the change O(table) holds only the entries of O(policies).
+    type: bool
+    default: false
+  table:
+    description:
+      - The table the planned entries go to, V(TYPE:PATH) or an absolute V(PATH) (its type then as
+        C(smtp_tls_policy_maps) lists it, else C(default_database_type)).
+      - Default - the first key/value table file of C(smtp_tls_policy_maps) (the one
+        M(mailgw.postfix_tls.tls_policy) edits without a path), else C(CONFIG_DIR/tls_policy)
+        (the M(mailgw.postfix_tls.enforce_tls#role) role's table).
+    type: str
+  level:
+    description: The planned global C(smtp_tls_security_level). Default - unchanged.
+    type: str
+    choices: [none, may, encrypt, dane, dane-only, fingerprint, verify, secure]
+  max:
+    description:
+      - Mark at most this many affected destinations to probe (RV(destinations[].probe)); the
+        others are listed with the reason in RV(destinations[].not_probed).
+    type: int
+    default: 50
+  log:
+    description:
+      - Also read the mail log and add the relays that took mail in plaintext, as
+        V([HOST]:PORT), to the destinations.
+    type: bool
+    default: false
+  log_files:
+    description:
+      - With O(log) - the log files to read, in order; names ending in C(.gz) are read compressed.
+      - Default - C(maillog_file) of O(config_dir) when it is set, else V(/var/log/mail.log).
+    type: list
+    elements: path
+  log_source:
+    description:
+      - With O(log) - V(auto) reads the files and falls back to the journal when none exists;
+        V(file) only the files (a missing one is an error); V(journal) only the journal.
+    type: str
+    choices: [auto, file, journal]
+    default: auto
+  log_window:
+    description:
+      - With O(log) - how far back to read, a number with an optional unit (V(s), V(m), V(h),
+        V(d), V(w)); empty - the whole log.
+    type: str
+    default: 7d
+  log_syslog_name:
+    description:
+      - With O(log) - count only the lines of programs logged as C(SYSLOG_NAME/...). Default -
+        C(syslog_name) of O(config_dir).
+    type: str
+  config_dir:
+    description: Postfix configuration directory, for multi-instance Postfix.
+    type: path
+    default: /etc/postfix
+notes:
+  - Entries that are already in O(table) and not in O(policies) keep their value (unless
+    O(exclusive)). The table's current entries are what C(postmap -q) answers when
+    C(smtp_tls_policy_maps) lists it, else what its source file holds.
+  - An entry Postfix cannot use makes the SMTP client defer the mail; its level is reported as
+    V(invalid) with Postfix's complaint in RV(destinations[].problems).
+  - Strictness is the collection's order of the levels - V(none), V(may), V(encrypt), V(dane),
+    V(verify), then V(secure), V(dane-only) and V(fingerprint).
+attributes:
+  check_mode:
+    description: Reads only, so it runs unchanged in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is nothing to show.
+    support: none
+  platform:
+    description: Needs C(postconf) and C(postmap) of Postfix on the target; C(journalctl) to read the journal.
+    support: full
+    platforms: posix
+seealso:
+  - module: mailgw.postfix_tls.tls_probe
+  - module: mailgw.postfix_tls.tls_log_summary
+  - module: mailgw.postfix_tls.tls_policy
+'''
+
+EXAMPLES = r'''
+- name: Which destinations does raising the level to encrypt make stricter?
+  mailgw.postfix_tls.tls_policy_levels:
+    destinations: [example.com, sub.example.net, "[relay.example.org]:587"]
+    policies:
+      example.com: verify match=hostname:nexthop
+      legacy.example: null
+    table: hash:/etc/postfix/tls_policy
+    level: encrypt
+    log: true
+    log_window: 7d
+  register: levels
+
+- name: Probe the affected ones at the level they will get
+  mailgw.postfix_tls.tls_probe:
+    destinations: "{{ levels.destinations | selectattr('probe') | selectattr('level', 'equalto', 'encrypt')
+                      | map(attribute='destination') | list }}"
+    level: encrypt
+  when: levels.affected | length > 0
+'''
+
+RETURN = r'''
+destinations:
+  description: One result per destination (O(destinations) first, then the log's), in that order.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - destination: sub.example.com
+      level_before: may
+      source_before: hash:/etc/postfix/tls_policy
+      key_before: .example.com
+      level: verify
+      source: hash:/etc/postfix/tls_policy
+      key: sub.example.com
+      affected: true
+      probe: true
+      not_probed: null
+      problems: []
+  contains:
+    destination:
+      description: The destination, as given.
+      type: str
+    level_before:
+      description: The level the SMTP client applies now (V(invalid) for an entry it cannot use).
+      type: str
+    source_before:
+      description: Where that level comes from - the table (V(TYPE:NAME)) or V(smtp_tls_security_level).
+      type: str
+    key_before:
+      description: The table key that matched now (for example V(.example.com)), or null.
+      type: str
+    level:
+      description: The level after the change.
+      type: str
+    source:
+      description: Where the level after the change comes from.
+      type: str
+    key:
+      description: The table key that matches after the change, or null.
+      type: str
+    affected:
+      description: Whether the level after the change is stricter than now.
+      type: bool
+    probe:
+      description: Whether to probe it - affected, names a host, and among the first O(max).
+      type: bool
+    not_probed:
+      description: Why it is not to be probed (C(not probed: level stays may) ...), or null.
+      type: str
+    problems:
+      description: Postfix's complaints about the entries that matched (they make it defer the mail).
+      type: list
+      elements: str
+affected:
+  description: The affected destinations, in order.
+  returned: success
+  type: list
+  elements: str
+  sample: [sub.example.com]
+level_before:
+  description: The global level now (C(smtp_tls_security_level), obsolete settings counted).
+  returned: success
+  type: str
+  sample: may
+level:
+  description: The global level after the change.
+  returned: success
+  type: str
+  sample: encrypt
+table:
+  description: The table the planned entries go to, V(TYPE:PATH).
+  returned: success
+  type: str
+  sample: hash:/etc/postfix/tls_policy
+policy_maps:
+  description: The tables the SMTP client asks after the change, in order (C(proxy:) dropped).
+  returned: success
+  type: list
+  elements: str
+log_relays:
+  description:
+    - With O(log) - deliveries per relay as M(mailgw.postfix_tls.tls_log_summary) returns them
+      (C({relay, sent_tls, sent_plaintext})); those with C(sent_plaintext) were added as destinations.
+  returned: when O(log) is true
+  type: list
+  elements: dict
+  sample: [{relay: "mx.example.com[192.0.2.1]:25", sent_tls: 0, sent_plaintext: 2}]
+log_sources:
+  description: With O(log) - what was read, file paths or C(journal).
+  returned: when O(log) is true
+  type: list
+  elements: str
+commands:
+  description: The postconf and postmap command lines run.
+  returned: always
+  type: list
+  elements: list
+'''
+
+import datetime
+import gzip
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
+    KEY_VALUE_FILE_TYPES,
+    choose_table,
+    parse_map_list,
+    parse_map_spec,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, window_seconds
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    C_LOCALE,
+    Postconf,
+    PostfixCommandError,
+    Postmap,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
+    LEVELS,
+    level_changes,
+    maps_with_table,
+    map_specs,
+    policy_keys,
+    relay_next_hop,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    PolicyError,
+    PolicyLint,
+    normalize_destination,
+    parse_policy,
+    removable_key,
+)
+
+PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername',
+              'smtp_tls_policy_maps', 'default_database_type')
+LOG_PARAMETERS = ('maillog_file', 'syslog_name')
+TABLE_NAME = 'tls_policy'
+
+
+def check_key(destination, removing=False):
+    """The folded key of DESTINATION; PolicyError when Postfix never looks it up."""
+    try:
+        return (removable_key if removing else normalize_destination)(destination)[0]
+    except PolicyLint:
+        return fold_key(destination)        # a collection rule only: Postfix looks it up
+
+
+def check_input(p):
+    """(planned {key: value}, errors) of the options."""
+    errors = []
+    if p['max'] < 0:
+        errors.append('max: %d is not allowed, it must be 0 or more' % p['max'])
+    for destination in p['destinations']:
+        try:
+            check_key(destination)
+        except PolicyError as exc:
+            errors.append('destinations: %s' % exc)
+    planned = {}
+    for destination, value in p['policies'].items():
+        try:
+            key = check_key(destination, removing=value is None)
+        except PolicyError as exc:
+            errors.append('policies: %s' % exc)
+            continue
+        if value is not None:
+            if not isinstance(value, str):
+                errors.append('policies: the value of %r must be a policy string as written in the table '
+                              '(for example "encrypt") or null to remove the entry, got %r' % (destination, value))
+                continue
+            try:
+                parse_policy(value)
+            except PolicyError as exc:
+                errors.append('policies: %r: the value %r is refused by Postfix: %s' % (destination, value, exc))
+                continue
+        if key in planned and planned[key] != value:
+            errors.append('policies: %r is planned twice with different values (keys are case-insensitive)'
+                          % destination)
+        planned[key] = value
+    if p['log'] and p['log_window']:
+        try:
+            window_seconds(p['log_window'])
+        except ValueError as exc:
+            errors.append('log_%s' % exc)
+    return planned, errors
+
+
+def resolve_table(option, maps_value, config_dir, default_type):
+    """The planned table as TYPE:PATH, spelled as smtp_tls_policy_maps lists it when it does."""
+    listed = [s for s in parse_map_list(maps_value) if s.is_key_value_file]
+    if option:
+        spec = parse_map_spec(option)
+        map_type, path = (spec.map_type, spec.name) if spec is not None else (None, option)
+        if map_type is not None and map_type not in KEY_VALUE_FILE_TYPES:
+            raise ValueError('table %r: the planned entries go to a key/value table file (%s), not %s'
+                             % (option, ', '.join(KEY_VALUE_FILE_TYPES), map_type))
+        path, map_type = choose_table('smtp_tls_policy_maps', maps_value, path=path, map_type=map_type,
+                                      config_dir=config_dir)
+    elif listed:
+        path, map_type = choose_table('smtp_tls_policy_maps', maps_value, config_dir=config_dir)
+    else:
+        path, map_type = os.path.join(config_dir, TABLE_NAME), None
+    map_type = map_type or default_type
+    for spec in listed:
+        if spec.map_type == map_type and os.path.normpath(spec.name) == os.path.normpath(path):
+            return '%s:%s' % (map_type, spec.name), path
+    return '%s:%s' % (map_type, path), path
+
+
+def source_entries(path, keys):
+    """{key: value} of KEYS in the table source PATH (the first entry with a value), {} when absent."""
+    try:
+        with open(path, 'rb') as handle:
+            source = LookupTableSource.parse(handle.read().decode('utf-8', 'surrogateescape'))
+    except (IOError, OSError):
+        return {}
+    found = {}
+    for key in keys:
+        for entry in source.occurrences(key):
+            if entry.value:
+                found[key] = entry.value
+                break
+    return found
+
+
+def read_log(module, p, params):
+    """(relays, sources) of the mail log, read as tls_log_summary reads it."""
+    since = None
+    if p['log_window']:
+        since = datetime.datetime.now() - datetime.timedelta(seconds=window_seconds(p['log_window']))
+    files = p['log_files'] or [params.get('maillog_file') or '/var/log/mail.log']
+    syslog_name = p['log_syslog_name']
+    if syslog_name is None:
+        syslog_name = params.get('syslog_name') or 'postfix'
+    summary = Summary(since=since, syslog_name=syslog_name)
+    sources = []
+    present = [path for path in files if os.path.exists(path)]
+    if p['log_source'] == 'file' or (p['log_source'] == 'auto' and present):
+        missing = [path for path in files if path not in present]
+        if p['log_source'] == 'file' and missing:
+            module.fail_json(msg='log_files: %s does not exist' % ', '.join(missing))
+        for path in present:
+            opener = gzip.open if path.endswith('.gz') else open
+            try:
+                with opener(path, 'rb') as handle:
+                    for raw in handle:
+                        summary.feed(raw.decode('utf-8', 'replace'))
+            except (OSError, IOError, EOFError) as exc:
+                module.fail_json(msg='cannot read the mail log %s: %s' % (path, exc))
+            sources.append(path)
+    else:
+        journalctl = module.get_bin_path('journalctl', required=True)
+        cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
+        if since is not None:
+            cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))
+        cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy']
+        rc, out, err = module.run_command(cmd, environ_update=C_LOCALE)
+        if rc != 0:
+            module.fail_json(msg='%s failed (exit status %d): %s' % (' '.join(cmd), rc, (err or out).strip()),
+                             cmd=cmd)
+        for line in out.splitlines():
+            summary.feed(line)
+        sources.append('journal')
+    return summary.result()['relays'], sources
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            destinations=dict(type='list', elements='str', default=[]),
+            policies=dict(type='dict', default={}),
+            exclusive=dict(type='bool', default=False),
+            table=dict(type='str'),
+            level=dict(type='str', choices=list(LEVELS)),
+            max=dict(type='int', default=50),
+            log=dict(type='bool', default=False),
+            log_files=dict(type='list', elements='path'),
+            log_source=dict(type='str', choices=['auto', 'file', 'journal'], default='auto'),
+            log_window=dict(type='str', default='7d'),
+            log_syslog_name=dict(type='str'),
+            config_dir=dict(type='path', default='/etc/postfix'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    planned, errors = check_input(p)
+    if errors:
+        module.fail_json(msg='; '.join(errors))
+
+    commands = []
+    postconf = Postconf(module, p['config_dir'], commands)
+    postmap = Postmap(module, p['config_dir'], commands)
+    try:
+        params = postconf.parameters(PARAMETERS + (LOG_PARAMETERS if p['log'] else ()), expand=True)
+    except PostfixCommandError as exc:
+        module.fail_json(msg='cannot read the TLS settings in %s: %s' % (p['config_dir'], exc),
+                         cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
+    maps_value = params.get('smtp_tls_policy_maps', '')
+    try:
+        table, table_path = resolve_table(p['table'], maps_value, p['config_dir'],
+                                          params.get('default_database_type') or 'hash')
+    except ValueError as exc:
+        module.fail_json(msg='%s%s' % ('table: ' if p['table'] else '', exc), commands=commands)
+
+    result = {}
+    destinations = list(p['destinations'])
+    if p['log']:
+        relays, sources = read_log(module, p, params)
+        result.update(log_relays=relays, log_sources=sources)
+        destinations += [hop for hop in (relay_next_hop(r['relay']) for r in relays if r['sent_plaintext']) if hop]
+    seen = set()
+    unique = []
+    for destination in destinations:
+        if fold_key(destination) not in seen:
+            seen.add(fold_key(destination))
+            unique.append(destination)
+
+    specs = map_specs(maps_value)
+    keys = []
+    for destination in unique:
+        keys.extend(k for k in policy_keys(destination) if k not in keys)
+    answers = {}
+    try:
+        for spec in specs:
+            if spec not in answers and keys:
+                map_type, _sep, name = spec.partition(':')
+                answers[spec] = postmap.query(map_type, name, keys)[0]
+    except PostfixCommandError as exc:
+        module.fail_json(msg='cannot look up the TLS policy in %s (smtp_tls_policy_maps = %s): %s'
+                         % (p['config_dir'], maps_value, exc), cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr,
+                         commands=commands)
+    if table not in answers:
+        answers[table] = source_entries(table_path, keys)
+
+    global_before = tls_security_level(params, 'smtp')
+    items = level_changes(unique, specs, answers, global_before, table, planned, p['exclusive'],
+                          p['level'], p['max'])
+    result.update(changed=False, destinations=items, affected=[i['destination'] for i in items if i['affected']],
+                  level_before=global_before, level=p['level'] or global_before, table=table,
+                  policy_maps=maps_with_table(specs, table), commands=commands)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
