@@ -9,8 +9,11 @@ Sections:
             one entry changed; postmap runs counted with a PATH shim.
   postconf  30 main.cf parameters: one postconf task (params:) versus 30
             `command: postconf -e` tasks; apply and re-run.
-  role      roles/enforce_tls converge and no-op on one container and on a
-            fleet of containers (podman, --network none) with forks = hosts.
+  role      roles/enforce_tls on containers (--network none) over the
+            nsenter connection (or podman): converge, no-op and a one-task
+            floor (ping) on one host and on a fleet (forks = hosts),
+            playbooks/check-drift on the fleet, and the no-op curve over
+            1..32 hosts at forks 8 (issue #16 "Fleet cost").
 """
 
 import argparse
@@ -38,9 +41,12 @@ import workload  # noqa: E402
 
 IMAGE = os.environ.get('BENCH_IMAGE', 'localhost/mailgw-postfix:bookworm')
 
-# Fleet size: two hosts per CPU, at least 4 (forks = hosts; the controller and
-# the containers share the CPUs, so more hosts mostly queue).
-DEFAULT_HOSTS = max(4, 2 * (os.cpu_count() or 2))
+# Fleet size of issue #16's scaling goal: 8 hosts with forks 8 (on 2 CPUs the
+# controller and the containers share the CPUs, so more forks mostly queue).
+DEFAULT_HOSTS = 8
+# The scaling curve: no-op wall time for these fleet sizes at fixed forks.
+DEFAULT_CURVE = [1, 4, 8, 16, 32]
+CURVE_FORKS = 8
 
 # The per-entry lineinfile side costs about half a CPU second per entry and
 # run, so it is measured at one capped N and extrapolated above it (marked ~):
@@ -49,9 +55,9 @@ DEFAULT_HOSTS = max(4, 2 * (os.cpu_count() or 2))
 # `--naive-sizes 500` measures N = 500 directly (adds about 5 minutes).
 PROFILES = {
     'full': dict(module_ns=[100, 500, 1000, 10000], naive_ns=[200], naive_cap=200,
-                 direct_repeats=3, hosts=DEFAULT_HOSTS, role_policies=200),
+                 direct_repeats=3, hosts=DEFAULT_HOSTS, role_policies=200, curve=DEFAULT_CURVE),
     'quick': dict(module_ns=[100, 1000], naive_ns=[50], naive_cap=50,
-                  direct_repeats=1, hosts=4, role_policies=50),
+                  direct_repeats=1, hosts=4, role_policies=50, curve=[1, 4]),
 }
 
 # Targets from the issue (goals; reported, never asserted).
@@ -111,6 +117,8 @@ def machine_info():
         podman=_cmd_out(['podman', '--version']).replace('podman version ', ''),
         git_commit=_cmd_out(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']),
         git_dirty=bool(_cmd_out(['git', '-C', ROOT, 'status', '--porcelain', '--untracked-files=no'])),
+        tree=module_direct.tree(),
+        tree_label=os.environ.get('BENCH_TREE_LABEL', ''),
         date=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
     )
 
@@ -277,6 +285,63 @@ class Bench:
                                          'tls_policy')
         # Leave the table as the lineinfile side builds it, for the comparison.
         self.runner.run('tls_policy-%d-restore' % n, play, timeout=timeout)
+        if self.policies_supported():
+            res['policies'] = self.policy_module_policies(n, entries, env, d)
+        return res
+
+    def policies_supported(self):
+        """Whether tls_policy takes the policies: shape (destination -> policy string)."""
+        if getattr(self, '_policies_supported', None) is None:
+            d = os.path.join(self.workdir, 'policies-probe')
+            workload.write_config_dir(d)
+            args = module_direct.write_args(d + '.json', dict(policies={}, config_dir=d, path=d + '/tls_policy',
+                                                              map_type='hash'))
+            res = module_direct.run_module('tls_policy', args, self.opts.direct_timeout)
+            msg = str((res['result'] or {}).get('msg', ''))
+            self._policies_supported = not ('Unsupported parameters' in msg and 'policies' in msg)
+            self.results.setdefault('policy', {})['policies_supported'] = self._policies_supported
+            if not self._policies_supported:
+                log('policy: tls_policy has no policies: option at this commit; only entries: is measured')
+        return self._policies_supported
+
+    def policy_module_policies(self, n, entries, env, entries_dir):
+        """The same table through policies: (the mapping tls_policy_values gives),
+        module alone and through ansible-playbook, apply and no-op."""
+        timeout = self.opts.timeout
+        mapping = workload.policy_values(entries)
+        base = os.path.join(self.workdir, 'direct-policies-%d' % n)
+        dirs = []
+
+        def fresh(i):
+            d = '%s-%d' % (base, i)
+            workload.write_config_dir(d)
+            dirs.append(d)
+            return module_direct.write_args(d + '.json', dict(policies=mapping, config_dir=d,
+                                                              path=d + '/tls_policy', map_type='hash'))
+        res = dict(n=n)
+        log('policy N=%d: tls_policy with policies: run directly (module time)' % n)
+        res['direct_apply'] = direct_runs('tls_policy', fresh, self.profile['direct_repeats'], env,
+                                          self.opts.direct_timeout, 'N=%d policies apply' % n)
+        if res['direct_apply']['seconds'] is None:
+            return res
+        res['direct_noop'] = direct_runs('tls_policy', lambda i: dirs[0] + '.json',
+                                         self.profile['direct_repeats'], env, self.opts.direct_timeout,
+                                         'N=%d policies no-op' % n)
+        d = os.path.join(self.workdir, 'policy-policies-%d' % n)
+        workload.write_config_dir(d)
+        vars_file = workload._dump(d + '.vars.json', dict(bench_config_dir=d, bench_policies=mapping))
+        play = workload.policies_playbook(d + '.play.json', vars_file)
+        log('policy N=%d: one tls_policy task with policies:, apply / no-op' % n)
+        res['apply'] = run_summary(self.runner.run('tls_policy-policies-%d-apply' % n, play, timeout=timeout),
+                                   'tls_policy')
+        if res['apply']['rc'] != 0:
+            return res
+        res['noop'] = run_summary(self.runner.run('tls_policy-policies-%d-noop' % n, play, timeout=timeout),
+                                  'tls_policy')
+        a, b = dump_table(entries_dir), dump_table(d)
+        res['identical_table'] = bool(a) and a == b
+        if a != b:
+            log('  WARNING: N=%d: entries: and policies: built different tables' % n)
         return res
 
     def phases(self, args_file):
@@ -380,28 +445,42 @@ class Bench:
 
     # -- role ---------------------------------------------------------------------
 
-    def start_containers(self, count):
+    def start_containers(self, count, parallel=8):
+        """count containers, started `parallel` at a time; returns [(name, pid)].
+        The PID (for the nsenter connection) is looked up once, here."""
         if subprocess.run(['podman', 'image', 'exists', IMAGE], check=False).returncode != 0:
             raise RuntimeError('image %s is missing: run ./run images' % IMAGE)
         tag = 'mailgw-bench-%d' % os.getpid()
         names = ['%s-%d' % (tag, i) for i in range(count)]
-        for name in names:
-            # No network at all: the podman connection uses `podman exec`.
-            cmd = ['podman', 'run', '-d', '--name', name, '--network', 'none',
-                   '--label', 'mailgw-bench=%d' % os.getpid(), IMAGE]
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-            if proc.returncode != 0:
-                raise RuntimeError('podman run %s failed: %s' % (name, proc.stderr.decode().strip()))
-            self.containers.append(name)
+        for i in range(0, count, parallel):
+            procs = []
+            for name in names[i:i + parallel]:
+                # No network at all: both connections enter the container from this host.
+                cmd = ['podman', 'run', '-d', '--name', name, '--network', 'none',
+                       '--label', 'mailgw-bench=%d' % os.getpid(), IMAGE]
+                self.containers.append(name)
+                procs.append((name, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+            for name, proc in procs:
+                err = proc.communicate()[1]
+                if proc.returncode != 0:
+                    raise RuntimeError('podman run %s failed: %s' % (name, err.decode().strip()))
+        out = _cmd_out(['podman', 'container', 'inspect', '-f', '{{.State.Pid}}'] + names).split()
+        if len(out) != count or not all(x.isdigit() and int(x) > 0 for x in out):
+            raise RuntimeError('podman container inspect gave no PID for every container: %s' % out)
+        pids = [int(x) for x in out]
         # Postfix up in each (the role reloads a running Postfix).
-        deadline = time.time() + 60
-        for name in names:
-            while time.time() < deadline:
-                if subprocess.run(['podman', 'exec', name, 'postfix', 'status'], check=False,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
-                    break
+        pending = list(zip(names, pids))
+        deadline = time.time() + 120
+        while pending and time.time() < deadline:
+            procs = [(name, pid, subprocess.Popen(['nsenter', '-t', str(pid), '-a', 'postfix', 'status'],
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                     for name, pid in pending]
+            pending = [(name, pid) for name, pid, proc in procs if proc.wait() != 0]
+            if pending:
                 time.sleep(0.5)
-        return names
+        if pending:
+            raise RuntimeError('Postfix did not start in %s' % ', '.join(n for n, p in pending))
+        return list(zip(names, pids))
 
     def remove_containers(self):
         if not self.containers:
@@ -410,38 +489,63 @@ class Bench:
         subprocess.run(['podman', 'rm', '-f', '-t', '0'] + names, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def inventory(self, path, names):
-        hosts = dict((n.rsplit('-', 1)[0].replace('mailgw-bench', 'gw') + '-' + n.rsplit('-', 1)[1],
-                      dict(ansible_host=n)) for n in names)
-        inv = {'all': {'hosts': hosts, 'vars': {
-            'ansible_connection': 'containers.podman.podman',
-            'ansible_python_interpreter': '/usr/bin/python3',
-        }}}
-        return workload._dump(path, inv)
+    def inventory(self, label, containers):
+        """Group gateways with the containers [(name, pid)] and the role's variables."""
+        hosts = [('gw-%02d' % int(name.rsplit('-', 1)[1]), name, pid) for name, pid in containers]
+        return workload.fleet_inventory(os.path.join(self.workdir, 'inventory-%s.json' % label), hosts,
+                                        self.role_group_vars, self.opts.connection)
+
+    def role_run(self, label, phase, containers, forks, playbook=None, command=None):
+        inv = self.inventory('%s-%s' % (label, phase), containers)
+        count = len(containers)
+        log('role: %s (%d host%s, forks %d), %s' % (label, count, 's' if count > 1 else '', forks, phase))
+        run = self.runner.run('role-%s-%s' % (label, phase), playbook, inventory=inv, connection=None,
+                              forks=forks, timeout=self.opts.timeout * 3, command=command)
+        return self.role_summary(run, count, forks)
+
+    def check_drift(self, label, containers, forks):
+        report_dir = os.path.join(self.workdir, 'drift-%s' % label)
+        s = self.role_run(label, 'check-drift', containers, forks,
+                          command=[os.path.join(module_direct.tree(), 'playbooks', 'check-drift'),
+                                   '--report-dir', report_dir])
+        s['verdict'] = {0: 'converged', 2: 'drift', 1: 'failed'}.get(s['rc'], 'rc=%s' % s['rc'])
+        return s
 
     def role(self):
         hosts = self.opts.hosts or self.profile['hosts']
-        out = dict(hosts=hosts, policies=self.profile['role_policies'])
+        curve = self.profile['curve']
+        curve_forks = self.opts.curve_forks
+        total = max([1 + hosts] + curve)
+        out = dict(hosts=hosts, policies=self.profile['role_policies'], connection=self.opts.connection,
+                   curve_forks=curve_forks, containers=total)
         self.results['role'] = out
-        log('role: starting %d containers from %s (--network none)' % (hosts + 1, IMAGE))
+        self.role_group_vars = workload.role_vars(self.profile['role_policies'])
+        role_play = workload.role_playbook(os.path.join(self.workdir, 'role.play.json'))
+        ping_play = workload.ping_playbook(os.path.join(self.workdir, 'ping.play.json'))
+        log('role: starting %d containers from %s (--network none), 8 at a time' % (total, IMAGE))
         t0 = time.monotonic()
-        names = self.start_containers(hosts + 1)
+        containers = self.start_containers(total)
         out['container_start_seconds'] = round(time.monotonic() - t0, 1)
-        out['container_postfix'] = _cmd_out(['podman', 'exec', names[0], 'postconf', '-h', 'mail_version'])
-        out['container_python'] = _cmd_out(['podman', 'exec', names[0], 'python3', '--version']).replace('Python ', '')
-        vars_file = workload._dump(os.path.join(self.workdir, 'role.vars.json'),
-                                   workload.role_vars(self.profile['role_policies']))
-        play = workload.role_playbook(os.path.join(self.workdir, 'role.play.json'), vars_file)
-        for label, group, forks in (('single', names[:1], 1), ('fleet', names[1:], hosts)):
-            inv = self.inventory(os.path.join(self.workdir, 'inventory-%s.json' % label), group)
+        first = containers[0][0]
+        out['container_postfix'] = _cmd_out(['podman', 'exec', first, 'postconf', '-h', 'mail_version'])
+        out['container_python'] = _cmd_out(['podman', 'exec', first, 'python3', '--version']).replace('Python ', '')
+        # single: c0; fleet: c1..c<hosts>; the curve uses c0..c<k-1> once every container converged
+        for label, group, forks in (('single', containers[:1], 1), ('fleet', containers[1:1 + hosts], hosts)):
             section = dict(hosts=len(group), forks=forks)
-            for phase in ('converge', 'noop'):
-                plural = 's' if len(group) > 1 else ''
-                log('role: %s (%d host%s, forks %d), %s' % (label, len(group), plural, forks, phase))
-                run = self.runner.run('role-%s-%s' % (label, phase), play, inventory=inv, connection=None,
-                                      forks=forks, timeout=self.opts.timeout * 3)
-                section[phase] = self.role_summary(run, len(group))
             out[label] = section
+            section['converge'] = self.role_run(label, 'converge', group, forks, role_play)
+            section['noop'] = self.role_run(label, 'noop', group, forks, role_play)
+            section['floor'] = self.role_run(label, 'floor', group, forks, ping_play)
+            if label == 'fleet':
+                section['check_drift'] = self.check_drift(label, group, forks)
+        rest = containers[1 + hosts:]
+        if rest:
+            out['rest_converge'] = self.role_run('rest', 'converge', rest, curve_forks, role_play)
+        out['curve'] = []
+        for k in curve:
+            point = self.role_run('curve-%d' % k, 'noop', containers[:k], curve_forks, role_play)
+            point['hosts'] = k
+            out['curve'].append(point)
         self.remove_containers()
 
     @staticmethod
@@ -456,12 +560,17 @@ class Bench:
         return [dict(task=k.split(' : ', 1)[-1], mean_seconds=round(v, 2)) for v, k in ranked]
 
     @staticmethod
-    def role_summary(run, count):
+    def role_summary(run, count, forks):
         per_host = pr.per_host_seconds(run)
+        counts = pr.host_counts(run)
         stats = run['stats']
         tls = pr.task_records(run, action='tls_policy')
+
+        def mean(key):
+            return round(statistics.mean(c[key] for c in counts.values()), 2) if counts else None
         s = dict(
-            rc=run['rc'], timed_out=run['timed_out'], wall=round(run['wall'], 2), cpu=round(run['cpu'], 2),
+            rc=run['rc'], timed_out=run['timed_out'], hosts=count, forks=forks,
+            wall=round(run['wall'], 2), cpu=round(run['cpu'], 2),
             wall_per_host=round(run['wall'] / count, 2),
             mean_host_task_seconds=round(statistics.mean(h['task_seconds'] for h in per_host.values()), 2)
             if per_host else None,
@@ -469,6 +578,10 @@ class Bench:
             if per_host else None,
             changed_per_host=dict((h, st.get('changed')) for h, st in stats.items()),
             failed_hosts=sorted(h for h, st in stats.items() if st.get('failures') or st.get('unreachable')),
+            tasks_per_host=mean('executed'), skipped_per_host=mean('skipped'),
+            round_trips_per_host=mean('round_trips'), changed_tasks_per_host=mean('changed'),
+            handler_seconds=mean('handler_seconds'), reload_seconds=mean('reload_seconds'),
+            host_counts=counts,
             tls_policy_seconds=round(statistics.mean(r['seconds'] for r in tls if r['seconds']), 2)
             if tls else None,
             postmap_ran_hosts=sum(1 for r in tls if r.get('postmap_ran')),
@@ -513,13 +626,34 @@ class Bench:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def use_tree(tree, label):
+    """Measure the collection in tree: an ansible_collections path of its own,
+    for Ansible (ANSIBLE_COLLECTIONS_PATH), the direct module runs and the grammar."""
+    if not os.path.isfile(os.path.join(tree, 'galaxy.yml')):
+        raise SystemExit('bench/run: --tree %s is not a checkout of the collection (no galaxy.yml)' % tree)
+    top = tempfile.mkdtemp(prefix='mailgw-bench-tree-')
+    os.makedirs(os.path.join(top, 'ansible_collections', 'mailgw'))
+    os.symlink(tree, os.path.join(top, 'ansible_collections', 'mailgw', 'postfix_tls'))
+    os.environ.update(BENCH_TREE=tree, BENCH_TREE_LABEL=label or tree, COLLECTIONS_DIR=top,
+                      ANSIBLE_COLLECTIONS_PATH=top, ANSIBLE_ROLES_PATH=os.path.join(tree, 'roles'))
+    sys.path.insert(0, top)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='bench/run', description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--quick', action='store_true', help='smaller sizes (about 3 minutes)')
     parser.add_argument('--only', action='append', choices=['policy', 'postconf', 'role'],
                         help='run only this section (repeatable)')
     parser.add_argument('--hosts', type=int,
-                        help='fleet size (default: 2 per CPU, at least 4; quick: 4); at least 4')
+                        help='fleet size, forks = hosts (default 8; quick: 4); at least 2')
+    parser.add_argument('--curve', help='fleet sizes of the no-op scaling curve (default 1,4,8,16,32; '
+                        'quick: 1,4); "none" for no curve')
+    parser.add_argument('--curve-forks', type=int, default=CURVE_FORKS,
+                        help='forks for the curve (default %d)' % CURVE_FORKS)
+    parser.add_argument('--connection', choices=['nsenter', 'podman'], default='nsenter',
+                        help='how Ansible enters the containers: community.docker.nsenter with the PID '
+                        'in the inventory (default; as the demo and Molecule) or containers.podman.podman '
+                        '(podman exec, as the figures before issue #16)')
     parser.add_argument('--sizes', help='comma-separated N for tls_policy, e.g. 100,1000')
     parser.add_argument('--naive-sizes', help='comma-separated N for the lineinfile side')
     parser.add_argument('--role-policies', type=int, help='policy entries given to the role')
@@ -527,6 +661,9 @@ def main(argv=None):
     parser.add_argument('--timeout', type=int, default=300, help='seconds per playbook run before it is killed')
     parser.add_argument('--direct-timeout', type=int, default=120,
                         help='seconds per direct module run before it is killed')
+    parser.add_argument('--tree', help='measure the collection in this directory (e.g. a `git archive` of '
+                        'another commit) instead of this work tree; the bench code stays this one')
+    parser.add_argument('--tree-label', default='', help='what --tree is, for the report (e.g. "HEAD 7088962")')
     parser.add_argument('--keep', action='store_true', help='keep the work directory (logs, tables)')
     parser.add_argument('--verbose', action='store_true')
     parser.add_argument('--output', default=os.path.join(HERE, 'results'))
@@ -543,9 +680,21 @@ def main(argv=None):
     if opts.role_policies is not None:
         profile['role_policies'] = opts.role_policies
         opts.profile_name = 'custom'
-    if opts.hosts is not None and opts.hosts < 4:
-        parser.error('--hosts must be at least 4')
+    if opts.hosts is not None and opts.hosts < 2:
+        parser.error('--hosts must be at least 2')
+    if opts.curve:
+        try:
+            profile['curve'] = [] if opts.curve == 'none' else [int(x) for x in opts.curve.split(',')]
+        except ValueError:
+            parser.error('--curve: comma-separated host counts, e.g. 1,4,8, or none (got %r)' % opts.curve)
+        if any(k < 1 for k in profile['curve']):
+            parser.error('--curve: host counts must be at least 1 (got %r)' % opts.curve)
+        opts.profile_name = 'custom'
+    if opts.hosts is not None:
+        profile['hosts'] = opts.hosts
     sections = opts.only or ['policy', 'postconf', 'role']
+    if opts.tree:
+        use_tree(os.path.abspath(opts.tree), opts.tree_label)
 
     bench = Bench(opts, profile)
 

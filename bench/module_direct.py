@@ -26,8 +26,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def tree():
+    """The checkout of the collection being measured (bench/run --tree), else this one."""
+    return os.environ.get('BENCH_TREE') or ROOT
+
+
 def module_path(name):
-    return os.path.join(ROOT, 'plugins', 'modules', name + '.py')
+    return os.path.join(tree(), 'plugins', 'modules', name + '.py')
 
 
 def collections_dir():

@@ -71,7 +71,7 @@ def main():
     total.__enter__()
     with Timer('import module and module_utils'):
         spec = importlib.util.spec_from_file_location(
-            'tls_policy_bench', os.path.join(ROOT, 'plugins', 'modules', 'tls_policy.py'))
+            'tls_policy_bench', os.path.join(os.environ.get('BENCH_TREE') or ROOT, 'plugins', 'modules', 'tls_policy.py'))
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     from ansible.module_utils import basic

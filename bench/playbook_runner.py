@@ -72,16 +72,18 @@ class Runner:
         return env
 
     def run(self, label, playbook, inventory='localhost,', connection='local', forks=None,
-            extra_args=(), timeout=600):
+            extra_args=(), timeout=600, command=None, extra_env=None):
         """Returns a dict: label, rc, wall, timed_out, tasks (callback records),
-        stats, calls (postmap/postconf argument lists), log."""
+        stats, calls (postmap/postconf argument lists), log.  command replaces
+        ansible-playbook (e.g. [playbooks/check-drift, --report-dir, DIR]); the
+        arguments after it are the same."""
         self.counter += 1
         stem = '%02d-%s' % (self.counter, label.replace(' ', '_').replace('/', '_'))
         timing_file = os.path.join(self.logdir, stem + '.timing.json')
         call_log = os.path.join(self.logdir, stem + '.calls')
         log = os.path.join(self.logdir, stem + '.log')
         open(call_log, 'w').close()
-        cmd = ['ansible-playbook', '-i', inventory, playbook]
+        cmd = list(command or ['ansible-playbook']) + ['-i', inventory] + ([playbook] if playbook else [])
         if connection:
             cmd += ['-c', connection]
         if forks:
@@ -90,7 +92,7 @@ class Runner:
             # The target's system Python, as on a gateway (not the controller's venv).
             cmd += ['-e', 'ansible_python_interpreter=%s' % LOCAL_PYTHON]
         cmd += list(extra_args)
-        env = self.env({'BENCH_TIMING_FILE': timing_file, 'BENCH_CALL_LOG': call_log})
+        env = self.env(dict(extra_env or {}, BENCH_TIMING_FILE=timing_file, BENCH_CALL_LOG=call_log))
         start = time.monotonic()
         cpu_start = children_cpu()
         timed_out = False
@@ -180,6 +182,41 @@ def per_host_seconds(run):
         h['changed'] += 1 if rec['changed'] else 0
     for h in hosts.values():
         h['span'] = h['last'] - h['first']
+    return hosts
+
+
+# Actions that run on the controller only (no module execution on the host).
+CONTROLLER_ONLY = frozenset((
+    'set_fact', 'assert', 'debug', 'meta', 'fail', 'include_tasks', 'import_tasks', 'include_role',
+    'import_role', 'include_vars', 'add_host', 'group_by', 'set_stats', 'pause',
+    'validate_argument_spec', 'noop',
+))
+
+
+def short_action(action):
+    """ansible.builtin.set_fact / ansible.legacy.set_fact / set_fact -> set_fact"""
+    return (action or '').rsplit('.', 1)[-1]
+
+
+def host_counts(run):
+    """Per host, from the callback records: tasks executed (ok, changed or failed),
+    skipped, changed, and round trips (module executions on the host: results of
+    tasks whose action is not controller-only, one per loop item)."""
+    hosts = {}
+    for rec in run['tasks']:
+        h = hosts.setdefault(rec['host'], dict(executed=0, skipped=0, changed=0, round_trips=0,
+                                                handler_seconds=0.0, reload_seconds=0.0))
+        if rec['status'] == 'skipped':
+            h['skipped'] += 1
+            continue
+        h['executed'] += 1
+        h['changed'] += 1 if rec['changed'] else 0
+        if short_action(rec['action']) not in CONTROLLER_ONLY and rec['status'] != 'unreachable':
+            h['round_trips'] += rec['items'] if rec.get('items') else 1
+        if rec.get('handler') and rec['seconds'] is not None:
+            h['handler_seconds'] += rec['seconds']
+            if rec['task'].split(' : ', 1)[-1].startswith(('Reload Postfix', 'Stop Postfix', 'Start Postfix')):
+                h['reload_seconds'] += rec['seconds']
     return hosts
 
 

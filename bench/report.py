@@ -149,7 +149,173 @@ def summarize(res):
         c = out['postconf']['cpu']
         out['postconf']['cpu_ratio_apply'] = _ratio(c['command_apply'], c['module_apply'])
         out['postconf']['cpu_ratio_noop'] = _ratio(c['command_rerun'], c['module_noop'])
+    out['shapes'] = shape_rows(res)
+    out['role_runs'] = role_runs(res)
+    out['curve'] = curve_rows(res)
+    out['goals'] = fleet_goals(res, out)
     return out
+
+
+# -- issue #16 "Fleet cost" --------------------------------------------------------
+
+GOAL_NOOP_FLOOR = 3.0
+GOAL_CONVERGE_NOOP = 2.0
+GOAL_FLEET_SINGLE = 2.5
+GOAL_BIG_NOOP_CPU = 1.0
+GOAL_TASK_MODULE = 2.0
+GOAL_CHECK_NOOP = 1.0
+
+
+def _ratio2(a, b):
+    if a is None or b is None or b <= 0:
+        return None
+    return round(a / b, 2)
+
+
+def fmt_r(v):
+    return '-' if v is None else '%.2fx' % v
+
+
+def shape_rows(res):
+    """Per N: the two argument shapes of tls_policy, module (direct) and task times."""
+    rows = []
+    for n_str, m in sorted(((res.get('policy') or {}).get('module') or {}).items(), key=lambda kv: int(kv[0])):
+        if m.get('skipped'):
+            continue
+        for shape, d in (('entries', m), ('policies', m.get('policies'))):
+            if not d:
+                continue
+            row = dict(n=int(n_str), shape=shape,
+                       module_apply=_g(d, 'direct_apply', 'seconds'), module_apply_cpu=_g(d, 'direct_apply', 'cpu'),
+                       module_noop=_g(d, 'direct_noop', 'seconds'), module_noop_cpu=_g(d, 'direct_noop', 'cpu'),
+                       task_apply=_g(d, 'apply', 'task_seconds'), task_noop=_g(d, 'noop', 'task_seconds'),
+                       noop_changed=_g(d, 'noop', 'changed'),
+                       identical_table=d.get('identical_table') if shape == 'policies' else None)
+            row['task_module_noop'] = _ratio2(row['task_noop'], row['module_noop'])
+            row['task_module_apply'] = _ratio2(row['task_apply'], row['module_apply'])
+            rows.append(row)
+    return rows
+
+
+RUN_ORDER = (('single', 'converge'), ('single', 'noop'), ('single', 'floor'),
+             ('fleet', 'converge'), ('fleet', 'noop'), ('fleet', 'floor'), ('fleet', 'check_drift'))
+
+
+def role_runs(res):
+    """One row per measured role run (also the floor and check-drift)."""
+    role = res.get('role') or {}
+    rows = []
+    items = [(label, phase, _g(role, label, phase)) for label, phase in RUN_ORDER]
+    items.append(('rest', 'converge', role.get('rest_converge')))
+    items += [('curve', 'noop', p) for p in role.get('curve') or []]
+    for label, phase, p in items:
+        if not p:
+            continue
+        changed = sorted(set(v for v in (p.get('changed_per_host') or {}).values()))
+        rows.append(dict(
+            run=label, phase=phase.replace('_', '-'), hosts=p.get('hosts'), forks=p.get('forks'), rc=p.get('rc'),
+            wall=p.get('wall'), cpu=p.get('cpu'), tasks=p.get('tasks_per_host'), skipped=p.get('skipped_per_host'),
+            round_trips=p.get('round_trips_per_host'), changed=','.join(str(c) for c in changed) or '-',
+            handlers=p.get('handler_seconds'), verdict=p.get('verdict'), error=p.get('error'),
+            slowest=p.get('slowest_tasks') or []))
+    return rows
+
+
+def curve_rows(res):
+    role = res.get('role') or {}
+    points = [p for p in role.get('curve') or [] if p.get('rc') == 0]
+    base = next((p for p in points if p['hosts'] == 1), None)
+    rows = []
+    for p in points:
+        rows.append(dict(hosts=p['hosts'], forks=p.get('forks'), wall=p['wall'], cpu=p['cpu'],
+                         wall_per_host=p.get('wall_per_host'),
+                         vs_one=_ratio2(p['wall'], base['wall']) if base else None))
+    return rows
+
+
+def fleet_goals(res, summary):
+    """The goals of issue #16, each with the numbers, the ratio, the target and met / not met
+    (None: not measured in this run)."""
+    goals = []
+    role = res.get('role') or {}
+
+    def ok(run):
+        return bool(run) and run.get('rc') == 0
+
+    def goal(name, measured, ratio, target, met, note=''):
+        goals.append(dict(name=name, measured=measured, ratio=ratio, target=target,
+                          met=None if met is None else bool(met), note=note))
+
+    single, fleet = role.get('single') or {}, role.get('fleet') or {}
+    noop, floor, conv = single.get('noop'), single.get('floor'), single.get('converge')
+    if ok(noop) and ok(floor):
+        r = _ratio2(noop['wall'], floor['wall'])
+        goal('role no-op / one-task floor (ping), 1 host',
+             'no-op %s, floor %s (CPU %s / %s = %s)' % (fmt_s(noop['wall']), fmt_s(floor['wall']), fmt_s(noop['cpu']),
+                                                       fmt_s(floor['cpu']), fmt_r(_ratio2(noop['cpu'], floor['cpu']))),
+             r, '<= %.1fx' % GOAL_NOOP_FLOOR, r <= GOAL_NOOP_FLOOR)
+    elif role:
+        goal('role no-op / one-task floor (ping), 1 host', 'run failed', None, '<= %.1fx' % GOAL_NOOP_FLOOR, False)
+    if ok(noop) and ok(conv):
+        handlers = conv.get('handler_seconds') or 0.0
+        r = _ratio2(conv['wall'] - handlers, noop['wall'])
+        goal('(converge - reload handlers) / no-op, 1 host',
+             'converge %s, reload handlers %s, no-op %s; converge / no-op %s'
+             % (fmt_s(conv['wall']), fmt_s(handlers), fmt_s(noop['wall']), fmt_r(_ratio2(conv['wall'], noop['wall']))),
+             r, '<= %.1fx' % GOAL_CONVERGE_NOOP, r <= GOAL_CONVERGE_NOOP)
+    elif role:
+        goal('(converge - reload handlers) / no-op, 1 host', 'run failed', None, '<= %.1fx' % GOAL_CONVERGE_NOOP,
+             False)
+    fnoop = fleet.get('noop')
+    if ok(fnoop) and ok(noop):
+        r = _ratio2(fnoop['wall'], noop['wall'])
+        goal('%d-host no-op (forks %d) / 1-host no-op' % (fleet.get('hosts'), fleet.get('forks')),
+             '%s / %s (CPU %s / %s); %d CPUs' % (fmt_s(fnoop['wall']), fmt_s(noop['wall']), fmt_s(fnoop['cpu']),
+                                                  fmt_s(noop['cpu']), res['machine'].get('nproc') or 0),
+             r, '<= %.1fx' % GOAL_FLEET_SINGLE, r <= GOAL_FLEET_SINGLE)
+    elif role:
+        goal('fleet no-op / 1-host no-op', 'run failed', None, '<= %.1fx' % GOAL_FLEET_SINGLE, False)
+    if summary.get('curve'):
+        goal('no-op curve, wall by hosts at forks %s' % role.get('curve_forks'),
+             ', '.join('%d: %s' % (c['hosts'], fmt_s(c['wall'])) for c in summary['curve']),
+             summary['curve'][-1]['vs_one'], '(reported)', None,
+             'largest / 1 host')
+    check = fleet.get('check_drift')
+    if ok(check) and ok(fnoop):
+        r = _ratio2(check['wall'], fnoop['wall'])
+        goal('check-drift / role no-op, %d hosts' % fleet.get('hosts'),
+             'check-drift %s (%s), no-op %s; CPU %s / %s = %s'
+             % (fmt_s(check['wall']), check.get('verdict'), fmt_s(fnoop['wall']), fmt_s(check['cpu']),
+                fmt_s(fnoop['cpu']), fmt_r(_ratio2(check['cpu'], fnoop['cpu']))),
+             r, '<= %.1fx' % GOAL_CHECK_NOOP, r <= GOAL_CHECK_NOOP)
+    elif check is not None:
+        goal('check-drift / role no-op', 'check-drift %s (rc %s)' % (check.get('verdict'), check.get('rc')), None,
+             '<= %.1fx' % GOAL_CHECK_NOOP, False)
+    big = [r for r in summary.get('shapes') or [] if r['n'] == 10000]
+    if (res.get('policy') or {}).get('module', {}).get('10000') is not None:
+        shapes = dict((r['shape'], r) for r in big)
+        for shape in ('policies', 'entries'):
+            r = shapes.get(shape)
+            judged = shape == 'policies'
+            tag = '' if judged else ' (for comparison)'
+            if not r:
+                why = ('tls_policy has no policies: option at this commit'
+                       if shape == 'policies' and not (res.get('policy') or {}).get('policies_supported', True)
+                       else 'not measured')
+                goal('10,000 %s: no-op module CPU%s' % (shape, tag), why, None, '< %.0f s' % GOAL_BIG_NOOP_CPU,
+                     False if judged else None)
+                goal('10,000 %s: no-op task / module time%s' % (shape, tag), why, None,
+                     '<= %.1fx' % GOAL_TASK_MODULE, False if judged else None)
+                continue
+            cpu = r['module_noop_cpu']
+            goal('10,000 %s: no-op module CPU%s' % (shape, tag),
+                 'module CPU %s (wall %s)' % (fmt_s(cpu), fmt_s(r['module_noop'])), None,
+                 '< %.0f s' % GOAL_BIG_NOOP_CPU, cpu is not None and cpu < GOAL_BIG_NOOP_CPU)
+            ratio = r['task_module_noop']
+            goal('10,000 %s: no-op task / module time%s' % (shape, tag),
+                 'task %s, module %s' % (fmt_s(r['task_noop']), fmt_s(r['module_noop'])), ratio,
+                 '<= %.1fx' % GOAL_TASK_MODULE, ratio is not None and ratio <= GOAL_TASK_MODULE)
+    return goals
 
 
 def phase_tables(res):
@@ -177,6 +343,68 @@ def _pc(p, key):
     return fmt_s(p[key]) if p else '-'
 
 
+def connection_name(role):
+    return {'nsenter': 'community.docker.nsenter', 'podman': 'containers.podman.podman'}.get(
+        role.get('connection') or 'podman', role.get('connection'))
+
+
+VERDICT = {True: 'met', False: 'NOT MET', None: 'not measured'}
+
+
+def goal_rows(res):
+    return [[g['name'], g['measured'], fmt_r(g['ratio']), g['target'],
+             '' if g['target'] == '(reported)' else VERDICT[g['met']]] for g in res['summary'].get('goals') or []]
+
+
+def fleet_tables(res):
+    """[(title, header, rows)]: the runs of the role section, the curve, the two argument shapes."""
+    s = res['summary']
+    role = res.get('role') or {}
+    tables = []
+    if s.get('role_runs'):
+        rows = []
+        for r in s['role_runs']:
+            rows.append([r['run'], r['phase'], fmt_n(r['hosts']), fmt_n(r['forks']), fmt_s(r['wall']),
+                         fmt_s(r['cpu']), fmt_n(r['tasks']), fmt_n(r['skipped']), fmt_n(r['round_trips']),
+                         r['changed'], fmt_s(r['handlers']) if r['handlers'] else '-',
+                         (r['verdict'] or '') + ('' if r['rc'] == 0 else ' FAILED (rc %s) %s' % (r['rc'], r['error'] or ''))])
+        tables.append(('enforce_tls role runs, %s policy entries, connection %s (tasks, skipped, round trips, '
+                       'changed: per host, from the callback; round trips = module executions on the host; '
+                       'reload = the handler tasks validate/status/reload)'
+                       % (role.get('policies'), connection_name(role)),
+                       ['run', 'phase', 'hosts', 'forks', 'wall', 'CPU', 'tasks', 'skipped', 'round trips',
+                        'changed', 'reload', ''], rows))
+    if s.get('curve'):
+        tables.append(('No-op wall time by fleet size, forks %s, %s CPUs'
+                       % (role.get('curve_forks'), res['machine'].get('nproc')),
+                       ['hosts', 'forks', 'wall', 'CPU', 'wall / host', 'wall / 1 host'],
+                       [[str(c['hosts']), fmt_n(c['forks']), fmt_s(c['wall']), fmt_s(c['cpu']),
+                         fmt_s(c['wall_per_host']), fmt_r(c['vs_one'])] for c in s['curve']]))
+    if s.get('shapes'):
+        tables.append(('tls_policy argument shapes: module = the module run directly (median), task = through '
+                       'ansible-playbook (callback)',
+                       ['N', 'shape', 'module apply', 'CPU', 'module no-op', 'CPU', 'task apply', 'task no-op',
+                        'task / module no-op', 'same table'],
+                       [[str(r['n']), r['shape'], fmt_s(r['module_apply']), fmt_s(r['module_apply_cpu']),
+                         fmt_s(r['module_noop']), fmt_s(r['module_noop_cpu']), fmt_s(r['task_apply']),
+                         fmt_s(r['task_noop']), fmt_r(r['task_module_noop']),
+                         '' if r['identical_table'] is None else str(r['identical_table'])] for r in s['shapes']]))
+    return tables
+
+
+def text_table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: '  ' + ' | '.join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    return [line(header), '  ' + '-+-'.join('-' * w for w in widths)] + [line(r) for r in rows]
+
+
+def markdown_table(header, rows):
+    out = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for h in header) + '|']
+    for r in rows:
+        out.append('| ' + ' | '.join(str(x).replace('|', '/') for x in r) + ' |')
+    return out
+
+
 def render(res):
     s = res['summary']
     m = res['machine']
@@ -187,6 +415,10 @@ def render(res):
                     res.get('load_before') or 0, res.get('load_after') or 0))
     lines.append('empty playbook (baseline): %s; pipelining %s'
                  % (fmt_s(res.get('baseline_empty_playbook')), res['settings'].get('pipelining')))
+    if s.get('goals'):
+        lines.append('')
+        lines.append('Issue #16 "Fleet cost" goals (reported, never asserted)')
+        lines.extend(text_table(['goal', 'measured', 'ratio', 'target', 'verdict'], goal_rows(res)))
     if s['policy']:
         lines.append('')
         lines.append('TLS policy entries: one tls_policy task (entries:) vs one lineinfile per entry + postmap handler')
@@ -254,38 +486,16 @@ def render(res):
                      % (fmt_s(c['module_apply']), fmt_s(c['module_noop']), fmt_s(c['command_apply']),
                         fmt_s(c['command_rerun']), fmt_x(pc['cpu_ratio_apply']), fmt_x(pc['cpu_ratio_noop'])))
         lines.append('  same main.cf values from both: %s' % _g(res, 'postconf', 'identical_main_cf'))
+    for title, header, rows in fleet_tables(res):
+        lines.append('')
+        lines.append(title)
+        lines.extend(text_table(header, rows))
     role = res.get('role')
     if role:
-        lines.append('')
-        lines.append('enforce_tls role, %d policy entries, containers from %s (--network none)'
-                     % (role['policies'], res['settings']['image']))
-        hdr = '%-8s %5s %5s | %-8s | %8s %10s %12s %9s | %-18s | %s' % (
-            'run', 'hosts', 'forks', 'phase', 'wall', 'wall/host', 'host tasks', 'policy', 'changed per host',
-            'postmap ran')
-        lines.append(hdr)
-        lines.append('-' * len(hdr))
-        for label in ('single', 'fleet'):
-            sec = role.get(label)
-            if not sec:
-                continue
-            for phase in ('converge', 'noop'):
-                p = sec.get(phase)
-                if not p:
-                    continue
-                changed = sorted(set(v for v in p['changed_per_host'].values()))
-                lines.append('%-8s %5d %5d | %-8s | %8s %10s %12s %9s | %-18s | %s%s' % (
-                    label, sec['hosts'], sec['forks'], phase, fmt_s(p['wall']), fmt_s(p['wall_per_host']),
-                    fmt_s(p['mean_host_task_seconds']), fmt_s(p['tls_policy_seconds']),
-                    ','.join(str(c) for c in changed) or '-', '%d of %d hosts' % (p['postmap_ran_hosts'], sec['hosts']),
-                    ('  FAILED: ' + p.get('error', 'rc=%s' % p['rc'])) if p['rc'] != 0 else ''))
-        lines.append('  wall/host = wall time / hosts; host tasks = mean per host of its task durations; '
-                     'policy = the tls_policy task')
-        for label in ('single', 'fleet'):
-            for phase in ('converge', 'noop'):
-                p = _g(role, label, phase)
-                if p and p.get('slowest_tasks'):
-                    lines.append('  slowest tasks, %s %s: %s' % (label, phase, '; '.join(
-                        '%s %s' % (t['task'], fmt_s(t['mean_seconds'])) for t in p['slowest_tasks'])))
+        for r in s['role_runs']:
+            if r['slowest'] and r['phase'] in ('converge', 'noop', 'check-drift') and r['run'] != 'curve':
+                lines.append('  slowest tasks, %s %s: %s' % (r['run'], r['phase'], '; '.join(
+                    '%s %s' % (t['task'], fmt_s(t['mean_seconds'])) for t in r['slowest'])))
     if s['targets']:
         lines.append('')
         lines.append('Targets (goals, not assertions)')
@@ -321,6 +531,15 @@ def render_markdown(res):
                                                                   res.get('load_after') or 0))
     out.append('| empty playbook (baseline) | %s |' % fmt_s(res.get('baseline_empty_playbook')))
     out.append('| pipelining | %s |' % res['settings'].get('pipelining'))
+    role = res.get('role')
+    if role:
+        out.append('| connection, forks | %s; single 1, fleet %s, curve %s |' % (
+            connection_name(role), _g(role, 'fleet', 'forks'), role.get('curve_forks')))
+    if s.get('goals'):
+        out.append('')
+        out.append('Issue #16 "Fleet cost" goals:')
+        out.append('')
+        out.extend(markdown_table(['goal', 'measured', 'ratio', 'target', 'verdict'], goal_rows(res)))
     if s['policy']:
         out.append('')
         out.append('| N | apply | no-op | 1 changed | module apply | module no-op | postmap runs | '
@@ -382,34 +601,23 @@ def render_markdown(res):
     role = res.get('role')
     if role:
         out.append('')
-        out.append('Containers: %s (Postfix %s, Python %s), `--network none`, started in %ss.' % (
+        out.append('Containers: %s (Postfix %s, Python %s), `--network none`, %d started in %ss; connection %s%s.' % (
             res['settings']['image'], role.get('container_postfix'), role.get('container_python'),
-            role.get('container_start_seconds')))
+            role.get('containers') or 0, role.get('container_start_seconds'), connection_name(role),
+            ' (PID written into the inventory once)' if role.get('connection') == 'nsenter' else ''))
+    for title, header, rows in fleet_tables(res):
         out.append('')
-        out.append('| role (%d entries) | hosts | forks | phase | wall | wall / host | mean host task time | '
-                   'tls_policy task | changed per host | postmap ran |' % role['policies'])
-        out.append('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|')
-        for label in ('single', 'fleet'):
-            sec = role.get(label) or {}
-            for phase in ('converge', 'noop'):
-                p = sec.get(phase)
-                if not p:
-                    continue
-                changed = sorted(set(v for v in p['changed_per_host'].values()))
-                out.append('| %s | %d | %d | %s | %s | %s | %s | %s | %s | %d of %d |%s' % (
-                    label, sec['hosts'], sec['forks'], phase, fmt_s(p['wall']), fmt_s(p['wall_per_host']),
-                    fmt_s(p['mean_host_task_seconds']), fmt_s(p['tls_policy_seconds']),
-                    ','.join(str(c) for c in changed) or '-', p['postmap_ran_hosts'], sec['hosts'],
-                    (' failed: %s' % p.get('error', 'rc=%s' % p['rc'])) if p['rc'] != 0 else ''))
+        out.append(title + ':')
         out.append('')
-        out.append('Slowest role tasks (mean per host):')
+        out.extend(markdown_table(header, rows))
+    if role:
         out.append('')
-        for label in ('single', 'fleet'):
-            for phase in ('converge', 'noop'):
-                p = _g(role, label, phase)
-                if p and p.get('slowest_tasks'):
-                    out.append('- %s %s: %s' % (label, phase, '; '.join(
-                        '%s %s' % (t['task'], fmt_s(t['mean_seconds'])) for t in p['slowest_tasks'])))
+        out.append('Slowest tasks (mean per host):')
+        out.append('')
+        for r in s['role_runs']:
+            if r['slowest'] and r['phase'] in ('converge', 'noop', 'check-drift') and r['run'] != 'curve':
+                out.append('- %s %s: %s' % (r['run'], r['phase'], '; '.join(
+                    '%s %s' % (t['task'], fmt_s(t['mean_seconds'])) for t in r['slowest'])))
     if s['targets']:
         out.append('')
         out.append('| target | goal | measured | |')

@@ -138,6 +138,31 @@ def module_playbook(path, vars_file):
     }])
 
 
+def policies_playbook(path, vars_file):
+    """One tls_policy task with policies: (destination -> policy string as in the table)."""
+    return _dump(path, [{
+        'name': 'tls_policy, one task, policies',
+        'hosts': 'localhost',
+        'gather_facts': False,
+        'vars_files': [vars_file],
+        'tasks': [{
+            'name': 'bench tls_policy policies',
+            'mailgw.postfix_tls.tls_policy': {
+                'policies': '{{ bench_policies }}',
+                'path': '{{ bench_config_dir }}/tls_policy',
+                'map_type': 'hash',
+                'config_dir': '{{ bench_config_dir }}',
+            },
+        }],
+    }])
+
+
+def policy_values(entries):
+    """The policies: mapping of entries (what the tls_policy_values filter gives):
+    table key -> policy string, rendered by the collection's grammar."""
+    return dict(rendered_lines(entries))
+
+
 def lineinfile_playbook(path, vars_file):
     """One lineinfile per entry plus a postmap handler (what other roles do)."""
     return _dump(path, [{
@@ -207,14 +232,47 @@ def empty_playbook(path):
                          'tasks': []}])
 
 
-def role_playbook(path, vars_file):
+def role_playbook(path):
+    """The role on group gateways; its variables are the group's (fleet_inventory),
+    as in playbooks/site.yml and check.yml."""
     return _dump(path, [{
         'name': 'enforce_tls on the fleet',
-        'hosts': 'all',
+        'hosts': 'gateways',
         'gather_facts': False,
-        'vars_files': [vars_file],
         'roles': [{'role': 'mailgw.postfix_tls.enforce_tls'}],
     }])
+
+
+def ping_playbook(path):
+    """The floor: one ansible.builtin.ping per host over the same connection."""
+    return _dump(path, [{
+        'name': 'one task per host (floor)',
+        'hosts': 'gateways',
+        'gather_facts': False,
+        'tasks': [{'name': 'bench ping', 'ansible.builtin.ping': {}}],
+    }])
+
+
+def fleet_inventory(path, hosts, group_vars, connection='nsenter'):
+    """hosts: [(inventory name, container name, container PID)] in group gateways.
+    nsenter: community.docker.nsenter with ansible_nsenter_pid written per host
+    (looked up once when the containers started, not per task as in the demo);
+    podman: containers.podman.podman (podman exec per command)."""
+    host_vars = {}
+    for name, container, pid in hosts:
+        if connection == 'nsenter':
+            host_vars[name] = {'ansible_nsenter_pid': pid}
+        else:
+            host_vars[name] = {'ansible_host': container}
+    all_vars = {
+        'ansible_connection': ('community.docker.nsenter' if connection == 'nsenter'
+                               else 'containers.podman.podman'),
+        'ansible_python_interpreter': '/usr/bin/python3',
+    }
+    return _dump(path, {'all': {
+        'vars': all_vars,
+        'children': {'gateways': {'hosts': host_vars, 'vars': group_vars}},
+    }})
 
 
 def role_vars(n_policies):
