@@ -98,6 +98,7 @@ _EVP_MAX_MD_SIZE = 64
 TOKEN_SEPARATORS = LIST_SEPARATORS
 _WHITESPACE = WHITESPACE
 _FORBIDDEN_IN_TOKEN = ', \t\n\v\f\r{}'
+_FORBIDDEN_IN_TOKEN_RE = re.compile('[%s\x00-\x1f\x7f]' % re.escape(_FORBIDDEN_IN_TOKEN))
 
 _LABEL_RE = re.compile(r'^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$', re.IGNORECASE | re.ASCII)
 _SERVICE_RE = re.compile(r'^[a-z][a-z0-9_.+-]*$', re.IGNORECASE | re.ASCII)
@@ -536,8 +537,8 @@ def _check_token(name, value, empty_ok=False):
         raise PolicyError('%s value %r must be a string' % (name, value))
     if value == '' and not empty_ok:
         raise _empty_value_error(name)
-    bad = [ch for ch in value if ch in _FORBIDDEN_IN_TOKEN or ord(ch) < 32 or ord(ch) == 127]
-    if bad:
+    if _FORBIDDEN_IN_TOKEN_RE.search(value):
+        bad = [ch for ch in value if ch in _FORBIDDEN_IN_TOKEN or ord(ch) < 32 or ord(ch) == 127]
         raise PolicyError('%s value %r contains %s; whitespace, commas, braces and control '
                           'characters would split it into separate tokens of the policy entry'
                           % (name, value, ', '.join(repr(ch) for ch in sorted(set(bad)))))
@@ -577,22 +578,16 @@ def _check_match_host(value, checker):
                      'OpenSSL compares it with the certificate names, which never match')
 
 
+# hex_decode_opt(HEX_DECODE_FLAG_ALLOW_COLON): hex pairs, each but the first optionally
+# preceded by one ":" (a ":" is skipped only when a whole pair follows it)
+_FINGERPRINT_RE = re.compile(r'(?:[0-9A-Fa-f]{2}(?::?[0-9A-Fa-f]{2})*)?')
+
+
 def _fingerprint_bytes(value):
     """Decode like hex_decode_opt(HEX_DECODE_FLAG_ALLOW_COLON); None when malformed."""
-    if len(value) > 3 * _EVP_MAX_MD_SIZE:
+    if len(value) > 3 * _EVP_MAX_MD_SIZE or not _FINGERPRINT_RE.fullmatch(value):
         return None
-    out = 0
-    i = 0
-    n = len(value)
-    while i < n:
-        pair = value[i:i + 2]
-        if len(pair) < 2 or not re.match(r'^[0-9A-Fa-f]{2}$', pair):
-            return None
-        out += 1
-        i += 2
-        if i < n and value[i] == ':' and n - i > 2:
-            i += 1
-    return out
+    return (len(value) - value.count(':')) // 2
 
 
 def _check_fingerprint(value, checker):
@@ -1012,7 +1007,7 @@ def _ext_check(name, value, seen):
         raise PolicyError('attribute "%s" has a malformed value: "%s"' % (name, value))
 
 
-def parse_policy(text, version=None):
+def parse_policy(text, version=None, lint=False):
     """Read a table value the way the Postfix SMTP client does.
 
     Returns the canonical Policy (lints of this collection go to
@@ -1021,18 +1016,39 @@ def parse_policy(text, version=None):
     Postfix defer the mail.  ``version`` (tuple or text) selects the
     tokenizer: the ``{ name = value }`` form exists from Postfix 3.10; with
     no version it is read as a current Postfix reads it.
+
+    ``lint=True`` reads a value a task asks for (tls_policy ``policies``)
+    exactly as strictly as ``build_policy`` checks the options of an entry:
+    the collection's rules raise PolicyLint, and what the entry options
+    cannot express (attributes after level "none", TLSRPT attributes, a
+    match without names) is refused.  The Policy then renders the value the
+    entry would write (the ``{ }`` form becomes plain ``name=value``).
     """
+    if lint and not isinstance(text, str):
+        raise PolicyError('policy value %r must be a string: a level and attributes, as '
+                          'written in the table' % (text,))
     braces = version is None or supports('brace_form', version)
     tokens = _tokens(text, braces)
     if not tokens:
+        if lint:
+            raise PolicyError('empty policy value: a level is required (one of %s); Postfix '
+                              'defers the mail (invalid empty policy)' % ', '.join(LEVELS))
         raise PolicyError('invalid empty policy')
     level = tokens[0].lower()
     if level not in LEVELS:
+        if lint:
+            build_policy(tokens[0])     # raises the message an entry's level gets
         raise PolicyError('invalid security level "%s"' % tokens[0])
     if level == 'none':
         # Postfix ignores everything after "none" (with a warning per token).
         policy = Policy('none', [])
         ignored = tokens[1:]
+        if ignored and lint:
+            name, value, err = _split_nameval(ignored[0])
+            raise PolicyLint(_lint_text(
+                ('attribute %s (value %r) at level none does nothing' % (name, value)) if not err
+                else ('%r after level none does nothing' % ignored[0]),
+                'at security level "none" it ignores every attribute with a warning'))
         if ignored:
             policy.ignored = ignored
             policy.warnings.append('Postfix ignores %s after level "none"'
@@ -1051,6 +1067,12 @@ def parse_policy(text, version=None):
         if err:
             raise PolicyError('malformed attribute/value pair "%s": %s' % (token, err))
         lname = name.lower()
+        if lname in EXT_ATTRIBUTES and lint:
+            raise PolicyLint(_lint_text(
+                'attribute %s (value %r) is a TLSRPT attribute, which a tls_policy entry cannot '
+                'write' % (name, value),
+                'Postfix 3.10 and later take it from a policy service for TLSRPT, such as an '
+                'MTA-STS resolver, not from a static policy table'))
         if lname in EXT_ATTRIBUTES:
             _ext_check(lname, value, values)
             values.setdefault(lname, []).append(value)
@@ -1068,14 +1090,16 @@ def parse_policy(text, version=None):
             raise PolicyError('attribute "%s" is specified multiple times' % name)
         else:
             values[lname] = value
+        if lname in LAST_ONE_WINS and value.lower() not in ('yes', 'no'):
+            raise PolicyError('attribute "%s" has bad value: "%s"' % (name, value))
+        if lint:
+            continue        # build_policy checks the rest, with the messages an entry gets
         if lname == 'match' and level not in MATCH_LEVELS:
             raise PolicyError('attribute "%s" invalid at security level "%s"' % (name, level))
         if lname == 'tafile' and level not in TAFILE_LEVELS:
             raise PolicyError('attribute "%s" invalid at security level "%s"' % (name, level))
         if lname == 'servername' and value not in SERVERNAME_KEYWORDS and hostname_problem(value):
             raise PolicyError('"%s=%s" specifies an invalid hostname' % (name, value))
-        if lname in LAST_ONE_WINS and value.lower() not in ('yes', 'no'):
-            raise PolicyError('attribute "%s" has bad value: "%s"' % (name, value))
     if ext and 'policy_type' not in values:
         raise PolicyError('built-in policy has unexpected attribute policy_ttl, policy_domain, '
                           'policy_string, mx_host_pattern or policy_failure')
@@ -1089,7 +1113,7 @@ def parse_policy(text, version=None):
                           protocols=values.get('protocols'), exclude=values.get('exclude'),
                           tafile=values.get('tafile'), servername=values.get('servername'),
                           connection_reuse=values.get('connection_reuse'),
-                          enable_rpk=values.get('enable_rpk'), lint=False)
+                          enable_rpk=values.get('enable_rpk'), lint=lint)
     if level == 'fingerprint' and match and \
             not any(_fingerprint_bytes(value) for value in match):
         message = ('configured at fingerprint security level, but with no fingerprints to match: '
@@ -1100,13 +1124,17 @@ def parse_policy(text, version=None):
                                'and defers the mail when that is empty' % message)
     if nameless_match:
         # argv_split() of ":" or "|" gives no names: nothing can ever match
+        text = _lint_text('attribute "match" has no names between its separators',
+                          'but no certificate name or fingerprint can ever match, so the peer is '
+                          'never authenticated')
+        if lint:
+            raise PolicyLint(text)
         policy.attributes.insert(0, ('match', ''))
-        policy.warnings.append(_lint_text(
-            'attribute "match" has no names between its separators',
-            'but no certificate name or fingerprint can ever match, so the peer is never '
-            'authenticated'))
+        policy.warnings.append(text)
     policy.attributes.extend(ext)
-    policy.features |= features
+    if not lint:
+        # the strict reading renders without braces: no version needs to read them
+        policy.features |= features
     if ext:
         policy.features.add('tlsrpt_attributes')
     if version is not None:

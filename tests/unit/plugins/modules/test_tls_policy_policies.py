@@ -1,0 +1,268 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tls_policy's policies mapping without Postfix: validated exactly as the equivalent entries.
+
+The desired state is computed by TlsPolicyModule.desired_entries() on a stand-in
+AnsibleModule (no postconf is run for it); the same table is written through
+both shapes with the real postconf/postmap in
+tests/integration/modules/tls_policy/test_tls_policy_policies.py.
+"""
+
+import glob
+import os
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.filter.postfix_tls import tls_policy_values
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    PolicyError,
+    parse_policy,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.modules import tls_policy
+
+SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
+REALWORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld', 'tables')
+
+
+class Failed(Exception):
+    def __init__(self, msg, result):
+        Exception.__init__(self, msg)
+        self.msg = msg
+        self.result = result
+
+
+class FakeModule:
+    check_mode = False
+    _diff = False
+
+    def __init__(self, params):
+        self.params = params
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def fail_json(self, msg, **kwargs):
+        raise Failed(msg, kwargs)
+
+
+class NoPostfix:
+    def __init__(self, *args, **kwargs):
+        self.commands = None
+
+
+@pytest.fixture(autouse=True)
+def no_postfix(monkeypatch):
+    monkeypatch.setattr(tls_policy, 'Postconf', NoPostfix)
+    monkeypatch.setattr(tls_policy, 'Postmap', NoPostfix)
+
+
+def params(**given):
+    """The module's parameters as AnsibleModule fills them (defaults, None for unset)."""
+    values = dict((name, spec.get('default')) for name, spec in tls_policy.argument_spec().items())
+    values.update(given)
+    return values
+
+
+def entry_params(entry):
+    spec = tls_policy.entry_options(destination_required=True)
+    return dict((name, entry.get(name, spec[name].get('default'))) for name in spec)
+
+
+def desired(**given):
+    """(desired tuples without the Policy objects, warnings) or the Failed exception."""
+    if given.get('entries') is not None:
+        given['entries'] = [entry_params(e) for e in given['entries']]
+    runner = tls_policy.TlsPolicyModule(FakeModule(params(**given)))
+    try:
+        result = runner.desired_entries()
+    except Failed as e:
+        return e, runner.warnings
+    return [(key, value) for key, value, policy in result], runner.warnings
+
+
+ENTRIES = [
+    {'destination': 'Example.COM', 'level': 'secure', 'match': ['nexthop', 'dot-nexthop'],
+     'protocols': ['>=TLSv1.2']},
+    {'destination': '.example.org', 'level': 'encrypt', 'ciphers': 'high', 'exclude': ['aNULL', 'MD5']},
+    {'destination': '[127.0.0.1]:10025', 'level': 'none'},
+    {'destination': '[relay.example.net]:587', 'level': 'fingerprint', 'match': [SHA256, SHA256.lower()]},
+    {'destination': 'relay.example.com:587', 'level': 'may'},       # warned: looked up verbatim only
+    {'destination': 'bücher.example', 'level': 'verify', 'match': ['hostname'], 'servername': 'hostname',
+     'connection_reuse': True, 'enable_rpk': False, 'tafile': ['/etc/ssl/ta.pem']},
+    {'destination': 'empty.example', 'level': 'encrypt', 'protocols': [''], 'exclude': ['']},
+    {'destination': 'old.example', 'state': 'absent'},
+    {'destination': '*', 'state': 'absent'},                         # removable by name only
+]
+
+
+def test_mapping_gives_the_same_desired_state_and_warnings_as_entries():
+    through_entries = desired(entries=ENTRIES)
+    through_policies = desired(policies=tls_policy_values(ENTRIES))
+    assert not isinstance(through_entries[0], Failed), through_entries[0]
+    assert through_policies == through_entries
+    assert any('verbatim' in w for w in through_policies[1])
+    assert ('old.example', None) in through_policies[0] and ('*', None) in through_policies[0]
+
+
+def test_mapping_values_are_read_as_written_in_a_table_and_rendered_canonically():
+    found, dummy = desired(policies={
+        'a.example': 'SECURE   match=nexthop match=dot-nexthop, protocols=!SSLv2:!SSLv3',
+        'b.example': 'encrypt { ciphers = HIGH }',
+        'c.example': 'fingerprint match=%s|%s' % (SHA256, SHA256),
+    })
+    assert found == [
+        ('a.example', 'secure match=nexthop:dot-nexthop protocols=!SSLv2:!SSLv3'),
+        ('b.example', 'encrypt ciphers=high'),
+        ('c.example', 'fingerprint match=%s|%s' % (SHA256, SHA256)),
+    ]
+
+
+@pytest.mark.parametrize('entry, value, fragments', [
+    ({'destination': 'a.example', 'level': 'encrypt', 'match': ['nexthop']}, 'encrypt match=nexthop',
+     ['invalid at level encrypt']),
+    ({'destination': 'a.example', 'level': 'none', 'match': ['nexthop']}, 'none match=nexthop',
+     ['at level none does nothing', 'rule of this collection']),
+    ({'destination': 'a.example', 'level': 'verify', 'tafile': ['ta.pem']}, 'verify tafile=ta.pem',
+     ["'ta.pem'", 'not an absolute path']),
+    ({'destination': 'a.example', 'level': 'fingerprint', 'match': ['3D:95']}, 'fingerprint match=3D:95',
+     ["'3D:95'", '2 bytes long']),
+    ({'destination': 'a.example', 'level': 'secure', 'match': ['Not_A..Host']}, 'secure match=Not_A..Host',
+     ["'Not_A..Host'", 'not a host name']),
+    ({'destination': 'a.example', 'level': 'encrypt', 'ciphers': 'null'}, 'encrypt ciphers=null',
+     ['leaves no cipher']),
+    ({'destination': 'a.example', 'level': 'encrypt', 'protocols': ['!TLSv1.2', '!TLSv1.3', '!TLSv1.1', '!TLSv1']},
+     'encrypt protocols=!TLSv1.2:!TLSv1.3:!TLSv1.1:!TLSv1', ['protocol']),
+    ({'destination': 'a.example', 'level': 'encrypt', 'servername': 'HOSTNAME'}, 'encrypt servername=HOSTNAME',
+     ['HOSTNAME']),
+    ({'destination': 'a.example', 'level': 'encrypt', 'exclude': ['!aNULL']}, 'encrypt exclude=!aNULL',
+     ['!aNULL']),
+])
+def test_a_value_is_refused_exactly_when_the_entry_is(entry, value, fragments):
+    by_entry, dummy = desired(entries=[entry])
+    by_value, dummy = desired(policies={entry['destination']: value})
+    assert isinstance(by_entry, Failed) and isinstance(by_value, Failed), (by_entry, by_value)
+    for fragment in fragments:
+        assert fragment in by_entry.msg, (fragment, by_entry.msg)
+        assert fragment in by_value.msg, (fragment, by_value.msg)
+    assert by_value.msg.startswith('invalid TLS policy entry, nothing was changed: ')
+    assert "destination 'a.example', value %r" % value in by_value.msg
+    assert by_value.result['errors'] and len(by_value.result['errors']) == 1
+
+
+@pytest.mark.parametrize('value, fragments', [
+    ('', ['empty policy value', 'a level is required']),
+    ('tight', ["'tight'", 'not a Postfix TLS security level']),
+    ('secure match=:', ['no names between its separators']),
+    ('encrypt policy_type=sts', ['TLSRPT attribute', 'policy_type']),
+    ('encrypt ciphers=high ciphers=low', ['specified multiple times']),
+    ('encrypt bogus=1', ['invalid attribute name']),
+    ('may # comment', ['malformed attribute/value pair']),
+    (42, ['must be a string']),
+    (['may'], ['must be a string']),
+])
+def test_values_no_entry_could_give_are_refused(value, fragments):
+    failed, dummy = desired(policies={'a.example': value, 'ok.example': 'may'})
+    assert isinstance(failed, Failed)
+    assert "destination 'a.example', value %r" % (value,) in failed.msg
+    assert 'ok.example' not in failed.msg
+    for fragment in fragments:
+        assert fragment in failed.msg, (fragment, failed.msg)
+
+
+def test_every_bad_destination_and_value_is_named_in_one_error():
+    failed, dummy = desired(policies={'*': 'may', 'a.example': 'tight', 'b.example': 'encrypt match=x',
+                                      'A.EXAMPLE': 'may', 'fine.example': 'may'})
+    assert isinstance(failed, Failed)
+    assert failed.msg.startswith('invalid TLS policy entries, nothing was changed: ')
+    assert len(failed.result['errors']) == 4
+    assert "'*'" in failed.msg and 'no wildcards' in failed.msg
+    assert "destination 'A.EXAMPLE' duplicates 'a.example': keys are case-insensitive" in failed.msg
+    assert 'fine.example' not in failed.msg
+
+
+def test_same_value_twice_is_parsed_once_and_errors_name_each_destination(monkeypatch):
+    calls = []
+
+    def counting(text, *args, **kwargs):
+        calls.append(text)
+        return parse_policy(text, *args, **kwargs)
+    monkeypatch.setattr(tls_policy, 'parse_policy', counting)
+    found, dummy = desired(policies=dict(('d%d.example' % i, 'secure match=nexthop') for i in range(50)))
+    assert len(found) == 50 and calls == ['secure match=nexthop']
+    failed, dummy = desired(policies={'x.example': 'tight', 'y.example': 'tight'})
+    assert "destination 'x.example'" in failed.msg and "destination 'y.example'" in failed.msg
+
+
+@pytest.mark.parametrize('extra, fragment', [
+    ({'level': 'may'}, 'policies is mutually exclusive with level'),
+    ({'match': ['nexthop']}, 'policies is mutually exclusive with match'),
+    ({'state': 'absent'}, 'with policies, a destination mapped to null is removed'),
+])
+def test_single_entry_options_are_refused_with_policies(extra, fragment):
+    failed, dummy = desired(policies={'a.example': 'may'}, **extra)
+    assert isinstance(failed, Failed) and fragment in failed.msg, failed
+
+
+def test_exclusive_works_with_policies_and_needs_a_shape():
+    found, dummy = desired(policies={'a.example': 'may'}, exclusive=True)
+    assert found == [('a.example', 'may')]
+    failed, dummy = desired(exclusive=True, destination='a.example', level='may')
+    assert 'exclusive=true needs entries or policies' in failed.msg
+    found, dummy = desired(policies={}, exclusive=True)
+    assert found == []
+
+
+def test_argument_spec_and_mutual_exclusion():
+    spec = tls_policy.argument_spec()
+    assert spec['policies'] == {'type': 'dict'}
+
+
+# -- the real tables: each usable line, as a mapping value, gives what the entry gives ------------
+
+TABLES = sorted(glob.glob(os.path.join(REALWORLD, '*')))
+
+
+def entry_of(key, value):
+    """The entries element equivalent to a table line (as the realworld unit test redeclares them)."""
+    policy = parse_policy(value)
+    entry = {'destination': key, 'level': policy.level}
+    for attr, text in policy.attributes:
+        if attr == 'match':
+            entry['match'] = text.split('|' if policy.level == 'fingerprint' else ':')
+        elif attr == 'tafile':
+            entry.setdefault('tafile', []).append(text)
+        elif attr in ('protocols', 'exclude'):
+            entry[attr] = [text]
+        elif attr in ('connection_reuse', 'enable_rpk'):
+            entry[attr] = text == 'yes'
+        else:
+            entry[attr] = text
+    return entry
+
+
+def test_realworld_lines_as_mapping_values_match_their_entries():
+    compared = refused = 0
+    for path in TABLES:
+        with open(path, 'rb') as f:
+            table = LookupTableSource.parse(f.read().decode('utf-8', 'surrogateescape'))
+        for line in table.entries():
+            if not line.value:
+                continue
+            try:
+                entry = entry_of(line.key, line.value)
+            except PolicyError:
+                continue                    # Postfix cannot use it (the known broken lines)
+            by_entry, w_entry = desired(entries=[entry])
+            by_value, w_value = desired(policies={line.key: line.value})
+            if isinstance(by_entry, Failed):
+                # refused by a rule of the collection (a key or an abbreviated fingerprint)
+                assert isinstance(by_value, Failed), (path, line.key, line.value, by_entry.msg)
+                reason = by_entry.result['errors'][0].rsplit(': ', 1)[-1]
+                assert reason in by_value.msg, (reason, by_value.msg)
+                refused += 1
+            else:
+                assert by_value == by_entry and w_value == w_entry, (path, line.key, line.value)
+            compared += 1
+    assert compared > 100 and refused < compared / 10, (compared, refused)
