@@ -1,0 +1,202 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tls_policy_levels against a throwaway configuration read with the host's real postconf and postmap.
+
+The levels before are what Postfix's own tables answer (postmap -q on the
+hash table, an inline:{...} table and a proxy: one); the levels after are the
+same lookup with the planned entries in the sandbox's table. The cases of the
+old preflight script (roles/enforce_tls/files/preflight_levels.py, now
+removed) are here too: global level raised, new entries, removed entries,
+exclusive, .domain patterns and the probe limit.
+"""
+
+import datetime
+
+import pytest
+
+from postfix_sandbox import needs_postfix
+
+MODULE = 'mailgw.postfix_tls.tls_policy_levels'
+INLINE = 'inline:{ { [10.0.0.1]:25 = none }, { inline.example = verify } }'
+TABLE = (
+    '# the gateway policy\n'
+    '.example.com encrypt\n'
+    'kept.example may\n'
+    'strict.example verify\n'
+    'none.example none\n'
+    '[127.0.0.1]:10025 none\n'
+)
+
+pytestmark = needs_postfix
+
+
+@pytest.fixture
+def box(sandbox):
+    sandbox.seed(TABLE)
+    with sandbox.main_cf.open('a') as handle:
+        handle.write('smtp_tls_security_level = may\n')
+    return sandbox
+
+
+def levels(box, check=False, **args):
+    result = box.run(MODULE, args, check=check)
+    assert not result.get('failed'), result
+    assert result['changed'] is False
+    return result, dict((d['destination'], d) for d in result['destinations'])
+
+
+def test_levels_before_and_after_follow_postfixs_lookup(box):
+    box.real_postconf('-e', 'smtp_tls_policy_maps = proxy:%s, %s' % (box.map_spec, INLINE))
+    before = box.snapshot()
+    dests = ['sub.example.com', 'a.b.example.com', 'example.com', 'kept.example', 'new.example',
+             '[10.0.0.1]:25', 'inline.example', '[127.0.0.1]:10025']
+    for check in (False, True):
+        result, found = levels(box, check=check, destinations=dests, level='encrypt',
+                               policies={'Kept.example': 'verify match=hostname', 'new.example': 'secure'})
+        assert result['level_before'] == 'may' and result['level'] == 'encrypt'
+        # the parent-domain key covers the subdomains, not the domain itself
+        assert found['sub.example.com']['level_before'] == 'encrypt'
+        assert found['sub.example.com']['key_before'] == '.example.com'
+        assert found['sub.example.com']['source_before'] == box.map_spec      # proxy: dropped
+        assert found['a.b.example.com']['level_before'] == 'encrypt'
+        assert (found['example.com']['level_before'], found['example.com']['level']) == ('may', 'encrypt')
+        assert found['example.com']['source'] == 'smtp_tls_security_level' and found['example.com']['probe']
+        assert (found['kept.example']['level_before'], found['kept.example']['level']) == ('may', 'verify')
+        assert (found['new.example']['level_before'], found['new.example']['level']) == ('may', 'secure')
+        assert found['new.example']['source'] == box.map_spec
+        # the inline:{...} table is one table, asked with postmap like the others
+        assert found['[10.0.0.1]:25']['level'] == 'none' and found['[10.0.0.1]:25']['source'] == INLINE
+        assert found['inline.example']['level_before'] == 'verify'
+        assert not found['[127.0.0.1]:10025']['affected']
+        assert found['[127.0.0.1]:10025']['not_probed'] == 'not probed: level stays none'
+        assert result['affected'] == ['example.com', 'kept.example', 'new.example']
+        assert result['policy_maps'] == [box.map_spec, INLINE]
+        assert box.snapshot() == before and box.leftovers() == []
+
+
+def test_global_level_raised_entries_keep_theirs(box):
+    _, found = levels(box, destinations=['[127.0.0.1]:10025', 'kept.example', 'new.example', 'strict.example'],
+                      level='encrypt')
+    assert found['new.example']['level_before'] == 'may' and found['new.example']['level'] == 'encrypt'
+    assert found['new.example']['affected'] and found['new.example']['probe']
+    for kept in ('[127.0.0.1]:10025', 'kept.example', 'strict.example'):
+        assert not found[kept]['affected'], found[kept]
+        assert found[kept]['source_before'] == box.map_spec == found[kept]['source'], found[kept]
+    assert found['kept.example']['not_probed'] == 'not probed: level stays may'
+
+
+def test_removal_with_null(box):
+    _, found = levels(box, destinations=['strict.example', 'none.example', 'sub.example.com'], level='encrypt',
+                      policies={'strict.example': None, 'none.example': None, '.example.com': None})
+    assert (found['strict.example']['level'], found['strict.example']['affected']) == ('encrypt', False)
+    assert found['strict.example']['not_probed'] == 'not probed: level lowered to encrypt'
+    assert (found['none.example']['level_before'], found['none.example']['level']) == ('none', 'encrypt')
+    assert found['none.example']['affected'] and found['none.example']['source'] == 'smtp_tls_security_level'
+    assert found['sub.example.com']['level'] == 'encrypt' and found['sub.example.com']['key'] is None
+
+
+def test_exclusive_keeps_only_the_planned_entries(box):
+    _, found = levels(box, destinations=['kept.example', 'strict.example', 'none.example', 'sub.example.com'],
+                      level='may', exclusive=True, policies={'kept.example': 'encrypt'})
+    assert found['kept.example']['level'] == 'encrypt' and found['kept.example']['affected']
+    assert found['strict.example']['level'] == 'may' and not found['strict.example']['affected']
+    assert found['none.example']['level'] == 'may' and found['none.example']['affected']
+    assert found['sub.example.com']['level'] == 'may' and found['sub.example.com']['source'] == \
+        'smtp_tls_security_level'
+
+
+def test_subdomain_patterns_and_the_limit_are_not_probed(box):
+    _, found = levels(box, destinations=['.sub.test', 'a.test', 'b.test'], level='encrypt', max=1)
+    assert found['.sub.test']['affected'] and not found['.sub.test']['probe']
+    assert 'names no host' in found['.sub.test']['not_probed']
+    assert found['a.test']['probe'] and not found['b.test']['probe']
+    assert found['b.test']['not_probed'] == 'not probed: more than max=1 affected destinations'
+
+
+def test_legacy_smtp_enforce_tls_is_the_level_now(box):
+    box.real_postconf('-X', 'smtp_tls_security_level')
+    box.real_postconf('-e', 'smtp_enforce_tls = yes')
+    result, found = levels(box, destinations=['new.example'], level='encrypt')
+    assert result['level_before'] == 'verify'
+    assert found['new.example']['level_before'] == 'verify' and not found['new.example']['affected']
+
+
+def test_a_table_not_listed_yet_goes_first(box, tmp_path):
+    """The role's first run: its table does not exist yet and is put first in smtp_tls_policy_maps."""
+    table = str(box.confdir / 'tls_policy')
+    result, found = levels(box, destinations=['strict.example', 'kept.example'], table=table,
+                           policies={'strict.example': 'may', 'kept.example': 'secure'})
+    assert result['table'] == 'hash:%s' % table
+    assert result['policy_maps'] == ['hash:%s' % table, box.map_spec]
+    assert (found['strict.example']['level'], found['strict.example']['source']) == ('may', 'hash:%s' % table)
+    assert found['kept.example']['affected'] and not found['strict.example']['affected']
+    # an existing unlisted table: its source file holds the entries that stay
+    (box.confdir / 'tls_policy').write_text('kept.example encrypt\n')
+    _, found = levels(box, destinations=['kept.example'], table='texthash:%s' % table)
+    assert found['kept.example']['level'] == 'encrypt' and found['kept.example']['affected']
+
+
+def test_log_relays_that_took_mail_in_plaintext_become_destinations(box, tmp_path):
+    """Real Postfix 3.7 log lines (the delivery oracle's maillog_file), stamped now."""
+    stamp = datetime.datetime.now().strftime('%Y-%m-%dT%H:%M:%S.000000+00:00')
+    lines = [
+        ('%s oracle-mta postfix/smtp[2152]: Untrusted TLS connection established to '
+         '127.104.200.7[127.104.200.7]:40828: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)'),
+        ('%s oracle-mta postfix/smtp[2152]: D849F23A1C4: to=<probe@e7.oracle.test>, '
+         'relay=127.104.200.7[127.104.200.7]:40828, delay=0.21, delays=0.03/0.12/0.06/0, dsn=2.0.0, '
+         'status=sent (250 2.0.0 ok: delivered)'),
+        ('%s oracle-mta postfix/smtp[2163]: D75C523A1C1: to=<probe@e4.oracle.test>, '
+         'relay=127.104.200.4[127.104.200.4]:40828, delay=0.29, delays=0.03/0.16/0.09/0.01, dsn=2.0.0, '
+         'status=sent (250 2.0.0 ok: delivered)'),
+    ]
+    log = tmp_path / 'postfix.log'
+    log.write_text(''.join((line % stamp) + '\n' for line in lines))
+    box.real_postconf('-e', 'maillog_file_prefixes = /var, /dev/stdout, %s' % tmp_path, 'maillog_file = %s' % log)
+    result, found = levels(box, destinations=['kept.example', '[127.104.200.4]:40828'], level='encrypt',
+                           log=True, log_window='1h')
+    assert result['log_sources'] == [str(log)]
+    assert result['log_relays'] == [
+        {'relay': '127.104.200.4[127.104.200.4]:40828', 'sent_tls': 0, 'sent_plaintext': 1},
+        {'relay': '127.104.200.7[127.104.200.7]:40828', 'sent_tls': 1, 'sent_plaintext': 0}]
+    # the plaintext relay is a destination once (already given), the TLS one is not added
+    assert [d['destination'] for d in result['destinations']] == ['kept.example', '[127.104.200.4]:40828']
+    result, found = levels(box, destinations=[], level='encrypt', log=True, log_files=[str(log)],
+                           log_source='file', log_window='1h')
+    assert list(found) == ['[127.104.200.4]:40828']
+    assert found['[127.104.200.4]:40828']['affected'] and found['[127.104.200.4]:40828']['probe']
+    # outside the window, nothing
+    old = tmp_path / 'old.log'
+    old.write_text(''.join((line % '2020-01-01T00:00:00.000000+00:00') + '\n' for line in lines))
+    result, found = levels(box, log=True, log_files=[str(old)], log_window='1h')
+    assert result['log_relays'] == [] and found == {}
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'destinations': ['two words']}, "destinations: destination 'two words': contains whitespace"),
+    ({'policies': {'a.example': 'verfy'}}, "policies: 'a.example': the value 'verfy' is refused by Postfix: "
+                                           'invalid security level "verfy"'),
+    ({'policies': {'*.example': 'encrypt'}}, "policies: destination '*.example': smtp_tls_policy_maps has no "
+                                             'wildcards'),
+    ({'policies': {'a.example': 3}}, "policies: the value of 'a.example' must be a policy string"),
+    ({'max': -1}, 'max: -1 is not allowed, it must be 0 or more'),
+    ({'log': True, 'log_window': 'soon'}, "log_window 'soon': a positive number"),
+    ({'table': 'regexp:/etc/postfix/x'}, "table: table 'regexp:/etc/postfix/x': the planned entries go to a "
+                                         'key/value table file'),
+    ({'table': 'tls_policy'}, "table: path 'tls_policy' must be absolute"),
+    ({'log': True, 'log_source': 'file', 'log_files': ['/nonexistent/mail.log']},
+     'log_files: /nonexistent/mail.log does not exist'),
+])
+def test_bad_input_is_named_and_nothing_changes(box, args, message):
+    before = box.snapshot()
+    result = box.run(MODULE, dict({'destinations': ['a.example']}, **args))
+    assert result.get('failed'), result
+    assert message in result['msg'], result['msg']
+    assert box.snapshot() == before
+
+
+def test_a_broken_table_is_named(box):
+    box.real_postconf('-e', 'smtp_tls_policy_maps = hash:%s/missing' % box.maps_dir)
+    result = box.run(MODULE, {'destinations': ['a.example']})
+    assert result.get('failed') and 'cannot look up the TLS policy' in result['msg'], result
+    assert '%s/missing' % box.maps_dir in result['msg']
