@@ -57,7 +57,7 @@ options:
         C(smtp_tls_policy_maps) lists it, else C(default_database_type)).
       - Default - the first key/value table file of C(smtp_tls_policy_maps) (the one
         M(mailgw.postfix_tls.tls_policy) edits without a path), else C(CONFIG_DIR/tls_policy)
-        (the M(mailgw.postfix_tls.enforce_tls#role) role's table).
+        (the table of the C(mailgw.postfix_tls.enforce_tls) role).
     type: str
   level:
     description: The planned global C(smtp_tls_security_level). Default - unchanged.
@@ -196,7 +196,7 @@ destinations:
       description: Whether to probe it - affected, names a host, and among the first O(max).
       type: bool
     not_probed:
-      description: Why it is not to be probed (C(not probed: level stays may) ...), or null.
+      description: Why it is not to be probed (for example C(not probed - level stays may)), or null.
       type: str
     problems:
       description: Postfix's complaints about the entries that matched (they make it defer the mail).

@@ -40,10 +40,15 @@ def box(sandbox):
 
 
 def levels(box, check=False, **args):
+    """(result, {destination: item}) of one run; it must succeed and report no change."""
     result = box.run(MODULE, args, check=check)
     assert not result.get('failed'), result
     assert result['changed'] is False
     return result, dict((d['destination'], d) for d in result['destinations'])
+
+
+def found_levels(box, **args):
+    return levels(box, **args)[1]
 
 
 def test_levels_before_and_after_follow_postfixs_lookup(box):
@@ -76,8 +81,8 @@ def test_levels_before_and_after_follow_postfixs_lookup(box):
 
 
 def test_global_level_raised_entries_keep_theirs(box):
-    _, found = levels(box, destinations=['[127.0.0.1]:10025', 'kept.example', 'new.example', 'strict.example'],
-                      level='encrypt')
+    found = found_levels(box, destinations=['[127.0.0.1]:10025', 'kept.example', 'new.example', 'strict.example'],
+                         level='encrypt')
     assert found['new.example']['level_before'] == 'may' and found['new.example']['level'] == 'encrypt'
     assert found['new.example']['affected'] and found['new.example']['probe']
     for kept in ('[127.0.0.1]:10025', 'kept.example', 'strict.example'):
@@ -87,8 +92,8 @@ def test_global_level_raised_entries_keep_theirs(box):
 
 
 def test_removal_with_null(box):
-    _, found = levels(box, destinations=['strict.example', 'none.example', 'sub.example.com'], level='encrypt',
-                      policies={'strict.example': None, 'none.example': None, '.example.com': None})
+    found = found_levels(box, destinations=['strict.example', 'none.example', 'sub.example.com'], level='encrypt',
+                         policies={'strict.example': None, 'none.example': None, '.example.com': None})
     assert (found['strict.example']['level'], found['strict.example']['affected']) == ('encrypt', False)
     assert found['strict.example']['not_probed'] == 'not probed: level lowered to encrypt'
     assert (found['none.example']['level_before'], found['none.example']['level']) == ('none', 'encrypt')
@@ -97,8 +102,8 @@ def test_removal_with_null(box):
 
 
 def test_exclusive_keeps_only_the_planned_entries(box):
-    _, found = levels(box, destinations=['kept.example', 'strict.example', 'none.example', 'sub.example.com'],
-                      level='may', exclusive=True, policies={'kept.example': 'encrypt'})
+    found = found_levels(box, destinations=['kept.example', 'strict.example', 'none.example', 'sub.example.com'],
+                         level='may', exclusive=True, policies={'kept.example': 'encrypt'})
     assert found['kept.example']['level'] == 'encrypt' and found['kept.example']['affected']
     assert found['strict.example']['level'] == 'may' and not found['strict.example']['affected']
     assert found['none.example']['level'] == 'may' and found['none.example']['affected']
@@ -107,7 +112,7 @@ def test_exclusive_keeps_only_the_planned_entries(box):
 
 
 def test_subdomain_patterns_and_the_limit_are_not_probed(box):
-    _, found = levels(box, destinations=['.sub.test', 'a.test', 'b.test'], level='encrypt', max=1)
+    found = found_levels(box, destinations=['.sub.test', 'a.test', 'b.test'], level='encrypt', max=1)
     assert found['.sub.test']['affected'] and not found['.sub.test']['probe']
     assert 'names no host' in found['.sub.test']['not_probed']
     assert found['a.test']['probe'] and not found['b.test']['probe']
@@ -133,7 +138,7 @@ def test_a_table_not_listed_yet_goes_first(box, tmp_path):
     assert found['kept.example']['affected'] and not found['strict.example']['affected']
     # an existing unlisted table: its source file holds the entries that stay
     (box.confdir / 'tls_policy').write_text('kept.example encrypt\n')
-    _, found = levels(box, destinations=['kept.example'], table='texthash:%s' % table)
+    found = found_levels(box, destinations=['kept.example'], table='texthash:%s' % table)
     assert found['kept.example']['level'] == 'encrypt' and found['kept.example']['affected']
 
 
