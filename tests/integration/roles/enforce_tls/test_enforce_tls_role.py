@@ -259,7 +259,7 @@ def test_opportunistic_default(gateway):
     assert gateway.query('[127.0.0.1]:10025', 'hash:/etc/postfix/tls_policy') == 'none'
     # Table written, then main.cf pointed at it, then a reload (Postfix runs).
     assert applied.changed == ['Write and index the TLS policy table',
-                               'Point smtp_tls_policy_maps at the policy table',
+                               'Point smtp_tls_policy_maps at the policy table and set the smtpd certificate files',
                                'Reload Postfix (enforce_tls)']
     gateway.sh('postfix status')  # exit 0: still running after the reload
     # The image's snakeoil certificate is usable: no warning about STARTTLS.
@@ -330,7 +330,7 @@ def test_enforce_outgoing(gateway):
     # The exception is in the table, and the table in main.cf, before the level is raised.
     order = applied.changed
     assert order.index('Write and index the TLS policy table') < order.index(
-        'Point smtp_tls_policy_maps at the policy table') < order.index('Set the global TLS security levels')
+        'Point smtp_tls_policy_maps at the policy table and set the smtpd certificate files') < order.index('Set the global TLS security levels')
 
 
 def test_stricter_levels_are_kept(gateway):
@@ -358,7 +358,8 @@ def test_enforce_incoming_refused_without_certificate(gateway):
         result = gateway.play(check=check)
         assert result.rc != 0
         (name, msg), = result.failed
-        assert name == 'Refuse to enforce incoming TLS without a usable certificate and key'
+        assert name == 'Refuse a change Postfix cannot work with'
+        assert msg.startswith('Refusing smtpd_tls_security_level=encrypt in /etc/postfix: '), msg
         assert '/etc/ssl/private/ssl-cert-snakeoil.key does not exist' in msg
         assert '454 4.7.0 TLS not available' in msg
         assert gateway.snapshot() == gateway.before
@@ -370,8 +371,7 @@ def test_enforce_incoming_refused_without_certificate(gateway):
     # would fail and mail arrive in the clear: the run says so.
     opportunistic = gateway.play(extra_vars={'enforce_tls_incoming_level': 'may'})
     assert opportunistic.rc == 0, opportunistic.failed
-    warning = opportunistic.result_of(
-        'Warn about opportunistic incoming TLS without a usable certificate and key')['msg']
+    warning, = [m for m in opportunistic.messages() if str(m).startswith('WARNING: smtpd_tls_security_level=may')]
     assert 'smtpd_tls_security_level=may' in warning
     assert '/etc/ssl/private/ssl-cert-snakeoil.key does not exist' in warning
     assert 'arrives unencrypted' in warning
@@ -424,7 +424,7 @@ def test_ciphermail_keeps_existing_maps_d_dir(gateway):
     gateway.group_vars({'enforce_tls_layout': 'ciphermail'})
     applied = gateway.converge()
     assert 'Set maps_d_dir in main.cf (ciphermail layout)' not in applied.changed
-    assert 'Point smtp_tls_policy_maps at the policy table' not in applied.changed
+    assert 'Point smtp_tls_policy_maps at the policy table and set the smtpd certificate files' not in applied.changed
     assert gateway.postconf('maps_d_dir') == '/etc/postfix/cm'
     table = 'hash:/etc/postfix/cm/hash-tls-policy.map'
     assert gateway.query('old.example', table) == 'encrypt'

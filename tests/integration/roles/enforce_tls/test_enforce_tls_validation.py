@@ -53,7 +53,7 @@ def test_every_bad_entry_is_named_in_one_message(tmp_path):
     })
     assert rc != 0
     (name, msg), = failed
-    assert name.endswith('Check the policy variables'), failed
+    assert name.endswith('Check the role variables'), failed
     assert msg.startswith('3 policy entries are not valid: '), msg
     assert 'enforce_tls_policies[1]: {"destination": "  ", "level": "may"}' in msg
     assert 'enforce_tls_policies__partners (must be a list of entries)' in msg
@@ -79,5 +79,5 @@ def test_valid_entries_pass_the_checks(tmp_path):
     assert rc != 0
     (name, msg), = failed
     # Past the checks: the run stops where it first needs Postfix's configuration.
-    assert 'Check the policy variables' not in name
+    assert 'Check the role variables' not in name
     assert 'postconf cannot read the configuration' in msg, (name, msg)
