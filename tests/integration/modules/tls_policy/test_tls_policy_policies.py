@@ -58,8 +58,8 @@ def ok(result):
 
 def outcome(result):
     """What a run reports, without the parts that name the shape."""
-    return dict((k, result.get(k)) for k in ('failed', 'changed', 'added', 'updated', 'removed',
-                                              'postmap_ran', 'duplicates', 'map_type'))
+    keys = ('failed', 'changed', 'added', 'updated', 'removed', 'postmap_ran', 'duplicates', 'map_type')
+    return dict((k, result.get(k)) for k in keys)
 
 
 def test_apply_idempotence_and_what_postfix_reads(sandbox):
@@ -280,3 +280,27 @@ def test_realworld_tables_switch_shape_without_change(make_sandbox, tmp_path):
         assert_unchanged(before, sandbox.snapshot())
         tables[first] = sandbox.table.read_bytes()
     assert tables['entries'] == tables['policies']
+
+
+# -- hostile values ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('value', [
+    'may\nb.example none', 'may\r\nb.example none', 'may\x00', 'secure match=nexthop\x00',
+    'secure match=nexthop\nb.example', 'encrypt ciphers=high\x0bb.example=none', 'may\x85b.example none',
+    'encrypt servername=mx.example\u2028b.example', 'encrypt exclude=aNULL;touch@x',
+    'may $(touch @CANARY@)', 'encrypt protocols=`touch @CANARY@`',
+])
+def test_values_that_would_add_lines_or_tokens_are_refused(sandbox, value):
+    value = value.replace('@CANARY@', str(sandbox.canary))
+    sandbox.seed('keep.example may\n')
+    before = sandbox.snapshot()
+    assert_failed(sandbox.tls_policy({'policies': {'a.example': value}}), "destination 'a.example', value %r" % value)
+    assert_unchanged(before, sandbox.snapshot())
+    assert not sandbox.canary.exists()
+
+
+def test_line_breaks_between_tokens_are_whitespace_and_one_line_is_written(sandbox):
+    result = ok(sandbox.tls_policy({'policies': {'a.example': 'secure\n  match=nexthop\r\n\tprotocols=>=TLSv1.2'}}))
+    assert result['added'] == ['a.example']
+    assert sandbox.table.read_text() == 'a.example secure match=nexthop protocols=>=TLSv1.2\n'
+    assert sandbox.dump() == {'a.example': 'secure match=nexthop protocols=>=TLSv1.2'}
