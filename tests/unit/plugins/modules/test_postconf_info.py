@@ -46,6 +46,10 @@ class FakePostconf:
         type(self).calls.append(('services',))
         return {('smtp', 'inet'), ('127.0.0.1:10026', 'inet'), ('cleanup', 'unix')}
 
+    def service_overrides(self):
+        type(self).calls.append(('service_overrides',))
+        return {('127.0.0.1:10026', 'inet'): {'smtpd_tls_security_level': 'none', 'content_filter': ''}}
+
     def map_types(self):
         type(self).calls.append(('map_types',))
         return {'texthash', 'hash', 'lmdb'}
@@ -79,13 +83,15 @@ def test_one_read_of_everything(fake, capsys, tmp_path):
              'maps_d_dir', 'unset_dir']
     assert fake.calls == [('parameters', names + ['mail_version'], False, reference),
                           ('parameters', names, True, reference),
-                          ('services',), ('map_types',)]
+                          ('services',), ('service_overrides',), ('map_types',)]
     assert result['parameters'] == {'smtp_tls_security_level': 'may', 'smtpd_tls_key_file': '$smtpd_tls_cert_file',
                                     'smtpd_tls_chain_files': '/a.pem, /b.pem\t/c.pem',
                                     'maps_d_dir': '$config_directory/maps.d'}
     assert result['expanded']['maps_d_dir'] == '/etc/postfix/maps.d'
     assert result['unknown_parameters'] == ['bogus']          # unset_dir is user-defined: not unknown
     assert result['services'] == ['127.0.0.1:10026/inet', 'cleanup/unix', 'smtp/inet']
+    assert result['service_parameters'] == {
+        '127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none', 'content_filter': ''}}
     assert result['map_types'] == ['hash', 'lmdb', 'texthash']
     assert result['version'] == '3.7.11' and result['version_info'] == [3, 7, 11]
     assert result['parameter_files'] == {'smtpd_tls_key_file': ['/etc/ssl/gw.pem'],
