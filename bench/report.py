@@ -217,6 +217,9 @@ def role_runs(res):
             wall=p.get('wall'), cpu=p.get('cpu'), tasks=p.get('tasks_per_host'), skipped=p.get('skipped_per_host'),
             round_trips=p.get('round_trips_per_host'), changed=','.join(str(c) for c in changed) or '-',
             handlers=p.get('handler_seconds'), verdict=p.get('verdict'), error=p.get('error'),
+            runs=('median of %d (%s-%s)' % (len(p['repeats']), fmt_s(min(r['wall'] for r in p['repeats'])),
+                                            fmt_s(max(r['wall'] for r in p['repeats']))))
+            if len(p.get('repeats') or []) > 1 else '',
             slowest=p.get('slowest_tasks') or []))
     return rows
 
@@ -280,17 +283,6 @@ def fleet_goals(res, summary):
              ', '.join('%d: %s' % (c['hosts'], fmt_s(c['wall'])) for c in summary['curve']),
              summary['curve'][-1]['vs_one'], '(reported)', None,
              'largest / 1 host')
-    check = fleet.get('check_drift')
-    if ok(check) and ok(fnoop):
-        r = _ratio2(check['wall'], fnoop['wall'])
-        goal('check-drift / role no-op, %d hosts' % fleet.get('hosts'),
-             'check-drift %s (%s), no-op %s; CPU %s / %s = %s'
-             % (fmt_s(check['wall']), check.get('verdict'), fmt_s(fnoop['wall']), fmt_s(check['cpu']),
-                fmt_s(fnoop['cpu']), fmt_r(_ratio2(check['cpu'], fnoop['cpu']))),
-             r, '<= %.1fx' % GOAL_CHECK_NOOP, r <= GOAL_CHECK_NOOP)
-    elif check is not None:
-        goal('check-drift / role no-op', 'check-drift %s (rc %s)' % (check.get('verdict'), check.get('rc')), None,
-             '<= %.1fx' % GOAL_CHECK_NOOP, False)
     big = [r for r in summary.get('shapes') or [] if r['n'] == 10000]
     if (res.get('policy') or {}).get('module', {}).get('10000') is not None:
         shapes = dict((r['shape'], r) for r in big)
@@ -315,6 +307,17 @@ def fleet_goals(res, summary):
             goal('10,000 %s: no-op task / module time%s' % (shape, tag),
                  'task %s, module %s' % (fmt_s(r['task_noop']), fmt_s(r['module_noop'])), ratio,
                  '<= %.1fx' % GOAL_TASK_MODULE, ratio is not None and ratio <= GOAL_TASK_MODULE)
+    check = fleet.get('check_drift')
+    if ok(check) and ok(fnoop):
+        r = _ratio2(check['wall'], fnoop['wall'])
+        goal('check-drift / role no-op, %d hosts' % fleet.get('hosts'),
+             'check-drift %s (%s), no-op %s; CPU %s / %s = %s'
+             % (fmt_s(check['wall']), check.get('verdict'), fmt_s(fnoop['wall']), fmt_s(check['cpu']),
+                fmt_s(fnoop['cpu']), fmt_r(_ratio2(check['cpu'], fnoop['cpu']))),
+             r, '<= %.1fx' % GOAL_CHECK_NOOP, r <= GOAL_CHECK_NOOP)
+    elif check is not None:
+        goal('check-drift / role no-op', 'check-drift %s (rc %s)' % (check.get('verdict'), check.get('rc')), None,
+             '<= %.1fx' % GOAL_CHECK_NOOP, False)
     return goals
 
 
@@ -367,13 +370,14 @@ def fleet_tables(res):
             rows.append([r['run'], r['phase'], fmt_n(r['hosts']), fmt_n(r['forks']), fmt_s(r['wall']),
                          fmt_s(r['cpu']), fmt_n(r['tasks']), fmt_n(r['skipped']), fmt_n(r['round_trips']),
                          r['changed'], fmt_s(r['handlers']) if r['handlers'] else '-',
+                         r['runs'],
                          (r['verdict'] or '') + ('' if r['rc'] == 0 else ' FAILED (rc %s) %s' % (r['rc'], r['error'] or ''))])
         tables.append(('enforce_tls role runs, %s policy entries, connection %s (tasks, skipped, round trips, '
                        'changed: per host, from the callback; round trips = module executions on the host; '
                        'reload = the handler tasks validate/status/reload)'
                        % (role.get('policies'), connection_name(role)),
                        ['run', 'phase', 'hosts', 'forks', 'wall', 'CPU', 'tasks', 'skipped', 'round trips',
-                        'changed', 'reload', ''], rows))
+                        'changed', 'reload', 'wall of', ''], rows))
     if s.get('curve'):
         tables.append(('No-op wall time by fleet size, forks %s, %s CPUs'
                        % (role.get('curve_forks'), res['machine'].get('nproc')),
@@ -394,7 +398,9 @@ def fleet_tables(res):
 
 def text_table(header, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: '  ' + ' | '.join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+
+    def line(row):
+        return ('  ' + ' | '.join(str(x).ljust(w) for x, w in zip(row, widths))).rstrip()
     return [line(header), '  ' + '-+-'.join('-' * w for w in widths)] + [line(r) for r in rows]
 
 
@@ -516,9 +522,11 @@ def render_markdown(res):
     s = res['summary']
     m = res['machine']
     out = []
-    out.append('Run: `bench/run%s`, %s, commit %s%s.' % (
-        ' --quick' if res.get('profile') == 'quick' else '', m['date'], m['git_commit'],
-        ' (with uncommitted changes)' if m['git_dirty'] else ''))
+    if m.get('tree_label'):
+        what = 'the collection in %s (%s; bench code of commit %s)' % (m.get('tree'), m['tree_label'], m['git_commit'])
+    else:
+        what = 'commit %s%s' % (m['git_commit'], ' (with uncommitted changes)' if m['git_dirty'] else '')
+    out.append('Run: `bench/run%s`, %s, %s.' % (' --quick' if res.get('profile') == 'quick' else '', m['date'], what))
     out.append('')
     out.append('| machine | |')
     out.append('|---|---|')
@@ -628,15 +636,39 @@ def render_markdown(res):
     return '\n'.join(out) + '\n'
 
 
+def merge(results):
+    """Several results files as one (sections of later files win): e.g. a
+    `--only role` and a `--only policy` run of the same commit."""
+    out = dict(results[0])
+    for res in results[1:]:
+        for key in ('policy', 'postconf', 'role', 'errors', 'baseline_empty_playbook',
+                    'baseline_empty_playbook_cpu'):
+            if key in res:
+                out[key] = res[key]
+        out['load_after'] = max(out.get('load_after') or 0, res.get('load_after') or 0)
+        out['load_before'] = max(out.get('load_before') or 0, res.get('load_before') or 0)
+        out['total_seconds'] = (out.get('total_seconds') or 0) + (res.get('total_seconds') or 0)
+    return out
+
+
 def main():
-    """Re-render a results file: python bench/report.py bench/results/latest.json [--markdown]"""
+    """Re-render results: python bench/report.py [--markdown | --goals] RESULTS.json [MORE.json ...]
+    (several files are merged, later sections win; default bench/results/latest.json)."""
     import json
     import sys
-    args = [a for a in sys.argv[1:] if a != '--markdown']
-    with open(args[0] if args else 'bench/results/latest.json') as f:
-        res = json.load(f)
+    args = [a for a in sys.argv[1:] if not a.startswith('--')]
+    results = []
+    for path in args or ['bench/results/latest.json']:
+        with open(path) as f:
+            results.append(json.load(f))
+    res = merge(results)
     res['summary'] = summarize(res)
-    print(render_markdown(res) if '--markdown' in sys.argv else render(res))
+    if '--goals' in sys.argv:
+        print('\n'.join(markdown_table(['goal', 'measured', 'ratio', 'target', 'verdict'], goal_rows(res))))
+    elif '--markdown' in sys.argv:
+        print(render_markdown(res))
+    else:
+        print(render(res))
 
 
 if __name__ == '__main__':
