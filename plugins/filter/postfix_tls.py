@@ -20,22 +20,14 @@ import os
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.validation import check_type_bool, check_type_list, check_type_str
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    LEVEL_RANKS,
+    level_rank,
+    tls_security_level,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import PolicyError, build_policy
 
-# Strictness of the levels. A level is never replaced by one of lower rank
-# unless a downgrade is allowed. smtpd runs verify, secure and fingerprint as
-# encrypt, so they rank as encrypt on the server side.
-LEVEL_RANKS = {
-    'smtp': {
-        'none': 0, 'may': 1, 'encrypt': 2, 'dane': 3, 'verify': 4,
-        'secure': 5, 'dane-only': 5, 'fingerprint': 5,
-    },
-    'smtpd': {
-        'none': 0, 'may': 1, 'encrypt': 2, 'verify': 2, 'secure': 2, 'fingerprint': 2,
-    },
-}
 SIDES = tuple(LEVEL_RANKS)
 
 POLICY_STATES = ('present', 'absent')
@@ -144,7 +136,7 @@ def current_tls_level(parameters, side):
 
 def tls_level_rank(level, side):
     """Strictness of LEVEL on SIDE (smtp or smtpd): 0 for none upwards, -1 when unknown."""
-    return LEVEL_RANKS[_side(side)].get(str(level or '').strip().lower(), -1)
+    return level_rank(level, _side(side))
 
 
 def postfix_list(value):

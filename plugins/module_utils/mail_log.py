@@ -4,7 +4,8 @@
 
 """Evidence from the mail log: which next hops got mail with TLS, and which in plaintext.
 
-Pure Python, no Ansible imports.  What the Postfix SMTP client logs (smtp(8),
+Pure Python, no Ansible imports (read_mail_log takes the module it reports
+through as an argument).  What the Postfix SMTP client logs (smtp(8),
 src/tls/tls_misc.c ``tls_log_summary()``, src/global/log_adhoc.c):
 
 * per TLS session, before the first delivery over it::
@@ -30,7 +31,11 @@ does not put the line in the future), ISO 8601 as rsyslog's default format and
 """
 
 import datetime
+import gzip
+import os
 import re
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import C_LOCALE
 
 _PREFIX_RE = re.compile(r'^(?P<stamp>[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)\s+'
                         r'(?P<host>\S+)\s+(?P<prog>[^\s\[]+)\[(?P<pid>\d+)\]:\s(?P<text>.*)$')
@@ -226,3 +231,48 @@ def window_seconds(text):
         raise ValueError('window %r: a positive number with an optional unit s, m, h, d or w (like 24h) '
                          'is required' % (text,))
     return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def since_window(text, now=None):
+    """The start of a window like '7d' before NOW (default: now); None for an empty window."""
+    if not text:
+        return None
+    return (now or datetime.datetime.now()) - datetime.timedelta(seconds=window_seconds(text))
+
+
+def read_mail_log(module, summary, files, source='auto', since=None):
+    """Feed SUMMARY from the mail log; return the sources read.
+
+    FILES (plain or .gz) when SOURCE is 'file', or 'auto' and one of them
+    exists; otherwise the journal (``journalctl`` lines of smtp, lmtp and
+    tlsproxy since SINCE, a datetime or None), reported as 'journal'.
+    Failures go through MODULE.fail_json, naming the file or command.
+    """
+    sources = []
+    present = [path for path in files if os.path.exists(path)]
+    if source == 'file' or (source == 'auto' and present):
+        missing = [path for path in files if path not in present]
+        if source == 'file' and missing:
+            module.fail_json(msg='log_files: %s does not exist' % ', '.join(missing))
+        for path in present:
+            opener = gzip.open if path.endswith('.gz') else open
+            try:
+                with opener(path, 'rb') as handle:
+                    for raw in handle:
+                        summary.feed(raw.decode('utf-8', 'replace'))
+            except (OSError, IOError, EOFError) as exc:
+                module.fail_json(msg='cannot read the mail log %s: %s' % (path, exc))
+            sources.append(path)
+        return sources
+    journalctl = module.get_bin_path('journalctl', required=True)
+    cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
+    if since is not None:
+        cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))
+    cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy']
+    rc, out, err = module.run_command(cmd, environ_update=C_LOCALE)
+    if rc != 0:
+        module.fail_json(msg='%s failed (exit status %d): %s' % (' '.join(cmd), rc, (err or out).strip()), cmd=cmd)
+    for line in out.splitlines():
+        summary.feed(line)
+    sources.append('journal')
+    return sources

@@ -592,6 +592,27 @@ def _postfix_yes(value):
     return str(value or '').strip().lower() == 'yes'
 
 
+# Strictness of the TLS security levels per side (smtp: the client, smtpd: the
+# server). A level is stricter than another when its rank is higher; a role
+# never replaces a level by one of lower rank unless a downgrade is allowed.
+# smtpd runs verify, secure and fingerprint as encrypt, so they rank as
+# encrypt on the server side.
+LEVEL_RANKS = {
+    'smtp': {
+        'none': 0, 'may': 1, 'encrypt': 2, 'dane': 3, 'verify': 4,
+        'secure': 5, 'dane-only': 5, 'fingerprint': 5,
+    },
+    'smtpd': {
+        'none': 0, 'may': 1, 'encrypt': 2, 'verify': 2, 'secure': 2, 'fingerprint': 2,
+    },
+}
+
+
+def level_rank(level, side='smtp'):
+    """Strictness of LEVEL on SIDE: 0 for none upwards, -1 when unknown (an invalid entry)."""
+    return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
+
+
 def tls_security_level(parameters, side):
     """The TLS security level Postfix applies on SIDE (``smtp``: the client,
     ``smtpd``: the server), from PARAMETERS (name -> expanded value; a missing

@@ -38,6 +38,7 @@ even when a later MX host would take the mail.
 import re
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import level_rank
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
 # tls_level.c: TLS_REQUIRED (encrypt and above) and TLS_MUST_MATCH (above encrypt)
@@ -105,25 +106,7 @@ def find_policy(query, specs, destination):
     return None
 
 
-# Strictness of the levels (the controller-side copy is the filter plugin's
-# LEVEL_RANKS, which must stay equal; a unit test compares them). A level is
-# stricter than another when its rank is higher. smtpd runs verify, secure and
-# fingerprint as encrypt, so they rank as encrypt on the server side.
-LEVEL_RANKS = {
-    'smtp': {
-        'none': 0, 'may': 1, 'encrypt': 2, 'dane': 3, 'verify': 4,
-        'secure': 5, 'dane-only': 5, 'fingerprint': 5,
-    },
-    'smtpd': {
-        'none': 0, 'may': 1, 'encrypt': 2, 'verify': 2, 'secure': 2, 'fingerprint': 2,
-    },
-}
 GLOBAL_SOURCE = 'smtp_tls_security_level'
-
-
-def level_rank(level, side='smtp'):
-    """Strictness of LEVEL on SIDE: 0 for none upwards, -1 when unknown (an invalid entry)."""
-    return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
 
 
 def maps_with_table(specs, table):

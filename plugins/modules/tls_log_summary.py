@@ -169,37 +169,12 @@ last:
   type: str
 '''
 
-import datetime
-import gzip
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, window_seconds
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, read_mail_log, since_window
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
-    C_LOCALE,
     Postconf,
     PostfixCommandError,
 )
-
-
-def read_file(path, summary):
-    opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as handle:
-        for raw in handle:
-            summary.feed(raw.decode('utf-8', 'replace'))
-
-
-def read_journal(module, summary, since):
-    journalctl = module.get_bin_path('journalctl', required=True)
-    cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
-    if since is not None:
-        cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))
-    cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy']
-    rc, out, err = module.run_command(cmd, environ_update=C_LOCALE)
-    if rc != 0:
-        module.fail_json(msg='%s failed (exit status %d): %s' % (' '.join(cmd), rc, (err or out).strip()), cmd=cmd)
-    for line in out.splitlines():
-        summary.feed(line)
 
 
 def main():
@@ -214,12 +189,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    since = None
-    if p['window']:
-        try:
-            since = datetime.datetime.now() - datetime.timedelta(seconds=window_seconds(p['window']))
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
+    try:
+        since = since_window(p['window'])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     files = p['log_files']
     syslog_name = p['syslog_name']
     if not files or syslog_name is None:
@@ -233,21 +206,7 @@ def main():
             syslog_name = params.get('syslog_name') or 'postfix'
 
     summary = Summary(since=since, syslog_name=syslog_name)
-    sources = []
-    present = [path for path in files if os.path.exists(path)]
-    if p['source'] == 'file' or (p['source'] == 'auto' and present):
-        missing = [path for path in files if path not in present]
-        if p['source'] == 'file' and missing:
-            module.fail_json(msg='log_files: %s does not exist' % ', '.join(missing))
-        for path in present:
-            try:
-                read_file(path, summary)
-            except (OSError, IOError, EOFError) as exc:
-                module.fail_json(msg='cannot read the mail log %s: %s' % (path, exc))
-            sources.append(path)
-    else:
-        read_journal(module, summary, since)
-        sources.append('journal')
+    sources = read_mail_log(module, summary, files, p['source'], since)
     module.exit_json(changed=False, sources=sources, **summary.result())
 
 

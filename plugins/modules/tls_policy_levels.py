@@ -248,8 +248,6 @@ commands:
   elements: list
 '''
 
-import datetime
-import gzip
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -260,10 +258,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     parse_map_list,
     parse_map_spec,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, window_seconds
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, read_mail_log, since_window, window_seconds
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
-    C_LOCALE,
     Postconf,
     PostfixCommandError,
     Postmap,
@@ -378,42 +375,13 @@ def source_entries(path, keys):
 
 def read_log(module, p, params):
     """(relays, sources) of the mail log, read as tls_log_summary reads it."""
-    since = None
-    if p['log_window']:
-        since = datetime.datetime.now() - datetime.timedelta(seconds=window_seconds(p['log_window']))
+    since = since_window(p['log_window'])
     files = p['log_files'] or [params.get('maillog_file') or '/var/log/mail.log']
     syslog_name = p['log_syslog_name']
     if syslog_name is None:
         syslog_name = params.get('syslog_name') or 'postfix'
     summary = Summary(since=since, syslog_name=syslog_name)
-    sources = []
-    present = [path for path in files if os.path.exists(path)]
-    if p['log_source'] == 'file' or (p['log_source'] == 'auto' and present):
-        missing = [path for path in files if path not in present]
-        if p['log_source'] == 'file' and missing:
-            module.fail_json(msg='log_files: %s does not exist' % ', '.join(missing))
-        for path in present:
-            opener = gzip.open if path.endswith('.gz') else open
-            try:
-                with opener(path, 'rb') as handle:
-                    for raw in handle:
-                        summary.feed(raw.decode('utf-8', 'replace'))
-            except (OSError, IOError, EOFError) as exc:
-                module.fail_json(msg='cannot read the mail log %s: %s' % (path, exc))
-            sources.append(path)
-    else:
-        journalctl = module.get_bin_path('journalctl', required=True)
-        cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
-        if since is not None:
-            cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))
-        cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy']
-        rc, out, err = module.run_command(cmd, environ_update=C_LOCALE)
-        if rc != 0:
-            module.fail_json(msg='%s failed (exit status %d): %s' % (' '.join(cmd), rc, (err or out).strip()),
-                             cmd=cmd)
-        for line in out.splitlines():
-            summary.feed(line)
-        sources.append('journal')
+    sources = read_mail_log(module, summary, files, p['log_source'], since)
     return summary.result()['relays'], sources
 
 

@@ -8,9 +8,9 @@ parent-domain keys, proxy: in smtp_tls_policy_maps, {...} in the maps list, lega
 import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.filter import postfix_tls as filters
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postconf_params
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
-    LEVEL_RANKS,
     level_changes,
     level_rank,
     map_specs,
@@ -180,8 +180,8 @@ def test_an_invalid_entry_is_reported_with_postfixs_words():
     assert 'invalid empty policy' in found['bad.example']['not_probed']
 
 
-def test_ranks_equal_the_filters_ranks():
-    assert LEVEL_RANKS == filters.LEVEL_RANKS
+def test_one_rank_table_for_modules_and_filters():
+    assert filters.LEVEL_RANKS is postconf_params.LEVEL_RANKS
     assert level_rank('Verify') == 4 and level_rank('bogus') == -1 and level_rank(None) == -1
 
 
