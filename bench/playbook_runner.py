@@ -205,7 +205,7 @@ def host_counts(run):
     hosts = {}
     for rec in run['tasks']:
         h = hosts.setdefault(rec['host'], dict(executed=0, skipped=0, changed=0, round_trips=0,
-                                                handler_seconds=0.0, reload_seconds=0.0))
+                                               handler_seconds=0.0, reload_seconds=0.0))
         if rec['status'] == 'skipped':
             h['skipped'] += 1
             continue

@@ -254,8 +254,9 @@ def fleet_goals(res, summary):
     if ok(noop) and ok(floor):
         r = _ratio2(noop['wall'], floor['wall'])
         goal('role no-op / one-task floor (ping), 1 host',
-             'no-op %s, floor %s (CPU %s / %s = %s)' % (fmt_s(noop['wall']), fmt_s(floor['wall']), fmt_s(noop['cpu']),
-                                                       fmt_s(floor['cpu']), fmt_r(_ratio2(noop['cpu'], floor['cpu']))),
+             'no-op %s, floor %s (CPU %s / %s = %s)' % (
+                 fmt_s(noop['wall']), fmt_s(floor['wall']), fmt_s(noop['cpu']), fmt_s(floor['cpu']),
+                 fmt_r(_ratio2(noop['cpu'], floor['cpu']))),
              r, '<= %.1fx' % GOAL_NOOP_FLOOR, r <= GOAL_NOOP_FLOOR)
     elif role:
         goal('role no-op / one-task floor (ping), 1 host', 'run failed', None, '<= %.1fx' % GOAL_NOOP_FLOOR, False)
@@ -273,8 +274,9 @@ def fleet_goals(res, summary):
     if ok(fnoop) and ok(noop):
         r = _ratio2(fnoop['wall'], noop['wall'])
         goal('%d-host no-op (forks %d) / 1-host no-op' % (fleet.get('hosts'), fleet.get('forks')),
-             '%s / %s (CPU %s / %s); %d CPUs' % (fmt_s(fnoop['wall']), fmt_s(noop['wall']), fmt_s(fnoop['cpu']),
-                                                  fmt_s(noop['cpu']), res['machine'].get('nproc') or 0),
+             '%s / %s (CPU %s / %s); %d CPUs' % (
+                 fmt_s(fnoop['wall']), fmt_s(noop['wall']), fmt_s(fnoop['cpu']), fmt_s(noop['cpu']),
+                 res['machine'].get('nproc') or 0),
              r, '<= %.1fx' % GOAL_FLEET_SINGLE, r <= GOAL_FLEET_SINGLE)
     elif role:
         goal('fleet no-op / 1-host no-op', 'run failed', None, '<= %.1fx' % GOAL_FLEET_SINGLE, False)
