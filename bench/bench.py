@@ -660,6 +660,7 @@ def use_tree(tree, label):
     os.environ.update(BENCH_TREE=tree, BENCH_TREE_LABEL=label or tree, COLLECTIONS_DIR=top,
                       ANSIBLE_COLLECTIONS_PATH=top, ANSIBLE_ROLES_PATH=os.path.join(tree, 'roles'))
     sys.path.insert(0, top)
+    return top
 
 
 def main(argv=None):
@@ -722,8 +723,7 @@ def main(argv=None):
             parser.error('--repeats must be at least 1')
         profile['repeats'] = opts.repeats
     sections = opts.only or ['policy', 'postconf', 'role']
-    if opts.tree:
-        use_tree(os.path.abspath(opts.tree), opts.tree_label)
+    tree_top = use_tree(os.path.abspath(opts.tree), opts.tree_label) if opts.tree else None
 
     bench = Bench(opts, profile)
 
@@ -740,6 +740,8 @@ def main(argv=None):
         return 130
     finally:
         bench.cleanup()
+        if tree_top:
+            shutil.rmtree(tree_top, ignore_errors=True)   # the symlink only, not the tree
     results['targets'] = dict(apply_10k_seconds=TARGET_APPLY_10K, noop_10k_seconds=TARGET_NOOP_10K,
                               ratio_at_500=TARGET_RATIO_500)
     results['summary'] = report.summarize(results)
