@@ -266,6 +266,49 @@ def tls_policy_values(entries):
     return values
 
 
+def tls_preflight_report(levels, probes=None, mode='warn', host=None):
+    """The enforce_tls preflight report from tls_policy_levels and tls_probe results.
+
+    LEVELS is the registered result of mailgw.postfix_tls.tls_policy_levels
+    (its ``destinations``; a skipped task gives none), PROBES the registered
+    result of the tls_probe loop (``results[].destinations``). One item per
+    destination of LEVELS, with the probe's findings merged in; a destination
+    that cannot be reached at all defers at any level, so it is reported as
+    unreachable, not as made to defer by this run.
+    """
+    levels = levels if isinstance(levels, Mapping) else {}
+    probes = probes if isinstance(probes, Mapping) else {}
+    found = {}
+    for result in probes.get('results') or []:
+        if isinstance(result, Mapping):
+            for probe in result.get('destinations') or []:
+                found[probe['destination']] = probe
+    merged = []
+    for item in levels.get('destinations') or []:
+        probe = found.get(item['destination'], {})
+        reason = probe.get('reason', item.get('not_probed'))
+        reachable = probe.get('reachable')
+        entry = dict(item)
+        entry.update(
+            probed=bool(probe), host=probe.get('host'), reachable=reachable,
+            starttls=probe.get('starttls'), trust=probe.get('trust'),
+            would_defer=bool(probe.get('would_defer', False)) and reachable is not False,
+            reason=reason, line='%s at %s (%s)' % (item['destination'], item.get('level'), reason))
+        merged.append(entry)
+    bad = [entry for entry in merged if entry['would_defer']]
+    affected = [entry['destination'] for entry in merged if entry.get('affected')]
+    if bad:
+        summary = '%d would defer: %s' % (len(bad), '; '.join(entry['line'] for entry in bad))
+    else:
+        summary = 'no destination would defer (%d affected)' % len(affected)
+    return dict(
+        mode=mode, host=host, destinations=merged, affected=affected,
+        would_defer=[entry['destination'] for entry in bad],
+        unreachable=[entry['destination'] for entry in merged if entry['reachable'] is False],
+        summary=summary,
+    )
+
+
 class FilterModule:
     """mailgw.postfix_tls filters."""
 
@@ -278,4 +321,5 @@ class FilterModule:
             'postfix_list': postfix_list,
             'policy_maps_with_table': policy_maps_with_table,
             'tls_policy_values': tls_policy_values,
+            'tls_preflight_report': tls_preflight_report,
         }

@@ -14,13 +14,14 @@ from ansible_collections.mailgw.postfix_tls.plugins.filter.postfix_tls import (
     postfix_list,
     tls_level_rank,
     tls_policy_problems,
+    tls_preflight_report,
 )
 
 
 def test_every_filter_is_registered():
     assert sorted(FilterModule().filters()) == sorted([
         'tls_policy_problems', 'merge_tls_policies', 'current_tls_level', 'tls_level_rank',
-        'postfix_list', 'policy_maps_with_table', 'tls_policy_values'])
+        'postfix_list', 'policy_maps_with_table', 'tls_policy_values', 'tls_preflight_report'])
 
 
 # -- tls_policy_problems -------------------------------------------------------------
@@ -231,3 +232,60 @@ def test_policy_maps_with_table_refuses_bad_input():
         policy_maps_with_table('', ' ')
     with pytest.raises(AnsibleFilterError, match='current must be a string'):
         policy_maps_with_table(None, TABLE)
+
+
+# -- tls_preflight_report --------------------------------------------------------------
+
+LEVELS = {'changed': False, 'destinations': [
+    {'destination': 'plain.example', 'level_before': 'may', 'level': 'encrypt', 'affected': True,
+     'probe': True, 'not_probed': None},
+    {'destination': 'gone.example', 'level_before': 'may', 'level': 'encrypt', 'affected': True,
+     'probe': True, 'not_probed': None},
+    {'destination': 'ok.example', 'level_before': 'may', 'level': 'encrypt', 'affected': True,
+     'probe': True, 'not_probed': None},
+    {'destination': '.example.org', 'level_before': 'may', 'level': 'verify', 'affected': True,
+     'probe': False, 'not_probed': 'a .domain pattern names no host to probe'},
+    {'destination': 'same.example', 'level_before': 'encrypt', 'level': 'encrypt', 'affected': False,
+     'probe': False, 'not_probed': 'level unchanged'},
+]}
+PROBES = {'results': [
+    {'item': 'encrypt', 'destinations': [
+        {'destination': 'plain.example', 'host': 'mx.plain.example', 'reachable': True, 'starttls': False,
+         'trust': None, 'would_defer': True, 'reason': 'TLS is required, but was not offered'},
+        {'destination': 'gone.example', 'host': None, 'reachable': False, 'starttls': None,
+         'trust': None, 'would_defer': True, 'reason': 'no route to host'},
+        {'destination': 'ok.example', 'host': 'mx.ok.example', 'reachable': True, 'starttls': True,
+         'trust': 'anonymous', 'would_defer': False, 'reason': 'TLS offered and usable at encrypt'}]},
+    {'item': 'skipped', 'skipped': True},
+]}
+
+
+def test_preflight_report_merges_levels_and_probes():
+    report = tls_preflight_report(LEVELS, PROBES, 'fail', 'gw1')
+    assert (report['mode'], report['host']) == ('fail', 'gw1')
+    by_name = dict((d['destination'], d) for d in report['destinations'])
+    assert list(by_name) == [d['destination'] for d in LEVELS['destinations']]      # order kept
+    assert by_name['plain.example']['would_defer'] is True and by_name['plain.example']['probed'] is True
+    assert by_name['plain.example']['starttls'] is False and by_name['plain.example']['host'] == 'mx.plain.example'
+    # unreachable at any level: not made to defer by this change
+    assert by_name['gone.example']['would_defer'] is False and by_name['gone.example']['reachable'] is False
+    assert by_name['ok.example']['trust'] == 'anonymous' and not by_name['ok.example']['would_defer']
+    # not probed: the levels' reason, no probe facts
+    assert by_name['.example.org']['probed'] is False and by_name['.example.org']['reachable'] is None
+    assert by_name['.example.org']['line'] == '.example.org at verify (a .domain pattern names no host to probe)'
+    assert report['affected'] == ['plain.example', 'gone.example', 'ok.example', '.example.org']
+    assert report['would_defer'] == ['plain.example']
+    assert report['unreachable'] == ['gone.example']
+    assert report['summary'] == '1 would defer: plain.example at encrypt (TLS is required, but was not offered)'
+
+
+def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
+    quiet = {'destinations': [LEVELS['destinations'][-1]]}
+    report = tls_preflight_report(quiet, {'results': [], 'skipped': True}, 'warn', 'gw1')
+    assert report['summary'] == 'no destination would defer (0 affected)'
+    assert report['would_defer'] == [] and report['unreachable'] == [] and report['affected'] == []
+    assert report['destinations'][0]['line'] == 'same.example at encrypt (level unchanged)'
+    skipped = tls_preflight_report({'skipped': True, 'changed': False}, None, 'off', 'gw1')
+    assert skipped == dict(mode='off', host='gw1', destinations=[], affected=[], would_defer=[],
+                           unreachable=[], summary='no destination would defer (0 affected)')
+
