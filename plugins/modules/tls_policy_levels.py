@@ -48,7 +48,9 @@ options:
     type: dict
     default: {}
   exclusive:
-    description: After the change O(table) holds only the entries of O(policies).
+    description:
+      - The keys of O(table) that are not in O(policies) are checked as destinations too: they
+        lose their entry. After the change O(table) holds only the entries of O(policies).
     type: bool
     default: false
   table:
@@ -357,12 +359,19 @@ def resolve_table(option, maps_value, config_dir, default_type):
     return '%s:%s' % (map_type, path), path
 
 
-def source_entries(path, keys):
-    """{key: value} of KEYS in the table source PATH (the first entry with a value), {} when absent."""
+def read_source(path):
+    """The table source PATH parsed, or None when it cannot be read."""
     try:
         with open(path, 'rb') as handle:
-            source = LookupTableSource.parse(handle.read().decode('utf-8', 'surrogateescape'))
+            return LookupTableSource.parse(handle.read().decode('utf-8', 'surrogateescape'))
     except (IOError, OSError):
+        return None
+
+
+def source_entries(path, keys):
+    """{key: value} of KEYS in the table source PATH (the first entry with a value), {} when absent."""
+    source = read_source(path)
+    if source is None:
         return {}
     found = {}
     for key in keys:
@@ -429,6 +438,12 @@ def main():
         relays, sources = read_log(module, p, params)
         result.update(log_relays=relays, log_sources=sources)
         destinations += [hop for hop in (relay_next_hop(r['relay']) for r in relays if r['sent_plaintext']) if hop]
+    if p['exclusive']:
+        # keys that leave the table fall back to the next table or the global level
+        source = read_source(table_path)
+        if source is not None:
+            planned_keys = set(fold_key(key) for key in planned)
+            destinations += [key for key in source.keys() if key not in planned_keys]
     seen = set()
     unique = []
     for destination in destinations:
@@ -438,8 +453,12 @@ def main():
 
     specs = map_specs(maps_value)
     keys = []
+    seen = set()
     for destination in unique:
-        keys.extend(k for k in policy_keys(destination) if k not in keys)
+        for key in policy_keys(destination):
+            if key not in seen:
+                seen.add(key)
+                keys.append(key)
     answers = {}
     try:
         for spec in specs:

@@ -29,15 +29,24 @@ options:
         V(example.com)), V([host]), V([host]:port), V(host:port), V([ipv6:2001:db8::1]:25).
       - Checked like a policy table key (the M(mailgw.postfix_tls.tls_policy) rules); a next hop
         Postfix refuses, and a C(.domain) key (it names no host to probe), fail the module.
+      - Required unless O(levels) is given; with O(levels), defaults to its destinations.
     type: list
     elements: str
-    required: true
   level:
     description:
       - Probe every destination at this level instead of the level it would get today, for
         example the level a role is about to set.
+      - Mutually exclusive with O(levels).
     type: str
     choices: [none, may, encrypt, dane, dane-only, fingerprint, verify, secure]
+  levels:
+    description:
+      - Probe each destination at its own level, a mapping of destination to level (one of the
+        O(level) choices), for example the levels a planned change gives each destination. All
+        of them are probed in this one module call (concurrently, see O(concurrency)).
+      - A destination of O(destinations) that is not in it gets the level it would get today.
+      - Mutually exclusive with O(level).
+    type: dict
   ca_file:
     description:
       - CA certificates (PEM) to verify server certificates with. Default C(smtp_tls_CAfile) of
@@ -105,6 +114,12 @@ EXAMPLES = r'''
   ansible.builtin.assert:
     that: probe.deferring | length == 0
     fail_msg: "{{ probe.destinations | selectattr('would_defer') | map(attribute='reason') | list }}"
+
+- name: Probe each destination at the level a planned change gives it, in one call
+  mailgw.postfix_tls.tls_probe:
+    levels:
+      example.com: verify
+      "[relay.example.net]:587": encrypt
 
 - name: Probe at the level each destination gets today (policy table, else the global level)
   mailgw.postfix_tls.tls_probe:
@@ -258,8 +273,9 @@ def probe_one(finger, destination, level, source, entry, params, options):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            destinations=dict(type='list', elements='str', required=True),
+            destinations=dict(type='list', elements='str'),
             level=dict(type='str', choices=list(LEVELS)),
+            levels=dict(type='dict'),
             ca_file=dict(type='path'),
             ca_path=dict(type='path'),
             connect_timeout=dict(type='int', default=10),
@@ -268,9 +284,18 @@ def main():
             config_dir=dict(type='path', default='/etc/postfix'),
         ),
         supports_check_mode=True,
+        mutually_exclusive=[('level', 'levels')],
+        required_one_of=[('destinations', 'levels')],
     )
     p = module.params
     errors = []
+    levels = dict((str(name), value) for name, value in (p['levels'] or {}).items())
+    for destination, value in sorted(levels.items()):
+        if value not in LEVELS:
+            errors.append('levels: %s: %r is not a TLS security level (one of %s)'
+                          % (destination, value, ', '.join(LEVELS)))
+    if p['destinations'] is None:
+        p['destinations'] = list(levels)
     for name in ('connect_timeout', 'command_timeout', 'concurrency'):
         if p[name] < 1:
             errors.append('%s: %d is not allowed, it must be at least 1' % (name, p[name]))
@@ -303,8 +328,8 @@ def main():
         plan = []
         for destination in p['destinations']:
             entry = find_policy(query, specs, destination) if specs else None
-            if p['level']:
-                level, source = p['level'], 'option'
+            if p['level'] or destination in levels:
+                level, source = p['level'] or levels[destination], 'option'
             elif entry:
                 level, source = None, 'policy table'
             else:

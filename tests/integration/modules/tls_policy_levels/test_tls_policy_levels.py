@@ -111,6 +111,19 @@ def test_exclusive_keeps_only_the_planned_entries(box):
         'smtp_tls_security_level'
 
 
+def test_exclusive_checks_the_keys_that_leave_the_table(box):
+    """exclusive: the table's keys not planned lose their entry, so they are destinations even
+    when not named: none.example goes from none to the global may (affected), the internal
+    [127.0.0.1]:10025 too; strict.example from verify to may (not stricter)."""
+    result, found = levels(box, destinations=[], level='may', exclusive=True, policies={'kept.example': 'encrypt'})
+    assert set(found) == {'.example.com', 'strict.example', 'none.example', '[127.0.0.1]:10025'}
+    assert found['none.example']['level_before'] == 'none' and found['none.example']['affected']
+    assert found['[127.0.0.1]:10025']['affected'] and not found['strict.example']['affected']
+    assert 'none.example' in result['affected']
+    # without exclusive the unplanned keys keep their entries and are not looked at
+    assert found_levels(box, destinations=[], level='may', policies={'kept.example': 'encrypt'}) == {}
+
+
 def test_subdomain_patterns_and_the_limit_are_not_probed(box):
     found = found_levels(box, destinations=['.sub.test', 'a.test', 'b.test'], level='encrypt', max=1)
     assert found['.sub.test']['affected'] and not found['.sub.test']['probe']

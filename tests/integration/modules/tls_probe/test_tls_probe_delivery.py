@@ -94,6 +94,26 @@ def test_level_option_overrides_the_table_and_check_mode_probes_the_same(probe_w
         assert result['changed'] is False
 
 
+def test_levels_probe_each_destination_at_its_own_level_in_one_call(probe_world):
+    """levels: {destination: level} (what a planned change gives each one): the untrusted peer
+    passes at encrypt and defers at verify; a destination of destinations not in levels gets
+    the level it has today (its table entry, may)."""
+    untrusted = probe_world.keys[('untrusted', 'may')]
+    matching = probe_world.keys[('match', 'may')]
+    mismatch = probe_world.keys[('mismatch', 'may')]
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'levels': {untrusted: 'verify', matching: 'encrypt'}, 'config_dir': probe_world.config_dir,
+        'connect_timeout': 5})
+    assert not result.get('failed'), result
+    got = dict((r['destination'], (r['level'], r['level_source'], r['would_defer'])) for r in result['destinations'])
+    assert got == {untrusted: ('verify', 'option', True), matching: ('encrypt', 'option', False)}, result
+    mixed = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': [untrusted, mismatch], 'levels': {untrusted: 'encrypt'},
+        'config_dir': probe_world.config_dir, 'connect_timeout': 5})
+    assert [(r['level'], r['level_source'], r['would_defer']) for r in mixed['destinations']] == [
+        ('encrypt', 'option', False), ('may', 'policy table', False)], mixed
+
+
 def test_no_entry_means_the_global_level_and_a_closed_port_defers(probe_world):
     """A next hop without a policy entry gets smtp_tls_security_level (may in the instance);
     nothing listening: the mail defers at any level, reachable false."""
@@ -112,6 +132,9 @@ def test_no_entry_means_the_global_level_and_a_closed_port_defers(probe_world):
     ({'destinations': ['.example.com']}, "destinations: '.example.com' is a policy key for subdomains, not a next hop"),
     ({'destinations': ['x'], 'concurrency': 0}, 'concurrency: 0 is not allowed, it must be at least 1'),
     ({'destinations': ['x'], 'level': 'strict'}, 'value of level must be one of'),
+    ({'levels': {'x': 'strict'}}, "levels: x: 'strict' is not a TLS security level"),
+    ({'levels': {'x': 'may'}, 'level': 'may'}, 'parameters are mutually exclusive: level|levels'),
+    ({'concurrency': 2}, 'one of the following is required: destinations, levels'),
 ])
 def test_bad_options_are_named(tmp_path, args, message):
     result = run_module('mailgw.postfix_tls.tls_probe', dict(args, config_dir=str(tmp_path)))

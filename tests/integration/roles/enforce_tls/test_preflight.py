@@ -83,7 +83,8 @@ def test_fail_writes_nothing_and_names_every_destination(gateway):
         result = gateway.play(check=check)
         assert result.rc != 0
         (name, msg), = result.failed
-        assert name == 'Refuse the change when a destination would defer (enforce_tls_preflight=fail)'
+        assert name == ('Report the preflight; refuse the change when a destination would defer '
+                        '(enforce_tls_preflight=fail)')
         assert msg.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed on gw; 2 would defer: '), msg
         assert '%s at encrypt (TLS is required, but was not offered by host 127.0.0.2[127.0.0.2])' % PLAIN in msg
         assert '%s at verify (Server certificate not verified (self-signed certificate))' % SELF_SIGNED in msg

@@ -279,6 +279,11 @@ def test_preflight_report_merges_levels_and_probes():
     assert report['summary'] == '1 would defer: plain.example at encrypt (TLS is required, but was not offered)'
 
 
+def test_preflight_report_from_one_probe_task():
+    one = {'changed': False, 'destinations': PROBES['results'][0]['destinations']}
+    assert tls_preflight_report(LEVELS, one, 'fail', 'gw1') == tls_preflight_report(LEVELS, PROBES, 'fail', 'gw1')
+
+
 def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
     quiet = {'destinations': [LEVELS['destinations'][-1]]}
     report = tls_preflight_report(quiet, {'results': [], 'skipped': True}, 'warn', 'gw1')
