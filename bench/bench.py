@@ -535,6 +535,9 @@ class Bench:
                                'run bench/run as root (the containers are root podman\'s)')
         self.role_group_vars = workload.role_vars(self.profile['role_policies'])
         role_play = workload.role_playbook(os.path.join(self.workdir, 'role.play.json'))
+        # the same no-op without the preflight (enforce_tls_preflight: off): one read fewer
+        quiet_play = workload.role_playbook(os.path.join(self.workdir, 'role-no-preflight.play.json'),
+                                            {'enforce_tls_preflight': 'off'})
         ping_play = workload.ping_playbook(os.path.join(self.workdir, 'ping.play.json'))
         log('role: starting %d containers from %s (--network none), 8 at a time' % (total, IMAGE))
         t0 = time.monotonic()
@@ -552,10 +555,13 @@ class Bench:
             section['converge'] = self.role_run(label, 'converge', group, forks, role_play)
             # The short runs the goals compare, repeated and interleaved (the median is
             # reported): one run each swings with the load of a shared machine.
-            runs = dict(noop=[], floor=[], check_drift=[])
+            runs = dict(noop=[], floor=[], check_drift=[], noop_preflight_off=[])
             for dummy in range(repeats):
                 runs['noop'].append(self.role_run(label, 'noop', group, forks, role_play))
                 runs['floor'].append(self.role_run(label, 'floor', group, forks, ping_play))
+                if label == 'single':
+                    runs['noop_preflight_off'].append(
+                        self.role_run(label, 'noop-preflight-off', group, forks, quiet_play))
                 if label == 'fleet':
                     runs['check_drift'].append(self.check_drift(label, group, forks))
             for phase, measured in runs.items():

@@ -197,7 +197,7 @@ def shape_rows(res):
     return rows
 
 
-RUN_ORDER = (('single', 'converge'), ('single', 'noop'), ('single', 'floor'),
+RUN_ORDER = (('single', 'converge'), ('single', 'noop'), ('single', 'noop_preflight_off'), ('single', 'floor'),
              ('fleet', 'converge'), ('fleet', 'noop'), ('fleet', 'floor'), ('fleet', 'check_drift'))
 
 
@@ -260,6 +260,14 @@ def fleet_goals(res, summary):
              r, '<= %.1fx' % GOAL_NOOP_FLOOR, r <= GOAL_NOOP_FLOOR)
     elif role:
         goal('role no-op / one-task floor (ping), 1 host', 'run failed', None, '<= %.1fx' % GOAL_NOOP_FLOOR, False)
+    quiet = single.get('noop_preflight_off')
+    if ok(quiet) and ok(floor):
+        r = _ratio2(quiet['wall'], floor['wall'])
+        goal('role no-op with enforce_tls_preflight: off / floor, 1 host',
+             'no-op %s, floor %s (CPU %s / %s = %s)' % (
+                 fmt_s(quiet['wall']), fmt_s(floor['wall']), fmt_s(quiet['cpu']), fmt_s(floor['cpu']),
+                 fmt_r(_ratio2(quiet['cpu'], floor['cpu']))),
+             r, '<= %.1fx' % GOAL_NOOP_FLOOR, r <= GOAL_NOOP_FLOOR, 'the same goal without the preflight read')
     if ok(noop) and ok(conv):
         handlers = conv.get('handler_seconds') or 0.0
         r = _ratio2(conv['wall'] - handlers, noop['wall'])

@@ -232,15 +232,18 @@ def empty_playbook(path):
                          'tasks': []}])
 
 
-def role_playbook(path):
+def role_playbook(path, play_vars=None):
     """The role on group gateways; its variables are the group's (fleet_inventory),
-    as in playbooks/site.yml and check.yml."""
-    return _dump(path, [{
+    as in playbooks/site.yml and check.yml; PLAY_VARS override them."""
+    play = {
         'name': 'enforce_tls on the fleet',
         'hosts': 'gateways',
         'gather_facts': False,
         'roles': [{'role': 'mailgw.postfix_tls.enforce_tls'}],
-    }])
+    }
+    if play_vars:
+        play['vars'] = play_vars
+    return _dump(path, [play])
 
 
 def ping_playbook(path):
