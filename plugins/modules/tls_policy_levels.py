@@ -49,8 +49,8 @@ options:
     default: {}
   exclusive:
     description:
-      - The keys of O(table) that are not in O(policies) are checked as destinations too: they
-        lose their entry. After the change O(table) holds only the entries of O(policies).
+      - The keys of O(table) that are not in O(policies) are checked as destinations too, since
+        they lose their entry. After the change O(table) holds only the entries of O(policies).
     type: bool
     default: false
   table:

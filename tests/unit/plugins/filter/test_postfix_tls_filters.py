@@ -293,4 +293,3 @@ def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
     skipped = tls_preflight_report({'skipped': True, 'changed': False}, None, 'off', 'gw1')
     assert skipped == dict(mode='off', host='gw1', destinations=[], affected=[], would_defer=[],
                            unreachable=[], summary='no destination would defer (0 affected)')
-
