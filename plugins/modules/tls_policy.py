@@ -360,6 +360,14 @@ removed:
   type: list
   elements: str
   sample: ["old.example.org"]
+table_differs:
+  description:
+    - Whether the table (its entries, its index, its owner, group or mode) differed from what the
+      task asks for; the same as C(changed), but kept when a task overrides C(changed) with
+      C(changed_when), for example a plan run in check mode with C(changed_when) false.
+  returned: success
+  type: bool
+  sample: false
 postmap_ran:
   description: Whether C(postmap) rebuilt the index (in check mode, whether it would).
   returned: always
@@ -705,6 +713,7 @@ class TlsPolicyModule:
             self.fail('cannot update %s: %s' % (path, to_native(e)))
         for warning in self.warnings:
             module.warn(warning)
+        self.result['table_differs'] = bool(self.result.get('changed'))
         module.exit_json(**self.result)
 
     def warn_unusable_lines(self, table, path, managed):

@@ -40,4 +40,7 @@ def test_tls_policy_check_mode_writes_nothing(frozen_sandbox):
     assert results[1]['updated'] == ['old.example']
     assert results[2]['removed'] == ['old.example']
     assert results[8]['postmap_ran'] is True and results[8]['added'] == []     # stale index, would rebuild
+    # what the enforce_tls role's check-mode plan reads: every one of these would change the table
+    # (entries, index, owner/mode, a new file)
+    assert [r['table_differs'] for r in results] == [r['changed'] for r in results] == [True] * len(results)
     assert not new_table.exists()

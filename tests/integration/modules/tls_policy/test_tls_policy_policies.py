@@ -66,6 +66,7 @@ def test_apply_idempotence_and_what_postfix_reads(sandbox):
     postmap_calls = sandbox.record('postmap')
     result = ok(sandbox.tls_policy({'policies': POLICIES}))
     assert result['changed'] is True and result['postmap_ran'] is True
+    assert result['table_differs'] is True          # kept where a task overrides changed (a check-mode plan)
     assert result['added'] == ['example.com', '[127.0.0.1]:10025', '.example.org', '[relay.example.net]:587']
     assert result['updated'] == result['removed'] == []
     assert 'policies' not in result                     # the mapping is not echoed as a result
@@ -78,7 +79,7 @@ def test_apply_idempotence_and_what_postfix_reads(sandbox):
     before = sandbox.snapshot()
     calls = postmap_calls.calls()
     again = ok(sandbox.tls_policy({'policies': POLICIES}))
-    assert again['changed'] is False and again['postmap_ran'] is False
+    assert again['changed'] is False and again['postmap_ran'] is False and again['table_differs'] is False
     assert again['added'] == again['updated'] == again['removed'] == []
     assert_unchanged(before, sandbox.snapshot())
     assert postmap_calls.calls() == calls
