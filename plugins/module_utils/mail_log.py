@@ -240,6 +240,21 @@ def since_window(text, now=None):
     return (now or datetime.datetime.now()) - datetime.timedelta(seconds=window_seconds(text))
 
 
+def summarize_mail_log(module, files, source='auto', since=None, syslog_name=None, params=None):
+    """(Summary, sources read) of the mail log since SINCE.
+
+    FILES default to Postfix's maillog_file in PARAMS (expanded main.cf
+    values), else /var/log/mail.log; SYSLOG_NAME to its syslog_name, else
+    postfix. See read_mail_log for SOURCE.
+    """
+    params = params or {}
+    files = files or [params.get('maillog_file') or '/var/log/mail.log']
+    if syslog_name is None:
+        syslog_name = params.get('syslog_name') or 'postfix'
+    summary = Summary(since=since, syslog_name=syslog_name)
+    return summary, read_mail_log(module, summary, files, source, since)
+
+
 def read_mail_log(module, summary, files, source='auto', since=None):
     """Feed SUMMARY from the mail log; return the sources read.
 

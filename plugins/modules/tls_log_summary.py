@@ -170,7 +170,7 @@ last:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, read_mail_log, since_window
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -193,20 +193,13 @@ def main():
         since = since_window(p['window'])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    files = p['log_files']
-    syslog_name = p['syslog_name']
-    if not files or syslog_name is None:
+    params = {}
+    if not p['log_files'] or p['syslog_name'] is None:
         try:
             params = Postconf(module, p['config_dir']).parameters(['maillog_file', 'syslog_name'], expand=True)
         except PostfixCommandError as exc:
             module.fail_json(msg='cannot read maillog_file and syslog_name in %s: %s' % (p['config_dir'], exc))
-        if not files:
-            files = [params.get('maillog_file') or '/var/log/mail.log']
-        if syslog_name is None:
-            syslog_name = params.get('syslog_name') or 'postfix'
-
-    summary = Summary(since=since, syslog_name=syslog_name)
-    sources = read_mail_log(module, summary, files, p['source'], since)
+    summary, sources = summarize_mail_log(module, p['log_files'], p['source'], since, p['syslog_name'], params)
     module.exit_json(changed=False, sources=sources, **summary.result())
 
 

@@ -260,7 +260,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     parse_map_list,
     parse_map_spec,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import Summary, read_mail_log, since_window, window_seconds
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log, window_seconds
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
@@ -368,9 +368,8 @@ def read_source(path):
         return None
 
 
-def source_entries(path, keys):
-    """{key: value} of KEYS in the table source PATH (the first entry with a value), {} when absent."""
-    source = read_source(path)
+def source_entries(source, keys):
+    """{key: value} of KEYS in the parsed table SOURCE (the first entry with a value), {} without one."""
     if source is None:
         return {}
     found = {}
@@ -384,13 +383,8 @@ def source_entries(path, keys):
 
 def read_log(module, p, params):
     """(relays, sources) of the mail log, read as tls_log_summary reads it."""
-    since = since_window(p['log_window'])
-    files = p['log_files'] or [params.get('maillog_file') or '/var/log/mail.log']
-    syslog_name = p['log_syslog_name']
-    if syslog_name is None:
-        syslog_name = params.get('syslog_name') or 'postfix'
-    summary = Summary(since=since, syslog_name=syslog_name)
-    sources = read_mail_log(module, summary, files, p['log_source'], since)
+    summary, sources = summarize_mail_log(module, p['log_files'], p['log_source'], since_window(p['log_window']),
+                                          p['log_syslog_name'], params)
     return summary.result()['relays'], sources
 
 
@@ -438,9 +432,13 @@ def main():
         relays, sources = read_log(module, p, params)
         result.update(log_relays=relays, log_sources=sources)
         destinations += [hop for hop in (relay_next_hop(r['relay']) for r in relays if r['sent_plaintext']) if hop]
+    specs = map_specs(maps_value)
+    # The table's source file, read once: for the keys an exclusive run removes, and
+    # for the entries of a table smtp_tls_policy_maps does not list (postmap -q is
+    # not asked about it).
+    source = read_source(table_path) if p['exclusive'] or table not in specs else None
     if p['exclusive']:
         # keys that leave the table fall back to the next table or the global level
-        source = read_source(table_path)
         if source is not None:
             planned_keys = set(fold_key(key) for key in planned)
             destinations += [key for key in source.keys() if key not in planned_keys]
@@ -451,7 +449,6 @@ def main():
             seen.add(fold_key(destination))
             unique.append(destination)
 
-    specs = map_specs(maps_value)
     keys = []
     seen = set()
     for destination in unique:
@@ -470,7 +467,7 @@ def main():
                          % (p['config_dir'], maps_value, exc), cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr,
                          commands=commands)
     if table not in answers:
-        answers[table] = source_entries(table_path, keys)
+        answers[table] = source_entries(source, keys)
 
     global_before = tls_security_level(params, 'smtp')
     items = level_changes(unique, specs, answers, global_before, table, planned, p['exclusive'],
