@@ -15,7 +15,9 @@ Documentation: the YAML file named after each filter in this directory.
 
 from collections.abc import Iterable, Mapping
 
+import json
 import os
+import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.validation import check_type_bool, check_type_list, check_type_str
@@ -310,6 +312,303 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None):
     )
 
 
+# -- enforce_tls_decision ------------------------------------------------------------
+
+# smtpd_tls_key_file values that mean "the key is in the certificate file"
+# (Postfix's default is $smtpd_tls_cert_file).
+KEY_IN_CERT_FILE = ('$smtpd_tls_cert_file', '${smtpd_tls_cert_file}', '$(smtpd_tls_cert_file)')
+
+NO_CERTIFICATE = ('no smtpd certificate is configured (smtpd_tls_cert_file, smtpd_tls_eccert_file '
+                  'and smtpd_tls_chain_files are empty)')
+
+DECISION_SETTINGS = {
+    # name: (type, default); the role's variables without the enforce_tls_ prefix
+    'config_dir': (str, '/etc/postfix'),
+    'outgoing_level': (str, 'may'),
+    'incoming_level': (str, 'may'),
+    'allow_downgrade': (bool, False),
+    'layout': (str, 'postfix'),
+    'map_type': (str, ''),
+    'map_path': (str, ''),
+    'maps_d_dir': (str, ''),
+    'smtpd_cert_file': (str, ''),
+    'smtpd_key_file': (str, ''),
+    'skip_certificate_check': (bool, False),
+    'reinjection_services': (list, []),
+}
+
+
+def _decision_settings(settings):
+    if not isinstance(settings, Mapping):
+        raise AnsibleFilterError('enforce_tls_decision expects a mapping of settings, got %s'
+                                 % type(settings).__name__)
+    unknown = sorted(set(settings) - set(DECISION_SETTINGS))
+    if unknown:
+        raise AnsibleFilterError('enforce_tls_decision: unknown settings %s (known: %s)'
+                                 % (', '.join(unknown), ', '.join(sorted(DECISION_SETTINGS))))
+    out = {}
+    for name, (kind, default) in DECISION_SETTINGS.items():
+        value = settings.get(name, default)
+        try:
+            if kind is bool:
+                value = check_type_bool(value)
+            elif kind is list:
+                value = [check_type_str(item) for item in check_type_list(value)]
+            else:
+                value = '' if value is None else check_type_str(value)
+        except TypeError as e:
+            raise AnsibleFilterError('enforce_tls_decision: setting %s: %s' % (name, e))
+        out[name] = value
+    return out
+
+
+def _first(values):
+    return values[0] if values else ''
+
+
+def _certificate_files(info, settings):
+    """The files smtpd loads after the run: smtpd_tls_chain_files when set, else the RSA
+    pair (the inventory's, else the host's; the key defaults to the certificate file)
+    and the ECDSA pair."""
+    host_files = info.get('parameter_files') or {}
+    parameters = info.get('parameters') or {}
+    chain = host_files.get('smtpd_tls_chain_files') or []
+    if chain:
+        return list(chain)
+    rsa_cert = settings['smtpd_cert_file'] or _first(host_files.get('smtpd_tls_cert_file'))
+    if settings['smtpd_key_file']:
+        rsa_key = settings['smtpd_key_file']
+    elif str(parameters.get('smtpd_tls_key_file') or '').strip() in KEY_IN_CERT_FILE:
+        rsa_key = rsa_cert
+    else:
+        rsa_key = _first(host_files.get('smtpd_tls_key_file'))
+    ec_cert = _first(host_files.get('smtpd_tls_eccert_file'))
+    ec_key = _first(host_files.get('smtpd_tls_eckey_file'))
+    files = ([rsa_cert, rsa_key] if rsa_cert else []) + ([ec_cert, ec_key] if ec_cert else [])
+    out = []
+    for path in files:
+        if path and path not in out:
+            out.append(path)
+    return out
+
+
+def _file_problems(paths, facts):
+    """What is wrong with each file, from postconf_info's stat-like facts (a path it
+    could not look at counts as missing)."""
+    problems = []
+    for path in paths:
+        fact = facts.get(path) or {'exists': False}
+        if not fact.get('exists'):
+            problems.append('%s does not exist' % path)
+        elif not fact.get('isreg'):
+            problems.append('%s is not a regular file' % path)
+        elif not fact.get('readable'):
+            problems.append('%s is not readable' % path)
+        elif fact.get('size') == 0:
+            problems.append('%s is empty' % path)
+    return problems
+
+
+def _unreadable(info, config_dir):
+    detail = str(info.get('stderr') or info.get('msg') or '').strip()
+    return ('enforce_tls_config_dir=%s: postconf cannot read the configuration (%s). Install Postfix '
+            'first (postconf is looked for on PATH and in /sbin, /usr/sbin, /usr/local/sbin), or point '
+            'enforce_tls_config_dir at the configuration directory of the instance.' % (config_dir, detail))
+
+
+def enforce_tls_decision(info, settings):
+    """What the role mailgw.postfix_tls.enforce_tls writes on one host, and what it refuses.
+
+    INFO is the registered result of mailgw.postfix_tls.postconf_info as the
+    role reads it (parameters, expanded, services, service_parameters,
+    parameter_files, files); SETTINGS the role's variables without the
+    ``enforce_tls_`` prefix (DECISION_SETTINGS). Nothing is read or written:
+    the same input gives the same decision, in check mode too.
+    """
+    if not isinstance(info, Mapping):
+        raise AnsibleFilterError('enforce_tls_decision expects the registered result of '
+                                 'mailgw.postfix_tls.postconf_info, got %s' % type(info).__name__)
+    settings = _decision_settings(settings)
+    config_dir = settings['config_dir']
+    if not isinstance(info.get('parameters'), Mapping):
+        # postconf could not read the configuration: nothing is decided, the role stops
+        return dict(readable=False, refusals=[_unreadable(info, config_dir)], notes=[])
+    parameters = info['parameters']
+    expanded = info.get('expanded') or {}
+    services = list(info.get('services') or [])
+    files = info.get('files') or {}
+
+    levels = {}
+    level_params = {}
+    notes = []
+    for side, name in (('smtp', 'outgoing'), ('smtpd', 'incoming')):
+        now = tls_security_level(expanded, side)
+        requested = settings[name + '_level']
+        keep = not settings['allow_downgrade'] and level_rank(requested, side) < level_rank(now, side)
+        levels[name] = (now, now if keep else requested)
+        parameter = side + '_tls_security_level'
+        if not keep and str(parameters.get(parameter) or '').lower() != requested:
+            level_params[parameter] = requested
+        if keep:
+            notes.append('%s TLS stays at "%s": it is stricter than the requested enforce_tls_%s_level=%s. '
+                         'Set enforce_tls_allow_downgrade=true to lower it.'
+                         % (name.capitalize(), now, name, requested))
+    outgoing_final = levels['outgoing'][1]
+    incoming_final = levels['incoming'][1]
+
+    # The table: postfix layout CONFIG_DIR/tls_policy; ciphermail layout
+    # ${maps_d_dir}/TYPE-tls-policy.map, where maps_d_dir is the inventory's, else the
+    # host's, else CONFIG_DIR/maps.d (written when the inventory gives one or main.cf has
+    # none). An empty type is left to mailgw.postfix_tls.tls_policy.
+    ciphermail = settings['layout'] == 'ciphermail'
+    maps_d_dir_host = str(expanded.get('maps_d_dir') or '').strip()
+    maps_d_dir = settings['maps_d_dir'] or maps_d_dir_host or config_dir + '/maps.d'
+    map_type = settings['map_type'] or (str(expanded.get('default_database_type') or '') if ciphermail else '')
+    if settings['map_path']:
+        map_path = settings['map_path']
+        map_dir = os.path.dirname(map_path)
+    elif ciphermail:
+        map_path = '%s/%s-tls-policy.map' % (maps_d_dir, map_type)
+        map_dir = maps_d_dir
+    else:
+        map_path = config_dir + '/tls_policy'
+        map_dir = config_dir
+    map_reference = ('%s:${maps_d_dir}/%s-tls-policy.map' % (map_type, map_type)
+                     if ciphermail and not settings['map_path'] else '')
+
+    cert_params = {}
+    for parameter, setting in (('smtpd_tls_cert_file', 'smtpd_cert_file'), ('smtpd_tls_key_file', 'smtpd_key_file')):
+        if settings[setting] and parameters.get(parameter) != settings[setting]:
+            cert_params[parameter] = settings[setting]
+
+    # master.cf re-injection services that need -o smtpd_tls_security_level=none
+    exempt_already = [service for service, overrides in (info.get('service_parameters') or {}).items()
+                      if isinstance(overrides, Mapping) and overrides.get('smtpd_tls_security_level') == 'none']
+    exempt_services = []
+    if incoming_final == 'encrypt':
+        exempt_services = [service for service in settings['reinjection_services']
+                           if service in services and service not in exempt_already]
+
+    cert_files = _certificate_files(info, settings)
+    cert_problems = _file_problems(cert_files, files)
+    cert_reason = '; '.join(cert_problems) if cert_files else NO_CERTIFICATE
+    no_usable_certificate = not settings['skip_certificate_check'] and (not cert_files or bool(cert_problems))
+
+    if outgoing_final in ('dane', 'dane-only') and str(expanded.get('smtp_dns_support_level') or '').lower() != 'dnssec':
+        notes.append('smtp_tls_security_level=%s needs smtp_dns_support_level = dnssec (now "%s"): without it '
+                     'Postfix cannot use DANE and falls back to a weaker level.'
+                     % (outgoing_final, expanded.get('smtp_dns_support_level', '')))
+    if incoming_final == 'may' and no_usable_certificate:
+        notes.append('WARNING: smtpd_tls_security_level=may in %s, but %s. Postfix cannot offer working '
+                     'STARTTLS, so mail from other servers arrives unencrypted. Configure a certificate and '
+                     'key (enforce_tls_smtpd_cert_file, enforce_tls_smtpd_key_file), or set '
+                     'enforce_tls_skip_certificate_check=true to silence this.' % (config_dir, cert_reason))
+    if incoming_final == 'encrypt':
+        notes.extend('%s is not a service in %s/master.cf: nothing to exempt from incoming TLS enforcement '
+                     'there.' % (service, config_dir)
+                     for service in settings['reinjection_services'] if service not in services)
+
+    refusals = []
+    if incoming_final == 'encrypt' and no_usable_certificate:
+        # at encrypt a missing certificate is an outage: smtpd answers STARTTLS with 454
+        refusals.append('Refusing smtpd_tls_security_level=encrypt in %s: %s. Postfix would answer STARTTLS '
+                        'with "454 4.7.0 TLS not available due to local problem" and accept no mail at all. '
+                        'Configure a certificate and key (enforce_tls_smtpd_cert_file, '
+                        'enforce_tls_smtpd_key_file) or set enforce_tls_skip_certificate_check=true.'
+                        % (config_dir, cert_reason))
+
+    return dict(
+        readable=True,
+        current_outgoing=levels['outgoing'][0],
+        current_incoming=levels['incoming'][0],
+        outgoing_final=outgoing_final,
+        incoming_final=incoming_final,
+        level_params=level_params,
+        maps_d_dir=maps_d_dir,
+        maps_d_dir_write=bool(settings['maps_d_dir']) or maps_d_dir_host == '',
+        map_type=map_type,
+        map_path=map_path,
+        map_dir=map_dir,
+        map_dir_missing=not (files.get(map_dir) or {'exists': True}).get('exists'),
+        map_reference=map_reference,
+        cert_params=cert_params,
+        exempt_services=exempt_services,
+        smtpd_cert_files=cert_files,
+        cert_problems=cert_problems,
+        cert_reason=cert_reason,
+        notes=notes,
+        refusals=refusals,
+    )
+
+
+# -- enforce_tls_input_problems ------------------------------------------------------
+
+NEXTHOP = re.compile(r'^\S+$')
+MASTER_SERVICE = re.compile(r'^[^/\s]+/(inet|unix|unix-dgram|fifo|pass)$')
+ABSOLUTE_PATH = re.compile(r'^/[^$\s]*$')
+PREFLIGHT_DESTINATION = re.compile(r'^[^\s,]+$')
+
+
+def _json(value):
+    return json.dumps(value, default=str)
+
+
+def _all_match(values, pattern):
+    return _is_list(values) and all(isinstance(v, str) and pattern.match(v) for v in values)
+
+
+def _path_ok(value):
+    return value == '' or (isinstance(value, str) and bool(ABSOLUTE_PATH.match(value)))
+
+
+def enforce_tls_input_problems(sources, settings):
+    """What is wrong with the role mailgw.postfix_tls.enforce_tls's input, one message
+    per group of settings (an empty list when all is well).
+
+    SOURCES are the policy lists (as for tls_policy_problems); SETTINGS maps
+    the role's variables without the ``enforce_tls_`` prefix: internal_nexthops,
+    reinjection_services, map_path, maps_d_dir, preflight,
+    preflight_destinations, preflight_timeout, preflight_log_window,
+    preflight_max. Each message names the variable, the rule and the value.
+    """
+    if not isinstance(settings, Mapping):
+        raise AnsibleFilterError('enforce_tls_input_problems expects a mapping of settings, got %s'
+                                 % type(settings).__name__)
+    get = settings.get
+    problems = []
+    bad = tls_policy_problems(sources)
+    if bad:
+        listed = ''.join('%s: %s; ' % (label, _json(value)) for label, value in bad[:20])
+        more = '(and %d more); ' % (len(bad) - 20) if len(bad) > 20 else ''
+        problems.append('%d policy entr%s not valid: %s%seach entry must be a mapping with a non-empty '
+                        '`destination` and, unless `state: absent`, a `level` (fields as in '
+                        'mailgw.postfix_tls.tls_policy).'
+                        % (len(bad), 'y is' if len(bad) == 1 else 'ies are', listed, more))
+    nexthops, services = get('internal_nexthops', []), get('reinjection_services', [])
+    map_path, maps_d_dir = get('map_path', ''), get('maps_d_dir', '')
+    if not (_all_match(nexthops, NEXTHOP) and _all_match(services, MASTER_SERVICE)
+            and _path_ok(map_path) and _path_ok(maps_d_dir)):
+        problems.append('Bad value: enforce_tls_internal_nexthops must hold next-hop strings like '
+                        '"[127.0.0.1]:10025" (got %s); enforce_tls_reinjection_services master.cf services '
+                        'written NAME/TYPE like "127.0.0.1:10026/inet" (got %s); enforce_tls_map_path (%s) '
+                        'and enforce_tls_maps_d_dir (%s) must be empty or absolute paths without $variables.'
+                        % (_json(nexthops), _json(services), _json(map_path), _json(maps_d_dir)))
+    preflight = get('preflight', 'off')
+    destinations = get('preflight_destinations', [])
+    timeout, window, limit = get('preflight_timeout', 10), get('preflight_log_window', ''), get('preflight_max', 0)
+    if not (preflight in ('off', 'warn', 'fail') and _all_match(destinations, PREFLIGHT_DESTINATION)
+            and re.match(r'^[1-9][0-9]*$', str(timeout)) and re.match(r'^([0-9]+[smhdw])?$', str(window))
+            and re.match(r'^[0-9]+$', str(limit))):
+        problems.append('Bad value: enforce_tls_preflight must be off, warn or fail (got %s); '
+                        'enforce_tls_preflight_destinations a list of destinations in the policy table\'s key '
+                        'forms, like "example.com" or "[mx.example.com]:25", without spaces (got %s); '
+                        'enforce_tls_preflight_timeout a positive number of seconds (got %s); '
+                        'enforce_tls_preflight_log_window a window like 12h or 7d, or empty (got %s); '
+                        'enforce_tls_preflight_max a number of destinations (got %s).'
+                        % (_json(preflight), _json(destinations), _json(timeout), _json(window), _json(limit)))
+    return problems
+
+
 class FilterModule:
     """mailgw.postfix_tls filters."""
 
@@ -323,4 +622,6 @@ class FilterModule:
             'policy_maps_with_table': policy_maps_with_table,
             'tls_policy_values': tls_policy_values,
             'tls_preflight_report': tls_preflight_report,
+            'enforce_tls_decision': enforce_tls_decision,
+            'enforce_tls_input_problems': enforce_tls_input_problems,
         }

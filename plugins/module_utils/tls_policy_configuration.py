@@ -25,6 +25,7 @@ the destination, the parameter and the fix.
 import grp
 import os
 import pwd
+import re
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
@@ -147,3 +148,38 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
                         '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '
                         'fails ("connect to private/tlsproxy service")')
     return errors, warnings
+
+
+DESTINATION_MESSAGE = re.compile(r'^destination (\'(?:[^\'\\]|\\.)*\'|"(?:[^"\\]|\\.)*"): (.*)$', re.S)
+
+
+def summarize_warnings(warnings, shown=5):
+    """WARNINGS with the messages that differ only in the destination they name
+    ("destination 'KEY': TEXT") given once: "N destinations ('A', 'B', ... and M more):
+    TEXT". A table of thousands of entries gives a few readable warnings, not one
+    per entry; the order of first appearance is kept and repeats are dropped."""
+    order, keys = [], {}
+    for warning in warnings:
+        match = DESTINATION_MESSAGE.match(warning)
+        if match is None:
+            if warning not in keys:
+                keys[warning] = None
+                order.append(warning)
+            continue
+        text = match.group(2)
+        if text not in keys:
+            keys[text] = []
+            order.append(text)
+        if match.group(1) not in keys[text]:
+            keys[text].append(match.group(1))
+    out = []
+    for item in order:
+        names = keys[item]
+        if names is None:
+            out.append(item)
+        elif len(names) == 1:
+            out.append('destination %s: %s' % (names[0], item))
+        else:
+            more = ' and %d more' % (len(names) - shown) if len(names) > shown else ''
+            out.append('%d destinations (%s%s): %s' % (len(names), ', '.join(names[:shown]), more, item))
+    return out

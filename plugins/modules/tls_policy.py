@@ -429,6 +429,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     CROSS_CHECK_PARAMETERS,
     configuration_checks,
     needs_configuration,
+    summarize_warnings,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     LEVELS,
@@ -489,7 +490,7 @@ class TlsPolicyModule:
                            duplicates=[])
 
     def fail(self, msg, **kwargs):
-        for warning in self.warnings:
+        for warning in summarize_warnings(self.warnings):
             self.module.warn(warning)
         self.module.fail_json(msg=msg, **dict(self.result, **kwargs))
 
@@ -711,7 +712,7 @@ class TlsPolicyModule:
             self.fail(str(e), **e.details)
         except (IOError, OSError) as e:
             self.fail('cannot update %s: %s' % (path, to_native(e)))
-        for warning in self.warnings:
+        for warning in summarize_warnings(self.warnings):
             module.warn(warning)
         self.result['table_differs'] = bool(self.result.get('changed'))
         module.exit_json(**self.result)

@@ -127,3 +127,22 @@ def test_readable_by_follows_the_mode_bits(tmp_path):
         assert not readable_by(str(path), 'nobody')
         os.chmod(str(path), 0o644)
         assert readable_by(str(path), 'nobody')
+
+
+def test_warnings_that_differ_only_in_the_destination_are_given_once():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
+        summarize_warnings,
+    )
+    text = 'level dane needs smtp_dns_support_level = dnssec'
+    warnings = ["destination '%s.example': %s" % (n, text) for n in 'abcdefg']
+    warnings += ['connection_reuse=yes needs the tlsproxy service', "destination 'x.example': other",
+                 "destination \"it's.example\": %s" % text, "destination 'a.example': %s" % text,
+                 'connection_reuse=yes needs the tlsproxy service']
+    assert summarize_warnings(warnings) == [
+        "8 destinations ('a.example', 'b.example', 'c.example', 'd.example', 'e.example' and 3 more): " + text,
+        'connection_reuse=yes needs the tlsproxy service',
+        "destination 'x.example': other",
+    ]
+    assert summarize_warnings(["destination 'a': t", "destination 'b': t"], shown=5) == [
+        "2 destinations ('a', 'b'): t"]
+    assert summarize_warnings([]) == []

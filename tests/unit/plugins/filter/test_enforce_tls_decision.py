@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The enforce_tls role's decision and input checks (filters, pure, no Postfix)."""
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailgw.postfix_tls.plugins.filter.postfix_tls import (
+    enforce_tls_decision,
+    enforce_tls_input_problems,
+)
+
+CERT = '/etc/ssl/certs/ssl-cert-snakeoil.pem'
+KEY = '/etc/ssl/private/ssl-cert-snakeoil.key'
+GOOD = {'exists': True, 'isreg': True, 'isdir': False, 'readable': True, 'size': 100}
+
+
+def info(parameters=None, expanded=None, files=None, services=None, overrides=None, parameter_files=None):
+    """A postconf_info result of a stock Debian Postfix with the snakeoil pair."""
+    raw = dict(smtp_tls_security_level='may', smtpd_tls_security_level='may', smtp_tls_policy_maps='',
+               smtpd_tls_cert_file=CERT, smtpd_tls_key_file=KEY, default_database_type='hash',
+               smtp_dns_support_level='')
+    raw.update(parameters or {})
+    exp = dict(raw)
+    exp.update(expanded or {})
+    pf = dict(smtpd_tls_cert_file=[CERT], smtpd_tls_key_file=[KEY], smtpd_tls_eccert_file=[],
+              smtpd_tls_eckey_file=[], smtpd_tls_chain_files=[])
+    pf.update(parameter_files or {})
+    fs = {'/etc/postfix': dict(GOOD, isreg=False, isdir=True), CERT: GOOD, KEY: GOOD}
+    fs.update(files or {})
+    return dict(parameters=raw, expanded=exp, files=fs, parameter_files=pf,
+                services=services if services is not None else ['smtp/inet', '127.0.0.1:10026/inet'],
+                service_parameters=overrides or {})
+
+
+def test_converged_host_writes_nothing():
+    d = enforce_tls_decision(info(), {'outgoing_level': 'may', 'incoming_level': 'may'})
+    assert d['readable'] is True
+    assert d['level_params'] == {} and d['cert_params'] == {} and d['exempt_services'] == []
+    assert d['map_path'] == '/etc/postfix/tls_policy' and d['map_dir'] == '/etc/postfix'
+    assert d['map_type'] == '' and d['map_reference'] == '' and d['map_dir_missing'] is False
+    assert d['notes'] == [] and d['refusals'] == []
+    assert d['smtpd_cert_files'] == [CERT, KEY]
+
+
+def test_levels_raised_and_stricter_ones_kept():
+    d = enforce_tls_decision(info(), {'outgoing_level': 'encrypt', 'incoming_level': 'encrypt',
+                                      'reinjection_services': ['127.0.0.1:10026/inet']})
+    assert d['level_params'] == {'smtp_tls_security_level': 'encrypt', 'smtpd_tls_security_level': 'encrypt'}
+    assert d['exempt_services'] == ['127.0.0.1:10026/inet']
+    kept = enforce_tls_decision(info({'smtp_tls_security_level': 'secure'}), {'outgoing_level': 'encrypt'})
+    assert kept['outgoing_final'] == 'secure' and 'smtp_tls_security_level' not in kept['level_params']
+    assert kept['notes'] == ['Outgoing TLS stays at "secure": it is stricter than the requested '
+                             'enforce_tls_outgoing_level=encrypt. Set enforce_tls_allow_downgrade=true to lower it.']
+    lowered = enforce_tls_decision(info({'smtp_tls_security_level': 'secure'}),
+                                   {'outgoing_level': 'encrypt', 'allow_downgrade': True})
+    assert lowered['level_params'] == {'smtp_tls_security_level': 'encrypt'} and lowered['notes'] == []
+
+
+def test_obsolete_settings_count_and_case_is_ignored():
+    d = enforce_tls_decision(info({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes',
+                                   'smtp_tls_enforce_peername': 'yes'}),
+                             {'outgoing_level': 'encrypt'})
+    assert d['current_outgoing'] == 'verify' and d['outgoing_final'] == 'verify'
+    same = enforce_tls_decision(info({'smtp_tls_security_level': 'MAY'}), {'outgoing_level': 'may'})
+    assert same['level_params'] == {}
+
+
+def test_encrypt_without_certificate_is_refused_may_is_warned():
+    broken = info(files={KEY: {'exists': False}})
+    refused = enforce_tls_decision(broken, {'incoming_level': 'encrypt'})
+    assert refused['refusals'][0].startswith('Refusing smtpd_tls_security_level=encrypt in /etc/postfix: '
+                                             + KEY + ' does not exist.')
+    assert enforce_tls_decision(broken, {'incoming_level': 'encrypt', 'skip_certificate_check': True})['refusals'] == []
+    warned = enforce_tls_decision(broken, {'incoming_level': 'may'})
+    assert warned['refusals'] == [] and warned['notes'][0].startswith('WARNING: smtpd_tls_security_level=may')
+    none = info(parameter_files={'smtpd_tls_cert_file': [], 'smtpd_tls_key_file': []})
+    assert 'no smtpd certificate is configured' in enforce_tls_decision(none, {'incoming_level': 'encrypt'})['refusals'][0]
+
+
+def test_certificate_files_resolution():
+    # the key defaults to the certificate file; the inventory's pair wins and is written
+    d = enforce_tls_decision(info({'smtpd_tls_key_file': '$smtpd_tls_cert_file'},
+                                  parameter_files={'smtpd_tls_key_file': [CERT]}), {})
+    assert d['smtpd_cert_files'] == [CERT]
+    mine = enforce_tls_decision(info(files={'/srv/c.pem': GOOD, '/srv/k.pem': dict(GOOD, size=0)}),
+                                {'smtpd_cert_file': '/srv/c.pem', 'smtpd_key_file': '/srv/k.pem'})
+    assert mine['cert_params'] == {'smtpd_tls_cert_file': '/srv/c.pem', 'smtpd_tls_key_file': '/srv/k.pem'}
+    assert mine['cert_problems'] == ['/srv/k.pem is empty']
+    chain = enforce_tls_decision(info(parameter_files={'smtpd_tls_chain_files': ['/srv/chain.pem']},
+                                      files={'/srv/chain.pem': dict(GOOD, readable=False)}), {})
+    assert chain['smtpd_cert_files'] == ['/srv/chain.pem'] and chain['cert_problems'] == ['/srv/chain.pem is not readable']
+
+
+def test_ciphermail_layout_paths():
+    host = info(expanded={'maps_d_dir': '/etc/postfix/maps.d'}, parameters={'default_database_type': 'lmdb'})
+    d = enforce_tls_decision(host, {'layout': 'ciphermail'})
+    assert d['map_path'] == '/etc/postfix/maps.d/lmdb-tls-policy.map' and d['map_type'] == 'lmdb'
+    assert d['map_reference'] == 'lmdb:${maps_d_dir}/lmdb-tls-policy.map'
+    assert d['maps_d_dir_write'] is False and d['map_dir_missing'] is False  # not among files: not known missing
+    fresh = enforce_tls_decision(info(files={'/etc/postfix/maps.d': {'exists': False}}), {'layout': 'ciphermail'})
+    assert fresh['maps_d_dir'] == '/etc/postfix/maps.d' and fresh['maps_d_dir_write'] is True
+    assert fresh['map_dir_missing'] is True
+    explicit = enforce_tls_decision(host, {'layout': 'ciphermail', 'map_path': '/srv/t.map', 'map_type': 'cdb'})
+    assert explicit['map_path'] == '/srv/t.map' and explicit['map_dir'] == '/srv' and explicit['map_reference'] == ''
+
+
+def test_services_already_exempt_or_missing():
+    exempt = info(overrides={'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}})
+    assert enforce_tls_decision(exempt, {'incoming_level': 'encrypt'})['exempt_services'] == []
+    missing = enforce_tls_decision(info(services=['smtp/inet']), {'incoming_level': 'encrypt',
+                                                                  'reinjection_services': ['127.0.0.1:10026/inet']})
+    assert missing['exempt_services'] == []
+    assert missing['notes'] == ['127.0.0.1:10026/inet is not a service in /etc/postfix/master.cf: nothing to '
+                                'exempt from incoming TLS enforcement there.']
+
+
+def test_dane_without_dnssec_is_noted():
+    d = enforce_tls_decision(info(), {'outgoing_level': 'dane'})
+    assert d['notes'] == ['smtp_tls_security_level=dane needs smtp_dns_support_level = dnssec (now ""): without '
+                          'it Postfix cannot use DANE and falls back to a weaker level.']
+
+
+def test_unreadable_configuration_is_refused():
+    d = enforce_tls_decision({'failed': True, 'msg': 'postconf cannot read: boom'}, {'config_dir': '/srv/pf'})
+    assert d['readable'] is False
+    assert d['refusals'][0].startswith('enforce_tls_config_dir=/srv/pf: postconf cannot read the configuration '
+                                       '(postconf cannot read: boom). Install Postfix first')
+
+
+def test_decision_rejects_bad_settings():
+    with pytest.raises(AnsibleFilterError, match='unknown settings outgoing'):
+        enforce_tls_decision(info(), {'outgoing': 'may'})
+    with pytest.raises(AnsibleFilterError, match='allow_downgrade'):
+        enforce_tls_decision(info(), {'allow_downgrade': 'perhaps'})
+    with pytest.raises(AnsibleFilterError, match='postconf_info'):
+        enforce_tls_decision('x', {})
+
+
+# -- enforce_tls_input_problems ----------------------------------------------------------
+
+SETTINGS = dict(internal_nexthops=['[127.0.0.1]:10025'], reinjection_services=['127.0.0.1:10026/inet'],
+                map_path='', maps_d_dir='', preflight='warn', preflight_destinations=[],
+                preflight_timeout=10, preflight_log_window='7d', preflight_max=50)
+
+
+def test_good_input_has_no_problems():
+    assert enforce_tls_input_problems({'enforce_tls_policies': [{'destination': 'a.example', 'level': 'may'}]},
+                                      SETTINGS) == []
+
+
+def test_policy_problems_are_named_and_capped():
+    bad = [{'destination': 'd%d.example' % i} for i in range(22)]
+    msg, = enforce_tls_input_problems({'enforce_tls_policies': bad}, SETTINGS)
+    assert msg.startswith('22 policy entries are not valid: enforce_tls_policies[0]: '
+                          '{"destination": "d0.example"}; ')
+    assert '(and 2 more); each entry must be a mapping' in msg
+    one, = enforce_tls_input_problems({'enforce_tls_host_policies': ['x']}, SETTINGS)
+    assert one.startswith('1 policy entry is not valid: enforce_tls_host_policies[0]: "x"; each entry')
+
+
+@pytest.mark.parametrize('name, value', [
+    ('internal_nexthops', ['[127.0.0.1]:10025 x']),
+    ('reinjection_services', ['127.0.0.1:10026']),
+    ('map_path', 'relative/path'),
+    ('maps_d_dir', '/etc/$postfix'),
+])
+def test_wiring_problems(name, value):
+    msg, = enforce_tls_input_problems({}, dict(SETTINGS, **{name: value}))
+    assert msg.startswith('Bad value: enforce_tls_internal_nexthops must hold next-hop strings')
+
+
+@pytest.mark.parametrize('name, value', [
+    ('preflight', 'maybe'),
+    ('preflight_destinations', 'example.com'),
+    ('preflight_destinations', ['a.example b.example']),
+    ('preflight_timeout', 0),
+    ('preflight_log_window', '7 days'),
+    ('preflight_max', -1),
+])
+def test_preflight_problems(name, value):
+    msg, = enforce_tls_input_problems({}, dict(SETTINGS, **{name: value}))
+    assert msg.startswith('Bad value: enforce_tls_preflight must be off, warn or fail')
