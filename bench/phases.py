@@ -76,14 +76,19 @@ def main():
         spec.loader.exec_module(mod)
     from ansible.module_utils import basic
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postfix_commands, table_transaction
+    # the table logic: module_utils' TlsPolicyTable, or the module's own class in older trees (--tree)
+    table_class = getattr(mod, 'TlsPolicyModule', None)
+    if table_class is None:
+        from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import TlsPolicyTable
+        table_class = TlsPolicyTable
     wrap(basic.AnsibleModule, '__init__', 'AnsibleModule(): argument validation')
     wrap(basic.AnsibleModule, '_return_formatted', 'exit_json: result scrubbing + JSON')
-    wrap(mod.TlsPolicyModule, 'desired_entries', 'desired_entries: grammar validation')
-    wrap(mod.TlsPolicyModule, 'resolve_map', 'resolve_map: postconf calls')
-    wrap(mod.TlsPolicyModule, 'check_postfix_support', 'check_postfix_support')
+    wrap(table_class, 'desired_entries', 'desired_entries: grammar validation')
+    wrap(table_class, 'resolve_map', 'resolve_map: postconf calls')
+    wrap(table_class, 'check_postfix_support', 'check_postfix_support')
     wrap(table_transaction.TableTransaction, 'commit', 'write: temp file, postmap build, verify, rename')
     wrap(table_transaction.TableTransaction, 'verify', '  of which verify (postmap -q)')
-    wrap(mod.TlsPolicyModule, 'apply', 'apply: read, parse, edit, render (+ write)')
+    wrap(table_class, 'apply', 'apply: read, parse, edit, render (+ write)')
     wrap(table_transaction.TableTransaction, 'apply_attributes', 'apply_attributes')
     wrap(postfix_commands.Postmap, 'build', '  of which postmap build')
     wrap(postfix_commands.PostfixCommand, '_run', '(every postconf/postmap process)')

@@ -421,7 +421,7 @@ def enforce_tls_decision(info, settings):
 
     INFO is the registered result of mailgw.postfix_tls.postconf_info as the
     role reads it (parameters, expanded, services, service_parameters,
-    parameter_files, files); SETTINGS the role's variables without the
+    parameter_files, files, tls_policy_plan: a refused plan is a refusal); SETTINGS the role's variables without the
     ``enforce_tls_`` prefix (DECISION_SETTINGS). Nothing is read or written:
     the same input gives the same decision, in check mode too.
     """
@@ -509,6 +509,11 @@ def enforce_tls_decision(info, settings):
                      for service in settings['reinjection_services'] if service not in services)
 
     refusals = []
+    plan = info.get('tls_policy_plan')
+    if isinstance(plan, Mapping) and plan.get('failed'):
+        # the table planned in the same read (postconf_info's tls_policy_plan) was refused
+        # by tls_policy's checks: an entry Postfix cannot use, a map type it lacks, ...
+        refusals.append('TLS policy table %s: %s' % (plan.get('path') or map_path, plan.get('msg', '')))
     if incoming_final == 'encrypt' and no_usable_certificate:
         # at encrypt a missing certificate is an outage: smtpd answers STARTTLS with 454
         refusals.append('Refusing smtpd_tls_security_level=encrypt in %s: %s. Postfix would answer STARTTLS '

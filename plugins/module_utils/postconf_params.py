@@ -632,3 +632,27 @@ def tls_security_level(parameters, side):
             return 'verify' if _postfix_yes(parameters.get('smtp_tls_enforce_peername')) else 'encrypt'
         return 'encrypt'
     return 'may' if _postfix_yes(parameters.get(side + '_use_tls')) else 'none'
+
+
+_EXPANSION_RE = re.compile(r'\$(?:\{([A-Za-z0-9_]+)(?:([?:])([^{}$]*))?\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+)|(\$))')
+
+
+def expand_references(text, values):
+    """TEXT with parameter references replaced as Postfix's mac_expand does:
+    ``$name``, ``${name}``, ``$(name)`` give the value; ``${name?text}`` gives
+    text when the value is not empty, ``${name:text}`` when it is (and
+    nothing otherwise); ``$$`` is a dollar sign. VALUES maps names to their
+    (already expanded) values; a name it lacks raises KeyError with the name."""
+    def replace(match):
+        if match.group(6):
+            return '$'
+        name = match.group(1) or match.group(4) or match.group(5)
+        if name not in values:
+            raise KeyError(name)
+        value = values[name] or ''
+        if match.group(2) == '?':
+            return match.group(3) if value.strip() else ''
+        if match.group(2) == ':':
+            return '' if value.strip() else match.group(3)
+        return value
+    return _EXPANSION_RE.sub(replace, text)

@@ -92,9 +92,24 @@ class Postconf(PostfixCommand):
     Reading methods never write; each writing method is exactly one postconf
     invocation (postconf edits main.cf / master.cf itself, through a
     temporary file that it renames into place) and returns its warnings.
+
+    With CACHE (for a module that only reads: postconf_info), each read runs
+    once and values already read (``remember``) are not read again.
     """
 
     program = 'postconf'
+
+    def __init__(self, module, config_dir='/etc/postfix', commands=None, cache=False):
+        super(Postconf, self).__init__(module, config_dir, commands)
+        self._outputs = {} if cache else None
+        self._values = {} if cache else None
+
+    def remember(self, values, expand):
+        """VALUES ({name: value}) as read with (EXPAND) or without -x, for value() and
+        parameters() to answer without another postconf run (with CACHE only)."""
+        if self._values is not None:
+            for name, value in values.items():
+                self._values[(name, bool(expand))] = value
 
     @property
     def main_cf(self):
@@ -105,8 +120,13 @@ class Postconf(PostfixCommand):
         return os.path.join(self.config_dir, 'master.cf')
 
     def output(self, args):
-        """stdout of ``postconf -c CONFIG_DIR ARGS``."""
-        return self._run(args)[1]
+        """stdout of ``postconf -c CONFIG_DIR ARGS`` (a read: run once with CACHE)."""
+        if self._outputs is None:
+            return self._run(args)[1]
+        key = tuple(args)
+        if key not in self._outputs:
+            self._outputs[key] = self._run(args)[1]
+        return self._outputs[key]
 
     # Reading -----------------------------------------------------------------
 
@@ -127,11 +147,16 @@ class Postconf(PostfixCommand):
             names = list(names)
             if not names:
                 return {}
+            if self._values is not None and not defaults and not overrides \
+                    and all((name, bool(expand)) in self._values for name in names):
+                return dict((name, self._values[(name, bool(expand))]) for name in names)
             args.extend(names)
         return parse_postconf_output(self.output(args))
 
     def value(self, name, expand=True):
         """``postconf [-x] -h NAME``: the value as Postfix sees it (expanded by default)."""
+        if self._values is not None and (name, bool(expand)) in self._values:
+            return self._values[(name, bool(expand))].strip()
         return self.output((['-x'] if expand else []) + ['-h', name]).strip()
 
     def read_main_cf(self):

@@ -177,11 +177,14 @@ class TableTransaction:
 
     PATH is the name Postfix is configured with; a symlink is written
     through to its target (``source``), the index files belong next to PATH.
-    WARNINGS (a list) receives what the caller should pass on.
+    WARNINGS (a list) receives what the caller should pass on. FILE_PARAMS: the
+    owner, group, mode, ... options (add_file_common_args); default the module's.
     """
 
-    def __init__(self, module, postmap, path, map_type, warnings=None):
+    def __init__(self, module, postmap, path, map_type, warnings=None, file_params=None):
         self.module = module
+        # owner, group, mode, ... (add_file_common_args): the module's, or those given
+        self.file_params = module.params if file_params is None else file_params
         self.postmap = postmap
         self.path = path
         self.map_type = map_type
@@ -346,7 +349,7 @@ class TableTransaction:
         consistent.
         """
         module = self.module
-        unsafe_writes = module.params.get('unsafe_writes', False)
+        unsafe_writes = self.file_params.get('unsafe_writes', False)
         replaced = []           # (index, saved previous index or None)
         current = None
         try:
@@ -395,7 +398,7 @@ class TableTransaction:
         the rename: an immutable temporary file could not be renamed.)
         """
         copy_owner_mode(self.source if self.exists else None, tmp)
-        tmp_args = self.module.load_file_common_arguments(self.module.params, path=tmp)
+        tmp_args = self.module.load_file_common_arguments(self.file_params, path=tmp)
         tmp_args['attributes'] = None
         self.module.set_fs_attributes_if_different(tmp_args, False)
 
@@ -405,7 +408,7 @@ class TableTransaction:
         module = self.module
         if not present:
             return changed
-        file_args = module.load_file_common_arguments(module.params, path=self.source)
+        file_args = module.load_file_common_arguments(self.file_params, path=self.source)
         if created and file_args.get('mode') is None:
             file_args['mode'] = DEFAULT_NEW_FILE_MODE
         changed = module.set_fs_attributes_if_different(file_args, changed)

@@ -70,9 +70,55 @@ options:
     type: list
     elements: str
     default: []
+  tls_policy_plan:
+    description:
+      - Also plan a M(mailgw.postfix_tls.tls_policy) task with these options, in the same round
+        trip - what that module would change in check mode (nothing is written, not even a
+        temporary file), with the same validation of every entry, the same checks against this
+        Postfix and its configuration, and the same warnings. See RV(tls_policy_plan).
+      - A play that reads the host with this module can tell whether the table task needs to run
+        at all without a second module call; the role M(mailgw.postfix_tls.enforce_tls) does so.
+      - A refused plan (an entry Postfix cannot use, a map type this Postfix lacks, ...) does not
+        fail the read; RV(tls_policy_plan.failed) and RV(tls_policy_plan.msg) say why.
+    type: dict
+    suboptions:
+      policies:
+        description:
+          - Destination to policy string (as in the table), V(null) to remove; as
+            O(mailgw.postfix_tls.tls_policy#module:policies).
+        type: dict
+        required: true
+      exclusive:
+        description: As O(mailgw.postfix_tls.tls_policy#module:exclusive).
+        type: bool
+        default: false
+      path:
+        description:
+          - As O(mailgw.postfix_tls.tls_policy#module:path). May reference parameters this call
+            reads (O(parameters), O(user_parameters)) as C($name), C(${name}), C($(name)),
+            C(${name?text}) (text when the value is not empty) and C(${name:text}) (text when it
+            is empty), expanded with their values as Postfix does, so a path that depends on the
+            host, such as V(${maps_d_dir}${maps_d_dir:/etc/postfix/maps.d}/${default_database_type}-tls-policy.map),
+            is known in the same call.
+        type: str
+      map_type:
+        description:
+          - As O(mailgw.postfix_tls.tls_policy#module:map_type); parameter references as in
+            O(tls_policy_plan.path).
+        type: str
+      owner:
+        description: As O(mailgw.postfix_tls.tls_policy#module:owner).
+        type: str
+      group:
+        description: As O(mailgw.postfix_tls.tls_policy#module:group).
+        type: str
+      mode:
+        description: As O(mailgw.postfix_tls.tls_policy#module:mode).
+        type: raw
 notes:
   - Runs C(postconf) five times (values as written, values expanded, C(-M), C(-P), C(-m)), all
-    in the C locale; no C(postconf) call writes.
+    in the C locale; no C(postconf) call writes. O(tls_policy_plan) adds no C(postconf) run (what
+    the plan needs is read with the rest) and no C(postmap) run.
   - Fails when C(postconf) cannot read the configuration (no C(main.cf) in O(config_dir),
     Postfix not installed), naming the command and its error.
 attributes:
@@ -197,6 +243,49 @@ parameter_files:
   sample:
     smtpd_tls_cert_file: [/etc/ssl/certs/ssl-cert-snakeoil.pem]
     smtpd_tls_chain_files: []
+tls_policy_plan:
+  description:
+    - With O(tls_policy_plan), what M(mailgw.postfix_tls.tls_policy) would do in check mode - its
+      return values (RV(mailgw.postfix_tls.tls_policy#module:table_differs),
+      RV(mailgw.postfix_tls.tls_policy#module:map), RV(mailgw.postfix_tls.tls_policy#module:path),
+      RV(mailgw.postfix_tls.tls_policy#module:map_type), C(added), C(updated), C(removed), ...),
+      with C(failed) and, when refused, C(msg) (and C(errors)).
+    - When the table's directory does not exist, only C(failed=false), C(table_differs=true),
+      C(directory_missing=true) and C(path) (the table is new; its entries are checked when it is
+      written).
+  returned: O(tls_policy_plan) given
+  type: dict
+  sample:
+    failed: false
+    table_differs: false
+    map: hash:/etc/postfix/tls_policy
+    path: /etc/postfix/tls_policy
+    map_type: hash
+    added: []
+    updated: []
+    removed: []
+  contains:
+    failed:
+      description: Whether the plan was refused (nothing would be written).
+      type: bool
+    msg:
+      description: Why the plan was refused, naming the value and the rule it breaks.
+      type: str
+      returned: refused
+    table_differs:
+      description: Whether the table task would change anything (true when refused).
+      type: bool
+    map:
+      description: The table as C(TYPE:PATH).
+      type: str
+      returned: planned
+    path:
+      description: The table's path, its parameter references expanded.
+      type: str
+    directory_missing:
+      description: The table's directory does not exist yet (the table is new).
+      type: bool
+      returned: the directory is missing
 files:
   description:
     - Facts of every path of O(files) and RV(parameter_files), keyed by the path as given.
@@ -232,13 +321,30 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import check_name
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    check_name,
+    expand_references,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
     version_tuple,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
+    CROSS_CHECK_PARAMETERS,
+    summarize_warnings,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
+    ATTRIBUTE_OPTIONS,
+    TlsPolicyTable,
+    TlsPolicyTableError,
+)
+
+# What a tls_policy plan reads besides the caller's parameters (one postconf call
+# for all): the table's wiring and type, and the configuration its checks need.
+PLAN_PARAMETERS = ('smtp_tls_policy_maps', 'default_database_type', 'smtp_tls_fingerprint_cert_match') \
+    + CROSS_CHECK_PARAMETERS
 
 # A name that references the user-defined parameters for the read only
 # (postconf shows a user-defined name only while some value references it).
@@ -275,13 +381,22 @@ def files_of(name, value):
     return [value]
 
 
-def read(postconf, builtin, user):
+def read(postconf, builtin, user, also=()):
     """Values as written and expanded, version, services, their overrides and map types:
-    five postconf calls."""
+    five postconf calls. ALSO: built-in names read with them for a plan (remembered,
+    not returned)."""
     requested = builtin + user
     overrides = {REFERENCE_NAME: ' '.join('${%s}' % n for n in user)} if user else None
-    raw = postconf.parameters(unique(requested + ['mail_version']), overrides=overrides)
-    expanded = postconf.parameters(requested, expand=True, overrides=overrides)
+    raw = postconf.parameters(unique(requested + ['mail_version'] + list(also)), overrides=overrides)
+    expanded = postconf.parameters(unique(requested + list(also)), expand=True, overrides=overrides)
+    postconf.remember(raw, expand=False)
+    postconf.remember(expanded, expand=True)
+    if 'mail_version' in raw:
+        postconf.remember({'mail_version': raw['mail_version']}, expand=True)   # no $name in it
+    for name in also:
+        if name not in requested:
+            raw.pop(name, None)
+            expanded.pop(name, None)
     version = raw.get('mail_version', '')
     if 'mail_version' not in requested:
         raw.pop('mail_version', None)
@@ -292,6 +407,36 @@ def read(postconf, builtin, user):
     return raw, expanded, version, services, overrides, map_types
 
 
+def plan_tls_policy(module, postconf, plan, values):
+    """What mailgw.postfix_tls.tls_policy would do with PLAN's options, in check mode
+    (module.check_mode is set: this module never writes). VALUES: the parameters read,
+    expanded, for the references in path and map_type."""
+    options = {}
+    for name in ('path', 'map_type'):
+        try:
+            options[name] = expand_references(plan[name], values) if plan[name] else None
+        except KeyError as e:
+            return dict(failed=True, table_differs=True,
+                        msg='tls_policy_plan: %s %r references $%s, which this call does not read: add it to '
+                            'parameters or user_parameters' % (name, plan[name], e.args[0])), []
+    params = dict((name, None) for name in ('destination', 'level', 'entries') + ATTRIBUTE_OPTIONS)
+    if options['path'] and not os.path.isdir(os.path.dirname(options['path'])):
+        # a new directory (an earlier task creates it): the table is new
+        return dict(failed=False, table_differs=True, directory_missing=True, path=options['path']), []
+    params.update(
+        state='present', backup=False, config_dir=postconf.config_dir, policies=plan['policies'],
+        exclusive=plan['exclusive'], path=options['path'], map_type=options['map_type'] or None,
+        owner=plan['owner'], group=plan['group'], mode=plan['mode'], seuser=None, serole=None,
+        setype=None, selevel=None, attributes=None, unsafe_writes=False)
+    module.check_mode = True
+    table = TlsPolicyTable(module, params=params, diff=False, postconf=postconf)
+    try:
+        result = dict(table.run(), failed=False)
+    except TlsPolicyTableError as e:
+        result = dict(e.result, failed=True, msg=e.msg, table_differs=True)
+    return result, summarize_warnings(table.warnings)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -300,6 +445,15 @@ def main():
             user_parameters=dict(type='list', elements='str', default=[]),
             files=dict(type='list', elements='str', default=[]),
             file_parameters=dict(type='list', elements='str', default=[]),
+            tls_policy_plan=dict(type='dict', options=dict(
+                policies=dict(type='dict', required=True),
+                exclusive=dict(type='bool', default=False),
+                path=dict(type='str'),
+                map_type=dict(type='str'),
+                owner=dict(type='str'),
+                group=dict(type='str'),
+                mode=dict(type='raw'),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -319,9 +473,12 @@ def main():
 
     user = unique(params['user_parameters'])
     builtin = [n for n in unique(params['parameters'] + params['file_parameters']) if n not in user]
-    postconf = Postconf(module, config_dir)
+    # A plan (tls_policy_plan) reads through the same Postconf: what this read got
+    # (values, master.cf services, map types) is not read again.
+    postconf = Postconf(module, config_dir, cache=True)
+    also = PLAN_PARAMETERS if params['tls_policy_plan'] is not None else ()
     try:
-        raw, expanded, version, services, service_parameters, map_types = read(postconf, builtin, user)
+        raw, expanded, version, services, service_parameters, map_types = read(postconf, builtin, user, also)
     except PostfixCommandError as exc:
         module.fail_json(msg='postconf cannot read the configuration in %s: %s'
                              % (config_dir, (exc.stderr or exc.stdout or str(exc)).strip()),
@@ -331,6 +488,16 @@ def main():
     for name in unique(params['file_parameters']):
         parameter_files[name] = files_of(name, expanded.get(name))
     paths = unique(list(params['files']) + [p for name in parameter_files for p in parameter_files[name]])
+
+    extra = {}
+    if params['tls_policy_plan'] is not None:
+        # a user-defined parameter main.cf does not set expands to nothing, as in Postfix
+        values = dict.fromkeys(user, '')
+        values.update(expanded)
+        extra['tls_policy_plan'], warnings = plan_tls_policy(module, postconf, params['tls_policy_plan'],
+                                                             values)
+        for warning in warnings:
+            module.warn(warning)
 
     module.exit_json(
         changed=False,
@@ -345,6 +512,7 @@ def main():
         map_types=map_types,
         parameter_files=parameter_files,
         files=dict((path, file_stat(path)) for path in paths),
+        **extra
     )
 
 

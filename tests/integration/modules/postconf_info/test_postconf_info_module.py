@@ -182,3 +182,65 @@ def test_in_a_playbook_with_the_filters(sandbox):
     assert facts['rank'] == 5
     assert facts['maps'] == 'lmdb:/etc/postfix/tls_policy, hash:${maps_d_dir}/tls-policy.map'
     assert facts['tables'] == ['hash:%s' % sandbox.table]
+
+
+# -- tls_policy_plan: the plan of a tls_policy task in the same round trip ------------------
+
+POLICIES = {'example.com': 'secure match=nexthop', '[127.0.0.1]:10025': 'none', 'old.example': None}
+PLANNED = ('table_differs', 'map', 'path', 'map_type', 'added', 'updated', 'removed', 'postmap_ran')
+
+
+def plan(sandbox, policies=None, check=False, **extra):
+    args = dict(parameters=['smtp_tls_policy_maps', 'default_database_type'], user_parameters=['maps_d_dir'],
+                tls_policy_plan=dict(dict(policies=POLICIES if policies is None else policies), **extra))
+    return info(sandbox, check=check, **args)['tls_policy_plan']
+
+
+def test_plan_is_what_tls_policy_does_in_check_mode_and_writes_nothing(sandbox):
+    sandbox.seed('example.com encrypt\n# ours\nforeign.example may\n')
+    before = sandbox.snapshot()
+    planned = plan(sandbox, path=str(sandbox.table))
+    checked = sandbox.tls_policy(dict(policies=POLICIES, path=str(sandbox.table)), check=True)
+    assert planned['failed'] is False
+    assert dict((k, planned[k]) for k in PLANNED) == dict((k, checked[k]) for k in PLANNED)
+    assert planned['table_differs'] is True and planned['updated'] == ['example.com']
+    assert planned['added'] == ['[127.0.0.1]:10025'] and planned['map'] == sandbox.map_spec
+    assert sandbox.snapshot() == before and sandbox.leftovers() == []
+    # after the table task, the plan finds nothing to do (and tls_policy in check mode agrees)
+    written = sandbox.tls_policy(dict(policies=POLICIES, path=str(sandbox.table)))
+    assert written['changed'] is True
+    again = plan(sandbox, path=str(sandbox.table))
+    assert again['table_differs'] is False and again['added'] == again['updated'] == again['removed'] == []
+    # the plan reads nothing the read already read: still five postconf runs in all
+    calls = sandbox.record('postconf')
+    plan(sandbox, path=str(sandbox.table))
+    assert len(calls.calls()) == 5, calls.calls()
+    # owner/group/mode count as for tls_policy: another mode is a difference
+    assert plan(sandbox, path=str(sandbox.table), mode='0600')['table_differs'] is True
+    assert plan(sandbox, path=str(sandbox.table), check=True)['table_differs'] is False
+
+
+def test_plan_path_with_parameter_references_expanded_as_postfix_does(sandbox):
+    sandbox.seed('example.com secure match=nexthop\n[127.0.0.1]:10025 none\n')
+    planned = plan(sandbox, path='${maps_d_dir}${maps_d_dir:/nowhere}/$(default_database_type)-x/../%s'
+                   % sandbox.table.name, map_type='${default_database_type}')
+    assert planned['failed'] is False, planned
+    assert planned['path'] == '%s/hash-x/../%s' % (sandbox.maps_dir, sandbox.table.name)
+    # a directory that does not exist yet: the table is new, nothing else is checked
+    missing = plan(sandbox, path='${maps_d_dir}/new.d/tls_policy')
+    assert missing == dict(failed=False, table_differs=True, directory_missing=True,
+                           path='%s/new.d/tls_policy' % sandbox.maps_dir)
+    unknown = plan(sandbox, path='${no_such_dir}/tls_policy')
+    assert unknown['failed'] is True and '$no_such_dir' in unknown['msg'] and 'user_parameters' in unknown['msg']
+
+
+def test_a_refused_plan_does_not_fail_the_read(sandbox):
+    before = sandbox.snapshot()
+    result = info(sandbox, parameters=['smtp_tls_security_level'],
+                  tls_policy_plan=dict(policies={'x.example': 'tight', 'y.example': 'secure match=nexthop'},
+                                       path=str(sandbox.table)))
+    assert result['parameters'] == {'smtp_tls_security_level': ''}
+    refused = result['tls_policy_plan']
+    assert refused['failed'] is True and refused['table_differs'] is True
+    assert "destination 'x.example'" in refused['msg'] and 'tight' in refused['msg']
+    assert sandbox.snapshot() == before

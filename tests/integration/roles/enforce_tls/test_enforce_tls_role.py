@@ -86,7 +86,8 @@ class Result(object):
         for name, r in self.tasks:
             for item in [r] + list(r.get('results') or []):
                 if item.get('msg') and not item.get('skipped'):
-                    out.append(item['msg'])
+                    # a task that reports several lines (the notes) gives them as a list
+                    out.extend(item['msg'] if isinstance(item['msg'], list) else [item['msg']])
         return out
 
     def result_of(self, name):

@@ -182,3 +182,14 @@ def test_wiring_problems(name, value):
 def test_preflight_problems(name, value):
     msg, = enforce_tls_input_problems({}, dict(SETTINGS, **{name: value}))
     assert msg.startswith('Bad value: enforce_tls_preflight must be off, warn or fail')
+
+
+def test_a_refused_table_plan_is_a_refusal():
+    host = dict(info(), tls_policy_plan={'failed': True, 'path': '/etc/postfix/tls_policy',
+                                         'msg': "invalid TLS policy entry, nothing was changed: policies: "
+                                                "destination 'x.example', value 'tight': unknown level"})
+    d = enforce_tls_decision(host, {})
+    assert d['refusals'] == ["TLS policy table /etc/postfix/tls_policy: invalid TLS policy entry, nothing was "
+                             "changed: policies: destination 'x.example', value 'tight': unknown level"]
+    fine = dict(info(), tls_policy_plan={'failed': False, 'table_differs': False})
+    assert enforce_tls_decision(fine, {})['refusals'] == []

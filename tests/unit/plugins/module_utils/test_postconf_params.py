@@ -513,3 +513,24 @@ def test_tls_security_level_of_the_smtp_client(params, level):
 ])
 def test_tls_security_level_of_the_smtp_server(params, level):
     assert pp.tls_security_level(params, 'smtpd') == level
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('${maps_d_dir}${maps_d_dir:/etc/postfix/maps.d}/${default_database_type}-tls-policy.map',
+     '/srv/maps.d/lmdb-tls-policy.map'),
+    ('${empty}${empty:/etc/postfix/maps.d}/$default_database_type-tls-policy.map',
+     '/etc/postfix/maps.d/lmdb-tls-policy.map'),
+    ('$(maps_d_dir)/x${maps_d_dir?-set}${empty?-unset}', '/srv/maps.d/x-set'),
+    ('cost: $$5 ${maps_d_dir:default}', 'cost: $5 '),
+    ('/etc/postfix/tls_policy', '/etc/postfix/tls_policy'),
+])
+def test_expand_references_as_postfix_does(text, expected):
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import expand_references
+    values = {'maps_d_dir': '/srv/maps.d', 'default_database_type': 'lmdb', 'empty': ''}
+    assert expand_references(text, values) == expected
+
+
+def test_expand_references_names_what_it_does_not_know():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import expand_references
+    with pytest.raises(KeyError, match='nope'):
+        expand_references('/x/${nope}', {})

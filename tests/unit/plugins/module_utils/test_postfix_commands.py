@@ -134,3 +134,27 @@ def test_version_tuple():
     assert version_tuple('3.10.1') == (3, 10, 1)
     assert version_tuple('3.7.11-RC1') == (3, 7, 11)
     assert version_tuple('') == ()
+
+
+def test_a_caching_postconf_reads_each_thing_once_and_answers_from_what_it_read():
+    module = FakeModule([(0, 'smtp_tls_policy_maps = hash:/etc/postfix/t\nmail_version = 3.7.11\n', ''),
+                         (0, 'hash\nlmdb\n', ''), (0, 'x\n', '')])
+    postconf = Postconf(module, '/etc/postfix', cache=True)
+    raw = postconf.parameters(['smtp_tls_policy_maps', 'mail_version'])
+    postconf.remember(raw, expand=False)
+    assert postconf.value('smtp_tls_policy_maps', expand=False) == 'hash:/etc/postfix/t'
+    assert postconf.parameters(['mail_version']) == {'mail_version': '3.7.11'}
+    assert postconf.map_types() == {'hash', 'lmdb'} and postconf.map_types() == {'hash', 'lmdb'}
+    assert len(module.calls) == 2
+    # what was not read (another name, or the same name expanded) is read
+    assert postconf.value('smtp_tls_policy_maps') == 'x'
+    assert len(module.calls) == 3 and module.calls[-1]['cmd'][-3:] == ['-x', '-h', 'smtp_tls_policy_maps']
+
+
+def test_without_cache_every_read_runs_postconf():
+    module = FakeModule([(0, 'hash\n', ''), (0, 'hash\n', '')])
+    postconf = Postconf(module, '/etc/postfix')
+    postconf.remember({'mail_version': '3.7.11'}, expand=True)    # ignored without cache
+    postconf.map_types()
+    postconf.map_types()
+    assert len(module.calls) == 2

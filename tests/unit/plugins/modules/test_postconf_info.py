@@ -28,9 +28,12 @@ class FakePostconf:
     calls = []
     failures = []     # raised by the next call when set
 
-    def __init__(self, module, config_dir):
+    def __init__(self, module, config_dir, cache=False):
         self.config_dir = config_dir
         self.commands = []
+
+    def remember(self, values, expand):
+        pass
 
     def parameters(self, names=None, expand=False, defaults=False, overrides=None):
         type(self).calls.append(('parameters', list(names), expand, overrides))

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """tls_policy's policies mapping without Postfix: validated exactly as the equivalent entries.
 
-The desired state is computed by TlsPolicyModule.desired_entries() on a stand-in
+The desired state is computed by TlsPolicyTable.desired_entries() (module_utils, what
+the module runs) on a stand-in
 AnsibleModule (no postconf is run for it); the same table is written through
 both shapes with the real postconf/postmap in
 tests/integration/modules/tls_policy/test_tls_policy_policies.py.
@@ -19,17 +20,15 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     PolicyError,
     parse_policy,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils import tls_policy_table
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import TlsPolicyTableError
 from ansible_collections.mailgw.postfix_tls.plugins.modules import tls_policy
 
 SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
 REALWORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld', 'tables')
 
 
-class Failed(Exception):
-    def __init__(self, msg, result):
-        Exception.__init__(self, msg)
-        self.msg = msg
-        self.result = result
+Failed = TlsPolicyTableError
 
 
 class FakeModule:
@@ -44,7 +43,7 @@ class FakeModule:
         self.warnings.append(text)
 
     def fail_json(self, msg, **kwargs):
-        raise Failed(msg, kwargs)
+        raise AssertionError('TlsPolicyTable exits through its caller, not fail_json: %s' % msg)
 
 
 class NoPostfix:
@@ -54,8 +53,8 @@ class NoPostfix:
 
 @pytest.fixture(autouse=True)
 def no_postfix(monkeypatch):
-    monkeypatch.setattr(tls_policy, 'Postconf', NoPostfix)
-    monkeypatch.setattr(tls_policy, 'Postmap', NoPostfix)
+    monkeypatch.setattr(tls_policy_table, 'Postconf', NoPostfix)
+    monkeypatch.setattr(tls_policy_table, 'Postmap', NoPostfix)
 
 
 def params(**given):
@@ -74,7 +73,7 @@ def desired(**given):
     """(desired tuples without the Policy objects, warnings) or the Failed exception."""
     if given.get('entries') is not None:
         given['entries'] = [entry_params(e) for e in given['entries']]
-    runner = tls_policy.TlsPolicyModule(FakeModule(params(**given)))
+    runner = tls_policy_table.TlsPolicyTable(FakeModule(params(**given)))
     try:
         result = runner.desired_entries()
     except Failed as e:
@@ -188,7 +187,7 @@ def test_same_value_twice_is_parsed_once_and_errors_name_each_destination(monkey
     def counting(text, *args, **kwargs):
         calls.append(text)
         return parse_policy(text, *args, **kwargs)
-    monkeypatch.setattr(tls_policy, 'parse_policy', counting)
+    monkeypatch.setattr(tls_policy_table, 'parse_policy', counting)
     found, dummy = desired(policies=dict(('d%d.example' % i, 'secure match=nexthop') for i in range(50)))
     assert len(found) == 50 and calls == ['secure match=nexthop']
     failed, dummy = desired(policies={'x.example': 'tight', 'y.example': 'tight'})

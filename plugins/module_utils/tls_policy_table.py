@@ -1,0 +1,362 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The TLS policy table as mailgw.postfix_tls.tls_policy manages it: the requested
+entries validated (entries, policies or one destination), the table chosen from
+smtp_tls_policy_maps, checked against this Postfix and its configuration, edited
+in place and written in one transaction (TableTransaction), or in check mode only
+planned. Shared by tls_policy and postconf_info (its tls_policy_plan option, the
+plan of a converged host's read in the same round trip)."""
+
+import os
+
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
+    KEY_VALUE_FILE_TYPES,
+    choose_table,
+    package_hint,
+    source_path_problem,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
+    PostfixCommandError,
+    Postmap,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
+    DirectoryLock,
+    TableTransaction,
+    TableTransactionError,
+    directory_problem,
+    owner_group_problem,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
+    CROSS_CHECK_PARAMETERS,
+    configuration_checks,
+    needs_configuration,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    PolicyError,
+    build_policy,
+    existing_entry_problems,
+    normalize_destination,
+    parse_policy,
+    removable_key,
+    same_policy,
+)
+
+ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
+                     'connection_reuse', 'enable_rpk')
+
+
+class TlsPolicyTableError(Exception):
+    """A refused or failed run; RESULT is what the module returns with the message."""
+
+    def __init__(self, msg, result):
+        super(TlsPolicyTableError, self).__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+class TlsPolicyTable:
+    """One run of mailgw.postfix_tls.tls_policy on the TLS policy table.
+
+    MODULE is the AnsibleModule (commands, file attributes, check mode);
+    PARAMS the tls_policy options (the module's own, or those another module
+    plans with: mailgw.postfix_tls.postconf_info). run() returns the result;
+    a refusal raises TlsPolicyTableError (nothing was changed). Warnings are
+    collected in ``warnings`` for the caller to give (summarize_warnings).
+    In check mode nothing is written, not even a temporary file.
+    """
+
+    def __init__(self, module, params=None, diff=None, postconf=None):
+        self.module = module
+        self.params = module.params if params is None else params
+        self.diff = module._diff if diff is None else diff
+        # postconf_info passes its own (caching) Postconf: what it read is not read again
+        self.postconf = postconf or Postconf(module, self.params['config_dir'])
+        self.postmap = Postmap(module, self.params['config_dir'], commands=self.postconf.commands)
+        self.warnings = []
+        self._version = None
+        self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
+                           duplicates=[])
+
+    def fail(self, msg, **kwargs):
+        raise TlsPolicyTableError(msg, dict(self.result, **kwargs))
+
+    # -- desired state -----------------------------------------------------------
+
+    def desired_entries(self):
+        """Validate every requested entry; returns [(key, rendered value or None, policy)]."""
+        params = self.params
+        shape = 'policies' if params['policies'] is not None else 'entries'
+        if params[shape] is not None:
+            given = [name for name in ('destination', 'level') + ATTRIBUTE_OPTIONS
+                     if params[name] not in (None, [])]
+            if given:
+                self.fail('%s is mutually exclusive with %s: %s'
+                          % (shape, ', '.join(given), 'put them inside each entry' if shape == 'entries'
+                             else 'write them in the policy value of each destination'))
+            if params['state'] != 'present':
+                self.fail('state=%s applies to destination; %s'
+                          % (params['state'], 'with entries, set state inside each entry' if shape == 'entries'
+                             else 'with policies, a destination mapped to null is removed'))
+            items = params['entries']
+        else:
+            if params['destination'] is None:
+                self.fail('one of destination, entries or policies is required')
+            items = [params]
+        if params['exclusive'] and params[shape] is None:
+            self.fail('exclusive=true needs entries or policies: the complete list of entries the '
+                      'table should hold')
+        if shape == 'policies':
+            return self.desired_policies(params['policies'])
+
+        errors = []
+        desired = []
+        seen = {}
+        for number, item in enumerate(items, 1):
+            where = 'entries[%d]: ' % number if params['entries'] is not None else ''
+            try:
+                if item['state'] == 'absent':
+                    # an existing line Postfix cannot use (a "*" key) must be removable by name
+                    key, warnings = removable_key(item['destination'])
+                else:
+                    key, warnings = normalize_destination(item['destination'])
+            except PolicyError as e:
+                errors.append(where + str(e))
+                continue
+            self.warnings.extend(warnings)
+            if key in seen:
+                errors.append('%sdestination %r duplicates entries[%d] (%r): keys are case-insensitive'
+                              % (where, item['destination'], seen[key][0], seen[key][1]))
+                continue
+            seen[key] = (number, item['destination'])
+            if item['state'] == 'absent':
+                desired.append((key, None, None))
+                continue
+            if not item['level']:
+                errors.append('%sdestination %r: level is required when state is present' % (where, key))
+                continue
+            try:
+                policy = build_policy(item['level'], **dict((name, item[name]) for name in ATTRIBUTE_OPTIONS))
+            except PolicyError as e:
+                errors.append('%sdestination %r: %s' % (where, key, e))
+                continue
+            desired.append((key, policy.render(), policy))
+        self.fail_invalid(errors)
+        return desired
+
+    def desired_policies(self, policies):
+        """The policies mapping (destination -> table value, or None to remove) validated
+        exactly as the equivalent entries: the value is read with the grammar's strict
+        reading (parse_policy(lint=True)), which applies build_policy's checks and rules and
+        renders what the entry would write. Returns [(key, rendered value or None, policy)]."""
+        errors = []
+        desired = []
+        seen = {}
+        parsed = {}     # value -> Policy or PolicyError: a big table repeats few values
+        for destination, value in policies.items():
+            try:
+                if value is None:
+                    key, warnings = removable_key(destination)
+                else:
+                    key, warnings = normalize_destination(destination)
+            except PolicyError as e:
+                errors.append('policies: %s' % e)
+                continue
+            self.warnings.extend(warnings)
+            if key in seen:
+                errors.append('policies: destination %r duplicates %r: keys are case-insensitive'
+                              % (destination, seen[key]))
+                continue
+            seen[key] = destination
+            if value is None:
+                desired.append((key, None, None))
+                continue
+            policy = parsed.get(value) if isinstance(value, str) else None
+            if policy is None:
+                try:
+                    policy = parse_policy(value, lint=True)
+                except PolicyError as e:
+                    policy = e
+                if isinstance(value, str):
+                    parsed[value] = policy
+            if isinstance(policy, PolicyError):
+                errors.append('policies: destination %r, value %r: %s' % (destination, value, policy))
+                continue
+            desired.append((key, policy.render(), policy))
+        self.fail_invalid(errors)
+        return desired
+
+    def fail_invalid(self, errors):
+        if errors:
+            self.fail('invalid TLS policy entr%s, nothing was changed: %s'
+                      % ('y' if len(errors) == 1 else 'ies', '; '.join(errors)), errors=errors)
+
+    def postfix_version(self):
+        if self._version is None:
+            try:
+                self._version = self.postconf.mail_version()
+            except PostfixCommandError as e:
+                self.fail(str(e))
+        return self._version
+
+    def check_postfix_support(self, desired):
+        """Refuse features this Postfix does not have (at patch level), entries the rest of
+        the configuration makes unusable, and fingerprint without fingerprints."""
+        policies = [(key, policy) for key, value, policy in desired if policy is not None]
+        errors = []
+        if any(policy.features for key, policy in policies):
+            version = self.postfix_version()
+            for key, policy in policies:
+                for missing in policy.unsupported_on(version):
+                    errors.append('destination %r: %s; this Postfix is %s, which would defer the '
+                                  'mail (invalid attribute name)'
+                                  % (key, missing, '.'.join(map(str, version))))
+        self.cross_check(policies, errors)
+        if errors:
+            self.fail('invalid TLS policy entr%s for this Postfix configuration, nothing was changed: %s'
+                      % ('y' if len(errors) == 1 else 'ies', '; '.join(errors)), errors=errors)
+        fingerprint_without_match = [key for key, value, policy in desired
+                                     if policy is not None and policy.level == 'fingerprint'
+                                     and not policy.get('match')]
+        if fingerprint_without_match:
+            default = self.postconf.value('smtp_tls_fingerprint_cert_match')
+            if not default.strip():
+                self.fail('destination %r: level fingerprint without match, and '
+                          'smtp_tls_fingerprint_cert_match is empty: Postfix would defer the mail '
+                          '("configured at fingerprint security level, but with no fingerprints '
+                          'to match"); give match' % fingerprint_without_match[0])
+
+    def cross_check(self, policies, errors):
+        """Checks against main.cf and master.cf, read (one postconf call each) only when needed."""
+        if not needs_configuration(policies):
+            return
+        try:
+            settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
+            master_services = self.postconf.output(['-M'])
+        except PostfixCommandError as e:
+            self.fail(str(e))
+        found_errors, warnings = configuration_checks(policies, settings, master_services,
+                                                      check_mode=self.module.check_mode)
+        errors.extend(found_errors)
+        self.warnings.extend(warnings)
+
+    # -- which table ---------------------------------------------------------------
+
+    def resolve_map(self):
+        """The table to edit (path, map type), from the task and smtp_tls_policy_maps."""
+        map_type = self.params['map_type']
+        maps_value = self.read_parameter('smtp_tls_policy_maps')
+        try:
+            path, map_type = choose_table('smtp_tls_policy_maps', maps_value, self.params['path'], map_type,
+                                          self.params['config_dir'], self.warnings)
+        except ValueError as e:
+            self.fail(str(e))
+        if map_type is None:
+            map_type = self.read_parameter('default_database_type', expand=False)
+        if map_type not in KEY_VALUE_FILE_TYPES:
+            self.fail('map type %r (default_database_type) is not one this module edits (%s); '
+                      'give map_type' % (map_type, ', '.join(KEY_VALUE_FILE_TYPES)))
+        try:
+            supported = self.postconf.map_types()
+        except PostfixCommandError as e:
+            self.fail(str(e))
+        if map_type not in supported:
+            hint = package_hint(map_type)
+            self.fail('map type %s is not supported by this Postfix (postconf -m lists: %s)%s'
+                      % (map_type, ', '.join(sorted(supported)), '; ' + hint if hint else ''))
+        return path, map_type
+
+    def read_parameter(self, name, expand=True):
+        try:
+            return self.postconf.value(name, expand=expand)
+        except PostfixCommandError as e:
+            self.fail(str(e))
+
+    # -- run -------------------------------------------------------------------------
+
+    def run(self):
+        module = self.module
+        desired = self.desired_entries()
+        path, map_type = self.resolve_map()
+        problem = (source_path_problem(path, 'smtp_tls_policy_maps')
+                   or owner_group_problem(self.params.get('owner'), self.params.get('group')))
+        if problem:
+            self.fail(problem)
+        self.check_postfix_support(desired)
+        self.result.update(path=path, map_type=map_type, map='%s:%s' % (map_type, path))
+
+        problem = directory_problem(path, module.check_mode, self.warnings)
+        if problem:
+            self.fail(problem)
+
+        try:
+            if module.check_mode:
+                self.apply(desired, path, map_type)
+            else:
+                with DirectoryLock(os.path.dirname(path)):
+                    self.apply(desired, path, map_type)
+        except TableTransactionError as e:
+            self.fail(str(e), **e.details)
+        except (IOError, OSError) as e:
+            self.fail('cannot update %s: %s' % (path, to_native(e)))
+        self.result['table_differs'] = bool(self.result.get('changed'))
+        return self.result
+
+    def warn_unusable_lines(self, table, path, managed):
+        """Existing lines Postfix cannot use stay as they are, with a warning naming each."""
+        version = None
+        for entry in table.entries():
+            if not entry.value or entry.fkey in managed:
+                continue
+            if version is None:
+                version = self.postfix_version()
+            errors, dummy = existing_entry_problems(entry.key, entry.value, version or None)
+            if errors:
+                self.warnings.append('%s, line %d: %s %s: Postfix cannot use this entry (%s); it is '
+                                     'kept as it is, remove it with state=absent and destination %r'
+                                     % (path, entry.lineno, entry.key, entry.value, '; '.join(errors),
+                                        entry.key))
+
+    def apply(self, desired, path, map_type):
+        """Edit the table's text, then let a TableTransaction write it (not in check mode)."""
+        module = self.module
+        params = self.params
+        table_file = TableTransaction(module, self.postmap, path, map_type, warnings=self.warnings,
+                                      file_params=self.params)
+        before = table_file.read()
+        table = LookupTableSource.parse(before)
+        if not module.check_mode:
+            table_file.clean_up()
+        self.result['duplicates'] = table.duplicates()
+        managed = set(key for key, value, policy in desired)
+        self.warnings.extend(table.warnings(path, managed=managed))
+        self.warn_unusable_lines(table, path, managed)
+        for status, keys in table.apply([(key, value) for key, value, policy in desired],
+                                        exclusive=params['exclusive'], same=same_policy).items():
+            self.result[status].extend(keys)
+        if map_type == 'texthash' and table.duplicates():
+            # dict_thash opens the table without a duplicate flag in the SMTP client: one
+            # duplicate key makes every lookup fail and defers mail to every destination
+            lines = '; '.join('%r on lines %s' % (fkey, ', '.join(str(e.lineno) for e in table.occurrences(fkey)
+                                                                  if e.value))
+                              for fkey in table.duplicates())
+            self.fail('texthash table %s has duplicate keys (%s): the Postfix SMTP client cannot use a '
+                      'texthash table with a duplicate key at all and defers mail to every destination, '
+                      'while postmap -q still answers; nothing was changed. Remove the copies, or manage '
+                      'the key with this module, which keeps the first and removes the others' % (path, lines))
+        after = table.render()
+
+        create = not table_file.exists and (any(value is not None for key, value, policy in desired)
+                                            or params['exclusive'])
+        if self.diff:
+            self.result['diff'] = dict(before=before, after=after, before_header=path, after_header=path)
+        expected = dict((key, value) for key, value, policy in desired)
+        for key in self.result['removed']:
+            expected[key] = None
+        table_file.update(before, after, create, expected, same=same_policy, backup=params['backup'],
+                          result=self.result)
