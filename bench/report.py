@@ -317,6 +317,20 @@ def fleet_goals(res, summary):
             goal('10,000 %s: no-op task / module time%s' % (shape, tag),
                  'task %s, module %s' % (fmt_s(r['task_noop']), fmt_s(r['module_noop'])), ratio,
                  '<= %.1fx' % GOAL_TASK_MODULE, ratio is not None and ratio <= GOAL_TASK_MODULE)
+            # What of the task's extra time grows with the table: (task - module) at 10,000
+            # less the same at the smallest N measured (the fixed cost of any task: the module
+            # payload built once per run, worker, transfer, result), against the module time.
+            small = min((x for x in summary.get('shapes') or [] if x['shape'] == shape and x['n'] < 10000
+                         and x.get('task_noop') is not None and x.get('module_noop') is not None),
+                        key=lambda x: x['n'], default=None)
+            if judged and small and r.get('task_noop') is not None and r.get('module_noop'):
+                fixed = small['task_noop'] - small['module_noop']
+                grows = (r['task_noop'] - r['module_noop']) - fixed
+                goal('10,000 %s: no-op controller time that grows with the table / module time' % shape,
+                     'task - module: %s at %d, %s at 10,000 (fixed per-task cost %s); module %s'
+                     % (fmt_s(small['task_noop'] - small['module_noop']), small['n'],
+                        fmt_s(r['task_noop'] - r['module_noop']), fmt_s(fixed), fmt_s(r['module_noop'])),
+                     _ratio2(max(grows, 0.0), r['module_noop']), '(reported)', None)
     check = fleet.get('check_drift')
     if ok(check) and ok(fnoop):
         r = _ratio2(check['wall'], fnoop['wall'])
