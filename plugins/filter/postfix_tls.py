@@ -24,6 +24,7 @@ from ansible.module_utils.common.validation import check_type_bool, check_type_l
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     LEVEL_RANKS,
+    expand_references,
     level_rank,
     tls_security_level,
 )
@@ -416,6 +417,36 @@ def _unreadable(info, config_dir):
             'enforce_tls_config_dir at the configuration directory of the instance.' % (config_dir, detail))
 
 
+# The parameters a table path of the role may reference (expanded on the host).
+TABLE_REFERENCES = ('maps_d_dir', 'default_database_type')
+
+
+def _table_template(settings):
+    """The table's path and map type as the role gives them to postconf_info's plan,
+    with Postfix $name references for what depends on the host: the postfix layout
+    CONFIG_DIR/tls_policy; the ciphermail layout MAPS_D_DIR/TYPE-tls-policy.map with
+    maps_d_dir the inventory's, else main.cf's, else CONFIG_DIR/maps.d, and the type
+    the inventory's, else default_database_type. An empty map type is left to
+    tls_policy (the type smtp_tls_policy_maps lists, else default_database_type)."""
+    config_dir = settings['config_dir'].replace('$', '$$')
+    if settings['map_path']:
+        path = settings['map_path']
+    elif settings['layout'] == 'ciphermail':
+        maps_d_dir = settings['maps_d_dir'] or '${maps_d_dir}${maps_d_dir:%s/maps.d}' % config_dir
+        path = '%s/%s-tls-policy.map' % (maps_d_dir, settings['map_type'] or '${default_database_type}')
+    else:
+        path = config_dir + '/tls_policy'
+    map_type = settings['map_type'] or ('${default_database_type}' if settings['layout'] == 'ciphermail' else '')
+    return dict(path=path, map_type=map_type)
+
+
+def enforce_tls_table(settings):
+    """The policy table the role mailgw.postfix_tls.enforce_tls writes, as postconf_info's
+    tls_policy_plan takes it: path and map_type, with $name references to main.cf
+    parameters where they depend on the host (SETTINGS as for enforce_tls_decision)."""
+    return _table_template(_decision_settings(settings))
+
+
 def enforce_tls_decision(info, settings):
     """What the role mailgw.postfix_tls.enforce_tls writes on one host, and what it refuses.
 
@@ -463,16 +494,14 @@ def enforce_tls_decision(info, settings):
     ciphermail = settings['layout'] == 'ciphermail'
     maps_d_dir_host = str(expanded.get('maps_d_dir') or '').strip()
     maps_d_dir = settings['maps_d_dir'] or maps_d_dir_host or config_dir + '/maps.d'
-    map_type = settings['map_type'] or (str(expanded.get('default_database_type') or '') if ciphermail else '')
-    if settings['map_path']:
-        map_path = settings['map_path']
-        map_dir = os.path.dirname(map_path)
-    elif ciphermail:
-        map_path = '%s/%s-tls-policy.map' % (maps_d_dir, map_type)
-        map_dir = maps_d_dir
-    else:
-        map_path = config_dir + '/tls_policy'
-        map_dir = config_dir
+    # the table's path and type: the rule of _table_template (which the read's plan was
+    # given), expanded here with the same values as postconf_info expanded it
+    values = dict.fromkeys(TABLE_REFERENCES, '')
+    values.update((name, str(value)) for name, value in expanded.items())
+    template = _table_template(settings)
+    map_path = expand_references(template['path'], values)
+    map_type = expand_references(template['map_type'], values)
+    map_dir = os.path.dirname(map_path)
     map_reference = ('%s:${maps_d_dir}/%s-tls-policy.map' % (map_type, map_type)
                      if ciphermail and not settings['map_path'] else '')
 
@@ -629,4 +658,5 @@ class FilterModule:
             'tls_preflight_report': tls_preflight_report,
             'enforce_tls_decision': enforce_tls_decision,
             'enforce_tls_input_problems': enforce_tls_input_problems,
+            'enforce_tls_table': enforce_tls_table,
         }

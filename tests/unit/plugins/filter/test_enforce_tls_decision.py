@@ -9,7 +9,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.mailgw.postfix_tls.plugins.filter.postfix_tls import (
     enforce_tls_decision,
     enforce_tls_input_problems,
+    enforce_tls_table,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import expand_references
 
 CERT = '/etc/ssl/certs/ssl-cert-snakeoil.pem'
 KEY = '/etc/ssl/private/ssl-cert-snakeoil.key'
@@ -193,3 +195,36 @@ def test_a_refused_table_plan_is_a_refusal():
                              "changed: policies: destination 'x.example', value 'tight': unknown level"]
     fine = dict(info(), tls_policy_plan={'failed': False, 'table_differs': False})
     assert enforce_tls_decision(fine, {})['refusals'] == []
+
+
+# -- enforce_tls_table: what the read plans, the same rule the decision expands -----------
+
+@pytest.mark.parametrize('settings, template', [
+    ({}, {'path': '/etc/postfix/tls_policy', 'map_type': ''}),
+    ({'map_type': 'lmdb'}, {'path': '/etc/postfix/tls_policy', 'map_type': 'lmdb'}),
+    ({'layout': 'ciphermail'}, {'path': '${maps_d_dir}${maps_d_dir:/etc/postfix/maps.d}/${default_database_type}'
+                                        '-tls-policy.map', 'map_type': '${default_database_type}'}),
+    ({'layout': 'ciphermail', 'maps_d_dir': '/srv/m', 'map_type': 'cdb', 'config_dir': '/etc/pf$x'},
+     {'path': '/srv/m/cdb-tls-policy.map', 'map_type': 'cdb'}),
+    ({'layout': 'ciphermail', 'config_dir': '/etc/pf$x'},
+     {'path': '${maps_d_dir}${maps_d_dir:/etc/pf$$x/maps.d}/${default_database_type}-tls-policy.map',
+      'map_type': '${default_database_type}'}),
+    ({'layout': 'ciphermail', 'map_path': '/srv/t.map'}, {'path': '/srv/t.map', 'map_type': '${default_database_type}'}),
+])
+def test_table_template(settings, template):
+    assert enforce_tls_table(settings) == template
+
+
+@pytest.mark.parametrize('host_maps_d_dir', ['/var/lib/ciphermail/maps.d', None])
+def test_the_planned_path_is_the_decided_one(host_maps_d_dir):
+    expanded = {'default_database_type': 'lmdb'}
+    if host_maps_d_dir:
+        expanded['maps_d_dir'] = host_maps_d_dir
+    host = info(expanded=expanded)
+    settings = {'layout': 'ciphermail'}
+    # what postconf_info does with the template (a user parameter main.cf lacks is empty)
+    values = dict(info(expanded=expanded)['expanded'], maps_d_dir=host_maps_d_dir or '')
+    planned = expand_references(enforce_tls_table(settings)['path'], values)
+    decided = enforce_tls_decision(host, settings)
+    assert decided['map_path'] == planned == '%s/lmdb-tls-policy.map' % (host_maps_d_dir or '/etc/postfix/maps.d')
+    assert decided['map_type'] == 'lmdb' and decided['map_dir'] == (host_maps_d_dir or '/etc/postfix/maps.d')

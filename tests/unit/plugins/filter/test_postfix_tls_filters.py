@@ -22,7 +22,7 @@ def test_every_filter_is_registered():
     assert sorted(FilterModule().filters()) == sorted([
         'tls_policy_problems', 'merge_tls_policies', 'current_tls_level', 'tls_level_rank',
         'postfix_list', 'policy_maps_with_table', 'tls_policy_values', 'tls_preflight_report',
-        'enforce_tls_decision', 'enforce_tls_input_problems'])
+        'enforce_tls_decision', 'enforce_tls_input_problems', 'enforce_tls_table'])
 
 
 # -- tls_policy_problems -------------------------------------------------------------
