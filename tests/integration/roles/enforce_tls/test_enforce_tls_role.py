@@ -481,3 +481,34 @@ def test_postfix_310_lmdb_ciphermail_and_no_certificate(trixie_gateway):
     assert gw.postconf('smtp_tls_policy_maps') == 'lmdb:${maps_d_dir}/lmdb-tls-policy.map'
     assert gw.query('[127.0.0.1]:10025', 'lmdb:/etc/postfix/maps.d/lmdb-tls-policy.map') == 'none'
     assert gw.postconf('smtp_tls_security_level') == 'encrypt'
+
+
+def test_the_role_twice_in_one_play(gateway):
+    # A play that applies the role twice to the same host (include_role per instance or
+    # per step, as playbooks/rollout.yml does): the second pass sees the first pass's
+    # registered results and facts, which must not stand in for its own (the second
+    # pass's plan is of its own table, not the first pass's).
+    first_path = '/etc/postfix/tls_policy_first'
+    gateway.playbook.write_text(yaml.safe_dump([{
+        'name': 'enforce_tls twice', 'hosts': 'gateways', 'gather_facts': False,
+        'tasks': [
+            {'name': 'first pass', 'ansible.builtin.include_role': {'name': ROLE},
+             'vars': {'enforce_tls_outgoing_level': 'may', 'enforce_tls_map_path': first_path,
+                      'enforce_tls_policies': [{'destination': 'first.example', 'level': 'encrypt'}]}},
+            {'name': 'second pass', 'ansible.builtin.include_role': {'name': ROLE},
+             'vars': {'enforce_tls_outgoing_level': 'encrypt',
+                      'enforce_tls_policies': [{'destination': 'second.example', 'level': 'secure'}]}},
+        ]}]))
+    for run_number in (1, 2):
+        applied = gateway.play()
+        assert applied.rc == 0, applied.failed or applied.output[-4000:]
+        plans = [r['tls_policy_plan']['path'] for n, r in applied.tasks
+                 if n == 'Read the Postfix settings, services and files']
+        assert plans == [first_path, '/etc/postfix/tls_policy'], plans
+        reports = [r['ansible_facts']['enforce_tls_preflight_report'] for n, r in applied.tasks
+                   if n in ('Keep the preflight report', 'Decide levels, policy table, wiring and certificates')]
+        assert reports[-1]['host'] == 'gw'
+    assert gateway.query('first.example', 'hash:' + first_path) == 'encrypt'
+    assert gateway.query('second.example', 'hash:/etc/postfix/tls_policy') == 'secure'
+    assert gateway.query('first.example', 'hash:/etc/postfix/tls_policy') is None
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
