@@ -339,14 +339,13 @@ DECISION_SETTINGS = {
 }
 
 
-def _decision_settings(settings):
+def _decision_settings(settings, caller='enforce_tls_decision'):
     if not isinstance(settings, Mapping):
-        raise AnsibleFilterError('enforce_tls_decision expects a mapping of settings, got %s'
-                                 % type(settings).__name__)
+        raise AnsibleFilterError('%s expects a mapping of settings, got %s' % (caller, type(settings).__name__))
     unknown = sorted(set(settings) - set(DECISION_SETTINGS))
     if unknown:
-        raise AnsibleFilterError('enforce_tls_decision: unknown settings %s (known: %s)'
-                                 % (', '.join(unknown), ', '.join(sorted(DECISION_SETTINGS))))
+        raise AnsibleFilterError('%s: unknown settings %s (known: %s)'
+                                 % (caller, ', '.join(unknown), ', '.join(sorted(DECISION_SETTINGS))))
     out = {}
     for name, (kind, default) in DECISION_SETTINGS.items():
         value = settings.get(name, default)
@@ -358,7 +357,7 @@ def _decision_settings(settings):
             else:
                 value = '' if value is None else check_type_str(value)
         except TypeError as e:
-            raise AnsibleFilterError('enforce_tls_decision: setting %s: %s' % (name, e))
+            raise AnsibleFilterError('%s: setting %s: %s' % (caller, name, e))
         out[name] = value
     return out
 
@@ -421,6 +420,12 @@ def _unreadable(info, config_dir):
 TABLE_REFERENCES = ('maps_d_dir', 'default_database_type')
 
 
+def _maps_d_dir_template(settings):
+    """CipherMail's maps.d directory: the inventory's, else main.cf's maps_d_dir, else
+    CONFIG_DIR/maps.d (a Postfix expression, expanded with the host's values)."""
+    return settings['maps_d_dir'] or '${maps_d_dir}${maps_d_dir:%s/maps.d}' % settings['config_dir'].replace('$', '$$')
+
+
 def _table_template(settings):
     """The table's path and map type as the role gives them to postconf_info's plan,
     with Postfix $name references for what depends on the host: the postfix layout
@@ -428,14 +433,13 @@ def _table_template(settings):
     maps_d_dir the inventory's, else main.cf's, else CONFIG_DIR/maps.d, and the type
     the inventory's, else default_database_type. An empty map type is left to
     tls_policy (the type smtp_tls_policy_maps lists, else default_database_type)."""
-    config_dir = settings['config_dir'].replace('$', '$$')
     if settings['map_path']:
         path = settings['map_path']
     elif settings['layout'] == 'ciphermail':
-        maps_d_dir = settings['maps_d_dir'] or '${maps_d_dir}${maps_d_dir:%s/maps.d}' % config_dir
-        path = '%s/%s-tls-policy.map' % (maps_d_dir, settings['map_type'] or '${default_database_type}')
+        path = '%s/%s-tls-policy.map' % (_maps_d_dir_template(settings),
+                                         settings['map_type'] or '${default_database_type}')
     else:
-        path = config_dir + '/tls_policy'
+        path = settings['config_dir'].replace('$', '$$') + '/tls_policy'
     map_type = settings['map_type'] or ('${default_database_type}' if settings['layout'] == 'ciphermail' else '')
     return dict(path=path, map_type=map_type)
 
@@ -444,7 +448,7 @@ def enforce_tls_table(settings):
     """The policy table the role mailgw.postfix_tls.enforce_tls writes, as postconf_info's
     tls_policy_plan takes it: path and map_type, with $name references to main.cf
     parameters where they depend on the host (SETTINGS as for enforce_tls_decision)."""
-    return _table_template(_decision_settings(settings))
+    return _table_template(_decision_settings(settings, 'enforce_tls_table'))
 
 
 def enforce_tls_decision(info, settings):
@@ -487,17 +491,15 @@ def enforce_tls_decision(info, settings):
     outgoing_final = levels['outgoing'][1]
     incoming_final = levels['incoming'][1]
 
-    # The table: postfix layout CONFIG_DIR/tls_policy; ciphermail layout
-    # ${maps_d_dir}/TYPE-tls-policy.map, where maps_d_dir is the inventory's, else the
-    # host's, else CONFIG_DIR/maps.d (written when the inventory gives one or main.cf has
-    # none). An empty type is left to mailgw.postfix_tls.tls_policy.
+    # The table's path and type, and CipherMail's maps.d: the rules of _table_template
+    # (which the read's plan was given), expanded here with the same values as
+    # postconf_info expanded them. maps_d_dir is written to main.cf when the inventory
+    # gives one or main.cf has none.
     ciphermail = settings['layout'] == 'ciphermail'
     maps_d_dir_host = str(expanded.get('maps_d_dir') or '').strip()
-    maps_d_dir = settings['maps_d_dir'] or maps_d_dir_host or config_dir + '/maps.d'
-    # the table's path and type: the rule of _table_template (which the read's plan was
-    # given), expanded here with the same values as postconf_info expanded it
     values = dict.fromkeys(TABLE_REFERENCES, '')
     values.update((name, str(value)) for name, value in expanded.items())
+    maps_d_dir = expand_references(_maps_d_dir_template(settings), values)
     template = _table_template(settings)
     map_path = expand_references(template['path'], values)
     map_type = expand_references(template['map_type'], values)
