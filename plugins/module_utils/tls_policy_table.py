@@ -11,6 +11,7 @@ plan of a converged host's read in the same round trip)."""
 
 import os
 
+from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
@@ -38,6 +39,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     needs_configuration,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    CIPHER_GRADES,
+    LEVELS,
     PolicyError,
     build_policy,
     existing_entry_problems,
@@ -49,6 +52,48 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 
 ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'servername',
                      'connection_reuse', 'enable_rpk')
+
+
+def entry_options(destination_required):
+    return dict(
+        destination=dict(type='str', required=destination_required),
+        level=dict(type='str', choices=list(LEVELS)),
+        match=dict(type='list', elements='str'),
+        ciphers=dict(type='str', choices=list(CIPHER_GRADES)),
+        protocols=dict(type='list', elements='str'),
+        exclude=dict(type='list', elements='str'),
+        tafile=dict(type='list', elements='path'),
+        servername=dict(type='str'),
+        connection_reuse=dict(type='bool'),
+        enable_rpk=dict(type='bool'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+    )
+
+
+def argument_spec():
+    """tls_policy's options (without the file options add_file_common_args adds)."""
+    spec = entry_options(destination_required=False)
+    spec.update(
+        entries=dict(type='list', elements='dict', options=entry_options(destination_required=True)),
+        policies=dict(type='dict'),
+        exclusive=dict(type='bool', default=False),
+        path=dict(type='path'),
+        map_type=dict(type='str', choices=list(KEY_VALUE_FILE_TYPES)),
+        config_dir=dict(type='path', default='/etc/postfix'),
+        backup=dict(type='bool', default=False),
+    )
+    return spec
+
+
+def plan_params(config_dir, **options):
+    """tls_policy's parameters for a plan (postconf_info's tls_policy_plan) with OPTIONS
+    (policies, exclusive, path, map_type, owner, group, mode): every other option at
+    its default, as AnsibleModule would fill them, no backup, no SELinux or chattr
+    attributes."""
+    spec = dict(FILE_COMMON_ARGUMENTS, **argument_spec())
+    params = dict((name, option.get('default')) for name, option in spec.items())
+    params.update(options, config_dir=config_dir)
+    return params
 
 
 class TlsPolicyTableError(Exception):

@@ -336,9 +336,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     summarize_warnings,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
-    ATTRIBUTE_OPTIONS,
     TlsPolicyTable,
     TlsPolicyTableError,
+    plan_params,
 )
 
 # What a tls_policy plan reads besides the caller's parameters (one postconf call
@@ -419,15 +419,12 @@ def plan_tls_policy(module, postconf, plan, values):
             return dict(failed=True, table_differs=True,
                         msg='tls_policy_plan: %s %r references $%s, which this call does not read: add it to '
                             'parameters or user_parameters' % (name, plan[name], e.args[0])), []
-    params = dict((name, None) for name in ('destination', 'level', 'entries') + ATTRIBUTE_OPTIONS)
     if options['path'] and not os.path.isdir(os.path.dirname(options['path'])):
         # a new directory (an earlier task creates it): the table is new
         return dict(failed=False, table_differs=True, directory_missing=True, path=options['path']), []
-    params.update(
-        state='present', backup=False, config_dir=postconf.config_dir, policies=plan['policies'],
-        exclusive=plan['exclusive'], path=options['path'], map_type=options['map_type'] or None,
-        owner=plan['owner'], group=plan['group'], mode=plan['mode'], seuser=None, serole=None,
-        setype=None, selevel=None, attributes=None, unsafe_writes=False)
+    params = plan_params(postconf.config_dir, policies=plan['policies'], exclusive=plan['exclusive'],
+                         path=options['path'], map_type=options['map_type'] or None, owner=plan['owner'],
+                         group=plan['group'], mode=plan['mode'])
     module.check_mode = True
     table = TlsPolicyTable(module, params=params, diff=False, postconf=postconf)
     try:

@@ -403,43 +403,12 @@ backup_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import KEY_VALUE_FILE_TYPES
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import summarize_warnings
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import LEVELS, CIPHER_GRADES
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
     TlsPolicyTable,
     TlsPolicyTableError,
+    argument_spec,
 )
-
-
-def entry_options(destination_required):
-    return dict(
-        destination=dict(type='str', required=destination_required),
-        level=dict(type='str', choices=list(LEVELS)),
-        match=dict(type='list', elements='str'),
-        ciphers=dict(type='str', choices=list(CIPHER_GRADES)),
-        protocols=dict(type='list', elements='str'),
-        exclude=dict(type='list', elements='str'),
-        tafile=dict(type='list', elements='path'),
-        servername=dict(type='str'),
-        connection_reuse=dict(type='bool'),
-        enable_rpk=dict(type='bool'),
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-    )
-
-
-def argument_spec():
-    spec = entry_options(destination_required=False)
-    spec.update(
-        entries=dict(type='list', elements='dict', options=entry_options(destination_required=True)),
-        policies=dict(type='dict'),
-        exclusive=dict(type='bool', default=False),
-        path=dict(type='path'),
-        map_type=dict(type='str', choices=list(KEY_VALUE_FILE_TYPES)),
-        config_dir=dict(type='path', default='/etc/postfix'),
-        backup=dict(type='bool', default=False),
-    )
-    return spec
 
 
 def main():

@@ -59,13 +59,13 @@ def no_postfix(monkeypatch):
 
 def params(**given):
     """The module's parameters as AnsibleModule fills them (defaults, None for unset)."""
-    values = dict((name, spec.get('default')) for name, spec in tls_policy.argument_spec().items())
+    values = dict((name, spec.get('default')) for name, spec in tls_policy_table.argument_spec().items())
     values.update(given)
     return values
 
 
 def entry_params(entry):
-    spec = tls_policy.entry_options(destination_required=True)
+    spec = tls_policy_table.entry_options(destination_required=True)
     return dict((name, entry.get(name, spec[name].get('default'))) for name in spec)
 
 
@@ -265,3 +265,13 @@ def test_realworld_lines_as_mapping_values_match_their_entries():
                 assert by_value == by_entry and w_value == w_entry, (path, line.key, line.value)
             compared += 1
     assert compared > 100 and refused < compared / 10, (compared, refused)
+
+
+def test_plan_params_are_the_module_defaults_with_the_plan_options():
+    params = tls_policy_table.plan_params('/etc/pf', policies={'a.example': 'may'}, exclusive=True,
+                                          path='/etc/pf/t', map_type=None, owner='root', group='root', mode='0644')
+    assert set(params) == set(tls_policy.argument_spec()) | {
+        'mode', 'owner', 'group', 'seuser', 'serole', 'selevel', 'setype', 'attributes', 'unsafe_writes'}
+    assert params['config_dir'] == '/etc/pf' and params['policies'] == {'a.example': 'may'}
+    assert params['state'] == 'present' and params['backup'] is False and params['unsafe_writes'] is False
+    assert params['destination'] is None and params['entries'] is None and params['attributes'] is None
