@@ -273,9 +273,10 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None):
     """The enforce_tls preflight report from tls_policy_levels and tls_probe results.
 
     LEVELS is the registered result of mailgw.postfix_tls.tls_policy_levels
-    (its ``destinations``; a skipped task gives none), PROBES the registered
-    result of tls_probe (its ``destinations``, or ``results[].destinations``
-    of a loop of tls_probe tasks). One item per
+    (its ``destinations``, and with ``probe: true`` its ``probes``; a skipped
+    task gives none), PROBES the registered result of tls_probe (its
+    ``destinations``, or ``results[].destinations`` of a loop of tls_probe
+    tasks). One item per
     destination of LEVELS, with the probe's findings merged in; a destination
     that cannot be reached at all defers at any level, so it is reported as
     unreachable, not as made to defer by this run.
@@ -283,6 +284,8 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None):
     levels = levels if isinstance(levels, Mapping) else {}
     probes = probes if isinstance(probes, Mapping) else {}
     found = {}
+    for probe in levels.get('probes') or []:
+        found[probe['destination']] = probe
     for result in [probes] + list(probes.get('results') or []):
         if isinstance(result, Mapping):
             for probe in result.get('destinations') or []:

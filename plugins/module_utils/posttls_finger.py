@@ -36,6 +36,7 @@ even when a later MX host would take the mail.
 """
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import level_rank
@@ -57,6 +58,16 @@ _ESTABLISHED_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) 
 _STARTTLS_REJECTED_RE = re.compile(r'^STARTTLS rejected: (?P<reply>.*)$')
 _RELAY_RE = re.compile(r'^(?P<host>[^\[\]\s]+)\[[^\]]*\]:(?P<port>\d+)$')
 _VERIFY_FAILED_RE = re.compile(r'^(?:server )?certificate verification failed for [^:]+(?::\d+)?: (?P<why>.*)$')
+
+
+# main.cf parameters a probe reads (expanded): the policy lookup, the global level and what
+# posttls-finger is given in place of the SMTP client's settings (finger_args)
+PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath',
+                    'smtp_enforce_tls', 'smtp_use_tls', 'smtp_tls_enforce_peername', 'smtp_host_lookup',
+                    'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
+                    'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
+                    'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
+                    'smtp_tls_fingerprint_cert_match')
 
 
 class FingerError(Exception):
@@ -471,3 +482,82 @@ class PosttlsFinger:
         if rc != 0 and 'posttls-finger: fatal:' not in text:
             raise FingerError('%s failed (exit status %s): %s' % (' '.join(cmd), rc, text.strip()))
         return text
+
+
+# -- probing destinations ---------------------------------------------------------------------
+
+def probe_options(params, ca_file=None, ca_path=None, connect_timeout=10, command_timeout=30):
+    """The probe settings: trust anchors (the options, else main.cf's smtp_tls_CAfile and
+    smtp_tls_CApath from PARAMS) and the posttls-finger time limits."""
+    return dict(ca_file=ca_file or params.get('smtp_tls_CAfile') or None,
+                ca_path=ca_path or params.get('smtp_tls_CApath') or None,
+                connect_timeout=connect_timeout, command_timeout=command_timeout)
+
+
+def probe_one(finger, destination, level, source, entry, params, options):
+    """One probe result (the shape of tls_probe's RV(destinations)) for DESTINATION.
+
+    ENTRY is the policy entry (key, value) the SMTP client would use, or None; its
+    attributes (match, tafile, protocols, ciphers, servername) go to posttls-finger.
+    SOURCE ``option`` means LEVEL was given and wins over the entry's level;
+    otherwise LEVEL is the entry's (or the global level without an entry).
+    """
+    result = {'destination': destination, 'level': level, 'level_source': source,
+              'policy_key': entry[0] if entry else None, 'policy': entry[1] if entry else None,
+              'host': None, 'reachable': None, 'starttls': None, 'trust': 'none', 'would_defer': False, 'reason': '',
+              'tls': '', 'evidence': []}
+    attributes = {}
+    if entry:
+        try:
+            entry_level, attributes = parse_entry(entry[1])
+        except ValueError as exc:
+            result.update(would_defer=True,
+                          reason='client TLS configuration problem (smtp_tls_policy_maps, next-hop '
+                                 'destination "%s": %s)' % (entry[0], exc))
+            return result
+        if source != 'option':
+            result['level'] = level = entry_level
+    args = finger_args(destination, level, attributes, params, options['ca_file'], options['ca_path'],
+                       options['connect_timeout'], options['command_timeout'])
+    report = parse_report(finger.run(args))
+    result.update(verdict(level, report))
+    result['evidence'] = report.lines
+    result['tls'] = report.tls_details or ''
+    if report.connected:
+        result['host'] = '%s:%d' % (report.connected, report.port)
+    return result
+
+
+def probe_destinations(finger, plan, params, options, concurrency=4):
+    """probe_one for each (destination, level, source, entry) of PLAN, CONCURRENCY at a
+    time; the results in PLAN's order. Raises FingerError when posttls-finger cannot run."""
+    if not plan:
+        return []
+    finger.binary           # fail early (and once) when posttls-finger is not installed
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(plan))) as pool:
+        futures = [pool.submit(probe_one, finger, destination, level, source, entry, params, options)
+                   for destination, level, source, entry in plan]
+        return [future.result() for future in futures]
+
+
+def probe_plan(items, specs, answers, table, planned=None, exclusive=False):
+    """(destination, level, source, entry) to probe for each item of level_changes marked
+    ``probe``: at the level it gets after the change, with the entry it gets then (the planned
+    one when the planned table answers), as the SMTP client would use them after the change.
+
+    SPECS, ANSWERS, TABLE, PLANNED and EXCLUSIVE as given to level_changes.
+    """
+    after_specs = maps_with_table(specs, table)
+    after_answers = dict(answers)
+    after_answers[table] = planned_table(answers.get(table, {}), planned or {}, exclusive)
+    plan = []
+    for item in items:
+        if not item.get('probe'):
+            continue
+        found = find_policy(lambda spec, keys: after_answers.get(spec, {}), after_specs, item['destination'])
+        if found is None:
+            plan.append((item['destination'], item['level'], 'smtp_tls_security_level', None))
+        else:
+            key, value, _spec = found
+            plan.append((item['destination'], item['level'], 'policy table', (key, value)))
+    return plan

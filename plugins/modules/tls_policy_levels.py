@@ -25,7 +25,13 @@ description:
     it is not listed yet) and the global level is O(level).
   - With O(log) the mail log is read as M(mailgw.postfix_tls.tls_log_summary) reads it, and the
     relays that took mail in plaintext are added as destinations (C([HOST]:PORT)).
-  - Reads only; runs the same in check mode and never reports a change.
+  - With O(probe) the destinations marked RV(destinations[].probe) are also probed in the same
+    run, as M(mailgw.postfix_tls.tls_probe) probes - each at the level and with the policy entry
+    it gets after the change (a planned entry's C(match), C(protocols), C(ciphers), C(servername)
+    and C(tafile) included) - and the findings are in RV(probes). One round trip on the gateway
+    instead of this module and M(mailgw.postfix_tls.tls_probe) one after the other.
+  - Reads only (with O(probe) posttls-finger says EHLO, STARTTLS and QUIT, it never sends mail);
+    runs the same in check mode and never reports a change.
 author:
   - mailgw.postfix_tls developers (!UNKNOWN)
 options:
@@ -101,6 +107,32 @@ options:
       - With O(log) - count only the lines of programs logged as C(SYSLOG_NAME/...). Default -
         C(syslog_name) of O(config_dir).
     type: str
+  probe:
+    description:
+      - Probe the destinations marked RV(destinations[].probe) with Postfix's C(posttls-finger) at
+        the level and with the policy entry each gets after the change, as
+        M(mailgw.postfix_tls.tls_probe) does; the findings are in RV(probes) and RV(deferring).
+      - Needs C(posttls-finger) on the target only when there is something to probe.
+    type: bool
+    default: false
+  connect_timeout:
+    description: With O(probe) - seconds posttls-finger waits for a TCP connection.
+    type: int
+    default: 10
+  command_timeout:
+    description: With O(probe) - seconds posttls-finger waits for each SMTP reply and the TLS handshake.
+    type: int
+    default: 30
+  concurrency:
+    description: With O(probe) - destinations probed at the same time.
+    type: int
+    default: 4
+  ca_file:
+    description: With O(probe) - trusted CA certificates (PEM). Default - C(smtp_tls_CAfile) of O(config_dir).
+    type: path
+  ca_path:
+    description: With O(probe) - directory of trusted CA certificates. Default - C(smtp_tls_CApath) of O(config_dir).
+    type: path
   config_dir:
     description: Postfix configuration directory, for multi-instance Postfix.
     type: path
@@ -126,6 +158,7 @@ attributes:
     platforms: posix
 seealso:
   - module: mailgw.postfix_tls.tls_probe
+    description: The same probe on its own, at the levels of today's configuration or at given levels.
   - module: mailgw.postfix_tls.tls_log_summary
   - module: mailgw.postfix_tls.tls_policy
 '''
@@ -149,6 +182,21 @@ EXAMPLES = r'''
                       | map(attribute='destination') | list }}"
     level: encrypt
   when: levels.affected | length > 0
+
+- name: The same in one call, each probed with the entry it gets (planned match= included)
+  mailgw.postfix_tls.tls_policy_levels:
+    destinations: [example.com, "[relay.example.org]:587"]
+    policies:
+      example.com: secure match=mx.example.com
+    level: encrypt
+    probe: true
+    connect_timeout: 10
+  register: preflight
+
+- name: Stop when a destination would defer
+  ansible.builtin.assert:
+    that: preflight.deferring | length == 0
+    fail_msg: "{{ preflight.probes | selectattr('would_defer') | map(attribute='reason') | list }}"
 '''
 
 RETURN = r'''
@@ -230,6 +278,35 @@ policy_maps:
   returned: success
   type: list
   elements: str
+probes:
+  description:
+    - With O(probe) - one result per probed destination, in the order of RV(destinations), as
+      M(mailgw.postfix_tls.tls_probe) returns them (its RV(mailgw.postfix_tls.tls_probe#module:destinations));
+      C(level_source) is V(policy table) when an entry gives the level after the change, else
+      V(smtp_tls_security_level), and C(policy_key) and C(policy) are that entry.
+  returned: when O(probe) is true
+  type: list
+  elements: dict
+  sample:
+    - destination: sub.example.com
+      level: verify
+      level_source: policy table
+      policy_key: sub.example.com
+      policy: verify match=hostname
+      host: mx.example.com[192.0.2.1]:25
+      reachable: true
+      starttls: true
+      trust: untrusted
+      would_defer: true
+      reason: Server certificate not verified
+      tls: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+      evidence: []
+deferring:
+  description: With O(probe) - the probed destinations that would defer, in order.
+  returned: when O(probe) is true
+  type: list
+  elements: str
+  sample: [sub.example.com]
 log_relays:
   description:
     - With O(log) - deliveries per relay as M(mailgw.postfix_tls.tls_log_summary) returns them
@@ -244,7 +321,7 @@ log_sources:
   type: list
   elements: str
 commands:
-  description: The postconf and postmap command lines run.
+  description: The postconf, postmap (and with O(probe) posttls-finger) command lines run.
   returned: always
   type: list
   elements: list
@@ -270,10 +347,16 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     LEVELS,
+    PROBE_PARAMETERS,
+    FingerError,
+    PosttlsFinger,
     level_changes,
     maps_with_table,
     map_specs,
     policy_keys,
+    probe_destinations,
+    probe_options,
+    probe_plan,
     relay_next_hop,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
@@ -303,6 +386,9 @@ def check_input(p):
     errors = []
     if p['max'] < 0:
         errors.append('max: %d is not allowed, it must be 0 or more' % p['max'])
+    for name in ('connect_timeout', 'command_timeout', 'concurrency'):
+        if p[name] < 1:
+            errors.append('%s: %d is not allowed, it must be at least 1' % (name, p[name]))
     for destination in p['destinations']:
         try:
             check_key(destination)
@@ -402,6 +488,12 @@ def main():
             log_source=dict(type='str', choices=['auto', 'file', 'journal'], default='auto'),
             log_window=dict(type='str', default='7d'),
             log_syslog_name=dict(type='str'),
+            probe=dict(type='bool', default=False),
+            connect_timeout=dict(type='int', default=10),
+            command_timeout=dict(type='int', default=30),
+            concurrency=dict(type='int', default=4),
+            ca_file=dict(type='path'),
+            ca_path=dict(type='path'),
             config_dir=dict(type='path', default='/etc/postfix'),
         ),
         supports_check_mode=True,
@@ -415,7 +507,8 @@ def main():
     postconf = Postconf(module, p['config_dir'], commands)
     postmap = Postmap(module, p['config_dir'], commands)
     try:
-        params = postconf.parameters(PARAMETERS + (LOG_PARAMETERS if p['log'] else ()), expand=True)
+        wanted = PARAMETERS + (LOG_PARAMETERS if p['log'] else ()) + (PROBE_PARAMETERS if p['probe'] else ())
+        params = postconf.parameters(tuple(dict.fromkeys(wanted)), expand=True)
     except PostfixCommandError as exc:
         module.fail_json(msg='cannot read the TLS settings in %s: %s' % (p['config_dir'], exc),
                          cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
@@ -475,6 +568,16 @@ def main():
     result.update(changed=False, destinations=items, affected=[i['destination'] for i in items if i['affected']],
                   level_before=global_before, level=p['level'] or global_before, table=table,
                   policy_maps=maps_with_table(specs, table), commands=commands)
+    if p['probe']:
+        # each marked destination at the level and with the entry it gets after the change
+        plan = probe_plan(items, specs, answers, table, planned, p['exclusive'])
+        options = probe_options(params, p['ca_file'], p['ca_path'], p['connect_timeout'], p['command_timeout'])
+        try:
+            probes = probe_destinations(PosttlsFinger(module, p['config_dir'], commands), plan, params, options,
+                                        p['concurrency'])
+        except FingerError as exc:
+            module.fail_json(msg=str(exc), commands=commands)
+        result.update(probes=probes, deferring=[r['destination'] for r in probes if r['would_defer']])
     module.exit_json(**result)
 
 

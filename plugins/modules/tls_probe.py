@@ -210,8 +210,6 @@ commands:
   elements: list
 '''
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
@@ -221,53 +219,19 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     LEVELS,
+    PROBE_PARAMETERS,
     FingerError,
     PosttlsFinger,
     find_policy,
-    finger_args,
     map_specs,
-    parse_entry,
-    parse_report,
-    verdict,
+    probe_destinations,
+    probe_options,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     PolicyError,
     PolicyLint,
     normalize_destination,
 )
-
-PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath',
-              'smtp_enforce_tls', 'smtp_use_tls', 'smtp_tls_enforce_peername', 'smtp_host_lookup',
-              'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
-              'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
-              'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match', 'smtp_tls_fingerprint_cert_match')
-
-
-def probe_one(finger, destination, level, source, entry, params, options):
-    result = {'destination': destination, 'level': level, 'level_source': source,
-              'policy_key': entry[0] if entry else None, 'policy': entry[1] if entry else None,
-              'host': None, 'reachable': None, 'starttls': None, 'trust': 'none', 'would_defer': False, 'reason': '',
-              'tls': '', 'evidence': []}
-    attributes = {}
-    if entry:
-        try:
-            entry_level, attributes = parse_entry(entry[1])
-        except ValueError as exc:
-            result.update(would_defer=True,
-                          reason='client TLS configuration problem (smtp_tls_policy_maps, next-hop '
-                                 'destination "%s": %s)' % (entry[0], exc))
-            return result
-        if source != 'option':
-            result['level'] = level = entry_level
-    args = finger_args(destination, level, attributes, params, options['ca_file'], options['ca_path'],
-                       options['connect_timeout'], options['command_timeout'])
-    report = parse_report(finger.run(args))
-    result.update(verdict(level, report))
-    result['evidence'] = report.lines
-    result['tls'] = report.tls_details or ''
-    if report.connected:
-        result['host'] = '%s:%d' % (report.connected, report.port)
-    return result
 
 
 def main():
@@ -318,7 +282,7 @@ def main():
     postmap = Postmap(module, p['config_dir'], commands)
     finger = PosttlsFinger(module, p['config_dir'], commands)
     try:
-        params = postconf.parameters(PARAMETERS, expand=True)
+        params = postconf.parameters(PROBE_PARAMETERS, expand=True)
         specs = map_specs(params.get('smtp_tls_policy_maps', ''))
 
         def query(spec, keys):
@@ -339,15 +303,9 @@ def main():
         module.fail_json(msg='cannot read the TLS policy in %s: %s' % (p['config_dir'], exc),
                          cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
 
-    options = dict(ca_file=p['ca_file'] or params.get('smtp_tls_CAfile') or None,
-                   ca_path=p['ca_path'] or params.get('smtp_tls_CApath') or None,
-                   connect_timeout=p['connect_timeout'], command_timeout=p['command_timeout'])
-    finger.binary           # fail early (and once) when posttls-finger is not installed
+    options = probe_options(params, p['ca_file'], p['ca_path'], p['connect_timeout'], p['command_timeout'])
     try:
-        with ThreadPoolExecutor(max_workers=min(p['concurrency'], max(1, len(plan)))) as pool:
-            futures = [pool.submit(probe_one, finger, destination, level, source, entry, params, options)
-                       for destination, level, source, entry in plan]
-            results = [future.result() for future in futures]
+        results = probe_destinations(finger, plan, params, options, p['concurrency'])
     except FingerError as exc:
         module.fail_json(msg=str(exc), commands=commands)
 

@@ -128,7 +128,7 @@ def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
                "cat /var/log/postfix.log; exit 1")
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_log': True})
     applied = gateway.play(check=True)
-    assert applied.rc == 0, json.dumps(applied.result_of('Probe them at the level they will get (preflight)'))[-3000:]
+    assert applied.rc == 0, json.dumps(applied.result_of('Find the destinations whose level this run raises and probe them (preflight)'))[-3000:]
     report = _report(applied)
     assert report['affected'] == [PLAIN], report
     assert report['would_defer'] == [PLAIN], report

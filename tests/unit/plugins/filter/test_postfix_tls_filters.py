@@ -285,6 +285,12 @@ def test_preflight_report_from_one_probe_task():
     assert tls_preflight_report(LEVELS, one, 'fail', 'gw1') == tls_preflight_report(LEVELS, PROBES, 'fail', 'gw1')
 
 
+def test_preflight_report_from_levels_that_probed_themselves():
+    """tls_policy_levels with probe: true carries the probes (its `probes`): no probe result needed."""
+    probed = dict(LEVELS, probes=PROBES['results'][0]['destinations'])
+    assert tls_preflight_report(probed, None, 'fail', 'gw1') == tls_preflight_report(LEVELS, PROBES, 'fail', 'gw1')
+
+
 def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
     quiet = {'destinations': [LEVELS['destinations'][-1]]}
     report = tls_preflight_report(quiet, {'results': [], 'skipped': True}, 'warn', 'gw1')
