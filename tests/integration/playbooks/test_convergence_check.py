@@ -304,3 +304,39 @@ def test_unreachable_gateway_fails_the_check(tmp_path):
     assert failure['host'] == 'edge-2' and failure['unreachable'] is True
     assert report['drift'] == []
     assert junit.get('errors') == '1'
+
+
+@pytest.mark.container
+def test_the_example_inventory_reads_each_container_pid_once(fleet, tmp_path):
+    """playbooks/inventory/podman_pids.py reads the PIDs when the inventory is loaded: a
+    playbook of three tasks on two gateways enters each container by its own PID and runs
+    `podman container inspect` once (not once per task and host); a host whose container
+    does not exist (another prefix) still falls back to the per-task look-up and gets 0."""
+    prefix, extra = fleet
+    real = run(['podman', 'container', 'inspect', '--format', '{{.Name}} {{.State.Pid}}',
+                prefix + '-edge-1', prefix + '-cm-1'])
+    assert real.returncode == 0, real.stdout
+    pids = dict((name.lstrip('/')[len(prefix) + 1:], int(pid))
+                for name, pid in (line.split() for line in real.stdout.splitlines()))
+    shim = tmp_path / 'bin'
+    shim.mkdir()
+    calls = tmp_path / 'podman-calls'
+    (shim / 'podman').write_text('#!/bin/sh\necho "$*" >> %s\nexec %s "$@"\n' % (calls, shutil.which('podman')))
+    (shim / 'podman').chmod(0o755)
+    env = _env()
+    env['PATH'] = '%s:%s' % (shim, env['PATH'])
+    play = tmp_path / 'play.yml'
+    play.write_text(json.dumps([{'hosts': 'gateways', 'gather_facts': False, 'tasks': [
+        {'ansible.builtin.command': 'cat /etc/hostname', 'changed_when': False},
+        {'ansible.builtin.ping': {}},
+        {'ansible.builtin.debug': {'msg': 'pid={{ ansible_nsenter_pid }}'}}]}]))
+    proc = run(['ansible-playbook', str(play)] + extra, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for host in ('edge-1', 'cm-1'):
+        assert '"msg": "pid=%d"' % pids[host] in proc.stdout.split('ok: [%s]' % host, 3)[-1][:200], proc.stdout
+    inspects = [line for line in calls.read_text().splitlines() if line.startswith('container inspect')]
+    assert len(inspects) == 1, calls.read_text()
+    absent = 'mailgw-absent-%s' % uuid.uuid4().hex[:8]
+    proc = run(['ansible', '-i', INVENTORY, 'edge-1', '-m', 'ansible.builtin.debug', '-a', 'var=ansible_nsenter_pid',
+                '-e', 'demo_container_prefix=%s' % absent], env=env)
+    assert proc.returncode == 0 and '"ansible_nsenter_pid": 0' in proc.stdout, proc.stdout
