@@ -3,10 +3,10 @@
 """The enforce_tls role refuses malformed policy variables before it reads or
 writes anything on the host.
 
-These checks are the role's first task, so they run here against localhost
-(connection local) with a configuration directory that does not exist: a run
-that got past the checks would fail on the missing directory instead, with a
-different task and message.
+With bad input the read is skipped and the refusal names the input's problems,
+so these run here against localhost (connection local) with a configuration
+directory that does not exist: a run that got past the checks would fail on the
+missing directory instead, with another message.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,11 +35,26 @@ def run_role(tmp_path, variables):
     failed = [(task['task']['name'], result.get('msg', ''))
               for play in data['plays'] for task in play['tasks']
               for result in task['hosts'].values() if result.get('failed')]
-    return proc.returncode, failed
+    read = [result for play in data['plays'] for task in play['tasks']
+            if task['task']['name'].endswith('Read the Postfix settings, services and files')
+            for result in task['hosts'].values()]
+    return proc.returncode, failed, read
+
+
+REFUSE = 'Refuse a change Postfix cannot work with'
+
+
+def refused_unread(rc, failed, read):
+    """The one failure: the refusal, with the read skipped (nothing was read)."""
+    assert rc != 0
+    (name, msg), = failed
+    assert name.endswith(REFUSE), failed
+    assert len(read) == 1 and read[0].get('skipped') is True, read
+    return msg
 
 
 def test_every_bad_entry_is_named_in_one_message(tmp_path):
-    rc, failed = run_role(tmp_path, {
+    msg = refused_unread(*run_role(tmp_path, {
         'enforce_tls_policies': [
             {'destination': 'ok.example', 'level': 'verify'},
             {'destination': '  ', 'level': 'may'},
@@ -50,10 +65,7 @@ def test_every_bad_entry_is_named_in_one_message(tmp_path):
             {'destination': 'nolevel.example'},
             {'destination': 'fine.example', 'level': 'encrypt'},
         ],
-    })
-    assert rc != 0
-    (name, msg), = failed
-    assert name.endswith('Check the role variables'), failed
+    }))
     assert msg.startswith('3 policy entries are not valid: '), msg
     assert 'enforce_tls_policies[1]: {"destination": "  ", "level": "may"}' in msg
     assert 'enforce_tls_policies__partners (must be a list of entries)' in msg
@@ -65,19 +77,18 @@ def test_every_bad_entry_is_named_in_one_message(tmp_path):
 
 def test_a_long_list_of_bad_entries_is_summarised(tmp_path):
     bad = [{'destination': 'd%d.example' % i} for i in range(25)]
-    rc, failed = run_role(tmp_path, {'enforce_tls_policies': bad})
-    assert rc != 0
-    (name, msg), = failed
+    msg = refused_unread(*run_role(tmp_path, {'enforce_tls_policies': bad}))
     assert msg.startswith('25 policy entries are not valid: ')
     assert 'enforce_tls_policies[19]' in msg and 'enforce_tls_policies[20]' not in msg
     assert '(and 5 more)' in msg
 
 
 def test_valid_entries_pass_the_checks(tmp_path):
-    rc, failed = run_role(tmp_path, {'enforce_tls_policies': [
+    rc, failed, read = run_role(tmp_path, {'enforce_tls_policies': [
         {'destination': 'd%d.example' % i, 'level': 'verify', 'match': ['nexthop']} for i in range(300)]})
     assert rc != 0
     (name, msg), = failed
-    # Past the checks: the run stops where it first needs Postfix's configuration.
-    assert 'Check the role variables' not in name
+    # Past the checks: the host is read, and the run stops where it first needs
+    # Postfix's configuration.
+    assert len(read) == 1 and not read[0].get('skipped'), read
     assert 'postconf cannot read the configuration' in msg, (name, msg)
