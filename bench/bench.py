@@ -558,7 +558,9 @@ class Bench:
         # median by wall time without the reload handlers (the goal's measure) is reported.
         rest_pool = containers[1 + hosts:]
         spare = rest_pool[-(CONVERGE_REPEATS - 1):] if len(rest_pool) >= CONVERGE_REPEATS - 1 else []
-        for label, group, forks in (('single', containers[:1], 1), ('fleet', containers[1:1 + hosts], hosts)):
+        groups = (('single', containers[:1], 1), ('fleet', containers[1:1 + hosts], hosts))
+        runs = {}
+        for label, group, forks in groups:
             section = dict(hosts=len(group), forks=forks)
             out[label] = section
             if label == 'single':
@@ -567,20 +569,28 @@ class Bench:
                     key=lambda r: r['wall'] - (r.get('handler_seconds') or 0.0))
             else:
                 section['converge'] = self.role_run(label, 'converge', group, forks, role_play)
-            # The short runs the goals compare, repeated and interleaved (the median is
-            # reported): one run each swings with the load of a shared machine.
-            runs = dict(noop=[], floor=[], check_drift=[], noop_preflight_off=[])
-            for dummy in range(repeats):
-                runs['noop'].append(self.role_run(label, 'noop', group, forks, role_play))
-                runs['floor'].append(self.role_run(label, 'floor', group, forks, ping_play))
+            runs[label] = dict(noop=[], floor=[], check_drift=[], noop_preflight_off=[])
+        # The short runs the goals compare, repeated (the median is reported) and
+        # interleaved round by round, the single host's and the fleet's one after the
+        # other: one run each swings with the load of a shared machine, and a ratio of
+        # two runs of the same round (fleet_rounds) compares them at the same load.
+        for dummy in range(repeats):
+            for label, group, forks in groups:
+                measured = runs[label]
+                measured['noop'].append(self.role_run(label, 'noop', group, forks, role_play))
+                measured['floor'].append(self.role_run(label, 'floor', group, forks, ping_play))
                 if label == 'single':
-                    runs['noop_preflight_off'].append(
+                    measured['noop_preflight_off'].append(
                         self.role_run(label, 'noop-preflight-off', group, forks, quiet_play))
                 if label == 'fleet':
-                    runs['check_drift'].append(self.check_drift(label, group, forks))
-            for phase, measured in runs.items():
+                    measured['check_drift'].append(self.check_drift(label, group, forks))
+        for label, group, forks in groups:
+            for phase, measured in runs[label].items():
                 if measured:
-                    section[phase] = median_run(measured)
+                    out[label][phase] = median_run(measured)
+        out['fleet_rounds'] = [round(f['wall'] / s1['wall'], 2)
+                               for s1, f in zip(runs['single']['noop'], runs['fleet']['noop'])
+                               if s1['rc'] == 0 and f['rc'] == 0 and s1['wall']]
         rest = containers[1 + hosts:]
         if rest:
             out['rest_converge'] = self.role_run('rest', 'converge', rest, curve_forks, role_play)
