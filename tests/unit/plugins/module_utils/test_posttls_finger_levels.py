@@ -17,6 +17,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger 
     maps_with_table,
     planned_table,
     policy_keys,
+    probe_options,
+    probe_plan,
     relay_next_hop,
 )
 
@@ -193,3 +195,49 @@ def test_one_rank_table_for_modules_and_filters():
 ])
 def test_relay_next_hop(relay, hop):
     assert relay_next_hop(relay) == hop
+
+
+def plan_for(tables, destinations, planned=None, exclusive=False, global_after='encrypt', specs=None):
+    """probe_plan of level_changes as tls_policy_levels runs them."""
+    specs = list(tables) if specs is None else specs
+    answers = answers_for(tables, destinations)
+    items = level_changes(destinations, specs, answers, 'may', T, planned, exclusive, global_after)
+    return probe_plan(items, specs, answers, T, planned, exclusive)
+
+
+def test_probe_plan_uses_the_entry_the_destination_gets_after_the_change():
+    """The planned entry (with its match=) when it answers, a remaining entry of another table
+    when that one answers first, none (the global level) when no table answers after."""
+    tables = {T: {'a.example': 'may', 'gone.example': 'may', 'c.example': 'none'},
+              OTHER: {'b.example': 'encrypt protocols=>=TLSv1.2', 'c.example': 'verify match=mx.c.example'}}
+    planned = {'a.example': 'secure match=mx.a.example', 'gone.example': None, 'c.example': None}
+    plan = plan_for(tables, ['a.example', 'b.example', 'c.example', 'gone.example', 'new.example'], planned,
+                    specs=[T, OTHER], global_after='verify')
+    assert [d for d, level, source, entry in plan] == ['a.example', 'c.example', 'gone.example', 'new.example']
+    by = dict((d, (level, source, entry)) for d, level, source, entry in plan)
+    assert by['a.example'] == ('secure', 'policy table', ('a.example', 'secure match=mx.a.example'))
+    # T's "none" removed: OTHER's entry answers after the change, with its match=
+    assert by['c.example'] == ('verify', 'policy table', ('c.example', 'verify match=mx.c.example'))
+    assert by['gone.example'] == ('verify', 'smtp_tls_security_level', None)
+    assert by['new.example'] == ('verify', 'smtp_tls_security_level', None)
+    # b.example keeps OTHER's encrypt entry, which the global verify does not replace: not stricter
+    assert 'b.example' not in by
+
+
+def test_probe_plan_takes_only_the_marked_destinations_and_a_parent_key():
+    plan = plan_for({T: {}}, ['.sub.example', 'x.sub.example', 'stays.example'],
+                    planned={'.sub.example': 'verify match=nexthop', 'stays.example': 'none'})
+    assert plan == [('x.sub.example', 'verify', 'policy table', ('.sub.example', 'verify match=nexthop'))]
+
+
+def test_probe_plan_with_exclusive_drops_the_entries_not_planned():
+    plan = plan_for({T: {'old.example': 'none'}}, ['old.example'], planned={}, exclusive=True)
+    assert plan == [('old.example', 'encrypt', 'smtp_tls_security_level', None)]
+
+
+def test_probe_options_fall_back_to_main_cf():
+    params = {'smtp_tls_CAfile': '/etc/ssl/ca.pem', 'smtp_tls_CApath': ''}
+    assert probe_options(params, connect_timeout=5, command_timeout=7) == dict(
+        ca_file='/etc/ssl/ca.pem', ca_path=None, connect_timeout=5, command_timeout=7)
+    assert probe_options(params, ca_file='/x.pem', ca_path='/certs')['ca_file'] == '/x.pem'
+    assert probe_options({}, ca_path='/certs')['ca_path'] == '/certs'
