@@ -308,7 +308,7 @@ def test_unreachable_gateway_fails_the_check(tmp_path):
 
 @pytest.mark.container
 def test_the_example_inventory_reads_each_container_pid_once(fleet, tmp_path):
-    """playbooks/inventory/podman_pids.py reads the PIDs when the inventory is loaded: a
+    """playbooks/inventory/podman_pids.sh reads the PIDs when the inventory is loaded: a
     playbook of three tasks on two gateways enters each container by its own PID and runs
     `podman container inspect` once (not once per task and host); a host whose container
     does not exist (another prefix) still falls back to the per-task look-up and gets 0."""
