@@ -147,6 +147,21 @@ def planned_table(current, planned, exclusive=False):
     return table
 
 
+def after_change(specs, answers, table, planned=None, exclusive=False):
+    """(specs, answers) the SMTP client looks up once PLANNED is written to TABLE and TABLE
+    is listed in smtp_tls_policy_maps (maps_with_table, planned_table); SPECS and ANSWERS
+    as now (TABLE's included when it is not listed)."""
+    after_answers = dict(answers)
+    after_answers[table] = planned_table(answers.get(table, {}), planned or {}, exclusive)
+    return maps_with_table(specs, table), after_answers
+
+
+def answered_policy(specs, answers, destination):
+    """find_policy over ANSWERS ({spec: {key: value}}, already asked of the tables):
+    (key, value, spec) of the entry for DESTINATION, or None."""
+    return find_policy(lambda spec, keys: answers.get(spec, {}), specs, destination)
+
+
 def entry_level(value):
     """(level, problem) of a policy table value: problem is Postfix's complaint (the
     mail would defer with "client TLS configuration problem") and level None then."""
@@ -163,7 +178,7 @@ def destination_level(destination, specs, answers, global_level):
     their entries (at least for the policy_keys of DESTINATION); no entry means
     GLOBAL_LEVEL (smtp_tls_security_level, legacy settings counted).
     """
-    found = find_policy(lambda spec, keys: answers.get(spec, {}), specs, destination)
+    found = answered_policy(specs, answers, destination)
     if found is None:
         return {'level': global_level, 'source': GLOBAL_SOURCE, 'key': None, 'problem': None}
     key, value, spec = found
@@ -185,11 +200,8 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
     is stricter (level_rank) than now; the first MAX_PROBES affected ones that
     name a host are to be probed, ``not_probed`` says why the others are not.
     """
-    planned = planned or {}
     global_after = global_after or global_before
-    after_specs = maps_with_table(specs, table)
-    after_answers = dict(answers)
-    after_answers[table] = planned_table(answers.get(table, {}), planned, exclusive)
+    after_specs, after_answers = after_change(specs, answers, table, planned, exclusive)
     items = []
     probes = 0
     for destination in destinations:
@@ -547,14 +559,12 @@ def probe_plan(items, specs, answers, table, planned=None, exclusive=False):
 
     SPECS, ANSWERS, TABLE, PLANNED and EXCLUSIVE as given to level_changes.
     """
-    after_specs = maps_with_table(specs, table)
-    after_answers = dict(answers)
-    after_answers[table] = planned_table(answers.get(table, {}), planned or {}, exclusive)
+    after_specs, after_answers = after_change(specs, answers, table, planned, exclusive)
     plan = []
     for item in items:
         if not item.get('probe'):
             continue
-        found = find_policy(lambda spec, keys: after_answers.get(spec, {}), after_specs, item['destination'])
+        found = answered_policy(after_specs, after_answers, item['destination'])
         if found is None:
             plan.append((item['destination'], item['level'], 'smtp_tls_security_level', None))
         else:
