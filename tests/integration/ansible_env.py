@@ -46,7 +46,9 @@ def ansible_env(tmp=None, path_prefix=(), json_output=True, interpreter=TARGET_P
     """os.environ plus the settings for a test run of Ansible.
 
     tmp            a directory (str or Path) for Ansible's local and remote
-                   temp directories and ANSIBLE_HOME, kept out of ~/.ansible
+                   temp directories and ANSIBLE_HOME, kept out of ~/.ansible,
+                   and TMPDIR (the AnsiballZ payload directory of a module a
+                   test kills stays in the test's directory, not in /tmp)
     path_prefix    directories searched before the venv (shims of postmap ...)
     json_output    use the ansible.builtin.json stdout callback
     interpreter    ANSIBLE_PYTHON_INTERPRETER, or None for discovery (containers)
@@ -77,6 +79,7 @@ def ansible_env(tmp=None, path_prefix=(), json_output=True, interpreter=TARGET_P
             ANSIBLE_LOCAL_TEMP=os.path.join(tmp, 'ansible-local'),
             ANSIBLE_REMOTE_TEMP=os.path.join(tmp, 'ansible-remote'),
             ANSIBLE_HOME=os.path.join(tmp, 'ansible-home'),
+            TMPDIR=tmp,
         )
     for name, value in extra.items():
         if value is None:
