@@ -32,8 +32,10 @@ CONTAINERS_CONF = os.path.join(REPO, 'containers.conf')
 # a managed Debian host has), else the one running the tests.
 TARGET_PYTHON = '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable
 # A module run directly needs ansible's module_utils: the venv's Python has them.
-MODULE_PYTHON = os.path.join(VENV_BIN, 'python') if os.access(os.path.join(VENV_BIN, 'python'), os.X_OK) \
-    else sys.executable
+# MAILGW_MODULE_PYTHON names another interpreter (the delivery oracle inside a
+# Postfix container: the container's python3, module_utils on its PYTHONPATH).
+MODULE_PYTHON = os.environ.get('MAILGW_MODULE_PYTHON') or (
+    os.path.join(VENV_BIN, 'python') if os.access(os.path.join(VENV_BIN, 'python'), os.X_OK) else sys.executable)
 
 
 def tool(name):

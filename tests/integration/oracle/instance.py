@@ -289,6 +289,10 @@ class Oracle(object):
             self.version = tuple(int(part) for part in re.findall(r'[0-9]+', out)[:3])
         return self.version
 
+    def parameter(self, name):
+        """A main.cf parameter of the instance, expanded (postconf -x -h)."""
+        return self._run([POSTCONF, '-c', self.conf, '-x', '-h', name]).stdout.strip()
+
     # -- set-up -------------------------------------------------------------------
 
     def _run(self, argv, check=True, **kwargs):

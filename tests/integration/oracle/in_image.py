@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The delivery oracle on another Postfix: run cases.run_all() in a container.
+
+The host's Postfix is the one Debian version the host runs (3.7 on bookworm).
+The same oracle runs, unchanged, inside a throwaway container of each other
+image (localhost/mailgw-postfix:SUITE, scripts/images.sh): that image's
+Postfix binaries, OpenSSL and python3, and the collection's tls_policy module
+run with that python3, as Ansible would run it on such a host.
+
+* The working tree is mounted read-only at its own path (the collection link
+  in .cache/collections points there).
+* Ansible's module_utils (what AnsiballZ ships with a module) are copied from
+  the tool venv into a directory on the container's PYTHONPATH;
+  MAILGW_MODULE_PYTHON makes run_module() use the container's python3.
+* The hypothesis-generated entries are drawn here (hypothesis is not in the
+  images) and given to the container on stdin, so every version answers the
+  same questions.
+* The container has no network (loopback only) and CAP_SYS_ADMIN for the
+  oracle's private mount namespace (unshare -m, its own /etc/hosts).
+
+``run_in_image(suite, tmp)`` returns the results dict (as cases.run_all());
+``python3 -m oracle.in_image`` is what runs inside.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INTEGRATION = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(INTEGRATION))
+IMAGE_REPO = 'localhost/mailgw-postfix'
+TARGET_LIB = '/opt/mailgw-target'
+TIMEOUT = 600
+
+
+class ImageUnavailable(Exception):
+    pass
+
+
+def _module_utils():
+    """The tool venv's ansible/module_utils directory."""
+    import ansible.module_utils
+    return os.path.dirname(os.path.abspath(ansible.module_utils.__file__))
+
+
+def target_lib(tmp):
+    """A directory with ansible/module_utils as a managed host gets them (no controller code)."""
+    lib = os.path.join(str(tmp), 'target-lib')
+    if not os.path.isdir(lib):
+        os.makedirs(os.path.join(lib, 'ansible'))
+        open(os.path.join(lib, 'ansible', '__init__.py'), 'w').close()
+        shutil.copytree(_module_utils(), os.path.join(lib, 'ansible', 'module_utils'),
+                        ignore=shutil.ignore_patterns('__pycache__'))
+    return lib
+
+
+def run_in_image(suite, tmp, generated=None, env=None):
+    """cases.run_all() inside a throwaway container of IMAGE_REPO:SUITE."""
+    from .cases import generated_params
+    image = '%s:%s' % (IMAGE_REPO, suite)
+    if not shutil.which('podman'):
+        raise ImageUnavailable('the delivery oracle on %s needs podman' % suite)
+    if subprocess.run(['podman', 'image', 'exists', image], env=env, check=False).returncode != 0:
+        raise ImageUnavailable('image %s is missing (scripts/images.sh builds it)' % image)
+    if generated is None:
+        generated = generated_params()
+    name = 'mailgw-oracle-%s%s-%s' % (suite, os.environ.get('MAILGW_MOLECULE_SUFFIX', ''), uuid.uuid4().hex[:8])
+    argv = ['podman', 'run', '--rm', '-i', '--name', name, '--network', 'none', '--cap-add', 'SYS_ADMIN',
+            '-v', '%s:%s:ro' % (REPO, REPO), '-v', '%s:%s:ro' % (target_lib(tmp), TARGET_LIB),
+            '-e', 'PYTHONPATH=%s' % TARGET_LIB, '-e', 'MAILGW_MODULE_PYTHON=/usr/bin/python3',
+            '-e', 'PYTHONDONTWRITEBYTECODE=1', '-w', '/tmp',
+            image, '/usr/bin/python3', os.path.join(HERE, 'in_image.py')]
+    try:
+        proc = subprocess.run(argv, input=json.dumps({'generated': generated}), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        subprocess.run(['podman', 'rm', '-f', '-t', '0', name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=env, check=False)
+        raise AssertionError('the delivery oracle on %s took more than %d s' % (image, TIMEOUT))
+    if proc.returncode != 0:
+        raise AssertionError('the delivery oracle on %s failed (rc %d):\n%s'
+                             % (image, proc.returncode, proc.stderr[-4000:]))
+    return json.loads(proc.stdout)
+
+
+def main():
+    """Inside the container: the questions on stdin, the results as JSON on stdout."""
+    request = json.load(sys.stdin)
+    sys.path.insert(0, INTEGRATION)
+    from oracle import cases
+    results = cases.run_all(generated=[tuple(item) for item in request['generated']])
+    json.dump(results, sys.stdout)
+
+
+if __name__ == '__main__':
+    main()
