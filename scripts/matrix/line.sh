@@ -9,11 +9,14 @@
 #          pinned in scripts/matrix/requirements-LINE.txt, rebuilt only when
 #          that file changes (its hash is recorded in the venv); in
 #          .cache/matrix/LINE/collections the ansible.posix collection (its
-#          json callback) from the tool venv
+#          json callback) and community.docker (the nsenter connection of the
+#          role tests) from the tool venv
 # sanity   that line's own ansible-test sanity, with tests/sanity/ignore-LINE.txt
 # unit     tests/unit
 # smoke    the integration tests named in scripts/matrix/smoke-tests.txt, every
-#          module call through that line's `ansible` (MAILGW_TEST_VIA_ANSIBLE=1)
+#          module call through that line's `ansible` (MAILGW_TEST_VIA_ANSIBLE=1),
+#          the role's tests through its `ansible-playbook` (the main line: the
+#          module tests only; its integration stage runs the role's)
 #
 # The unit and smoke tests load scripts/matrix/matrix_compat.py (see there).
 # Exits non-zero when a part fails; each part prints its own verdict and time.
@@ -43,9 +46,12 @@ ensure_venv() {
   # ansible-core before 2.19 has no json stdout callback of its own: its
   # ansible.builtin.json redirects to ansible.posix.json, copied here from the
   # tool venv's ansible package (pinned in requirements-dev.txt).
-  local posix
-  posix="$(ls -d "$VENV"/lib/python3*/site-packages/ansible_collections/ansible/posix)" || return 1
-  hash="$( { cat "$req"; grep '^ansible==' "$ROOT/requirements-dev.txt"; } | sha256sum | cut -c1-16)"
+  # The role tests of the smoke set enter their containers with
+  # community.docker.nsenter, copied the same way.
+  local site collection
+  site="$(ls -d "$VENV"/lib/python3*/site-packages/ansible_collections)" || return 1
+  hash="$( { cat "$req"; grep '^ansible==' "$ROOT/requirements-dev.txt"; echo ansible/posix community/docker; } \
+           | sha256sum | cut -c1-16)"
   [ -f "$venv/.req-$hash" ] && return 0
   echo "matrix $line: creating $venv"
   rm -rf "$venv"
@@ -53,8 +59,10 @@ ensure_venv() {
   python3 -m venv "$venv" || return 1
   "$venv/bin/pip" install -q -r "$req" 2>&1 | { grep -v '^WARNING: Location' || true; }
   [ "${PIPESTATUS[0]}" = 0 ] || return 1
-  mkdir -p "$venv/collections/ansible_collections/ansible"
-  cp -a "$posix" "$venv/collections/ansible_collections/ansible/posix" || return 1
+  for collection in ansible/posix community/docker; do
+    mkdir -p "$venv/collections/ansible_collections/${collection%/*}"
+    cp -a "$site/$collection" "$venv/collections/ansible_collections/$collection" || return 1
+  done
   touch "$venv/.req-$hash"
 }
 
@@ -95,6 +103,10 @@ part_unit() {
 part_smoke() {
   local tests
   mapfile -t tests < <(grep -v '^#' "$ROOT/scripts/matrix/smoke-tests.txt" | grep .)
+  if [ "$venv" = "$VENV" ]; then
+    # the main line's integration stage runs every role and playbook test already
+    mapfile -t tests < <(printf '%s\n' "${tests[@]}" | grep -v -e '^tests/integration/roles/' -e '^tests/integration/playbooks/')
+  fi
   MAILGW_TEST_VIA_ANSIBLE=1 run_pytest -n 2 --dist worksteal "${tests[@]}"
 }
 
