@@ -118,6 +118,37 @@ REFUSED_LINES = [
     ('none-with-attribute', 'ip', 'none ciphers=high'),
 ]
 
+# -- real-world values: every distinct policy value of the published tables -------------
+# (tests/data/realworld/tables, see tests/data/README.md), each under a key of this
+# instance in the form of the first key it appears with; (id, key form, value, where).
+
+REALWORLD_TABLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                'data', 'realworld', 'tables')
+
+
+def _key_form(key):
+    if key.startswith('['):
+        return 'host-bracket-port' if ']:' in key else 'host-bracket'
+    return 'parent' if key.startswith('.') else 'domain'
+
+
+def realworld_lines():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+    seen, out = set(), []
+    for name in sorted(os.listdir(REALWORLD_TABLES)):
+        with open(os.path.join(REALWORLD_TABLES, name), 'rb') as handle:
+            table = LookupTableSource.parse(handle.read().decode('utf-8', 'surrogateescape'))
+        for entry in table.entries():
+            value = ' '.join(entry.value.split())
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            out.append(('%02d' % len(out), _key_form(entry.key), value, '%s: %s' % (name, entry.key)))
+    return out
+
+
+REALWORLD_LINES = realworld_lines()
+
 # -- self-validation: (id, key form, value, expected Postfix verdict) ------------------
 
 SELF_CASES = [
@@ -398,6 +429,19 @@ def run_property(oracle, subst, version, results, generated=None):
             raw_lines.append('%s %s' % (key, value))
         entries.append((key, value))
         info.append(dict(id='refused/' + case_id, module=kind, module_message=message, params=params))
+    for case_id, form, value, where in REALWORLD_LINES:
+        key = oracle.make_key(form)
+        kind, message = classify_line(key, value, version)
+        params = line_to_params(value, version) if kind == 'accepts' else None
+        if params is not None:
+            item = dict(destination=key)
+            item.update(params)
+            module_items.append(item)
+        else:
+            raw_lines.append('%s %s' % (key, value))
+        entries.append((key, value))
+        info.append(dict(id='realworld/' + case_id, module=kind, module_message=message, params=params,
+                         where=where))
 
     # a relative tafile is opened from the smtp client's working directory, the queue
     # directory: put one there, so the lint's claim ("Postfix accepts it when the file

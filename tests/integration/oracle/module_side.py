@@ -48,10 +48,11 @@ def _version_gate(policy, version):
 
 
 def view_line(key, value, version=None):
-    """How the module's grammar reads a table line KEY VALUE (existing entries)."""
+    """How the module's grammar reads a table line KEY VALUE (existing entries) on
+    Postfix VERSION (what the module reads from mail_version; None: a current one)."""
     try:
         folded, warnings = grammar.normalize_destination(key)
-        policy = grammar.parse_policy(value)
+        policy = grammar.parse_policy(value, version)
     except grammar.PolicyError as exc:
         return ModuleView(False, message=str(exc))
     gate = _version_gate(policy, version)

@@ -7,6 +7,8 @@
 * Every entry the module refuses is rejected by Postfix (or its next hop can
   never be looked up), or the refusal is a documented lint: its message says
   "rule of this collection, Postfix accepts it", and then Postfix does use it.
+* Both, for every distinct policy value of the real-world tables
+  (tests/data/realworld/tables), as the module reads an existing line.
 
 Postfix's verdicts come from one private instance per Postfix release: the
 host's and those of the test images (conftest.py; cases.run_all, see
@@ -15,7 +17,7 @@ instance.py for how entries are classified).
 
 import pytest
 
-from .cases import CURATED, REFUSED_LINES
+from .cases import CURATED, REALWORLD_LINES, REFUSED_LINES
 from .conftest import explain
 
 POSTFIX_REFUSES = ('rejected', 'unroutable', 'unmatched', 'ignored')
@@ -23,17 +25,21 @@ POSTFIX_USES = ('used', 'ignored')
 
 
 def defers_as_the_module_says(result):
-    """The module refuses the entry because Postfix never authenticates the peer with
-    it, and Postfix, using it, defers the delivery for the peer's certificate.
+    """A fingerprint entry the module refuses saying Postfix never authenticates the
+    peer with it or defers the mail, and Postfix, using it, defers the delivery for
+    the peer's certificate (the oracle's peer has the certificate the curated
+    fingerprints name: an entry that can match delivers).
 
     Postfix before 3.6 logs nothing for a fingerprint it cannot use (a length that is
     not the one of smtp_tls_fingerprint_digest, whose default was md5 before 3.6; a
-    value of no digest's length): it uses the entry and defers every delivery with
-    "Server certificate not verified" (3.6 and later also warn "all fingerprints
-    unusable", which the oracle reads as a rejection).
+    value of no digest's length; "..." in an abbreviated one): it uses the entry and
+    defers every delivery with "Server certificate not verified" (3.6 and later also
+    warn "all fingerprints unusable" or "malformed fingerprint value", which the
+    oracle reads as a rejection).
     """
+    message = result['module_message'] or ''
     return (result['value'].split()[:1] == ['fingerprint']
-            and 'never authenticates the peer' in (result['module_message'] or '')
+            and ('never authenticates the peer' in message or 'defer' in message)
             and result['status'] == 'deferred'
             and result['reason'].startswith('Server certificate not'))
 
@@ -70,6 +76,13 @@ def test_refused_line(oracle_results, case_id):
     result = oracle_results['refused/' + case_id]
     problem = check(result)
     assert problem is None, '%s\n%s' % (problem, explain(result))
+
+
+@pytest.mark.parametrize('case_id', [case[0] for case in REALWORLD_LINES])
+def test_real_world_value(oracle_results, case_id):
+    result = oracle_results['realworld/' + case_id]
+    problem = check(result)
+    assert problem is None, '%s (%s)\n%s' % (problem, result['where'], explain(result))
 
 
 def test_generated_entries(oracle_results):
