@@ -414,9 +414,12 @@ def run_property(oracle, subst, version, results, generated=None):
             raw_lines.append('%s %s' % (key, value))
             entries.append((key, value))
         info.append(dict(id=case_id, module=kind, module_message=message, params=dict(attrs, level=level)))
-    for case_id, form, value in REFUSED_LINES:
+    # table lines, as the module reads an existing line: the refused ones and the real-world values
+    lines = [('refused/' + case_id, form, _fill(value, subst), {}) for case_id, form, value in REFUSED_LINES]
+    lines += [('realworld/' + case_id, form, value, {'where': where})
+              for case_id, form, value, where in REALWORLD_LINES]
+    for case_id, form, value, extra in lines:
         key = oracle.make_key(form)
-        value = _fill(value, subst)
         kind, message = classify_line(key, value, version)
         params = line_to_params(value, version) if kind == 'accepts' else None
         if params is not None:
@@ -428,20 +431,7 @@ def run_property(oracle, subst, version, results, generated=None):
         else:
             raw_lines.append('%s %s' % (key, value))
         entries.append((key, value))
-        info.append(dict(id='refused/' + case_id, module=kind, module_message=message, params=params))
-    for case_id, form, value, where in REALWORLD_LINES:
-        key = oracle.make_key(form)
-        kind, message = classify_line(key, value, version)
-        params = line_to_params(value, version) if kind == 'accepts' else None
-        if params is not None:
-            item = dict(destination=key)
-            item.update(params)
-            module_items.append(item)
-        else:
-            raw_lines.append('%s %s' % (key, value))
-        entries.append((key, value))
-        info.append(dict(id='realworld/' + case_id, module=kind, module_message=message, params=params,
-                         where=where))
+        info.append(dict(id=case_id, module=kind, module_message=message, params=params, **extra))
 
     # a relative tafile is opened from the smtp client's working directory, the queue
     # directory: put one there, so the lint's claim ("Postfix accepts it when the file
