@@ -4,6 +4,7 @@
     python -m tests.integration.oracle.ask '[127.0.0.9]:2525 encrypt bogus=1' 'example.test may'
     python -m tests.integration.oracle.ask --map-type texthash 'a.test may' 'A.test encrypt'
     python -m tests.integration.oracle.ask --json ...
+    python -m tests.integration.oracle.ask --image bullseye 'example.test encrypt protocols=>=TLSv1.2'
 
 Each argument is one table line (KEY VALUE).  Keys may be any form Postfix
 takes as a next hop; host names resolve to loopback inside the instance's
@@ -14,6 +15,9 @@ Postfix's verdict (used / rejected / ignored / unmatched / unknown) with the
 log lines.  Exit status: 0 when the two agree on every entry (module
 accepts <=> Postfix uses), 1 otherwise, 2 on a usage or set-up error.
 Run from the repository root with the venv (source scripts/env.sh), as root.
+--image SUITE asks the Postfix of a test image (localhost/mailgw-postfix:SUITE,
+e.g. bullseye for 3.5, sid for 3.11) instead of the host's: the same command
+runs in a throwaway container of it (in_image.py).
 """
 
 import argparse
@@ -32,7 +36,11 @@ def main(argv=None):
     parser.add_argument('--json', action='store_true', help='one JSON document instead of text')
     parser.add_argument('--keep', action='store_true', help='keep the instance directory (printed)')
     parser.add_argument('--timeout', type=float, default=60.0, help='seconds to wait for delivery statuses')
+    parser.add_argument('--image', metavar='SUITE',
+                        help="ask the Postfix of localhost/mailgw-postfix:SUITE (a container) instead of the host's")
     args = parser.parse_args(argv)
+    if args.image:
+        return ask_in_image(args.image, list(sys.argv[1:] if argv is None else argv))
     reason = unavailable_reason()
     if reason:
         print(reason, file=sys.stderr)
@@ -84,6 +92,29 @@ def main(argv=None):
         if args.keep:
             print('instance kept in %s' % oracle.base)
     return 1 if disagree else 0
+
+
+def ask_in_image(suite, argv):
+    """This command, without --image, in a throwaway container of SUITE's image."""
+    import subprocess
+    import tempfile
+    from .in_image import ImageUnavailable, container_argv, container_name
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == '--image':
+            skip = True
+        elif not arg.startswith('--image='):
+            rest.append(arg)
+    with tempfile.TemporaryDirectory(prefix='mailgw-ask-') as tmp:
+        try:
+            command = container_argv(suite, tmp, container_name(suite),
+                                     ['/usr/bin/python3', '-m', 'oracle.ask'] + rest)
+        except ImageUnavailable as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return subprocess.run(command, check=False).returncode
 
 
 if __name__ == '__main__':

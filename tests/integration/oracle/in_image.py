@@ -19,7 +19,8 @@ run with that python3, as Ansible would run it on such a host.
   oracle's private mount namespace (unshare -m, its own /etc/hosts).
 
 ``run_in_image(suite, tmp)`` returns the results dict (as cases.run_all());
-``python3 -m oracle.in_image`` is what runs inside.
+``python3 -m oracle.in_image`` is what runs inside.  ``container_argv()`` runs
+any command so (``python -m tests.integration.oracle.ask --image SUITE``).
 """
 
 import json
@@ -58,22 +59,32 @@ def target_lib(tmp):
     return lib
 
 
-def run_in_image(suite, tmp, generated=None, env=None):
-    """cases.run_all() inside a throwaway container of IMAGE_REPO:SUITE."""
-    from .cases import generated_params
+def container_argv(suite, tmp, name, command, env=None):
+    """podman run arguments for COMMAND (argv in the container) in a throwaway container
+    of IMAGE_REPO:SUITE set up for the oracle; raise ImageUnavailable without the image."""
     image = '%s:%s' % (IMAGE_REPO, suite)
     if not shutil.which('podman'):
         raise ImageUnavailable('the delivery oracle on %s needs podman' % suite)
     if subprocess.run(['podman', 'image', 'exists', image], env=env, check=False).returncode != 0:
         raise ImageUnavailable('image %s is missing (scripts/images.sh builds it)' % image)
-    if generated is None:
-        generated = generated_params()
-    name = 'mailgw-oracle-%s%s-%s' % (suite, os.environ.get('MAILGW_MOLECULE_SUFFIX', ''), uuid.uuid4().hex[:8])
-    argv = ['podman', 'run', '--rm', '-i', '--name', name, '--network', 'none', '--cap-add', 'SYS_ADMIN',
+    return ['podman', 'run', '--rm', '-i', '--name', name, '--network', 'none', '--cap-add', 'SYS_ADMIN',
             '-v', '%s:%s:ro' % (REPO, REPO), '-v', '%s:%s:ro' % (target_lib(tmp), TARGET_LIB),
             '-e', 'PYTHONPATH=%s' % TARGET_LIB, '-e', 'MAILGW_MODULE_PYTHON=/usr/bin/python3',
-            '-e', 'PYTHONDONTWRITEBYTECODE=1', '-w', '/tmp',
-            image, '/usr/bin/python3', os.path.join(HERE, 'in_image.py')]
+            '-e', 'PYTHONDONTWRITEBYTECODE=1', '-w', INTEGRATION, image] + list(command)
+
+
+def container_name(suite):
+    return 'mailgw-oracle-%s%s-%s' % (suite, os.environ.get('MAILGW_MOLECULE_SUFFIX', ''), uuid.uuid4().hex[:8])
+
+
+def run_in_image(suite, tmp, generated=None, env=None):
+    """cases.run_all() inside a throwaway container of IMAGE_REPO:SUITE."""
+    from .cases import generated_params
+    name = container_name(suite)
+    argv = container_argv(suite, tmp, name, ['/usr/bin/python3', os.path.join(HERE, 'in_image.py')], env=env)
+    image = '%s:%s' % (IMAGE_REPO, suite)
+    if generated is None:
+        generated = generated_params()
     try:
         proc = subprocess.run(argv, input=json.dumps({'generated': generated}), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT, env=env,
