@@ -927,8 +927,8 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
                 first = [v for v in match if _fingerprint_bytes(v)][0]
                 raise PolicyError('match value %r is %d bytes long, and no match value has the '
                                   'length of a digest (%s bytes): Postfix cannot use any ("unusable '
-                                  'TLSA RR", "all fingerprints unusable") and never authenticates '
-                                  'the peer' % (first, _fingerprint_bytes(first),
+                                  'TLSA RR", "all fingerprints unusable"; before 3.6 no warning) and '
+                                  'never authenticates the peer' % (first, _fingerprint_bytes(first),
                                                 ', '.join(str(s) for s in FINGERPRINT_SIZES)))
             for value in match:
                 _check_fingerprint(value, checker)
@@ -1188,7 +1188,8 @@ def configuration_problems(policy, settings):
                                                   'matches the other fingerprints'))
             else:
                 errors.append(message + '; no fingerprint fits, so Postfix never authenticates '
-                                        'the peer ("all fingerprints unusable")')
+                                        'the peer ("all fingerprints unusable"; before 3.6 only '
+                                        '"Server certificate not verified")')
     dns = (settings.get('smtp_dns_support_level') or '').strip().lower()
     if policy.level in ('dane', 'dane-only') and 'smtp_dns_support_level' in settings \
             and dns != 'dnssec':
