@@ -928,8 +928,9 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
                 raise PolicyError('match value %r is %d bytes long, and no match value has the '
                                   'length of a digest (%s bytes): Postfix cannot use any ("unusable '
                                   'TLSA RR", "all fingerprints unusable"; before 3.6 no warning) and '
-                                  'never authenticates the peer' % (first, _fingerprint_bytes(first),
-                                                ', '.join(str(s) for s in FINGERPRINT_SIZES)))
+                                  'never authenticates the peer'
+                                  % (first, _fingerprint_bytes(first),
+                                     ', '.join(str(s) for s in FINGERPRINT_SIZES)))
             for value in match:
                 _check_fingerprint(value, checker)
             attributes.append(('match', '|'.join(match)))
