@@ -315,10 +315,13 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
             for tafile in attributes.get('tafile', []):
                 for name in split_list(tafile):
                     args += ['-A', name]
+        # the keywords hostname and nexthop too: the TLS library resolves them (tls_client.c
+        # tls_auth_enable(), 3.4 and later) from the host and next hop posttls-finger passes,
+        # as it does for the SMTP client
         servername = _last(attributes.get('servername'))
         if servername is None:
             servername = params.get('smtp_tls_servername')
-        if servername and servername not in ('hostname', 'nexthop'):
+        if servername:
             args += ['-s', servername]
     args.append(finger_destination(destination, params.get('smtp_tcp_port')))
     args.extend(match_names(level, attributes, params))

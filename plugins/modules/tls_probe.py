@@ -78,7 +78,8 @@ notes:
     host would defer is reported as deferring even when a later one would take the mail.
   - A policy entry Postfix cannot use (empty, unknown level, malformed attribute) is reported as
     deferring with Postfix's words, without a probe. Entry attributes posttls-finger has no
-    option for (C(exclude), C(connection_reuse), the C(servername) keywords) are not applied.
+    option for (C(exclude), C(connection_reuse)) are not applied; C(servername), its keywords
+    V(hostname) and V(nexthop) included, is sent as SNI as the SMTP client sends it.
   - At level V(dane) and V(dane-only) posttls-finger does its own DNSSEC lookups, and without
     usable TLSA records it checks the certificate at V(secure), where the SMTP client falls
     back to opportunistic TLS (V(dane)). A V(dane) result is therefore a stricter bound - it may

@@ -52,7 +52,7 @@ def probe_world(tmp_path_factory):
                 entries.append((key, level if level in ('encrypt', 'may') else '%s match=%s' % (level, MATCH_NAME)))
         verdicts = oracle.ask(entries)
         world = ProbeWorld(oracle, ca_cert, keys, dict(zip(((k, lv) for k in KINDS for lv in LEVELS + ('may',)),
-                                                           verdicts)))
+                                                           verdicts)), pool_of)
         yield world
     finally:
         oracle.stop()

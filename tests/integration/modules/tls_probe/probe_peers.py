@@ -56,11 +56,17 @@ def make_certificates(directory):
 class ProbeWorld:
     """The oracle instance, the peers and the verdicts of real delivery."""
 
-    def __init__(self, oracle, ca_cert, keys, verdicts):
+    def __init__(self, oracle, ca_cert, keys, verdicts, pools=None):
         self.oracle = oracle
         self.ca_cert = ca_cert
         self.keys = keys                # {(kind, level): policy key}
         self.verdicts = verdicts        # {(kind, level): Verdict}
+        self.pools = pools or {}        # {kind: PeerPool}: the sessions each peer saw
+
+    def sessions(self, kind, key):
+        """The sessions the KIND peer listening at KEY ([address]:port) saw, oldest first."""
+        address, _sep, port = key[1:].partition(']:')
+        return self.pools[kind].sessions_for(address, port)
 
     @property
     def config_dir(self):

@@ -47,6 +47,21 @@ def test_a_planned_match_is_probed_as_planned(probe_world):
     assert alone['destinations'][0]['would_defer'] is True, alone
 
 
+@pytest.mark.parametrize('servername', ['nexthop', 'hostname', 'sni.probe.test'])
+def test_a_planned_servername_is_sent_as_the_smtp_client_sends_it(probe_world, servername):
+    """The peer sees the SNI of the planned entry: for a [host]:port next hop both keywords
+    name the host (Postfix's tls_client.c resolves them: hostname the server's name, nexthop
+    the next hop without brackets and port), else the name given."""
+    matching = probe_world.keys[('match', 'may')]
+    address = matching[1:matching.index(']')]
+    seen = len(probe_world.sessions('match', matching))
+    result = _levels(probe_world, destinations=[matching], policies={matching: 'encrypt servername=%s' % servername})
+    (probe,) = result['probes']
+    assert probe['policy'] == 'encrypt servername=%s' % servername and probe['would_defer'] is False, probe
+    new = probe_world.sessions('match', matching)[seen:]
+    assert [s['sni'] for s in new if s['tls']] == [address if servername in ('nexthop', 'hostname') else servername], new
+
+
 def test_only_the_destinations_made_stricter_are_probed_and_check_mode_is_the_same(probe_world):
     """A global level of encrypt makes the peers without an entry of their own stricter; the
     plaintext peer's planned `none` keeps it out of the probe; the others are probed at encrypt

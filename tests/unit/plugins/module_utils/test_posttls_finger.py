@@ -182,6 +182,22 @@ def test_finger_args_fingerprint_and_may():
     assert finger_args('[h]', 'none', {}, {'smtp_tcp_port': '2525'}) == ['-l', 'none', '[h]:2525']
 
 
+@pytest.mark.parametrize('attributes, params, sni', [
+    ({'servername': ['nexthop']}, {}, 'nexthop'),
+    ({'servername': ['hostname']}, {'smtp_tls_servername': 'nexthop'}, 'hostname'),
+    ({'servername': ['mx.example.net']}, {}, 'mx.example.net'),
+    ({}, {'smtp_tls_servername': 'hostname'}, 'hostname'),
+    ({}, {'smtp_tls_servername': ''}, None),
+    ({}, {}, None),
+])
+def test_finger_args_send_the_servername_the_smtp_client_sends(attributes, params, sni):
+    """The entry's servername, else smtp_tls_servername; the keywords as they are (Postfix's
+    TLS library resolves them for posttls-finger as for the SMTP client)."""
+    args = finger_args('[mx.example.com]:25', 'encrypt', attributes, params)
+    assert (args[args.index('-s') + 1] if '-s' in args else None) == sni, args
+    assert '-s' not in finger_args('[mx.example.com]:25', 'none', attributes, params)
+
+
 def test_plaintext_server():
     report = parse_report(PLAINTEXT)
     assert report.connected == '127.0.0.1[127.0.0.1]' and report.port == 30000
