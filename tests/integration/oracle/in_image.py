@@ -19,7 +19,7 @@ run with that python3, as Ansible would run it on such a host.
   oracle's private mount namespace (unshare -m, its own /etc/hosts).
 
 ``run_in_image(suite, tmp)`` returns the results dict (as cases.run_all());
-``python3 -m oracle.in_image`` is what runs inside.  ``container_argv()`` runs
+this file, run as a script by the image's python3, is what runs inside.  ``container_argv()`` runs
 any command so (``python -m tests.integration.oracle.ask --image SUITE``).
 """
 
@@ -39,7 +39,7 @@ TIMEOUT = 600
 
 
 class ImageUnavailable(Exception):
-    pass
+    """podman or the image is missing (scripts/images.sh builds the images)."""
 
 
 def _module_utils():
