@@ -19,6 +19,8 @@ run with that python3, as Ansible would run it on such a host.
   oracle's private mount namespace (unshare -m, its own /etc/hosts).
 
 ``run_in_image(suite, tmp)`` returns the results dict (as cases.run_all());
+``probe_in_image(suite, tmp)`` the tls_probe module's verdicts next to real
+delivery (modules/tls_probe/probe_peers.py) on that release;
 this file, run as a script by the image's python3, is what runs inside.  ``container_argv()`` runs
 any command so (``python -m tests.integration.oracle.ask --image SUITE``).
 """
@@ -80,31 +82,47 @@ def container_name(suite):
 def run_in_image(suite, tmp, generated=None, env=None):
     """cases.run_all() inside a throwaway container of IMAGE_REPO:SUITE."""
     from .cases import generated_params
+    if generated is None:
+        generated = generated_params()
+    return _in_image(suite, tmp, {'task': 'oracle', 'generated': generated}, env)
+
+
+def probe_in_image(suite, tmp, env=None):
+    """The tls_probe module against real delivery (probe_peers.probe_against_delivery) inside
+    a throwaway container of IMAGE_REPO:SUITE: that release's posttls-finger and Postfix."""
+    return _in_image(suite, tmp, {'task': 'probe'}, env)
+
+
+def _in_image(suite, tmp, request, env):
     name = container_name(suite)
     argv = container_argv(suite, tmp, name, ['/usr/bin/python3', os.path.join(HERE, 'in_image.py')], env=env)
     image = '%s:%s' % (IMAGE_REPO, suite)
-    if generated is None:
-        generated = generated_params()
     try:
-        proc = subprocess.run(argv, input=json.dumps({'generated': generated}), stdout=subprocess.PIPE,
+        proc = subprocess.run(argv, input=json.dumps(request), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT, env=env,
                               check=False)
     except subprocess.TimeoutExpired:
         subprocess.run(['podman', 'rm', '-f', '-t', '0', name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, env=env, check=False)
-        raise AssertionError('the delivery oracle on %s took more than %d s' % (image, TIMEOUT))
+        raise AssertionError('the delivery oracle (%s) on %s took more than %d s' % (request['task'], image, TIMEOUT))
     if proc.returncode != 0:
-        raise AssertionError('the delivery oracle on %s failed (rc %d):\n%s'
-                             % (image, proc.returncode, proc.stderr[-4000:]))
+        raise AssertionError('the delivery oracle (%s) on %s failed (rc %d):\n%s'
+                             % (request['task'], image, proc.returncode, proc.stderr[-4000:]))
     return json.loads(proc.stdout)
 
 
 def main():
-    """Inside the container: the questions on stdin, the results as JSON on stdout."""
+    """Inside the container: the request on stdin, the results as JSON on stdout."""
     request = json.load(sys.stdin)
     sys.path.insert(0, INTEGRATION)
-    from oracle import cases
-    results = cases.run_all(generated=[tuple(item) for item in request['generated']])
+    if request['task'] == 'probe':
+        import tempfile
+        sys.path.insert(0, os.path.join(INTEGRATION, 'modules', 'tls_probe'))
+        from probe_peers import probe_against_delivery
+        results = probe_against_delivery(tempfile.mkdtemp(prefix='mailgw-probe-certs-'))
+    else:
+        from oracle import cases
+        results = cases.run_all(generated=[tuple(item) for item in request['generated']])
     json.dump(results, sys.stdout)
 
 

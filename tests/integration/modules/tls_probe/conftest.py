@@ -6,20 +6,11 @@
 tls_log_summary tests of a run (one pytest-xdist worker each)."""
 
 import os
-import subprocess
 
 import pytest
 
-from oracle.instance import POSTCONF, Oracle, unavailable_reason
-from oracle.peer import PeerPool
-from probe_peers import (
-    KINDS,
-    LEVELS,
-    MATCH_NAME,
-    POSTTLS_FINGER,
-    ProbeWorld,
-    make_certificates,
-)
+from oracle.instance import unavailable_reason
+from probe_peers import POSTTLS_FINGER, start_probe_world
 
 
 @pytest.fixture(scope='session')
@@ -29,32 +20,9 @@ def probe_world(tmp_path_factory):
         pytest.skip(reason)
     if not POSTTLS_FINGER:
         pytest.skip('tls_probe needs posttls-finger (Debian: part of the postfix package)')
-    ca_cert, pairs = make_certificates(tmp_path_factory.mktemp('probe-certs'))
-    oracle = Oracle(keep=bool(os.environ.get("MAILGW_PROBE_KEEP")))
-    pools = []
+    world, stop = start_probe_world(tmp_path_factory.mktemp('probe-certs'),
+                                    keep=bool(os.environ.get("MAILGW_PROBE_KEEP")))
     try:
-        oracle.start()
-        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_CAfile = %s' % ca_cert], check=True,
-                       capture_output=True)
-        keys = {}
-        entries = []
-        pool_of = dict((kind, PeerPool(*pairs[kind])) for kind in KINDS if kind != 'plaintext')
-        pool_of['plaintext'] = PeerPool(None, None, starttls=False)
-        pools.extend(pool_of.values())
-        n = 0
-        for kind in KINDS:
-            for level in LEVELS + ('may',):
-                n += 1
-                address = '127.%d.200.%d' % (oracle.net, n)
-                pool_of[kind].listen(address, oracle.port)
-                key = '[%s]:%d' % (address, oracle.port)
-                keys[(kind, level)] = key
-                entries.append((key, level if level in ('encrypt', 'may') else '%s match=%s' % (level, MATCH_NAME)))
-        verdicts = oracle.ask(entries)
-        world = ProbeWorld(oracle, ca_cert, keys, dict(zip(((k, lv) for k in KINDS for lv in LEVELS + ('may',)),
-                                                           verdicts)), pool_of)
         yield world
     finally:
-        oracle.stop()
-        for pool in pools:
-            pool.close()
+        stop()

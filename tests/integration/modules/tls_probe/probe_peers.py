@@ -75,3 +75,68 @@ class ProbeWorld:
     @property
     def log(self):
         return self.oracle.log
+
+
+def start_probe_world(cert_dir, keep=False):
+    """Start the oracle instance that trusts a new test CA, the four peers on their loopback
+    addresses, and deliver one real message per (peer, level) through it; return
+    (ProbeWorld, stop) where stop() shuts everything down. Needs what Oracle needs (root,
+    unshare) and posttls-finger for the probes."""
+    from oracle.instance import POSTCONF, Oracle
+    from oracle.peer import PeerPool
+    ca_cert, pairs = make_certificates(cert_dir)
+    oracle = Oracle(keep=keep)
+    pools = []
+
+    def stop():
+        oracle.stop()
+        for pool in pools:
+            pool.close()
+    try:
+        oracle.start()
+        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_CAfile = %s' % ca_cert], check=True,
+                       capture_output=True)
+        keys = {}
+        entries = []
+        pool_of = dict((kind, PeerPool(*pairs[kind])) for kind in KINDS if kind != 'plaintext')
+        pool_of['plaintext'] = PeerPool(None, None, starttls=False)
+        pools.extend(pool_of.values())
+        n = 0
+        for kind in KINDS:
+            for level in LEVELS + ('may',):
+                n += 1
+                address = '127.%d.200.%d' % (oracle.net, n)
+                pool_of[kind].listen(address, oracle.port)
+                key = '[%s]:%d' % (address, oracle.port)
+                keys[(kind, level)] = key
+                entries.append((key, level if level in ('encrypt', 'may') else '%s match=%s' % (level, MATCH_NAME)))
+        verdicts = oracle.ask(entries)
+        cases = [(k, lv) for k in KINDS for lv in LEVELS + ('may',)]
+        return ProbeWorld(oracle, ca_cert, keys, dict(zip(cases, verdicts)), pool_of), stop
+    except BaseException:
+        stop()
+        raise
+
+
+def probe_against_delivery(cert_dir):
+    """The tls_probe module's verdict on every (peer, level) of a new probe world, next to
+    what Postfix did with the real message: {'version': [...], 'result': {...},
+    'cases': {'KIND-LEVEL': {'status', 'reason', 'evidence', 'probe'}}}. Run where the
+    Postfix under test is (in_image.probe_in_image: inside a test image)."""
+    from ansible_env import run_module
+    world, stop = start_probe_world(cert_dir)
+    try:
+        cases = sorted(world.keys)
+        result = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': [world.keys[case] for case in cases], 'config_dir': world.config_dir,
+            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4})
+        probes = result.get('destinations') or [None] * len(cases)
+        out = {}
+        for case, probe in zip(cases, probes):
+            verdict = world.verdicts[case]
+            out['%s-%s' % case] = dict(status=verdict.status, reason=verdict.reason,
+                                       evidence=verdict.evidence, probe=probe)
+        return dict(version=list(world.oracle.mail_version()), cases=out,
+                    result=dict(failed=bool(result.get('failed')), msg=result.get('msg')))
+    finally:
+        stop()

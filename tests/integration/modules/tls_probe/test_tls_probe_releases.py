@@ -1,0 +1,46 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tls_probe against real delivery on every other tested Postfix release.
+
+test_tls_probe_delivery.py holds the probe against the host's Postfix (3.7). Here the
+same world (the oracle instance, four peers, one real message per peer and level:
+probe_peers.start_probe_world) runs inside a throwaway container of the bullseye (3.5),
+trixie (3.10) and sid (3.11) images, with that release's posttls-finger, and the module
+run by that image's python3 (oracle/in_image.py). The property: the probe says a
+destination would defer exactly when Postfix deferred the real message.
+
+Postfix 3.5 words an untrusted chain "Server certificate not trusted" where the probe,
+like 3.6 and later, says "not verified"; only the outcome is asserted.
+"""
+
+import pytest
+
+from oracle.in_image import ImageUnavailable, probe_in_image
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+@pytest.fixture(scope='module', params=['bullseye', 'trixie', 'sid'])
+def release_probes(request, tmp_path_factory):
+    try:
+        return request.param, probe_in_image(request.param, tmp_path_factory.mktemp('probe-%s' % request.param))
+    except ImageUnavailable as exc:
+        pytest.fail(str(exc))
+
+
+def test_probe_agrees_with_real_delivery(release_probes):
+    release, data = release_probes
+    assert not data['result']['failed'], data['result']
+    assert len(data['cases']) == 16, sorted(data['cases'])
+    problems = []
+    for case, item in sorted(data['cases'].items()):
+        probe = item['probe'] or {}
+        if item['status'] not in ('sent', 'deferred'):
+            problems.append('%s: no delivery status (%s)' % (case, item['status']))
+        elif probe.get('would_defer') != (item['status'] == 'deferred'):
+            problems.append('%s: postfix %s (%s), probe would_defer %s (%s)\n  %s' % (
+                case, item['status'], item['reason'], probe.get('would_defer'), probe.get('reason'),
+                '\n  '.join(item['evidence'])))
+    assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
+    assert data['version'][:2] == {'bullseye': [3, 5], 'trixie': [3, 10], 'sid': [3, 11]}[release]
