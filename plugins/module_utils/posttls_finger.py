@@ -67,7 +67,7 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
                     'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
-                    'smtp_tls_fingerprint_cert_match')
+                    'smtp_tls_fingerprint_cert_match', 'mail_version')
 
 
 class FingerError(Exception):
@@ -420,11 +420,22 @@ def parse_report(text):
     return report
 
 
-def verdict(level, report, chat_logged=True):
+# Postfix before 3.6 (smtp_proto.c) defers an untrusted chain at the levels that need trust
+# (dane, dane-only, verify, secure: TLS_MUST_TRUST) with its own words; 3.6 dropped them
+UNTRUSTED_WORDS_BEFORE_3_6 = 'Server certificate not trusted'
+MUST_TRUST = ('dane', 'dane-only', 'verify', 'secure')
+
+
+def _version(text):
+    return tuple(int(n) for n in re.findall(r'[0-9]+', text or '')[:3])
+
+
+def verdict(level, report, chat_logged=True, version=None):
     """{starttls, trust, would_defer, reason, reachable} of a probe at LEVEL, from REPORT.
 
     REASON is the SMTP client's status text when it would defer (smtp_proto.c), else
-    posttls-finger's own summary line.
+    posttls-finger's own summary line. VERSION (mail_version) picks the words of
+    releases before 3.6 for an untrusted chain ("Server certificate not trusted").
     """
     result = {'starttls': report.starttls_offered, 'trust': 'none', 'would_defer': False, 'reason': '',
               'reachable': report.connected is not None}
@@ -457,7 +468,11 @@ def verdict(level, report, chat_logged=True):
         result.update(would_defer=True, reason='Cannot start TLS: handshake failure')
     elif level in MUST_MATCH and report.trust_word != 'Verified':
         why = '; '.join(report.verify_problems)
-        result.update(would_defer=True, reason='Server certificate not verified' + (' (%s)' % why if why else ''))
+        words = 'Server certificate not verified'
+        if level in MUST_TRUST and report.trust_word in ('Untrusted', 'Anonymous') and \
+                version and _version(version) < (3, 6):
+            words = UNTRUSTED_WORDS_BEFORE_3_6
+        result.update(would_defer=True, reason=words + (' (%s)' % why if why else ''))
     else:
         result['reason'] = '%s TLS connection established to %s:%d' % (report.trust_word, host, report.port)
     return result
@@ -535,7 +550,7 @@ def probe_one(finger, destination, level, source, entry, params, options):
     args = finger_args(destination, level, attributes, params, options['ca_file'], options['ca_path'],
                        options['connect_timeout'], options['command_timeout'])
     report = parse_report(finger.run(args))
-    result.update(verdict(level, report))
+    result.update(verdict(level, report, version=params.get('mail_version')))
     result['evidence'] = report.lines
     result['tls'] = report.tls_details or ''
     if report.connected:

@@ -198,6 +198,21 @@ def test_finger_args_send_the_servername_the_smtp_client_sends(attributes, param
     assert '-s' not in finger_args('[mx.example.com]:25', 'none', attributes, params)
 
 
+@pytest.mark.parametrize('level, version, words', [
+    ('verify', '3.5.25', 'Server certificate not trusted'),
+    ('secure', '3.5.25', 'Server certificate not trusted'),
+    ('verify', '3.6.0', 'Server certificate not verified'),
+    ('verify', None, 'Server certificate not verified'),
+    ('fingerprint', '3.5.25', 'Server certificate not verified'),
+])
+def test_an_untrusted_chain_is_worded_as_the_release_words_it(level, version, words):
+    """Postfix before 3.6 defers an untrusted chain at verify/secure/dane with 'not trusted'
+    (smtp_proto.c TLS_MUST_TRUST); fingerprint needs no trust, and 3.6 dropped the words."""
+    report = parse_report(SELF_SIGNED_VERIFY)
+    result = verdict(level, report, version=version)
+    assert result['would_defer'] is True and result['reason'].startswith(words), result
+
+
 def test_plaintext_server():
     report = parse_report(PLAINTEXT)
     assert report.connected == '127.0.0.1[127.0.0.1]' and report.port == 30000
