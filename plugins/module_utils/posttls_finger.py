@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import level_rank
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import version_tuple
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
 # tls_level.c: TLS_REQUIRED (encrypt and above) and TLS_MUST_MATCH (above encrypt)
@@ -426,10 +427,6 @@ UNTRUSTED_WORDS_BEFORE_3_6 = 'Server certificate not trusted'
 MUST_TRUST = ('dane', 'dane-only', 'verify', 'secure')
 
 
-def _version(text):
-    return tuple(int(n) for n in re.findall(r'[0-9]+', text or '')[:3])
-
-
 def verdict(level, report, chat_logged=True, version=None):
     """{starttls, trust, would_defer, reason, reachable} of a probe at LEVEL, from REPORT.
 
@@ -470,7 +467,7 @@ def verdict(level, report, chat_logged=True, version=None):
         why = '; '.join(report.verify_problems)
         words = 'Server certificate not verified'
         if level in MUST_TRUST and report.trust_word in ('Untrusted', 'Anonymous') and \
-                version and _version(version) < (3, 6):
+                version and version_tuple(version) < (3, 6):
             words = UNTRUSTED_WORDS_BEFORE_3_6
         result.update(would_defer=True, reason=words + (' (%s)' % why if why else ''))
     else:
