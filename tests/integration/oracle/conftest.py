@@ -17,16 +17,13 @@ import os
 
 import pytest
 
+from .in_image import OTHER_RELEASES
 from .instance import unavailable_reason
 
 
 # 'host': the host's Postfix binaries; else a suite of localhost/mailgw-postfix
-RELEASES = [
-    'host',
-    pytest.param('bullseye', marks=[pytest.mark.container, pytest.mark.slow]),
-    pytest.param('trixie', marks=[pytest.mark.container, pytest.mark.slow]),
-    pytest.param('sid', marks=[pytest.mark.container, pytest.mark.slow]),
-]
+RELEASES = ['host'] + [pytest.param(suite, marks=[pytest.mark.container, pytest.mark.slow])
+                       for suite in OTHER_RELEASES]
 
 
 def _compute(release, tmp):

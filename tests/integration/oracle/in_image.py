@@ -36,6 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 INTEGRATION = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(INTEGRATION))
 IMAGE_REPO = 'localhost/mailgw-postfix'
+# The test images besides the host's own release (3.7): {suite: Postfix major.minor}
+OTHER_RELEASES = {'bullseye': (3, 5), 'trixie': (3, 10), 'sid': (3, 11)}
 TARGET_LIB = '/opt/mailgw-target'
 TIMEOUT = 600
 

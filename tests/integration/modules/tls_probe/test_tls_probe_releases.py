@@ -15,12 +15,12 @@ certificate not trusted", 3.6 and later "not verified").
 
 import pytest
 
-from oracle.in_image import ImageUnavailable, probe_in_image
+from oracle.in_image import OTHER_RELEASES, ImageUnavailable, probe_in_image
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 
-@pytest.fixture(scope='module', params=['bullseye', 'trixie', 'sid'])
+@pytest.fixture(scope='module', params=list(OTHER_RELEASES))
 def release_probes(request, tmp_path_factory):
     try:
         return request.param, probe_in_image(request.param, tmp_path_factory.mktemp('probe-%s' % request.param))
@@ -43,4 +43,4 @@ def test_probe_agrees_with_real_delivery(release_probes):
                 case, item['status'], item['reason'], probe.get('would_defer'), probe.get('reason'),
                 '\n  '.join(item['evidence'])))
     assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
-    assert data['version'][:2] == {'bullseye': [3, 5], 'trixie': [3, 10], 'sid': [3, 11]}[release]
+    assert tuple(data['version'][:2]) == OTHER_RELEASES[release]
