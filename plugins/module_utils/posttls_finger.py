@@ -30,9 +30,19 @@ AnsibleModule).  What is Postfix's and where it is read from:
   last step is this module's, from posttls-finger's report.
 
 posttls-finger probes the first address it can connect to; the SMTP client
-would go on to the next MX host after a TLS failure.  A destination whose
-first reachable MX host would defer is therefore reported as deferring,
-even when a later MX host would take the mail.
+goes on to the next address after a TLS failure (src/smtp/smtp_connect.c
+``smtp_connect_inet()``: a failed handshake, STARTTLS missing or refused, or
+an unmatched certificate is not counted against ``smtp_mx_session_limit``,
+only ``smtp_mx_address_limit`` ends the list).  So when the first server of
+a domain would defer for a TLS reason, the other MX hosts are probed too
+(``probe_one``): their names come from posttls-finger itself (``-v`` logs
+each host it looks up, in MX preference order), each is probed as
+``[HOST]:PORT`` with the next-hop keywords (``nexthop``, ``dot-nexthop`` in
+the match list and ``servername``) replaced by the domain, which is what
+the SMTP client checks them against, and the mail is delivered when one of
+them would take it.  Not at ``dane``/``dane-only`` (the MX RRset's DNSSEC
+status decides there); the addresses of one MX host cannot be probed one by
+one (posttls-finger stops at the first that connects).
 """
 
 import re
@@ -58,6 +68,7 @@ _ESTABLISHED_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) 
                              r'to (?P<namaddr>\S+?\[[^\]]*\]):(?P<port>\d+): (?P<details>.*)$')
 _STARTTLS_REJECTED_RE = re.compile(r'^STARTTLS rejected: (?P<reply>.*)$')
 _RELAY_RE = re.compile(r'^(?P<host>[^\[\]\s]+)\[[^\]]*\]:(?P<port>\d+)$')
+_MX_HOST_RE = re.compile(r'^addr_one: host (?P<host>\S+)$')
 _VERIFY_FAILED_RE = re.compile(r'^(?:server )?certificate verification failed for [^:]+(?::\d+)?: (?P<why>.*)$')
 
 
@@ -68,7 +79,11 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
                     'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
-                    'smtp_tls_fingerprint_cert_match', 'mail_version')
+                    'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'mail_version')
+
+# levels at which the SMTP client goes on to the next MX host after a TLS failure and the
+# probe follows it; at dane/dane-only the MX RRset's DNSSEC status decides (not probed further)
+MX_FALLBACK_LEVELS = ('encrypt', 'fingerprint', 'verify', 'secure')
 
 
 class FingerError(Exception):
@@ -277,11 +292,13 @@ def finger_destination(destination, smtp_port=None):
 
 
 def finger_args(destination, level, attributes=None, params=None, ca_file=None, ca_path=None,
-                connect_timeout=None, command_timeout=None):
+                connect_timeout=None, command_timeout=None, nexthop=None):
     """The posttls-finger arguments (after the program) for one probe.
 
     ATTRIBUTES are the policy entry's (match, tafile, protocols, ciphers, servername);
     PARAMS the main.cf values (expanded) the SMTP client would use otherwise.
+    NEXTHOP: the domain whose MX host DESTINATION (``[HOST]:PORT``) is; the next-hop
+    keywords of the match list and servername then name it (nexthop_names).
     """
     attributes = attributes or {}
     params = params or {}
@@ -322,11 +339,82 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
         servername = _last(attributes.get('servername'))
         if servername is None:
             servername = params.get('smtp_tls_servername')
+        if servername and nexthop:
+            servername = nexthop_names([servername], nexthop)[0]
         if servername:
             args += ['-s', servername]
     args.append(finger_destination(destination, params.get('smtp_tcp_port')))
-    args.extend(match_names(level, attributes, params))
+    names = match_names(level, attributes, params)
+    args.extend(nexthop_names(names, nexthop) if nexthop else names)
     return args
+
+
+def nexthop_names(names, domain):
+    """NAMES (match names, or a servername) with the keywords that mean the next hop replaced
+    by DOMAIN: ``nexthop`` by DOMAIN, ``dot-nexthop`` by ``.DOMAIN`` (a pattern with a leading
+    dot matches the subdomains, as dot-nexthop does). For probing an MX host of DOMAIN as
+    ``[HOST]``, where posttls-finger's next hop would be HOST; ``hostname`` stays (HOST)."""
+    out = []
+    for name in names:
+        word = name.lower()
+        if word == 'nexthop':
+            out.append(domain)
+        elif word == 'dot-nexthop':
+            out.append('.' + domain)
+        else:
+            out.append(name)
+    return out
+
+
+def mx_domain(destination):
+    """(domain, port or None) of a next hop the SMTP client looks up MX records for
+    (``domain`` or ``domain:port``, not ``[host]``, not an address); None otherwise."""
+    dest = destination.strip()
+    if not dest or dest.startswith('[') or dest.startswith('.'):
+        return None
+    host, sep, port = dest.partition(':')
+    if not host or re.match(r'^[0-9.]+$', host):
+        return None
+    return fold_key(host), (port if sep else None)
+
+
+def listing_args(destination, params=None, connect_timeout=None, command_timeout=None):
+    """posttls-finger arguments that make it log the hosts it looks up for DESTINATION
+    (``-v``: "addr_one: host NAME", in MX preference order) at the cost of one plaintext
+    EHLO/QUIT session with the first server (``-c``: no chat log, ``-l none``)."""
+    params = params or {}
+    args = ['-v', '-c', '-l', 'none']
+    if connect_timeout:
+        args += ['-t', str(int(connect_timeout))]
+    if command_timeout:
+        args += ['-T', str(int(command_timeout))]
+    lookup = params.get('smtp_host_lookup')
+    if lookup:
+        args += ['-h', ','.join(split_list(lookup))]
+    family = (params.get('inet_protocols') or '').strip().lower()
+    if family in ('ipv4', 'ipv6'):
+        args += ['-a', family]
+    args.append(finger_destination(destination, params.get('smtp_tcp_port')))
+    return args
+
+
+def looked_up_hosts(text):
+    """The host names posttls-finger -v looked up addresses for, in its order (the MX hosts by
+    preference; the domain itself when it has no MX), each once."""
+    hosts = []
+    for raw in (text or '').splitlines():
+        match = _LINE_RE.match(raw)
+        if not match:
+            continue
+        found = _MX_HOST_RE.match(match.group('text'))
+        if found and found.group('host').lower() not in [h.lower() for h in hosts]:
+            hosts.append(found.group('host'))
+    return hosts
+
+
+def _host_name(namaddr):
+    """NAME of ``NAME[ADDR]`` (or of ``NAME[ADDR]:PORT``), lower case."""
+    return (namaddr or '').split('[', 1)[0].lower()
 
 
 def match_names(level, attributes, params=None):
@@ -359,6 +447,7 @@ class Report:
         self.connected = None        # NAME[ADDR]
         self.port = None
         self.failures = []           # connect / lookup failures, Postfix's words
+        self.failed_hosts = []       # NAME[ADDR] of each address that did not connect
         self.ehlo = []
         self.starttls_offered = None
         self.starttls_rejected = None
@@ -384,7 +473,12 @@ def parse_report(text):
             report.connected, report.port = m.group('namaddr'), int(m.group('port'))
             report.starttls_offered = False
             continue
-        m = _FAILED_RE.match(text_) or _LOOKUP_FAILED_RE.match(text_)
+        m = _FAILED_RE.match(text_)
+        if m:
+            report.failures.append(m.group('reason'))
+            report.failed_hosts.append(m.group('host'))
+            continue
+        m = _LOOKUP_FAILED_RE.match(text_)
         if m:
             report.failures.append(m.group('reason'))
             continue
@@ -552,7 +646,70 @@ def probe_one(finger, destination, level, source, entry, params, options):
     result['tls'] = report.tls_details or ''
     if report.connected:
         result['host'] = '%s:%d' % (report.connected, report.port)
+    result['other_mx'] = []
+    domain = mx_domain(destination)
+    if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain:
+        _probe_other_mx(finger, result, report, domain, level, attributes, params, options)
     return result
+
+
+def _session(level, report, version):
+    """verdict() plus the session's host and TLS details, for one probe of an MX host."""
+    found = verdict(level, report, version=version)
+    found['host'] = '%s:%d' % (report.connected, report.port) if report.connected else None
+    found['tls'] = report.tls_details or ''
+    return found
+
+
+def _probe_other_mx(finger, result, report, domain, level, attributes, params, options):
+    """RESULT (probe_one's, which would defer at the first server that answered) after the MX
+    hosts the SMTP client would try next: each other MX host of DOMAIN (name, port) in
+    preference order, probed as [HOST]:PORT against the domain (nexthop_names), until one
+    would take the mail or smtp_mx_address_limit addresses were tried."""
+    name, port = domain
+    version = params.get('mail_version')
+    text = finger.run(listing_args(result['destination'], params, options['connect_timeout'],
+                                   options['command_timeout']))
+    hosts = looked_up_hosts(text)
+    skip = set([_host_name(report.connected)] + [_host_name(h) for h in report.failed_hosts])
+    try:
+        limit = int(params.get('smtp_mx_address_limit') or 5)
+    except ValueError:
+        limit = 5
+    tried = len(report.failed_hosts) + 1
+    result['evidence'] = result['evidence'] + ['(the MX hosts of %s in preference order: %s)'
+                                               % (name, ', '.join(hosts) or 'none')]
+    first = dict((k, result[k]) for k in ('host', 'starttls', 'trust', 'reason', 'tls'))
+    for host in hosts:
+        if host.lower() in skip:
+            continue
+        if limit and tried >= limit:
+            result['evidence'].append('(smtp_mx_address_limit = %d: the SMTP client tries no further address)'
+                                      % limit)
+            break
+        target = '[%s]' % host + (':%s' % port if port else '')
+        args = finger_args(target, level, attributes, params, options['ca_file'], options['ca_path'],
+                           options['connect_timeout'], options['command_timeout'], nexthop=name)
+        other = parse_report(finger.run(args))
+        tried += len(other.failed_hosts) + (1 if other.connected else 0)
+        found = _session(level, other, version)
+        found['mx'] = host
+        result['other_mx'].append(found)
+        result['evidence'] = result['evidence'] + ['(next MX host %s, probed as %s against %s)'
+                                                   % (host, finger_destination(target, params.get('smtp_tcp_port')),
+                                                      name)] + other.lines
+        if not found['would_defer']:
+            result.update(would_defer=False, host=found['host'], starttls=found['starttls'], trust=found['trust'],
+                          tls=found['tls'],
+                          reason='%s (the SMTP client goes on to it after %s would defer: %s)'
+                                 % (found['reason'], first['host'], first['reason']))
+            return
+    # every MX host tried would defer: the mail is deferred with the words of the last one that answered
+    answered = [found for found in result['other_mx'] if found['reachable']]
+    if answered:
+        last = answered[-1]
+        result['reason'] = '%s (and %s before it: %s)' % (last['reason'], first['host'], first['reason']) \
+            if last['host'] != first['host'] else last['reason']
 
 
 def probe_destinations(finger, plan, params, options, concurrency=4):

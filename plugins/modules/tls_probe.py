@@ -74,8 +74,14 @@ options:
     default: /etc/postfix
 notes:
   - posttls-finger probes the first address of a destination it can connect to. The SMTP client
-    would try the next MX host after a TLS failure, so a destination whose first reachable MX
-    host would defer is reported as deferring even when a later one would take the mail.
+    goes on to the next MX host after a TLS failure, so when that first server would defer at
+    V(encrypt), V(fingerprint), V(verify) or V(secure), the module probes the domain's other MX
+    hosts too, in preference order (their names come from posttls-finger's own lookup), each as
+    C([HOST]) held to the domain's names (C(nexthop) and C(dot-nexthop) in the match list and
+    C(servername=nexthop) name the domain), up to C(smtp_mx_address_limit) addresses. The mail
+    would be delivered when one of them takes it (RV(destinations[].other_mx)). Not at V(dane)
+    and V(dane-only), where the MX records' DNSSEC status decides; and the addresses of one MX
+    host are not probed one by one (posttls-finger stops at the first that connects).
   - A policy entry Postfix cannot use (empty, unknown level, malformed attribute) is reported as
     deferring with Postfix's words, without a probe. Entry attributes posttls-finger has no
     option for (C(exclude), C(connection_reuse)) are not applied; C(servername), its keywords
@@ -148,6 +154,7 @@ destinations:
       reason: TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]
       tls: ""
       evidence: ["Connected to 127.0.0.1[127.0.0.1]:2525", "< 250 8BITMIME"]
+      other_mx: []
   contains:
     destination:
       description: The destination as given.
@@ -195,9 +202,47 @@ destinations:
       description: Protocol and cipher of the TLS session, empty without TLS.
       type: str
     evidence:
-      description: posttls-finger's report (its output lines without the program name).
+      description:
+        - posttls-finger's report (its output lines without the program name); after a TLS
+          failure at a domain's first server, the MX hosts in preference order and the report of
+          each further host probed, each after a line in parentheses naming it.
       type: list
       elements: str
+    other_mx:
+      description:
+        - The domain's further MX hosts probed after its first server would have deferred for a
+          TLS reason, in the order the SMTP client tries them, up to the first that would take the
+          mail; empty when there was no need (or no other MX host). When one would take it,
+          RV(destinations[].would_defer) is false and RV(destinations[].host),
+          RV(destinations[].trust) and RV(destinations[].reason) are that host's; when none would,
+          the reason is the last one's (the words Postfix defers the mail with).
+      type: list
+      elements: dict
+      contains:
+        mx:
+          description: The MX host name.
+          type: str
+        host:
+          description: The server probed as C(NAME[ADDR]:PORT), or null when none connected.
+          type: str
+        reachable:
+          description: Whether posttls-finger connected to it.
+          type: bool
+        starttls:
+          description: Whether it offered STARTTLS.
+          type: bool
+        trust:
+          description: As RV(destinations[].trust).
+          type: str
+        would_defer:
+          description: Whether the SMTP client would defer at this host.
+          type: bool
+        reason:
+          description: As RV(destinations[].reason).
+          type: str
+        tls:
+          description: Protocol and cipher of the TLS session.
+          type: str
 deferring:
   description: The destinations that would defer, in the order given.
   returned: success

@@ -154,14 +154,16 @@ def direct_result(proc):
     return result
 
 
-def run_module(module, args, check=False, diff=False, env=None, cwd=None, tmp=None, **popen):
+def run_module(module, args, check=False, diff=False, env=None, cwd=None, tmp=None, wrapper=(), **popen):
     """Run MODULE (a mailgw.postfix_tls FQCN) once; return its result dict.
 
+    wrapper: a command prefix (the oracle's namespace_argv, say).
     popen: further subprocess arguments (preexec_fn to set a umask, ...).
     """
     env = dict(env if env is not None else ansible_env(tmp))
+    wrapper = list(wrapper)
     if VIA_ANSIBLE:
-        proc = subprocess.run(ad_hoc_command(module, args, check, diff), capture_output=True,
+        proc = subprocess.run(wrapper + ad_hoc_command(module, args, check, diff), capture_output=True,
                               text=True, env=env, cwd=cwd, check=False, **popen)
         return ad_hoc_result(proc)
     namespace, name, short = module.split('.')
@@ -171,7 +173,7 @@ def run_module(module, args, check=False, diff=False, env=None, cwd=None, tmp=No
         payload['_ansible_remote_tmp'] = os.path.join(str(tmp), 'ansible-remote')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (COLLECTIONS, env.get('PYTHONPATH')) if p)
     argv = [MODULE_PYTHON, '-m', 'ansible_collections.%s.%s.plugins.modules.%s' % (namespace, name, short)]
-    proc = subprocess.run(argv, input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True,
+    proc = subprocess.run(wrapper + argv, input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True,
                           text=True, env=env, cwd=cwd, check=False, **popen)
     return direct_result(proc)
 

@@ -281,6 +281,9 @@ class Oracle(object):
         self.submit_port = None
         self.peers = None
         self.version = None
+        # the DNS server of the instance's test names (serve_dns), on port 53 of this address
+        self.nameserver = '127.%d.255.53' % self.net
+        self.dns = None
 
     def mail_version(self):
         """(major, minor, patch) of the host Postfix."""
@@ -357,7 +360,9 @@ class Oracle(object):
             handle.write('passwd: files\ngroup: files\nshadow: files\nhosts: files\nservices: files\n'
                          'networks: files\nprotocols: files\n')
         with open(os.path.join(self.etc, 'resolv.conf'), 'w') as handle:
-            handle.write('# the oracle instance never uses DNS\nnameserver 127.0.0.1\n')
+            # nothing answers there unless a test calls serve_dns(); main.cf disables DNS lookups
+            # except in a round's lane that enables them (ask(lane_options=...))
+            handle.write('# the oracle instance\'s own DNS server (serve_dns)\nnameserver %s\n' % self.nameserver)
         open(os.path.join(self.tables, 'empty'), 'w').close()
         open(os.path.join(self.conf, 'transport'), 'w').close()
         open(self.log, 'a').close()
@@ -515,6 +520,9 @@ class Oracle(object):
             self.started = False
         if self.peers:
             self.peers.close()
+        if self.dns:
+            self.dns.close()
+            self.dns = None
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
             self.keep = True        # once
@@ -524,6 +532,35 @@ class Oracle(object):
 
     def __exit__(self, *exc):
         self.stop()
+
+    # -- DNS and the instance's view of /etc ----------------------------------------
+
+    def serve_dns(self):
+        """Start the instance's DNS server (idempotent); returns its Zone. Only the SMTP
+        client of a lane with ``smtp_dns_support_level=enabled`` asks it."""
+        from .dns import DnsServer
+        if self.dns is None:
+            self.dns = DnsServer(self.nameserver)
+        return self.dns.zone
+
+    def add_mx(self, domain, exchangers):
+        """MX records for DOMAIN: EXCHANGERS is [(preference, host name, loopback address)];
+        each host name resolves to its address (/etc/hosts of the instance, and an A record)."""
+        zone = self.serve_dns()
+        for preference, host, address in exchangers:
+            zone.add(domain, 'MX', (preference, host))
+            zone.add(host, 'A', address)
+            self.hosts[host.lower()] = address
+        self._write_hosts()
+
+    def namespace_argv(self):
+        """A command prefix that runs a command with the instance's /etc/hosts,
+        /etc/nsswitch.conf and /etc/resolv.conf (a private mount namespace, as the instance
+        has): for a probe that must resolve the instance's test names as Postfix does."""
+        script = ('set -e; mount --make-rprivate / 2>/dev/null || true; '
+                  'for f in hosts nsswitch.conf resolv.conf; do mount --bind "$1/$f" "/etc/$f"; done; '
+                  'shift; exec "$@"')
+        return [UNSHARE, '-m', '--propagation', 'private', 'sh', '-c', script, 'oracle-ns', self.etc]
 
     # -- routing ------------------------------------------------------------------
 
@@ -625,12 +662,13 @@ class Oracle(object):
             return proc.stderr
         return ''
 
-    def ask(self, entries, writer=None, map_type='hash', path=None, extra_maps=()):
+    def ask(self, entries, writer=None, map_type='hash', path=None, extra_maps=(), lane_options=()):
         """Classify ENTRIES, a list of (key, value) pairs; returns a list of Verdict.
 
         writer(path, map_type, entries) writes the table (the tls_policy
         module, say); without one the lines are written by hand.  Each key
-        must be unique in the round.
+        must be unique in the round.  LANE_OPTIONS: ``name=value`` overrides of
+        the round's smtp service (``smtp_dns_support_level=enabled`` for MX lookups).
         """
         self.round += 1
         lane = 'or%d' % self.round
@@ -666,6 +704,8 @@ class Oracle(object):
         self._run([POSTCONF, '-c', self.conf, '-e', 'smtp_tls_policy_maps = %s' % maps])
         with open(os.path.join(self.conf, 'master.cf'), 'a') as handle:
             handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n' % (lane, lane))
+            for option in lane_options:
+                handle.write('  -o %s\n' % option)
         self._run([POSTFIX, '-c', self.conf, 'reload'])
         socket_path = os.path.join(self.queue, 'private', lane)
         self._wait_for(lambda: os.path.exists(socket_path), 20, 'the %s service after reload' % lane)

@@ -15,6 +15,14 @@ The instance trusts the test CA (``smtp_tls_CAfile``).  ``probe_world``
 delivers one message per (peer, level) through the real Postfix (the
 oracle's ``ask``: each policy entry used by the SMTP client, the status read
 from the instance's log), so a test can hold the probe against real delivery.
+
+MX cases (``MX_CASES``): a domain per case whose MX records (served by the
+instance's DNS server, ``Oracle.add_mx``) name two or three hosts, each a peer
+of a kind above, ``closed`` (nothing listens) or ``domain`` (a test-CA
+certificate for the case domains and the ``good`` host names, so it matches at
+``secure``, whose names are the next hop's, and at ``verify`` when the host is
+named ``good``). One real message per case, through a round whose SMTP client
+does MX lookups: it goes on to the next MX host after a TLS failure.
 """
 
 import os
@@ -25,6 +33,37 @@ POSTTLS_FINGER = shutil.which('posttls-finger', path='/usr/sbin:/usr/bin:/sbin:/
 KINDS = ('plaintext', 'untrusted', 'match', 'mismatch')
 LEVELS = ('encrypt', 'verify', 'secure')
 MATCH_NAME = 'peer.probe.test'
+MX_ZONE = 'mx.probe.test'
+# case: (policy value, [(preference, host kind)]); the case's domain is CASE.mx.probe.test,
+# host N of a case is named good-N.CASE.hosts.probe.test for kind 'domain', else mxN.CASE...
+MX_CASES = {
+    'backup-verified-secure': ('secure', [(10, 'untrusted'), (20, 'domain')]),
+    'backup-verified-verify': ('verify', [(10, 'plaintext'), (20, 'domain')]),
+    'backup-sni-nexthop': ('secure servername=nexthop', [(10, 'mismatch'), (20, 'domain')]),
+    'primary-verified': ('secure', [(10, 'domain'), (20, 'untrusted')]),
+    'none-verified': ('secure', [(10, 'untrusted'), (20, 'mismatch')]),
+    'none-encrypted': ('encrypt', [(10, 'plaintext'), (20, 'plaintext')]),
+    'closed-then-encrypted': ('encrypt', [(10, 'closed'), (20, 'plaintext'), (30, 'untrusted')]),
+}
+
+# MX case -> what the SMTP client does with the message: the peers are as probe_peers.MX_CASES says
+MX_DELIVERY = {
+    'backup-verified-secure': 'sent',       # host 1 self-signed; host 2 matches the domain (secure)
+    'backup-verified-verify': 'sent',       # host 1 no STARTTLS; host 2 matches its own name (verify)
+    'backup-sni-nexthop': 'sent',           # host 1 another name; host 2 matches, SNI is the domain
+    'primary-verified': 'sent',             # host 1 matches: host 2 is never tried
+    'none-verified': 'deferred',            # self-signed, then another name
+    'none-encrypted': 'deferred',           # no STARTTLS on either
+    'closed-then-encrypted': 'sent',        # refused, no STARTTLS, then self-signed (enough at encrypt)
+}
+
+
+def mx_domain_of(case):
+    return '%s.%s' % (case, MX_ZONE)
+
+
+def mx_host_of(case, n, kind):
+    return '%s-%d.%s.hosts.probe.test' % ('good' if kind == 'domain' else 'mx', n, case)
 
 
 def _openssl(*args):
@@ -46,6 +85,17 @@ def make_certificates(directory):
         _openssl('x509', '-req', '-in', csr, '-CA', ca_cert, '-CAkey', ca_key, '-CAcreateserial', '-out', cert,
                  '-days', '30', '-extfile', ext)
         pairs[kind] = (cert, key)
+    # the 'domain' peers of the MX cases: every case domain and every good host name
+    names = [mx_domain_of(case) for case in sorted(MX_CASES)] + [
+        mx_host_of(case, n, kind) for case, (_value, hosts) in sorted(MX_CASES.items())
+        for n, (_pref, kind) in enumerate(hosts, 1) if kind == 'domain']
+    cert, key, csr, ext = (os.path.join(d, 'domain.%s' % s) for s in ('crt', 'key', 'csr', 'ext'))
+    _openssl('req', *curve, '-keyout', key, '-out', csr, '-subj', '/CN=%s' % names[0])
+    with open(ext, 'w') as handle:
+        handle.write('subjectAltName=%s\n' % ','.join('DNS:%s' % name for name in names))
+    _openssl('x509', '-req', '-in', csr, '-CA', ca_cert, '-CAkey', ca_key, '-CAcreateserial', '-out', cert,
+             '-days', '30', '-extfile', ext)
+    pairs['domain'] = (cert, key)
     cert, key = os.path.join(d, 'untrusted.crt'), os.path.join(d, 'untrusted.key')
     _openssl('req', '-x509', *curve, '-keyout', key, '-out', cert, '-days', '30', '-subj', '/CN=%s' % MATCH_NAME,
              '-addext', 'subjectAltName=DNS:%s' % MATCH_NAME)
@@ -56,12 +106,32 @@ def make_certificates(directory):
 class ProbeWorld:
     """The oracle instance, the peers and the verdicts of real delivery."""
 
-    def __init__(self, oracle, ca_cert, keys, verdicts, pools=None):
+    def __init__(self, oracle, ca_cert, keys, verdicts, pools=None, mx_verdicts=None, mx_addresses=None):
         self.oracle = oracle
         self.ca_cert = ca_cert
         self.keys = keys                # {(kind, level): policy key}
         self.verdicts = verdicts        # {(kind, level): Verdict}
         self.pools = pools or {}        # {kind: PeerPool}: the sessions each peer saw
+        self.mx_verdicts = mx_verdicts or {}        # {MX case: Verdict}
+        self.mx_addresses = mx_addresses or {}      # {MX case: [address of host 1, 2, ...]}
+
+    def mx_sessions(self, case, n):
+        """The sessions host N (1, 2, ...) of MX CASE saw, oldest first."""
+        kind = MX_CASES[case][1][n - 1][1]
+        return self.pools[kind].sessions_for(self.mx_addresses[case][n - 1], self.oracle.port)
+
+    def mx_sni(self, case):
+        """{host name: [the SNI of each TLS session it saw]} of MX CASE."""
+        out = {}
+        for n, (_pref, kind) in enumerate(MX_CASES[case][1], 1):
+            if kind != 'closed':
+                out[mx_host_of(case, n, kind)] = [s['sni'] for s in self.mx_sessions(case, n) if s.get('tls')]
+        return out
+
+    def namespace_argv(self):
+        """The prefix that runs a probe with the instance's resolver (its DNS server, its
+        /etc/hosts): for the MX cases."""
+        return self.oracle.namespace_argv()
 
     def sessions(self, kind, key):
         """The sessions the KIND peer listening at KEY ([address]:port) saw, oldest first."""
@@ -98,7 +168,7 @@ def start_probe_world(cert_dir, keep=False):
                        capture_output=True)
         keys = {}
         entries = []
-        pool_of = dict((kind, PeerPool(*pairs[kind])) for kind in KINDS if kind != 'plaintext')
+        pool_of = dict((kind, PeerPool(*pairs[kind])) for kind in KINDS + ('domain',) if kind != 'plaintext')
         pool_of['plaintext'] = PeerPool(None, None, starttls=False)
         pools.extend(pool_of.values())
         n = 0
@@ -110,12 +180,35 @@ def start_probe_world(cert_dir, keep=False):
                 key = '[%s]:%d' % (address, oracle.port)
                 keys[(kind, level)] = key
                 entries.append((key, level if level in ('encrypt', 'may') else '%s match=%s' % (level, MATCH_NAME)))
+        first_table = 'hash:%s' % oracle.table_path()
         verdicts = oracle.ask(entries)
         cases = [(k, lv) for k in KINDS for lv in LEVELS + ('may',)]
-        return ProbeWorld(oracle, ca_cert, keys, dict(zip(cases, verdicts)), pool_of), stop
+        # the MX round lists the first round's table after its own: both stay in force
+        mx_verdicts, mx_addresses = _mx_round(oracle, pool_of, (first_table,))
+        return ProbeWorld(oracle, ca_cert, keys, dict(zip(cases, verdicts)), pool_of, mx_verdicts,
+                          mx_addresses), stop
     except BaseException:
         stop()
         raise
+
+
+def _mx_round(oracle, pool_of, extra_maps=()):
+    """The MX cases: DNS records and peers, and one real message per case through a round
+    whose SMTP client looks MX records up; ({case: Verdict}, {case: [host addresses]})."""
+    addresses = {}
+    for case, (_value, hosts) in sorted(MX_CASES.items()):
+        exchangers = []
+        for n, (pref, kind) in enumerate(hosts, 1):
+            address = oracle._new_address()
+            if kind != 'closed':
+                pool_of[kind].listen(address, oracle.port)
+            exchangers.append((pref, mx_host_of(case, n, kind), address))
+        oracle.add_mx(mx_domain_of(case), exchangers)
+        addresses[case] = [address for _pref, _host, address in exchangers]
+    cases = sorted(MX_CASES)
+    verdicts = oracle.ask([(mx_domain_of(case), MX_CASES[case][0]) for case in cases],
+                          lane_options=('smtp_dns_support_level=enabled',), extra_maps=extra_maps)
+    return dict(zip(cases, verdicts)), addresses
 
 
 def probe_against_delivery(cert_dir):
@@ -127,16 +220,23 @@ def probe_against_delivery(cert_dir):
     world, stop = start_probe_world(cert_dir)
     try:
         cases = sorted(world.keys)
+        mx_cases = sorted(MX_CASES)
+        destinations = [world.keys[case] for case in cases] + [mx_domain_of(case) for case in mx_cases]
         result = run_module('mailgw.postfix_tls.tls_probe', {
-            'destinations': [world.keys[case] for case in cases], 'config_dir': world.config_dir,
-            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4})
-        probes = result.get('destinations') or [None] * len(cases)
+            'destinations': destinations, 'config_dir': world.config_dir,
+            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
+        probes = result.get('destinations') or [None] * len(destinations)
         out = {}
         for case, probe in zip(cases, probes):
             verdict = world.verdicts[case]
             out['%s-%s' % case] = dict(status=verdict.status, reason=verdict.reason,
                                        evidence=verdict.evidence, probe=probe)
-        return dict(version=list(world.oracle.mail_version()), cases=out,
+        mx_out = {}
+        for case, probe in zip(mx_cases, probes[len(cases):]):
+            verdict = world.mx_verdicts[case]
+            mx_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
+                                probe=probe, sni=world.mx_sni(case))
+        return dict(version=list(world.oracle.mail_version()), cases=out, mx_cases=mx_out,
                     result=dict(failed=bool(result.get('failed')), msg=result.get('msg')))
     finally:
         stop()

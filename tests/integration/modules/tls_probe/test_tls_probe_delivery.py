@@ -13,7 +13,7 @@ with that instance's configuration.
 import pytest
 
 from ansible_env import run_module
-from probe_peers import KINDS
+from probe_peers import KINDS, MX_CASES, MX_DELIVERY, mx_domain_of, mx_host_of
 
 # (kind, level) -> (would_defer, trust) as Postfix decides them
 EXPECTED = {
@@ -124,6 +124,56 @@ def test_no_entry_means_the_global_level_and_a_closed_port_defers(probe_world):
     assert (probe['level'], probe['level_source'], probe['policy_key']) == ('may', 'smtp_tls_security_level', None)
     assert probe['would_defer'] is True and probe['reachable'] is False and probe['starttls'] is None
     assert 'Connection refused' in probe['reason'], probe
+
+
+MX_CASE_IDS = sorted(MX_DELIVERY)
+
+
+@pytest.fixture(scope='module')
+def mx_probed(probe_world):
+    """The module's results for the MX case domains, run with the instance's resolver (its DNS
+    server for the MX records, its /etc/hosts for the hosts), by case."""
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': [mx_domain_of(case) for case in MX_CASE_IDS], 'config_dir': probe_world.config_dir,
+        'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=probe_world.namespace_argv())
+    assert not result.get('failed'), result
+    return dict(zip(MX_CASE_IDS, result['destinations']))
+
+
+@pytest.mark.parametrize('case', MX_CASE_IDS)
+def test_probe_follows_the_smtp_client_to_the_next_mx_host(probe_world, mx_probed, case):
+    """The SMTP client goes on to the next MX host after a TLS failure (smtp_connect.c): the
+    probe says would_defer exactly when the real message was deferred, with the words of the
+    last host, and names the host that would take the mail."""
+    verdict = probe_world.mx_verdicts[case]
+    probe = mx_probed[case]
+    assert verdict.status == MX_DELIVERY[case], _why(verdict, probe)
+    assert probe['would_defer'] == (verdict.status == 'deferred'), _why(verdict, probe)
+    hosts = MX_CASES[case][1]
+    if verdict.status == 'deferred':
+        assert probe['reason'].startswith(verdict.reason), _why(verdict, probe)
+        assert [o['mx'] for o in probe['other_mx']] == [mx_host_of(case, n, kind)
+                                                        for n, (_p, kind) in enumerate(hosts, 1)][1:]
+    else:
+        taker = next(n for n, (_p, kind) in enumerate(hosts, 1)
+                     if kind == 'domain' or (kind == 'untrusted' and probe['level'] == 'encrypt'))
+        assert probe['host'].startswith(mx_host_of(case, taker, hosts[taker - 1][1]) + '['), probe
+        # the relay Postfix delivered to is the host the probe names
+        assert any('relay=%s' % probe['host'].rsplit(':', 1)[0] in line for line in verdict.evidence), \
+            _why(verdict, probe)
+        assert (taker == 1) == (probe['other_mx'] == []), probe
+
+
+def test_other_mx_hosts_are_checked_against_the_domain(probe_world, mx_probed):
+    """An MX host probed as [HOST] is held to the next hop's names, as the SMTP client holds it:
+    at secure the certificate names the domain, not the host, and servername=nexthop sends the
+    domain as SNI (each TLS session the host saw, the real delivery's and the probe's)."""
+    secure = mx_probed['backup-verified-secure']
+    assert secure['trust'] == 'verified' and secure['other_mx'][0]['trust'] == 'verified', secure
+    domain = mx_domain_of('backup-sni-nexthop')
+    sni = probe_world.mx_sni('backup-sni-nexthop')
+    good = mx_host_of('backup-sni-nexthop', 2, 'domain')
+    assert len(sni[good]) >= 2 and set(sni[good]) == {domain}, sni
 
 
 @pytest.mark.parametrize('args, message', [

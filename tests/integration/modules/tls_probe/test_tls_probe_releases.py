@@ -10,12 +10,14 @@ trixie (3.10) and sid (3.11) images, with that release's posttls-finger, and the
 run by that image's python3 (oracle/in_image.py). The property: the probe says a
 destination would defer exactly when Postfix deferred the real message, and its reason
 starts with that release's status text (3.5 words an untrusted chain "Server
-certificate not trusted", 3.6 and later "not verified").
+certificate not trusted", 3.6 and later "not verified"); and for the MX cases, that the
+probe follows the SMTP client to the next MX host after a TLS failure.
 """
 
 import pytest
 
 from oracle.in_image import OTHER_RELEASES, ImageUnavailable, probe_in_image
+from probe_peers import MX_DELIVERY
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -44,3 +46,23 @@ def test_probe_agrees_with_real_delivery(release_probes):
                 '\n  '.join(item['evidence'])))
     assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
     assert tuple(data['version'][:2]) == OTHER_RELEASES[release]
+
+
+def test_probe_follows_the_smtp_client_to_the_next_mx_host(release_probes):
+    """The MX cases (probe_peers.MX_CASES): after a TLS failure the release's SMTP client goes on
+    to the next MX host, and so does the probe; at secure that host is held to the domain's
+    names, and servername=nexthop sends the domain."""
+    _release, data = release_probes
+    problems = []
+    for case, item in sorted(data['mx_cases'].items()):
+        probe = item['probe'] or {}
+        expected = MX_DELIVERY[case]
+        if item['status'] != expected or probe.get('would_defer') != (expected == 'deferred') or (
+                expected == 'deferred' and not (probe.get('reason') or '').startswith(item['reason'])):
+            problems.append('%s: postfix %s (%s), expected %s; probe would_defer %s (%s)\n  %s' % (
+                case, item['status'], item['reason'], expected, probe.get('would_defer'), probe.get('reason'),
+                '\n  '.join(item['evidence'])))
+    assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
+    assert sorted(data['mx_cases']) == sorted(MX_DELIVERY)
+    sni = data['mx_cases']['backup-sni-nexthop']['sni']
+    assert all(names and set(names) == {'backup-sni-nexthop.mx.probe.test'} for names in sni.values()), sni

@@ -14,10 +14,15 @@ import pytest
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     finger_args,
     find_policy,
+    listing_args,
+    looked_up_hosts,
     map_specs,
+    mx_domain,
+    nexthop_names,
     parse_entry,
     parse_report,
     policy_keys,
+    probe_one,
     verdict,
 )
 
@@ -269,3 +274,135 @@ def test_starttls_refused_and_handshake_failure():
     assert verdict('encrypt', refused)['reason'] == ('TLS is required, but host mx.test[127.0.0.2] refused to '
                                                      'start TLS: 454 4.7.0 TLS not available')
     assert verdict('may', refused)['would_defer'] is False
+
+
+# -- the next MX host after a TLS failure -------------------------------------------------------
+
+def _session(host, address, lines):
+    return '\n'.join('posttls-finger: ' + line for line in ['Connected to %s[%s]:25' % (host, address)] + lines) + '\n'
+
+
+NO_STARTTLS = ['< 220 mx ESMTP', '> EHLO gateway.test', '< 250-mx', '< 250 8BITMIME', '> QUIT', '< 221 bye']
+SELF_SIGNED = ['< 220 mx ESMTP', '> EHLO gateway.test', '< 250-mx', '< 250 STARTTLS', '> STARTTLS',
+               '< 220 2.0.0 ready', 'certificate verification failed for %s: self-signed certificate',
+               'Untrusted TLS connection established to %s: TLSv1.3 with cipher X']
+VERIFIED = ['< 220 mx ESMTP', '> EHLO gateway.test', '< 250-mx', '< 250 STARTTLS', '> STARTTLS',
+            '< 220 2.0.0 ready', 'Verified TLS connection established to %s: TLSv1.3 with cipher X']
+
+
+def _tls(kind, host, address):
+    where = '%s[%s]:25' % (host, address)
+    return _session(host, address, [line.replace('%s', where) for line in kind])
+
+
+# what posttls-finger -v logs for a domain with three MX hosts (bookworm, trimmed)
+LISTING = '\n'.join([
+    'posttls-finger: name_mask: dns',
+    'posttls-finger: parse_destination: example.com smtp',
+    'posttls-finger: dns_query: example.com (MX): OK',
+    'posttls-finger: addr_one: host mx1.example.net',
+    'posttls-finger: lookup mx1.example.net type A flags RES_USE_DNSSEC',
+    'posttls-finger: addr_one: host mx2.example.net',
+    'posttls-finger: addr_one: host MX3.example.net',
+    'posttls-finger: addr_one: host mx1.example.net',
+    'posttls-finger: connect_addr: trying: mx1.example.net[192.0.2.1] port 25...',
+]) + '\n'
+
+
+class FakeFinger:
+    """posttls-finger answering from a table {destination argument: output}; -v runs get LISTING."""
+
+    def __init__(self, outputs, listing=LISTING):
+        self.outputs = outputs
+        self.listing = listing
+        self.runs = []
+        self.binary = '/usr/sbin/posttls-finger'
+
+    def run(self, args):
+        self.runs.append(list(args))
+        if '-v' in args:
+            return self.listing
+        dest = next(arg for arg in args if arg in self.outputs)
+        return self.outputs[dest]
+
+
+OPTIONS = dict(ca_file=None, ca_path=None, connect_timeout=5, command_timeout=10)
+
+
+def _probe(finger, destination='example.com', level='secure', entry=None, params=None):
+    return probe_one(finger, destination, level, 'option', entry, params or {}, OPTIONS)
+
+
+def test_nexthop_keywords_name_the_domain_for_another_mx_host():
+    assert nexthop_names(['nexthop', 'Dot-Nexthop', 'hostname', 'mx.example'], 'example.com') == [
+        'example.com', '.example.com', 'hostname', 'mx.example']
+    args = finger_args('[mx2.example.net]', 'secure', {'servername': ['nexthop']},
+                       {'smtp_tls_secure_cert_match': 'nexthop, dot-nexthop'}, nexthop='example.com')
+    assert args[-3:] == ['[mx2.example.net]', 'example.com', '.example.com']
+    assert args[args.index('-s') + 1] == 'example.com'
+    # without a next hop of its own, the keywords go to posttls-finger as they are
+    assert finger_args('example.com', 'secure', {}, {'smtp_tls_secure_cert_match': 'nexthop'})[-1] == 'nexthop'
+
+
+@pytest.mark.parametrize('destination, domain', [
+    ('example.com', ('example.com', None)),
+    ('Example.COM:587', ('example.com', '587')),
+    ('[mx.example.com]', None),
+    ('[192.0.2.1]:25', None),
+    ('192.0.2.1', None),
+    ('.example.com', None),
+])
+def test_which_next_hops_have_mx_hosts(destination, domain):
+    assert mx_domain(destination) == domain
+
+
+def test_the_mx_hosts_are_read_from_posttls_fingers_lookups():
+    assert looked_up_hosts(LISTING) == ['mx1.example.net', 'mx2.example.net', 'MX3.example.net']
+    assert listing_args('example.com', {'smtp_host_lookup': 'dns, native', 'smtp_tcp_port': '2525'}, 5, 10) == [
+        '-v', '-c', '-l', 'none', '-t', '5', '-T', '10', '-h', 'dns,native', 'example.com:2525']
+
+
+def test_a_later_mx_host_that_takes_the_mail_means_no_deferral():
+    finger = FakeFinger({'example.com': _tls(SELF_SIGNED, 'mx1.example.net', '192.0.2.1'),
+                         '[mx2.example.net]': _session('mx2.example.net', '192.0.2.2', NO_STARTTLS),
+                         '[MX3.example.net]': _tls(VERIFIED, 'MX3.example.net', '192.0.2.3')})
+    result = _probe(finger, params={'smtp_tls_secure_cert_match': 'nexthop, dot-nexthop'})
+    assert result['would_defer'] is False and result['trust'] == 'verified'
+    assert result['host'] == 'MX3.example.net[192.0.2.3]:25'
+    assert result['reason'].startswith('Verified TLS connection established to MX3.example.net[192.0.2.3]:25 (the '
+                                       'SMTP client goes on to it after mx1.example.net[192.0.2.1]:25 would defer: '
+                                       'Server certificate not verified')
+    assert [(o['mx'], o['would_defer']) for o in result['other_mx']] == [
+        ('mx2.example.net', True), ('MX3.example.net', False)]
+    # the listing run, then each later host against the domain's names
+    assert finger.runs[1][:4] == ['-v', '-c', '-l', 'none']
+    assert finger.runs[3][-3:] == ['[MX3.example.net]', 'example.com', '.example.com']
+
+
+def test_every_mx_host_deferring_defers_with_the_last_hosts_words():
+    finger = FakeFinger({'example.com': _tls(SELF_SIGNED, 'mx1.example.net', '192.0.2.1'),
+                         '[mx2.example.net]': _tls(SELF_SIGNED, 'mx2.example.net', '192.0.2.2'),
+                         '[MX3.example.net]': _session('MX3.example.net', '192.0.2.3', NO_STARTTLS)},)
+    result = _probe(finger, level='encrypt')
+    # at encrypt a self-signed certificate is enough: no further host
+    assert result['would_defer'] is False and result['other_mx'] == []
+    finger = FakeFinger({'example.com': _session('mx1.example.net', '192.0.2.1', NO_STARTTLS),
+                         '[mx2.example.net]': _session('mx2.example.net', '192.0.2.2', NO_STARTTLS),
+                         '[MX3.example.net]': _session('MX3.example.net', '192.0.2.3', NO_STARTTLS)})
+    result = _probe(finger, level='encrypt')
+    assert result['would_defer'] is True and len(result['other_mx']) == 2
+    assert result['reason'].startswith('TLS is required, but was not offered by host MX3.example.net[192.0.2.3]')
+    assert result['host'] == 'mx1.example.net[192.0.2.1]:25'
+
+
+def test_no_further_host_beyond_smtp_mx_address_limit_at_dane_or_for_a_host_next_hop():
+    outputs = {'example.com': _session('mx1.example.net', '192.0.2.1', NO_STARTTLS),
+               '[mx2.example.net]': _tls(VERIFIED, 'mx2.example.net', '192.0.2.2'),
+               '[mx.example.com]': _session('mx1.example.net', '192.0.2.1', NO_STARTTLS)}
+    limited = _probe(FakeFinger(outputs), level='encrypt', params={'smtp_mx_address_limit': '1'})
+    assert limited['would_defer'] is True and limited['other_mx'] == []
+    assert limited['evidence'][-1] == ('(smtp_mx_address_limit = 1: the SMTP client tries no further address)')
+    for destination, level in (('example.com', 'dane'), ('[mx.example.com]', 'encrypt')):
+        finger = FakeFinger(outputs)
+        result = _probe(finger, destination=destination, level=level)
+        assert result['would_defer'] is True and len(finger.runs) == 1, result
