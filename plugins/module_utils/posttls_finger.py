@@ -79,7 +79,26 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
                     'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
-                    'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'mail_version')
+                    'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
+                    'smtp_tls_dane_insecure_mx_policy', 'mail_version')
+
+DANE_LEVELS = ('dane', 'dane-only')
+# what posttls-finger (-l dane-only) logs about the TLSA records and the MX RRset of the address it
+# connects to (posttls-finger.c dane_host_level()), and what the SMTP client does then
+# (smtp_tls_policy.c dane_init(), dane_incompat()): at dane the level it falls back to, at
+# dane-only the words it defers the mail with
+DANE_NOTES = {
+    'MX RRset is insecure: try to encrypt': 'insecure-mx',
+    'no TLSA records found, resorting to "secure"': 'no-tlsa',
+    'no usable TLSA records found, resorting to "secure"': 'unusable-tlsa',
+    'TLSA RRs found, MX RRset insecure: just encrypt': 'just-encrypt',
+    'MX RRset insecure: log verified as trusted': 'half-dane',
+}
+DANE_FALLBACK = {'insecure-mx': 'may', 'no-tlsa': 'may', 'unusable-tlsa': 'encrypt', 'just-encrypt': 'encrypt'}
+DANE_ONLY_REFUSAL = {'insecure-mx': 'non DNSSEC destination', 'no-tlsa': 'no TLSA records found',
+                     'unusable-tlsa': 'TLSA records unusable'}
+DANE_WHY = {'insecure-mx': 'the MX RRset is not DNSSEC-validated', 'no-tlsa': 'no TLSA records',
+            'unusable-tlsa': 'no usable TLSA records', 'just-encrypt': 'the MX RRset is not DNSSEC-validated'}
 
 # levels at which the SMTP client goes on to the next MX host after a TLS failure and the
 # probe follows it; at dane/dane-only the MX RRset's DNSSEC status decides (not probed further)
@@ -302,7 +321,16 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
     """
     attributes = attributes or {}
     params = params or {}
-    args = ['-l', level]
+    if level in DANE_LEVELS:
+        # dane-only: posttls-finger logs what it found of the TLSA records (at dane only with -v);
+        # it tells dane and dane-only apart in nothing else, and the verdict is dane_verdict()'s.
+        # -M: what the SMTP client does with an MX RRset that is not DNSSEC-validated; at
+        # dane-only it defers, so may there makes posttls-finger say so
+        policy = (params.get('smtp_tls_dane_insecure_mx_policy') or 'dane').strip().lower()
+        args = ['-l', 'dane-only', '-M', 'may' if level == 'dane-only' else
+                (policy if policy in ('may', 'encrypt', 'dane') else 'dane')]
+    else:
+        args = ['-l', level]
     if connect_timeout:
         args += ['-t', str(int(connect_timeout))]
     if command_timeout:
@@ -452,6 +480,7 @@ class Report:
         self.starttls_offered = None
         self.starttls_rejected = None
         self.trust_word = None       # Anonymous / Untrusted / Trusted / Verified
+        self.dane_note = None        # DANE_NOTES of the address connected to
         self.tls_details = None
         self.verify_problems = []
         self.warnings = []
@@ -477,6 +506,10 @@ def parse_report(text):
         if m:
             report.failures.append(m.group('reason'))
             report.failed_hosts.append(m.group('host'))
+            report.dane_note = None
+            continue
+        if text_ in DANE_NOTES and report.connected is None:
+            report.dane_note = DANE_NOTES[text_]
             continue
         m = _LOOKUP_FAILED_RE.match(text_)
         if m:
@@ -569,6 +602,41 @@ def verdict(level, report, chat_logged=True, version=None):
     return result
 
 
+def dane_configured(params):
+    """Whether the SMTP client can do DANE with PARAMS (smtp_tls_policy.c dane_init()):
+    smtp_dns_support_level = dnssec and dns among smtp_host_lookup."""
+    support = (params.get('smtp_dns_support_level') or '').strip().lower()
+    lookup = [item.lower() for item in split_list(params.get('smtp_host_lookup') or 'dns')]
+    return support == 'dnssec' and 'dns' in lookup
+
+
+def dane_verdict(level, report, version=None):
+    """verdict() at LEVEL dane or dane-only, from posttls-finger's report at dane-only: what the
+    SMTP client does with what posttls-finger found of the TLSA records and the MX RRset
+    (REPORT.dane_note). Without usable TLSA records posttls-finger falls back to secure; the
+    SMTP client at dane falls back to may (no records, or an insecure MX RRset) or encrypt
+    (unusable records), and at dane-only defers."""
+    note = report.dane_note
+    if note is None or report.connected is None or report.fatal:
+        return verdict(level, report, version=version)
+    if note == 'half-dane':
+        # the TLSA records matched, the session is logged as Trusted (the MX RRset is insecure)
+        result = verdict(level, report, version=version)
+        if report.trust_word == 'Trusted':
+            result.update(would_defer=False, trust='trusted',
+                          reason='Trusted TLS connection established to %s:%d (DANE, %s)'
+                                 % (report.connected, report.port, 'the MX RRset is not DNSSEC-validated'))
+        return result
+    if level == 'dane-only':
+        # the SMTP client does not even connect (the address's TLS policy is invalid): no session
+        result = verdict('encrypt', report, version=version)
+        result.update(would_defer=True, trust='none', reason=DANE_ONLY_REFUSAL.get(note, 'TLSA records unusable'))
+        return result
+    result = verdict(DANE_FALLBACK[note], report, version=version)
+    result['reason'] += ' (dane: %s, so %s)' % (DANE_WHY[note], DANE_FALLBACK[note])
+    return result
+
+
 class PosttlsFinger:
     """``posttls-finger`` for one Postfix configuration directory (MAIL_CONFIG).
 
@@ -638,10 +706,25 @@ def probe_one(finger, destination, level, source, entry, params, options):
             return result
         if source != 'option':
             result['level'] = level = entry_level
+    dane_off = None
+    if level in DANE_LEVELS and not dane_configured(params):
+        # smtp_tls_policy.c dane_init(): dane falls back to may, dane-only is a configuration error
+        why = ('%s configured with dnssec lookups disabled (smtp_dns_support_level = %s, smtp_host_lookup = %s)'
+               % (level, params.get('smtp_dns_support_level') or '', params.get('smtp_host_lookup') or ''))
+        if level == 'dane-only':
+            result.update(would_defer=True, reason='client TLS configuration problem (%s)' % why)
+            return result
+        dane_off = why
+        level = 'may'
     args = finger_args(destination, level, attributes, params, options['ca_file'], options['ca_path'],
                        options['connect_timeout'], options['command_timeout'])
     report = parse_report(finger.run(args))
-    result.update(verdict(level, report, version=params.get('mail_version')))
+    if level in DANE_LEVELS:
+        result.update(dane_verdict(level, report, version=params.get('mail_version')))
+    else:
+        result.update(verdict(level, report, version=params.get('mail_version')))
+    if dane_off:
+        result['reason'] += ' (%s: the SMTP client falls back to may)' % dane_off
     result['evidence'] = report.lines
     result['tls'] = report.tls_details or ''
     if report.connected:

@@ -87,9 +87,16 @@ notes:
     option for (C(exclude), C(connection_reuse)) are not applied; C(servername), its keywords
     V(hostname) and V(nexthop) included, is sent as SNI as the SMTP client sends it.
   - At level V(dane) and V(dane-only) posttls-finger does its own DNSSEC lookups, and without
-    usable TLSA records it checks the certificate at V(secure), where the SMTP client falls
-    back to opportunistic TLS (V(dane)). A V(dane) result is therefore a stricter bound - it may
-    say would_defer for a destination the SMTP client would deliver to without DANE.
+    usable TLSA records it checks the certificate at V(secure), which is not what the SMTP client
+    does. The module probes both levels with posttls-finger at V(dane-only) (which logs what it
+    found of the TLSA records and the MX records' DNSSEC status), with
+    C(smtp_tls_dane_insecure_mx_policy) as C(-M), and applies the SMTP client's rules
+    (smtp_tls_policy.c) to that - at V(dane) no TLSA records or an MX RRset that is not
+    DNSSEC-validated mean opportunistic TLS (V(may)) and unusable records mean V(encrypt); at
+    V(dane-only) each of them defers the mail (V(no TLSA records found), V(TLSA records
+    unusable), V(non DNSSEC destination)). Without C(smtp_dns_support_level = dnssec) and
+    V(dns) in C(smtp_host_lookup) the SMTP client treats V(dane) as V(may), and V(dane-only) is a
+    configuration problem (deferred without a probe); so does the module.
   - C(trust) is V(untrusted) also for an anonymous TLS session (no server certificate).
 attributes:
   check_mode:

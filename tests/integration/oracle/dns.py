@@ -8,6 +8,12 @@ when it asks so, TCP, on port 53 of a loopback address of the oracle's /16.
 It answers what it was given: the records of a name, no data (NOERROR) for a
 name it knows without records of the asked type, NXDOMAIN for any other name.
 The wire format is RFC 1035's; an EDNS0 OPT record in a query is ignored.
+
+DNSSEC, as a validating resolver reports it: every answer has the AD bit
+("authenticated data") except for the names marked insecure; with ``options
+trust-ad`` in resolv.conf glibc passes the bit on, and Postfix takes it as
+validated (there are no signatures: nothing here checks them, as nothing in
+Postfix does either). TLSA records (``_PORT._tcp.HOST``) make DANE testable.
 """
 
 import socket
@@ -15,7 +21,7 @@ import socketserver
 import struct
 import threading
 
-TYPES = {'A': 1, 'NS': 2, 'CNAME': 5, 'SOA': 6, 'MX': 15, 'TXT': 16, 'AAAA': 28}
+TYPES = {'A': 1, 'NS': 2, 'CNAME': 5, 'SOA': 6, 'MX': 15, 'TXT': 16, 'AAAA': 28, 'TLSA': 52}
 TTL = 60
 
 
@@ -45,11 +51,18 @@ def _read_name(packet, offset):
 
 
 class Zone(object):
-    """{name: {type: [rdata]}}; MX rdata (preference, exchange), A and AAAA an address."""
+    """{name: {type: [rdata]}}; MX rdata (preference, exchange), A and AAAA an address,
+    TLSA (usage, selector, matching type, hex data). Names in INSECURE are answered without
+    the AD bit."""
 
     def __init__(self):
         self.records = {}
+        self.insecure = set()
         self.lock = threading.Lock()
+
+    def mark_insecure(self, name):
+        with self.lock:
+            self.insecure.add(name.lower().rstrip('.'))
 
     def add(self, name, rtype, rdata):
         with self.lock:
@@ -67,6 +80,7 @@ class Zone(object):
         question = packet[12:offset + 4]
         with self.lock:
             known = self.records.get(qname.lower().rstrip('.'))
+            secure = qname.lower().rstrip('.') not in self.insecure
             wanted = [(name, rdata) for name, code in TYPES.items() if code == qtype
                       for rdata in (known or {}).get(name, [])]
         answers = b''
@@ -77,11 +91,15 @@ class Zone(object):
                 data = socket.inet_pton(socket.AF_INET, rdata)
             elif rtype == 'AAAA':
                 data = socket.inet_pton(socket.AF_INET6, rdata)
+            elif rtype == 'TLSA':
+                data = struct.pack('!BBB', rdata[0], rdata[1], rdata[2]) + bytes.fromhex(rdata[3])
             else:
                 continue
             answers += struct.pack('!HHHIH', 0xC00C, qtype, qclass, TTL, len(data)) + data
         rcode = 0 if known is not None else 3          # NXDOMAIN
         reply_flags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode   # QR AA RD(copied) RA
+        if secure:
+            reply_flags |= 0x0020                       # AD
         return struct.pack('!HHHHHH', ident, reply_flags, 1, len(wanted), 0, 0) + question + answers
 
 

@@ -362,7 +362,9 @@ class Oracle(object):
         with open(os.path.join(self.etc, 'resolv.conf'), 'w') as handle:
             # nothing answers there unless a test calls serve_dns(); main.cf disables DNS lookups
             # except in a round's lane that enables them (ask(lane_options=...))
-            handle.write('# the oracle instance\'s own DNS server (serve_dns)\nnameserver %s\n' % self.nameserver)
+            # trust-ad: glibc passes the server's AD bit on (dns.py: DNSSEC as a validating resolver says it)
+            handle.write('# the oracle instance\'s own DNS server (serve_dns)\nnameserver %s\noptions trust-ad\n'
+                         % self.nameserver)
         open(os.path.join(self.tables, 'empty'), 'w').close()
         open(os.path.join(self.conf, 'transport'), 'w').close()
         open(self.log, 'a').close()
@@ -552,6 +554,10 @@ class Oracle(object):
             zone.add(host, 'A', address)
             self.hosts[host.lower()] = address
         self._write_hosts()
+
+    def add_tlsa(self, host, port, usage, selector, mtype, data):
+        """A TLSA record for HOST's PORT (_PORT._tcp.HOST): DATA in hex."""
+        self.serve_dns().add('_%d._tcp.%s' % (int(port), host), 'TLSA', (usage, selector, mtype, data))
 
     def namespace_argv(self):
         """A command prefix that runs a command with the instance's /etc/hosts,

@@ -23,8 +23,16 @@ certificate for the case domains and the ``good`` host names, so it matches at
 ``secure``, whose names are the next hop's, and at ``verify`` when the host is
 named ``good``). One real message per case, through a round whose SMTP client
 does MX lookups: it goes on to the next MX host after a TLS failure.
+
+DANE cases (``DANE_CASES``): a domain per case with one MX host, TLSA records
+for it or none, the MX records DNSSEC-validated or not (the instance's DNS
+server sets the AD bit, oracle/dns.py); one real message per case through a
+round whose SMTP client does DNSSEC lookups (``smtp_dns_support_level =
+dnssec``, ``smtp_host_lookup = dns``), and a copy of the instance's main.cf
+with those settings for the probes (``ProbeWorld.dnssec_config_dir``).
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -57,6 +65,33 @@ MX_DELIVERY = {
     'closed-then-encrypted': 'sent',        # refused, no STARTTLS, then self-signed (enough at encrypt)
 }
 
+# case: (policy value, host kind, TLSA record of the host or None, MX records DNSSEC-validated);
+# 'match' is 3 1 1 of the host's key, 'other' 3 1 1 of another key, 'unusable' 1 1 1 of the
+# host's key (PKIX-EE, which Postfix does not use for SMTP)
+DANE_CASES = {
+    'dane-no-tlsa': ('dane', 'untrusted', None, True),
+    'dane-only-no-tlsa': ('dane-only', 'domain', None, True),
+    'dane-tlsa-match': ('dane', 'untrusted', 'match', True),
+    'dane-tlsa-other': ('dane', 'untrusted', 'other', True),
+    'dane-only-tlsa-match': ('dane-only', 'untrusted', 'match', True),
+    'dane-unusable-tlsa': ('dane', 'untrusted', 'unusable', True),
+    'dane-only-unusable-tlsa': ('dane-only', 'domain', 'unusable', True),
+    'dane-insecure-mx': ('dane', 'untrusted', 'match', False),
+    'dane-only-insecure-mx': ('dane-only', 'domain', 'match', False),
+}
+# DANE case -> what the SMTP client does with the message (smtp_tls_policy.c dane_init())
+DANE_DELIVERY = {
+    'dane-no-tlsa': 'sent',                 # no TLSA records: opportunistic TLS (may)
+    'dane-only-no-tlsa': 'deferred',        # no TLSA records: never, though the certificate matches the domain
+    'dane-tlsa-match': 'sent',              # DANE-EE matches a self-signed certificate
+    'dane-tlsa-other': 'deferred',          # the TLSA record names another key
+    'dane-only-tlsa-match': 'sent',
+    'dane-unusable-tlsa': 'sent',           # unusable records: encrypt, a self-signed certificate is enough
+    'dane-only-unusable-tlsa': 'deferred',
+    'dane-insecure-mx': 'sent',             # the MX RRset is not validated: may (3.6+), TLSA still matches (3.5)
+    'dane-only-insecure-mx': 'deferred',    # "non DNSSEC destination"
+}
+
 
 def mx_domain_of(case):
     return '%s.%s' % (case, MX_ZONE)
@@ -86,7 +121,7 @@ def make_certificates(directory):
                  '-days', '30', '-extfile', ext)
         pairs[kind] = (cert, key)
     # the 'domain' peers of the MX cases: every case domain and every good host name
-    names = [mx_domain_of(case) for case in sorted(MX_CASES)] + [
+    names = [mx_domain_of(case) for case in sorted(MX_CASES) + sorted(DANE_CASES)] + [
         mx_host_of(case, n, kind) for case, (_value, hosts) in sorted(MX_CASES.items())
         for n, (_pref, kind) in enumerate(hosts, 1) if kind == 'domain']
     cert, key, csr, ext = (os.path.join(d, 'domain.%s' % s) for s in ('crt', 'key', 'csr', 'ext'))
@@ -106,7 +141,8 @@ def make_certificates(directory):
 class ProbeWorld:
     """The oracle instance, the peers and the verdicts of real delivery."""
 
-    def __init__(self, oracle, ca_cert, keys, verdicts, pools=None, mx_verdicts=None, mx_addresses=None):
+    def __init__(self, oracle, ca_cert, keys, verdicts, pools=None, mx_verdicts=None, mx_addresses=None,
+                 dane_verdicts=None, dnssec_config_dir=None):
         self.oracle = oracle
         self.ca_cert = ca_cert
         self.keys = keys                # {(kind, level): policy key}
@@ -114,6 +150,8 @@ class ProbeWorld:
         self.pools = pools or {}        # {kind: PeerPool}: the sessions each peer saw
         self.mx_verdicts = mx_verdicts or {}        # {MX case: Verdict}
         self.mx_addresses = mx_addresses or {}      # {MX case: [address of host 1, 2, ...]}
+        self.dane_verdicts = dane_verdicts or {}    # {DANE case: Verdict}
+        self.dnssec_config_dir = dnssec_config_dir  # main.cf as the DANE round's SMTP client has it
 
     def mx_sessions(self, case, n):
         """The sessions host N (1, 2, ...) of MX CASE saw, oldest first."""
@@ -184,9 +222,11 @@ def start_probe_world(cert_dir, keep=False):
         verdicts = oracle.ask(entries)
         cases = [(k, lv) for k in KINDS for lv in LEVELS + ('may',)]
         # the MX round lists the first round's table after its own: both stay in force
+        mx_table = 'hash:%s' % oracle.table_path()
         mx_verdicts, mx_addresses = _mx_round(oracle, pool_of, (first_table,))
+        dane_verdicts, dnssec_conf = _dane_round(oracle, pool_of, pairs, (first_table, mx_table))
         return ProbeWorld(oracle, ca_cert, keys, dict(zip(cases, verdicts)), pool_of, mx_verdicts,
-                          mx_addresses), stop
+                          mx_addresses, dane_verdicts, dnssec_conf), stop
     except BaseException:
         stop()
         raise
@@ -209,6 +249,47 @@ def _mx_round(oracle, pool_of, extra_maps=()):
     verdicts = oracle.ask([(mx_domain_of(case), MX_CASES[case][0]) for case in cases],
                           lane_options=('smtp_dns_support_level=enabled',), extra_maps=extra_maps)
     return dict(zip(cases, verdicts)), addresses
+
+
+def spki_sha256(cert):
+    """The SHA-256 digest (hex) of CERT's public key, DER (TLSA selector 1, matching type 1)."""
+    pub = subprocess.run(['openssl', 'x509', '-in', cert, '-noout', '-pubkey'], check=True, capture_output=True).stdout
+    der = subprocess.run(['openssl', 'pkey', '-pubin', '-outform', 'DER'], input=pub, check=True,
+                         capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+DNSSEC_SETTINGS = ('smtp_dns_support_level=dnssec', 'smtp_host_lookup=dns')
+
+
+def _dane_round(oracle, pool_of, pairs, extra_maps=()):
+    """The DANE cases: DNS records (AD bit but for the insecure MX RRsets), TLSA records, peers,
+    one real message per case through a round whose SMTP client does DNSSEC lookups; and a
+    configuration directory whose main.cf has that round's DNS settings, for the probes.
+    Returns ({case: Verdict}, that directory)."""
+    zone = oracle.serve_dns()
+    for case, (_value, kind, tlsa, secure) in sorted(DANE_CASES.items()):
+        address = oracle._new_address()
+        pool_of[kind].listen(address, oracle.port)
+        host = mx_host_of(case, 1, kind)
+        oracle.add_mx(mx_domain_of(case), [(10, host, address)])
+        if not secure:
+            zone.mark_insecure(mx_domain_of(case))
+        own = spki_sha256(pairs[kind][0])
+        record = {'match': (3, 1, 1, own), 'other': (3, 1, 1, spki_sha256(pairs['mismatch'][0])),
+                  'unusable': (1, 1, 1, own), None: None}[tlsa]
+        if record:
+            oracle.add_tlsa(host, oracle.port, *record)
+    cases = sorted(DANE_CASES)
+    verdicts = oracle.ask([(mx_domain_of(case), DANE_CASES[case][0]) for case in cases],
+                          lane_options=DNSSEC_SETTINGS, extra_maps=extra_maps)
+    conf = os.path.join(oracle.base, 'conf-dnssec')
+    os.makedirs(conf, exist_ok=True)
+    for name in ('main.cf', 'master.cf'):
+        shutil.copy(os.path.join(oracle.conf, name), os.path.join(conf, name))
+    from oracle.instance import POSTCONF
+    subprocess.run([POSTCONF, '-c', conf, '-e'] + list(DNSSEC_SETTINGS), check=True, capture_output=True)
+    return dict(zip(cases, verdicts)), conf
 
 
 def probe_against_delivery(cert_dir):
@@ -236,7 +317,17 @@ def probe_against_delivery(cert_dir):
             verdict = world.mx_verdicts[case]
             mx_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
                                 probe=probe, sni=world.mx_sni(case))
-        return dict(version=list(world.oracle.mail_version()), cases=out, mx_cases=mx_out,
-                    result=dict(failed=bool(result.get('failed')), msg=result.get('msg')))
+        dane_cases = sorted(DANE_CASES)
+        dane = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': [mx_domain_of(case) for case in dane_cases], 'config_dir': world.dnssec_config_dir,
+            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
+        dane_out = {}
+        for case, probe in zip(dane_cases, dane.get('destinations') or [None] * len(dane_cases)):
+            verdict = world.dane_verdicts[case]
+            dane_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
+                                  probe=probe)
+        return dict(version=list(world.oracle.mail_version()), cases=out, mx_cases=mx_out, dane_cases=dane_out,
+                    result=dict(failed=bool(result.get('failed')) or bool(dane.get('failed')),
+                                msg=result.get('msg') or dane.get('msg')))
     finally:
         stop()

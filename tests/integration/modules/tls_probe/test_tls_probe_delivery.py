@@ -13,7 +13,7 @@ with that instance's configuration.
 import pytest
 
 from ansible_env import run_module
-from probe_peers import KINDS, MX_CASES, MX_DELIVERY, mx_domain_of, mx_host_of
+from probe_peers import DANE_CASES, DANE_DELIVERY, KINDS, MX_CASES, MX_DELIVERY, mx_domain_of, mx_host_of
 
 # (kind, level) -> (would_defer, trust) as Postfix decides them
 EXPECTED = {
@@ -174,6 +174,53 @@ def test_other_mx_hosts_are_checked_against_the_domain(probe_world, mx_probed):
     sni = probe_world.mx_sni('backup-sni-nexthop')
     good = mx_host_of('backup-sni-nexthop', 2, 'domain')
     assert len(sni[good]) >= 2 and set(sni[good]) == {domain}, sni
+
+
+@pytest.fixture(scope='module')
+def dane_probed(probe_world):
+    """The module's results for the DANE case domains, with the main.cf of the round that
+    delivered them (DNSSEC lookups) and the instance's resolver, by case."""
+    cases = sorted(DANE_CASES)
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': [mx_domain_of(case) for case in cases], 'config_dir': probe_world.dnssec_config_dir,
+        'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=probe_world.namespace_argv())
+    assert not result.get('failed'), result
+    return dict(zip(cases, result['destinations']))
+
+
+@pytest.mark.parametrize('case', sorted(DANE_CASES))
+def test_probe_at_dane_does_what_the_smtp_client_does(probe_world, dane_probed, case):
+    """dane and dane-only with TLSA records that match, name another key, are unusable or
+    missing, and an MX RRset that is not DNSSEC-validated: the probe says would_defer exactly
+    when the real message was deferred, with the SMTP client's words (posttls-finger itself
+    falls back to secure without usable TLSA records: stricter at dane, and at dane-only
+    it would pass a certificate the SMTP client never looks at)."""
+    verdict = probe_world.dane_verdicts[case]
+    probe = dane_probed[case]
+    assert verdict.status == DANE_DELIVERY[case], _why(verdict, probe)
+    assert probe['would_defer'] == (verdict.status == 'deferred'), _why(verdict, probe)
+    assert probe['level'] == DANE_CASES[case][0]
+    if verdict.status == 'deferred':
+        assert probe['reason'].startswith(verdict.reason), _why(verdict, probe)
+
+
+def test_dane_without_dnssec_lookups_is_what_the_smtp_client_makes_of_it(probe_world):
+    """With the instance's own main.cf (smtp_dns_support_level = disabled) dane falls back to
+    may and dane-only is a configuration problem (smtp_tls_policy.c dane_init()): decided from
+    main.cf, dane-only without a probe."""
+    untrusted = probe_world.keys[('untrusted', 'may')]
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'levels': {untrusted: 'dane'}, 'config_dir': probe_world.config_dir, 'connect_timeout': 5})
+    (probe,) = result['destinations']
+    assert probe['would_defer'] is False and probe['trust'] == 'untrusted', probe
+    assert 'dane configured with dnssec lookups disabled' in probe['reason'], probe
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'levels': {untrusted: 'dane-only'}, 'config_dir': probe_world.config_dir, 'connect_timeout': 5})
+    (probe,) = result['destinations']
+    assert probe['would_defer'] is True and probe['reachable'] is None, probe
+    assert probe['reason'].startswith('client TLS configuration problem (dane-only configured with dnssec lookups '
+                                      'disabled'), probe
+    assert not any('posttls-finger' in ' '.join(cmd) for cmd in result['commands']), result['commands']
 
 
 @pytest.mark.parametrize('args, message', [

@@ -17,7 +17,7 @@ probe follows the SMTP client to the next MX host after a TLS failure.
 import pytest
 
 from oracle.in_image import OTHER_RELEASES, ImageUnavailable, probe_in_image
-from probe_peers import MX_DELIVERY
+from probe_peers import DANE_DELIVERY, MX_DELIVERY
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -66,3 +66,20 @@ def test_probe_follows_the_smtp_client_to_the_next_mx_host(release_probes):
     assert sorted(data['mx_cases']) == sorted(MX_DELIVERY)
     sni = data['mx_cases']['backup-sni-nexthop']['sni']
     assert all(names and set(names) == {'backup-sni-nexthop.mx.probe.test'} for names in sni.values()), sni
+
+
+def test_probe_at_dane_does_what_the_smtp_client_does(release_probes):
+    """The DANE cases (probe_peers.DANE_CASES): TLSA records matching, naming another key,
+    unusable or missing, an insecure MX RRset; the probe agrees with the release's SMTP client."""
+    _release, data = release_probes
+    problems = []
+    for case, item in sorted(data['dane_cases'].items()):
+        probe = item['probe'] or {}
+        expected = DANE_DELIVERY[case]
+        if item['status'] != expected or probe.get('would_defer') != (expected == 'deferred') or (
+                expected == 'deferred' and not (probe.get('reason') or '').startswith(item['reason'])):
+            problems.append('%s: postfix %s (%s), expected %s; probe would_defer %s (%s)\n  %s' % (
+                case, item['status'], item['reason'], expected, probe.get('would_defer'), probe.get('reason'),
+                '\n  '.join(item['evidence'])))
+    assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
+    assert sorted(data['dane_cases']) == sorted(DANE_DELIVERY)

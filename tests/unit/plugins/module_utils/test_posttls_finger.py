@@ -12,6 +12,7 @@ does not match, and a closed port (only the EHLO name is replaced).
 import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
+    dane_verdict,
     finger_args,
     find_policy,
     listing_args,
@@ -402,7 +403,73 @@ def test_no_further_host_beyond_smtp_mx_address_limit_at_dane_or_for_a_host_next
     limited = _probe(FakeFinger(outputs), level='encrypt', params={'smtp_mx_address_limit': '1'})
     assert limited['would_defer'] is True and limited['other_mx'] == []
     assert limited['evidence'][-1] == ('(smtp_mx_address_limit = 1: the SMTP client tries no further address)')
+    dnssec = {'smtp_dns_support_level': 'dnssec', 'smtp_host_lookup': 'dns'}
     for destination, level in (('example.com', 'dane'), ('[mx.example.com]', 'encrypt')):
         finger = FakeFinger(outputs)
-        result = _probe(finger, destination=destination, level=level)
+        result = _probe(finger, destination=destination, level=level, params=dnssec)
         assert result['would_defer'] is True and len(finger.runs) == 1, result
+
+
+# -- dane and dane-only ------------------------------------------------------------------------
+
+DNSSEC = {'smtp_dns_support_level': 'dnssec', 'smtp_host_lookup': 'dns'}
+
+
+def _dane_report(note, session):
+    lines = ([note] if note else []) + ['Connected to mx1.example.net[192.0.2.1]:25'] + [
+        line.replace('%s', 'mx1.example.net[192.0.2.1]:25') for line in session]
+    return parse_report('\n'.join('posttls-finger: ' + line for line in lines) + '\n')
+
+
+TRUSTED = ['< 220 mx ESMTP', '> EHLO gateway.test', '< 250-mx', '< 250 STARTTLS', '> STARTTLS',
+           '< 220 2.0.0 ready', 'Trusted TLS connection established to %s: TLSv1.3 with cipher X']
+
+
+@pytest.mark.parametrize('level, note, session, would_defer, reason', [
+    # what posttls-finger (-l dane-only) logged of the TLSA records, and what the SMTP client does then
+    ('dane', 'no TLSA records found, resorting to "secure"', SELF_SIGNED, False, '(dane: no TLSA records, so may)'),
+    ('dane', 'no TLSA records found, resorting to "secure"', NO_STARTTLS, False, '(dane: no TLSA records, so may)'),
+    ('dane', 'no usable TLSA records found, resorting to "secure"', SELF_SIGNED, False, 'so encrypt)'),
+    ('dane', 'no usable TLSA records found, resorting to "secure"', NO_STARTTLS, True, 'TLS is required'),
+    ('dane', 'MX RRset is insecure: try to encrypt', NO_STARTTLS, False, 'not DNSSEC-validated, so may)'),
+    ('dane', 'TLSA RRs found, MX RRset insecure: just encrypt', SELF_SIGNED, False, 'so encrypt)'),
+    ('dane', 'MX RRset insecure: log verified as trusted', TRUSTED, False, 'Trusted TLS connection'),
+    ('dane', 'MX RRset insecure: log verified as trusted', SELF_SIGNED, True, 'Server certificate not verified'),
+    ('dane', None, SELF_SIGNED, True, 'Server certificate not verified'),
+    ('dane', None, VERIFIED, False, 'Verified TLS connection'),
+    ('dane-only', 'no TLSA records found, resorting to "secure"', VERIFIED, True, 'no TLSA records found'),
+    ('dane-only', 'no usable TLSA records found, resorting to "secure"', VERIFIED, True, 'TLSA records unusable'),
+    ('dane-only', 'MX RRset is insecure: try to encrypt', VERIFIED, True, 'non DNSSEC destination'),
+    ('dane-only', None, VERIFIED, False, 'Verified TLS connection'),
+])
+def test_dane_verdicts_follow_the_smtp_client(level, note, session, would_defer, reason):
+    result = dane_verdict(level, _dane_report(note, session))
+    assert result['would_defer'] is would_defer and reason in result['reason'], result
+
+
+def test_a_dane_note_belongs_to_the_address_connected_to():
+    text = ('posttls-finger: no TLSA records found, resorting to "secure"\n'
+            'posttls-finger: Failed to establish session to example.com via mx1.example.net: connect to '
+            'mx1.example.net[192.0.2.1]:25: Connection refused\n')
+    report = parse_report(text + _tls(VERIFIED, 'mx2.example.net', '192.0.2.2'))
+    assert report.dane_note is None and dane_verdict('dane-only', report)['would_defer'] is False
+
+
+def test_dane_is_probed_at_dane_only_with_the_insecure_mx_policy():
+    args = finger_args('example.com', 'dane', {}, dict(DNSSEC, smtp_tls_dane_insecure_mx_policy='encrypt'))
+    assert args[:4] == ['-l', 'dane-only', '-M', 'encrypt']
+    # dane-only defers for an insecure MX RRset: -M may makes posttls-finger say so
+    assert finger_args('example.com', 'dane-only', {}, DNSSEC)[:4] == ['-l', 'dane-only', '-M', 'may']
+
+
+def test_dane_without_dnssec_lookups():
+    finger = FakeFinger({'example.com': _tls(SELF_SIGNED, 'mx1.example.net', '192.0.2.1')})
+    result = _probe(finger, level='dane', params={'smtp_dns_support_level': 'enabled', 'smtp_host_lookup': 'dns'})
+    assert result['would_defer'] is False and finger.runs[0][:2] == ['-l', 'may']
+    assert result['reason'].endswith('(dane configured with dnssec lookups disabled (smtp_dns_support_level = '
+                                     'enabled, smtp_host_lookup = dns): the SMTP client falls back to may)')
+    finger = FakeFinger({})
+    result = _probe(finger, level='dane-only', params={'smtp_dns_support_level': 'dnssec',
+                                                       'smtp_host_lookup': 'native'})
+    assert result['would_defer'] is True and finger.runs == []
+    assert result['reason'].startswith('client TLS configuration problem (dane-only configured with dnssec')
