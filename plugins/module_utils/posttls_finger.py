@@ -40,8 +40,9 @@ each host it looks up, in MX preference order), each is probed as
 ``[HOST]:PORT`` with the next-hop keywords (``nexthop``, ``dot-nexthop`` in
 the match list and ``servername``) replaced by the domain, which is what
 the SMTP client checks them against, and the mail is delivered when one of
-them would take it.  Not at ``dane``/``dane-only`` (the MX RRset's DNSSEC
-status decides there); the addresses of one MX host cannot be probed one by
+them would take it.  At ``dane``/``dane-only`` only when the MX RRset is
+DNSSEC-validated (an insecure one holds for every host alike; each host has
+its own TLSA records); the addresses of one MX host cannot be probed one by
 one (posttls-finger stops at the first that connects).
 """
 
@@ -94,6 +95,7 @@ DANE_NOTES = {
     'TLSA RRs found, MX RRset insecure: just encrypt': 'just-encrypt',
     'MX RRset insecure: log verified as trusted': 'half-dane',
 }
+MX_INSECURE_NOTES = ('insecure-mx', 'just-encrypt', 'half-dane')
 DANE_FALLBACK = {'insecure-mx': 'may', 'no-tlsa': 'may', 'unusable-tlsa': 'encrypt', 'just-encrypt': 'encrypt'}
 DANE_ONLY_REFUSAL = {'insecure-mx': 'non DNSSEC destination', 'no-tlsa': 'no TLSA records found',
                      'unusable-tlsa': 'TLSA records unusable'}
@@ -101,8 +103,9 @@ DANE_WHY = {'insecure-mx': 'the MX RRset is not DNSSEC-validated', 'no-tlsa': 'n
             'unusable-tlsa': 'no usable TLSA records', 'just-encrypt': 'the MX RRset is not DNSSEC-validated'}
 
 # levels at which the SMTP client goes on to the next MX host after a TLS failure and the
-# probe follows it; at dane/dane-only the MX RRset's DNSSEC status decides (not probed further)
-MX_FALLBACK_LEVELS = ('encrypt', 'fingerprint', 'verify', 'secure')
+# probe follows it; at dane/dane-only too unless the MX RRset is insecure (MX_INSECURE_NOTES:
+# that holds for every host alike, and a host probed as [HOST] has no MX RRset)
+MX_FALLBACK_LEVELS = ('encrypt', 'fingerprint', 'verify', 'secure', 'dane', 'dane-only')
 
 
 class FingerError(Exception):
@@ -731,14 +734,16 @@ def probe_one(finger, destination, level, source, entry, params, options):
         result['host'] = '%s:%d' % (report.connected, report.port)
     result['other_mx'] = []
     domain = mx_domain(destination)
-    if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain:
+    if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain \
+            and report.dane_note not in MX_INSECURE_NOTES:
         _probe_other_mx(finger, result, report, domain, level, attributes, params, options)
     return result
 
 
 def _session(level, report, version):
-    """verdict() plus the session's host and TLS details, for one probe of an MX host."""
-    found = verdict(level, report, version=version)
+    """verdict() (dane_verdict() at dane levels) plus the session's host and TLS details, for one
+    probe of an MX host."""
+    found = (dane_verdict if level in DANE_LEVELS else verdict)(level, report, version=version)
     found['host'] = '%s:%d' % (report.connected, report.port) if report.connected else None
     found['tls'] = report.tls_details or ''
     return found

@@ -79,9 +79,10 @@ notes:
     hosts too, in preference order (their names come from posttls-finger's own lookup), each as
     C([HOST]) held to the domain's names (C(nexthop) and C(dot-nexthop) in the match list and
     C(servername=nexthop) name the domain), up to C(smtp_mx_address_limit) addresses. The mail
-    would be delivered when one of them takes it (RV(destinations[].other_mx)). Not at V(dane)
-    and V(dane-only), where the MX records' DNSSEC status decides; and the addresses of one MX
-    host are not probed one by one (posttls-finger stops at the first that connects).
+    would be delivered when one of them takes it (RV(destinations[].other_mx)). At V(dane) and
+    V(dane-only) as well (each host has its own TLSA records), unless the MX records are not
+    DNSSEC-validated, which holds for every host alike. The addresses of one MX host are not
+    probed one by one (posttls-finger stops at the first that connects).
   - A policy entry Postfix cannot use (empty, unknown level, malformed attribute) is reported as
     deferring with Postfix's words, without a probe. Entry attributes posttls-finger has no
     option for (C(exclude), C(connection_reuse)) are not applied; C(servername), its keywords

@@ -65,19 +65,22 @@ MX_DELIVERY = {
     'closed-then-encrypted': 'sent',        # refused, no STARTTLS, then self-signed (enough at encrypt)
 }
 
-# case: (policy value, host kind, TLSA record of the host or None, MX records DNSSEC-validated);
-# 'match' is 3 1 1 of the host's key, 'other' 3 1 1 of another key, 'unusable' 1 1 1 of the
-# host's key (PKIX-EE, which Postfix does not use for SMTP)
+# case: (policy value, [(host kind, its TLSA record or None)] in MX preference order, MX records
+# DNSSEC-validated); 'match' is 3 1 1 of the host's key, 'other' 3 1 1 of another key,
+# 'unusable' 1 1 1 of the host's key (PKIX-EE, which Postfix does not use for SMTP)
 DANE_CASES = {
-    'dane-no-tlsa': ('dane', 'untrusted', None, True),
-    'dane-only-no-tlsa': ('dane-only', 'domain', None, True),
-    'dane-tlsa-match': ('dane', 'untrusted', 'match', True),
-    'dane-tlsa-other': ('dane', 'untrusted', 'other', True),
-    'dane-only-tlsa-match': ('dane-only', 'untrusted', 'match', True),
-    'dane-unusable-tlsa': ('dane', 'untrusted', 'unusable', True),
-    'dane-only-unusable-tlsa': ('dane-only', 'domain', 'unusable', True),
-    'dane-insecure-mx': ('dane', 'untrusted', 'match', False),
-    'dane-only-insecure-mx': ('dane-only', 'domain', 'match', False),
+    'dane-no-tlsa': ('dane', [('untrusted', None)], True),
+    'dane-only-no-tlsa': ('dane-only', [('domain', None)], True),
+    'dane-tlsa-match': ('dane', [('untrusted', 'match')], True),
+    'dane-tlsa-other': ('dane', [('untrusted', 'other')], True),
+    'dane-only-tlsa-match': ('dane-only', [('untrusted', 'match')], True),
+    'dane-unusable-tlsa': ('dane', [('untrusted', 'unusable')], True),
+    'dane-only-unusable-tlsa': ('dane-only', [('domain', 'unusable')], True),
+    'dane-insecure-mx': ('dane', [('untrusted', 'match')], False),
+    'dane-only-insecure-mx': ('dane-only', [('domain', 'match')], False),
+    'dane-backup-tlsa-match': ('dane', [('untrusted', 'other'), ('untrusted', 'match')], True),
+    'dane-only-backup-tlsa': ('dane-only', [('domain', None), ('untrusted', 'match')], True),
+    'dane-only-no-host-tlsa': ('dane-only', [('domain', None), ('untrusted', 'other')], True),
 }
 # DANE case -> what the SMTP client does with the message (smtp_tls_policy.c dane_init())
 DANE_DELIVERY = {
@@ -90,6 +93,9 @@ DANE_DELIVERY = {
     'dane-only-unusable-tlsa': 'deferred',
     'dane-insecure-mx': 'sent',             # the MX RRset is not validated: may (3.6+), TLSA still matches (3.5)
     'dane-only-insecure-mx': 'deferred',    # "non DNSSEC destination"
+    'dane-backup-tlsa-match': 'sent',       # host 1's record names another key, host 2's matches
+    'dane-only-backup-tlsa': 'sent',        # host 1 has no TLSA records (not even tried), host 2 matches
+    'dane-only-no-host-tlsa': 'deferred',   # host 1 no records, host 2's name another key
 }
 
 
@@ -268,18 +274,21 @@ def _dane_round(oracle, pool_of, pairs, extra_maps=()):
     configuration directory whose main.cf has that round's DNS settings, for the probes.
     Returns ({case: Verdict}, that directory)."""
     zone = oracle.serve_dns()
-    for case, (_value, kind, tlsa, secure) in sorted(DANE_CASES.items()):
-        address = oracle._new_address()
-        pool_of[kind].listen(address, oracle.port)
-        host = mx_host_of(case, 1, kind)
-        oracle.add_mx(mx_domain_of(case), [(10, host, address)])
+    for case, (_value, hosts, secure) in sorted(DANE_CASES.items()):
+        exchangers = []
+        for n, (kind, tlsa) in enumerate(hosts, 1):
+            address = oracle._new_address()
+            pool_of[kind].listen(address, oracle.port)
+            host = mx_host_of(case, n, kind)
+            exchangers.append((10 * n, host, address))
+            own = spki_sha256(pairs[kind][0])
+            record = {'match': (3, 1, 1, own), 'other': (3, 1, 1, spki_sha256(pairs['mismatch'][0])),
+                      'unusable': (1, 1, 1, own), None: None}[tlsa]
+            if record:
+                oracle.add_tlsa(host, oracle.port, *record)
+        oracle.add_mx(mx_domain_of(case), exchangers)
         if not secure:
             zone.mark_insecure(mx_domain_of(case))
-        own = spki_sha256(pairs[kind][0])
-        record = {'match': (3, 1, 1, own), 'other': (3, 1, 1, spki_sha256(pairs['mismatch'][0])),
-                  'unusable': (1, 1, 1, own), None: None}[tlsa]
-        if record:
-            oracle.add_tlsa(host, oracle.port, *record)
     cases = sorted(DANE_CASES)
     verdicts = oracle.ask([(mx_domain_of(case), DANE_CASES[case][0]) for case in cases],
                           lane_options=DNSSEC_SETTINGS, extra_maps=extra_maps)

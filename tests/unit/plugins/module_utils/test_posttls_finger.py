@@ -396,7 +396,7 @@ def test_every_mx_host_deferring_defers_with_the_last_hosts_words():
     assert result['host'] == 'mx1.example.net[192.0.2.1]:25'
 
 
-def test_no_further_host_beyond_smtp_mx_address_limit_at_dane_or_for_a_host_next_hop():
+def test_no_further_host_beyond_smtp_mx_address_limit_for_an_insecure_mx_rrset_or_a_host_next_hop():
     outputs = {'example.com': _session('mx1.example.net', '192.0.2.1', NO_STARTTLS),
                '[mx2.example.net]': _tls(VERIFIED, 'mx2.example.net', '192.0.2.2'),
                '[mx.example.com]': _session('mx1.example.net', '192.0.2.1', NO_STARTTLS)}
@@ -404,10 +404,20 @@ def test_no_further_host_beyond_smtp_mx_address_limit_at_dane_or_for_a_host_next
     assert limited['would_defer'] is True and limited['other_mx'] == []
     assert limited['evidence'][-1] == ('(smtp_mx_address_limit = 1: the SMTP client tries no further address)')
     dnssec = {'smtp_dns_support_level': 'dnssec', 'smtp_host_lookup': 'dns'}
-    for destination, level in (('example.com', 'dane'), ('[mx.example.com]', 'encrypt')):
-        finger = FakeFinger(outputs)
+    # an MX RRset that is not DNSSEC-validated holds for every host alike
+    insecure = dict(outputs, **{'example.com': 'posttls-finger: MX RRset is insecure: try to encrypt\n'
+                                + outputs['example.com']})
+    for destination, level, answers in (('example.com', 'dane-only', insecure),
+                                        ('[mx.example.com]', 'encrypt', outputs)):
+        finger = FakeFinger(answers)
         result = _probe(finger, destination=destination, level=level, params=dnssec)
         assert result['would_defer'] is True and len(finger.runs) == 1, result
+    # a validated MX RRset: each host has its own TLSA records, the next one is probed
+    finger = FakeFinger(outputs)
+    result = _probe(finger, level='dane', params=dnssec)
+    assert result['would_defer'] is False and [o['mx'] for o in result['other_mx']] == ['mx2.example.net']
+    assert finger.runs[2][:2] == ['-l', 'dane-only'] and finger.runs[2][4:] == [
+        '-t', '5', '-T', '10', '-h', 'dns', '[mx2.example.net]']
 
 
 # -- dane and dane-only ------------------------------------------------------------------------
