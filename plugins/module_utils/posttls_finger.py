@@ -81,7 +81,7 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
                     'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
-                    'smtp_tls_dane_insecure_mx_policy', 'mail_version')
+                    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'mail_version')
 
 DANE_LEVELS = ('dane', 'dane-only')
 # what posttls-finger (-l dane-only) logs about the TLSA records and the MX RRset of the address it
@@ -301,9 +301,24 @@ def parse_entry(value):
     return level, attributes
 
 
-def finger_destination(destination, smtp_port=None):
-    """DESTINATION as posttls-finger takes it; with the SMTP client's port when it has none."""
+def mx_lookups(params):
+    """Whether the SMTP client looks up MX records for a domain next hop (smtp_connect.c: not
+    with smtp_dns_support_level = disabled, or with it empty and disable_dns_lookups = yes;
+    then it looks the domain up as a host name)."""
+    support = (params.get('smtp_dns_support_level') or '').strip().lower()
+    if support:
+        return support != 'disabled'
+    return (params.get('disable_dns_lookups') or '').strip().lower() not in ('yes', 'true', '1')
+
+
+def finger_destination(destination, smtp_port=None, params=None):
+    """DESTINATION as posttls-finger takes it; with the SMTP client's port when it has none,
+    and in brackets when the SMTP client does no MX lookups (PARAMS: mx_lookups), as
+    posttls-finger looks a bracketed name up as a host."""
     dest = destination.strip()
+    if params is not None and not mx_lookups(params) and dest and not dest.startswith('['):
+        host, sep, port = dest.partition(':')
+        dest = '[%s]%s%s' % (host, sep, port)
     if smtp_port and smtp_port not in ('smtp', '25'):
         if dest.startswith('['):
             if dest.endswith(']'):
@@ -334,16 +349,7 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
                 (policy if policy in ('may', 'encrypt', 'dane') else 'dane')]
     else:
         args = ['-l', level]
-    if connect_timeout:
-        args += ['-t', str(int(connect_timeout))]
-    if command_timeout:
-        args += ['-T', str(int(command_timeout))]
-    lookup = params.get('smtp_host_lookup')
-    if lookup:
-        args += ['-h', ','.join(split_list(lookup))]
-    family = (params.get('inet_protocols') or '').strip().lower()
-    if family in ('ipv4', 'ipv6'):
-        args += ['-a', family]
+    args += connection_args(params, connect_timeout, command_timeout)
     if level != 'none':
         mandatory = level != 'may'
         protocols = _last(attributes.get('protocols'))
@@ -374,9 +380,26 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
             servername = nexthop_names([servername], nexthop)[0]
         if servername:
             args += ['-s', servername]
-    args.append(finger_destination(destination, params.get('smtp_tcp_port')))
+    args.append(finger_destination(destination, params.get('smtp_tcp_port'), params))
     names = match_names(level, attributes, params)
     args.extend(nexthop_names(names, nexthop) if nexthop else names)
+    return args
+
+
+def connection_args(params, connect_timeout=None, command_timeout=None):
+    """The posttls-finger arguments for connecting as the SMTP client connects: the time
+    limits, smtp_host_lookup and an inet_protocols of one family (from PARAMS)."""
+    args = []
+    if connect_timeout:
+        args += ['-t', str(int(connect_timeout))]
+    if command_timeout:
+        args += ['-T', str(int(command_timeout))]
+    lookup = params.get('smtp_host_lookup')
+    if lookup:
+        args += ['-h', ','.join(split_list(lookup))]
+    family = (params.get('inet_protocols') or '').strip().lower()
+    if family in ('ipv4', 'ipv6'):
+        args += ['-a', family]
     return args
 
 
@@ -415,16 +438,7 @@ def listing_args(destination, params=None, connect_timeout=None, command_timeout
     EHLO/QUIT session with the first server (``-c``: no chat log, ``-l none``)."""
     params = params or {}
     args = ['-v', '-c', '-l', 'none']
-    if connect_timeout:
-        args += ['-t', str(int(connect_timeout))]
-    if command_timeout:
-        args += ['-T', str(int(command_timeout))]
-    lookup = params.get('smtp_host_lookup')
-    if lookup:
-        args += ['-h', ','.join(split_list(lookup))]
-    family = (params.get('inet_protocols') or '').strip().lower()
-    if family in ('ipv4', 'ipv6'):
-        args += ['-a', family]
+    args += connection_args(params, connect_timeout, command_timeout)
     args.append(finger_destination(destination, params.get('smtp_tcp_port')))
     return args
 
@@ -735,7 +749,7 @@ def probe_one(finger, destination, level, source, entry, params, options):
     result['other_mx'] = []
     domain = mx_domain(destination)
     if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain \
-            and report.dane_note not in MX_INSECURE_NOTES:
+            and mx_lookups(params) and report.dane_note not in MX_INSECURE_NOTES:
         _probe_other_mx(finger, result, report, domain, level, attributes, params, options)
     return result
 

@@ -73,6 +73,9 @@ options:
     type: path
     default: /etc/postfix
 notes:
+  - With C(smtp_dns_support_level = disabled) (or C(disable_dns_lookups = yes)) the SMTP client
+    looks a domain up as a host name, not its MX records; the module then gives posttls-finger
+    the destination in brackets, so it does the same.
   - posttls-finger probes the first address of a destination it can connect to. The SMTP client
     goes on to the next MX host after a TLS failure, so when that first server would defer at
     V(encrypt), V(fingerprint), V(verify) or V(secure), the module probes the domain's other MX

@@ -668,21 +668,23 @@ class Oracle(object):
             return proc.stderr
         return ''
 
-    def ask(self, entries, writer=None, map_type='hash', path=None, extra_maps=(), lane_options=()):
+    def ask(self, entries, writer=None, map_type='hash', path=None, extra_maps=(), lane_options=(), own_routes=None):
         """Classify ENTRIES, a list of (key, value) pairs; returns a list of Verdict.
 
         writer(path, map_type, entries) writes the table (the tls_policy
         module, say); without one the lines are written by hand.  Each key
         must be unique in the round.  LANE_OPTIONS: ``name=value`` overrides of
         the round's smtp service (``smtp_dns_support_level=enabled`` for MX lookups).
+        OWN_ROUTES: {key: Route} for keys the caller routes itself (its own peers listen there).
         """
         self.round += 1
         lane = 'or%d' % self.round
         path = path or os.path.join(self.tables, 'policy-%d' % self.round)
         verdicts = []
         routes = []
+        own_routes = own_routes or {}
         for key, value in entries:
-            route = self.route(key)
+            route = own_routes.get(key) or self.route(key)
             recipient = 'probe@e%d.%s.oracle.test' % (len(verdicts) + 1, lane)
             verdicts.append(Verdict(key, value, recipient, route.nexthop))
             routes.append(route)
@@ -693,6 +695,8 @@ class Oracle(object):
                     self.hosts[ascii_name] = route.address
                 except UnicodeError:
                     pass
+            if key in own_routes:
+                continue
             try:
                 self.peers.listen(route.address, route.port)
             except (OSError, OverflowError) as exc:

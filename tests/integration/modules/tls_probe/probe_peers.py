@@ -30,6 +30,12 @@ server sets the AD bit, oracle/dns.py); one real message per case through a
 round whose SMTP client does DNSSEC lookups (``smtp_dns_support_level =
 dnssec``, ``smtp_host_lookup = dns``), and a copy of the instance's main.cf
 with those settings for the probes (``ProbeWorld.dnssec_config_dir``).
+The MX cases likewise (``ProbeWorld.dns_config_dir``: DNS lookups enabled).
+
+No-DNS cases (``NO_DNS_CASES``): a domain whose MX host and whose own address
+(the instance's /etc/hosts) are different peers, delivered in a round with the
+instance's own ``smtp_dns_support_level = disabled``: the SMTP client looks the
+domain up as a host, never its MX records, and so must the probe.
 """
 
 import hashlib
@@ -98,6 +104,16 @@ DANE_DELIVERY = {
     'dane-only-no-host-tlsa': 'deferred',   # host 1 no records, host 2's name another key
 }
 
+# case: (policy value, kind of the peer at the domain's own address, kind of its MX host)
+NO_DNS_CASES = {
+    'nodns-plaintext-host': ('encrypt', 'plaintext', 'domain'),
+    'nodns-tls-host': ('encrypt', 'untrusted', 'plaintext'),
+}
+NO_DNS_DELIVERY = {
+    'nodns-plaintext-host': 'deferred',     # the domain's address has no STARTTLS; its MX would have
+    'nodns-tls-host': 'sent',               # the domain's address offers STARTTLS; its MX does not
+}
+
 
 def mx_domain_of(case):
     return '%s.%s' % (case, MX_ZONE)
@@ -127,7 +143,7 @@ def make_certificates(directory):
                  '-days', '30', '-extfile', ext)
         pairs[kind] = (cert, key)
     # the 'domain' peers of the MX cases: every case domain and every good host name
-    names = [mx_domain_of(case) for case in sorted(MX_CASES) + sorted(DANE_CASES)] + [
+    names = [mx_domain_of(case) for case in sorted(MX_CASES) + sorted(DANE_CASES) + sorted(NO_DNS_CASES)] + [
         mx_host_of(case, n, kind) for case, (_value, hosts) in sorted(MX_CASES.items())
         for n, (_pref, kind) in enumerate(hosts, 1) if kind == 'domain']
     cert, key, csr, ext = (os.path.join(d, 'domain.%s' % s) for s in ('crt', 'key', 'csr', 'ext'))
@@ -148,7 +164,7 @@ class ProbeWorld:
     """The oracle instance, the peers and the verdicts of real delivery."""
 
     def __init__(self, oracle, ca_cert, keys, verdicts, pools=None, mx_verdicts=None, mx_addresses=None,
-                 dane_verdicts=None, dnssec_config_dir=None):
+                 dane_verdicts=None, dnssec_config_dir=None, dns_config_dir=None, no_dns_verdicts=None):
         self.oracle = oracle
         self.ca_cert = ca_cert
         self.keys = keys                # {(kind, level): policy key}
@@ -158,6 +174,8 @@ class ProbeWorld:
         self.mx_addresses = mx_addresses or {}      # {MX case: [address of host 1, 2, ...]}
         self.dane_verdicts = dane_verdicts or {}    # {DANE case: Verdict}
         self.dnssec_config_dir = dnssec_config_dir  # main.cf as the DANE round's SMTP client has it
+        self.dns_config_dir = dns_config_dir        # main.cf as the MX round's SMTP client has it
+        self.no_dns_verdicts = no_dns_verdicts or {}    # {no-DNS case: Verdict}
 
     def mx_sessions(self, case, n):
         """The sessions host N (1, 2, ...) of MX CASE saw, oldest first."""
@@ -230,9 +248,15 @@ def start_probe_world(cert_dir, keep=False):
         # the MX round lists the first round's table after its own: both stay in force
         mx_table = 'hash:%s' % oracle.table_path()
         mx_verdicts, mx_addresses = _mx_round(oracle, pool_of, (first_table,))
-        dane_verdicts, dnssec_conf = _dane_round(oracle, pool_of, pairs, (first_table, mx_table))
+        dane_table = 'hash:%s' % oracle.table_path()
+        dane_verdicts = _dane_round(oracle, pool_of, pairs, (first_table, mx_table))
+        no_dns_verdicts = _no_dns_round(oracle, pool_of, (first_table, mx_table, dane_table))
+        # the probes of the MX and DANE cases read main.cf as those rounds' SMTP clients had
+        # it (after the last round: smtp_tls_policy_maps lists every round's table)
+        dns_conf = config_copy(oracle, 'conf-dns', MX_SETTINGS)
+        dnssec_conf = config_copy(oracle, 'conf-dnssec', DNSSEC_SETTINGS)
         return ProbeWorld(oracle, ca_cert, keys, dict(zip(cases, verdicts)), pool_of, mx_verdicts,
-                          mx_addresses, dane_verdicts, dnssec_conf), stop
+                          mx_addresses, dane_verdicts, dnssec_conf, dns_conf, no_dns_verdicts), stop
     except BaseException:
         stop()
         raise
@@ -253,8 +277,43 @@ def _mx_round(oracle, pool_of, extra_maps=()):
         addresses[case] = [address for _pref, _host, address in exchangers]
     cases = sorted(MX_CASES)
     verdicts = oracle.ask([(mx_domain_of(case), MX_CASES[case][0]) for case in cases],
-                          lane_options=('smtp_dns_support_level=enabled',), extra_maps=extra_maps)
+                          lane_options=MX_SETTINGS, extra_maps=extra_maps)
     return dict(zip(cases, verdicts)), addresses
+
+
+def _no_dns_round(oracle, pool_of, extra_maps=()):
+    """The no-DNS cases: each domain resolves (/etc/hosts) to one peer and has MX records naming
+    another; one real message per case in a round with the instance's own DNS settings
+    (disabled). Returns {case: Verdict}."""
+    from oracle.instance import Route
+    routes = {}
+    for case, (_value, host_kind, mx_kind) in sorted(NO_DNS_CASES.items()):
+        domain = mx_domain_of(case)
+        address, mx_address = oracle._new_address(), oracle._new_address()
+        pool_of[host_kind].listen(address, oracle.port)
+        pool_of[mx_kind].listen(mx_address, oracle.port)
+        oracle.add_mx(domain, [(10, mx_host_of(case, 1, mx_kind), mx_address)])
+        routes[domain] = Route(domain, address, oracle.port, [domain])
+    cases = sorted(NO_DNS_CASES)
+    verdicts = oracle.ask([(mx_domain_of(case), NO_DNS_CASES[case][0]) for case in cases],
+                          extra_maps=extra_maps, own_routes=routes)
+    return dict(zip(cases, verdicts))
+
+
+MX_SETTINGS = ('smtp_dns_support_level=enabled',)
+
+
+def config_copy(oracle, name, settings):
+    """A configuration directory NAME beside the instance's, with its main.cf and master.cf
+    and SETTINGS (``name=value``) applied: what a round's SMTP client had with its lane's -o
+    overrides, for the probes of that round's cases."""
+    from oracle.instance import POSTCONF
+    conf = os.path.join(oracle.base, name)
+    os.makedirs(conf, exist_ok=True)
+    for item in ('main.cf', 'master.cf'):
+        shutil.copy(os.path.join(oracle.conf, item), os.path.join(conf, item))
+    subprocess.run([POSTCONF, '-c', conf, '-e'] + list(settings), check=True, capture_output=True)
+    return conf
 
 
 def spki_sha256(cert):
@@ -270,9 +329,8 @@ DNSSEC_SETTINGS = ('smtp_dns_support_level=dnssec', 'smtp_host_lookup=dns')
 
 def _dane_round(oracle, pool_of, pairs, extra_maps=()):
     """The DANE cases: DNS records (AD bit but for the insecure MX RRsets), TLSA records, peers,
-    one real message per case through a round whose SMTP client does DNSSEC lookups; and a
-    configuration directory whose main.cf has that round's DNS settings, for the probes.
-    Returns ({case: Verdict}, that directory)."""
+    one real message per case through a round whose SMTP client does DNSSEC lookups.
+    Returns {case: Verdict}."""
     zone = oracle.serve_dns()
     for case, (_value, hosts, secure) in sorted(DANE_CASES.items()):
         exchangers = []
@@ -292,13 +350,7 @@ def _dane_round(oracle, pool_of, pairs, extra_maps=()):
     cases = sorted(DANE_CASES)
     verdicts = oracle.ask([(mx_domain_of(case), DANE_CASES[case][0]) for case in cases],
                           lane_options=DNSSEC_SETTINGS, extra_maps=extra_maps)
-    conf = os.path.join(oracle.base, 'conf-dnssec')
-    os.makedirs(conf, exist_ok=True)
-    for name in ('main.cf', 'master.cf'):
-        shutil.copy(os.path.join(oracle.conf, name), os.path.join(conf, name))
-    from oracle.instance import POSTCONF
-    subprocess.run([POSTCONF, '-c', conf, '-e'] + list(DNSSEC_SETTINGS), check=True, capture_output=True)
-    return dict(zip(cases, verdicts)), conf
+    return dict(zip(cases, verdicts))
 
 
 def probe_against_delivery(cert_dir):
@@ -310,8 +362,8 @@ def probe_against_delivery(cert_dir):
     world, stop = start_probe_world(cert_dir)
     try:
         cases = sorted(world.keys)
-        mx_cases = sorted(MX_CASES)
-        destinations = [world.keys[case] for case in cases] + [mx_domain_of(case) for case in mx_cases]
+        mx_cases, no_dns_cases = sorted(MX_CASES), sorted(NO_DNS_CASES)
+        destinations = [world.keys[case] for case in cases] + [mx_domain_of(case) for case in no_dns_cases]
         result = run_module('mailgw.postfix_tls.tls_probe', {
             'destinations': destinations, 'config_dir': world.config_dir,
             'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
@@ -321,8 +373,16 @@ def probe_against_delivery(cert_dir):
             verdict = world.verdicts[case]
             out['%s-%s' % case] = dict(status=verdict.status, reason=verdict.reason,
                                        evidence=verdict.evidence, probe=probe)
+        no_dns_out = {}
+        for case, probe in zip(no_dns_cases, probes[len(cases):]):
+            verdict = world.no_dns_verdicts[case]
+            no_dns_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
+                                    probe=probe)
+        mx = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': [mx_domain_of(case) for case in mx_cases], 'config_dir': world.dns_config_dir,
+            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
         mx_out = {}
-        for case, probe in zip(mx_cases, probes[len(cases):]):
+        for case, probe in zip(mx_cases, mx.get('destinations') or [None] * len(mx_cases)):
             verdict = world.mx_verdicts[case]
             mx_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
                                 probe=probe, sni=world.mx_sni(case))
@@ -335,8 +395,10 @@ def probe_against_delivery(cert_dir):
             verdict = world.dane_verdicts[case]
             dane_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
                                   probe=probe)
+        runs = (result, mx, dane)
         return dict(version=list(world.oracle.mail_version()), cases=out, mx_cases=mx_out, dane_cases=dane_out,
-                    result=dict(failed=bool(result.get('failed')) or bool(dane.get('failed')),
-                                msg=result.get('msg') or dane.get('msg')))
+                    no_dns_cases=no_dns_out,
+                    result=dict(failed=any(run.get('failed') for run in runs),
+                                msg='; '.join(run['msg'] for run in runs if run.get('msg')) or None))
     finally:
         stop()

@@ -13,7 +13,8 @@ with that instance's configuration.
 import pytest
 
 from ansible_env import run_module
-from probe_peers import DANE_CASES, DANE_DELIVERY, KINDS, MX_CASES, MX_DELIVERY, mx_domain_of, mx_host_of
+from probe_peers import (DANE_CASES, DANE_DELIVERY, KINDS, MX_CASES, MX_DELIVERY, NO_DNS_CASES, NO_DNS_DELIVERY,
+                         mx_domain_of, mx_host_of)
 
 # (kind, level) -> (would_defer, trust) as Postfix decides them
 EXPECTED = {
@@ -134,7 +135,7 @@ def mx_probed(probe_world):
     """The module's results for the MX case domains, run with the instance's resolver (its DNS
     server for the MX records, its /etc/hosts for the hosts), by case."""
     result = run_module('mailgw.postfix_tls.tls_probe', {
-        'destinations': [mx_domain_of(case) for case in MX_CASE_IDS], 'config_dir': probe_world.config_dir,
+        'destinations': [mx_domain_of(case) for case in MX_CASE_IDS], 'config_dir': probe_world.dns_config_dir,
         'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=probe_world.namespace_argv())
     assert not result.get('failed'), result
     return dict(zip(MX_CASE_IDS, result['destinations']))
@@ -174,6 +175,23 @@ def test_other_mx_hosts_are_checked_against_the_domain(probe_world, mx_probed):
     sni = probe_world.mx_sni('backup-sni-nexthop')
     good = mx_host_of('backup-sni-nexthop', 2, 'domain')
     assert len(sni[good]) >= 2 and set(sni[good]) == {domain}, sni
+
+
+@pytest.mark.parametrize('case', sorted(NO_DNS_CASES))
+def test_without_dns_lookups_the_domain_is_a_host(probe_world, case):
+    """smtp_dns_support_level = disabled (the instance's own): the SMTP client looks a domain
+    next hop up as a host name, not its MX records (smtp_connect.c), and so does the probe,
+    which asks posttls-finger for [DOMAIN]; the MX host here would answer otherwise."""
+    verdict = probe_world.no_dns_verdicts[case]
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': [mx_domain_of(case)], 'config_dir': probe_world.config_dir, 'connect_timeout': 5},
+        wrapper=probe_world.namespace_argv())
+    (probe,) = result['destinations']
+    assert verdict.status == NO_DNS_DELIVERY[case], _why(verdict, probe)
+    assert probe['would_defer'] == (verdict.status == 'deferred'), _why(verdict, probe)
+    assert probe['host'].startswith(mx_domain_of(case) + '['), probe
+    assert probe['other_mx'] == [], probe
+    assert any(cmd[-1] == '[%s]:%d' % (mx_domain_of(case), probe_world.oracle.port) for cmd in result['commands'])
 
 
 @pytest.fixture(scope='module')

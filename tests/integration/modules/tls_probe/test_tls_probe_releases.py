@@ -17,7 +17,7 @@ probe follows the SMTP client to the next MX host after a TLS failure.
 import pytest
 
 from oracle.in_image import OTHER_RELEASES, ImageUnavailable, probe_in_image
-from probe_peers import DANE_DELIVERY, MX_DELIVERY
+from probe_peers import DANE_DELIVERY, MX_DELIVERY, NO_DNS_DELIVERY
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -53,17 +53,7 @@ def test_probe_follows_the_smtp_client_to_the_next_mx_host(release_probes):
     to the next MX host, and so does the probe; at secure that host is held to the domain's
     names, and servername=nexthop sends the domain."""
     _release, data = release_probes
-    problems = []
-    for case, item in sorted(data['mx_cases'].items()):
-        probe = item['probe'] or {}
-        expected = MX_DELIVERY[case]
-        if item['status'] != expected or probe.get('would_defer') != (expected == 'deferred') or (
-                expected == 'deferred' and not (probe.get('reason') or '').startswith(item['reason'])):
-            problems.append('%s: postfix %s (%s), expected %s; probe would_defer %s (%s)\n  %s' % (
-                case, item['status'], item['reason'], expected, probe.get('would_defer'), probe.get('reason'),
-                '\n  '.join(item['evidence'])))
-    assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
-    assert sorted(data['mx_cases']) == sorted(MX_DELIVERY)
+    _assert_agrees(data, 'mx_cases', MX_DELIVERY)
     sni = data['mx_cases']['backup-sni-nexthop']['sni']
     assert all(names and set(names) == {'backup-sni-nexthop.mx.probe.test'} for names in sni.values()), sni
 
@@ -72,14 +62,27 @@ def test_probe_at_dane_does_what_the_smtp_client_does(release_probes):
     """The DANE cases (probe_peers.DANE_CASES): TLSA records matching, naming another key,
     unusable or missing, an insecure MX RRset; the probe agrees with the release's SMTP client."""
     _release, data = release_probes
+    _assert_agrees(data, 'dane_cases', DANE_DELIVERY)
+
+
+def test_without_dns_lookups_the_domain_is_a_host(release_probes):
+    """The no-DNS cases (probe_peers.NO_DNS_CASES): with smtp_dns_support_level = disabled the
+    release's SMTP client delivers to the domain's own address, not its MX host; so does the probe."""
+    _release, data = release_probes
+    _assert_agrees(data, 'no_dns_cases', NO_DNS_DELIVERY)
+
+
+def _assert_agrees(data, group, expected_status):
+    """Every case of DATA[GROUP] was delivered as EXPECTED_STATUS says (so the world is as
+    built), and the probe says would_defer exactly then, a deferral with Postfix's words."""
     problems = []
-    for case, item in sorted(data['dane_cases'].items()):
+    assert sorted(data[group]) == sorted(expected_status)
+    for case, item in sorted(data[group].items()):
         probe = item['probe'] or {}
-        expected = DANE_DELIVERY[case]
+        expected = expected_status[case]
         if item['status'] != expected or probe.get('would_defer') != (expected == 'deferred') or (
                 expected == 'deferred' and not (probe.get('reason') or '').startswith(item['reason'])):
             problems.append('%s: postfix %s (%s), expected %s; probe would_defer %s (%s)\n  %s' % (
                 case, item['status'], item['reason'], expected, probe.get('would_defer'), probe.get('reason'),
                 '\n  '.join(item['evidence'])))
     assert not problems, 'Postfix %s:\n%s' % ('.'.join(map(str, data['version'])), '\n'.join(problems))
-    assert sorted(data['dane_cases']) == sorted(DANE_DELIVERY)

@@ -483,3 +483,25 @@ def test_dane_without_dnssec_lookups():
                                                        'smtp_host_lookup': 'native'})
     assert result['would_defer'] is True and finger.runs == []
     assert result['reason'].startswith('client TLS configuration problem (dane-only configured with dnssec')
+
+
+@pytest.mark.parametrize('params, looks_up_mx', [
+    ({}, True),
+    ({'smtp_dns_support_level': 'enabled'}, True),
+    ({'smtp_dns_support_level': 'dnssec'}, True),
+    ({'smtp_dns_support_level': 'disabled'}, False),
+    ({'smtp_dns_support_level': '', 'disable_dns_lookups': 'yes'}, False),
+    ({'smtp_dns_support_level': 'enabled', 'disable_dns_lookups': 'yes'}, True),
+])
+def test_without_dns_lookups_a_domain_is_probed_as_a_host(params, looks_up_mx):
+    """smtp_connect.c: no MX lookups with DNS disabled; posttls-finger looks [NAME] up as a host."""
+    args = finger_args('example.com:2525', 'encrypt', {}, params)
+    assert args[-1] == ('example.com:2525' if looks_up_mx else '[example.com]:2525')
+    finger = FakeFinger({'example.com': _session('mx1.example.net', '192.0.2.1', NO_STARTTLS),
+                         '[mx2.example.net]': _session('mx2.example.net', '192.0.2.2', NO_STARTTLS),
+                         '[MX3.example.net]': _session('MX3.example.net', '192.0.2.3', NO_STARTTLS),
+                         '[example.com]': _session('example.com', '192.0.2.9', NO_STARTTLS)})
+    result = _probe(finger, level='encrypt', params=params)
+    assert result['would_defer'] is True
+    # the first server, the MX listing and two more MX hosts; none without MX lookups
+    assert len(finger.runs) == (4 if looks_up_mx else 1), finger.runs
