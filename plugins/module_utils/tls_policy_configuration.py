@@ -16,7 +16,12 @@ still make the SMTP client defer mail because of main.cf or master.cf:
 * a ``tafile`` the smtp client cannot open: it reads the file when the policy
   is looked up, inside its chroot (master.cf chroot column ``y``, rooted at
   ``queue_directory``), as ``mail_owner``;
-* ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf.
+* ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf;
+* an entry for a domain on a host that sends all remote mail to its
+  ``relayhost`` (no ``transport_maps``, no sender-dependent relayhost or
+  default transport): the SMTP client's next hop is always the relayhost
+  (trivial-rewrite resolve.c), so Postfix looks up the relayhost's entry and
+  never this one (a warning: mail to the domain gets the relayhost's level).
 
 ``configuration_checks`` returns ``(errors, warnings)``; every message names
 the destination, the parameter and the fix.
@@ -33,12 +38,26 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
 CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner')
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + (
+    'relayhost', 'transport_maps', 'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
+ROUTING_PARAMETERS = ('transport_maps', 'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
 
 
 def needs_configuration(policies):
-    """Whether any (key, Policy) pair needs the configuration read at all."""
-    return any(_checked(policy) or _reuses_connections(policy) for key, policy in policies)
+    """Whether any (key, Policy) pair needs the configuration read at all (main.cf: every
+    entry for a domain, for the relayhost check)."""
+    return any(_checked(policy) or _reuses_connections(policy) or _domain_key(key) for key, policy in policies)
+
+
+def needs_master(policies):
+    """Whether any (key, Policy) pair needs master.cf read (``postconf -M``)."""
+    return any(policy.get('tafile') or _reuses_connections(policy) for key, policy in policies)
+
+
+def _domain_key(key):
+    """Whether KEY is a domain (``example.com``) or parent domain (``.example.com``) key,
+    the forms Postfix looks up for mail routed by MX; not ``[host]`` or ``host:port``."""
+    return bool(key) and not key.startswith('[') and ':' not in key
 
 
 def _checked(policy):
@@ -94,6 +113,29 @@ def _dns_problems(policy, settings):
     return ([text], []) if policy.level == 'dane-only' else ([], [text])
 
 
+def relayhost_only(settings):
+    """The relayhost that every remote delivery goes to (resolve.c: the relayhost overrides the
+    recipient domain as the next hop), or None when a transport or sender-dependent map may
+    route a domain otherwise (or there is no relayhost)."""
+    relayhost = (settings.get('relayhost') or '').strip()
+    if not relayhost or any((settings.get(name) or '').strip() for name in ROUTING_PARAMETERS):
+        return None
+    return relayhost
+
+
+def routing_warnings(policies, settings):
+    """Warnings for the domain entries Postfix never looks up because all remote mail goes to
+    the relayhost (relayhost_only)."""
+    relayhost = relayhost_only(settings)
+    if relayhost is None:
+        return []
+    return ['destination %r: relayhost = %s and no transport_maps: Postfix sends all remote mail to '
+            'the relayhost and looks up its entry (%s), never this one; mail to this domain gets the '
+            "relayhost's TLS level. Key the entry as the relayhost is written, or route the domain "
+            'with transport_maps' % (key, relayhost, relayhost)
+            for key, policy in policies if _domain_key(key) and key.lower() != relayhost.lower()]
+
+
 def _tafile_problems(key, policy, settings, chrooted, check_mode, exists, readable):
     errors, warnings = [], []
     queue = settings.get('queue_directory', '')
@@ -143,6 +185,7 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
                                                         exists, readable)
         errors.extend(found_errors)
         warnings.extend(found_warnings)
+    warnings.extend(routing_warnings(policies, settings))
     if any(_reuses_connections(policy) for key, policy in policies) and not has_tlsproxy(master_services):
         warnings.append('connection_reuse=yes needs the tlsproxy service in master.cf '
                         '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '

@@ -37,6 +37,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     CROSS_CHECK_PARAMETERS,
     configuration_checks,
     needs_configuration,
+    needs_master,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     CIPHER_GRADES,
@@ -282,7 +283,7 @@ class TlsPolicyTable:
             return
         try:
             settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
-            master_services = self.postconf.output(['-M'])
+            master_services = self.postconf.output(['-M']) if needs_master(policies) else ''
         except PostfixCommandError as e:
             self.fail(str(e))
         found_errors, warnings = configuration_checks(policies, settings, master_services,

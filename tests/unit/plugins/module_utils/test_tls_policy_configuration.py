@@ -12,6 +12,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     configuration_checks,
     has_tlsproxy,
     needs_configuration,
+    needs_master,
     readable_by,
     smtp_client_services,
 )
@@ -47,11 +48,39 @@ def test_services_that_run_the_smtp_client_with_their_chroot_column():
 
 
 def test_only_entries_that_depend_on_the_configuration_need_it_read():
-    assert not needs_configuration([('a.example', build_policy('encrypt'))])
-    assert not needs_configuration([('a.example', build_policy('verify', match=['nexthop']))])
+    # a domain entry needs main.cf for the relayhost check, a [host] entry nothing
+    assert needs_configuration([('a.example', build_policy('encrypt'))])
+    assert not needs_configuration([('[a.example]:587', build_policy('encrypt'))])
+    assert not needs_configuration([('[192.0.2.1]', build_policy('verify', match=['nexthop']))])
     for policy in (build_policy('dane'), build_policy('fingerprint', match=[SHA256]),
                    build_policy('verify', tafile=['/etc/ta.pem']), build_policy('may', connection_reuse=True)):
-        assert needs_configuration([('a.example', policy)]), policy
+        assert needs_configuration([('[a.example]', policy)]), policy
+    # master.cf only for tafile (the smtp chroot) and connection_reuse (tlsproxy)
+    assert not needs_master([('a.example', build_policy('dane'))])
+    assert needs_master([('a.example', build_policy('verify', tafile=['/etc/ta.pem']))])
+    assert needs_master([('a.example', build_policy('may', connection_reuse=True))])
+
+
+@pytest.mark.parametrize('settings, warned', [
+    ({'relayhost': '[smtp.example.net]:587'}, ['a.example', '.b.example']),
+    ({'relayhost': 'relay.example.net'}, ['a.example', '.b.example']),
+    ({'relayhost': 'a.example'}, ['.b.example']),               # the relayhost's own entry is used
+    ({'relayhost': ''}, []),
+    ({'relayhost': '[smtp.example.net]:587', 'transport_maps': 'hash:/etc/postfix/transport'}, []),
+    ({'relayhost': '[smtp.example.net]:587', 'sender_dependent_relayhost_maps': 'hash:/etc/postfix/s'}, []),
+    ({'relayhost': '[smtp.example.net]:587', 'sender_dependent_default_transport_maps': 'hash:/x'}, []),
+])
+def test_domain_entries_on_a_host_that_relays_everything_are_never_looked_up(settings, warned):
+    """resolve.c: with a relayhost and nothing that routes a domain otherwise, every remote
+    delivery's next hop is the relayhost; Postfix looks up its entry, not the domain's."""
+    errors, warnings = check([('a.example', 'secure', {}), ('.b.example', 'encrypt', {}),
+                              ('[smtp.example.net]:587', 'encrypt', {}), ('[192.0.2.1]', 'verify', {})],
+                             settings=settings)
+    assert errors == []
+    assert [w.split("'")[1] for w in warnings] == warned, warnings
+    for warning in warnings:
+        assert 'relayhost = %s and no transport_maps' % settings['relayhost'] in warning
+        assert 'never this one' in warning
 
 
 def test_a_consistent_configuration_passes():

@@ -1,0 +1,78 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""With a relayhost and no transport_maps, Postfix never looks up a domain's policy entry.
+
+trivial-rewrite (resolve.c) makes the relayhost the next hop of every remote
+delivery, and the SMTP client looks up the next hop's entry. A private Postfix
+instance (the delivery oracle's) proves it on the wire: a message to a domain
+whose entry would defer it (``secure``, the peer's certificate names another
+host) is delivered through the relayhost at the relayhost's entry
+(``encrypt``), and the SMTP client's log shows that entry looked up. The
+tls_policy module warns about exactly such an entry, and not when
+transport_maps may route the domain itself.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+from ansible_env import run_module
+from .instance import POSTCONF, POSTFIX, Oracle, Verdict, unavailable_reason
+
+LANE = 'rh1'
+
+
+@pytest.fixture(scope='module')
+def relayed():
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    oracle = Oracle()
+    oracle.start()
+    try:
+        address = oracle._new_address()
+        oracle.peers.listen(address, oracle.port)
+        relay = '[%s]:%d' % (address, oracle.port)
+        path = oracle.table_path()
+        oracle.write_table(path, ['relayed.test secure', '%s encrypt' % relay])
+        with open(os.path.join(oracle.conf, 'master.cf'), 'a') as handle:
+            handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n' % (LANE, LANE))
+        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_policy_maps = hash:%s' % path,
+                        'relayhost = %s' % relay, 'transport_maps =', 'default_transport = %s' % LANE],
+                       check=True, capture_output=True)
+        subprocess.run([POSTFIX, '-c', oracle.conf, 'reload'], check=True, capture_output=True)
+        oracle._wait_for(lambda: os.path.exists(os.path.join(oracle.queue, 'private', LANE)), 20, 'the lane')
+        oracle._wait_for(lambda: oracle._can_connect(oracle.submit_address, oracle.submit_port), 20, 'smtpd')
+        verdict = Verdict('relayed.test', 'secure', 'probe@relayed.test', relay)
+        oracle.submit([verdict])
+        oracle.collect([verdict], LANE)
+        yield oracle, relay, verdict
+    finally:
+        oracle.stop()
+
+
+def test_mail_to_a_domain_goes_to_the_relayhost_at_the_relayhosts_level(relayed):
+    _oracle, relay, verdict = relayed
+    assert verdict.status == 'sent', '\n'.join(verdict.evidence)
+    assert verdict.lookup == (relay, 'encrypt'), '\n'.join(verdict.evidence)
+    assert not any('relayed.test = secure' in line for line in verdict.evidence), '\n'.join(verdict.evidence)
+
+
+def test_tls_policy_warns_that_the_domain_entry_is_never_looked_up(relayed, tmp_path):
+    oracle, relay, _verdict = relayed
+    table = str(tmp_path / 'policy')
+    args = {'entries': [{'destination': 'relayed.test', 'level': 'secure'},
+                        {'destination': relay, 'level': 'encrypt'}],
+            'path': table, 'map_type': 'hash', 'config_dir': oracle.conf}
+    result = run_module('mailgw.postfix_tls.tls_policy', args, check=True)
+    assert not result.get('failed'), result
+    warnings = [w for w in result.get('warnings', []) if 'never this one' in w]
+    assert len(warnings) == 1 and "destination 'relayed.test': relayhost = %s" % relay in warnings[0], result
+    # transport_maps may route the domain itself: no warning
+    subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps = texthash:%s/transport' % oracle.conf],
+                   check=True, capture_output=True)
+    result = run_module('mailgw.postfix_tls.tls_policy', args, check=True)
+    assert not result.get('failed'), result
+    assert not [w for w in result.get('warnings', []) if 'never this one' in w], result
