@@ -50,7 +50,11 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import level_rank
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    ROUTING_PARAMETERS,
+    level_rank,
+    routed_next_hop,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import version_tuple
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
@@ -81,7 +85,7 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
                     'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
-                    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'mail_version')
+                    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'mail_version') + ROUTING_PARAMETERS
 
 DANE_LEVELS = ('dane', 'dane-only')
 # what posttls-finger (-l dane-only) logs about the TLSA records and the MX RRset of the address it
@@ -227,7 +231,7 @@ def destination_level(destination, specs, answers, global_level):
 
 
 def level_changes(destinations, specs, answers, global_before, table, planned=None, exclusive=False,
-                  global_after=None, max_probes=50):
+                  global_after=None, max_probes=50, next_hop=None):
     """Per destination, the level now and after a planned change, and whether to probe it.
 
     SPECS and ANSWERS ({spec: {key: value}}, TABLE's included when it is not listed):
@@ -243,9 +247,10 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
     items = []
     probes = 0
     for destination in destinations:
-        before = destination_level(destination, specs, answers, global_before)
-        after = destination_level(destination, after_specs, after_answers, global_after)
-        item = {'destination': destination,
+        hop = next_hop(destination) if next_hop else destination
+        before = destination_level(hop, specs, answers, global_before)
+        after = destination_level(hop, after_specs, after_answers, global_after)
+        item = {'destination': destination, 'next_hop': hop,
                 'level_before': before['level'], 'source_before': before['source'], 'key_before': before['key'],
                 'level': after['level'], 'source': after['source'], 'key': after['key'],
                 'problems': [p for p in (before['problem'], after['problem']) if p]}
@@ -260,6 +265,8 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
                 reason = 'level changes to %s, no stricter than %s' % (item['level'], item['level_before'])
             else:
                 reason = 'level lowered to %s' % item['level']
+            if hop != destination:
+                reason += ' (its mail goes to the relayhost %s, whose entry applies)' % hop
             item['not_probed'] = 'not probed: ' + reason
         elif destination.startswith('.'):
             item['not_probed'] = 'not probed: %s matches subdomains and names no host' % destination
@@ -708,7 +715,8 @@ def probe_one(finger, destination, level, source, entry, params, options):
     SOURCE ``option`` means LEVEL was given and wins over the entry's level;
     otherwise LEVEL is the entry's (or the global level without an entry).
     """
-    result = {'destination': destination, 'level': level, 'level_source': source,
+    hop = routed_next_hop(destination, params)
+    result = {'destination': destination, 'next_hop': hop, 'level': level, 'level_source': source,
               'policy_key': entry[0] if entry else None, 'policy': entry[1] if entry else None,
               'host': None, 'reachable': None, 'starttls': None, 'trust': 'none', 'would_defer': False, 'reason': '',
               'tls': '', 'evidence': []}
@@ -733,7 +741,7 @@ def probe_one(finger, destination, level, source, entry, params, options):
             return result
         dane_off = why
         level = 'may'
-    args = finger_args(destination, level, attributes, params, options['ca_file'], options['ca_path'],
+    args = finger_args(hop, level, attributes, params, options['ca_file'], options['ca_path'],
                        options['connect_timeout'], options['command_timeout'])
     report = parse_report(finger.run(args))
     if level in DANE_LEVELS:
@@ -747,7 +755,7 @@ def probe_one(finger, destination, level, source, entry, params, options):
     if report.connected:
         result['host'] = '%s:%d' % (report.connected, report.port)
     result['other_mx'] = []
-    domain = mx_domain(destination)
+    domain = mx_domain(hop)
     if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain \
             and mx_lookups(params) and report.dane_note not in MX_INSECURE_NOTES:
         _probe_other_mx(finger, result, report, domain, level, attributes, params, options)
@@ -770,7 +778,7 @@ def _probe_other_mx(finger, result, report, domain, level, attributes, params, o
     would take the mail or smtp_mx_address_limit addresses were tried."""
     name, port = domain
     version = params.get('mail_version')
-    text = finger.run(listing_args(result['destination'], params, options['connect_timeout'],
+    text = finger.run(listing_args(result['next_hop'], params, options['connect_timeout'],
                                    options['command_timeout']))
     hosts = looked_up_hosts(text)
     skip = set([_host_name(report.connected)] + [_host_name(h) for h in report.failed_hosts])
@@ -838,7 +846,7 @@ def probe_plan(items, specs, answers, table, planned=None, exclusive=False):
     for item in items:
         if not item.get('probe'):
             continue
-        found = answered_policy(after_specs, after_answers, item['destination'])
+        found = answered_policy(after_specs, after_answers, item.get('next_hop') or item['destination'])
         if found is None:
             plan.append((item['destination'], item['level'], 'smtp_tls_security_level', None))
         else:

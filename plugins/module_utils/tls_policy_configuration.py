@@ -32,15 +32,18 @@ import os
 import pwd
 import re
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    ROUTING_PARAMETERS,
+    is_domain_next_hop,
+    relayhost_only,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
 )
 
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
 CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + (
-    'relayhost', 'transport_maps', 'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
-ROUTING_PARAMETERS = ('transport_maps', 'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + ROUTING_PARAMETERS
 
 
 def needs_configuration(policies):
@@ -54,10 +57,7 @@ def needs_master(policies):
     return any(policy.get('tafile') or _reuses_connections(policy) for key, policy in policies)
 
 
-def _domain_key(key):
-    """Whether KEY is a domain (``example.com``) or parent domain (``.example.com``) key,
-    the forms Postfix looks up for mail routed by MX; not ``[host]`` or ``host:port``."""
-    return bool(key) and not key.startswith('[') and ':' not in key
+_domain_key = is_domain_next_hop
 
 
 def _checked(policy):
@@ -111,16 +111,6 @@ def _dns_problems(policy, settings):
             'configured with dnssec lookups disabled"; add dns to smtp_host_lookup'
             % (policy.level, lookup, policy.level))
     return ([text], []) if policy.level == 'dane-only' else ([], [text])
-
-
-def relayhost_only(settings):
-    """The relayhost that every remote delivery goes to (resolve.c: the relayhost overrides the
-    recipient domain as the next hop), or None when a transport or sender-dependent map may
-    route a domain otherwise (or there is no relayhost)."""
-    relayhost = (settings.get('relayhost') or '').strip()
-    if not relayhost or any((settings.get(name) or '').strip() for name in ROUTING_PARAMETERS):
-        return None
-    return relayhost
 
 
 def routing_warnings(policies, settings):

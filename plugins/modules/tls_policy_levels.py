@@ -221,6 +221,13 @@ destinations:
     destination:
       description: The destination, as given.
       type: str
+    next_hop:
+      description:
+        - The next hop the SMTP client uses for mail to it, whose policy entry applies - the
+          destination itself, or the C(relayhost) for a domain on a host that sends all remote
+          mail there (a C(relayhost) and no C(transport_maps) nor sender-dependent relayhost or
+          default transport maps).
+      type: str
     level_before:
       description: The level the SMTP client applies now (V(invalid) for an entry it cannot use).
       type: str
@@ -338,7 +345,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     parse_map_spec,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log, window_seconds
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    ROUTING_PARAMETERS,
+    routed_next_hop,
+    tls_security_level,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -368,7 +379,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 )
 
 PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername',
-              'smtp_tls_policy_maps', 'default_database_type')
+              'smtp_tls_policy_maps', 'default_database_type') + ROUTING_PARAMETERS
 LOG_PARAMETERS = ('maillog_file', 'syslog_name')
 TABLE_NAME = 'tls_policy'
 
@@ -545,7 +556,7 @@ def main():
     keys = []
     seen = set()
     for destination in unique:
-        for key in policy_keys(destination):
+        for key in policy_keys(routed_next_hop(destination, params)):
             if key not in seen:
                 seen.add(key)
                 keys.append(key)
@@ -564,7 +575,7 @@ def main():
 
     global_before = tls_security_level(params, 'smtp')
     items = level_changes(unique, specs, answers, global_before, table, planned, p['exclusive'],
-                          p['level'], p['max'])
+                          p['level'], p['max'], next_hop=lambda destination: routed_next_hop(destination, params))
     result.update(changed=False, destinations=items, affected=[i['destination'] for i in items if i['affected']],
                   level_before=global_before, level=p['level'] or global_before, table=table,
                   policy_maps=maps_with_table(specs, table), commands=commands)

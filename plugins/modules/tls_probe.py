@@ -73,6 +73,10 @@ options:
     type: path
     default: /etc/postfix
 notes:
+  - On a host with a C(relayhost) and neither C(transport_maps) nor a sender-dependent relayhost
+    or default transport, all remote mail goes to the relayhost; a domain destination is then
+    looked up and probed as the relayhost (RV(destinations[].next_hop)). With C(transport_maps)
+    the routing of a domain is not modelled.
   - With C(smtp_dns_support_level = disabled) (or C(disable_dns_lookups = yes)) the SMTP client
     looks a domain up as a host name, not its MX records; the module then gives posttls-finger
     the destination in brackets, so it does the same.
@@ -153,6 +157,7 @@ destinations:
   elements: dict
   sample:
     - destination: "[127.0.0.1]:2525"
+      next_hop: "[127.0.0.1]:2525"
       level: encrypt
       level_source: policy table
       policy_key: "[127.0.0.1]:2525"
@@ -169,6 +174,12 @@ destinations:
   contains:
     destination:
       description: The destination as given.
+      type: str
+    next_hop:
+      description:
+        - The next hop probed, whose policy entry applies - the destination itself, or the
+          C(relayhost) for a domain on a host that sends all remote mail there (a C(relayhost) and
+          no C(transport_maps) nor sender-dependent relayhost or default transport maps).
       type: str
     level:
       description: The level probed.
@@ -273,7 +284,10 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     PostfixCommandError,
     Postmap,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    routed_next_hop,
+    tls_security_level,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     LEVELS,
     PROBE_PARAMETERS,
@@ -348,7 +362,8 @@ def main():
 
         plan = []
         for destination in p['destinations']:
-            entry = find_policy(query, specs, destination) if specs else None
+            # a domain's mail may go to the relayhost: its entry applies then (routed_next_hop)
+            entry = find_policy(query, specs, routed_next_hop(destination, params)) if specs else None
             if p['level'] or destination in levels:
                 level, source = p['level'] or levels[destination], 'option'
             elif entry:

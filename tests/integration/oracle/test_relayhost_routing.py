@@ -10,7 +10,8 @@ whose entry would defer it (``secure``, the peer's certificate names another
 host) is delivered through the relayhost at the relayhost's entry
 (``encrypt``), and the SMTP client's log shows that entry looked up. The
 tls_policy module warns about exactly such an entry, and not when
-transport_maps may route the domain itself.
+transport_maps may route the domain itself; tls_probe and tls_policy_levels
+probe and look up the relayhost for such a domain.
 """
 
 import os
@@ -73,6 +74,31 @@ def test_tls_policy_warns_that_the_domain_entry_is_never_looked_up(relayed, tmp_
     # transport_maps may route the domain itself: no warning
     subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps = texthash:%s/transport' % oracle.conf],
                    check=True, capture_output=True)
-    result = run_module('mailgw.postfix_tls.tls_policy', args, check=True)
-    assert not result.get('failed'), result
-    assert not [w for w in result.get('warnings', []) if 'never this one' in w], result
+    try:
+        result = run_module('mailgw.postfix_tls.tls_policy', args, check=True)
+        assert not result.get('failed'), result
+        assert not [w for w in result.get('warnings', []) if 'never this one' in w], result
+    finally:
+        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps ='], check=True, capture_output=True)
+
+
+def test_the_probe_and_the_levels_follow_the_mail_to_the_relayhost(relayed):
+    """tls_probe and tls_policy_levels (the preflight) take the next hop Postfix takes: the
+    relayhost, at its entry; the domain's own entry (secure, which would defer) plays no part,
+    and a planned stricter entry for the domain changes nothing, so it is not probed."""
+    oracle, relay, verdict = relayed
+    result = run_module('mailgw.postfix_tls.tls_probe', {
+        'destinations': ['relayed.test'], 'config_dir': oracle.conf, 'connect_timeout': 5})
+    (probe,) = result['destinations']
+    assert (probe['next_hop'], probe['policy_key'], probe['level']) == (relay, relay, 'encrypt'), probe
+    assert probe['would_defer'] is (verdict.status != 'sent') is False, probe
+    assert probe['host'].endswith(relay.split(']')[1]) and relay[1:].split(']')[0] in probe['host'], probe
+    levels = run_module('mailgw.postfix_tls.tls_policy_levels', {
+        'destinations': ['relayed.test'], 'policies': {'relayed.test': 'verify'}, 'config_dir': oracle.conf,
+        'probe': True, 'connect_timeout': 5})
+    assert not levels.get('failed'), levels
+    (item,) = levels['destinations']
+    assert (item['next_hop'], item['level_before'], item['level'], item['affected']) == (
+        relay, 'encrypt', 'encrypt', False), item
+    assert 'goes to the relayhost %s' % relay in item['not_probed'], item
+    assert levels['probes'] == [], levels
