@@ -241,3 +241,17 @@ def test_probe_options_fall_back_to_main_cf():
         ca_file='/etc/ssl/ca.pem', ca_path=None, connect_timeout=5, command_timeout=7)
     assert probe_options(params, ca_file='/x.pem', ca_path='/certs')['ca_file'] == '/x.pem'
     assert probe_options({}, ca_path='/certs')['ca_path'] == '/certs'
+
+
+def test_a_domain_routed_to_the_relayhost_gets_the_relayhost_s_level():
+    """level_changes with next_hop: the domain's planned entry is not looked up, the
+    relayhost's is; nothing gets stricter, and the reason names the relayhost."""
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import level_changes
+    relay = '[smtp.example.net]:587'
+    answers = {'hash:/t': {relay: 'encrypt'}}
+    (item,) = level_changes(['example.com'], ['hash:/t'], answers, 'may', 'hash:/t',
+                            planned={'example.com': 'secure'}, next_hop=lambda d: relay)
+    assert (item['next_hop'], item['level_before'], item['level'], item['affected']) == (
+        relay, 'encrypt', 'encrypt', False)
+    assert item['not_probed'] == ('not probed: level stays encrypt (its mail goes to the relayhost %s, whose '
+                                  'entry applies)' % relay)
