@@ -49,15 +49,12 @@ CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level
 def needs_configuration(policies):
     """Whether any (key, Policy) pair needs the configuration read at all (main.cf: every
     entry for a domain, for the relayhost check)."""
-    return any(_checked(policy) or _reuses_connections(policy) or _domain_key(key) for key, policy in policies)
+    return any(_checked(policy) or _reuses_connections(policy) or is_domain_next_hop(key) for key, policy in policies)
 
 
 def needs_master(policies):
     """Whether any (key, Policy) pair needs master.cf read (``postconf -M``)."""
     return any(policy.get('tafile') or _reuses_connections(policy) for key, policy in policies)
-
-
-_domain_key = is_domain_next_hop
 
 
 def _checked(policy):
@@ -123,7 +120,7 @@ def routing_warnings(policies, settings):
             'the relayhost and looks up its entry (%s), never this one; mail to this domain gets the '
             "relayhost's TLS level. Key the entry as the relayhost is written, or route the domain "
             'with transport_maps' % (key, relayhost, relayhost)
-            for key, policy in policies if _domain_key(key) and key.lower() != relayhost.lower()]
+            for key, policy in policies if is_domain_next_hop(key) and key.lower() != relayhost.lower()]
 
 
 def _tafile_problems(key, policy, settings, chrooted, check_mode, exists, readable):
