@@ -85,7 +85,8 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
                     'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
-                    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'mail_version') + ROUTING_PARAMETERS
+                    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'smtp_tls_wrappermode',
+                    'mail_version') + ROUTING_PARAMETERS
 
 DANE_LEVELS = ('dane', 'dane-only')
 # what posttls-finger (-l dane-only) logs about the TLSA records and the MX RRset of the address it
@@ -357,6 +358,8 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
     else:
         args = ['-l', level]
     args += connection_args(params, connect_timeout, command_timeout)
+    if wrapper_mode(params):
+        args.append('-w')
     if level != 'none':
         mandatory = level != 'may'
         protocols = _last(attributes.get('protocols'))
@@ -391,6 +394,12 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
     names = match_names(level, attributes, params)
     args.extend(nexthop_names(names, nexthop) if nexthop else names)
     return args
+
+
+def wrapper_mode(params):
+    """Whether the SMTP client speaks TLS from the first byte (smtp_tls_wrappermode, SMTPS on
+    port 465 style servers) instead of STARTTLS: posttls-finger's -w."""
+    return (params.get('smtp_tls_wrappermode') or '').strip().lower() in ('yes', 'true', '1')
 
 
 def connection_args(params, connect_timeout=None, command_timeout=None):
@@ -731,6 +740,11 @@ def probe_one(finger, destination, level, source, entry, params, options):
             return result
         if source != 'option':
             result['level'] = level = entry_level
+    if wrapper_mode(params) and level in ('none', 'may'):
+        # smtp_connect.c: the address is skipped with a warning, the mail is deferred
+        result.update(would_defer=True, reason='smtp_tls_wrappermode requires "smtp_tls_security_level = '
+                                               'encrypt" (or stronger); the level here is %s' % level)
+        return result
     dane_off = None
     if level in DANE_LEVELS and not dane_configured(params):
         # smtp_tls_policy.c dane_init(): dane falls back to may, dane-only is a configuration error
@@ -744,6 +758,8 @@ def probe_one(finger, destination, level, source, entry, params, options):
     args = finger_args(hop, level, attributes, params, options['ca_file'], options['ca_path'],
                        options['connect_timeout'], options['command_timeout'])
     report = parse_report(finger.run(args))
+    if report.connected and wrapper_mode(params):
+        report.starttls_offered = True      # TLS from the first byte: a failure is the handshake's
     if level in DANE_LEVELS:
         result.update(dane_verdict(level, report, version=params.get('mail_version')))
     else:
@@ -801,6 +817,8 @@ def _probe_other_mx(finger, result, report, domain, level, attributes, params, o
         args = finger_args(target, level, attributes, params, options['ca_file'], options['ca_path'],
                            options['connect_timeout'], options['command_timeout'], nexthop=name)
         other = parse_report(finger.run(args))
+        if other.connected and wrapper_mode(params):
+            other.starttls_offered = True
         tried += len(other.failed_hosts) + (1 if other.connected else 0)
         found = _session(level, other, version)
         found['mx'] = host

@@ -77,6 +77,9 @@ notes:
     or default transport, all remote mail goes to the relayhost; a domain destination is then
     looked up and probed as the relayhost (RV(destinations[].next_hop)). With C(transport_maps)
     the routing of a domain is not modelled.
+  - With C(smtp_tls_wrappermode = yes) (SMTPS, e.g. a relayhost on port 465) posttls-finger is run
+    with C(-w), TLS from the first byte, as the SMTP client speaks; below V(encrypt) the SMTP
+    client refuses wrapper mode and the mail defers, which the module reports without a probe.
   - With C(smtp_dns_support_level = disabled) (or C(disable_dns_lookups = yes)) the SMTP client
     looks a domain up as a host name, not its MX records; the module then gives posttls-finger
     the destination in brackets, so it does the same.

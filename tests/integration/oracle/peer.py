@@ -74,8 +74,21 @@ class _Handler(socketserver.StreamRequestHandler):
         session = {'listener': '%s:%d' % (local[0], local[1]), 'tls': None, 'cipher': None,
                    'sni': None, 'rcpt': [], 'delivered': 0}
         sni = {}
-        self.reply('220 oracle-peer.test ESMTP')
         tls_active = False
+        if pool.implicit_tls:
+            # SMTPS (port 465 style): TLS from the first byte, no STARTTLS
+            try:
+                conn = pool.tls_context(sni).wrap_socket(self.request, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                session['tls'] = 'handshake failed: %s' % exc
+                pool.record(session)
+                return
+            self.request = self.connection = conn
+            self.rfile = conn.makefile('rb')
+            self.wfile = conn.makefile('wb')
+            tls_active = True
+            session.update(tls=conn.version(), cipher=conn.cipher()[0], sni=sni.get('name'))
+        self.reply('220 oracle-peer.test ESMTP')
         rcpts = []
         try:
             while True:
@@ -141,10 +154,12 @@ class _Handler(socketserver.StreamRequestHandler):
 class PeerPool(object):
     """Listeners on loopback (address, port) pairs, added on demand."""
 
-    def __init__(self, cert, key, starttls=True):
-        """CERT and KEY for STARTTLS; STARTTLS=False: plaintext-only peers (no certificate)."""
+    def __init__(self, cert, key, starttls=True, implicit_tls=False):
+        """CERT and KEY for STARTTLS; STARTTLS=False: plaintext-only peers (no certificate);
+        IMPLICIT_TLS: TLS from the first byte (SMTPS, what smtp_tls_wrappermode speaks)."""
         self.cert, self.key = cert, key
-        self.starttls = starttls
+        self.starttls = starttls and not implicit_tls
+        self.implicit_tls = implicit_tls
         self.servers = {}
         self.sessions = []
         self._lock = threading.Lock()

@@ -21,8 +21,49 @@ import pytest
 
 from ansible_env import run_module
 from .instance import POSTCONF, POSTFIX, Oracle, Verdict, unavailable_reason
+from .peer import PeerPool
 
 LANE = 'rh1'
+
+
+def _relayed_instance(domain, settings=(), implicit_tls=False):
+    """An oracle instance whose only route is a relayhost (a peer of its own, SMTPS with
+    IMPLICIT_TLS), the policy table 'DOMAIN secure' and 'RELAYHOST encrypt', SETTINGS applied;
+    one real message to DOMAIN delivered. Returns (oracle, relayhost, verdict)."""
+    oracle = Oracle()
+    oracle.start()
+    try:
+        address = oracle._new_address()
+        if implicit_tls:
+            pool = PeerPool(oracle.cert, oracle.key, implicit_tls=True)
+            oracle.extra_pools = [pool]
+            pool.listen(address, oracle.port)
+        else:
+            oracle.peers.listen(address, oracle.port)
+        relay = '[%s]:%d' % (address, oracle.port)
+        path = oracle.table_path()
+        oracle.write_table(path, ['%s secure' % domain, '%s encrypt' % relay])
+        with open(os.path.join(oracle.conf, 'master.cf'), 'a') as handle:
+            handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n' % (LANE, LANE))
+        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_policy_maps = hash:%s' % path,
+                        'relayhost = %s' % relay, 'transport_maps =', 'default_transport = %s' % LANE]
+                       + list(settings), check=True, capture_output=True)
+        subprocess.run([POSTFIX, '-c', oracle.conf, 'reload'], check=True, capture_output=True)
+        oracle._wait_for(lambda: os.path.exists(os.path.join(oracle.queue, 'private', LANE)), 20, 'the lane')
+        oracle._wait_for(lambda: oracle._can_connect(oracle.submit_address, oracle.submit_port), 20, 'smtpd')
+        verdict = Verdict(domain, 'secure', 'probe@%s' % domain, relay)
+        oracle.submit([verdict])
+        oracle.collect([verdict], LANE)
+        return oracle, relay, verdict
+    except BaseException:
+        _stop(oracle)
+        raise
+
+
+def _stop(oracle):
+    oracle.stop()
+    for pool in getattr(oracle, 'extra_pools', []):
+        pool.close()
 
 
 @pytest.fixture(scope='module')
@@ -30,28 +71,11 @@ def relayed():
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    oracle = Oracle()
-    oracle.start()
+    oracle, relay, verdict = _relayed_instance('relayed.test')
     try:
-        address = oracle._new_address()
-        oracle.peers.listen(address, oracle.port)
-        relay = '[%s]:%d' % (address, oracle.port)
-        path = oracle.table_path()
-        oracle.write_table(path, ['relayed.test secure', '%s encrypt' % relay])
-        with open(os.path.join(oracle.conf, 'master.cf'), 'a') as handle:
-            handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n' % (LANE, LANE))
-        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_policy_maps = hash:%s' % path,
-                        'relayhost = %s' % relay, 'transport_maps =', 'default_transport = %s' % LANE],
-                       check=True, capture_output=True)
-        subprocess.run([POSTFIX, '-c', oracle.conf, 'reload'], check=True, capture_output=True)
-        oracle._wait_for(lambda: os.path.exists(os.path.join(oracle.queue, 'private', LANE)), 20, 'the lane')
-        oracle._wait_for(lambda: oracle._can_connect(oracle.submit_address, oracle.submit_port), 20, 'smtpd')
-        verdict = Verdict('relayed.test', 'secure', 'probe@relayed.test', relay)
-        oracle.submit([verdict])
-        oracle.collect([verdict], LANE)
         yield oracle, relay, verdict
     finally:
-        oracle.stop()
+        _stop(oracle)
 
 
 def test_mail_to_a_domain_goes_to_the_relayhost_at_the_relayhosts_level(relayed):
@@ -102,3 +126,31 @@ def test_the_probe_and_the_levels_follow_the_mail_to_the_relayhost(relayed):
         relay, 'encrypt', 'encrypt', False), item
     assert 'goes to the relayhost %s' % relay in item['not_probed'], item
     assert levels['probes'] == [], levels
+
+
+def test_an_smtps_relayhost_is_probed_in_wrapper_mode():
+    """relayhost on an SMTPS port with smtp_tls_wrappermode = yes (TLS from the first byte):
+    Postfix delivers through it; the probe speaks the same (posttls-finger -w) and says so,
+    where a STARTTLS probe would find no SMTP greeting at all."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    oracle, relay, verdict = _relayed_instance('wrapped.test', ['smtp_tls_wrappermode = yes',
+                                                                'smtp_tls_security_level = encrypt'],
+                                               implicit_tls=True)
+    try:
+        assert verdict.status == 'sent', '\n'.join(verdict.evidence)
+        result = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': ['wrapped.test'], 'config_dir': oracle.conf, 'connect_timeout': 5,
+            'command_timeout': 5})
+        (probe,) = result['destinations']
+        assert (probe['next_hop'], probe['level'], probe['would_defer']) == (relay, 'encrypt', False), probe
+        assert probe['trust'] == 'untrusted' and probe['tls'], probe
+        assert any('-w' in cmd for cmd in result['commands']), result['commands']
+        # below encrypt the SMTP client refuses wrapper mode: so does the probe, without a connection
+        result = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': ['wrapped.test'], 'level': 'may', 'config_dir': oracle.conf})
+        (probe,) = result['destinations']
+        assert probe['would_defer'] is True and 'smtp_tls_wrappermode requires' in probe['reason'], probe
+    finally:
+        _stop(oracle)

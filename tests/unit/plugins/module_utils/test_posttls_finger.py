@@ -505,3 +505,20 @@ def test_without_dns_lookups_a_domain_is_probed_as_a_host(params, looks_up_mx):
     assert result['would_defer'] is True
     # the first server, the MX listing and two more MX hosts; none without MX lookups
     assert len(finger.runs) == (4 if looks_up_mx else 1), finger.runs
+
+
+def test_wrapper_mode_is_probed_with_tls_from_the_first_byte():
+    """smtp_tls_wrappermode = yes (SMTPS relays on port 465): posttls-finger -w; below encrypt
+    the SMTP client refuses the address (smtp_connect.c), and a failed handshake is worded as
+    the handshake's, not as STARTTLS missing."""
+    wrapped = {'smtp_tls_wrappermode': 'yes'}
+    assert '-w' in finger_args('[smtp.example.net]:465', 'encrypt', {}, wrapped)
+    assert '-w' not in finger_args('[smtp.example.net]:465', 'encrypt', {}, {'smtp_tls_wrappermode': 'no'})
+    finger = FakeFinger({})
+    result = _probe(finger, destination='[smtp.example.net]:465', level='may', params=wrapped)
+    assert result['would_defer'] is True and finger.runs == []
+    assert result['reason'].startswith('smtp_tls_wrappermode requires "smtp_tls_security_level = encrypt"')
+    failed = 'posttls-finger: Connected to smtp.example.net[192.0.2.5]:465\n'
+    finger = FakeFinger({'[smtp.example.net]:465': failed})
+    result = _probe(finger, destination='[smtp.example.net]:465', level='encrypt', params=wrapped)
+    assert result['would_defer'] is True and result['reason'] == 'Cannot start TLS: handshake failure'
