@@ -644,6 +644,13 @@ def routed_next_hop(destination, parameters):
     return destination
 
 
+def transport_next_hop(result):
+    """The next hop of a transport(5) lookup RESULT (``transport:nexthop``), or None when it
+    names none (``smtp:``, ``smtp``, ``:``: the recipient domain, or no change)."""
+    _transport, sep, nexthop = (result or '').strip().partition(':')
+    return (nexthop.strip() or None) if sep else None
+
+
 def tls_security_level(parameters, side):
     """The TLS security level Postfix applies on SIDE (``smtp``: the client,
     ``smtpd``: the server), from PARAMETERS (name -> expanded value; a missing

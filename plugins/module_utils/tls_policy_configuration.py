@@ -17,6 +17,9 @@ still make the SMTP client defer mail because of main.cf or master.cf:
   is looked up, inside its chroot (master.cf chroot column ``y``, rooted at
   ``queue_directory``), as ``mail_owner``;
 * ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf;
+* an entry for a domain that ``transport_maps`` routes to a next hop of its
+  own (``example.com smtp:[relay.example.net]:587``): Postfix looks up that
+  next hop's entry, never this one (a warning, ``transport_warnings``);
 * an entry for a domain on a host that sends all remote mail to its
   ``relayhost`` (no ``transport_maps``, no sender-dependent relayhost or
   default transport): the SMTP client's next hop is always the relayhost
@@ -36,6 +39,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     ROUTING_PARAMETERS,
     is_domain_next_hop,
     relayhost_only,
+    transport_next_hop,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
@@ -121,6 +125,21 @@ def routing_warnings(policies, settings):
             "relayhost's TLS level. Key the entry as the relayhost is written, or route the domain "
             'with transport_maps' % (key, relayhost, relayhost)
             for key, policy in policies if is_domain_next_hop(key) and key.lower() != relayhost.lower()]
+
+
+def transport_warnings(policies, routes):
+    """Warnings for the domain entries whose domain ROUTES ({folded domain: (map, transport
+    result)}, the exact domain keys found in transport_maps) sends to a next hop of its own:
+    the SMTP client looks up that next hop's entry, never the domain's."""
+    warnings = []
+    for key, policy in policies:
+        found = routes.get(key.lower()) if is_domain_next_hop(key) and not key.startswith('.') else None
+        nexthop = transport_next_hop(found[1]) if found else None
+        if nexthop and nexthop.lower() != key.lower():
+            warnings.append('destination %r: transport_maps (%s) routes this domain to %s: the SMTP client\'s '
+                            'next hop is %s and Postfix looks up its entry, never this one; key the entry as '
+                            '%s' % (key, found[0], found[1].strip(), nexthop, nexthop))
+    return warnings
 
 
 def _tafile_problems(key, policy, settings, chrooted, check_mode, exists, readable):

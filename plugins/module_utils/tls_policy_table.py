@@ -21,11 +21,13 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     package_hint,
     source_path_problem,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import is_domain_next_hop
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
     Postmap,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
     DirectoryLock,
     TableTransaction,
@@ -38,6 +40,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     configuration_checks,
     needs_configuration,
     needs_master,
+    transport_warnings,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     CIPHER_GRADES,
@@ -290,6 +293,28 @@ class TlsPolicyTable:
                                                       check_mode=self.module.check_mode)
         errors.extend(found_errors)
         self.warnings.extend(warnings)
+        self.warnings.extend(transport_warnings(policies, self.transport_routes(policies, settings)))
+
+    def transport_routes(self, policies, settings):
+        """{folded domain: (map, result)} of the entries' domains that transport_maps has an exact
+        key for (postmap -q, each map in order, the first answer wins). Advisory: a map postmap
+        cannot query gives no answer."""
+        domains = sorted(set(key.lower() for key, policy in policies
+                             if is_domain_next_hop(key) and not key.startswith('.')))
+        routes = {}
+        if not domains:
+            return routes
+        for spec in split_list(settings.get('transport_maps') or ''):
+            map_type, sep, name = (spec[len('proxy:'):] if spec.startswith('proxy:') else spec).partition(':')
+            if not sep:
+                continue
+            try:
+                found = self.postmap.query(map_type, name, [d for d in domains if d not in routes])[0]
+            except PostfixCommandError:
+                continue
+            for domain, result in found.items():
+                routes.setdefault(domain, (spec, result))
+        return routes
 
     # -- which table ---------------------------------------------------------------
 

@@ -106,6 +106,29 @@ def test_tls_policy_warns_that_the_domain_entry_is_never_looked_up(relayed, tmp_
         subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps ='], check=True, capture_output=True)
 
 
+def test_tls_policy_warns_about_a_domain_that_transport_maps_routes_elsewhere(relayed, tmp_path):
+    """transport_maps with an exact entry for the domain and a next hop: the SMTP client looks
+    up that next hop's entry (the oracle's every round depends on it: each recipient domain is
+    routed by a transport entry to a next hop spelled like the policy key under test)."""
+    oracle, relay, _verdict = relayed
+    transport = tmp_path / 'transport'
+    transport.write_text('routed.test smtp:%s\nplain.test smtp:\n' % relay)
+    subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps = texthash:%s' % transport],
+                   check=True, capture_output=True)
+    try:
+        result = run_module('mailgw.postfix_tls.tls_policy', {
+            'entries': [{'destination': 'routed.test', 'level': 'secure'},
+                        {'destination': 'plain.test', 'level': 'secure'}],
+            'path': str(tmp_path / 'policy'), 'map_type': 'hash', 'config_dir': oracle.conf}, check=True)
+        assert not result.get('failed'), result
+        warnings = [w for w in result.get('warnings', []) if 'never this one' in w]
+        assert len(warnings) == 1 and warnings[0].startswith(
+            "destination 'routed.test': transport_maps (texthash:%s) routes this domain to smtp:%s" % (transport, relay)), \
+            result
+    finally:
+        subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps ='], check=True, capture_output=True)
+
+
 def test_the_probe_and_the_levels_follow_the_mail_to_the_relayhost(relayed):
     """tls_probe and tls_policy_levels (the preflight) take the next hop Postfix takes: the
     relayhost, at its entry; the domain's own entry (secure, which would defer) plays no part,

@@ -175,3 +175,34 @@ def test_warnings_that_differ_only_in_the_destination_are_given_once():
     assert summarize_warnings(["destination 'a': t", "destination 'b': t"], shown=5) == [
         "2 destinations ('a', 'b'): t"]
     assert summarize_warnings([]) == []
+
+
+@pytest.mark.parametrize('result, nexthop', [
+    ('smtp:[relay.example.net]:587', '[relay.example.net]:587'),
+    (':[relay.example.net]', '[relay.example.net]'),
+    ('relay:relay.example.net', 'relay.example.net'),
+    ('smtp:', None),            # the recipient domain
+    ('smtp', None),
+    (':', None),                # no change
+    ('', None),
+])
+def test_the_next_hop_of_a_transport_result(result, nexthop):
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import transport_next_hop
+    assert transport_next_hop(result) == nexthop
+
+
+def test_domain_entries_that_transport_maps_routes_elsewhere_are_never_looked_up():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
+        transport_warnings)
+    policies = [(key, build_policy('secure')) for key in ('a.example', 'B.example', 'c.example', '.d.example',
+                                                          '[e.example]')]
+    routes = {'a.example': ('hash:/etc/postfix/transport', 'smtp:[relay.example.net]:587'),
+              'b.example': ('hash:/etc/postfix/transport', ' relay:[relay2.example.net] '),
+              'c.example': ('hash:/etc/postfix/transport', 'smtp:'),
+              '[e.example]': ('hash:/etc/postfix/transport', 'smtp:[x]')}
+    warnings = transport_warnings(policies, routes)
+    assert [w.split("'")[1] for w in warnings] == ['a.example', 'B.example']
+    assert warnings[0] == ("destination 'a.example': transport_maps (hash:/etc/postfix/transport) routes this "
+                           "domain to smtp:[relay.example.net]:587: the SMTP client's next hop is "
+                           "[relay.example.net]:587 and Postfix looks up its entry, never this one; key the "
+                           "entry as [relay.example.net]:587")
