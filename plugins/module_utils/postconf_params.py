@@ -587,7 +587,7 @@ def restart_required(names):
     return any(n in RESTART_PARAMETERS for n in names)
 
 
-def _postfix_yes(value):
+def postfix_yes(value):
     """A Postfix boolean parameter value (``yes``/``no``, any case) is yes."""
     return str(value or '').strip().lower() == 'yes'
 
@@ -665,11 +665,11 @@ def tls_security_level(parameters, side):
     level = str(parameters.get(side + '_tls_security_level') or '').strip().lower()
     if level:
         return level
-    if _postfix_yes(parameters.get(side + '_enforce_tls')):
+    if postfix_yes(parameters.get(side + '_enforce_tls')):
         if side == 'smtp':
-            return 'verify' if _postfix_yes(parameters.get('smtp_tls_enforce_peername')) else 'encrypt'
+            return 'verify' if postfix_yes(parameters.get('smtp_tls_enforce_peername')) else 'encrypt'
         return 'encrypt'
-    return 'may' if _postfix_yes(parameters.get(side + '_use_tls')) else 'none'
+    return 'may' if postfix_yes(parameters.get(side + '_use_tls')) else 'none'
 
 
 _EXPANSION_RE = re.compile(r'\$(?:\{([A-Za-z0-9_]+)(?:([?:])([^{}$]*))?\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+)|(\$))')

@@ -53,6 +53,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     ROUTING_PARAMETERS,
     level_rank,
+    postfix_yes,
     routed_next_hop,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import version_tuple
@@ -316,7 +317,7 @@ def mx_lookups(params):
     support = (params.get('smtp_dns_support_level') or '').strip().lower()
     if support:
         return support != 'disabled'
-    return (params.get('disable_dns_lookups') or '').strip().lower() not in ('yes', 'true', '1')
+    return not postfix_yes(params.get('disable_dns_lookups'))
 
 
 def finger_destination(destination, smtp_port=None, params=None):
@@ -399,7 +400,7 @@ def finger_args(destination, level, attributes=None, params=None, ca_file=None, 
 def wrapper_mode(params):
     """Whether the SMTP client speaks TLS from the first byte (smtp_tls_wrappermode, SMTPS on
     port 465 style servers) instead of STARTTLS: posttls-finger's -w."""
-    return (params.get('smtp_tls_wrappermode') or '').strip().lower() in ('yes', 'true', '1')
+    return postfix_yes(params.get('smtp_tls_wrappermode'))
 
 
 def connection_args(params, connect_timeout=None, command_timeout=None):
@@ -757,19 +758,11 @@ def probe_one(finger, destination, level, source, entry, params, options):
         level = 'may'
     args = finger_args(hop, level, attributes, params, options['ca_file'], options['ca_path'],
                        options['connect_timeout'], options['command_timeout'])
-    report = parse_report(finger.run(args))
-    if report.connected and wrapper_mode(params):
-        report.starttls_offered = True      # TLS from the first byte: a failure is the handshake's
-    if level in DANE_LEVELS:
-        result.update(dane_verdict(level, report, version=params.get('mail_version')))
-    else:
-        result.update(verdict(level, report, version=params.get('mail_version')))
+    report, found = _probe_session(finger, args, level, params)
+    result.update(found)
     if dane_off:
         result['reason'] += ' (%s: the SMTP client falls back to may)' % dane_off
     result['evidence'] = report.lines
-    result['tls'] = report.tls_details or ''
-    if report.connected:
-        result['host'] = '%s:%d' % (report.connected, report.port)
     result['other_mx'] = []
     domain = mx_domain(hop)
     if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain \
@@ -778,13 +771,16 @@ def probe_one(finger, destination, level, source, entry, params, options):
     return result
 
 
-def _session(level, report, version):
-    """verdict() (dane_verdict() at dane levels) plus the session's host and TLS details, for one
-    probe of an MX host."""
-    found = (dane_verdict if level in DANE_LEVELS else verdict)(level, report, version=version)
+def _probe_session(finger, args, level, params):
+    """Run posttls-finger ARGS at LEVEL: (its Report, verdict() - dane_verdict() at the dane
+    levels - with the session's host and TLS details)."""
+    report = parse_report(finger.run(args))
+    if report.connected and wrapper_mode(params):
+        report.starttls_offered = True      # TLS from the first byte: a failure is the handshake's
+    found = (dane_verdict if level in DANE_LEVELS else verdict)(level, report, version=params.get('mail_version'))
     found['host'] = '%s:%d' % (report.connected, report.port) if report.connected else None
     found['tls'] = report.tls_details or ''
-    return found
+    return report, found
 
 
 def _probe_other_mx(finger, result, report, domain, level, attributes, params, options):
@@ -793,7 +789,6 @@ def _probe_other_mx(finger, result, report, domain, level, attributes, params, o
     preference order, probed as [HOST]:PORT against the domain (nexthop_names), until one
     would take the mail or smtp_mx_address_limit addresses were tried."""
     name, port = domain
-    version = params.get('mail_version')
     text = finger.run(listing_args(result['next_hop'], params, options['connect_timeout'],
                                    options['command_timeout']))
     hosts = looked_up_hosts(text)
@@ -816,11 +811,8 @@ def _probe_other_mx(finger, result, report, domain, level, attributes, params, o
         target = '[%s]' % host + (':%s' % port if port else '')
         args = finger_args(target, level, attributes, params, options['ca_file'], options['ca_path'],
                            options['connect_timeout'], options['command_timeout'], nexthop=name)
-        other = parse_report(finger.run(args))
-        if other.connected and wrapper_mode(params):
-            other.starttls_offered = True
+        other, found = _probe_session(finger, args, level, params)
         tried += len(other.failed_hosts) + (1 if other.connected else 0)
-        found = _session(level, other, version)
         found['mx'] = host
         result['other_mx'].append(found)
         result['evidence'] = result['evidence'] + ['(next MX host %s, probed as %s against %s)'

@@ -19,6 +19,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     KEY_VALUE_FILE_TYPES,
     choose_table,
     package_hint,
+    parse_map_list,
     source_path_problem,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import is_domain_next_hop
@@ -27,7 +28,6 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     PostfixCommandError,
     Postmap,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
     DirectoryLock,
     TableTransaction,
@@ -304,16 +304,13 @@ class TlsPolicyTable:
         routes = {}
         if not domains:
             return routes
-        for spec in split_list(settings.get('transport_maps') or ''):
-            map_type, sep, name = (spec[len('proxy:'):] if spec.startswith('proxy:') else spec).partition(':')
-            if not sep:
-                continue
+        for spec in parse_map_list(settings.get('transport_maps') or ''):
             try:
-                found = self.postmap.query(map_type, name, [d for d in domains if d not in routes])[0]
+                found = self.postmap.query(spec.map_type, spec.name, [d for d in domains if d not in routes])[0]
             except PostfixCommandError:
                 continue
             for domain, result in found.items():
-                routes.setdefault(domain, (spec, result))
+                routes.setdefault(domain, (spec.text, result))
         return routes
 
     # -- which table ---------------------------------------------------------------
