@@ -375,11 +375,7 @@ class Oracle(object):
         # quick-start: skip postfix-script's check-fatal/check-warn, which run
         # post-install against the shared postfix-files (and chown system paths)
         open(os.path.join(self.queue, 'quick-start'), 'w').close()
-        script = ('set -e; mount --make-rprivate / 2>/dev/null || true; '
-                  'for f in hosts nsswitch.conf resolv.conf; do mount --bind "$1/$f" "/etc/$f"; done; '
-                  'exec "$2" -c "$3" start')
-        self._run([UNSHARE, '-m', '--propagation', 'private', 'sh', '-c', script, 'oracle-start',
-                   self.etc, POSTFIX, self.conf])
+        self._run(self.namespace_argv() + [POSTFIX, '-c', self.conf, 'start'])
         self.started = True
         atexit.register(self.stop)      # a script that dies without stop() leaves no instance behind
         pidfile = os.path.join(self.queue, 'pid', 'master.pid')
@@ -561,8 +557,9 @@ class Oracle(object):
 
     def namespace_argv(self):
         """A command prefix that runs a command with the instance's /etc/hosts,
-        /etc/nsswitch.conf and /etc/resolv.conf (a private mount namespace, as the instance
-        has): for a probe that must resolve the instance's test names as Postfix does."""
+        /etc/nsswitch.conf and /etc/resolv.conf (a private mount namespace): the instance's
+        master is started through it, and a probe that must resolve the instance's test names
+        as Postfix does runs through it too."""
         script = ('set -e; mount --make-rprivate / 2>/dev/null || true; '
                   'for f in hosts nsswitch.conf resolv.conf; do mount --bind "$1/$f" "/etc/$f"; done; '
                   'shift; exec "$@"')

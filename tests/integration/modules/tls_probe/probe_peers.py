@@ -360,42 +360,33 @@ def probe_against_delivery(cert_dir):
     Postfix under test is (in_image.probe_in_image: inside a test image)."""
     from ansible_env import run_module
     world, stop = start_probe_world(cert_dir)
+    runs = []
+
+    def probe(destinations, config_dir):
+        run = run_module('mailgw.postfix_tls.tls_probe', {
+            'destinations': destinations, 'config_dir': config_dir,
+            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
+        runs.append(run)
+        return run.get('destinations') or [None] * len(destinations)
+
+    def beside(verdicts, cases, probes, name=str):
+        return dict((name(case), dict(status=verdicts[case].status, reason=verdicts[case].reason,
+                                      evidence=verdicts[case].evidence, probe=found))
+                    for case, found in zip(cases, probes))
     try:
         cases = sorted(world.keys)
-        mx_cases, no_dns_cases = sorted(MX_CASES), sorted(NO_DNS_CASES)
-        destinations = [world.keys[case] for case in cases] + [mx_domain_of(case) for case in no_dns_cases]
-        result = run_module('mailgw.postfix_tls.tls_probe', {
-            'destinations': destinations, 'config_dir': world.config_dir,
-            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
-        probes = result.get('destinations') or [None] * len(destinations)
-        out = {}
-        for case, probe in zip(cases, probes):
-            verdict = world.verdicts[case]
-            out['%s-%s' % case] = dict(status=verdict.status, reason=verdict.reason,
-                                       evidence=verdict.evidence, probe=probe)
-        no_dns_out = {}
-        for case, probe in zip(no_dns_cases, probes[len(cases):]):
-            verdict = world.no_dns_verdicts[case]
-            no_dns_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
-                                    probe=probe)
-        mx = run_module('mailgw.postfix_tls.tls_probe', {
-            'destinations': [mx_domain_of(case) for case in mx_cases], 'config_dir': world.dns_config_dir,
-            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
-        mx_out = {}
-        for case, probe in zip(mx_cases, mx.get('destinations') or [None] * len(mx_cases)):
-            verdict = world.mx_verdicts[case]
-            mx_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
-                                probe=probe, sni=world.mx_sni(case))
-        dane_cases = sorted(DANE_CASES)
-        dane = run_module('mailgw.postfix_tls.tls_probe', {
-            'destinations': [mx_domain_of(case) for case in dane_cases], 'config_dir': world.dnssec_config_dir,
-            'connect_timeout': 5, 'command_timeout': 10, 'concurrency': 4}, wrapper=world.namespace_argv())
-        dane_out = {}
-        for case, probe in zip(dane_cases, dane.get('destinations') or [None] * len(dane_cases)):
-            verdict = world.dane_verdicts[case]
-            dane_out[case] = dict(status=verdict.status, reason=verdict.reason, evidence=verdict.evidence,
-                                  probe=probe)
-        runs = (result, mx, dane)
+        mx_cases, no_dns_cases, dane_cases = sorted(MX_CASES), sorted(NO_DNS_CASES), sorted(DANE_CASES)
+        # the peers and the no-DNS domains with the instance's own main.cf, in one run
+        probes = probe([world.keys[case] for case in cases] + [mx_domain_of(case) for case in no_dns_cases],
+                       world.config_dir)
+        out = beside(world.verdicts, cases, probes, name=lambda case: '%s-%s' % case)
+        no_dns_out = beside(world.no_dns_verdicts, no_dns_cases, probes[len(cases):])
+        mx_out = beside(world.mx_verdicts, mx_cases,
+                        probe([mx_domain_of(case) for case in mx_cases], world.dns_config_dir))
+        for case in mx_cases:
+            mx_out[case]['sni'] = world.mx_sni(case)
+        dane_out = beside(world.dane_verdicts, dane_cases,
+                          probe([mx_domain_of(case) for case in dane_cases], world.dnssec_config_dir))
         return dict(version=list(world.oracle.mail_version()), cases=out, mx_cases=mx_out, dane_cases=dane_out,
                     no_dns_cases=no_dns_out,
                     result=dict(failed=any(run.get('failed') for run in runs),
