@@ -31,6 +31,11 @@ INDEXED_TYPES = {
 # pcre and cidr have their own pattern grammar.
 SOURCE_READ_TYPES = ('texthash', 'regexp', 'pcre', 'cidr')
 
+# Types whose source Postfix reads only when it is "cool": a file modified in this
+# or the previous second may still be being written, so dict_thash_open (like
+# dict_load_file_xt for main.cf) sleeps 0.3 s and reads it again, up to 2 s.
+HOT_FILE_TYPES = ('texthash',)
+
 # Types whose NAME is not a file at all.
 NON_FILE_TYPES = ('inline', 'static', 'fail', 'environ', 'internal', 'unix',
                   'nis', 'nisplus', 'ldap', 'mysql', 'pgsql', 'sqlite',

@@ -41,6 +41,7 @@ import time
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
+    HOT_FILE_TYPES,
     index_paths,
     is_indexed,
 )
@@ -48,6 +49,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
 
 DEFAULT_NEW_FILE_MODE = 0o644
 LOCK_TIMEOUT = 300
+# How far verify_cooled dates a temporary source back (Postfix wants 2 s).
+COOL_DOWN_SECONDS = 10
 
 
 def move_keeping_own_attributes(module, src, dest, unsafe_writes):
@@ -286,7 +289,10 @@ class TableTransaction:
             if build:
                 self.build(tmp, tmp_indexes)
             if build or (write_source and self.map_type == 'texthash'):
-                self.verify(tmp, expected, same)
+                if self.map_type in HOT_FILE_TYPES:
+                    self.verify_cooled(tmp, expected, same)
+                else:
+                    self.verify(tmp, expected, same)
             if build and not write_source:
                 # Only the index is rebuilt: never leave it older than a source whose
                 # mtime lies in the future (Postfix would warn, and the next run rebuild).
@@ -317,6 +323,22 @@ class TableTransaction:
                 self.warnings.append(line)
         for tmp_index in tmp_indexes:
             copy_owner_mode(tmp, tmp_index)
+
+    def verify_cooled(self, tmp, expected, same):
+        """verify() on a source Postfix reads only when cool (HOT_FILE_TYPES).
+
+        postmap -q would wait up to 2 s for the just-written temporary file to
+        cool down; it is complete (written and fsynced, and only this module
+        knows its name), so it is dated back for the query and its own times
+        are put back before it is renamed into place.
+        """
+        st = os.stat(tmp)
+        cooled = st.st_mtime - COOL_DOWN_SECONDS
+        os.utime(tmp, (cooled, cooled))
+        try:
+            self.verify(tmp, expected, same)
+        finally:
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     def verify(self, tmp, expected, same):
         """Query every expected key in the new table with one postmap -q -."""

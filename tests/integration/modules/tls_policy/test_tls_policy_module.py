@@ -21,6 +21,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -50,6 +51,7 @@ SEEDED = (
 def test_create_table_for_each_type_and_confirm_with_postmap(make_sandbox, map_type):
     sandbox = make_sandbox(map_type=map_type)
     postmap_calls = sandbox.record('postmap')
+    started = int(time.time())
     result = sandbox.tls_policy({'entries': [
         {'destination': 'Example.com', 'level': 'secure', 'match': ['nexthop', 'dot-nexthop'],
          'protocols': ['>=TLSv1.2']},
@@ -68,6 +70,8 @@ def test_create_table_for_each_type_and_confirm_with_postmap(make_sandbox, map_t
         '[127.0.0.1]:10025 none\n'
         '.example.org encrypt ciphers=high exclude=aNULL:MD5\n')
     assert stat.S_IMODE(sandbox.table.stat().st_mode) == 0o644
+    # dated when it was written (texthash is verified dated back, then given its time again)
+    assert sandbox.table.stat().st_mtime >= started
     assert (sandbox.table.stat().st_uid, sandbox.table.stat().st_gid) == (os.getuid(), os.getgid())
     for index in sandbox.index_files():
         assert index.exists()

@@ -187,6 +187,59 @@ def test_texthash_is_verified_without_a_build(table):
     assert names(table.parent) == ['tls_policy']
 
 
+class AgeRecordingPostmap(FakePostmap):
+    """Records how old (in whole seconds, as Postfix sees st_mtime) each queried
+    file is; with wrong_answer, every query finds the key mapped to 'may'."""
+
+    def __init__(self, wrong_answer=False, **kwargs):
+        super().__init__(**kwargs)
+        self.wrong_answer = wrong_answer
+        self.ages = []
+
+    def query(self, map_type, path, keys):
+        self.ages.append(int(time.time()) - int(os.stat(path).st_mtime))
+        found, stderr = super().query(map_type, path, keys)
+        if self.wrong_answer:
+            found = dict((key, 'may') for key in keys)
+        return found, stderr
+
+
+@pytest.mark.parametrize('verified', [True, False])
+def test_texthash_is_queried_cool_and_keeps_the_time_it_was_written(table, monkeypatch, verified):
+    # dict_thash_open re-reads a source modified in this or the previous second
+    # (0.3 s naps, up to 2 s): the temporary file is queried dated back, and
+    # its own times are put back whether the verification passes or not.
+    postmap = AgeRecordingPostmap(wrong_answer=not verified)
+    mtimes = []
+    real_utime = os.utime
+
+    def utime(path, *args, **kwargs):
+        real_utime(path, *args, **kwargs)
+        mtimes.append(os.stat(path).st_mtime)
+    monkeypatch.setattr(os, 'utime', utime)
+    t = transaction(table, postmap, map_type='texthash')
+    before = int(time.time())
+    if verified:
+        t.commit('a.example secure\n', write_source=True, build=False, expected={'a.example': 'secure'})
+        assert table.read_text() == 'a.example secure\n'
+        assert os.stat(str(table)).st_mtime >= before
+    else:
+        with pytest.raises(TableTransactionError, match='disagrees'):
+            t.commit('a.example secure\n', write_source=True, build=False, expected={'a.example': 'secure'})
+        assert table.read_text() == 'a.example may\n' and names(table.parent) == ['tls_policy']
+    assert postmap.ages == [postmap.ages[0]] and postmap.ages[0] >= 2
+    assert len(mtimes) == 2 and mtimes[0] < before - 1 and mtimes[1] >= before
+
+
+def test_hash_source_is_not_dated_back(table):
+    postmap = AgeRecordingPostmap()
+    t = transaction(table, postmap)
+    before = time.time()
+    t.commit('a.example secure\n', write_source=True, build=True, expected={'a.example': 'secure'})
+    assert os.stat(str(table)).st_mtime >= int(before)
+    assert os.stat(str(table) + '.db').st_mtime >= int(before)
+
+
 def test_index_only_rebuild_is_never_older_than_a_future_source(table):
     future = time.time() + 3600
     os.utime(str(table), (future, future))
