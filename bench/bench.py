@@ -124,6 +124,22 @@ def machine_info():
     )
 
 
+# Variables a shell here may set that an operator's controller and a gateway's
+# Python do not have, and that change what is measured: with PYTHONUNBUFFERED,
+# a Python that reads its program from stdin (a pipelined module with
+# `-c local`: the local connection passes the controller's environment on)
+# reads it one byte per read(2), 0.45 s for the 0.9 MB of a 10,000-entry
+# task; PYTHONDONTWRITEBYTECODE makes every ansible-playbook compile the
+# collection's plugins again.  Removed for every run unless --inherit-python-env.
+OPERATOR_UNSET = ('PYTHONUNBUFFERED', 'PYTHONDONTWRITEBYTECODE')
+
+
+def operator_environment():
+    """Removes OPERATOR_UNSET from this process's environment (inherited by every
+    playbook and module run); returns what was removed."""
+    return dict((name, os.environ.pop(name)) for name in OPERATOR_UNSET if name in os.environ)
+
+
 def loadavg():
     try:
         return os.getloadavg()[0]
@@ -432,6 +448,9 @@ class Bench:
         env = self.direct_env(call_log)
         out['direct_apply'] = direct_runs('postconf', fresh, self.profile['direct_repeats'], env,
                                           self.opts.direct_timeout, 'postconf apply')
+        # The no-op comes later on a gateway, not in the second main.cf was written
+        # (workload.settle_config_dir: Postfix would wait for the file to settle).
+        workload.settle_config_dir(dirs[0])
         out['direct_noop'] = direct_runs('postconf', lambda i: dirs[0] + '.json',
                                          self.profile['direct_repeats'], env, self.opts.direct_timeout,
                                          'postconf no-op')
@@ -442,6 +461,7 @@ class Bench:
         play = workload.postconf_module_playbook(d + '.play.json', vars_file)
         log('postconf: one task with params:, apply / no-op')
         out['module_apply'] = run_summary(self.runner.run('postconf-apply', play, timeout=timeout), 'postconf')
+        workload.settle_config_dir(d)
         out['module_noop'] = run_summary(self.runner.run('postconf-noop', play, timeout=timeout), 'postconf')
 
         c = os.path.join(self.workdir, 'postconf-command')
@@ -449,6 +469,7 @@ class Bench:
         vars_file = workload._dump(c + '.vars.json', dict(bench_config_dir=c))
         play = workload.postconf_command_playbook(c + '.play.json', vars_file, params)
         for phase in ('apply', 'rerun'):
+            workload.settle_config_dir(c)
             log('postconf: %d command: postconf -e tasks, %s' % (len(params), phase))
             run = self.runner.run('postconf-command-%s' % phase, play, timeout=timeout)
             s = run_summary(run, 'command')
@@ -721,6 +742,9 @@ def main(argv=None):
                         'another commit) instead of this work tree; the bench code stays this one')
     parser.add_argument('--tree-label', default='', help='what --tree is, for the report (e.g. "HEAD 7088962")')
     parser.add_argument('--keep', action='store_true', help='keep the work directory (logs, tables)')
+    parser.add_argument('--inherit-python-env', action='store_true',
+                        help='keep PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE from this shell for every '
+                        'run (by default they are removed, see OPERATOR_UNSET)')
     parser.add_argument('--verbose', action='store_true')
     parser.add_argument('--output', default=os.path.join(HERE, 'results'))
     opts = parser.parse_args(argv)
@@ -753,9 +777,11 @@ def main(argv=None):
             parser.error('--repeats must be at least 1')
         profile['repeats'] = opts.repeats
     sections = opts.only or ['policy', 'postconf', 'role']
+    removed = {} if opts.inherit_python_env else operator_environment()
     tree_top = use_tree(os.path.abspath(opts.tree), opts.tree_label) if opts.tree else None
 
     bench = Bench(opts, profile)
+    bench.results['machine']['python_env_removed'] = removed
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt('signal %d' % signum)

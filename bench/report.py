@@ -444,6 +444,16 @@ def markdown_table(header, rows):
     return out
 
 
+def python_env_note(machine):
+    """What bench.operator_environment removed (None: a run from before it existed)."""
+    removed = machine.get('python_env_removed')
+    if removed is None:
+        return 'shell environment inherited'
+    if not removed:
+        return 'no PYTHONUNBUFFERED / PYTHONDONTWRITEBYTECODE to remove'
+    return 'removed from the environment: ' + ', '.join('%s=%s' % kv for kv in sorted(removed.items()))
+
+
 def render(res):
     s = res['summary']
     m = res['machine']
@@ -452,8 +462,9 @@ def render(res):
     lines.append('machine: %s CPUs (%s), %s GiB RAM, %s, %s; load average %.1f before, %.1f after'
                  % (m['nproc'], m['cpu_model'], m['memory_gib'], m['os'], m['ansible_core'],
                     res.get('load_before') or 0, res.get('load_after') or 0))
-    lines.append('empty playbook (baseline): %s; pipelining %s'
-                 % (fmt_s(res.get('baseline_empty_playbook')), res['settings'].get('pipelining')))
+    lines.append('empty playbook (baseline): %s; pipelining %s; %s'
+                 % (fmt_s(res.get('baseline_empty_playbook')), res['settings'].get('pipelining'),
+                    python_env_note(m)))
     if s.get('goals'):
         lines.append('')
         lines.append('Issue #16 "Fleet cost" goals (reported, never asserted)')
@@ -572,6 +583,7 @@ def render_markdown(res):
                                                                   res.get('load_after') or 0))
     out.append('| empty playbook (baseline) | %s |' % fmt_s(res.get('baseline_empty_playbook')))
     out.append('| pipelining | %s |' % res['settings'].get('pipelining'))
+    out.append('| Python environment | %s |' % python_env_note(m))
     role = res.get('role')
     if role:
         out.append('| connection, forks | %s; single 1, fleet %s, curve %s |' % (
