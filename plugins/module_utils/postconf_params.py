@@ -635,15 +635,6 @@ def is_domain_next_hop(destination):
     return bool(destination) and not destination.startswith('[') and ':' not in destination
 
 
-def routed_next_hop(destination, parameters):
-    """The next hop of mail to DESTINATION: the relayhost when every remote delivery goes there
-    (relayhost_only) and DESTINATION is a domain; else DESTINATION itself."""
-    relayhost = relayhost_only(parameters)
-    if relayhost and is_domain_next_hop(destination.strip()):
-        return relayhost
-    return destination
-
-
 def transport_next_hop(result):
     """The next hop of a transport(5) lookup RESULT (``transport:nexthop``), or None when it
     names none (``smtp:``, ``smtp``, ``:``: the recipient domain, or no change)."""

@@ -50,13 +50,22 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
-    ROUTING_PARAMETERS,
-    level_rank,
-    postfix_yes,
-    routed_next_hop,
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
+    ROUTE_PARAMETERS,
+    not_smtp,
+    routes_for,
+    service_commands,
+    transport_parameters,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import version_tuple
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    level_rank,
+    parse_service_overrides,
+    postfix_yes,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    PostfixCommandError,
+    version_tuple,
+)
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
 # tls_level.c: TLS_REQUIRED (encrypt and above) and TLS_MUST_MATCH (above encrypt)
@@ -87,7 +96,7 @@ PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls
                     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
                     'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
                     'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'smtp_tls_wrappermode',
-                    'mail_version') + ROUTING_PARAMETERS
+                    'mail_version') + ROUTE_PARAMETERS
 
 DANE_LEVELS = ('dane', 'dane-only')
 # what posttls-finger (-l dane-only) logs about the TLSA records and the MX RRset of the address it
@@ -232,8 +241,23 @@ def destination_level(destination, specs, answers, global_level):
     return {'level': level or 'invalid', 'source': spec, 'key': key, 'problem': problem}
 
 
+def _lookups(client, specs, answers, after_specs, after_answers, table, global_before, global_after):
+    """(next hop, (specs, answers, global level) now, (...) after the change) for a destination
+    whose SMTP client CLIENT describes (level_changes). A transport whose master.cf service
+    sets smtp_tls_policy_maps itself looks up its own tables: wiring TABLE into main.cf does
+    not reach it, but a planned entry does when its tables list TABLE. A service that sets
+    the level keeps it whatever main.cf says."""
+    hop = client['next_hop'] if client else None
+    level_before = (client or {}).get('level') or global_before
+    level_after = (client or {}).get('level') or global_after
+    own = (client or {}).get('specs')
+    if own is None:
+        return hop, (specs, answers, level_before), (after_specs, after_answers, level_after)
+    return hop, (own, answers, level_before), (own, after_answers if table in own else answers, level_after)
+
+
 def level_changes(destinations, specs, answers, global_before, table, planned=None, exclusive=False,
-                  global_after=None, max_probes=50, next_hop=None):
+                  global_after=None, max_probes=50, client=None):
     """Per destination, the level now and after a planned change, and whether to probe it.
 
     SPECS and ANSWERS ({spec: {key: value}}, TABLE's included when it is not listed):
@@ -243,19 +267,36 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
     GLOBAL_AFTER (None: unchanged). A destination is affected when its level after
     is stricter (level_rank) than now; the first MAX_PROBES affected ones that
     name a host are to be probed, ``not_probed`` says why the others are not.
+
+    CLIENT(destination), when given, describes the SMTP client that takes the mail:
+    {route, overridden, next_hop, specs (its own smtp_tls_policy_maps tables, or None),
+    level (its own global level, or None), not_smtp (why no SMTP client takes it, or None)}
+    (client_settings); without it the destination is its own next hop.
     """
     global_after = global_after or global_before
     after_specs, after_answers = after_change(specs, answers, table, planned, exclusive)
     items = []
     probes = 0
     for destination in destinations:
-        hop = next_hop(destination) if next_hop else destination
-        before = destination_level(hop, specs, answers, global_before)
-        after = destination_level(hop, after_specs, after_answers, global_after)
+        found = client(destination) if client else None
+        hop, now, then = _lookups(found, specs, answers, after_specs, after_answers, table,
+                                  global_before, global_after)
+        hop = hop or destination
+        if found and found['not_smtp']:
+            item = {'destination': destination, 'level_before': None, 'source_before': None, 'key_before': None,
+                    'level': None, 'source': None, 'key': None, 'problems': [], 'affected': False,
+                    'probe': False, 'not_probed': 'not probed: %s' % found['not_smtp']}
+            item.update(route_fields(found['route']))
+            items.append(item)
+            continue
+        before = destination_level(hop, *now)
+        after = destination_level(hop, *then)
         item = {'destination': destination, 'next_hop': hop,
                 'level_before': before['level'], 'source_before': before['source'], 'key_before': before['key'],
                 'level': after['level'], 'source': after['source'], 'key': after['key'],
                 'problems': [p for p in (before['problem'], after['problem']) if p]}
+        if found:
+            item.update(route_fields(found['route'], found['overridden']))
         item['affected'] = level_rank(item['level']) > level_rank(item['level_before'])
         item['probe'] = False
         if not item['affected']:
@@ -268,7 +309,11 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
             else:
                 reason = 'level lowered to %s' % item['level']
             if hop != destination:
-                reason += ' (its mail goes to the relayhost %s, whose entry applies)' % hop
+                via = found['route'].via if found else ''
+                if via.startswith('relayhost'):
+                    reason += ' (its mail goes to the relayhost %s, whose entry applies)' % hop
+                else:
+                    reason += ' (its mail goes to %s, %s, whose entry applies)' % (hop, via)
             item['not_probed'] = 'not probed: ' + reason
         elif destination.startswith('.'):
             item['not_probed'] = 'not probed: %s matches subdomains and names no host' % destination
@@ -280,6 +325,20 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
             item['not_probed'] = None
         items.append(item)
     return items
+
+
+# main.cf settings that make the SMTP client's global level (tls_security_level)
+LEVEL_PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername')
+
+
+def client_settings(transports, destination, level_of):
+    """level_changes' CLIENT for DESTINATION from TRANSPORTS (routed already); LEVEL_OF(params)
+    is the global level of a settings dict (postconf_params.tls_security_level, smtp side)."""
+    route, params, overridden, why = transports.settings(destination)
+    return {'route': route, 'overridden': overridden, 'next_hop': route.next_hop, 'not_smtp': why,
+            'specs': map_specs(params.get('smtp_tls_policy_maps') or '')
+            if 'smtp_tls_policy_maps' in overridden else None,
+            'level': level_of(params) if any(name in overridden for name in LEVEL_PARAMETERS) else None}
 
 
 def relay_next_hop(relay):
@@ -709,27 +768,100 @@ class PosttlsFinger:
 
 # -- probing destinations ---------------------------------------------------------------------
 
-def probe_options(params, ca_file=None, ca_path=None, connect_timeout=10, command_timeout=30):
-    """The probe settings: trust anchors (the options, else main.cf's smtp_tls_CAfile and
-    smtp_tls_CApath from PARAMS) and the posttls-finger time limits."""
-    return dict(ca_file=ca_file or params.get('smtp_tls_CAfile') or None,
-                ca_path=ca_path or params.get('smtp_tls_CApath') or None,
+def probe_options(ca_file=None, ca_path=None, connect_timeout=10, command_timeout=30):
+    """The probe settings: trust anchors given as options (else each probe takes the
+    smtp_tls_CAfile and smtp_tls_CApath its transport runs with) and the time limits."""
+    return dict(ca_file=ca_file or None, ca_path=ca_path or None,
                 connect_timeout=connect_timeout, command_timeout=command_timeout)
 
 
-def probe_one(finger, destination, level, source, entry, params, options):
+class Transports:
+    """The route of each destination and the settings of the SMTP client that takes it:
+    trivial-rewrite's transport and next hop (mail_routing.routes_for, transport_maps asked
+    with postmap -q) and that transport's master.cf service, its ``-o`` overrides merged
+    into main.cf's PARAMS (``postconf -Px``, ``postconf -M``: read once, when first needed)."""
+
+    def __init__(self, postconf, postmap, params):
+        self.postconf = postconf
+        self.postmap = postmap
+        self.params = params
+        self.routes = {}
+        self._overrides = None
+        self._commands = None
+
+    def route(self, destinations):
+        """Work out the routes of DESTINATIONS (those not known yet); raises PostfixCommandError."""
+        new = [d for d in destinations if d not in self.routes]
+        if new:
+            self.routes.update(routes_for(new, self.params, self._query))
+
+    def _query(self, spec, keys):
+        try:
+            return self.postmap.query(spec.map_type, spec.name, keys)[0]
+        except PostfixCommandError:
+            return None
+
+    def overrides(self):
+        if self._overrides is None:
+            self._overrides = parse_service_overrides(self.postconf.output(['-P', '-x']))
+        return self._overrides
+
+    def commands(self):
+        if self._commands is None:
+            self._commands = service_commands(self.postconf.output(['-M']))
+        return self._commands
+
+    def settings(self, destination):
+        """(route, params of its SMTP client, overridden names, why it is not an SMTP delivery
+        or None) for DESTINATION (route() first)."""
+        route = self.routes[destination]
+        if route.transport != 'smtp' or route.next_hop is None:
+            why = not_smtp(route, self.commands())
+            if why:
+                return route, self.params, [], why
+        params, overridden = transport_parameters(route.transport, self.params, self.overrides())
+        return route, params, overridden, None
+
+
+def route_fields(route, overridden=()):
+    """The result fields that say how mail to a destination is routed."""
+    text = route.via
+    if overridden:
+        text += '; master.cf %s/unix sets %s' % (route.transport, ', '.join(overridden))
+    return {'next_hop': route.next_hop, 'transport': route.transport,
+            'route': '; '.join([text] + list(route.notes))}
+
+
+def unrouted(destination, level, source, route, why):
+    """The result for a destination whose mail the SMTP client does not deliver (not_smtp)."""
+    result = {'destination': destination, 'level': level, 'level_source': source,
+              'policy_key': None, 'policy': None, 'host': None, 'reachable': None, 'starttls': None,
+              'trust': 'none', 'would_defer': False, 'tls': '', 'evidence': [], 'other_mx': [],
+              'reason': 'not probed: %s' % why}
+    result.update(route_fields(route))
+    return result
+
+
+def probe_one(finger, destination, level, source, entry, params, options, route=None, overridden=()):
     """One probe result (the shape of tls_probe's RV(destinations)) for DESTINATION.
 
     ENTRY is the policy entry (key, value) the SMTP client would use, or None; its
     attributes (match, tafile, protocols, ciphers, servername) go to posttls-finger.
     SOURCE ``option`` means LEVEL was given and wins over the entry's level;
     otherwise LEVEL is the entry's (or the global level without an entry).
+    ROUTE (mail_routing.Route) names the next hop probed (else DESTINATION itself);
+    PARAMS are the settings of the SMTP client that takes it (Transports.settings),
+    OVERRIDDEN the names its master.cf service sets.
     """
-    hop = routed_next_hop(destination, params)
+    hop = route.next_hop if route else destination
     result = {'destination': destination, 'next_hop': hop, 'level': level, 'level_source': source,
               'policy_key': entry[0] if entry else None, 'policy': entry[1] if entry else None,
               'host': None, 'reachable': None, 'starttls': None, 'trust': 'none', 'would_defer': False, 'reason': '',
               'tls': '', 'evidence': []}
+    if route:
+        result.update(route_fields(route, overridden))
+    options = dict(options, ca_file=options['ca_file'] or params.get('smtp_tls_CAfile') or None,
+                   ca_path=options['ca_path'] or params.get('smtp_tls_CApath') or None)
     attributes = {}
     if entry:
         try:
@@ -832,31 +964,42 @@ def _probe_other_mx(finger, result, report, domain, level, attributes, params, o
             if last['host'] != first['host'] else last['reason']
 
 
-def probe_destinations(finger, plan, params, options, concurrency=4):
+def probe_destinations(finger, plan, transports, options, concurrency=4):
     """probe_one for each (destination, level, source, entry) of PLAN, CONCURRENCY at a
-    time; the results in PLAN's order. Raises FingerError when posttls-finger cannot run."""
+    time, each at its route and with its transport's settings (TRANSPORTS, routed already);
+    the results in PLAN's order. A destination the SMTP client does not deliver gets
+    unrouted(). Raises FingerError when posttls-finger cannot run."""
     if not plan:
         return []
-    finger.binary           # fail early (and once) when posttls-finger is not installed
+    jobs = []
+    for destination, level, source, entry in plan:
+        route, params, overridden, why = transports.settings(destination)
+        jobs.append((destination, level, source, entry, route, params, overridden, why))
+    if any(job[-1] is None for job in jobs):
+        finger.binary       # fail early (and once) when posttls-finger is not installed
     with ThreadPoolExecutor(max_workers=min(concurrency, len(plan))) as pool:
-        futures = [pool.submit(probe_one, finger, destination, level, source, entry, params, options)
-                   for destination, level, source, entry in plan]
+        futures = [pool.submit(unrouted, destination, level, source, route, why) if why else
+                   pool.submit(probe_one, finger, destination, level, source, entry, params, options, route,
+                               overridden)
+                   for destination, level, source, entry, route, params, overridden, why in jobs]
         return [future.result() for future in futures]
 
 
-def probe_plan(items, specs, answers, table, planned=None, exclusive=False):
+def probe_plan(items, specs, answers, table, planned=None, exclusive=False, client=None):
     """(destination, level, source, entry) to probe for each item of level_changes marked
     ``probe``: at the level it gets after the change, with the entry it gets then (the planned
     one when the planned table answers), as the SMTP client would use them after the change.
 
-    SPECS, ANSWERS, TABLE, PLANNED and EXCLUSIVE as given to level_changes.
+    SPECS, ANSWERS, TABLE, PLANNED, EXCLUSIVE and CLIENT as given to level_changes.
     """
     after_specs, after_answers = after_change(specs, answers, table, planned, exclusive)
     plan = []
     for item in items:
         if not item.get('probe'):
             continue
-        found = answered_policy(after_specs, after_answers, item.get('next_hop') or item['destination'])
+        found = client(item['destination']) if client else None
+        dummy, _now, then = _lookups(found, specs, answers, after_specs, after_answers, table, None, None)
+        found = answered_policy(then[0], then[1], item.get('next_hop') or item['destination'])
         if found is None:
             plan.append((item['destination'], item['level'], 'smtp_tls_security_level', None))
         else:

@@ -223,10 +223,20 @@ destinations:
       type: str
     next_hop:
       description:
-        - The next hop the SMTP client uses for mail to it, whose policy entry applies - the
-          destination itself, or the C(relayhost) for a domain on a host that sends all remote
-          mail there (a C(relayhost) and no C(transport_maps) nor sender-dependent relayhost or
-          default transport maps).
+        - The next hop the SMTP client uses for mail to it, whose policy entry applies - for a
+          domain the one trivial-rewrite routes its mail to (the domain itself, the C(relayhost),
+          or a C(transport_maps) next hop, as in M(mailgw.postfix_tls.tls_probe)); other
+          destinations are their own.
+        - A transport whose master.cf service sets C(smtp_tls_policy_maps) looks up its own
+          tables (a planned entry counts only when they list the table), and one that sets its
+          own level keeps it when C(level) is raised.
+        - A transport that does not run the SMTP client gives null levels and V(affected=false).
+      type: str
+    transport:
+      description: The master.cf service (transport) that takes the mail.
+      type: str
+    route:
+      description: What decided the route (see RV(mailgw.postfix_tls.tls_probe#module:destinations[].route)).
       type: str
     level_before:
       description: The level the SMTP client applies now (V(invalid) for an entry it cannot use).
@@ -345,11 +355,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     parse_map_spec,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log, window_seconds
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
-    ROUTING_PARAMETERS,
-    routed_next_hop,
-    tls_security_level,
-)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -361,6 +368,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger 
     PROBE_PARAMETERS,
     FingerError,
     PosttlsFinger,
+    Transports,
+    client_settings,
     level_changes,
     maps_with_table,
     map_specs,
@@ -379,7 +388,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 )
 
 PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername',
-              'smtp_tls_policy_maps', 'default_database_type') + ROUTING_PARAMETERS
+              'smtp_tls_policy_maps', 'default_database_type') + ROUTE_PARAMETERS
 LOG_PARAMETERS = ('maillog_file', 'syslog_name')
 TABLE_NAME = 'tls_policy'
 
@@ -553,16 +562,29 @@ def main():
             seen.add(fold_key(destination))
             unique.append(destination)
 
+    # the next hop trivial-rewrite routes each destination's mail to (relayhost,
+    # transport_maps), and the settings of the SMTP client that takes it (master.cf -o)
+    transports = Transports(postconf, postmap, params)
+    clients = {}
+    try:
+        transports.route(unique)
+        for destination in unique:
+            clients[destination] = client_settings(transports, destination,
+                                                   lambda settings: tls_security_level(settings, 'smtp'))
+    except PostfixCommandError as exc:
+        module.fail_json(msg='cannot read the routing in %s: %s' % (p['config_dir'], exc),
+                         cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
     keys = []
     seen = set()
     for destination in unique:
-        for key in policy_keys(routed_next_hop(destination, params)):
+        for key in policy_keys(clients[destination]['next_hop'] or destination):
             if key not in seen:
                 seen.add(key)
                 keys.append(key)
+    own_specs = [spec for c in clients.values() for spec in (c['specs'] or []) if spec not in specs]
     answers = {}
     try:
-        for spec in specs:
+        for spec in specs + own_specs:
             if spec not in answers and keys:
                 map_type, _sep, name = spec.partition(':')
                 answers[spec] = postmap.query(map_type, name, keys)[0]
@@ -575,17 +597,17 @@ def main():
 
     global_before = tls_security_level(params, 'smtp')
     items = level_changes(unique, specs, answers, global_before, table, planned, p['exclusive'],
-                          p['level'], p['max'], next_hop=lambda destination: routed_next_hop(destination, params))
+                          p['level'], p['max'], client=clients.get)
     result.update(changed=False, destinations=items, affected=[i['destination'] for i in items if i['affected']],
                   level_before=global_before, level=p['level'] or global_before, table=table,
                   policy_maps=maps_with_table(specs, table), commands=commands)
     if p['probe']:
         # each marked destination at the level and with the entry it gets after the change
-        plan = probe_plan(items, specs, answers, table, planned, p['exclusive'])
-        options = probe_options(params, p['ca_file'], p['ca_path'], p['connect_timeout'], p['command_timeout'])
+        plan = probe_plan(items, specs, answers, table, planned, p['exclusive'], client=clients.get)
+        options = probe_options(p['ca_file'], p['ca_path'], p['connect_timeout'], p['command_timeout'])
         try:
-            probes = probe_destinations(PosttlsFinger(module, p['config_dir'], commands), plan, params, options,
-                                        p['concurrency'])
+            probes = probe_destinations(PosttlsFinger(module, p['config_dir'], commands), plan, transports,
+                                        options, p['concurrency'])
         except FingerError as exc:
             module.fail_json(msg=str(exc), commands=commands)
         result.update(probes=probes, deferring=[r['destination'] for r in probes if r['would_defer']])

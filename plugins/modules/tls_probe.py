@@ -73,10 +73,17 @@ options:
     type: path
     default: /etc/postfix
 notes:
-  - On a host with a C(relayhost) and neither C(transport_maps) nor a sender-dependent relayhost
-    or default transport, all remote mail goes to the relayhost; a domain destination is then
-    looked up and probed as the relayhost (RV(destinations[].next_hop)). With C(transport_maps)
-    the routing of a domain is not modelled.
+  - A domain destination is routed as trivial-rewrite routes its mail (RV(destinations[].next_hop),
+    RV(destinations[].transport), RV(destinations[].route)) - C(default_transport), the
+    C(relayhost), then C(transport_maps) (asked with C(postmap -q) in Postfix's key order - a
+    recipient C(tls-probe@DOMAIN), the domain, its parent domains, C(*); pattern tables only with
+    the address and C(*)) - and the next hop's entry is looked up and probed, with the settings
+    of the master.cf service of that transport (its C(-o) overrides, for example its own
+    C(smtp_tls_security_level) or C(smtp_tls_policy_maps)). A transport that does not run the
+    SMTP client (C(discard), C(error), C(lmtp), C(local), ...) is reported without a probe.
+    Sender-dependent relayhosts and default transports, C(relay_domains) (which selects
+    C(relay_transport)) and transport entries for single addresses are not modelled; the
+    first two are named in RV(destinations[].route).
   - With C(smtp_tls_wrappermode = yes) (SMTPS, e.g. a relayhost on port 465) posttls-finger is run
     with C(-w), TLS from the first byte, as the SMTP client speaks; below V(encrypt) the SMTP
     client refuses wrapper mode and the mail defers, which the module reports without a probe.
@@ -180,10 +187,23 @@ destinations:
       type: str
     next_hop:
       description:
-        - The next hop probed, whose policy entry applies - the destination itself, or the
-          C(relayhost) for a domain on a host that sends all remote mail there (a C(relayhost) and
-          no C(transport_maps) nor sender-dependent relayhost or default transport maps).
+        - The next hop probed, whose policy entry applies - for a domain the one trivial-rewrite
+          routes its mail to (the domain itself, the C(relayhost), or a C(transport_maps) next
+          hop); other destinations are their own. Null for a transport whose next hop is an
+          error text (C(error), C(retry)).
       type: str
+    transport:
+      description: The master.cf service (transport) that takes the mail, for example V(smtp) or V(relay).
+      type: str
+      sample: smtp
+    route:
+      description:
+        - What decided the route - V(the domain itself (its MX hosts)), V(relayhost = ...),
+          V(transport_maps (TABLE, KEY VALUE)) (the table, then the entry), V(a next hop of its own) - and the master.cf
+          overrides of the transport's service that the probe applied; notes follow after
+          V(;) (sender-dependent maps, a transport table C(postmap -q) could not read).
+      type: str
+      sample: "transport_maps (hash:/etc/postfix/transport: example.com relay:[mx.example.com])"
     level:
       description: The level probed.
       type: str
@@ -287,15 +307,13 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     PostfixCommandError,
     Postmap,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
-    routed_next_hop,
-    tls_security_level,
-)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     LEVELS,
     PROBE_PARAMETERS,
     FingerError,
     PosttlsFinger,
+    Transports,
     find_policy,
     map_specs,
     probe_destinations,
@@ -357,7 +375,8 @@ def main():
     finger = PosttlsFinger(module, p['config_dir'], commands)
     try:
         params = postconf.parameters(PROBE_PARAMETERS, expand=True)
-        specs = map_specs(params.get('smtp_tls_policy_maps', ''))
+        transports = Transports(postconf, postmap, params)
+        transports.route(p['destinations'])
 
         def query(spec, keys):
             map_type, _sep, name = spec.partition(':')
@@ -365,22 +384,25 @@ def main():
 
         plan = []
         for destination in p['destinations']:
-            # a domain's mail may go to the relayhost: its entry applies then (routed_next_hop)
-            entry = find_policy(query, specs, routed_next_hop(destination, params)) if specs else None
+            # the entry of the next hop trivial-rewrite routes the mail to (relayhost,
+            # transport_maps), in the tables and at the level of the SMTP client that takes it
+            route, client, _overridden, why = transports.settings(destination)
+            specs = map_specs(client.get('smtp_tls_policy_maps', '')) if not why else []
+            entry = find_policy(query, specs, route.next_hop) if specs else None
             if p['level'] or destination in levels:
                 level, source = p['level'] or levels[destination], 'option'
             elif entry:
                 level, source = None, 'policy table'
             else:
-                level, source = tls_security_level(params, 'smtp'), 'smtp_tls_security_level'
+                level, source = tls_security_level(client, 'smtp'), 'smtp_tls_security_level'
             plan.append((destination, level, source, entry))
     except PostfixCommandError as exc:
         module.fail_json(msg='cannot read the TLS policy in %s: %s' % (p['config_dir'], exc),
                          cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
 
-    options = probe_options(params, p['ca_file'], p['ca_path'], p['connect_timeout'], p['command_timeout'])
+    options = probe_options(p['ca_file'], p['ca_path'], p['connect_timeout'], p['command_timeout'])
     try:
-        results = probe_destinations(finger, plan, params, options, p['concurrency'])
+        results = probe_destinations(finger, plan, transports, options, p['concurrency'])
     except FingerError as exc:
         module.fail_json(msg=str(exc), commands=commands)
 

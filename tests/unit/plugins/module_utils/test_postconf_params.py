@@ -534,22 +534,3 @@ def test_expand_references_names_what_it_does_not_know():
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import expand_references
     with pytest.raises(KeyError, match='nope'):
         expand_references('/x/${nope}', {})
-
-
-# --- routing: the next hop of mail to a domain (trivial-rewrite resolve.c) ------
-
-@pytest.mark.parametrize('parameters, destination, next_hop', [
-    ({'relayhost': '[smtp.example.net]:587'}, 'example.com', '[smtp.example.net]:587'),
-    ({'relayhost': '[smtp.example.net]:587'}, '.example.com', '[smtp.example.net]:587'),
-    ({'relayhost': '[smtp.example.net]:587'}, '[mx.example.com]:25', '[mx.example.com]:25'),
-    ({'relayhost': '[smtp.example.net]:587'}, 'relay.example.com:587', 'relay.example.com:587'),
-    ({'relayhost': ' '}, 'example.com', 'example.com'),
-    ({}, 'example.com', 'example.com'),
-    ({'relayhost': '[smtp.example.net]', 'transport_maps': 'hash:/etc/postfix/transport'}, 'example.com',
-     'example.com'),
-    ({'relayhost': '[smtp.example.net]', 'sender_dependent_relayhost_maps': 'hash:/x'}, 'example.com', 'example.com'),
-    ({'relayhost': '[smtp.example.net]', 'sender_dependent_default_transport_maps': 'hash:/x'}, 'example.com',
-     'example.com'),
-])
-def test_a_domain_s_mail_goes_to_the_relayhost_when_nothing_routes_it_otherwise(parameters, destination, next_hop):
-    assert pp.routed_next_hop(destination, parameters) == next_hop

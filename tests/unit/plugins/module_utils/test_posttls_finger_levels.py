@@ -9,6 +9,7 @@ import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.filter import postfix_tls as filters
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postconf_params
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import Route
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     level_changes,
@@ -235,12 +236,12 @@ def test_probe_plan_with_exclusive_drops_the_entries_not_planned():
     assert plan == [('old.example', 'encrypt', 'smtp_tls_security_level', None)]
 
 
-def test_probe_options_fall_back_to_main_cf():
-    params = {'smtp_tls_CAfile': '/etc/ssl/ca.pem', 'smtp_tls_CApath': ''}
-    assert probe_options(params, connect_timeout=5, command_timeout=7) == dict(
-        ca_file='/etc/ssl/ca.pem', ca_path=None, connect_timeout=5, command_timeout=7)
-    assert probe_options(params, ca_file='/x.pem', ca_path='/certs')['ca_file'] == '/x.pem'
-    assert probe_options({}, ca_path='/certs')['ca_path'] == '/certs'
+def test_probe_options_keep_what_is_given():
+    # main.cf's (or the transport's) smtp_tls_CAfile/CApath are taken per probe (probe_one)
+    assert probe_options(connect_timeout=5, command_timeout=7) == dict(
+        ca_file=None, ca_path=None, connect_timeout=5, command_timeout=7)
+    assert probe_options(ca_file='/x.pem', ca_path='/certs')['ca_file'] == '/x.pem'
+    assert probe_options(ca_path='/certs')['ca_path'] == '/certs'
 
 
 def test_a_domain_routed_to_the_relayhost_gets_the_relayhost_s_level():
@@ -249,9 +250,57 @@ def test_a_domain_routed_to_the_relayhost_gets_the_relayhost_s_level():
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import level_changes
     relay = '[smtp.example.net]:587'
     answers = {'hash:/t': {relay: 'encrypt'}}
+    route = Route('example.com', 'smtp', relay, 'relayhost = %s' % relay)
+    client = {'route': route, 'overridden': [], 'next_hop': relay, 'specs': None, 'level': None, 'not_smtp': None}
     (item,) = level_changes(['example.com'], ['hash:/t'], answers, 'may', 'hash:/t',
-                            planned={'example.com': 'secure'}, next_hop=lambda d: relay)
+                            planned={'example.com': 'secure'}, client=lambda d: client)
     assert (item['next_hop'], item['level_before'], item['level'], item['affected']) == (
         relay, 'encrypt', 'encrypt', False)
     assert item['not_probed'] == ('not probed: level stays encrypt (its mail goes to the relayhost %s, whose '
                                   'entry applies)' % relay)
+    assert (item['transport'], item['route']) == ('smtp', 'relayhost = %s' % relay)
+
+
+def _client(next_hop, specs=None, level=None, not_smtp=None, overridden=(), transport='smtp'):
+    route = Route('example.com', transport, next_hop, 'transport_maps (hash:/tr: example.com %s:%s)'
+                  % (transport, next_hop))
+    return {'route': route, 'overridden': list(overridden), 'next_hop': next_hop, 'specs': specs,
+            'level': level, 'not_smtp': not_smtp}
+
+
+def test_a_transport_that_sets_its_own_level_keeps_it_when_main_cf_changes():
+    # master.cf lane -o smtp_tls_security_level=may: raising main.cf's level changes nothing
+    client = _client('example.com', level='may', overridden=['smtp_tls_security_level'], transport='lane')
+    (item,) = level_changes(['example.com'], ['hash:/t'], {'hash:/t': {}}, 'may', 'hash:/t',
+                            global_after='encrypt', client=lambda d: client)
+    assert (item['level_before'], item['level'], item['affected']) == ('may', 'may', False), item
+    assert item['route'].endswith('master.cf lane/unix sets smtp_tls_security_level'), item
+    (item,) = level_changes(['example.com'], ['hash:/t'], {'hash:/t': {}}, 'may', 'hash:/t',
+                            global_after='encrypt', client=lambda d: _client('example.com'))
+    assert (item['level_before'], item['level'], item['affected']) == ('may', 'encrypt', True), item
+
+
+def test_a_transport_with_its_own_policy_tables_does_not_see_the_planned_table():
+    own = _client('example.com', specs=['hash:/own'], overridden=['smtp_tls_policy_maps'])
+    answers = {'hash:/t': {}, 'hash:/own': {'example.com': 'encrypt'}}
+    (item,) = level_changes(['example.com'], ['hash:/t'], answers, 'may', 'hash:/t',
+                            planned={'example.com': 'secure'}, client=lambda d: own)
+    assert (item['level_before'], item['level'], item['key'], item['source']) == (
+        'encrypt', 'encrypt', 'example.com', 'hash:/own'), item
+    # unless its tables list the planned one
+    own = _client('example.com', specs=['hash:/t'], overridden=['smtp_tls_policy_maps'])
+    (item,) = level_changes(['example.com'], ['hash:/t'], answers, 'may', 'hash:/t',
+                            planned={'example.com': 'secure'}, client=lambda d: own)
+    assert (item['level'], item['affected']) == ('secure', True), item
+    plan = probe_plan([item], ['hash:/t'], answers, 'hash:/t', planned={'example.com': 'secure'},
+                      client=lambda d: own)
+    assert plan == [('example.com', 'secure', 'policy table', ('example.com', 'secure'))]
+
+
+def test_mail_no_smtp_client_delivers_is_not_probed():
+    client = _client(None, not_smtp='its transport discard (master.cf command discard) delivers no mail over SMTP',
+                     transport='discard')
+    (item,) = level_changes(['example.com'], ['hash:/t'], {'hash:/t': {}}, 'may', 'hash:/t',
+                            global_after='encrypt', client=lambda d: client)
+    assert (item['affected'], item['probe'], item['level']) == (False, False, None), item
+    assert item['not_probed'].startswith('not probed: its transport discard'), item

@@ -1,0 +1,242 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where Postfix sends a remote domain's mail: the transport and the next hop.
+
+trivial-rewrite decides it (resolve.c, transport.c) and the SMTP client then
+looks up the TLS policy of that next hop, not of the recipient domain:
+
+1. The default: ``default_transport`` (``transport`` or ``transport:nexthop``),
+   and as next hop the ``relayhost`` when one is set, else the domain; a next
+   hop in ``default_transport`` wins over both.
+2. ``transport_maps``, when it has an entry, overrides that (update_entry):
+   ``transport:nexthop`` sets both; ``transport`` or ``transport:`` sets the
+   transport and resets the next hop to the recipient domain (so such an entry
+   bypasses the relayhost); ``:nexthop`` keeps the transport; ``:`` changes
+   nothing. The keys are tried in Postfix's order (mail_addr_find): the
+   recipient address, then the domain, then its parent domains (``.parent``,
+   or ``parent`` when ``parent_domain_matches_subdomains`` lists transport_maps),
+   then ``*``; each key in every table of the list before the next key. Pattern
+   tables (regexp, pcre, cidr) are asked only with the address and ``*``.
+
+Pure functions: the caller runs ``postmap -q`` (transport_queries says what to
+ask each table, choose_transport_entry picks Postfix's answer).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
+
+# main.cf settings the route of a domain depends on
+ROUTE_PARAMETERS = ('relayhost', 'transport_maps', 'default_transport', 'parent_domain_matches_subdomains',
+                    'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
+
+# Table types maps_find() skips for a partial key (no DICT_FLAG_FIXED): they are matched
+# against the whole recipient address (and ``*``) only.
+PATTERN_TABLE_TYPES = ('regexp', 'pcre', 'cidr')
+
+# The recipient the routing is worked out for: transport_maps may route single
+# addresses, and pattern tables see only whole addresses. A local part that no
+# table is likely to name, so a table's rule for the domain is what answers.
+ROUTED_LOCAL_PART = 'tls-probe'
+
+WILDCARD = '*'
+
+# update_entry(): with these transports the next hop is the reason text, never a host
+NO_NEXT_HOP_TRANSPORTS = ('error', 'retry')
+
+
+def is_domain(destination):
+    """Whether DESTINATION is a recipient domain (``example.com``), or its subdomains
+    (``.example.com``): routed by trivial-rewrite. ``[host]`` and ``host:port`` are next
+    hops of their own."""
+    destination = (destination or '').strip()
+    return bool(destination.strip('.')) and not destination.startswith('[') and ':' not in destination
+
+
+def transport_keys(domain, parent_matches_subdomains=False):
+    """[(key, pattern_tables_too)] in the order trivial-rewrite asks transport_maps for a
+    recipient in DOMAIN: the address, the domain, its parents, the wildcard. For
+    ``.example.com`` (any subdomain) the keys a subdomain's lookup reaches after its own
+    name: the parents from example.com up (no address: it names no one domain)."""
+    domain = domain.strip().lower()
+    if domain.startswith('.'):
+        keys = [(domain[1:] if parent_matches_subdomains else domain, False)]
+        name = domain[1:]
+    else:
+        keys = [('%s@%s' % (ROUTED_LOCAL_PART, domain), True), (domain, False)]
+        name = domain
+    while '.' in name[1:]:
+        parent = name[name.index('.', 1):]       # ".example.com"
+        keys.append((parent if not parent_matches_subdomains else parent[1:], False))
+        name = parent[1:]
+    keys.append((WILDCARD, True))
+    return keys
+
+
+def parent_style(params):
+    """Whether parent_domain_matches_subdomains lists transport_maps (then ``example.com``
+    matches its subdomains; otherwise only ``.example.com`` does)."""
+    return 'transport_maps' in [item.lower() for item in split_list(params.get('parent_domain_matches_subdomains') or '')]
+
+
+def transport_specs(params):
+    """The tables of transport_maps (MapSpec list, proxy: unwrapped by the spec)."""
+    return parse_map_list(params.get('transport_maps') or '')
+
+
+def transport_queries(domains, params):
+    """{spec text: (spec, [keys])}: what to ask each transport_maps table (postmap -q) about
+    DOMAINS, each table only the keys Postfix would ask it."""
+    specs = transport_specs(params)
+    style = parent_style(params)
+    queries = {}
+    for spec in specs:
+        keys = []
+        for domain in domains:
+            for key, pattern_too in transport_keys(domain, style):
+                if (pattern_too or spec.map_type not in PATTERN_TABLE_TYPES) and key not in keys:
+                    keys.append(key)
+        queries[spec.text] = (spec, keys)
+    return queries
+
+
+def choose_transport_entry(domain, params, answers):
+    """Postfix's transport_maps answer for DOMAIN: (table, key, value) or None.
+    ANSWERS: {spec text: {key: value}} from the tables (transport_queries)."""
+    specs = transport_specs(params)
+    for key, pattern_too in transport_keys(domain, parent_style(params)):
+        for spec in specs:
+            if not pattern_too and spec.map_type in PATTERN_TABLE_TYPES:
+                continue
+            value = (answers.get(spec.text) or {}).get(key)
+            if value is not None:
+                return spec.text, key, value
+    return None
+
+
+def split_transport(value):
+    """``transport:nexthop`` -> (transport, nexthop); a missing part is ''."""
+    transport, _sep, nexthop = (value or '').strip().partition(':')
+    return transport.strip(), nexthop.strip()
+
+
+class Route:
+    """Where a recipient domain's mail goes: TRANSPORT (a master.cf service name), NEXT_HOP
+    (whose TLS policy entry the SMTP client looks up) and VIA (what decided it, in words)."""
+
+    def __init__(self, domain, transport, next_hop, via, notes=()):
+        self.domain = domain
+        self.transport = transport
+        self.next_hop = next_hop
+        self.via = via
+        self.notes = list(notes)
+
+    def __repr__(self):
+        return 'Route(%r, %r, %r, %r)' % (self.domain, self.transport, self.next_hop, self.via)
+
+    def __eq__(self, other):
+        return isinstance(other, Route) and (self.domain, self.transport, self.next_hop, self.via) == (
+            other.domain, other.transport, other.next_hop, other.via)
+
+
+def default_route(domain, params):
+    """The route before transport_maps (resolve.c, a remote domain of the default class)."""
+    transport, nexthop = split_transport(params.get('default_transport') or 'smtp')
+    relayhost = (params.get('relayhost') or '').strip()
+    notes = []
+    for name in ('sender_dependent_default_transport_maps', 'sender_dependent_relayhost_maps'):
+        if (params.get(name) or '').strip():
+            notes.append('%s is set: mail from some senders may take another route than this one' % name)
+    if nexthop:
+        return Route(domain, transport, nexthop, 'default_transport = %s' % params.get('default_transport'), notes)
+    if relayhost:
+        return Route(domain, transport, relayhost, 'relayhost = %s' % relayhost, notes)
+    return Route(domain, transport, domain, 'the domain itself (its MX hosts)', notes)
+
+
+def route_domain(domain, params, answers):
+    """The Route of mail to DOMAIN (a recipient domain, is_domain) as trivial-rewrite resolves
+    it, from PARAMS (ROUTE_PARAMETERS, expanded) and ANSWERS (the transport_maps lookups,
+    {spec text: {key: value}}). A destination that is not a domain is its own next hop."""
+    if not is_domain(domain):
+        return Route(domain, None, domain, 'a next hop of its own')
+    route = default_route(domain, params)
+    found = choose_transport_entry(domain, params, answers)
+    if found is None:
+        return route
+    table, key, value = found
+    transport, nexthop = split_transport(value)
+    via = 'transport_maps (%s: %s %s)' % (table, key, value.strip())
+    if not transport:                       # ":nexthop" keeps the transport, ":" changes nothing
+        if nexthop:
+            return Route(domain, route.transport, nexthop, via, route.notes)
+        return route
+    if transport in NO_NEXT_HOP_TRANSPORTS:        # the next hop is the reason text
+        return Route(domain, transport, None, via, route.notes)
+    return Route(domain, transport, nexthop or domain, via, route.notes)
+
+
+def routes_for(destinations, params, query):
+    """{destination: Route} for DESTINATIONS (route_domain). QUERY(spec, keys) asks one
+    transport_maps table (a MapSpec) for KEYS with postmap -q: {key: value}, or None when
+    the table cannot be asked (the route is then worked out without it, with a note)."""
+    domains = [d for d in destinations if is_domain(d)]
+    answers, notes = {}, []
+    if domains:
+        for text, (spec, keys) in transport_queries(domains, params).items():
+            found = query(spec, keys)
+            if found is None:
+                notes.append('transport_maps table %s could not be asked (postmap -q): the route is '
+                             'worked out without it' % text)
+            answers[text] = found or {}
+    routes = {}
+    for destination in destinations:
+        route = route_domain(destination, params, answers)
+        if route.transport is None:
+            route.transport = split_transport(params.get('default_transport') or 'smtp')[0]
+        if is_domain(destination):
+            route.notes.extend(notes)
+        routes[destination] = route
+    return routes
+
+
+# -- the transport's master.cf service ---------------------------------------------
+
+def service_commands(master_text):
+    """{service name: command} of the ``unix`` services in ``postconf -M`` output (the
+    transports trivial-rewrite can name)."""
+    commands = {}
+    for line in master_text.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and not line[0].isspace() and not line.startswith('#') and fields[1] == 'unix':
+            commands[fields[0]] = fields[7]
+    return commands
+
+
+def not_smtp(route, commands):
+    """Why mail on ROUTE is not delivered by the SMTP client (so no smtp TLS policy applies),
+    or None when it is. COMMANDS: service_commands."""
+    transport = route.transport
+    command = commands.get(transport)
+    if command == 'smtp':
+        return None
+    if command is None:
+        return ('its transport %s is not a master.cf unix service: Postfix defers the mail '
+                '("mail transport unavailable")' % transport)
+    if route.next_hop is None or command in ('error', 'discard'):
+        return 'its transport %s (master.cf command %s) delivers no mail over SMTP' % (transport, command)
+    return ('its transport %s runs %s, not the SMTP client: the smtp_tls_* settings and '
+            'smtp_tls_policy_maps do not apply' % (transport, command))
+
+
+def transport_parameters(transport, params, overrides):
+    """PARAMS (main.cf) with the ``-o`` overrides of TRANSPORT's master.cf unix service
+    (OVERRIDES: parse_service_overrides of ``postconf -Px``): the settings that service's
+    SMTP client runs with. Also returns the overridden names among PARAMS' keys."""
+    own = overrides.get((transport, 'unix')) or {}
+    merged = dict(params)
+    changed = sorted(name for name in own if name in params and own[name] != params[name])
+    merged.update((name, own[name]) for name in changed)
+    return merged, changed

@@ -1,0 +1,144 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The route of a recipient domain as trivial-rewrite works it out (resolve.c,
+transport.c, mail_addr_find.c); the integration test in
+tests/integration/oracle/test_transport_routing.py holds it against real deliveries."""
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
+    Route,
+    choose_transport_entry,
+    not_smtp,
+    route_domain,
+    routes_for,
+    service_commands,
+    transport_keys,
+    transport_parameters,
+    transport_queries,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import parse_service_overrides
+
+MAPS = {'transport_maps': 'hash:/etc/postfix/transport, regexp:/etc/postfix/transport.re'}
+HASH = 'hash:/etc/postfix/transport'
+REGEXP = 'regexp:/etc/postfix/transport.re'
+
+
+def test_keys_in_postfix_order_with_dotted_parents():
+    assert transport_keys('A.Sub.Example.COM') == [
+        ('tls-probe@a.sub.example.com', True), ('a.sub.example.com', False), ('.sub.example.com', False),
+        ('.example.com', False), ('.com', False), ('*', True)]
+
+
+def test_keys_when_parent_domain_matches_subdomains_lists_transport_maps():
+    assert [key for key, pattern_too in transport_keys('a.example.com', True)] == [
+        'tls-probe@a.example.com', 'a.example.com', 'example.com', 'com', '*']
+
+
+def test_keys_for_any_subdomain():
+    assert transport_keys('.Example.com') == [('.example.com', False), ('.com', False), ('*', True)]
+    assert transport_keys('.example.com', True) == [('example.com', False), ('com', False), ('*', True)]
+
+
+def test_pattern_tables_are_asked_only_for_the_address_and_the_wildcard():
+    queries = transport_queries(['a.example.com'], MAPS)
+    assert queries[HASH][1] == ['tls-probe@a.example.com', 'a.example.com', '.example.com', '.com', '*']
+    assert queries[REGEXP][1] == ['tls-probe@a.example.com', '*']
+
+
+def test_each_key_in_every_table_before_the_next_key():
+    # the regexp table's address match wins over the hash table's domain entry
+    answers = {HASH: {'a.example.com': 'smtp:[hash]'}, REGEXP: {'tls-probe@a.example.com': 'smtp:[re]'}}
+    assert choose_transport_entry('a.example.com', MAPS, answers) == (REGEXP, 'tls-probe@a.example.com', 'smtp:[re]')
+    # a domain key answered by a regexp table is not used (Postfix never asks it)
+    answers = {HASH: {'.example.com': 'smtp:[parent]'}, REGEXP: {'a.example.com': 'smtp:[re]'}}
+    assert choose_transport_entry('a.example.com', MAPS, answers) == (HASH, '.example.com', 'smtp:[parent]')
+    assert choose_transport_entry('a.example.com', MAPS, {HASH: {'*': 'relay:[star]'}}) == (HASH, '*', 'relay:[star]')
+    assert choose_transport_entry('a.example.com', MAPS, {}) is None
+
+
+@pytest.mark.parametrize('params, entry, expected', [
+    # no transport_maps entry: the relayhost, else the domain; default_transport's next hop wins
+    ({}, None, ('smtp', 'example.com')),
+    ({'relayhost': '[relay]:587'}, None, ('smtp', '[relay]:587')),
+    ({'relayhost': '[relay]:587', 'default_transport': 'lane:[other]'}, None, ('lane', '[other]')),
+    # transport:nexthop sets both
+    ({'relayhost': '[relay]'}, 'relay:[gw]:25', ('relay', '[gw]:25')),
+    # transport (or transport:) resets the next hop to the domain: the relayhost is bypassed
+    ({'relayhost': '[relay]'}, 'smtp:', ('smtp', 'example.com')),
+    ({'relayhost': '[relay]'}, 'lane', ('lane', 'example.com')),
+    # :nexthop keeps the transport, ':' changes nothing
+    ({'relayhost': '[relay]', 'default_transport': 'lane'}, ':[gw]', ('lane', '[gw]')),
+    ({'relayhost': '[relay]'}, ':', ('smtp', '[relay]')),
+    # error and retry: the next hop is the reason
+    ({}, 'error:5.1.1 no such domain', ('error', None)),
+    ({}, 'retry:4.3.2 later', ('retry', None)),
+])
+def test_route_follows_update_entry(params, entry, expected):
+    params = dict(params, transport_maps=HASH if entry else '')
+    answers = {HASH: {'example.com': entry}} if entry else {}
+    route = route_domain('example.com', params, answers)
+    assert (route.transport, route.next_hop) == expected
+    if entry and entry != ':':          # ':' is a no-op: the default route and its reason stay
+        assert route.via == 'transport_maps (%s: example.com %s)' % (HASH, entry)
+
+
+def test_next_hops_that_are_not_domains_are_their_own():
+    routes = routes_for(['[10.0.0.1]:25', 'host:2525', 'example.com', '.example.org'], {'relayhost': '[relay]'},
+                        lambda spec, keys: {})
+    assert routes['.example.org'].next_hop == '[relay]'    # mail to its subdomains
+    assert routes['[10.0.0.1]:25'] == Route('[10.0.0.1]:25', 'smtp', '[10.0.0.1]:25', 'a next hop of its own')
+    assert routes['host:2525'].next_hop == 'host:2525'
+    assert routes['example.com'].next_hop == '[relay]'
+
+
+def test_routes_for_asks_each_table_once_and_notes_a_table_it_cannot_ask():
+    asked = []
+
+    def query(spec, keys):
+        asked.append((spec.text, keys))
+        return None if spec.map_type == 'regexp' else {'b.test': 'smtp:[b]'}
+    routes = routes_for(['a.test', 'b.test', '[x]'], MAPS, query)
+    assert [a[0] for a in asked] == [HASH, REGEXP]
+    assert asked[1][1] == ['tls-probe@a.test', '*', 'tls-probe@b.test']
+    assert routes['b.test'].next_hop == '[b]' and routes['a.test'].next_hop == 'a.test'
+    assert any('could not be asked' in n for n in routes['a.test'].notes)
+    assert routes['[x]'].notes == []
+
+
+def test_sender_dependent_routing_is_noted():
+    route = route_domain('example.com', {'sender_dependent_relayhost_maps': 'hash:/x'}, {})
+    assert route.next_hop == 'example.com' and 'mail from some senders' in route.notes[0]
+
+
+MASTER = """smtp       inet  n       -       y       -       -       smtpd
+smtp       unix  -       -       y       -       -       smtp
+relay      unix  -       -       y       -       -       smtp
+    -o syslog_name=postfix/$service_name
+lmtp       unix  -       -       y       -       -       lmtp
+error      unix  -       -       y       -       -       error
+retry      unix  -       -       y       -       -       error
+discard    unix  -       -       y       -       -       discard
+"""
+
+
+def test_which_transports_run_the_smtp_client():
+    commands = service_commands(MASTER)
+    assert commands['smtp'] == 'smtp' and commands['relay'] == 'smtp' and commands['lmtp'] == 'lmtp'
+    assert not_smtp(Route('d', 'relay', 'd', ''), commands) is None
+    assert 'runs lmtp, not the SMTP client' in not_smtp(Route('d', 'lmtp', 'd', ''), commands)
+    assert 'delivers no mail over SMTP' in not_smtp(Route('d', 'error', None, ''), commands)
+    assert 'delivers no mail over SMTP' in not_smtp(Route('d', 'discard', 'd', ''), commands)
+    assert 'mail transport unavailable' in not_smtp(Route('d', 'nosuch', 'd', ''), commands)
+
+
+def test_a_services_overrides_replace_main_cf_settings():
+    overrides = parse_service_overrides('relay/unix/smtp_tls_security_level = encrypt\n'
+                                        'relay/unix/syslog_name = postfix/relay\n'
+                                        'smtp/inet/smtpd_tls_security_level = may\n')
+    params = {'smtp_tls_security_level': 'may', 'smtp_tls_policy_maps': 'hash:/p'}
+    merged, changed = transport_parameters('relay', params, overrides)
+    assert merged == {'smtp_tls_security_level': 'encrypt', 'smtp_tls_policy_maps': 'hash:/p'}
+    assert changed == ['smtp_tls_security_level']
+    assert transport_parameters('smtp', params, overrides) == (params, [])
