@@ -93,20 +93,24 @@ def transport_queries(domains, params):
     style = parent_style(params)
     queries = {}
     for spec in specs:
-        keys = []
+        keys = {}           # ordered, without repeats (a table of thousands of domains)
         for domain in domains:
             for key, pattern_too in transport_keys(domain, style):
-                if (pattern_too or spec.map_type not in PATTERN_TABLE_TYPES) and key not in keys:
-                    keys.append(key)
-        queries[spec.text] = (spec, keys)
+                if pattern_too or spec.map_type not in PATTERN_TABLE_TYPES:
+                    keys.setdefault(key, None)
+        queries[spec.text] = (spec, list(keys))
     return queries
 
 
-def choose_transport_entry(domain, params, answers):
+def choose_transport_entry(domain, params, answers, specs=None, style=None):
     """Postfix's transport_maps answer for DOMAIN: (table, key, value) or None.
-    ANSWERS: {spec text: {key: value}} from the tables (transport_queries)."""
-    specs = transport_specs(params)
-    for key, pattern_too in transport_keys(domain, parent_style(params)):
+    ANSWERS: {spec text: {key: value}} from the tables (transport_queries); SPECS and
+    STYLE (transport_specs, parent_style of PARAMS) when the caller has them already."""
+    specs = transport_specs(params) if specs is None else specs
+    style = parent_style(params) if style is None else style
+    if not specs:
+        return None
+    for key, pattern_too in transport_keys(domain, style):
         for spec in specs:
             if not pattern_too and spec.map_type in PATTERN_TABLE_TYPES:
                 continue
@@ -126,12 +130,22 @@ class Route:
     """Where a recipient domain's mail goes: TRANSPORT (a master.cf service name), NEXT_HOP
     (whose TLS policy entry the SMTP client looks up) and VIA (what decided it, in words)."""
 
-    def __init__(self, domain, transport, next_hop, via, notes=()):
+    def __init__(self, domain, transport, next_hop, via, notes=(), source=None, entry=None):
         self.domain = domain
         self.transport = transport
         self.next_hop = next_hop
         self.via = via
         self.notes = list(notes)
+        # what set the next hop: 'domain', 'relayhost', 'default_transport', 'transport_maps'
+        # or 'own'; for transport_maps ENTRY is (table, key, value)
+        self.source = source
+        self.entry = entry
+
+    @property
+    def certain(self):
+        """Whether the route holds for all mail to the domain (no sender-dependent map, every
+        transport table asked)."""
+        return not self.notes
 
     def __repr__(self):
         return 'Route(%r, %r, %r, %r)' % (self.domain, self.transport, self.next_hop, self.via)
@@ -150,20 +164,21 @@ def default_route(domain, params):
         if (params.get(name) or '').strip():
             notes.append('%s is set: mail from some senders may take another route than this one' % name)
     if nexthop:
-        return Route(domain, transport, nexthop, 'default_transport = %s' % params.get('default_transport'), notes)
+        return Route(domain, transport, nexthop, 'default_transport = %s' % params.get('default_transport'), notes,
+                     'default_transport')
     if relayhost:
-        return Route(domain, transport, relayhost, 'relayhost = %s' % relayhost, notes)
-    return Route(domain, transport, domain, 'the domain itself (its MX hosts)', notes)
+        return Route(domain, transport, relayhost, 'relayhost = %s' % relayhost, notes, 'relayhost')
+    return Route(domain, transport, domain, 'the domain itself (its MX hosts)', notes, 'domain')
 
 
-def route_domain(domain, params, answers):
+def route_domain(domain, params, answers, specs=None, style=None):
     """The Route of mail to DOMAIN (a recipient domain, is_domain) as trivial-rewrite resolves
     it, from PARAMS (ROUTE_PARAMETERS, expanded) and ANSWERS (the transport_maps lookups,
     {spec text: {key: value}}). A destination that is not a domain is its own next hop."""
     if not is_domain(domain):
-        return Route(domain, None, domain, 'a next hop of its own')
+        return Route(domain, None, domain, 'a next hop of its own', source='own')
     route = default_route(domain, params)
-    found = choose_transport_entry(domain, params, answers)
+    found = choose_transport_entry(domain, params, answers, specs, style)
     if found is None:
         return route
     table, key, value = found
@@ -171,11 +186,11 @@ def route_domain(domain, params, answers):
     via = 'transport_maps (%s: %s %s)' % (table, key, value.strip())
     if not transport:                       # ":nexthop" keeps the transport, ":" changes nothing
         if nexthop:
-            return Route(domain, route.transport, nexthop, via, route.notes)
+            return Route(domain, route.transport, nexthop, via, route.notes, 'transport_maps', found)
         return route
     if transport in NO_NEXT_HOP_TRANSPORTS:        # the next hop is the reason text
-        return Route(domain, transport, None, via, route.notes)
-    return Route(domain, transport, nexthop or domain, via, route.notes)
+        return Route(domain, transport, None, via, route.notes, 'transport_maps', found)
+    return Route(domain, transport, nexthop or domain, via, route.notes, 'transport_maps', found)
 
 
 def routes_for(destinations, params, query):
@@ -192,8 +207,9 @@ def routes_for(destinations, params, query):
                              'worked out without it' % text)
             answers[text] = found or {}
     routes = {}
+    specs, style = transport_specs(params), parent_style(params)
     for destination in destinations:
-        route = route_domain(destination, params, answers)
+        route = route_domain(destination, params, answers, specs, style)
         if route.transport is None:
             route.transport = split_transport(params.get('default_transport') or 'smtp')[0]
         if is_domain(destination):

@@ -613,35 +613,6 @@ def level_rank(level, side='smtp'):
     return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
 
 
-# main.cf settings that route a domain's mail elsewhere than by MX (trivial-rewrite resolve.c)
-ROUTING_PARAMETERS = ('relayhost', 'transport_maps', 'sender_dependent_relayhost_maps',
-                      'sender_dependent_default_transport_maps')
-
-
-def relayhost_only(parameters):
-    """The relayhost that every remote delivery goes to (resolve.c: the relayhost overrides the
-    recipient domain as the next hop), from PARAMETERS (ROUTING_PARAMETERS, expanded); None
-    when there is no relayhost, or when transport_maps or a sender-dependent map may route a
-    domain otherwise."""
-    relayhost = (parameters.get('relayhost') or '').strip()
-    if not relayhost or any((parameters.get(name) or '').strip() for name in ROUTING_PARAMETERS[1:]):
-        return None
-    return relayhost
-
-
-def is_domain_next_hop(destination):
-    """Whether DESTINATION is a domain (``example.com``) or parent domain (``.example.com``),
-    the forms of mail routed by MX; not ``[host]`` or ``host:port``."""
-    return bool(destination) and not destination.startswith('[') and ':' not in destination
-
-
-def transport_next_hop(result):
-    """The next hop of a transport(5) lookup RESULT (``transport:nexthop``), or None when it
-    names none (``smtp:``, ``smtp``, ``:``: the recipient domain, or no change)."""
-    _transport, sep, nexthop = (result or '').strip().partition(':')
-    return (nexthop.strip() or None) if sep else None
-
-
 def tls_security_level(parameters, side):
     """The TLS security level Postfix applies on SIDE (``smtp``: the client,
     ``smtpd``: the server), from PARAMETERS (name -> expanded value; a missing

@@ -17,14 +17,14 @@ still make the SMTP client defer mail because of main.cf or master.cf:
   is looked up, inside its chroot (master.cf chroot column ``y``, rooted at
   ``queue_directory``), as ``mail_owner``;
 * ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf;
-* an entry for a domain that ``transport_maps`` routes to a next hop of its
-  own (``example.com smtp:[relay.example.net]:587``): Postfix looks up that
-  next hop's entry, never this one (a warning, ``transport_warnings``);
-* an entry for a domain on a host that sends all remote mail to its
-  ``relayhost`` (no ``transport_maps``, no sender-dependent relayhost or
-  default transport): the SMTP client's next hop is always the relayhost
-  (trivial-rewrite resolve.c), so Postfix looks up the relayhost's entry and
-  never this one (a warning: mail to the domain gets the relayhost's level).
+* an entry for a domain whose mail trivial-rewrite sends to another next hop
+  (mail_routing): the ``relayhost`` when no ``transport_maps`` entry routes
+  the domain otherwise, a next hop in ``default_transport``, or a
+  ``transport_maps`` entry with one (``example.com smtp:[relay.example.net]:587``,
+  also through a parent-domain or ``*`` key): the SMTP client looks up that
+  next hop's entry, never this one (a warning, ``route_warnings``; only when
+  the route holds for all mail: no sender-dependent relayhost or default
+  transport, every transport table readable with ``postmap -q``).
 
 ``configuration_checks`` returns ``(errors, warnings)``; every message names
 the destination, the parameter and the fix.
@@ -35,25 +35,21 @@ import os
 import pwd
 import re
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
-    ROUTING_PARAMETERS,
-    is_domain_next_hop,
-    relayhost_only,
-    transport_next_hop,
-)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS, is_domain
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
 )
 
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
 CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + ROUTING_PARAMETERS
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + ROUTE_PARAMETERS
 
 
 def needs_configuration(policies):
     """Whether any (key, Policy) pair needs the configuration read at all (main.cf: every
     entry for a domain, for the relayhost check)."""
-    return any(_checked(policy) or _reuses_connections(policy) or is_domain_next_hop(key) for key, policy in policies)
+    return any(_checked(policy) or _reuses_connections(policy) or is_domain(key) for key, policy in policies)
 
 
 def needs_master(policies):
@@ -114,31 +110,34 @@ def _dns_problems(policy, settings):
     return ([text], []) if policy.level == 'dane-only' else ([], [text])
 
 
-def routing_warnings(policies, settings):
-    """Warnings for the domain entries Postfix never looks up because all remote mail goes to
-    the relayhost (relayhost_only)."""
-    relayhost = relayhost_only(settings)
-    if relayhost is None:
-        return []
-    return ['destination %r: relayhost = %s and no transport_maps: Postfix sends all remote mail to '
-            'the relayhost and looks up its entry (%s), never this one; mail to this domain gets the '
-            "relayhost's TLS level. Key the entry as the relayhost is written, or route the domain "
-            'with transport_maps' % (key, relayhost, relayhost)
-            for key, policy in policies if is_domain_next_hop(key) and key.lower() != relayhost.lower()]
-
-
-def transport_warnings(policies, routes):
-    """Warnings for the domain entries whose domain ROUTES ({folded domain: (map, transport
-    result)}, the exact domain keys found in transport_maps) sends to a next hop of its own:
-    the SMTP client looks up that next hop's entry, never the domain's."""
+def route_warnings(policies, routes):
+    """Warnings for the domain entries Postfix never looks up because trivial-rewrite sends the
+    domain's mail to another next hop (ROUTES: {key: mail_routing.Route}): the relayhost, a
+    next hop in default_transport or in a transport_maps entry. The SMTP client looks up that
+    next hop's entry. Only routes that hold for all mail (no sender-dependent map, every
+    transport table asked) are warned about."""
     warnings = []
     for key, policy in policies:
-        found = routes.get(key.lower()) if is_domain_next_hop(key) and not key.startswith('.') else None
-        nexthop = transport_next_hop(found[1]) if found else None
-        if nexthop and nexthop.lower() != key.lower():
-            warnings.append('destination %r: transport_maps (%s) routes this domain to %s: the SMTP client\'s '
-                            'next hop is %s and Postfix looks up its entry, never this one; key the entry as '
-                            '%s' % (key, found[0], found[1].strip(), nexthop, nexthop))
+        route = routes.get(key)
+        if route is None or not route.certain or route.next_hop is None \
+                or fold_key(route.next_hop) == fold_key(key) or route.source in ('domain', 'own'):
+            continue
+        hop = route.next_hop
+        if route.source == 'relayhost':
+            warnings.append('destination %r: relayhost = %s and no transport_maps entry routes it otherwise: '
+                            'Postfix sends its mail to the relayhost and looks up its entry (%s), never this '
+                            "one; mail to this domain gets the relayhost's TLS level. Key the entry as the "
+                            'relayhost is written, or route the domain with transport_maps' % (key, hop, hop))
+        elif route.source == 'transport_maps':
+            table, found_key, value = route.entry
+            warnings.append("destination %r: transport_maps (%s) routes this domain to %s%s: the SMTP client's "
+                            'next hop is %s and Postfix looks up its entry, never this one; key the entry as %s'
+                            % (key, table, value.strip(), '' if found_key == fold_key(key) else
+                               ' (key %s)' % found_key, hop, hop))
+        else:
+            warnings.append("destination %r: %s sends all remote mail to %s: the SMTP client's next hop is "
+                            '%s and Postfix looks up its entry, never this one; key the entry as %s'
+                            % (key, route.via, hop, hop, hop))
     return warnings
 
 
@@ -171,9 +170,10 @@ def _tafile_problems(key, policy, settings, chrooted, check_mode, exists, readab
 
 
 def configuration_checks(policies, settings, master_services, check_mode=False,
-                         exists=os.path.exists, readable=readable_by):
+                         exists=os.path.exists, readable=readable_by, routes=None):
     """Check (key, Policy) pairs against main.cf SETTINGS (CROSS_CHECK_PARAMETERS,
-    expanded) and master.cf (``postconf -M`` output).
+    expanded) and master.cf (``postconf -M`` output); ROUTES ({key: mail_routing.Route}
+    of the domain keys) for route_warnings.
 
     Returns ``(errors, warnings)``. In check mode a missing tafile is a warning
     (an earlier task of the play may create it).
@@ -191,7 +191,7 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
                                                         exists, readable)
         errors.extend(found_errors)
         warnings.extend(found_warnings)
-    warnings.extend(routing_warnings(policies, settings))
+    warnings.extend(route_warnings(policies, routes or {}))
     if any(_reuses_connections(policy) for key, policy in policies) and not has_tlsproxy(master_services):
         warnings.append('connection_reuse=yes needs the tlsproxy service in master.cf '
                         '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '

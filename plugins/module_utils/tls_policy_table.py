@@ -19,10 +19,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     KEY_VALUE_FILE_TYPES,
     choose_table,
     package_hint,
-    parse_map_list,
     source_path_problem,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import is_domain_next_hop
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import is_domain, routes_for
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -40,7 +39,6 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     configuration_checks,
     needs_configuration,
     needs_master,
-    transport_warnings,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     CIPHER_GRADES,
@@ -290,28 +288,25 @@ class TlsPolicyTable:
         except PostfixCommandError as e:
             self.fail(str(e))
         found_errors, warnings = configuration_checks(policies, settings, master_services,
-                                                      check_mode=self.module.check_mode)
+                                                      check_mode=self.module.check_mode,
+                                                      routes=self.routes(policies, settings))
         errors.extend(found_errors)
         self.warnings.extend(warnings)
-        self.warnings.extend(transport_warnings(policies, self.transport_routes(policies, settings)))
 
-    def transport_routes(self, policies, settings):
-        """{folded domain: (map, result)} of the entries' domains that transport_maps has an exact
-        key for (postmap -q, each map in order, the first answer wins). Advisory: a map postmap
-        cannot query gives no answer."""
-        domains = sorted(set(key.lower() for key, policy in policies
-                             if is_domain_next_hop(key) and not key.startswith('.')))
-        routes = {}
-        if not domains:
-            return routes
-        for spec in parse_map_list(settings.get('transport_maps') or ''):
+    def routes(self, policies, settings):
+        """{key: mail_routing.Route} of the domain keys, as trivial-rewrite routes their mail
+        (transport_maps asked with postmap -q, one query per table). Advisory: a table postmap
+        cannot query leaves the route uncertain, and no warning is given for it."""
+        keys = [key for key, policy in policies if is_domain(key)]
+        if not keys:
+            return {}
+
+        def query(spec, lookup_keys):
             try:
-                found = self.postmap.query(spec.map_type, spec.name, [d for d in domains if d not in routes])[0]
+                return self.postmap.query(spec.map_type, spec.name, lookup_keys)[0]
             except PostfixCommandError:
-                continue
-            for domain, result in found.items():
-                routes.setdefault(domain, (spec.text, result))
-        return routes
+                return None
+        return routes_for(keys, settings, query)
 
     # -- which table ---------------------------------------------------------------
 

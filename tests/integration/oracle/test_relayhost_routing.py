@@ -10,7 +10,7 @@ whose entry would defer it (``secure``, the peer's certificate names another
 host) is delivered through the relayhost at the relayhost's entry
 (``encrypt``), and the SMTP client's log shows that entry looked up. The
 tls_policy module warns about exactly such an entry, and not when
-transport_maps may route the domain itself; tls_probe and tls_policy_levels
+transport_maps routes the domain itself; tls_probe and tls_policy_levels
 probe and look up the relayhost for such a domain.
 """
 
@@ -95,13 +95,17 @@ def test_tls_policy_warns_that_the_domain_entry_is_never_looked_up(relayed, tmp_
     assert not result.get('failed'), result
     warnings = [w for w in result.get('warnings', []) if 'never this one' in w]
     assert len(warnings) == 1 and "destination 'relayed.test': relayhost = %s" % relay in warnings[0], result
-    # transport_maps may route the domain itself: no warning
-    subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps = texthash:%s/transport' % oracle.conf],
+    # transport_maps without an entry for the domain: still the relayhost; with 'relayed.test smtp:'
+    # the next hop is the domain again (transport.c update_entry), so its entry is used: no warning
+    transport = tmp_path / 'transport'
+    subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps = texthash:%s' % transport],
                    check=True, capture_output=True)
     try:
-        result = run_module('mailgw.postfix_tls.tls_policy', args, check=True)
-        assert not result.get('failed'), result
-        assert not [w for w in result.get('warnings', []) if 'never this one' in w], result
+        for text, warned in (('', 1), ('relayed.test smtp:\n', 0)):
+            transport.write_text(text)
+            result = run_module('mailgw.postfix_tls.tls_policy', args, check=True)
+            assert not result.get('failed'), result
+            assert len([w for w in result.get('warnings', []) if 'never this one' in w]) == warned, (text, result)
     finally:
         subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'transport_maps ='], check=True, capture_output=True)
 

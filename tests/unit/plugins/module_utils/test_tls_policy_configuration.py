@@ -8,8 +8,10 @@ import os
 
 import pytest
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import routes_for
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
     configuration_checks,
+    route_warnings,
     has_tlsproxy,
     needs_configuration,
     needs_master,
@@ -36,9 +38,12 @@ MD5 = ':'.join(['AB'] * 16)
 
 def check(entries, settings=None, master=MASTER, check_mode=False, files=(), unreadable=()):
     policies = [(key, build_policy(level, **attrs)) for key, level, attrs in entries]
-    return configuration_checks(policies, dict(SETTINGS, **(settings or {})), master, check_mode=check_mode,
+    settings = dict(SETTINGS, **(settings or {}))
+    # the transport tables answer nothing
+    routes = routes_for([key for key, policy in policies], settings, lambda spec, keys: {})
+    return configuration_checks(policies, settings, master, check_mode=check_mode,
                                 exists=lambda path: path in files,
-                                readable=lambda path, user: path not in unreadable)
+                                readable=lambda path, user: path not in unreadable, routes=routes)
 
 
 def test_services_that_run_the_smtp_client_with_their_chroot_column():
@@ -66,7 +71,9 @@ def test_only_entries_that_depend_on_the_configuration_need_it_read():
     ({'relayhost': 'relay.example.net'}, ['a.example', '.b.example']),
     ({'relayhost': 'a.example'}, ['.b.example']),               # the relayhost's own entry is used
     ({'relayhost': ''}, []),
-    ({'relayhost': '[smtp.example.net]:587', 'transport_maps': 'hash:/etc/postfix/transport'}, []),
+    # transport_maps without an entry for them: the relayhost still
+    ({'relayhost': '[smtp.example.net]:587', 'transport_maps': 'hash:/etc/postfix/transport'},
+     ['a.example', '.b.example']),
     ({'relayhost': '[smtp.example.net]:587', 'sender_dependent_relayhost_maps': 'hash:/etc/postfix/s'}, []),
     ({'relayhost': '[smtp.example.net]:587', 'sender_dependent_default_transport_maps': 'hash:/x'}, []),
 ])
@@ -79,7 +86,7 @@ def test_domain_entries_on_a_host_that_relays_everything_are_never_looked_up(set
     assert errors == []
     assert [w.split("'")[1] for w in warnings] == warned, warnings
     for warning in warnings:
-        assert 'relayhost = %s and no transport_maps' % settings['relayhost'] in warning
+        assert 'relayhost = %s and no transport_maps entry routes it otherwise' % settings['relayhost'] in warning
         assert 'never this one' in warning
 
 
@@ -177,32 +184,39 @@ def test_warnings_that_differ_only_in_the_destination_are_given_once():
     assert summarize_warnings([]) == []
 
 
-@pytest.mark.parametrize('result, nexthop', [
-    ('smtp:[relay.example.net]:587', '[relay.example.net]:587'),
-    (':[relay.example.net]', '[relay.example.net]'),
-    ('relay:relay.example.net', 'relay.example.net'),
-    ('smtp:', None),            # the recipient domain
-    ('smtp', None),
-    (':', None),                # no change
-    ('', None),
-])
-def test_the_next_hop_of_a_transport_result(result, nexthop):
-    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import transport_next_hop
-    assert transport_next_hop(result) == nexthop
+def _routes(keys, settings, transport=None):
+    """mail_routing.routes_for KEYS with SETTINGS, TRANSPORT ({key: value}) as the one
+    transport table's answers (None: the table cannot be asked)."""
+    return routes_for(keys, settings, lambda spec, lookup: None if transport is None else
+                      dict((k, transport[k]) for k in lookup if k in transport))
 
 
 def test_domain_entries_that_transport_maps_routes_elsewhere_are_never_looked_up():
-    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
-        transport_warnings)
-    policies = [(key, build_policy('secure')) for key in ('a.example', 'B.example', 'c.example', '.d.example',
-                                                          '[e.example]')]
-    routes = {'a.example': ('hash:/etc/postfix/transport', 'smtp:[relay.example.net]:587'),
-              'b.example': ('hash:/etc/postfix/transport', ' relay:[relay2.example.net] '),
-              'c.example': ('hash:/etc/postfix/transport', 'smtp:'),
-              '[e.example]': ('hash:/etc/postfix/transport', 'smtp:[x]')}
-    warnings = transport_warnings(policies, routes)
-    assert [w.split("'")[1] for w in warnings] == ['a.example', 'B.example']
+    keys = ('a.example', 'B.example', 'c.example', 'x.d.example', '[e.example]', 'f.example')
+    policies = [(key, build_policy('secure')) for key in keys]
+    settings = {'transport_maps': 'hash:/etc/postfix/transport', 'relayhost': '[relay.example.net]'}
+    transport = {'a.example': 'smtp:[relay.example.net]:587', 'b.example': ' relay:[relay2.example.net] ',
+                 'c.example': 'smtp:', '.d.example': ':[parent.example.net]', 'f.example': 'smtp:f.example'}
+    warnings = route_warnings(policies, _routes(keys, settings, transport))
+    assert [w.split("'")[1] for w in warnings] == ['a.example', 'B.example', 'x.d.example'], warnings
     assert warnings[0] == ("destination 'a.example': transport_maps (hash:/etc/postfix/transport) routes this "
                            "domain to smtp:[relay.example.net]:587: the SMTP client's next hop is "
                            "[relay.example.net]:587 and Postfix looks up its entry, never this one; key the "
                            "entry as [relay.example.net]:587")
+    assert "routes this domain to :[parent.example.net] (key .d.example)" in warnings[2]
+    # 'c.example smtp:' resets the next hop to the domain: its entry is used, relayhost or not
+
+
+def test_entries_are_not_warned_about_when_the_route_is_uncertain():
+    keys = ('a.example',)
+    policies = [('a.example', build_policy('secure'))]
+    settings = {'transport_maps': 'ldap:/etc/postfix/transport.cf', 'relayhost': '[relay.example.net]'}
+    assert route_warnings(policies, _routes(keys, settings, None)) == []      # the table cannot be asked
+    assert len(route_warnings(policies, _routes(keys, settings, {}))) == 1    # asked, no entry: the relayhost
+
+
+def test_a_next_hop_in_default_transport_makes_domain_entries_dead():
+    policies = [('a.example', build_policy('secure'))]
+    (warning,) = route_warnings(policies, _routes(['a.example'], {'default_transport': 'smtp:[gw.example.net]'}))
+    assert warning.startswith("destination 'a.example': default_transport = smtp:[gw.example.net] sends all remote "
+                              "mail to [gw.example.net]")
