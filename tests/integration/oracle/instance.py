@@ -305,11 +305,20 @@ class Oracle(object):
                                                            proc.stdout, proc.stderr))
         return proc
 
+    # ports handed out on a shared address (::1) by this process: a released port can come
+    # back from the next bind, and two keys of one round must never name the same next hop
+    _ports_taken = set()
+
     def _free_port(self, address):
         family = socket.AF_INET6 if ':' in address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((address, 0))
-            return sock.getsockname()[1]
+        for _attempt in range(100):
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.bind((address, 0))
+                port = sock.getsockname()[1]
+            if (address, port) not in Oracle._ports_taken:
+                Oracle._ports_taken.add((address, port))
+                return port
+        raise OracleError('no unused port on %s' % address)
 
     def start(self):
         try:
