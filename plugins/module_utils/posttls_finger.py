@@ -790,7 +790,8 @@ class Transports:
         self._commands = None
 
     def route(self, destinations):
-        """Work out the routes of DESTINATIONS (those not known yet); raises PostfixCommandError."""
+        """Work out the routes of DESTINATIONS (those not known yet). A transport table postmap
+        cannot query leaves a note on the routes (routes_for), not an error."""
         new = [d for d in destinations if d not in self.routes]
         if new:
             self.routes.update(routes_for(new, self.params, self._query))
