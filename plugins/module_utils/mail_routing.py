@@ -25,11 +25,12 @@ ask each table, choose_transport_entry picks Postfix's answer).
 
 from __future__ import annotations
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list, parse_map_spec
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 
 # main.cf settings the route of a domain depends on
 ROUTE_PARAMETERS = ('relayhost', 'transport_maps', 'default_transport', 'parent_domain_matches_subdomains',
+                    'relay_domains', 'relay_transport',
                     'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
 
 # Table types maps_find() skips for a partial key (no DICT_FLAG_FIXED): they are matched
@@ -75,10 +76,10 @@ def transport_keys(domain, parent_matches_subdomains=False):
     return keys
 
 
-def parent_style(params):
-    """Whether parent_domain_matches_subdomains lists transport_maps (then ``example.com``
-    matches its subdomains; otherwise only ``.example.com`` does)."""
-    return 'transport_maps' in [item.lower() for item in split_list(params.get('parent_domain_matches_subdomains') or '')]
+def parent_style(params, name='transport_maps'):
+    """Whether parent_domain_matches_subdomains lists NAME (then ``example.com`` matches its
+    subdomains; otherwise only ``.example.com`` does)."""
+    return name in [item.lower() for item in split_list(params.get('parent_domain_matches_subdomains') or '')]
 
 
 def transport_specs(params):
@@ -155,29 +156,110 @@ class Route:
             other.domain, other.transport, other.next_hop, other.via)
 
 
-def default_route(domain, params):
-    """The route before transport_maps (resolve.c, a remote domain of the default class)."""
-    transport, nexthop = split_transport(params.get('default_transport') or 'smtp')
+# -- relay_domains: which domains take relay_transport (domain_list, match_ops.c) ----------
+
+def _read_text(path):
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read().decode('utf-8', 'surrogateescape')
+    except (IOError, OSError):
+        return None
+
+
+def relay_domain_patterns(value, read_file=_read_text):
+    """relay_domains as Postfix's match_list parses it: [(negated, pattern)] where a pattern is
+    a MapSpec (``type:table``) or a casefolded name; ``/file`` items are replaced by the
+    file's patterns (READ_FILE(path) -> text, or None when it cannot be read: then
+    (negated, None), a pattern whose lookups fail)."""
+    patterns = []
+
+    def parse(text, negated):
+        for item in split_list(text):
+            neg = negated
+            while item.startswith('!'):
+                neg, item = not neg, item[1:]
+            if item.startswith('/'):
+                content = read_file(item)
+                if content is None:
+                    patterns.append((neg, None))
+                else:
+                    for line in content.splitlines():
+                        if line.strip() and not line.lstrip().startswith('#'):
+                            parse(line, neg)
+                continue
+            spec = parse_map_spec(item) if not item.startswith('[') else None
+            patterns.append((neg, spec if spec is not None else fold_key(item)))
+    parse(value or '', False)
+    return patterns
+
+
+def relay_domain_keys(domain, spec, parent):
+    """The keys match_hostname asks a relay_domains table SPEC for DOMAIN: the name, then (fixed
+    tables only) its parents, ``parent`` with PARENT (relay_domains in
+    parent_domain_matches_subdomains, the default) else ``.parent``."""
+    name = fold_key(domain.strip())
+    keys = [name]
+    if spec.map_type in PATTERN_TABLE_TYPES:
+        return keys
+    for index, char in enumerate(name):
+        if char == '.' and index > 0:
+            keys.append(name[index + 1:] if parent else name[index:])
+    return keys
+
+
+def _relay_name(domain):
+    """The name matched against relay_domains for DOMAIN (``.example.com``: a name under it)."""
+    name = fold_key(domain.strip())
+    return ROUTED_LOCAL_PART + name if name.startswith('.') else name
+
+
+def relay_domain_match(domain, patterns, parent, answers):
+    """Whether DOMAIN is in relay_domains (match_list_match over PATTERNS, relay_domain_patterns):
+    True, False, or None when a table could not be asked or a file read (Postfix then defers).
+    ANSWERS: {spec text: {key: value}} of the tables; a ``.example.com`` domain stands for its
+    subdomains (a name under it is matched)."""
+    name = _relay_name(domain)
+    for negated, pattern in patterns:
+        if pattern is None:
+            return None
+        if isinstance(pattern, str):
+            matched = name == pattern or (
+                name.endswith('.' + pattern) if parent else (pattern.startswith('.') and name.endswith(pattern)))
+        else:
+            found = answers.get(pattern.text)
+            if found is None:
+                return None
+            matched = any(key in found for key in relay_domain_keys(name, pattern, parent))
+        if matched:
+            return not negated
+    return False
+
+
+def default_route(domain, params, relay=False):
+    """The route before transport_maps (resolve.c, a remote domain: RELAY says it is in
+    relay_domains (relay_transport), else the default class (default_transport))."""
+    name = 'relay_transport' if relay else 'default_transport'
+    transport, nexthop = split_transport(params.get(name) or ('relay' if relay else 'smtp'))
     relayhost = (params.get('relayhost') or '').strip()
     notes = []
-    for name in ('sender_dependent_default_transport_maps', 'sender_dependent_relayhost_maps'):
-        if (params.get(name) or '').strip():
-            notes.append('%s is set: mail from some senders may take another route than this one' % name)
+    for sender_map in ('sender_dependent_default_transport_maps', 'sender_dependent_relayhost_maps'):
+        if (params.get(sender_map) or '').strip():
+            notes.append('%s is set: mail from some senders may take another route than this one' % sender_map)
     if nexthop:
-        return Route(domain, transport, nexthop, 'default_transport = %s' % params.get('default_transport'), notes,
-                     'default_transport')
+        return Route(domain, transport, nexthop, '%s = %s' % (name, params.get(name)), notes, 'default_transport')
     if relayhost:
         return Route(domain, transport, relayhost, 'relayhost = %s' % relayhost, notes, 'relayhost')
     return Route(domain, transport, domain, 'the domain itself (its MX hosts)', notes, 'domain')
 
 
-def route_domain(domain, params, answers, specs=None, style=None):
+def route_domain(domain, params, answers, specs=None, style=None, relay=False):
     """The Route of mail to DOMAIN (a recipient domain, is_domain) as trivial-rewrite resolves
     it, from PARAMS (ROUTE_PARAMETERS, expanded) and ANSWERS (the transport_maps lookups,
-    {spec text: {key: value}}). A destination that is not a domain is its own next hop."""
+    {spec text: {key: value}}); RELAY: DOMAIN is in relay_domains. A destination that is not
+    a domain is its own next hop."""
     if not is_domain(domain):
         return Route(domain, None, domain, 'a next hop of its own', source='own')
-    route = default_route(domain, params)
+    route = default_route(domain, params, relay)
     found = choose_transport_entry(domain, params, answers, specs, style)
     if found is None:
         return route
@@ -206,14 +288,32 @@ def routes_for(destinations, params, query):
                 notes.append('transport_maps table %s could not be asked (postmap -q): the route is '
                              'worked out without it' % text)
             answers[text] = found or {}
+    relay_patterns = relay_domain_patterns(params.get('relay_domains')) if domains else []
+    relay_parent = parent_style(params, 'relay_domains')
+    relay_answers = {}
+    for _negated, pattern in relay_patterns:
+        if pattern is not None and not isinstance(pattern, str) and pattern.text not in relay_answers:
+            keys = dict.fromkeys(key for domain in domains
+                                 for key in relay_domain_keys(_relay_name(domain), pattern, relay_parent))
+            relay_answers[pattern.text] = query(pattern, list(keys))
     routes = {}
     specs, style = transport_specs(params), parent_style(params)
     for destination in destinations:
-        route = route_domain(destination, params, answers, specs, style)
+        relay = relay_domain_match(destination, relay_patterns, relay_parent, relay_answers) \
+            if is_domain(destination) else False
+        route = route_domain(destination, params, answers, specs, style, relay=bool(relay))
         if route.transport is None:
             route.transport = split_transport(params.get('default_transport') or 'smtp')[0]
         if is_domain(destination):
             route.notes.extend(notes)
+            if relay is None:
+                route.notes.append('relay_domains could not be read (a table postmap -q cannot ask, or a '
+                                   'file): whether the domain takes relay_transport is not known')
+            elif relay and route.source == 'default_transport':
+                route.via += ' (the domain is in relay_domains)'
+            elif relay and route.source in ('relayhost', 'domain'):
+                route.via += ' (the domain is in relay_domains: relay_transport = %s)' % (
+                    params.get('relay_transport') or 'relay')
         routes[destination] = route
     return routes
 

@@ -135,7 +135,7 @@ def route_warnings(policies, routes):
                             % (key, table, value.strip(), '' if found_key == fold_key(key) else
                                ' (key %s)' % found_key, hop, hop))
         else:
-            warnings.append("destination %r: %s sends all remote mail to %s: the SMTP client's next hop is "
+            warnings.append("destination %r: %s routes its mail to %s: the SMTP client's next hop is "
                             '%s and Postfix looks up its entry, never this one; key the entry as %s'
                             % (key, route.via, hop, hop, hop))
     return warnings

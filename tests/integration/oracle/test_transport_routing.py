@@ -19,7 +19,10 @@ the mail goes out:
   ``smtp_tls_security_level = secure`` and an empty ``smtp_tls_policy_maps``:
   deferred (B's certificate is not verified), whatever main.cf says;
 - ``plain.test``: no transport entry, so the relayhost A, at A's entry;
-- ``gone.test  discard:``: no SMTP client takes it (not probed).
+- ``gone.test  discard:``: no SMTP client takes it (not probed);
+- ``inbound.test`` in ``relay_domains``: ``relay_transport = inbound:[B]:PORT``,
+  whose service sets ``may`` and no tables: to B at ``may``, not to the
+  relayhost at its entry.
 """
 
 import os
@@ -32,6 +35,8 @@ from .instance import POSTCONF, POSTFIX, Oracle, Verdict, unavailable_reason
 
 LANE = 'tr1'
 STRICT = 'strict'
+INBOUND = 'inbound'
+DOMAINS = ('routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test', 'inbound.test')
 
 
 @pytest.fixture(scope='module')
@@ -57,15 +62,17 @@ def routed():
             handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n' % (LANE, LANE))
             handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n'
                          '  -o smtp_tls_security_level=secure\n  -o smtp_tls_policy_maps=\n' % (STRICT, LANE))
+            handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n'
+                         '  -o smtp_tls_security_level=may\n  -o smtp_tls_policy_maps=\n' % (INBOUND, LANE))
         subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_policy_maps = hash:%s' % policy,
-                        'relayhost = %s' % relay, 'default_transport = %s' % LANE],
+                        'relayhost = %s' % relay, 'default_transport = %s' % LANE,
+                        'relay_domains = inbound.test', 'relay_transport = %s:%s' % (INBOUND, other)],
                        check=True, capture_output=True)
         subprocess.run([POSTFIX, '-c', oracle.conf, 'reload'], check=True, capture_output=True)
-        for service in (LANE, STRICT):
+        for service in (LANE, STRICT, INBOUND):
             oracle._wait_for(lambda: os.path.exists(os.path.join(oracle.queue, 'private', service)), 20, service)
         oracle._wait_for(lambda: oracle._can_connect(oracle.submit_address, oracle.submit_port), 20, 'smtpd')
-        verdicts = dict((domain, Verdict(domain, '', 'probe@%s' % domain, None))
-                        for domain in ('routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test'))
+        verdicts = dict((domain, Verdict(domain, '', 'probe@%s' % domain, None)) for domain in DOMAINS)
         oracle.submit(list(verdicts.values()))
         oracle.collect(list(verdicts.values()), LANE)
         yield oracle, relay, other, verdicts
@@ -91,7 +98,7 @@ def test_postfix_delivers_as_routed(routed):
     _oracle, relay, other, verdicts = routed
     everything = '\n\n'.join(v.explain() for v in verdicts.values())
     for domain, hop, entry in (('routed.test', other, (other, 'encrypt')), ('a.parent.test', other, (other, 'encrypt')),
-                               ('plain.test', relay, (relay, 'encrypt'))):
+                               ('plain.test', relay, (relay, 'encrypt')), ('inbound.test', other, None)):
         assert verdicts[domain].status == 'sent', everything
         assert _relay(verdicts[domain]).endswith(hop[1:]), everything
         assert verdicts[domain].lookup == entry, everything
@@ -102,9 +109,10 @@ def test_postfix_delivers_as_routed(routed):
 
 def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
     oracle, relay, other, verdicts = routed
-    probes = _probe(oracle, ['routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test'])
+    probes = _probe(oracle, list(DOMAINS))
     for domain, hop, transport in (('routed.test', other, LANE), ('a.parent.test', other, LANE),
-                                   ('plain.test', relay, LANE), ('strict.test', other, STRICT)):
+                                   ('plain.test', relay, LANE), ('strict.test', other, STRICT),
+                                   ('inbound.test', other, INBOUND)):
         probe = probes[domain]
         assert (probe['next_hop'], probe['transport']) == (hop, transport), probe
         assert probe['would_defer'] is (verdicts[domain].status != 'sent'), (probe, verdicts[domain].explain())
@@ -119,6 +127,11 @@ def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
     assert (strict['level'], strict['level_source'], strict['policy_key']) == (
         'secure', 'smtp_tls_security_level', None), strict
     assert 'master.cf %s/unix sets smtp_tls_policy_maps, smtp_tls_security_level' % STRICT in strict['route'], strict
+    inbound = probes['inbound.test']
+    assert (inbound['level'], inbound['policy_key'], inbound['trust']) == ('may', None, 'untrusted'), inbound
+    # its tables are none (B's encrypt entry is not seen); its 'may' is main.cf's level already
+    assert inbound['route'] == ('relay_transport = %s:%s (the domain is in relay_domains); master.cf %s/unix sets '
+                                'smtp_tls_policy_maps' % (INBOUND, other, INBOUND)), inbound
     gone = probes['gone.test']
     assert (gone['transport'], gone['would_defer'], gone['host']) == ('discard', False, None), gone
     assert gone['reason'] == ('not probed: its transport discard (master.cf command discard) delivers no mail '

@@ -11,6 +11,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing im
     Route,
     choose_transport_entry,
     not_smtp,
+    relay_domain_keys,
+    relay_domain_match,
+    relay_domain_patterns,
     route_domain,
     routes_for,
     service_commands,
@@ -142,3 +145,63 @@ def test_a_services_overrides_replace_main_cf_settings():
     assert merged == {'smtp_tls_security_level': 'encrypt', 'smtp_tls_policy_maps': 'hash:/p'}
     assert changed == ['smtp_tls_security_level']
     assert transport_parameters('smtp', params, overrides) == (params, [])
+
+
+# --- relay_domains: relay_transport instead of default_transport (resolve.c, match_ops.c) ---
+
+def test_relay_domain_patterns_as_match_list_parses_them(tmp_path):
+    listed = tmp_path / 'relay'
+    listed.write_text('# ours\nA.example, !b.a.example\n')
+    patterns = relay_domain_patterns('hash:/etc/postfix/relay !%s other.example /nonexistent' % listed)
+    assert [(neg, getattr(p, 'text', p)) for neg, p in patterns] == [
+        (False, 'hash:/etc/postfix/relay'), (True, 'a.example'), (False, 'b.a.example'),
+        (False, 'other.example'), (False, None)]
+
+
+@pytest.mark.parametrize('parent, keys', [
+    (True, ['a.b.example.com', 'b.example.com', 'example.com', 'com']),
+    (False, ['a.b.example.com', '.b.example.com', '.example.com', '.com']),
+])
+def test_relay_domain_table_keys(parent, keys):
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_spec
+    assert relay_domain_keys('A.b.example.com', parse_map_spec('hash:/r'), parent) == keys
+    assert relay_domain_keys('a.b.example.com', parse_map_spec('pcre:/r'), parent) == ['a.b.example.com']
+
+
+@pytest.mark.parametrize('value, answers, parent, domain, expected', [
+    ('example.com', {}, True, 'example.com', True),
+    ('example.com', {}, True, 'sub.example.com', True),          # parent style (the default)
+    ('example.com', {}, False, 'sub.example.com', False),
+    ('.example.com', {}, False, 'sub.example.com', True),
+    ('.example.com', {}, False, 'example.com', False),
+    ('!sub.example.com example.com', {}, True, 'sub.example.com', False),   # the first match decides
+    ('hash:/r', {'hash:/r': {'example.com': 'OK'}}, True, 'a.example.com', True),
+    ('hash:/r', {'hash:/r': {}}, True, 'a.example.com', False),
+    ('hash:/r', {}, True, 'a.example.com', None),                # the table could not be asked
+    ('example.com', {}, True, '.example.com', True),            # any subdomain
+    ('', {}, True, 'example.com', False),
+])
+def test_relay_domain_match(value, answers, parent, domain, expected):
+    assert relay_domain_match(domain, relay_domain_patterns(value), parent, answers) is expected
+
+
+def test_a_relay_domain_takes_relay_transport_and_its_next_hop():
+    params = {'relay_domains': 'hash:/etc/postfix/relay', 'relay_transport': 'relay:[inside.example]',
+              'relayhost': '[out.example]', 'parent_domain_matches_subdomains': 'relay_domains'}
+
+    def query(spec, keys):
+        assert spec.text == 'hash:/etc/postfix/relay'
+        return {'ours.example': 'OK'} if 'ours.example' in keys else {}
+    routes = routes_for(['ours.example', 'mail.ours.example', 'theirs.example'], params, query)
+    assert (routes['ours.example'].transport, routes['ours.example'].next_hop) == ('relay', '[inside.example]')
+    assert routes['ours.example'].via == 'relay_transport = relay:[inside.example] (the domain is in relay_domains)'
+    assert routes['mail.ours.example'].transport == 'relay'
+    assert (routes['theirs.example'].transport, routes['theirs.example'].next_hop) == ('smtp', '[out.example]')
+    # relay_transport without a next hop: the relayhost (or the domain), the relay service's settings
+    params['relay_transport'] = 'relay'
+    route = routes_for(['ours.example'], params, query)['ours.example']
+    assert (route.transport, route.next_hop, route.via) == (
+        'relay', '[out.example]', 'relayhost = [out.example] (the domain is in relay_domains: relay_transport = relay)')
+    # a table that cannot be asked: noted
+    route = routes_for(['ours.example'], params, lambda spec, keys: None)['ours.example']
+    assert route.transport == 'smtp' and not route.certain and 'relay_domains could not be read' in route.notes[0]

@@ -218,5 +218,10 @@ def test_entries_are_not_warned_about_when_the_route_is_uncertain():
 def test_a_next_hop_in_default_transport_makes_domain_entries_dead():
     policies = [('a.example', build_policy('secure'))]
     (warning,) = route_warnings(policies, _routes(['a.example'], {'default_transport': 'smtp:[gw.example.net]'}))
-    assert warning.startswith("destination 'a.example': default_transport = smtp:[gw.example.net] sends all remote "
+    assert warning.startswith("destination 'a.example': default_transport = smtp:[gw.example.net] routes its "
                               "mail to [gw.example.net]")
+    # a relay domain whose relay_transport names a next hop
+    settings = {'relay_domains': 'a.example', 'relay_transport': 'relay:[inside.example]'}
+    (warning,) = route_warnings(policies, _routes(['a.example'], settings))
+    assert warning.startswith("destination 'a.example': relay_transport = relay:[inside.example] (the domain is in "
+                              "relay_domains) routes its mail to [inside.example]"), warning
