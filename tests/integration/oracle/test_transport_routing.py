@@ -22,7 +22,10 @@ the mail goes out:
 - ``gone.test  discard:``: no SMTP client takes it (not probed);
 - ``inbound.test`` in ``relay_domains``: ``relay_transport = inbound:[B]:PORT``,
   whose service sets ``may`` and no tables: to B at ``may``, not to the
-  relayhost at its entry.
+  relayhost at its entry;
+- ``wrapped.test  smtps:[C]:PORT``: the ``smtps`` service sets
+  ``smtp_tls_wrappermode = yes`` and ``encrypt`` (a port-465 relay); C speaks
+  TLS from the first byte, so the probe must too (``-w``).
 """
 
 import os
@@ -32,11 +35,13 @@ import pytest
 
 from ansible_env import run_module
 from .instance import POSTCONF, POSTFIX, Oracle, Verdict, unavailable_reason
+from .peer import PeerPool
 
 LANE = 'tr1'
 STRICT = 'strict'
 INBOUND = 'inbound'
-DOMAINS = ('routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test', 'inbound.test')
+SMTPS = 'smtps'
+DOMAINS = ('routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test', 'inbound.test', 'wrapped.test')
 
 
 @pytest.fixture(scope='module')
@@ -46,17 +51,20 @@ def routed():
         pytest.skip(reason)
     oracle = Oracle()
     oracle.start()
+    implicit = PeerPool(oracle.cert, oracle.key, implicit_tls=True)
     try:
-        a, b = oracle._new_address(), oracle._new_address()
+        a, b, c = oracle._new_address(), oracle._new_address(), oracle._new_address()
         oracle.peers.listen(a, oracle.port)
         oracle.peers.listen(b, oracle.port)
+        implicit.listen(c, oracle.port)
         relay, other = '[%s]:%d' % (a, oracle.port), '[%s]:%d' % (b, oracle.port)
+        wrapped = '[%s]:%d' % (c, oracle.port)
         policy = oracle.table_path()
         oracle.write_table(policy, ['routed.test secure', 'parent.test secure', 'plain.test secure',
                                     '%s encrypt' % relay, '%s encrypt' % other])
         with open(os.path.join(oracle.conf, 'transport'), 'w') as handle:
             handle.write('routed.test %s:%s\n.parent.test :%s\nstrict.test %s:%s\ngone.test discard:\n'
-                         % (LANE, other, other, STRICT, other))
+                         'wrapped.test %s:%s\n' % (LANE, other, other, STRICT, other, SMTPS, wrapped))
         with open(os.path.join(oracle.conf, 'master.cf'), 'a') as handle:
             # both services log as the lane, so the oracle reads both (collect)
             handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n' % (LANE, LANE))
@@ -64,20 +72,24 @@ def routed():
                          '  -o smtp_tls_security_level=secure\n  -o smtp_tls_policy_maps=\n' % (STRICT, LANE))
             handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n'
                          '  -o smtp_tls_security_level=may\n  -o smtp_tls_policy_maps=\n' % (INBOUND, LANE))
+            handle.write('%-12s unix  -  -  n  -  20  smtp -v\n  -o syslog_name=postfix/%s\n'
+                         '  -o smtp_tls_wrappermode=yes\n  -o smtp_tls_security_level=encrypt\n'
+                         '  -o smtp_tls_policy_maps=\n' % (SMTPS, LANE))
         subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_policy_maps = hash:%s' % policy,
                         'relayhost = %s' % relay, 'default_transport = %s' % LANE,
                         'relay_domains = inbound.test', 'relay_transport = %s:%s' % (INBOUND, other)],
                        check=True, capture_output=True)
         subprocess.run([POSTFIX, '-c', oracle.conf, 'reload'], check=True, capture_output=True)
-        for service in (LANE, STRICT, INBOUND):
+        for service in (LANE, STRICT, INBOUND, SMTPS):
             oracle._wait_for(lambda: os.path.exists(os.path.join(oracle.queue, 'private', service)), 20, service)
         oracle._wait_for(lambda: oracle._can_connect(oracle.submit_address, oracle.submit_port), 20, 'smtpd')
         verdicts = dict((domain, Verdict(domain, '', 'probe@%s' % domain, None)) for domain in DOMAINS)
         oracle.submit(list(verdicts.values()))
         oracle.collect(list(verdicts.values()), LANE)
-        yield oracle, relay, other, verdicts
+        yield oracle, relay, other, wrapped, verdicts
     finally:
         oracle.stop()
+        implicit.close()
 
 
 def _relay(verdict):
@@ -95,10 +107,11 @@ def _probe(oracle, destinations, **args):
 
 
 def test_postfix_delivers_as_routed(routed):
-    _oracle, relay, other, verdicts = routed
+    _oracle, relay, other, wrapped, verdicts = routed
     everything = '\n\n'.join(v.explain() for v in verdicts.values())
     for domain, hop, entry in (('routed.test', other, (other, 'encrypt')), ('a.parent.test', other, (other, 'encrypt')),
-                               ('plain.test', relay, (relay, 'encrypt')), ('inbound.test', other, None)):
+                               ('plain.test', relay, (relay, 'encrypt')), ('inbound.test', other, None),
+                               ('wrapped.test', wrapped, None)):
         assert verdicts[domain].status == 'sent', everything
         assert _relay(verdicts[domain]).endswith(hop[1:]), everything
         assert verdicts[domain].lookup == entry, everything
@@ -108,11 +121,11 @@ def test_postfix_delivers_as_routed(routed):
 
 
 def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
-    oracle, relay, other, verdicts = routed
+    oracle, relay, other, wrapped, verdicts = routed
     probes = _probe(oracle, list(DOMAINS))
     for domain, hop, transport in (('routed.test', other, LANE), ('a.parent.test', other, LANE),
                                    ('plain.test', relay, LANE), ('strict.test', other, STRICT),
-                                   ('inbound.test', other, INBOUND)):
+                                   ('inbound.test', other, INBOUND), ('wrapped.test', wrapped, SMTPS)):
         probe = probes[domain]
         assert (probe['next_hop'], probe['transport']) == (hop, transport), probe
         assert probe['would_defer'] is (verdicts[domain].status != 'sent'), (probe, verdicts[domain].explain())
@@ -132,6 +145,10 @@ def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
     # its tables are none (B's encrypt entry is not seen); its 'may' is main.cf's level already
     assert inbound['route'] == ('relay_transport = %s:%s (the domain is in relay_domains); master.cf %s/unix sets '
                                 'smtp_tls_policy_maps' % (INBOUND, other, INBOUND)), inbound
+    smtps = probes['wrapped.test']
+    assert (smtps['level'], smtps['trust']) == ('encrypt', 'untrusted') and smtps['tls'], smtps
+    assert 'master.cf %s/unix sets smtp_tls_policy_maps, smtp_tls_security_level, smtp_tls_wrappermode' % SMTPS \
+        in smtps['route'], smtps
     gone = probes['gone.test']
     assert (gone['transport'], gone['would_defer'], gone['host']) == ('discard', False, None), gone
     assert gone['reason'] == ('not probed: its transport discard (master.cf command discard) delivers no mail '
@@ -141,7 +158,7 @@ def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
 def test_the_levels_follow_transport_maps_and_the_services_settings(routed):
     """The preflight's view: a planned entry for a routed domain is never looked up; a
     service that sets its own level keeps it when main.cf's level is raised."""
-    oracle, _relay_, other, _verdicts = routed
+    oracle, _relay_, other, _wrapped, _verdicts = routed
     result = run_module('mailgw.postfix_tls.tls_policy_levels', {
         'destinations': ['routed.test', 'strict.test', 'gone.test', 'plain.test'],
         'policies': {'routed.test': 'secure', 'plain.test': 'verify'}, 'level': 'encrypt',
