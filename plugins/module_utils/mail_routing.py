@@ -7,8 +7,12 @@ trivial-rewrite decides it (resolve.c, transport.c) and the SMTP client then
 looks up the TLS policy of that next hop, not of the recipient domain:
 
 1. The default: ``default_transport`` (``transport`` or ``transport:nexthop``),
-   and as next hop the ``relayhost`` when one is set, else the domain; a next
-   hop in ``default_transport`` wins over both.
+   or ``relay_transport`` for a domain in ``relay_domains`` (matched as
+   match_list/match_hostname match a domain list), and as next hop the
+   ``relayhost`` when one is set, else the domain; a next hop in the
+   transport setting wins over both. Local and virtual domains are not
+   modelled, nor are sender-dependent relayhosts and default transports
+   (a route notes them: it may not hold for every sender).
 2. ``transport_maps``, when it has an entry, overrides that (update_entry):
    ``transport:nexthop`` sets both; ``transport`` or ``transport:`` sets the
    transport and resets the next hop to the recipient domain (so such an entry
@@ -18,9 +22,13 @@ looks up the TLS policy of that next hop, not of the recipient domain:
    or ``parent`` when ``parent_domain_matches_subdomains`` lists transport_maps),
    then ``*``; each key in every table of the list before the next key. Pattern
    tables (regexp, pcre, cidr) are asked only with the address and ``*``.
+3. The transport's master.cf service runs the delivery: service_commands and
+   not_smtp say whether it is the SMTP client, transport_parameters merges its
+   ``-o`` overrides (``postconf -Px``) into main.cf's settings.
 
-Pure functions: the caller runs ``postmap -q`` (transport_queries says what to
-ask each table, choose_transport_entry picks Postfix's answer).
+Pure functions but for reading ``/file`` items of relay_domains: the caller runs
+``postmap -q`` through the QUERY callback of routes_for (transport_queries says
+what to ask each transport table, choose_transport_entry picks Postfix's answer).
 """
 
 from __future__ import annotations
