@@ -283,6 +283,13 @@ def route_domain(domain, params, answers, specs=None, style=None, relay=False):
     return Route(domain, transport, nexthop or domain, via, route.notes, 'transport_maps', found)
 
 
+def may_reroute(params):
+    """Whether PARAMS can send a domain's mail anywhere but to the domain itself (a relayhost,
+    transport_maps, relay_domains, a next hop in default_transport or relay_transport)."""
+    return any((params.get(name) or '').strip() for name in ('relayhost', 'transport_maps', 'relay_domains')) \
+        or any(split_transport(params.get(name) or '')[1] for name in ('default_transport', 'relay_transport'))
+
+
 def routes_for(destinations, params, query):
     """{destination: Route} for DESTINATIONS (route_domain). QUERY(spec, keys) asks one
     transport_maps table (a MapSpec) for KEYS with postmap -q: {key: value}, or None when

@@ -21,7 +21,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     package_hint,
     source_path_problem,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import is_domain, routes_for
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
+    is_domain,
+    may_reroute,
+    routes_for,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -297,6 +301,8 @@ class TlsPolicyTable:
         """{key: mail_routing.Route} of the domain keys, as trivial-rewrite routes their mail
         (transport_maps asked with postmap -q, one query per table). Advisory: a table postmap
         cannot query leaves the route uncertain, and no warning is given for it."""
+        if not may_reroute(settings):
+            return {}           # every domain is its own next hop
         keys = [key for key, policy in policies if is_domain(key)]
         if not keys:
             return {}

@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
     Route,
     choose_transport_entry,
+    may_reroute,
     not_smtp,
     relay_domain_keys,
     relay_domain_match,
@@ -205,3 +206,19 @@ def test_a_relay_domain_takes_relay_transport_and_its_next_hop():
     # a table that cannot be asked: noted
     route = routes_for(['ours.example'], params, lambda spec, keys: None)['ours.example']
     assert route.transport == 'smtp' and not route.certain and 'relay_domains could not be read' in route.notes[0]
+
+
+@pytest.mark.parametrize('params, expected', [
+    ({}, False),
+    ({'default_transport': 'smtp', 'relay_transport': 'relay', 'relayhost': ' ', 'transport_maps': ''}, False),
+    ({'relayhost': '[r]'}, True),
+    ({'transport_maps': 'hash:/t'}, True),
+    ({'relay_domains': 'example.com'}, True),
+    ({'default_transport': 'smtp:[gw]'}, True),
+    ({'relay_transport': 'relay:[inside]'}, True),
+])
+def test_may_reroute(params, expected):
+    assert may_reroute(params) is expected
+    if not expected:        # then every domain is routed to itself
+        route = routes_for(['example.com'], params, lambda spec, keys: {})['example.com']
+        assert route.next_hop == 'example.com'
