@@ -95,6 +95,12 @@ def probe_in_image(suite, tmp, env=None):
     return _in_image(suite, tmp, {'task': 'probe'}, env)
 
 
+def routing_in_image(suite, tmp, env=None):
+    """The routing world (routing.routing_against_delivery: transport_maps, relay_domains,
+    master.cf service overrides) inside a throwaway container of IMAGE_REPO:SUITE."""
+    return _in_image(suite, tmp, {'task': 'routing'}, env)
+
+
 def _in_image(suite, tmp, request, env):
     name = container_name(suite)
     argv = container_argv(suite, tmp, name, ['/usr/bin/python3', os.path.join(HERE, 'in_image.py')], env=env)
@@ -122,6 +128,9 @@ def main():
         sys.path.insert(0, os.path.join(INTEGRATION, 'modules', 'tls_probe'))
         from probe_peers import probe_against_delivery
         results = probe_against_delivery(tempfile.mkdtemp(prefix='mailgw-probe-certs-'))
+    elif request['task'] == 'routing':
+        from oracle.routing import routing_against_delivery
+        results = routing_against_delivery()
     else:
         from oracle import cases
         results = cases.run_all(generated=[tuple(item) for item in request['generated']])
