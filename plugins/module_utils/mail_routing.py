@@ -34,7 +34,11 @@ what to ask each transport table, choose_transport_entry picks Postfix's answer)
 from __future__ import annotations
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list, parse_map_spec
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
+    fold_key,
+    parent_domains,
+    split_list,
+)
 
 # main.cf settings the route of a domain depends on
 ROUTE_PARAMETERS = ('relayhost', 'transport_maps', 'default_transport', 'parent_domain_matches_subdomains',
@@ -71,15 +75,12 @@ def transport_keys(domain, parent_matches_subdomains=False):
     name: the parents from example.com up (no address: it names no one domain)."""
     domain = domain.strip().lower()
     if domain.startswith('.'):
-        keys = [(domain[1:] if parent_matches_subdomains else domain, False)]
-        name = domain[1:]
+        name = domain[1:] if parent_matches_subdomains else domain
+        keys = [(name, False)]
     else:
-        keys = [('%s@%s' % (ROUTED_LOCAL_PART, domain), True), (domain, False)]
         name = domain
-    while '.' in name[1:]:
-        parent = name[name.index('.', 1):]       # ".example.com"
-        keys.append((parent if not parent_matches_subdomains else parent[1:], False))
-        name = parent[1:]
+        keys = [('%s@%s' % (ROUTED_LOCAL_PART, domain), True), (domain, False)]
+    keys.extend((parent, False) for parent in parent_domains(name, dotted=not parent_matches_subdomains))
     keys.append((WILDCARD, True))
     return keys
 
@@ -206,13 +207,9 @@ def relay_domain_keys(domain, spec, parent):
     tables only) its parents, ``parent`` with PARENT (relay_domains in
     parent_domain_matches_subdomains, the default) else ``.parent``."""
     name = fold_key(domain.strip())
-    keys = [name]
     if spec.map_type in PATTERN_TABLE_TYPES:
-        return keys
-    for index, char in enumerate(name):
-        if char == '.' and index > 0:
-            keys.append(name[index + 1:] if parent else name[index:])
-    return keys
+        return [name]
+    return [name] + parent_domains(name, dotted=not parent)
 
 
 def _relay_name(domain):

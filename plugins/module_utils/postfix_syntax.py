@@ -58,6 +58,21 @@ def split_list(value, braces=True):
     return items
 
 
+def parent_domains(name, dotted=True):
+    """The parent-domain keys Postfix tries after NAME, in order, as its lookup loops walk
+    ``strchr(entry + 1, '.')`` (smtp_tls_policy.c, mail_addr_find.c, match_ops.c):
+    ``.example.com``, ``.com`` for ``a.example.com`` (DOTTED), or ``example.com``, ``com``
+    (a list in parent_domain_matches_subdomains)."""
+    keys = []
+    entry = name
+    while True:
+        dot = entry.find('.', 1)
+        if dot < 0:
+            return keys
+        entry = entry[dot:] if dotted else entry[dot + 1:]
+        keys.append(entry)
+
+
 def fold_key(key):
     """Fold a lookup key the way Postfix does (lowcase()): ASCII letters only."""
     if key.isascii():

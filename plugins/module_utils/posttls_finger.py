@@ -49,7 +49,7 @@ one (posttls-finger stops at the first that connects).
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, parent_domains, split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
     ROUTE_PARAMETERS,
     not_smtp,
@@ -134,15 +134,7 @@ def policy_keys(destination):
     key = fold_key(destination.strip())
     if key.startswith('[') or ':' in key or not key:
         return [key]
-    keys = [key]
-    rest = key
-    while True:
-        dot = rest.find('.', 1)
-        if dot < 0:
-            break
-        rest = rest[dot:]
-        keys.append(rest)
-    return keys
+    return [key] + parent_domains(key)
 
 
 def map_specs(value):

@@ -11,6 +11,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax 
     SPACES,
     WHITESPACE,
     fold_key,
+    parent_domains,
     split_list,
 )
 
@@ -45,3 +46,15 @@ def test_fold_key_is_ascii_only():
     assert fold_key('Example.COM') == 'example.com'
     assert fold_key('BÜCHER.De') == 'bÜcher.de'
     assert fold_key('\u212a') == '\u212a'          # KELVIN SIGN is not folded to "k"
+
+
+@pytest.mark.parametrize('name, dotted, parents', [
+    ('a.example.com', True, ['.example.com', '.com']),
+    ('a.example.com', False, ['example.com', 'com']),
+    ('.example.com', True, ['.com']),          # a parent key: its own parents
+    ('example', True, []),
+    ('a..b', True, ['..b', '.b']),              # as the C loops walk strchr(entry + 1, '.')
+    ('a..b', False, ['.b']),
+])
+def test_parent_domains(name, dotted, parents):
+    assert parent_domains(name, dotted) == parents
