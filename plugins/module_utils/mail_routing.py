@@ -34,6 +34,7 @@ what to ask each transport table, choose_transport_entry picks Postfix's answer)
 from __future__ import annotations
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list, parse_map_spec
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import master_entries
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
     fold_key,
     parent_domains,
@@ -263,7 +264,8 @@ def route_domain(domain, params, answers, specs=None, style=None, relay=False):
     {spec text: {key: value}}); RELAY: DOMAIN is in relay_domains. A destination that is not
     a domain is its own next hop."""
     if not is_domain(domain):
-        return Route(domain, None, domain, 'a next hop of its own', source='own')
+        return Route(domain, split_transport(params.get('default_transport') or 'smtp')[0], domain,
+                     'a next hop of its own', source='own')
     route = default_route(domain, params, relay)
     found = choose_transport_entry(domain, params, answers, specs, style)
     if found is None:
@@ -311,21 +313,20 @@ def routes_for(destinations, params, query):
     routes = {}
     specs, style = transport_specs(params), parent_style(params)
     for destination in destinations:
-        relay = relay_domain_match(destination, relay_patterns, relay_parent, relay_answers) \
-            if is_domain(destination) else False
+        if not is_domain(destination):
+            routes[destination] = route_domain(destination, params, answers)
+            continue
+        relay = relay_domain_match(destination, relay_patterns, relay_parent, relay_answers)
         route = route_domain(destination, params, answers, specs, style, relay=bool(relay))
-        if route.transport is None:
-            route.transport = split_transport(params.get('default_transport') or 'smtp')[0]
-        if is_domain(destination):
-            route.notes.extend(notes)
-            if relay is None:
-                route.notes.append('relay_domains could not be read (a table postmap -q cannot ask, or a '
-                                   'file): whether the domain takes relay_transport is not known')
-            elif relay and route.source == 'default_transport':
-                route.via += ' (the domain is in relay_domains)'
-            elif relay and route.source in ('relayhost', 'domain'):
-                route.via += ' (the domain is in relay_domains: relay_transport = %s)' % (
-                    params.get('relay_transport') or 'relay')
+        route.notes.extend(notes)
+        if relay is None:
+            route.notes.append('relay_domains could not be read (a table postmap -q cannot ask, or a '
+                               'file): whether the domain takes relay_transport is not known')
+        elif relay and route.source == 'default_transport':
+            route.via += ' (the domain is in relay_domains)'
+        elif relay and route.source in ('relayhost', 'domain'):
+            route.via += ' (the domain is in relay_domains: relay_transport = %s)' % (
+                params.get('relay_transport') or 'relay')
         routes[destination] = route
     return routes
 
@@ -335,12 +336,8 @@ def routes_for(destinations, params, query):
 def service_commands(master_text):
     """{service name: command} of the ``unix`` services in ``postconf -M`` output (the
     transports trivial-rewrite can name)."""
-    commands = {}
-    for line in master_text.splitlines():
-        fields = line.split()
-        if len(fields) >= 8 and not line[0].isspace() and not line.startswith('#') and fields[1] == 'unix':
-            commands[fields[0]] = fields[7]
-    return commands
+    return dict((fields[0], fields[7]) for fields in master_entries(master_text)
+                if len(fields) >= 8 and fields[1] == 'unix')
 
 
 def not_smtp(route, commands):

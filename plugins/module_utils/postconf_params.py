@@ -532,16 +532,15 @@ def parse_service_spec(spec):
     return service, service_type
 
 
+def master_entries(text):
+    """The fields of each service line of ``postconf -M`` (or master.cf) TEXT: a line that is
+    not blank, a comment or a continuation (``-o`` lines start with whitespace)."""
+    return [line.split() for line in text.splitlines() if line and line[0] not in ' \t#']
+
+
 def parse_services(text):
     """Services of "postconf -M" output as a set of (service, type)."""
-    services = set()
-    for line in text.splitlines():
-        if not line or line[0] in ' \t#':
-            continue
-        fields = line.split()
-        if len(fields) >= 2:
-            services.add((fields[0], fields[1]))
-    return services
+    return set((fields[0], fields[1]) for fields in master_entries(text) if len(fields) >= 2)
 
 
 def parse_service_overrides(text):
@@ -611,6 +610,10 @@ LEVEL_RANKS = {
 def level_rank(level, side='smtp'):
     """Strictness of LEVEL on SIDE: 0 for none upwards, -1 when unknown (an invalid entry)."""
     return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
+
+
+# What tls_security_level reads for the client side: the level and the obsolete settings.
+SMTP_LEVEL_PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername')
 
 
 def tls_security_level(parameters, side):

@@ -254,6 +254,14 @@ class Postmap(PostfixCommand):
                     found[key] = value
         return found, ''.join(errors)
 
+    def answers(self, spec, keys):
+        """{key: value} the table SPEC (a lookup_table_types.MapSpec) gives for KEYS, or None
+        when postmap cannot query it (an advisory lookup: the caller goes on without it)."""
+        try:
+            return self.query(spec.map_type, spec.name, keys)[0]
+        except PostfixCommandError:
+            return None
+
 
 def _batches(keys):
     batch = []

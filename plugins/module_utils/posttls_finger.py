@@ -58,14 +58,13 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing im
     transport_parameters,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    SMTP_LEVEL_PARAMETERS,
     level_rank,
     parse_service_overrides,
     postfix_yes,
+    tls_security_level,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
-    PostfixCommandError,
-    version_tuple,
-)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import version_tuple
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
 # tls_level.c: TLS_REQUIRED (encrypt and above) and TLS_MUST_MATCH (above encrypt)
@@ -89,14 +88,14 @@ _VERIFY_FAILED_RE = re.compile(r'^(?:server )?certificate verification failed fo
 
 # main.cf parameters a probe reads (expanded): the policy lookup, the global level and what
 # posttls-finger is given in place of the SMTP client's settings (finger_args)
-PROBE_PARAMETERS = ('smtp_tls_security_level', 'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath',
-                    'smtp_enforce_tls', 'smtp_use_tls', 'smtp_tls_enforce_peername', 'smtp_host_lookup',
-                    'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
-                    'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
-                    'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
-                    'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
-                    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'smtp_tls_wrappermode',
-                    'mail_version') + ROUTE_PARAMETERS
+PROBE_PARAMETERS = SMTP_LEVEL_PARAMETERS + (
+    'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath', 'smtp_host_lookup',
+    'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
+    'smtp_tls_mandatory_ciphers', 'smtp_tls_servername', 'smtp_tcp_port',
+    'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
+    'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
+    'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'smtp_tls_wrappermode',
+    'mail_version') + ROUTE_PARAMETERS
 
 DANE_LEVELS = ('dane', 'dane-only')
 # what posttls-finger (-l dane-only) logs about the TLSA records and the MX RRset of the address it
@@ -319,18 +318,14 @@ def level_changes(destinations, specs, answers, global_before, table, planned=No
     return items
 
 
-# main.cf settings that make the SMTP client's global level (tls_security_level)
-LEVEL_PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername')
-
-
-def client_settings(transports, destination, level_of):
-    """level_changes' CLIENT for DESTINATION from TRANSPORTS (routed already); LEVEL_OF(params)
-    is the global level of a settings dict (postconf_params.tls_security_level, smtp side)."""
+def client_settings(transports, destination):
+    """level_changes' CLIENT for DESTINATION from TRANSPORTS (routed already)."""
     route, params, overridden, why = transports.settings(destination)
     return {'route': route, 'overridden': overridden, 'next_hop': route.next_hop, 'not_smtp': why,
             'specs': map_specs(params.get('smtp_tls_policy_maps') or '')
             if 'smtp_tls_policy_maps' in overridden else None,
-            'level': level_of(params) if any(name in overridden for name in LEVEL_PARAMETERS) else None}
+            'level': tls_security_level(params, 'smtp')
+            if any(name in overridden for name in SMTP_LEVEL_PARAMETERS) else None}
 
 
 def relay_next_hop(relay):
@@ -786,13 +781,7 @@ class Transports:
         cannot query leaves a note on the routes (routes_for), not an error."""
         new = [d for d in destinations if d not in self.routes]
         if new:
-            self.routes.update(routes_for(new, self.params, self._query))
-
-    def _query(self, spec, keys):
-        try:
-            return self.postmap.query(spec.map_type, spec.name, keys)[0]
-        except PostfixCommandError:
-            return None
+            self.routes.update(routes_for(new, self.params, self.postmap.answers))
 
     def overrides(self):
         if self._overrides is None:

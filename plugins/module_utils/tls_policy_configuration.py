@@ -36,6 +36,7 @@ import pwd
 import re
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS, is_domain
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import master_entries, parse_services
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
@@ -68,18 +69,13 @@ def _reuses_connections(policy):
 def smtp_client_services(master_services):
     """(``service/type``, chroot) of the master.cf services that run the smtp client,
     from ``postconf -M`` output."""
-    found = []
-    for line in master_services.splitlines():
-        fields = line.split()
-        if len(fields) >= 8 and not line[0].isspace() and not line.startswith('#') \
-                and fields[7] == 'smtp' and fields[1] == 'unix':
-            found.append(('%s/%s' % (fields[0], fields[1]), fields[4]))
-    return found
+    return [('%s/%s' % (fields[0], fields[1]), fields[4]) for fields in master_entries(master_services)
+            if len(fields) >= 8 and fields[7] == 'smtp' and fields[1] == 'unix']
 
 
 def has_tlsproxy(master_services):
     """Whether ``postconf -M`` output lists the tlsproxy service."""
-    return any(line.split()[:2] == ['tlsproxy', 'unix'] for line in master_services.splitlines())
+    return ('tlsproxy', 'unix') in parse_services(master_services)
 
 
 def readable_by(path, user):

@@ -304,15 +304,7 @@ class TlsPolicyTable:
         if not may_reroute(settings):
             return {}           # every domain is its own next hop
         keys = [key for key, policy in policies if is_domain(key)]
-        if not keys:
-            return {}
-
-        def query(spec, lookup_keys):
-            try:
-                return self.postmap.query(spec.map_type, spec.name, lookup_keys)[0]
-            except PostfixCommandError:
-                return None
-        return routes_for(keys, settings, query)
+        return routes_for(keys, settings, self.postmap.answers) if keys else {}
 
     # -- which table ---------------------------------------------------------------
 

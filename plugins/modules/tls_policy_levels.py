@@ -356,7 +356,10 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log, window_seconds
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import tls_security_level
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    SMTP_LEVEL_PARAMETERS,
+    tls_security_level,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -387,8 +390,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     removable_key,
 )
 
-PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername',
-              'smtp_tls_policy_maps', 'default_database_type') + ROUTE_PARAMETERS
+PARAMETERS = SMTP_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type') + ROUTE_PARAMETERS
 LOG_PARAMETERS = ('maillog_file', 'syslog_name')
 TABLE_NAME = 'tls_policy'
 
@@ -569,8 +571,7 @@ def main():
     try:
         transports.route(unique)
         for destination in unique:
-            clients[destination] = client_settings(transports, destination,
-                                                   lambda settings: tls_security_level(settings, 'smtp'))
+            clients[destination] = client_settings(transports, destination)
     except PostfixCommandError as exc:
         module.fail_json(msg='cannot read the routing in %s: %s' % (p['config_dir'], exc),
                          cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr, commands=commands)
