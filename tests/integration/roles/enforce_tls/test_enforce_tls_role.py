@@ -52,6 +52,9 @@ def _podman_problem(image=IMAGE):
     return None
 
 
+MAIN_CF_TASK = 'Write the policy table wiring, certificate files and TLS levels to main.cf'
+
+
 class Result(object):
     """One ansible-playbook run, read from the json callback."""
 
@@ -259,8 +262,7 @@ def test_opportunistic_default(gateway):
     assert gateway.postconf('smtp_tls_policy_maps') == 'hash:/etc/postfix/tls_policy'
     assert gateway.query('[127.0.0.1]:10025', 'hash:/etc/postfix/tls_policy') == 'none'
     # Table written, then main.cf pointed at it, then a reload (Postfix runs).
-    assert applied.changed == ['Write and index the TLS policy table',
-                               'Point smtp_tls_policy_maps at the policy table and set the smtpd certificate files',
+    assert applied.changed == ['Write and index the TLS policy table', MAIN_CF_TASK,
                                'Reload Postfix (enforce_tls)']
     gateway.sh('postfix status')  # exit 0: still running after the reload
     # The image's snakeoil certificate is usable: no warning about STARTTLS.
@@ -328,10 +330,16 @@ def test_enforce_outgoing(gateway):
     table = 'hash:/etc/postfix/tls_policy'
     assert gateway.query('[127.0.0.1]:10025', table) == 'none'
     assert gateway.query('[10.0.0.5]:2525', table) == 'none'
-    # The exception is in the table, and the table in main.cf, before the level is raised.
-    order = applied.changed
-    assert order.index('Write and index the TLS policy table') < order.index(
-        'Point smtp_tls_policy_maps at the policy table and set the smtpd certificate files') < order.index('Set the global TLS security levels')
+    # The exception is in the table before main.cf points at it and raises the
+    # level, both in one postconf run (one atomic main.cf write): no master.cf
+    # service to exempt, so no reload in between and one reload in all.
+    assert applied.changed == ['Write and index the TLS policy table', MAIN_CF_TASK,
+                               'Reload Postfix (enforce_tls)'], applied.changed
+    written = applied.result_of(MAIN_CF_TASK)
+    assert {name: value['after'] for name, value in written['params'].items()} == {
+        'smtp_tls_policy_maps': table, 'smtp_tls_security_level': 'encrypt'}, written
+    assert [name for name, _r in applied.tasks].count('Validate the Postfix configuration (enforce_tls)') == 1
+    assert applied.result_of('Set the global TLS security levels').get('skipped')
 
 
 def test_stricter_levels_are_kept(gateway):
@@ -367,7 +375,8 @@ def test_enforce_incoming_refused_without_certificate(gateway):
     # The explicit override lets it through.
     forced = gateway.play(check=True, extra_vars={'enforce_tls_skip_certificate_check': True})
     assert forced.rc == 0, forced.failed
-    assert 'Set the global TLS security levels' in forced.changed
+    assert MAIN_CF_TASK in forced.changed
+    assert forced.result_of(MAIN_CF_TASK)['params']['smtpd_tls_security_level']['after'] == 'encrypt'
     # At may the same missing key is not fatal (mail still flows), but STARTTLS
     # would fail and mail arrive in the clear: the run says so.
     opportunistic = gateway.play(extra_vars={'enforce_tls_incoming_level': 'may'})
@@ -395,9 +404,13 @@ def test_enforce_incoming_with_certificate(gateway):
     assert '127.0.0.1:10026/inet/smtpd_tls_security_level = none' in gateway.sh('postconf -P')
     text = ' '.join(str(m) for m in applied.messages())
     assert '127.0.0.1:10099/inet is not a service' in text
+    # The exemption is live (reloaded) before the level is raised; the levels wait
+    # for their own postconf run, with a second check and reload after it.
     order = applied.changed
-    assert order.index('Exempt re-injection services from incoming TLS enforcement') < order.index(
-        'Reload Postfix (enforce_tls)') < order.index('Set the global TLS security levels')
+    assert order == ['Write and index the TLS policy table', MAIN_CF_TASK, 'Exempt re-injection services from incoming TLS enforcement',
+                     'Reload Postfix (enforce_tls)', 'Set the global TLS security levels',
+                     'Reload Postfix (enforce_tls)'], order
+    assert 'smtpd_tls_security_level' not in applied.result_of(MAIN_CF_TASK)['params']
     # On the wire: port 25 demands STARTTLS, the re-injection port does not.
     assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(25)
     assert gateway.smtp_reply_to_mail_from(10026).startswith('<-  250')
@@ -425,7 +438,7 @@ def test_ciphermail_keeps_existing_maps_d_dir(gateway):
     gateway.group_vars({'enforce_tls_layout': 'ciphermail'})
     applied = gateway.converge()
     assert 'Set maps_d_dir in main.cf (ciphermail layout)' not in applied.changed
-    assert 'Point smtp_tls_policy_maps at the policy table and set the smtpd certificate files' not in applied.changed
+    assert MAIN_CF_TASK not in applied.changed
     assert gateway.postconf('maps_d_dir') == '/etc/postfix/cm'
     table = 'hash:/etc/postfix/cm/hash-tls-policy.map'
     assert gateway.query('old.example', table) == 'encrypt'
