@@ -199,7 +199,8 @@ def shape_rows(res):
     return rows
 
 
-RUN_ORDER = (('single', 'converge'), ('single', 'noop'), ('single', 'noop_preflight_off'), ('single', 'floor'),
+RUN_ORDER = (('single', 'converge'), ('single', 'converge_preflight_off'), ('single', 'noop'),
+             ('single', 'noop_preflight_off'), ('single', 'floor'),
              ('fleet', 'converge'), ('fleet', 'noop'), ('fleet', 'floor'), ('fleet', 'check_drift'))
 
 
@@ -280,6 +281,15 @@ def fleet_goals(res, summary):
     elif role:
         goal('(converge - reload handlers) / no-op, 1 host', 'run failed', None, '<= %.1fx' % GOAL_CONVERGE_NOOP,
              False)
+    qconv = single.get('converge_preflight_off')
+    if ok(quiet) and ok(qconv):
+        handlers = qconv.get('handler_seconds') or 0.0
+        r = _ratio2(qconv['wall'] - handlers, quiet['wall'])
+        goal('the same with enforce_tls_preflight: off, 1 host',
+             'converge %s, reload handlers %s, no-op %s; converge / no-op %s'
+             % (fmt_s(qconv['wall']), fmt_s(handlers), fmt_s(quiet['wall']), fmt_r(_ratio2(qconv['wall'], quiet['wall']))),
+             r, '<= %.1fx' % GOAL_CONVERGE_NOOP, r <= GOAL_CONVERGE_NOOP,
+             "without the preflight's probes (posttls-finger per destination made stricter)")
     fnoop = fleet.get('noop')
     if ok(fnoop) and ok(noop):
         # With 3 or more rounds the ratio is the median of the per-round ratios (the
