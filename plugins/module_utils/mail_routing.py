@@ -6,13 +6,19 @@
 trivial-rewrite decides it (resolve.c, transport.c) and the SMTP client then
 looks up the TLS policy of that next hop, not of the recipient domain:
 
-1. The default: ``default_transport`` (``transport`` or ``transport:nexthop``),
-   or ``relay_transport`` for a domain in ``relay_domains`` (matched as
-   match_list/match_hostname match a domain list), and as next hop the
-   ``relayhost`` when one is set, else the domain; a next hop in the
-   transport setting wins over both. Local and virtual domains are not
-   modelled, nor are sender-dependent relayhosts and default transports
-   (a route notes them: it may not hold for every sender).
+1. The address class (resolve.c), tested in this order: a domain in
+   ``mydestination`` is local (``local_transport``), one in
+   ``virtual_alias_domains`` is refused unless virtual aliasing rewrote the
+   address ("User unknown in virtual alias table", the ``error`` transport;
+   transport_maps is not asked), one in ``virtual_mailbox_domains`` takes
+   ``virtual_transport``; these three are string lists (the name itself, tables
+   asked with the name). A domain in ``relay_domains`` (a domain list:
+   match_list/match_hostname, parent domains too) takes ``relay_transport``,
+   any other ``default_transport``; for these two the next hop is the
+   ``relayhost`` when one is set, else the domain. A next hop in the transport
+   setting (``transport:nexthop``) wins. Sender-dependent relayhosts and
+   default transports are not modelled (a route notes them: it may not hold
+   for every sender).
 2. ``transport_maps``, when it has an entry, overrides that (update_entry):
    ``transport:nexthop`` sets both; ``transport`` or ``transport:`` sets the
    transport and resets the next hop to the recipient domain (so such an entry
@@ -26,7 +32,7 @@ looks up the TLS policy of that next hop, not of the recipient domain:
    not_smtp say whether it is the SMTP client, transport_parameters merges its
    ``-o`` overrides (``postconf -Px``) into main.cf's settings.
 
-Pure functions but for reading ``/file`` items of relay_domains: the caller runs
+Pure functions but for reading ``/file`` items of the domain lists: the caller runs
 ``postmap -q`` through the QUERY callback of routes_for (transport_queries says
 what to ask each transport table, choose_transport_entry picks Postfix's answer).
 """
@@ -43,8 +49,23 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax 
 
 # main.cf settings the route of a domain depends on
 ROUTE_PARAMETERS = ('relayhost', 'transport_maps', 'default_transport', 'parent_domain_matches_subdomains',
-                    'relay_domains', 'relay_transport',
+                    'relay_domains', 'relay_transport', 'mydestination', 'local_transport',
+                    'virtual_alias_domains', 'virtual_mailbox_domains', 'virtual_transport',
                     'sender_dependent_relayhost_maps', 'sender_dependent_default_transport_maps')
+
+# trivial-rewrite's address classes of a recipient domain (resolve.c), in the order it tests
+# them: (class, the main.cf list that puts a domain in it, whether that is a domain list
+# (parent domains match; else a string list: the name only), the class's transport setting
+# and its built-in default). The default class is every other domain.
+LOCAL, ALIAS, VIRTUAL, RELAY, DEFAULT = 'local', 'virtual alias', 'virtual mailbox', 'relay', 'default'
+CLASS_LISTS = ((LOCAL, 'mydestination', False, 'local_transport', 'local'),
+               (ALIAS, 'virtual_alias_domains', False, None, 'error'),
+               (VIRTUAL, 'virtual_mailbox_domains', False, 'virtual_transport', 'virtual'),
+               (RELAY, 'relay_domains', True, 'relay_transport', 'relay'))
+CLASS_TRANSPORTS = dict((cls, (setting, default)) for cls, _list, _dom, setting, default in CLASS_LISTS)
+CLASS_TRANSPORTS[DEFAULT] = ('default_transport', 'smtp')
+# what trivial-rewrite gives a virtual alias domain's address that no alias rewrote
+ALIAS_REASON = '5.1.1 User unknown in virtual alias table'
 
 # Table types maps_find() skips for a partial key (no DICT_FLAG_FIXED): they are matched
 # against the whole recipient address (and ``*``) only.
@@ -166,7 +187,7 @@ class Route:
             other.domain, other.transport, other.next_hop, other.via)
 
 
-# -- relay_domains: which domains take relay_transport (domain_list, match_ops.c) ----------
+# -- the domain lists: mydestination, virtual_*_domains, relay_domains (match_list.c) --------
 
 def _read_text(path):
     try:
@@ -176,11 +197,12 @@ def _read_text(path):
         return None
 
 
-def relay_domain_patterns(value, read_file=_read_text):
-    """relay_domains as Postfix's match_list parses it: [(negated, pattern)] where a pattern is
-    a MapSpec (``type:table``) or a casefolded name; ``/file`` items are replaced by the
-    file's patterns (READ_FILE(path) -> text, or None when it cannot be read: then
-    (negated, None), a pattern whose lookups fail)."""
+def list_patterns(value, read_file=_read_text):
+    """A domain or string list (mydestination, relay_domains, ...) as Postfix's match_list
+    parses it: [(negated, pattern)] where a pattern is a MapSpec (``type:table``) or a
+    casefolded name; ``/file`` items are replaced by the file's patterns (READ_FILE(path) ->
+    text, or None when it cannot be read: then (negated, None), a pattern whose lookups
+    fail)."""
     patterns = []
 
     def parse(text, negated):
@@ -203,70 +225,127 @@ def relay_domain_patterns(value, read_file=_read_text):
     return patterns
 
 
-def relay_domain_keys(domain, spec, parent):
-    """The keys match_hostname asks a relay_domains table SPEC for DOMAIN: the name, then (fixed
-    tables only) its parents, ``parent`` with PARENT (relay_domains in
-    parent_domain_matches_subdomains, the default) else ``.parent``."""
+def list_keys(domain, spec, parent=None):
+    """The keys a list's table SPEC is asked for DOMAIN: a string list (PARENT None) asks the
+    name only (match_string); a domain list asks the name, then (fixed tables only) its
+    parents (match_hostname), ``parent`` with PARENT true (the list is in
+    parent_domain_matches_subdomains, as relay_domains is by default) else ``.parent``."""
     name = fold_key(domain.strip())
-    if spec.map_type in PATTERN_TABLE_TYPES:
+    if parent is None or spec.map_type in PATTERN_TABLE_TYPES:
         return [name]
     return [name] + parent_domains(name, dotted=not parent)
 
 
-def _relay_name(domain):
-    """The name matched against relay_domains for DOMAIN (``.example.com``: a name under it)."""
+def _list_name(domain):
+    """The name matched against the lists for DOMAIN (``.example.com``: a name under it;
+    resolve_local strips one trailing dot)."""
     name = fold_key(domain.strip())
+    if name.endswith('.') and not name.endswith('..'):
+        name = name[:-1]
     return ROUTED_LOCAL_PART + name if name.startswith('.') else name
 
 
-def relay_domain_match(domain, patterns, parent, answers):
-    """Whether DOMAIN is in relay_domains (match_list_match over PATTERNS, relay_domain_patterns):
-    True, False, or None when a table could not be asked or a file read (Postfix then defers).
-    ANSWERS: {spec text: {key: value}} of the tables; a ``.example.com`` domain stands for its
-    subdomains (a name under it is matched)."""
-    name = _relay_name(domain)
+def list_match(domain, patterns, answers, parent=None):
+    """Whether DOMAIN is in a list (match_list_match over PATTERNS, list_patterns): True,
+    False, or None when a table could not be asked or a file read (Postfix then defers).
+    PARENT: None for a string list (exact names), else whether parent domains match as
+    ``parent`` (domain list). ANSWERS: {spec text: {key: value}} of the tables; a
+    ``.example.com`` domain stands for its subdomains (a name under it is matched)."""
+    name = _list_name(domain)
     for negated, pattern in patterns:
         if pattern is None:
             return None
         if isinstance(pattern, str):
-            matched = name == pattern or (
-                name.endswith('.' + pattern) if parent else (pattern.startswith('.') and name.endswith(pattern)))
+            if parent is None:
+                matched = name == pattern
+            else:
+                matched = name == pattern or (
+                    name.endswith('.' + pattern) if parent else (pattern.startswith('.') and name.endswith(pattern)))
         else:
             found = answers.get(pattern.text)
             if found is None:
                 return None
-            matched = any(key in found for key in relay_domain_keys(name, pattern, parent))
+            matched = any(key in found for key in list_keys(name, pattern, parent))
         if matched:
             return not negated
     return False
 
 
-def default_route(domain, params, relay=False):
-    """The route before transport_maps (resolve.c, a remote domain: RELAY says it is in
-    relay_domains (relay_transport), else the default class (default_transport))."""
-    name = 'relay_transport' if relay else 'default_transport'
-    transport, nexthop = split_transport(params.get(name) or ('relay' if relay else 'smtp'))
-    relayhost = (params.get('relayhost') or '').strip()
+class AddressClasses:
+    """Which address class trivial-rewrite puts a recipient domain in (CLASS_LISTS, tested in
+    resolve.c's order), from PARAMS (expanded); the lists' tables are asked through QUERY
+    (spec, keys) -> {key: value} or None, once per table for all DOMAINS."""
+
+    def __init__(self, params, domains, query, read_file=_read_text):
+        self.lists = []
+        for cls, name, domain_list, _setting, _default in CLASS_LISTS:
+            parent = parent_style(params, name) if domain_list else None
+            self.lists.append((cls, name, parent, list_patterns(params.get(name), read_file)))
+        self.answers = {}
+        for _cls, _name, parent, patterns in self.lists:
+            for _negated, pattern in patterns:
+                if pattern is None or isinstance(pattern, str) or pattern.text in self.answers:
+                    continue
+                keys = dict.fromkeys(key for domain in domains
+                                     for key in list_keys(_list_name(domain), pattern, parent))
+                self.answers[pattern.text] = query(pattern, list(keys)) if keys else {}
+
+    def of(self, domain):
+        """(class, the list that put DOMAIN there or None); class None when a list could not
+        be read (the domain's class is not known)."""
+        for cls, name, parent, patterns in self.lists:
+            matched = list_match(domain, patterns, self.answers, parent)
+            if matched is None:
+                return None, name
+            if matched:
+                return cls, name
+        return DEFAULT, None
+
+
+def class_route(domain, params, cls=DEFAULT):
+    """The route before transport_maps (resolve.c) of DOMAIN in address class CLS: the class's
+    transport (a next hop in it wins); for the relay and default classes the relayhost, else
+    the domain; for the local and virtual mailbox classes the domain; a virtual alias domain
+    goes to the error transport."""
+    if cls == ALIAS:
+        return Route(domain, 'error', None, 'the domain is in virtual_alias_domains: an address no virtual '
+                     'alias rewrote is refused (%s)' % ALIAS_REASON, source='alias')
+    name, default = CLASS_TRANSPORTS[cls]
+    value = (params.get(name) or '').strip() or default
+    transport, nexthop = split_transport(value)
     notes = []
-    for sender_map in ('sender_dependent_default_transport_maps', 'sender_dependent_relayhost_maps'):
-        if (params.get(sender_map) or '').strip():
-            notes.append('%s is set: mail from some senders may take another route than this one' % sender_map)
+    if cls in (RELAY, DEFAULT):
+        maps = (('sender_dependent_default_transport_maps',) if cls == DEFAULT else ()) + (
+            'sender_dependent_relayhost_maps',)
+        for sender_map in maps:
+            if (params.get(sender_map) or '').strip():
+                notes.append('%s is set: mail from some senders may take another route than this one' % sender_map)
+    if cls in (LOCAL, VIRTUAL):
+        listed = 'mydestination' if cls == LOCAL else 'virtual_mailbox_domains'
+        where = 'the domain is in %s: %s = %s' % (listed, name, value)
+        hop = None if transport in NO_NEXT_HOP_TRANSPORTS else nexthop or domain
+        return Route(domain, transport, hop, where, notes, cls)
+    if transport in NO_NEXT_HOP_TRANSPORTS:        # the next hop is the reason text
+        return Route(domain, transport, None, '%s = %s' % (name, value), notes, 'default_transport')
+    relayhost = (params.get('relayhost') or '').strip()
     if nexthop:
-        return Route(domain, transport, nexthop, '%s = %s' % (name, params.get(name)), notes, 'default_transport')
+        return Route(domain, transport, nexthop, '%s = %s' % (name, value), notes, 'default_transport')
     if relayhost:
         return Route(domain, transport, relayhost, 'relayhost = %s' % relayhost, notes, 'relayhost')
     return Route(domain, transport, domain, 'the domain itself (its MX hosts)', notes, 'domain')
 
 
-def route_domain(domain, params, answers, specs=None, style=None, relay=False):
+def route_domain(domain, params, answers, specs=None, style=None, cls=DEFAULT):
     """The Route of mail to DOMAIN (a recipient domain, is_domain) as trivial-rewrite resolves
-    it, from PARAMS (ROUTE_PARAMETERS, expanded) and ANSWERS (the transport_maps lookups,
-    {spec text: {key: value}}); RELAY: DOMAIN is in relay_domains. A destination that is not
-    a domain is its own next hop."""
+    it, from PARAMS (ROUTE_PARAMETERS, expanded), its address class CLS (AddressClasses) and
+    ANSWERS (the transport_maps lookups, {spec text: {key: value}}; not asked for a virtual
+    alias domain). A destination that is not a domain is its own next hop."""
     if not is_domain(domain):
         return Route(domain, split_transport(params.get('default_transport') or 'smtp')[0], domain,
                      'a next hop of its own', source='own')
-    route = default_route(domain, params, relay)
+    route = class_route(domain, params, cls)
+    if cls == ALIAS:
+        return route
     found = choose_transport_entry(domain, params, answers, specs, style)
     if found is None:
         return route
@@ -283,16 +362,36 @@ def route_domain(domain, params, answers, specs=None, style=None, relay=False):
 
 
 def may_reroute(params):
-    """Whether PARAMS can send a domain's mail anywhere but to the domain itself (a relayhost,
-    transport_maps, relay_domains, a next hop in default_transport or relay_transport)."""
+    """Whether PARAMS can send a remote domain's mail anywhere but to the domain itself (a
+    relayhost, transport_maps, relay_domains, a next hop in default_transport or
+    relay_transport)."""
     return any((params.get(name) or '').strip() for name in ('relayhost', 'transport_maps', 'relay_domains')) \
         or any(split_transport(params.get(name) or '')[1] for name in ('default_transport', 'relay_transport'))
 
 
+def maybe_routed_elsewhere(destinations, params):
+    """The domains among DESTINATIONS whose mail PARAMS may send elsewhere than to the domain
+    itself over the default transport (routes_for works out where): all of them when
+    may_reroute, or when mydestination or virtual_*_domains has a table or a file (asked
+    only then); else those these lists name. Cheap for a table of thousands of entries on a
+    host that routes nothing."""
+    domains = [d for d in destinations if is_domain(d)]
+    if may_reroute(params):
+        return domains
+    names = set()
+    for _cls, name, _domain_list, _setting, _default in CLASS_LISTS[:3]:
+        for _negated, pattern in list_patterns(params.get(name), read_file=lambda path: None):
+            if not isinstance(pattern, str):
+                return domains           # a table, or a /file (read by routes_for)
+            names.add(pattern)
+    return [d for d in domains if _list_name(d) in names] if names else []
+
+
 def routes_for(destinations, params, query):
-    """{destination: Route} for DESTINATIONS (route_domain). QUERY(spec, keys) asks one
-    transport_maps table (a MapSpec) for KEYS with postmap -q: {key: value}, or None when
-    the table cannot be asked (the route is then worked out without it, with a note)."""
+    """{destination: Route} for DESTINATIONS (route_domain). QUERY(spec, keys) asks one table
+    (a MapSpec: transport_maps, or a table in mydestination, virtual_*_domains or
+    relay_domains) for KEYS with postmap -q: {key: value}, or None when the table cannot be
+    asked (the route is then worked out without it, with a note)."""
     domains = [d for d in destinations if is_domain(d)]
     answers, notes = {}, []
     if domains:
@@ -302,31 +401,27 @@ def routes_for(destinations, params, query):
                 notes.append('transport_maps table %s could not be asked (postmap -q): the route is '
                              'worked out without it' % text)
             answers[text] = found or {}
-    relay_patterns = relay_domain_patterns(params.get('relay_domains')) if domains else []
-    relay_parent = parent_style(params, 'relay_domains')
-    relay_answers = {}
-    for _negated, pattern in relay_patterns:
-        if pattern is not None and not isinstance(pattern, str) and pattern.text not in relay_answers:
-            keys = dict.fromkeys(key for domain in domains
-                                 for key in relay_domain_keys(_relay_name(domain), pattern, relay_parent))
-            relay_answers[pattern.text] = query(pattern, list(keys))
+    classes = AddressClasses(params, domains, query) if domains else None
     routes = {}
     specs, style = transport_specs(params), parent_style(params)
     for destination in destinations:
         if not is_domain(destination):
             routes[destination] = route_domain(destination, params, answers)
             continue
-        relay = relay_domain_match(destination, relay_patterns, relay_parent, relay_answers)
-        route = route_domain(destination, params, answers, specs, style, relay=bool(relay))
-        route.notes.extend(notes)
-        if relay is None:
-            route.notes.append('relay_domains could not be read (a table postmap -q cannot ask, or a '
-                               'file): whether the domain takes relay_transport is not known')
-        elif relay and route.source == 'default_transport':
+        cls, listed = classes.of(destination)
+        route = route_domain(destination, params, answers, specs, style, cls=cls or DEFAULT)
+        if cls != ALIAS:
+            route.notes.extend(notes)
+        if cls is None:
+            route.notes.append('%s could not be read (a table postmap -q cannot ask, or a file): the '
+                               "domain's address class, and so its transport, is not known" % listed)
+        elif cls == RELAY and route.source == 'default_transport':
             route.via += ' (the domain is in relay_domains)'
-        elif relay and route.source in ('relayhost', 'domain'):
+        elif cls == RELAY and route.source in ('relayhost', 'domain'):
             route.via += ' (the domain is in relay_domains: relay_transport = %s)' % (
                 params.get('relay_transport') or 'relay')
+        elif cls in (LOCAL, VIRTUAL) and route.source == 'transport_maps':
+            route.via += ' (the domain is in %s)' % listed
         routes[destination] = route
     return routes
 

@@ -22,9 +22,13 @@ still make the SMTP client defer mail because of main.cf or master.cf:
   the domain otherwise, a next hop in ``default_transport``, or a
   ``transport_maps`` entry with one (``example.com smtp:[relay.example.net]:587``,
   also through a parent-domain or ``*`` key): the SMTP client looks up that
-  next hop's entry, never this one (a warning, ``route_warnings``; only when
-  the route holds for all mail: no sender-dependent relayhost or default
-  transport, every transport table readable with ``postmap -q``).
+  next hop's entry, never this one; or a domain whose mail no SMTP client
+  takes: in ``mydestination`` (``local_transport``), ``virtual_mailbox_domains``
+  (``virtual_transport``) or ``virtual_alias_domains`` (refused unless an alias
+  rewrote the address), or routed to ``discard``, ``lmtp``, ... (a warning,
+  ``route_warnings``; only when the route holds for all mail: no
+  sender-dependent relayhost or default transport, every table readable with
+  ``postmap -q``).
 
 ``configuration_checks`` returns ``(errors, warnings)``; every message names
 the destination, the parameter and the fix.
@@ -35,7 +39,14 @@ import os
 import pwd
 import re
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS, is_domain
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
+    LOCAL,
+    ROUTE_PARAMETERS,
+    VIRTUAL,
+    is_domain,
+    not_smtp,
+    service_commands,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import master_entries, parse_services
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
@@ -106,17 +117,32 @@ def _dns_problems(policy, settings):
     return ([text], []) if policy.level == 'dane-only' else ([], [text])
 
 
-def route_warnings(policies, routes):
+def route_warnings(policies, routes, commands=None):
     """Warnings for the domain entries Postfix never looks up because trivial-rewrite sends the
-    domain's mail to another next hop (ROUTES: {key: mail_routing.Route}): the relayhost, a
-    next hop in default_transport or in a transport_maps entry. The SMTP client looks up that
-    next hop's entry. Only routes that hold for all mail (no sender-dependent map, every
-    transport table asked) are warned about."""
+    domain's mail elsewhere (ROUTES: {key: mail_routing.Route}): to the relayhost, a next hop
+    in default_transport or in a transport_maps entry (the SMTP client looks up that next
+    hop's entry), to a transport that does not run the SMTP client (local delivery for a
+    domain in mydestination, virtual for virtual_mailbox_domains, discard, lmtp, ...;
+    COMMANDS: mail_routing.service_commands of master.cf, None when it was not read), or
+    nowhere (virtual_alias_domains). Only routes that hold for all mail (no sender-dependent
+    map, every table asked) are warned about."""
     warnings = []
     for key, policy in policies:
         route = routes.get(key)
-        if route is None or not route.certain or route.next_hop is None \
-                or fold_key(route.next_hop) == fold_key(key) or route.source in ('domain', 'own'):
+        if route is None or not route.certain:
+            continue
+        if route.source == 'alias':
+            warnings.append("destination %r: %s; the addresses it rewrites them to are routed by their own "
+                            'domains, so Postfix never looks up this entry' % (key, route.via))
+            continue
+        why = not_smtp(route, commands) if commands is not None and route.transport != 'smtp' else None
+        if why:
+            warnings.append('destination %r: %s, and %s: Postfix never looks up this entry' % (key, route.via, why))
+            continue
+        if commands is None and route.source in (LOCAL, VIRTUAL):
+            continue            # whether local_transport or virtual_transport runs the SMTP client is not known
+        if route.next_hop is None or fold_key(route.next_hop) == fold_key(key) \
+                or route.source in ('domain', 'own'):
             continue
         hop = route.next_hop
         if route.source == 'relayhost':
@@ -187,7 +213,8 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
                                                         exists, readable)
         errors.extend(found_errors)
         warnings.extend(found_warnings)
-    warnings.extend(route_warnings(policies, routes or {}))
+    warnings.extend(route_warnings(policies, routes or {},
+                                   service_commands(master_services) if master_services else None))
     if any(_reuses_connections(policy) for key, policy in policies) and not has_tlsproxy(master_services):
         warnings.append('connection_reuse=yes needs the tlsproxy service in master.cf '
                         '(tlsproxy unix - - y - 0 tlsproxy); without it the TLS handshake '

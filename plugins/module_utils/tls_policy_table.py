@@ -22,8 +22,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     source_path_problem,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
-    is_domain,
-    may_reroute,
+    maybe_routed_elsewhere,
     routes_for,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
@@ -288,12 +287,14 @@ class TlsPolicyTable:
             return
         try:
             settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
-            master_services = self.postconf.output(['-M']) if needs_master(policies) else ''
+            routes = self.routes(policies, settings)
+            # a domain routed to another transport: whether that runs the SMTP client
+            master_services = self.postconf.output(['-M']) if needs_master(policies) or any(
+                route.transport != 'smtp' for route in routes.values()) else ''
         except PostfixCommandError as e:
             self.fail(str(e))
         found_errors, warnings = configuration_checks(policies, settings, master_services,
-                                                      check_mode=self.module.check_mode,
-                                                      routes=self.routes(policies, settings))
+                                                      check_mode=self.module.check_mode, routes=routes)
         errors.extend(found_errors)
         self.warnings.extend(warnings)
 
@@ -301,9 +302,7 @@ class TlsPolicyTable:
         """{key: mail_routing.Route} of the domain keys, as trivial-rewrite routes their mail
         (transport_maps asked with postmap -q, one query per table). Advisory: a table postmap
         cannot query leaves the route uncertain, and no warning is given for it."""
-        if not may_reroute(settings):
-            return {}           # every domain is its own next hop
-        keys = [key for key, policy in policies if is_domain(key)]
+        keys = maybe_routed_elsewhere([key for key, policy in policies], settings)
         return routes_for(keys, settings, self.postmap.answers) if keys else {}
 
     # -- which table ---------------------------------------------------------------

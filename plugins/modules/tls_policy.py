@@ -26,7 +26,11 @@ description:
     sha256 from it); V(dane-only) needs C(smtp_dns_support_level=dnssec) (V(dane) without it
     only warns, Postfix silently uses V(may)); a O(tafile) must exist where the smtp client
     opens it, below C(queue_directory) when master.cf chroots the smtp service; features are
-    checked against C(mail_version) at patch level."
+    checked against C(mail_version) at patch level. An entry for a domain whose mail Postfix
+    routes elsewhere (the C(relayhost), a next hop in a transport setting or C(transport_maps)),
+    or to no SMTP client (C(mydestination), C(virtual_alias_domains), C(virtual_mailbox_domains)
+    with C(virtual_transport=virtual), C(transport_maps) to C(discard:)), is never looked up: it
+    is written with a warning that says where the mail goes."
   - Existing lines Postfix cannot use (a C(*) key, a C(# comment) after the level, abbreviated
     fingerprints) are kept byte for byte and named in a warning; O(state=absent) removes them by
     their key.

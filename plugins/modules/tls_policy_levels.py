@@ -225,8 +225,8 @@ destinations:
       description:
         - The next hop the SMTP client uses for mail to it, whose policy entry applies - for a
           domain the one trivial-rewrite routes its mail to (the domain itself, the C(relayhost),
-          or a C(transport_maps) next hop, as in M(mailgw.postfix_tls.tls_probe)); other
-          destinations are their own.
+          a next hop in its class's transport setting or in C(transport_maps), as in
+          M(mailgw.postfix_tls.tls_probe)); other destinations are their own.
         - A transport whose master.cf service sets C(smtp_tls_policy_maps) looks up its own
           tables (a planned entry counts only when they list the table), and one that sets its
           own level keeps it when C(level) is raised.

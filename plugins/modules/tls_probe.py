@@ -74,17 +74,19 @@ options:
     default: /etc/postfix
 notes:
   - A domain destination is routed as trivial-rewrite routes its mail (RV(destinations[].next_hop),
-    RV(destinations[].transport), RV(destinations[].route)) - C(default_transport), the
-    C(relayhost), C(relay_transport) for a domain in C(relay_domains) (names, parent domains,
-    tables and files as Postfix matches them), then C(transport_maps) (asked with C(postmap -q) in Postfix's key order - a
+    RV(destinations[].transport), RV(destinations[].route)) - its address class
+    (C(local_transport) for a domain in C(mydestination), refused for one in
+    C(virtual_alias_domains), C(virtual_transport) for one in C(virtual_mailbox_domains),
+    C(relay_transport) for one in C(relay_domains), else C(default_transport); names, parent
+    domains of C(relay_domains), tables and files as Postfix matches them), the C(relayhost) for
+    the last two, then C(transport_maps) (asked with C(postmap -q) in Postfix's key order - a
     recipient C(tls-probe@DOMAIN), the domain, its parent domains, C(*); pattern tables only with
     the address and C(*)) - and the next hop's entry is looked up and probed, with the settings
     of the master.cf service of that transport (its C(-o) overrides, for example its own
     C(smtp_tls_security_level) or C(smtp_tls_policy_maps)). A transport that does not run the
     SMTP client (C(discard), C(error), C(lmtp), C(local), ...) is reported without a probe.
     Sender-dependent relayhosts and default transports (named in RV(destinations[].route)),
-    local and virtual domains (C(mydestination), C(virtual_*_domains)) and transport entries
-    for single addresses are not modelled.
+    virtual alias expansion and transport entries for single addresses are not modelled.
   - With C(smtp_tls_wrappermode = yes) (SMTPS, e.g. a relayhost on port 465) posttls-finger is run
     with C(-w), TLS from the first byte, as the SMTP client speaks; below V(encrypt) the SMTP
     client refuses wrapper mode and the mail defers, which the module reports without a probe.

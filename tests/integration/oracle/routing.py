@@ -25,7 +25,19 @@ the mail goes out:
   relayhost at its entry;
 - ``wrapped.test  smtps:[C]:PORT``: the ``smtps`` service sets
   ``smtp_tls_wrappermode = yes`` and ``encrypt`` (a port-465 relay); C speaks
-  TLS from the first byte, so the probe must too (``-w``).
+  TLS from the first byte, so the probe must too (``-w``);
+- ``here.test`` in ``mydestination``: local delivery (the oracle's
+  ``local_transport`` is ``error:``, so it bounces), no SMTP client, whatever
+  its ``secure`` entry says;
+- ``alias.test`` in ``virtual_alias_domains``, with no alias for the
+  recipient: refused by trivial-rewrite ("User unknown in virtual alias
+  table"), although transport_maps routes it to B (not asked for this class);
+- ``mailbox.test`` in ``virtual_mailbox_domains``: ``virtual_transport =
+  lane:[B]:PORT``, so to B at B's entry (``encrypt``), not at its own
+  (``secure``, which would defer it).
+
+smtpd accepts every recipient (``smtpd_reject_unlisted_recipient = no``,
+``local_recipient_maps =``), so trivial-rewrite alone decides.
 """
 
 import os
@@ -38,10 +50,13 @@ LANE = 'tr1'
 STRICT = 'strict'
 INBOUND = 'inbound'
 SMTPS = 'smtps'
-DOMAINS = ('routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test', 'inbound.test', 'wrapped.test')
+DOMAINS = ('routed.test', 'a.parent.test', 'strict.test', 'plain.test', 'gone.test', 'inbound.test', 'wrapped.test',
+           'here.test', 'alias.test', 'mailbox.test')
 # the preflight's question: these destinations, this planned table and global level
-LEVELS_ARGS = {'destinations': ['routed.test', 'strict.test', 'gone.test', 'plain.test'],
-               'policies': {'routed.test': 'secure', 'plain.test': 'verify'}, 'level': 'encrypt'}
+LEVELS_ARGS = {'destinations': ['routed.test', 'strict.test', 'gone.test', 'plain.test', 'here.test', 'alias.test',
+                                'mailbox.test'],
+               'policies': {'routed.test': 'secure', 'plain.test': 'verify', 'here.test': 'secure',
+                            'alias.test': 'secure', 'mailbox.test': 'secure'}, 'level': 'encrypt'}
 
 
 def _relay(verdict):
@@ -70,10 +85,12 @@ def routing_against_delivery():
         wrapped = '[%s]:%d' % (c, oracle.port)
         policy = oracle.table_path()
         oracle.write_table(policy, ['routed.test secure', 'parent.test secure', 'plain.test secure',
+                                    'here.test secure', 'alias.test secure', 'mailbox.test secure',
                                     '%s encrypt' % relay, '%s encrypt' % other])
         with open(os.path.join(oracle.conf, 'transport'), 'w') as handle:
             handle.write('routed.test %s:%s\n.parent.test :%s\nstrict.test %s:%s\ngone.test discard:\n'
-                         'wrapped.test %s:%s\n' % (LANE, other, other, STRICT, other, SMTPS, wrapped))
+                         'wrapped.test %s:%s\nalias.test %s:%s\n'
+                         % (LANE, other, other, STRICT, other, SMTPS, wrapped, LANE, other))
         with open(os.path.join(oracle.conf, 'master.cf'), 'a') as handle:
             # every service logs as the lane, so the oracle reads them all (collect)
             for service, options in ((LANE, ()),
@@ -85,7 +102,10 @@ def routing_against_delivery():
                 handle.write(''.join('  -o %s\n' % option for option in options))
         subprocess.run([POSTCONF, '-c', oracle.conf, '-e', 'smtp_tls_policy_maps = hash:%s' % policy,
                         'relayhost = %s' % relay, 'default_transport = %s' % LANE,
-                        'relay_domains = inbound.test', 'relay_transport = %s:%s' % (INBOUND, other)],
+                        'relay_domains = inbound.test', 'relay_transport = %s:%s' % (INBOUND, other),
+                        'mydestination = here.test', 'local_recipient_maps =', 'smtpd_reject_unlisted_recipient = no',
+                        'virtual_alias_domains = alias.test', 'virtual_mailbox_domains = mailbox.test',
+                        'virtual_transport = %s:%s' % (LANE, other)],
                        check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         subprocess.run([POSTFIX, '-c', oracle.conf, 'reload'], check=True, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
@@ -98,8 +118,13 @@ def routing_against_delivery():
         probe = run_module('mailgw.postfix_tls.tls_probe', {
             'destinations': list(DOMAINS), 'config_dir': oracle.conf, 'connect_timeout': 5, 'command_timeout': 5})
         levels = run_module('mailgw.postfix_tls.tls_policy_levels', dict(LEVELS_ARGS, config_dir=oracle.conf))
+        # tls_policy's view of the same entries (check mode: the table as it is): which are dead
+        table = run_module('mailgw.postfix_tls.tls_policy', {
+            'path': policy, 'config_dir': oracle.conf,
+            'policies': {'routed.test': 'secure', 'plain.test': 'secure', 'here.test': 'secure',
+                         'alias.test': 'secure', 'mailbox.test': 'secure'}}, check=True)
         return dict(version=list(oracle.mail_version()), conf=oracle.conf, relay=relay, other=other,
-                    wrapped=wrapped, probe=probe, levels=levels,
+                    wrapped=wrapped, probe=probe, levels=levels, table=table,
                     verdicts=dict((domain, dict(status=v.status, reason=v.reason, relay=_relay(v),
                                                 lookup=list(v.lookup) if v.lookup else None,
                                                 evidence=v.evidence))

@@ -3,13 +3,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """transport_maps decides where a domain's mail goes, and which SMTP client takes it.
 
-The world (oracle/routing.py) routes seven domains every way trivial-rewrite
+The world (oracle/routing.py) routes ten domains every way trivial-rewrite
 can - a transport entry to another peer, a parent-domain entry, a service whose
 -o overrides set secure and no tables, the relayhost, discard:, relay_domains
-through relay_transport, an smtps service speaking TLS from the first byte -
-and delivers one real message to each. tls_probe and tls_policy_levels must
-name the same next hop and transport, look up the same entry, apply the same
-level and agree on whether the mail goes out.
+through relay_transport, an smtps service speaking TLS from the first byte,
+mydestination (local delivery), virtual_alias_domains (refused, transport_maps
+not asked) and virtual_mailbox_domains through virtual_transport - and
+delivers one real message to each. tls_probe and tls_policy_levels must name
+the same next hop and transport, look up the same entry, apply the same level
+and agree on whether the mail goes out; tls_policy must call the entries
+Postfix never looks up dead.
 
 On the host's Postfix (3.7) and in the bullseye (3.5), trixie (3.10) and sid
 (3.11) images (oracle/in_image.py), each with its own postconf, postmap and
@@ -53,7 +56,7 @@ def test_postfix_delivers_as_routed(routed):
     everything = _explain(verdicts)
     for domain, hop, entry in (('routed.test', other, [other, 'encrypt']), ('a.parent.test', other, [other, 'encrypt']),
                                ('plain.test', relay, [relay, 'encrypt']), ('inbound.test', other, None),
-                               ('wrapped.test', wrapped, None)):
+                               ('wrapped.test', wrapped, None), ('mailbox.test', other, [other, 'encrypt'])):
         assert verdicts[domain]['status'] == 'sent', everything
         assert verdicts[domain]['relay'].endswith(hop[1:]), everything
         assert verdicts[domain]['lookup'] == entry, everything
@@ -61,6 +64,12 @@ def test_postfix_delivers_as_routed(routed):
     assert verdicts['strict.test']['lookup'] is None, everything        # no table: the service's level
     assert verdicts['gone.test']['status'] == 'sent' and 'discard' in ' '.join(verdicts['gone.test']['evidence']), \
         everything
+    # local delivery: the oracle's local_transport (error:) bounces it; no SMTP client ran
+    assert (verdicts['here.test']['status'], verdicts['here.test']['lookup']) == ('bounced', None), everything
+    assert 'the oracle delivers nothing locally' in verdicts['here.test']['reason'], everything
+    # a virtual alias domain without an alias for the address: refused, transport_maps not asked
+    assert (verdicts['alias.test']['status'], verdicts['alias.test']['lookup']) == ('bounced', None), everything
+    assert 'User unknown in virtual alias table' in verdicts['alias.test']['reason'], everything
 
 
 def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
@@ -69,7 +78,8 @@ def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
     probes = dict((item['destination'], item) for item in routed['probe']['destinations'])
     for domain, hop, transport in (('routed.test', other, LANE), ('a.parent.test', other, LANE),
                                    ('plain.test', relay, LANE), ('strict.test', other, STRICT),
-                                   ('inbound.test', other, INBOUND), ('wrapped.test', wrapped, SMTPS)):
+                                   ('inbound.test', other, INBOUND), ('wrapped.test', wrapped, SMTPS),
+                                   ('mailbox.test', other, LANE)):
         probe = probes[domain]
         assert (probe['next_hop'], probe['transport']) == (hop, transport), probe
         assert probe['would_defer'] is (verdicts[domain]['status'] != 'sent'), (probe, _explain(verdicts))
@@ -99,6 +109,14 @@ def test_the_probe_follows_transport_maps_and_the_services_settings(routed):
     assert (gone['transport'], gone['would_defer'], gone['host']) == ('discard', False, None), gone
     assert gone['reason'] == ('not probed: its transport discard (master.cf command discard) delivers no mail '
                               'over SMTP'), gone
+    assert probes['mailbox.test']['route'] == ('the domain is in virtual_mailbox_domains: virtual_transport = %s:%s'
+                                               % (LANE, other)), probes['mailbox.test']
+    here, alias = probes['here.test'], probes['alias.test']
+    assert (here['transport'], here['next_hop'], here['would_defer'], here['host']) == ('error', None, False, None), here
+    assert here['route'].startswith('the domain is in mydestination: local_transport = error:'), here
+    assert here['reason'] == 'not probed: its transport error (master.cf command error) delivers no mail over SMTP'
+    assert (alias['transport'], alias['next_hop'], alias['would_defer']) == ('error', None, False), alias
+    assert alias['route'].startswith('the domain is in virtual_alias_domains'), alias
 
 
 def test_the_levels_follow_transport_maps_and_the_services_settings(routed):
@@ -115,3 +133,21 @@ def test_the_levels_follow_transport_maps_and_the_services_settings(routed):
     assert (strict['level_before'], strict['level'], strict['affected']) == ('secure', 'secure', False), strict
     assert items['gone.test']['not_probed'].startswith('not probed: its transport discard'), items['gone.test']
     assert items['plain.test']['next_hop'] == relay and items['plain.test']['affected'] is False
+    for domain in ('here.test', 'alias.test'):
+        assert items[domain]['not_probed'].startswith('not probed: its transport error'), items[domain]
+    mailbox = items['mailbox.test']
+    assert (mailbox['next_hop'], mailbox['level_before'], mailbox['level'], mailbox['affected']) == (
+        other, 'encrypt', 'encrypt', False), mailbox
+
+
+def test_tls_policy_calls_the_entries_postfix_never_looks_up_dead(routed):
+    """Each of these entries is in the table and none was looked up for the real message:
+    routed and mailbox go to B, plain to the relayhost, here and alias to no SMTP client."""
+    result = routed['table']
+    assert not result.get('failed') and not result['changed'], result
+    dead = dict((w.split("'")[1], w) for w in result['warnings'] if w.startswith('destination '))
+    assert sorted(dead) == ['alias.test', 'here.test', 'mailbox.test', 'plain.test', 'routed.test'], result['warnings']
+    assert 'the domain is in mydestination' in dead['here.test'] and 'Postfix never looks up this entry' in \
+        dead['here.test'], dead['here.test']
+    assert "the SMTP client's next hop is %s" % routed['other'] in dead['mailbox.test'], dead['mailbox.test']
+    assert 'virtual_alias_domains' in dead['alias.test'], dead['alias.test']

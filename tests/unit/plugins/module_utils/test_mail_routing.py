@@ -8,13 +8,18 @@ tests/integration/oracle/test_transport_routing.py holds it against real deliver
 import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
+    ALIAS,
+    LOCAL,
+    VIRTUAL,
+    AddressClasses,
     Route,
     choose_transport_entry,
+    list_keys,
+    list_match,
+    list_patterns,
     may_reroute,
+    maybe_routed_elsewhere,
     not_smtp,
-    relay_domain_keys,
-    relay_domain_match,
-    relay_domain_patterns,
     route_domain,
     routes_for,
     service_commands,
@@ -150,10 +155,10 @@ def test_a_services_overrides_replace_main_cf_settings():
 
 # --- relay_domains: relay_transport instead of default_transport (resolve.c, match_ops.c) ---
 
-def test_relay_domain_patterns_as_match_list_parses_them(tmp_path):
+def test_list_patterns_as_match_list_parses_them(tmp_path):
     listed = tmp_path / 'relay'
     listed.write_text('# ours\nA.example, !b.a.example\n')
-    patterns = relay_domain_patterns('hash:/etc/postfix/relay !%s other.example /nonexistent' % listed)
+    patterns = list_patterns('hash:/etc/postfix/relay !%s other.example /nonexistent' % listed)
     assert [(neg, getattr(p, 'text', p)) for neg, p in patterns] == [
         (False, 'hash:/etc/postfix/relay'), (True, 'a.example'), (False, 'b.a.example'),
         (False, 'other.example'), (False, None)]
@@ -165,8 +170,10 @@ def test_relay_domain_patterns_as_match_list_parses_them(tmp_path):
 ])
 def test_relay_domain_table_keys(parent, keys):
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_spec
-    assert relay_domain_keys('A.b.example.com', parse_map_spec('hash:/r'), parent) == keys
-    assert relay_domain_keys('a.b.example.com', parse_map_spec('pcre:/r'), parent) == ['a.b.example.com']
+    assert list_keys('A.b.example.com', parse_map_spec('hash:/r'), parent) == keys
+    assert list_keys('a.b.example.com', parse_map_spec('pcre:/r'), parent) == ['a.b.example.com']
+    # a string list (mydestination, virtual_*_domains): the name only
+    assert list_keys('A.b.example.com', parse_map_spec('hash:/r')) == ['a.b.example.com']
 
 
 @pytest.mark.parametrize('value, answers, parent, domain, expected', [
@@ -183,7 +190,22 @@ def test_relay_domain_table_keys(parent, keys):
     ('', {}, True, 'example.com', False),
 ])
 def test_relay_domain_match(value, answers, parent, domain, expected):
-    assert relay_domain_match(domain, relay_domain_patterns(value), parent, answers) is expected
+    assert list_match(domain, list_patterns(value), answers, parent) is expected
+
+
+@pytest.mark.parametrize('value, answers, domain, expected', [
+    ('example.com', {}, 'example.com', True),
+    ('example.com', {}, 'Example.COM.', True),                  # casefolded, one trailing dot stripped
+    ('example.com', {}, 'sub.example.com', False),              # no parent domains in a string list
+    ('.example.com', {}, 'sub.example.com', False),
+    ('!example.com hash:/d', {'hash:/d': {'example.com': 'x'}}, 'example.com', False),
+    ('hash:/d', {'hash:/d': {'example.com': 'x'}}, 'example.com', True),
+    ('hash:/d', {'hash:/d': {'example.com': 'x'}}, 'sub.example.com', False),
+    ('hash:/d', {}, 'example.com', None),
+])
+def test_string_list_match(value, answers, domain, expected):
+    """mydestination and virtual_*_domains are string lists (match_string): the name, exactly."""
+    assert list_match(domain, list_patterns(value), answers) is expected
 
 
 def test_a_relay_domain_takes_relay_transport_and_its_next_hop():
@@ -206,6 +228,86 @@ def test_a_relay_domain_takes_relay_transport_and_its_next_hop():
     # a table that cannot be asked: noted
     route = routes_for(['ours.example'], params, lambda spec, keys: None)['ours.example']
     assert route.transport == 'smtp' and not route.certain and 'relay_domains could not be read' in route.notes[0]
+
+
+# --- the local and virtual classes (resolve.c: mydestination, virtual_alias_domains, virtual_mailbox_domains) ---
+
+CLASSES = {'mydestination': 'gw.example, localhost, hash:/etc/postfix/local-domains',
+           'virtual_alias_domains': 'alias.example',
+           'virtual_mailbox_domains': 'hash:/etc/postfix/vmailbox',
+           'relay_domains': 'gw.example, relayed.example, alias.example',
+           'local_transport': 'local:gw.example', 'virtual_transport': 'lmtp:unix:private/dovecot-lmtp',
+           'relayhost': '[out.example]', 'parent_domain_matches_subdomains': 'relay_domains'}
+
+
+def _class_query(spec, keys):
+    tables = {'hash:/etc/postfix/local-domains': {'also-local.example': 'x'},
+              'hash:/etc/postfix/vmailbox': {'mail.example': 'x', 'tls-probe@mail.example': 'x'}}
+    return dict((key, value) for key, value in tables[spec.text].items() if key in keys)
+
+
+def test_address_classes_in_resolve_c_order():
+    asked = []
+
+    def query(spec, keys):
+        asked.append((spec.text, keys))
+        return _class_query(spec, keys)
+    domains = ['gw.example', 'also-local.example', 'alias.example', 'mail.example', 'relayed.example',
+               'sub.relayed.example', 'other.example']
+    classes = AddressClasses(CLASSES, domains, query)
+    assert [classes.of(d) for d in domains] == [
+        (LOCAL, 'mydestination'), (LOCAL, 'mydestination'),             # mydestination before relay_domains
+        (ALIAS, 'virtual_alias_domains'), (VIRTUAL, 'virtual_mailbox_domains'),
+        ('relay', 'relay_domains'), ('relay', 'relay_domains'), ('default', None)]
+    # each table once, with the names only (string lists)
+    assert asked == [('hash:/etc/postfix/local-domains', domains), ('hash:/etc/postfix/vmailbox', domains)]
+    unreadable = AddressClasses(CLASSES, ['other.example'], lambda spec, keys: None)
+    assert unreadable.of('other.example') == (None, 'mydestination')
+
+
+def test_local_and_virtual_domains_take_their_class_transport():
+    routes = routes_for(['gw.example', 'alias.example', 'mail.example', 'other.example'], CLASSES, _class_query)
+    local = routes['gw.example']
+    assert (local.transport, local.next_hop, local.source) == ('local', 'gw.example', LOCAL)
+    assert local.via == 'the domain is in mydestination: local_transport = local:gw.example'
+    alias = routes['alias.example']
+    assert (alias.transport, alias.next_hop, alias.source) == ('error', None, 'alias')
+    assert 'User unknown in virtual alias table' in alias.via
+    mailbox = routes['mail.example']
+    assert (mailbox.transport, mailbox.next_hop) == ('lmtp', 'unix:private/dovecot-lmtp')
+    assert routes['other.example'].next_hop == '[out.example]'         # the relayhost is for remote domains only
+    # the built-in defaults: local (next hop the domain), virtual
+    params = {'mydestination': 'gw.example', 'virtual_mailbox_domains': 'mail.example', 'relayhost': '[r]'}
+    routes = routes_for(['gw.example', 'mail.example'], params, lambda spec, keys: {})
+    assert (routes['gw.example'].transport, routes['gw.example'].next_hop) == ('local', 'gw.example')
+    assert (routes['mail.example'].transport, routes['mail.example'].next_hop) == ('virtual', 'mail.example')
+
+
+def test_transport_maps_overrides_every_class_but_virtual_alias():
+    params = dict(CLASSES, transport_maps='hash:/etc/postfix/transport')
+
+    def query(spec, keys):
+        if spec.text == 'hash:/etc/postfix/transport':
+            return dict((key, 'smtp:[store.example]') for key in keys if key in (
+                'gw.example', 'alias.example', 'mail.example'))
+        return _class_query(spec, keys)
+    routes = routes_for(['gw.example', 'alias.example', 'mail.example'], params, query)
+    assert (routes['gw.example'].transport, routes['gw.example'].next_hop) == ('smtp', '[store.example]')
+    assert routes['gw.example'].via.endswith('(the domain is in mydestination)')
+    assert (routes['mail.example'].transport, routes['mail.example'].next_hop) == ('smtp', '[store.example]')
+    assert (routes['alias.example'].transport, routes['alias.example'].next_hop) == ('error', None)
+
+
+@pytest.mark.parametrize('params, destinations, expected', [
+    ({}, ['a.example', '[h]:25'], []),
+    ({'mydestination': 'gw.example, localhost'}, ['a.example', 'gw.example', '.gw.example'], ['gw.example']),
+    ({'mydestination': 'gw.example', 'virtual_mailbox_domains': 'hash:/v'}, ['a.example', 'b.example'],
+     ['a.example', 'b.example']),                       # a table: every domain may be in it
+    ({'virtual_alias_domains': '/etc/postfix/alias-domains'}, ['a.example'], ['a.example']),
+    ({'relayhost': '[r]'}, ['a.example', '[h]:25'], ['a.example']),
+])
+def test_maybe_routed_elsewhere(params, destinations, expected):
+    assert maybe_routed_elsewhere(destinations, params) == expected
 
 
 @pytest.mark.parametrize('params, expected', [

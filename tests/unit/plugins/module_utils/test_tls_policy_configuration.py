@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import routes_for
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import routes_for, service_commands
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
     configuration_checks,
     route_warnings,
@@ -225,3 +225,33 @@ def test_a_next_hop_in_default_transport_makes_domain_entries_dead():
     (warning,) = route_warnings(policies, _routes(['a.example'], settings))
     assert warning.startswith("destination 'a.example': relay_transport = relay:[inside.example] (the domain is in "
                               "relay_domains) routes its mail to [inside.example]"), warning
+
+
+def test_entries_for_domains_no_smtp_client_delivers_are_never_looked_up():
+    """resolve.c: a domain in mydestination goes to local_transport, one in
+    virtual_mailbox_domains to virtual_transport (here lmtp), one in virtual_alias_domains
+    nowhere (error: User unknown in virtual alias table); a transport_maps entry to discard:
+    too. Their entries are dead; so is one whose virtual_transport names another next hop."""
+    keys = ('gw.example', 'alias.example', 'mail.example', 'store.example', 'gone.example', 'a.example')
+    policies = [(key, build_policy('secure')) for key in keys]
+    settings = {'mydestination': 'gw.example, localhost', 'local_transport': 'local:gw.example',
+                'virtual_alias_domains': 'alias.example', 'virtual_mailbox_domains': 'mail.example, store.example',
+                'virtual_transport': 'lmtp:unix:private/dovecot-lmtp', 'transport_maps': 'hash:/etc/postfix/transport'}
+    transport = {'store.example': 'smtp:[store.example.net]', 'gone.example': 'discard:'}
+    master = MASTER + 'lmtp       unix  -       -       y       -       -       lmtp\n' \
+                      'discard    unix  -       -       y       -       -       discard\n'
+    routes = _routes(keys, settings, transport)
+    warnings = route_warnings(policies, routes, service_commands(master))
+    assert [w.split("'")[1] for w in warnings] == list(keys[:-1]), warnings
+    local, alias, mailbox, store, gone = warnings
+    assert local == ("destination 'gw.example': the domain is in mydestination: local_transport = local:gw.example, "
+                     'and its transport local runs local, not the SMTP client: the smtp_tls_* settings and '
+                     'smtp_tls_policy_maps do not apply: Postfix never looks up this entry')
+    assert alias.startswith("destination 'alias.example': the domain is in virtual_alias_domains: an address no "
+                            'virtual alias rewrote is refused (5.1.1 User unknown in virtual alias table); the '
+                            'addresses it rewrites them to'), alias
+    assert 'virtual_transport = lmtp:unix:private/dovecot-lmtp, and its transport lmtp runs lmtp' in mailbox
+    assert "the SMTP client's next hop is [store.example.net]" in store
+    assert 'its transport discard (master.cf command discard) delivers no mail over SMTP' in gone
+    # master.cf not read: nothing is said about the transports, the alias domain is still dead
+    assert [w.split("'")[1] for w in route_warnings(policies, routes)] == ['alias.example', 'store.example']
