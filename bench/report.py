@@ -271,25 +271,23 @@ def fleet_goals(res, summary):
                  fmt_s(quiet['wall']), fmt_s(floor['wall']), fmt_s(quiet['cpu']), fmt_s(floor['cpu']),
                  fmt_r(_ratio2(quiet['cpu'], floor['cpu']))),
              r, '<= %.1fx' % GOAL_NOOP_FLOOR, r <= GOAL_NOOP_FLOOR, 'the same goal without the preflight read')
+    def converge_goal(name, converge, no_op, note=''):
+        handlers = converge.get('handler_seconds') or 0.0
+        r = _ratio2(converge['wall'] - handlers, no_op['wall'])
+        goal(name, 'converge %s, reload handlers %s, no-op %s; converge / no-op %s'
+             % (fmt_s(converge['wall']), fmt_s(handlers), fmt_s(no_op['wall']),
+                fmt_r(_ratio2(converge['wall'], no_op['wall']))),
+             r, '<= %.1fx' % GOAL_CONVERGE_NOOP, r <= GOAL_CONVERGE_NOOP, note)
+
     if ok(noop) and ok(conv):
-        handlers = conv.get('handler_seconds') or 0.0
-        r = _ratio2(conv['wall'] - handlers, noop['wall'])
-        goal('(converge - reload handlers) / no-op, 1 host',
-             'converge %s, reload handlers %s, no-op %s; converge / no-op %s'
-             % (fmt_s(conv['wall']), fmt_s(handlers), fmt_s(noop['wall']), fmt_r(_ratio2(conv['wall'], noop['wall']))),
-             r, '<= %.1fx' % GOAL_CONVERGE_NOOP, r <= GOAL_CONVERGE_NOOP)
+        converge_goal('(converge - reload handlers) / no-op, 1 host', conv, noop)
     elif role:
         goal('(converge - reload handlers) / no-op, 1 host', 'run failed', None, '<= %.1fx' % GOAL_CONVERGE_NOOP,
              False)
     qconv = single.get('converge_preflight_off')
     if ok(quiet) and ok(qconv):
-        handlers = qconv.get('handler_seconds') or 0.0
-        r = _ratio2(qconv['wall'] - handlers, quiet['wall'])
-        goal('the same with enforce_tls_preflight: off, 1 host',
-             'converge %s, reload handlers %s, no-op %s; converge / no-op %s'
-             % (fmt_s(qconv['wall']), fmt_s(handlers), fmt_s(quiet['wall']), fmt_r(_ratio2(qconv['wall'], quiet['wall']))),
-             r, '<= %.1fx' % GOAL_CONVERGE_NOOP, r <= GOAL_CONVERGE_NOOP,
-             "without the preflight's probes (posttls-finger per destination made stricter)")
+        converge_goal('the same with enforce_tls_preflight: off, 1 host', qconv, quiet,
+                      "without the preflight's probes (posttls-finger per destination made stricter)")
     fnoop = fleet.get('noop')
     if ok(fnoop) and ok(noop):
         # With 3 or more rounds the ratio is the median of the per-round ratios (the
