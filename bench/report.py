@@ -271,6 +271,7 @@ def fleet_goals(res, summary):
                  fmt_s(quiet['wall']), fmt_s(floor['wall']), fmt_s(quiet['cpu']), fmt_s(floor['cpu']),
                  fmt_r(_ratio2(quiet['cpu'], floor['cpu']))),
              r, '<= %.1fx' % GOAL_NOOP_FLOOR, r <= GOAL_NOOP_FLOOR, 'the same goal without the preflight read')
+
     def converge_goal(name, converge, no_op, note=''):
         handlers = converge.get('handler_seconds') or 0.0
         r = _ratio2(converge['wall'] - handlers, no_op['wall'])
