@@ -308,12 +308,33 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None):
         summary = '%d would defer: %s' % (len(bad), '; '.join(entry['line'] for entry in bad))
     else:
         summary = 'no destination would defer (%d affected)' % len(affected)
+    unchecked = _unchecked_by_preflight(levels)
     return dict(
         mode=mode, host=host, destinations=merged, affected=affected,
         would_defer=[entry['destination'] for entry in bad],
         unreachable=[entry['destination'] for entry in merged if entry['reachable'] is False],
-        summary=summary,
+        unchecked=unchecked,
+        summary=summary + ('; NOTE: ' + unchecked if unchecked else ''),
     )
+
+
+def _unchecked_by_preflight(levels):
+    """What a preflight cannot have checked, or None: when the run raises the global
+    smtp_tls_security_level, every destination without a policy entry gets the new level, and
+    the preflight knows only the destinations it was given and, with the log read
+    (tls_policy_levels' log_sources), the next hops the mail log shows took mail in plaintext."""
+    before, after = levels.get('level_before'), levels.get('level')
+    if not before or not after or level_rank(after) <= level_rank(before):
+        return None
+    text = ('smtp_tls_security_level rises from %s to %s for every destination without a policy entry, '
+            'and the preflight probed only ' % (before, after))
+    if 'log_sources' in levels:
+        return text + ('the destinations it was given and the next hops the mail log (%s) shows took mail in '
+                       'plaintext: mail to a next hop not in the log was not checked'
+                       % (', '.join(levels.get('log_sources') or []) or 'nothing readable'))
+    return text + ('the destinations it was given (the policy entries, enforce_tls_preflight_destinations): '
+                   'mail to any other next hop was not checked; enforce_tls_preflight_log: true adds the next '
+                   'hops the mail log shows took mail in plaintext')
 
 
 # -- enforce_tls_decision ------------------------------------------------------------

@@ -79,6 +79,28 @@ def test_warn_reports_the_destination_that_would_defer_and_goes_on(gateway):
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
 
 
+def test_a_raised_global_level_says_what_the_preflight_did_not_check(gateway):
+    """may -> encrypt applies to every destination without an entry; with no destinations and
+    no policy entries at all the preflight still runs (it has the levels) and its report, and
+    the line it prints, say that mail to other next hops was not checked."""
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_internal_nexthops': []})
+    applied = gateway.play(check=True)
+    assert applied.rc == 0, applied.failed or applied.output[-4000:]
+    report = _report(applied)
+    assert report['destinations'] == [] and report['would_defer'] == []
+    assert report['unchecked'].startswith('smtp_tls_security_level rises from may to encrypt for every destination '
+                                          'without a policy entry'), report
+    line, = [m for m in applied.messages() if str(m).startswith('Preflight on gw: ')]
+    assert line.startswith('Preflight on gw: no destination would defer (0 affected); NOTE: smtp_tls_security_level '
+                           'rises from may to encrypt'), line
+    assert 'enforce_tls_preflight_log: true' in line
+    # a run that raises no global level has nothing to add
+    gateway.group_vars({'enforce_tls_outgoing_level': 'may', 'enforce_tls_preflight_destinations': [SELF_SIGNED],
+                        'enforce_tls_policies': [{'destination': SELF_SIGNED, 'level': 'encrypt'}]})
+    report = _report(gateway.play(check=True))
+    assert report['unchecked'] is None and report['affected'] == [SELF_SIGNED], report
+
+
 def test_fail_writes_nothing_and_names_every_destination(gateway):
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt',
                         'enforce_tls_preflight': 'fail',

@@ -299,4 +299,24 @@ def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
     assert report['destinations'][0]['line'] == 'same.example at encrypt (level unchanged)'
     skipped = tls_preflight_report({'skipped': True, 'changed': False}, None, 'off', 'gw1')
     assert skipped == dict(mode='off', host='gw1', destinations=[], affected=[], would_defer=[],
-                           unreachable=[], summary='no destination would defer (0 affected)')
+                           unreachable=[], unchecked=None, summary='no destination would defer (0 affected)')
+
+
+def test_preflight_report_says_what_a_global_raise_leaves_unchecked():
+    """smtp_tls_security_level may -> encrypt applies to every destination without an entry:
+    the report must not read as if the whole change had been checked."""
+    raised = dict(LEVELS, level_before='may', level='encrypt', probes=PROBES['results'][0]['destinations'])
+    report = tls_preflight_report(raised, None, 'warn', 'gw1')
+    assert report['unchecked'].startswith('smtp_tls_security_level rises from may to encrypt for every '
+                                          'destination without a policy entry'), report['unchecked']
+    assert 'enforce_tls_preflight_log: true' in report['unchecked']
+    assert report['summary'] == ('1 would defer: plain.example at encrypt (TLS is required, but was not offered)'
+                                 '; NOTE: ' + report['unchecked'])
+    # with the log read: names what was read, and what it cannot cover
+    logged = dict(raised, log_sources=['/var/log/mail.log'])
+    assert 'the mail log (/var/log/mail.log) shows' in tls_preflight_report(logged, None, 'warn', 'gw1')['unchecked']
+    # no global raise (the same level, or a table-only change): nothing to add
+    for before, after in (('encrypt', 'encrypt'), ('encrypt', 'may'), (None, None)):
+        same = dict(LEVELS, level_before=before, level=after)
+        report = tls_preflight_report(same, PROBES, 'warn', 'gw1')
+        assert report['unchecked'] is None and 'NOTE' not in report['summary']
