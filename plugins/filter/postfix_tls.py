@@ -543,6 +543,13 @@ def enforce_tls_decision(info, settings):
     if incoming_final == 'encrypt':
         exempt_services = [service for service in settings['reinjection_services']
                            if service in services and service not in exempt_already]
+    # The levels wait for a reload of their own when raising smtpd to encrypt could reach a
+    # re-injection service: an -o override reaches new smtpd processes only after the master
+    # re-read master.cf, and one already in master.cf may not have been read yet (a run that
+    # stopped before its reload, a hand edit).
+    levels_staged = bool(exempt_services) or (
+        incoming_final == 'encrypt' and 'smtpd_tls_security_level' in level_params
+        and any(service in services for service in settings['reinjection_services']))
 
     cert_files = _certificate_files(info, settings)
     cert_problems = _file_problems(cert_files, files)
@@ -593,6 +600,7 @@ def enforce_tls_decision(info, settings):
         map_reference=map_reference,
         cert_params=cert_params,
         exempt_services=exempt_services,
+        levels_staged=levels_staged,
         smtpd_cert_files=cert_files,
         cert_problems=cert_problems,
         cert_reason=cert_reason,

@@ -416,6 +416,31 @@ def test_enforce_incoming_with_certificate(gateway):
     assert gateway.smtp_reply_to_mail_from(10026).startswith('<-  250')
 
 
+def test_an_exemption_already_in_master_cf_is_made_live_before_smtpd_is_raised(gateway):
+    """master.cf has the re-injection service's exemption, but the master has not re-read it
+    (a run that stopped before its reload, a hand edit): raising smtpd to encrypt reloads
+    first, then writes the level, then reloads again."""
+    gateway.make_certificate()
+    gateway.add_reinjection_service()
+    gateway.sh('postfix reload && postconf -P 127.0.0.1:10026/inet/smtpd_tls_security_level=none')
+    gateway.take_before()
+    gateway.group_vars({
+        'enforce_tls_incoming_level': 'encrypt',
+        'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
+        'enforce_tls_smtpd_key_file': '/etc/postfix/tls/gw.key',
+        'enforce_tls_reinjection_services': ['127.0.0.1:10026/inet'],
+    })
+    applied = gateway.converge()
+    assert applied.changed == [
+        'Write and index the TLS policy table', MAIN_CF_TASK,
+        "Make the re-injection services' exemptions live before smtpd is raised",
+        'Reload Postfix (enforce_tls)', 'Set the global TLS security levels', 'Reload Postfix (enforce_tls)'], \
+        applied.changed
+    assert 'smtpd_tls_security_level' not in applied.result_of(MAIN_CF_TASK)['params']
+    assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(25)
+    assert gateway.smtp_reply_to_mail_from(10026).startswith('<-  250')
+
+
 def test_ciphermail_layout(gateway):
     gateway.add_reinjection_service()
     gateway.take_before()

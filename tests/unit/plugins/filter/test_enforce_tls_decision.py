@@ -108,6 +108,20 @@ def test_ciphermail_layout_paths():
     assert explicit['map_path'] == '/srv/t.map' and explicit['map_dir'] == '/srv' and explicit['map_reference'] == ''
 
 
+@pytest.mark.parametrize('overrides, services, incoming_now, incoming, staged', [
+    ({}, None, 'may', 'encrypt', True),                              # a service to exempt
+    ({'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}}, None, 'may', 'encrypt', True),  # may not be live
+    ({'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}}, None, 'encrypt', 'encrypt', False),  # no raise
+    ({}, ['smtp/inet'], 'may', 'encrypt', False),                    # no re-injection service in master.cf
+    ({}, None, 'may', 'may', False),                                 # smtpd not raised to encrypt
+])
+def test_levels_wait_for_a_reload_when_smtpd_raised_could_reach_a_reinjection_service(
+        overrides, services, incoming_now, incoming, staged):
+    host = info({'smtpd_tls_security_level': incoming_now}, overrides=overrides, services=services)
+    d = enforce_tls_decision(host, {'incoming_level': incoming, 'reinjection_services': ['127.0.0.1:10026/inet']})
+    assert d['levels_staged'] is staged
+
+
 def test_services_already_exempt_or_missing():
     exempt = info(overrides={'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}})
     assert enforce_tls_decision(exempt, {'incoming_level': 'encrypt'})['exempt_services'] == []
