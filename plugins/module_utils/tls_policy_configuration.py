@@ -132,8 +132,8 @@ def route_warnings(policies, routes, commands=None):
         if route is None or not route.certain:
             continue
         if route.source == 'alias':
-            warnings.append("destination %r: %s; the addresses it rewrites them to are routed by their own "
-                            'domains, so Postfix never looks up this entry' % (key, route.via))
+            warnings.append('destination %r: %s; an address a virtual alias rewrites is routed by its new '
+                            'domain, so Postfix never looks up this entry' % (key, route.via))
             continue
         why = not_smtp(route, commands) if commands is not None and route.transport != 'smtp' else None
         if why:

@@ -248,8 +248,8 @@ def test_entries_for_domains_no_smtp_client_delivers_are_never_looked_up():
                      'and its transport local runs local, not the SMTP client: the smtp_tls_* settings and '
                      'smtp_tls_policy_maps do not apply: Postfix never looks up this entry')
     assert alias.startswith("destination 'alias.example': the domain is in virtual_alias_domains: an address no "
-                            'virtual alias rewrote is refused (5.1.1 User unknown in virtual alias table); the '
-                            'addresses it rewrites them to'), alias
+                            'virtual alias rewrote is refused (5.1.1 User unknown in virtual alias table); an '
+                            'address a virtual alias rewrites is routed by its new domain'), alias
     assert 'virtual_transport = lmtp:unix:private/dovecot-lmtp, and its transport lmtp runs lmtp' in mailbox
     assert "the SMTP client's next hop is [store.example.net]" in store
     assert 'its transport discard (master.cf command discard) delivers no mail over SMTP' in gone
