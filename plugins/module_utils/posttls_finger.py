@@ -86,8 +86,9 @@ _MX_HOST_RE = re.compile(r'^addr_one: host (?P<host>\S+)$')
 _VERIFY_FAILED_RE = re.compile(r'^(?:server )?certificate verification failed for [^:]+(?::\d+)?: (?P<why>.*)$')
 
 
-# main.cf parameters a probe reads (expanded): the policy lookup, the global level and what
-# posttls-finger is given in place of the SMTP client's settings (finger_args)
+# main.cf parameters a probe reads (expanded): the policy lookup, the global level, what
+# posttls-finger is given in place of the SMTP client's settings (finger_args) and what it
+# cannot be given (unapplied_settings)
 PROBE_PARAMETERS = SMTP_LEVEL_PARAMETERS + (
     'smtp_tls_policy_maps', 'smtp_tls_CAfile', 'smtp_tls_CApath', 'smtp_host_lookup',
     'inet_protocols', 'smtp_tls_protocols', 'smtp_tls_mandatory_protocols', 'smtp_tls_ciphers',
@@ -95,6 +96,7 @@ PROBE_PARAMETERS = SMTP_LEVEL_PARAMETERS + (
     'smtp_tls_verify_cert_match', 'smtp_tls_secure_cert_match',
     'smtp_tls_fingerprint_cert_match', 'smtp_mx_address_limit', 'smtp_dns_support_level',
     'smtp_tls_dane_insecure_mx_policy', 'disable_dns_lookups', 'smtp_tls_wrappermode',
+    'smtp_tls_exclude_ciphers', 'smtp_tls_mandatory_exclude_ciphers',
     'mail_version') + ROUTE_PARAMETERS
 
 DANE_LEVELS = ('dane', 'dane-only')
@@ -876,13 +878,44 @@ def probe_one(finger, destination, level, source, entry, params, options, route=
     result.update(found)
     if dane_off:
         result['reason'] += ' (%s: the SMTP client falls back to may)' % dane_off
-    result['evidence'] = report.lines
+    result['evidence'] = report.lines + unapplied_settings(attributes, params, level)
     result['other_mx'] = []
     domain = mx_domain(hop)
     if result['would_defer'] and report.connected and level in MX_FALLBACK_LEVELS and domain \
             and mx_lookups(params) and report.dane_note not in MX_INSECURE_NOTES:
         _probe_other_mx(finger, result, report, domain, level, attributes, params, options)
     return result
+
+
+# What the SMTP client applies and posttls-finger has no option for: the cipher exclusions
+# (posttls-finger starts TLS with the built-in defaults, DEF_SMTP_TLS_EXCL_CIPH and
+# DEF_SMTP_TLS_MAND_EXCL, both empty) and connection reuse through tlsproxy.
+MANDATORY_LEVELS = ('encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
+
+
+def unapplied_settings(attributes, params, level):
+    """Evidence lines naming what the SMTP client would apply at LEVEL and the probe does not
+    (smtp_tls_policy.c set_cipher_grade): the entry's exclude= (which replaces main.cf's
+    lists), else smtp_tls_exclude_ciphers and, at the mandatory levels,
+    smtp_tls_mandatory_exclude_ciphers; and connection_reuse=yes."""
+    attributes, params = attributes or {}, params or {}
+    missed = []
+    if level != 'none':
+        if attributes.get('exclude'):
+            exclude = _last(attributes['exclude'])
+            if exclude:
+                missed.append('exclude=%s' % exclude)
+        else:
+            names = ['smtp_tls_exclude_ciphers'] + (
+                ['smtp_tls_mandatory_exclude_ciphers'] if level in MANDATORY_LEVELS else [])
+            missed.extend('%s = %s' % (name, params[name].strip()) for name in names
+                          if (params.get(name) or '').strip())
+    if _last(attributes.get('connection_reuse')) == 'yes':
+        missed.append('connection_reuse=yes (the SMTP client hands the TLS session to tlsproxy)')
+    if not missed:
+        return []
+    return ['(not applied by the probe, posttls-finger has no option for it: %s; a handshake that '
+            'succeeds here may still fail for the SMTP client)' % '; '.join(missed)]
 
 
 def _probe_session(finger, args, level, params):

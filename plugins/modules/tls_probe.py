@@ -105,7 +105,9 @@ notes:
     probed one by one (posttls-finger stops at the first that connects).
   - A policy entry Postfix cannot use (empty, unknown level, malformed attribute) is reported as
     deferring with Postfix's words, without a probe. Entry attributes posttls-finger has no
-    option for (C(exclude), C(connection_reuse)) are not applied; C(servername), its keywords
+    option for (C(exclude), C(connection_reuse)) and main.cf's cipher exclusions
+    (C(smtp_tls_exclude_ciphers), C(smtp_tls_mandatory_exclude_ciphers)) are not applied; the last
+    line of RV(destinations[].evidence) names them when they are set. C(servername), its keywords
     V(hostname) and V(nexthop) included, is sent as SNI as the SMTP client sends it.
   - At level V(dane) and V(dane-only) posttls-finger does its own DNSSEC lookups, and without
     usable TLSA records it checks the certificate at V(secure), which is not what the SMTP client

@@ -24,6 +24,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger 
     parse_report,
     policy_keys,
     probe_one,
+    unapplied_settings,
     verdict,
 )
 
@@ -522,3 +523,26 @@ def test_wrapper_mode_is_probed_with_tls_from_the_first_byte():
     finger = FakeFinger({'[smtp.example.net]:465': failed})
     result = _probe(finger, destination='[smtp.example.net]:465', level='encrypt', params=wrapped)
     assert result['would_defer'] is True and result['reason'] == 'Cannot start TLS: handshake failure'
+
+
+def test_what_posttls_finger_cannot_apply_is_named_in_the_evidence():
+    """smtp_tls_policy.c set_cipher_grade: an entry's exclude= replaces main.cf's exclusion lists
+    (empty: none at all); without it smtp_tls_exclude_ciphers applies from may on and
+    smtp_tls_mandatory_exclude_ciphers from encrypt on. posttls-finger takes none of them."""
+    params = {'smtp_tls_exclude_ciphers': 'RC4', 'smtp_tls_mandatory_exclude_ciphers': ' MD5 '}
+    assert unapplied_settings({}, params, 'may') == [
+        '(not applied by the probe, posttls-finger has no option for it: smtp_tls_exclude_ciphers = RC4; a '
+        'handshake that succeeds here may still fail for the SMTP client)']
+    assert 'smtp_tls_exclude_ciphers = RC4; smtp_tls_mandatory_exclude_ciphers = MD5;' in \
+        unapplied_settings({}, params, 'secure')[0]
+    assert 'exclude=aNULL:MD5;' in unapplied_settings({'exclude': ['aNULL:MD5']}, params, 'encrypt')[0]
+    assert 'smtp_tls_' not in unapplied_settings({'exclude': ['aNULL:MD5']}, params, 'encrypt')[0]
+    assert unapplied_settings({'exclude': ['']}, params, 'encrypt') == []
+    assert unapplied_settings({}, {}, 'secure') == [] and unapplied_settings({}, params, 'none') == []
+    assert 'connection_reuse=yes' in unapplied_settings({'connection_reuse': ['yes']}, {}, 'encrypt')[0]
+    # in a probe's result, after posttls-finger's own lines
+    finger = FakeFinger({'example.com': _tls(SELF_SIGNED, 'mx1.example.net', '192.0.2.1')})
+    result = probe_one(finger, 'example.com', 'encrypt', 'policy table', ('example.com', 'encrypt exclude=MD5'),
+                       {}, OPTIONS)
+    assert result['evidence'][-1].startswith('(not applied by the probe, posttls-finger has no option for it: '
+                                             'exclude=MD5;'), result['evidence']
