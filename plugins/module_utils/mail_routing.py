@@ -62,6 +62,7 @@ CLASS_LISTS = ((LOCAL, 'mydestination', False, 'local_transport', 'local'),
                (ALIAS, 'virtual_alias_domains', False, None, 'error'),
                (VIRTUAL, 'virtual_mailbox_domains', False, 'virtual_transport', 'virtual'),
                (RELAY, 'relay_domains', True, 'relay_transport', 'relay'))
+CLASS_LIST_NAMES = dict((cls, name) for cls, name, _dom, _setting, _default in CLASS_LISTS)
 CLASS_TRANSPORTS = dict((cls, (setting, default)) for cls, _list, _dom, setting, default in CLASS_LISTS)
 CLASS_TRANSPORTS[DEFAULT] = ('default_transport', 'smtp')
 # what trivial-rewrite gives a virtual alias domain's address that no alias rewrote
@@ -321,8 +322,7 @@ def class_route(domain, params, cls=DEFAULT):
             if (params.get(sender_map) or '').strip():
                 notes.append('%s is set: mail from some senders may take another route than this one' % sender_map)
     if cls in (LOCAL, VIRTUAL):
-        listed = 'mydestination' if cls == LOCAL else 'virtual_mailbox_domains'
-        where = 'the domain is in %s: %s = %s' % (listed, name, value)
+        where = 'the domain is in %s: %s = %s' % (CLASS_LIST_NAMES[cls], name, value)
         hop = None if transport in NO_NEXT_HOP_TRANSPORTS else nexthop or domain
         return Route(domain, transport, hop, where, notes, cls)
     if transport in NO_NEXT_HOP_TRANSPORTS:        # the next hop is the reason text
@@ -379,7 +379,9 @@ def maybe_routed_elsewhere(destinations, params):
     if may_reroute(params):
         return domains
     names = set()
-    for _cls, name, _domain_list, _setting, _default in CLASS_LISTS[:3]:
+    for _cls, name, domain_list, _setting, _default in CLASS_LISTS:
+        if domain_list:
+            continue            # relay_domains: may_reroute said no
         for _negated, pattern in list_patterns(params.get(name), read_file=lambda path: None):
             if not isinstance(pattern, str):
                 return domains           # a table, or a /file (read by routes_for)

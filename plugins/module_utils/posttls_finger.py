@@ -887,17 +887,13 @@ def probe_one(finger, destination, level, source, entry, params, options, route=
     return result
 
 
-# What the SMTP client applies and posttls-finger has no option for: the cipher exclusions
-# (posttls-finger starts TLS with the built-in defaults, DEF_SMTP_TLS_EXCL_CIPH and
-# DEF_SMTP_TLS_MAND_EXCL, both empty) and connection reuse through tlsproxy.
-MANDATORY_LEVELS = ('encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
-
-
 def unapplied_settings(attributes, params, level):
     """Evidence lines naming what the SMTP client would apply at LEVEL and the probe does not
     (smtp_tls_policy.c set_cipher_grade): the entry's exclude= (which replaces main.cf's
-    lists), else smtp_tls_exclude_ciphers and, at the mandatory levels,
-    smtp_tls_mandatory_exclude_ciphers; and connection_reuse=yes."""
+    lists), else smtp_tls_exclude_ciphers and, at the levels that require TLS,
+    smtp_tls_mandatory_exclude_ciphers; and connection_reuse=yes (through tlsproxy).
+    posttls-finger starts TLS with the built-in exclusions (DEF_SMTP_TLS_EXCL_CIPH and
+    DEF_SMTP_TLS_MAND_EXCL, both empty)."""
     attributes, params = attributes or {}, params or {}
     missed = []
     if level != 'none':
@@ -907,7 +903,7 @@ def unapplied_settings(attributes, params, level):
                 missed.append('exclude=%s' % exclude)
         else:
             names = ['smtp_tls_exclude_ciphers'] + (
-                ['smtp_tls_mandatory_exclude_ciphers'] if level in MANDATORY_LEVELS else [])
+                ['smtp_tls_mandatory_exclude_ciphers'] if level in REQUIRES_TLS else [])
             missed.extend('%s = %s' % (name, params[name].strip()) for name in names
                           if (params.get(name) or '').strip())
     if _last(attributes.get('connection_reuse')) == 'yes':
