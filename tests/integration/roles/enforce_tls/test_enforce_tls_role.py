@@ -186,8 +186,11 @@ class Gateway(object):
         assert checked.changed == [], checked.changed
         return applied
 
+    config_dirs = ('/etc/postfix',)
+
     def snapshot(self):
-        return self.sh('cd /etc/postfix && find . -type f | sort | xargs md5sum; postconf -n; postconf -P')
+        return ''.join(self.sh('cd %s && find . -type f | sort | xargs md5sum; postconf -c %s -n; postconf -c %s -P'
+                               % (d, d, d)) for d in self.config_dirs)
 
     def take_before(self):
         self.before = self.snapshot()
@@ -204,9 +207,9 @@ class Gateway(object):
                 '-subj /CN=gateway.test -keyout /etc/postfix/tls/gw.key -out /etc/postfix/tls/gw.crt '
                 '2>/dev/null && chmod 600 /etc/postfix/tls/gw.key')
 
-    def add_reinjection_service(self):
+    def add_reinjection_service(self, config_dir='/etc/postfix'):
         self.sh("printf '127.0.0.1:10026 inet n - n - - smtpd\\n  -o content_filter=\\n' "
-                '>> /etc/postfix/master.cf')
+                '>> %s/master.cf' % config_dir)
 
     def smtp_reply_to_mail_from(self, port):
         """The reply to MAIL FROM on a plaintext session (no STARTTLS)."""
@@ -550,3 +553,52 @@ def test_the_role_twice_in_one_play(gateway):
     assert gateway.query('second.example', 'hash:/etc/postfix/tls_policy') == 'secure'
     assert gateway.query('first.example', 'hash:/etc/postfix/tls_policy') is None
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
+def test_a_secondary_postmulti_instance(gateway):
+    """A multi-instance gateway (postmulti): the role applied to the secondary instance
+    (enforce_tls_config_dir) writes that instance's table, main.cf and master.cf, reloads
+    that instance only, and leaves the primary as it was, on disk and on the wire."""
+    out = '/etc/postfix-out'
+    # An "mta" instance as postmulti creates it, its smtpd on port 2525 (the primary has 25),
+    # its log in a file (the primary's in another), a re-injection service.
+    gateway.sh('postfix stop && postconf -e maillog_file=/var/log/postfix-primary.log && postfix start')
+    gateway.sh('postmulti -e init && postmulti -I postfix-out -G mta -e create && postmulti -i postfix-out -e enable'
+               ' && postconf -c {o} -X master_service_disable'
+               ' && postconf -c {o} -e inet_interfaces=127.0.0.1 maillog_file=/var/log/postfix-out.log'
+               ' && postconf -c {o} -M# smtp/inet && postconf -c {o} -Me "2525/inet=2525 inet n - y - - smtpd"'
+               .format(o=out))
+    gateway.add_reinjection_service(out)
+    gateway.sh('postmulti -i postfix-out -p start')
+    gateway.make_certificate()
+    gateway.config_dirs = ('/etc/postfix', out)
+    gateway.take_before()
+    primary = gateway.sh('md5sum /etc/postfix/main.cf /etc/postfix/master.cf; ls /etc/postfix')
+    gateway.group_vars({
+        'enforce_tls_config_dir': out,
+        'enforce_tls_outgoing_level': 'encrypt',
+        'enforce_tls_incoming_level': 'encrypt',
+        'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
+        'enforce_tls_smtpd_key_file': '/etc/postfix/tls/gw.key',
+        'enforce_tls_policies': [{'destination': 'example.com', 'level': 'verify', 'match': 'mx.example.com'}],
+    })
+    applied = gateway.converge()
+    assert gateway.sh('md5sum /etc/postfix/main.cf /etc/postfix/master.cf; ls /etc/postfix') == primary
+    assert gateway.postconf('smtp_tls_security_level') == 'may'
+    assert gateway.sh('postconf -c %s -h smtp_tls_policy_maps' % out).strip() == 'hash:%s/tls_policy' % out
+    assert gateway.sh('postconf -c %s -h smtp_tls_security_level smtpd_tls_security_level' % out).split() == [
+        'encrypt', 'encrypt']
+    assert '127.0.0.1:10026/inet/smtpd_tls_security_level = none' in gateway.sh('postconf -c %s -P' % out)
+    assert gateway.query('example.com', 'hash:%s/tls_policy' % out) == 'verify match=mx.example.com'
+    assert gateway.query('[127.0.0.1]:10025', 'hash:%s/tls_policy' % out) == 'none'
+    # The handlers checked and reloaded the secondary (twice: the exemption goes live first).
+    assert applied.changed.count('Reload Postfix (enforce_tls)') == 2, applied.changed
+    log = gateway.sh('cat /var/log/postfix-out.log')
+    assert log.count('reload -- version') == 2, log
+    primary_log = gateway.sh('cat /var/log/postfix-primary.log')
+    assert 'daemon started' in primary_log and 'reload' not in primary_log, primary_log
+    # On the wire: the secondary's smtpd demands STARTTLS, its re-injection port does not,
+    # and the primary's port 25 still takes plaintext mail.
+    assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(2525)
+    assert gateway.smtp_reply_to_mail_from(10026).startswith('<-  250')
+    assert gateway.smtp_reply_to_mail_from(25).startswith('<-  250')
