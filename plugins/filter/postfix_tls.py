@@ -29,6 +29,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import service_level_notes
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import PolicyError, build_policy
 
 SIDES = tuple(LEVEL_RANKS)
@@ -569,6 +570,13 @@ def enforce_tls_decision(info, settings):
         notes.extend('%s is not a service in %s/master.cf: nothing to exempt from incoming TLS enforcement '
                      'there.' % (service, config_dir)
                      for service in settings['reinjection_services'] if service not in services)
+    # master.cf -o overrides beat main.cf: services and transports the levels do not reach
+    # (service_commands: postconf_info of an older collection does not return it)
+    if isinstance(info.get('service_commands'), Mapping):
+        after = dict(expanded, smtp_tls_security_level=outgoing_final, smtpd_tls_security_level=incoming_final)
+        notes.extend(service_level_notes(
+            {'smtp': outgoing_final, 'smtpd': incoming_final}, after, info.get('service_parameters') or {},
+            info['service_commands'], config_dir, exempt=settings['reinjection_services'], table_path=map_path))
 
     refusals = []
     plan = info.get('tls_policy_plan')

@@ -543,6 +543,11 @@ def parse_services(text):
     return set((fields[0], fields[1]) for fields in master_entries(text) if len(fields) >= 2)
 
 
+def parse_service_commands(text):
+    """The command of each service of "postconf -M" output: {(service, type): command}."""
+    return dict(((fields[0], fields[1]), fields[7]) for fields in master_entries(text) if len(fields) >= 8)
+
+
 def parse_service_overrides(text):
     """Parse "postconf -P" output: {(service, type): {name: value}}."""
     result = {}

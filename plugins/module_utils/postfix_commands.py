@@ -19,6 +19,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     parse_main_cf,
     parse_postconf_output,
     parse_service_overrides,
+    parse_service_commands,
     parse_services,
 )
 
@@ -180,6 +181,11 @@ class Postconf(PostfixCommand):
     def services(self):
         """master.cf services as a set of (service, type) (``postconf -M``)."""
         return parse_services(self.output(['-M']))
+
+    def service_commands(self):
+        """The command of each master.cf service: {(service, type): command} (``postconf -M``,
+        the output services() reads)."""
+        return parse_service_commands(self.output(['-M']))
 
     def service_overrides(self):
         """master.cf -o overrides (``postconf -P``): {(service, type): {name: value}}."""

@@ -209,6 +209,16 @@ services:
   type: list
   elements: str
   sample: [127.0.0.1:10026/inet, cleanup/unix, smtp/inet, smtp/unix]
+service_commands:
+  description:
+    - The command of each C(master.cf) service (C(postconf -M)), keyed by C(SERVICE/TYPE), for example
+      C(smtpd) or C(postscreen) for a server, C(smtp) for an SMTP client transport.
+  returned: success
+  type: dict
+  sample:
+    smtp/inet: smtpd
+    smtp/unix: smtp
+    127.0.0.1:10026/inet: smtpd
 service_parameters:
   description:
     - The C(-o) parameter overrides of the C(master.cf) services that have any
@@ -382,7 +392,7 @@ def files_of(name, value):
 
 
 def read(postconf, builtin, user, also=()):
-    """Values as written and expanded, version, services, their overrides and map types:
+    """Values as written and expanded, version, services, their commands and overrides, map types:
     five postconf calls. ALSO: built-in names read with them for a plan (remembered,
     not returned)."""
     requested = builtin + user
@@ -401,10 +411,11 @@ def read(postconf, builtin, user, also=()):
     if 'mail_version' not in requested:
         raw.pop('mail_version', None)
     services = sorted('%s/%s' % service for service in postconf.services())
+    commands = dict(('%s/%s' % service, command) for service, command in postconf.service_commands().items())
     overrides = dict(('%s/%s' % service, settings)
                      for service, settings in postconf.service_overrides().items())
     map_types = sorted(postconf.map_types())
-    return raw, expanded, version, services, overrides, map_types
+    return raw, expanded, version, services, commands, overrides, map_types
 
 
 def plan_tls_policy(module, postconf, plan, values):
@@ -475,7 +486,8 @@ def main():
     postconf = Postconf(module, config_dir, cache=True)
     also = PLAN_PARAMETERS if params['tls_policy_plan'] is not None else ()
     try:
-        raw, expanded, version, services, service_parameters, map_types = read(postconf, builtin, user, also)
+        raw, expanded, version, services, commands, service_parameters, map_types = read(
+            postconf, builtin, user, also)
     except PostfixCommandError as exc:
         module.fail_json(msg='postconf cannot read the configuration in %s: %s'
                              % (config_dir, (exc.stderr or exc.stdout or str(exc)).strip()),
@@ -503,6 +515,7 @@ def main():
         expanded=expanded,
         unknown_parameters=[n for n in builtin if n not in raw],
         services=services,
+        service_commands=commands,
         service_parameters=service_parameters,
         version=version,
         version_info=list(version_tuple(version)),

@@ -602,3 +602,38 @@ def test_a_secondary_postmulti_instance(gateway):
     assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(2525)
     assert gateway.smtp_reply_to_mail_from(10026).startswith('<-  250')
     assert gateway.smtp_reply_to_mail_from(25).startswith('<-  250')
+
+
+def test_master_cf_overrides_that_undercut_the_levels_are_named(gateway):
+    """master.cf -o overrides beat main.cf: smtp/inet with -o smtpd_tls_security_level=may
+    still takes plaintext mail after the role raised main.cf to encrypt, and an smtp/unix
+    transport with its own level sends at that level. The role says so on every run (and
+    in check mode), naming the service and the override; the loopback re-injection
+    service it exempts itself is not named."""
+    gateway.make_certificate()
+    gateway.add_reinjection_service()
+    gateway.sh('postconf -P smtp/inet/smtpd_tls_security_level=may smtp/unix/smtp_tls_security_level=may '
+               '&& postfix reload')
+    gateway.take_before()
+    gateway.group_vars({
+        'enforce_tls_incoming_level': 'encrypt', 'enforce_tls_outgoing_level': 'encrypt',
+        'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
+        'enforce_tls_smtpd_key_file': '/etc/postfix/tls/gw.key',
+    })
+    applied = gateway.converge()
+    for result in (applied, gateway.play(check=True)):
+        warnings = [m for m in result.messages() if str(m).startswith('WARNING: /etc/postfix/master.cf')]
+        assert len(warnings) == 2, result.messages()
+        assert warnings[0].startswith('WARNING: /etc/postfix/master.cf service smtp/inet runs smtpd with '
+                                      '-o smtpd_tls_security_level=may: it accepts mail at TLS level "may"')
+        assert warnings[1].startswith('WARNING: /etc/postfix/master.cf transport smtp/unix (the SMTP client '
+                                      'remote mail takes) runs with -o smtp_tls_security_level=may')
+    assert gateway.postconf('smtpd_tls_security_level') == 'encrypt'
+    # What the warning says, on the wire: port 25 takes mail without STARTTLS.
+    assert gateway.smtp_reply_to_mail_from(25).startswith('<-  250')
+    # Without the overrides the warnings go, and port 25 enforces.
+    gateway.sh('postconf -PX smtp/inet/smtpd_tls_security_level smtp/unix/smtp_tls_security_level '
+               '&& postfix reload')
+    clean = gateway.play()
+    assert clean.rc == 0 and not [m for m in clean.messages() if 'master.cf' in str(m)], clean.messages()
+    assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(25)

@@ -242,3 +242,27 @@ def test_the_planned_path_is_the_decided_one(host_maps_d_dir):
     decided = enforce_tls_decision(host, settings)
     assert decided['map_path'] == planned == '%s/lmdb-tls-policy.map' % (host_maps_d_dir or '/etc/postfix/maps.d')
     assert decided['map_type'] == 'lmdb' and decided['map_dir'] == (host_maps_d_dir or '/etc/postfix/maps.d')
+
+
+def test_master_cf_overrides_that_undercut_the_levels_are_named():
+    """An -o override beats main.cf: the role says which services its levels do not reach."""
+    commands = {'smtp/inet': 'smtpd', '127.0.0.1:10026/inet': 'smtpd', 'smtp/unix': 'smtp'}
+    overrides = {'smtp/inet': {'smtpd_tls_security_level': 'may'},
+                 '127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'},
+                 'smtp/unix': {'smtp_tls_security_level': 'may'}}
+    result = dict(info(overrides=overrides), service_commands=commands)
+    d = enforce_tls_decision(result, {'outgoing_level': 'encrypt', 'incoming_level': 'encrypt',
+                                      'reinjection_services': ['127.0.0.1:10026/inet']})
+    warnings = [n for n in d['notes'] if n.startswith('WARNING: /etc/postfix/master.cf')]
+    assert len(warnings) == 2, d['notes']
+    assert 'service smtp/inet runs smtpd with -o smtpd_tls_security_level=may' in warnings[0]
+    assert 'transport smtp/unix' in warnings[1] and 'at TLS level "may", not the "encrypt"' in warnings[1]
+    assert d['refusals'] == []
+    # the same overrides under the levels they match: nothing to say
+    same = enforce_tls_decision(result, {'outgoing_level': 'may', 'incoming_level': 'may'})
+    assert same['notes'] == []
+    # main.cf's level after the run counts, not today's: an obsolete override is moot under a level
+    obsolete = dict(info(overrides={'smtp/inet': {'smtpd_use_tls': 'no'}}), service_commands=commands)
+    assert enforce_tls_decision(obsolete, {'incoming_level': 'encrypt'})['notes'] == []
+    # a read without service_commands (an older postconf_info) decides as before
+    assert enforce_tls_decision(info(overrides=overrides), {'outgoing_level': 'encrypt'})['notes'] == []

@@ -399,6 +399,9 @@ def test_parse_services():
     assert pp.parse_services(out) == {
         ('smtp', 'inet'), ('127.0.0.1:10026', 'inet'), ('pickup', 'unix'), ('[::1]:10026', 'inet'),
     }
+    assert pp.parse_service_commands(out) == {
+        ('smtp', 'inet'): 'smtpd', ('127.0.0.1:10026', 'inet'): 'smtpd', ('pickup', 'unix'): 'pickup',
+        ('[::1]:10026', 'inet'): 'smtpd'}
 
 
 def test_parse_service_overrides():

@@ -49,6 +49,10 @@ class FakePostconf:
         type(self).calls.append(('services',))
         return {('smtp', 'inet'), ('127.0.0.1:10026', 'inet'), ('cleanup', 'unix')}
 
+    def service_commands(self):
+        type(self).calls.append(('service_commands',))
+        return {('smtp', 'inet'): 'smtpd', ('127.0.0.1:10026', 'inet'): 'smtpd', ('cleanup', 'unix'): 'cleanup'}
+
     def service_overrides(self):
         type(self).calls.append(('service_overrides',))
         return {('127.0.0.1:10026', 'inet'): {'smtpd_tls_security_level': 'none', 'content_filter': ''}}
@@ -86,13 +90,15 @@ def test_one_read_of_everything(fake, capsys, tmp_path):
              'maps_d_dir', 'unset_dir']
     assert fake.calls == [('parameters', names + ['mail_version'], False, reference),
                           ('parameters', names, True, reference),
-                          ('services',), ('service_overrides',), ('map_types',)]
+                          ('services',), ('service_commands',), ('service_overrides',), ('map_types',)]
     assert result['parameters'] == {'smtp_tls_security_level': 'may', 'smtpd_tls_key_file': '$smtpd_tls_cert_file',
                                     'smtpd_tls_chain_files': '/a.pem, /b.pem\t/c.pem',
                                     'maps_d_dir': '$config_directory/maps.d'}
     assert result['expanded']['maps_d_dir'] == '/etc/postfix/maps.d'
     assert result['unknown_parameters'] == ['bogus']          # unset_dir is user-defined: not unknown
     assert result['services'] == ['127.0.0.1:10026/inet', 'cleanup/unix', 'smtp/inet']
+    assert result['service_commands'] == {
+        '127.0.0.1:10026/inet': 'smtpd', 'cleanup/unix': 'cleanup', 'smtp/inet': 'smtpd'}
     assert result['service_parameters'] == {
         '127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none', 'content_filter': ''}}
     assert result['map_types'] == ['hash', 'lmdb', 'texthash']

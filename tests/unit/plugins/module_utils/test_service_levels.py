@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""master.cf services whose -o overrides undercut main.cf's TLS levels (pure)."""
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import parse_service_commands
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
+    remote_transports,
+    service_level_notes,
+    weaker_smtp_transports,
+    weaker_smtpd_services,
+)
+
+MASTER = """\
+smtp       inet  n       -       y       -       -       smtpd
+submission inet  n       -       y       -       -       smtpd
+  -o smtpd_tls_security_level=encrypt
+smtps      inet  n       -       y       -       -       smtpd
+  -o smtpd_tls_wrappermode=yes
+127.0.0.1:10026 inet n   -       n       -       -       smtpd
+pickup     unix  n       -       y       60      1       pickup
+smtp       unix  -       -       y       -       -       smtp
+relay      unix  -       -       y       -       -       smtp
+  -o syslog_name=postfix/$service_name
+lmtp       unix  -       -       y       -       -       lmtp
+"""
+COMMANDS = dict(('%s/%s' % service, command) for service, command in parse_service_commands(MASTER).items())
+MAIN = {'smtp_tls_security_level': 'encrypt', 'smtpd_tls_security_level': 'encrypt',
+        'default_transport': 'smtp', 'relay_transport': 'relay', 'relay_domains': ''}
+
+
+def test_service_commands():
+    assert COMMANDS['smtp/inet'] == 'smtpd' and COMMANDS['smtp/unix'] == 'smtp'
+    assert COMMANDS['127.0.0.1:10026/inet'] == 'smtpd' and COMMANDS['lmtp/unix'] == 'lmtp'
+    assert 'submission/inet' in COMMANDS and len(COMMANDS) == 8
+
+
+def test_smtpd_service_weaker_than_main_cf():
+    overrides = {'smtp/inet': {'smtpd_tls_security_level': 'may'},
+                 'submission/inet': {'smtpd_tls_security_level': 'encrypt'},
+                 'smtps/inet': {'smtpd_tls_wrappermode': 'yes', 'smtpd_tls_security_level': 'none'},
+                 '127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}}
+    assert weaker_smtpd_services('encrypt', MAIN, overrides, COMMANDS) == [
+        ('smtp/inet', 'may', {'smtpd_tls_security_level': 'may'})]
+    # at may only "none" is weaker
+    assert weaker_smtpd_services('may', MAIN, overrides, COMMANDS) == []
+    assert weaker_smtpd_services('may', MAIN, {'smtp/inet': {'smtpd_tls_security_level': 'none'}}, COMMANDS) == [
+        ('smtp/inet', 'none', {'smtpd_tls_security_level': 'none'})]
+
+
+def test_smtpd_exempt_loopback_and_no_override():
+    overrides = {'smtp/inet': {'smtpd_tls_security_level': 'may'}}
+    assert weaker_smtpd_services('encrypt', MAIN, overrides, COMMANDS, exempt=['smtp/inet']) == []
+    # a service without a level override runs main.cf's level
+    assert weaker_smtpd_services('encrypt', MAIN, {'smtp/inet': {'smtpd_client_restrictions': ''}},
+                                 COMMANDS) == []
+    # the loopback-only listeners (re-injection ports) are this host's own
+    commands = {'[::1]:10026/inet': 'smtpd', '127.0.0.1:10027/inet': 'smtpd', 'localhost:10028/inet': 'smtpd'}
+    loop = dict((s, {'smtpd_tls_security_level': 'none'}) for s in commands)
+    assert weaker_smtpd_services('encrypt', MAIN, loop, commands) == []
+
+
+def test_smtpd_behind_postscreen_and_obsolete_settings():
+    commands = {'smtp/inet': 'postscreen', 'smtpd/pass': 'smtpd'}
+    # an empty level: the obsolete smtpd_use_tls says may
+    overrides = {'smtpd/pass': {'smtpd_tls_security_level': '', 'smtpd_use_tls': 'yes'}}
+    assert weaker_smtpd_services('encrypt', MAIN, overrides, commands) == [
+        ('smtpd/pass', 'may', {'smtpd_tls_security_level': '', 'smtpd_use_tls': 'yes'})]
+    # $name references are expanded from main.cf; one main.cf lacks is not judged
+    values = dict(MAIN, inbound_level='none')
+    ref = {'smtpd/pass': {'smtpd_tls_security_level': '$inbound_level'}}
+    assert weaker_smtpd_services('encrypt', values, ref, commands)[0][1] == 'none'
+    assert weaker_smtpd_services('encrypt', MAIN, ref, commands) == []
+
+
+def test_remote_transports():
+    assert remote_transports(MAIN) == ['smtp']
+    assert remote_transports(dict(MAIN, relay_domains='example.net')) == ['smtp', 'relay']
+    assert remote_transports(dict(MAIN, default_transport='out:[relay.example]:587')) == ['out']
+    assert remote_transports({}) == ['smtp']
+
+
+def test_smtp_transport_weaker_or_bypassing_the_table():
+    overrides = {'smtp/unix': {'smtp_tls_security_level': 'may'}}
+    assert weaker_smtp_transports('encrypt', MAIN, overrides, COMMANDS, '/etc/postfix/tls_policy') == [
+        ('smtp/unix', 'may', {'smtp_tls_security_level': 'may'}, False)]
+    stricter = {'smtp/unix': {'smtp_tls_security_level': 'verify'}}
+    assert weaker_smtp_transports('encrypt', MAIN, stricter, COMMANDS) == []
+    own_maps = {'smtp/unix': {'smtp_tls_policy_maps': 'hash:/etc/postfix/other'}}
+    assert weaker_smtp_transports('encrypt', MAIN, own_maps, COMMANDS, '/etc/postfix/tls_policy') == [
+        ('smtp/unix', None, {'smtp_tls_policy_maps': 'hash:/etc/postfix/other'}, True)]
+    listed = {'smtp/unix': {'smtp_tls_policy_maps': 'hash:/etc/postfix/tls_policy, hash:/etc/postfix/other'}}
+    assert weaker_smtp_transports('encrypt', MAIN, listed, COMMANDS, '/etc/postfix/tls_policy') == []
+    # relay/unix counts only when relay_domains lists something; lmtp is not the SMTP client
+    relay = {'relay/unix': {'smtp_tls_security_level': 'none'}}
+    assert weaker_smtp_transports('encrypt', MAIN, relay, COMMANDS) == []
+    assert weaker_smtp_transports('encrypt', dict(MAIN, relay_domains='example.net'), relay, COMMANDS)[0][:2] == (
+        'relay/unix', 'none')
+    lmtp = {'lmtp/unix': {'smtp_tls_security_level': 'none'}}
+    assert weaker_smtp_transports('encrypt', dict(MAIN, default_transport='lmtp'), lmtp, COMMANDS) == []
+
+
+def test_notes_name_the_service_the_override_and_the_fix():
+    overrides = {'smtp/inet': {'smtpd_tls_security_level': 'may'},
+                 'smtp/unix': {'smtp_tls_security_level': 'may', 'smtp_tls_policy_maps': ''}}
+    smtpd, smtp = service_level_notes({'smtp': 'encrypt', 'smtpd': 'encrypt'}, MAIN, overrides, COMMANDS,
+                                      '/etc/postfix', table_path='/etc/postfix/tls_policy')
+    assert smtpd.startswith('WARNING: /etc/postfix/master.cf service smtp/inet runs smtpd with '
+                            '-o smtpd_tls_security_level=may: it accepts mail at TLS level "may", not the '
+                            '"encrypt" of main.cf')
+    assert 'enforce_tls_reinjection_services' in smtpd
+    assert smtp.startswith('WARNING: /etc/postfix/master.cf transport smtp/unix (the SMTP client remote mail '
+                           'takes) runs with -o smtp_tls_policy_maps= -o smtp_tls_security_level=may: it sends '
+                           'mail to destinations without a policy entry at TLS level "may", not the "encrypt" '
+                           'of main.cf and does not look up the policy table /etc/postfix/tls_policy')
+    assert service_level_notes({'smtp': 'may', 'smtpd': 'may'}, MAIN, {}, COMMANDS, '/etc/postfix') == []
