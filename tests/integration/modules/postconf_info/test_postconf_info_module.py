@@ -67,6 +67,10 @@ def test_services_version_and_map_types(sandbox):
     assert result['version'] == version
     assert result['version_info'] == [int(n) for n in version.split('.')[:3]]
     assert result['map_types'] == sorted(sandbox.real_postconf('-m').split())
+    # the command field of each postconf -M line, for every service
+    assert result['service_commands'] == dict(
+        ('%s/%s' % (f[0], f[1]), f[7]) for f in (line.split() for line in sandbox.real_postconf('-M').splitlines()))
+    assert result['service_commands']['smtp/inet'] == 'smtpd' and result['service_commands']['smtp/unix'] == 'smtp'
     assert 'hash' in result['map_types'] and 'texthash' in result['map_types']
 
 
