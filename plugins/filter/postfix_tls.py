@@ -270,8 +270,12 @@ def tls_policy_values(entries):
     return values
 
 
-def tls_preflight_report(levels, probes=None, mode='warn', host=None):
+def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=None):
     """The enforce_tls preflight report from tls_policy_levels and tls_probe results.
+
+    INCOMING: {'before': level, 'after': level} of smtpd_tls_security_level for this run
+    (the role's decision); when it rises to encrypt, the clients the mail log (LEVELS'
+    log_clients) shows sent mail without TLS are the ones smtpd will refuse (_incoming_report).
 
     LEVELS is the registered result of mailgw.postfix_tls.tls_policy_levels
     (its ``destinations``, and with ``probe: true`` its ``probes``; a skipped
@@ -309,14 +313,55 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None):
         summary = '%d would defer: %s' % (len(bad), '; '.join(entry['line'] for entry in bad))
     else:
         summary = 'no destination would defer (%d affected)' % len(affected)
-    unchecked = _unchecked_by_preflight(levels)
+    refused, local, incoming_text, incoming_unchecked = _incoming_report(levels, incoming)
+    unchecked = '; '.join(text for text in (_unchecked_by_preflight(levels), incoming_unchecked) if text) or None
     return dict(
         mode=mode, host=host, destinations=merged, affected=affected,
         would_defer=[entry['destination'] for entry in bad],
         unreachable=[entry['destination'] for entry in merged if entry['reachable'] is False],
+        refused_clients=refused, local_plaintext_clients=local,
         unchecked=unchecked,
-        summary=summary + ('; NOTE: ' + unchecked if unchecked else ''),
+        summary=summary + incoming_text + ('; NOTE: ' + unchecked if unchecked else ''),
     )
+
+
+def _client_line(client):
+    return '%s (%d message%s)' % (client['client'], client['messages_plaintext'],
+                                  '' if client['messages_plaintext'] == 1 else 's')
+
+
+def _incoming_report(levels, incoming):
+    """(refused clients, local plaintext clients, summary text, what was not checked) for a
+    run that raises smtpd_tls_security_level to encrypt: smtpd then answers a client that
+    does not use STARTTLS "530 5.7.0 Must issue a STARTTLS command first". The clients are
+    those of the mail log (tls_policy_levels' log_clients) that sent mail without TLS; those
+    on this host (loopback) are reported apart: a content filter's re-injection reaches a
+    service the role exempts, another local program sending to port 25 would be refused."""
+    incoming = incoming if isinstance(incoming, Mapping) else {}
+    before, after = incoming.get('before'), incoming.get('after')
+    if str(after or '').lower() != 'encrypt' or level_rank(before, 'smtpd') >= level_rank('encrypt', 'smtpd'):
+        return [], [], '', None
+    rise = 'smtpd_tls_security_level rises from %s to encrypt: a client that does not use STARTTLS gets 530' % before
+    if 'log_sources' not in levels:
+        return [], [], '', (rise + ', and the preflight did not read the mail log (enforce_tls_preflight_log: true '
+                            'lists the clients that sent mail without TLS)')
+    if not (levels.get('log_tls_logged') or {}).get('smtpd', True):
+        return [], [], '', (rise + ', and the mail log cannot say which clients did: smtpd_tls_loglevel is 0 (set '
+                            'it to 1 and read the log of the mail after that)')
+    plaintext = [c for c in levels.get('log_clients') or [] if c.get('messages_plaintext')]
+    refused = [c for c in plaintext if not c.get('loopback')]
+    local = [c for c in plaintext if c.get('loopback')]
+    text = ''
+    if refused:
+        text += ('; %d client%s sent mail without TLS (mail log: %s) and would get 530 at smtpd_tls_security_level '
+                 '= encrypt: %s' % (len(refused), '' if len(refused) == 1 else 's',
+                                    ', '.join(levels.get('log_sources') or []), '; '.join(map(_client_line, refused))))
+    else:
+        text += '; no other host sent mail without TLS (mail log: %s)' % ', '.join(levels.get('log_sources') or [])
+    if local:
+        text += ('; from this host without TLS: %s (a re-injection service in enforce_tls_reinjection_services is '
+                 'exempt; another local program sending to port 25 would get 530)' % '; '.join(map(_client_line, local)))
+    return [c['client'] for c in refused], [c['client'] for c in local], text, None
 
 
 def _unchecked_by_preflight(levels):
@@ -329,6 +374,9 @@ def _unchecked_by_preflight(levels):
         return None
     text = ('smtp_tls_security_level rises from %s to %s for every destination without a policy entry, '
             'and the preflight probed only ' % (before, after))
+    if 'log_sources' in levels and not (levels.get('log_tls_logged') or {}).get('smtp', True):
+        return text + ('the destinations it was given: the mail log cannot say which next hops took mail in '
+                       'plaintext (smtp_tls_loglevel is 0; set it to 1 and read the log of the mail after that)')
     if 'log_sources' in levels:
         return text + ('the destinations it was given and the next hops the mail log (%s) shows took mail in '
                        'plaintext: mail to a next hop not in the log was not checked'

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Evidence from the mail log: which next hops got mail with TLS, and which in plaintext.
+"""Evidence from the mail log: which next hops got mail with TLS, and which in plaintext;
+which clients sent mail with TLS, and which in plaintext.
 
 Pure Python, no Ansible imports (read_mail_log takes the module it reports
 through as an argument).  What the Postfix SMTP client logs (smtp(8),
@@ -25,6 +26,25 @@ logged a TLS session to that same relay before the status line; otherwise it
 went in plaintext.  Deliveries in plaintext are the ones that would defer once
 the level requires TLS (``encrypt`` and above).
 
+And what the SMTP server logs (smtpd(8): smtpd.c, tls_misc.c), per session::
+
+    postfix/smtpd[PID]: connect from HOST[ADDR]
+    postfix/smtpd[PID]: Anonymous TLS connection established from HOST[ADDR]: TLSv1.3 with cipher ...
+    postfix/smtpd[PID]: QUEUEID: client=HOST[ADDR]
+    postfix/smtpd[PID]: disconnect from HOST[ADDR] ehlo=1 starttls=1 mail=1 ...
+
+A message came in over TLS when its ``client=`` line follows a TLS line of the
+same smtpd process in the same session (after its ``connect from``); otherwise
+in plaintext. Clients that sent mail in plaintext are the ones
+``smtpd_tls_security_level = encrypt`` turns away (530 until STARTTLS).
+
+Postfix logs the TLS lines only when the TLS log level has its "summary" bit
+(``smtp_tls_loglevel``/``smtpd_tls_loglevel`` 1 or more, or ``summary``: tls_misc.c,
+``tls_log_summary()`` under TLS_LOG_SUMMARY). At Postfix's default, 0, nothing
+tells a TLS delivery from a plaintext one: such deliveries and messages are
+counted as of unknown TLS (``sent_unknown``, ``messages_unknown``), never as
+plaintext, and ``tls_logged`` says which side logged.
+
 Timestamps: traditional syslog (``Dec  4 18:07:12``, no year: the year that
 does not put the line in the future), ISO 8601 as rsyslog's default format and
 ``journalctl -o short-iso`` write them, and Postfix's own maillog_file format.
@@ -44,10 +64,38 @@ _TLS_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) TLS conn
 _STATUS_RE = re.compile(r'^(?P<qid>[0-9A-Za-z]+): to=<(?P<rcpt>[^>]*)>,(?:.*?) relay=(?P<relay>[^,]+),'
                         r'.* status=(?P<status>sent|deferred|bounced|expired|undeliverable|deliverable)'
                         r'(?: \((?P<reason>.*)\))?$')
+_SERVER_TLS_RE = re.compile(r'^(?P<trust>Anonymous|Untrusted|Trusted|Verified) TLS connection established from '
+                            r'(?P<client>\S+?\[[^\]]*\](?::\d+)?)(?: to \S+)?: ')
+_CONNECT_RE = re.compile(r'^(?P<event>connect|disconnect) from (?P<client>\S+?\[[^\]]*\](?::\d+)?)(?:\s|$)')
+_CLIENT_RE = re.compile(r'^(?P<qid>[0-9A-Za-z]+): client=(?P<client>\S+?\[[^\]]*\](?::\d+)?)(?:,|$)')
 _MONTHS = dict((name, i + 1) for i, name in enumerate(
     ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')))
 TRUST_LEVELS = ('anonymous', 'untrusted', 'trusted', 'verified')
 CLIENTS = ('smtp', 'lmtp')
+SERVER = 'smtpd'
+# main.cf parameters the log is read with: where it is, whose lines, whether TLS is logged
+LOG_PARAMETERS = ('maillog_file', 'syslog_name', 'smtp_tls_loglevel', 'smtpd_tls_loglevel')
+# TLS log level words and numbers that include TLS_LOG_SUMMARY (tls_misc.c, tls_log_table)
+_SUMMARY_LOG_LEVELS = frozenset(('1', '2', '3', '4', '5', '6', '7', '8', '9', 'routine', 'debug', 'ssl-expert',
+                                 'ssl-developer', 'summary'))
+
+
+def tls_summary_logged(loglevel):
+    """Whether a TLS log level (smtp_tls_loglevel, smtpd_tls_loglevel) logs the
+    "TLS connection established" line: a level of 1 or more, or a list naming ``summary``."""
+    words = re.split(r'[\s,|]+', str(loglevel or '').strip().lower())
+    return any(word in _SUMMARY_LOG_LEVELS for word in words)
+
+
+def unlogged_tls_warnings(result):
+    """Warnings for a Summary.result() whose log cannot tell TLS from plaintext."""
+    out = []
+    for side, what in (('smtp', 'deliveries (sent_unknown)'), ('smtpd', 'received messages (messages_unknown)')):
+        if not result['tls_logged'][side]:
+            out.append('%s_tls_loglevel is 0: Postfix logs no "TLS connection established" line, so the mail log '
+                       'cannot tell which %s went over TLS and which in plaintext. Set %s_tls_loglevel = 1 '
+                       '(and read the log of the mail after that).' % (side, what, side))
+    return out
 
 
 class LogLine:
@@ -107,8 +155,24 @@ def recipient_domain(rcpt):
     return rcpt.rpartition('@')[2].lower() if '@' in rcpt else rcpt.lower()
 
 
+def client_address(client):
+    """The address of HOST[ADDR] or HOST[ADDR]:PORT (smtpd_client_port_logging)."""
+    return client[client.find('[') + 1:client.rfind(']')]
+
+
+def is_loopback(address):
+    return address.startswith('127.') or address.lower() in ('::1', 'ipv6:::1')
+
+
+def _new_client(client):
+    address = client_address(client)
+    return {'client': client[:client.rfind(']') + 1], 'address': address, 'loopback': is_loopback(address),
+            'messages': 0, 'messages_tls': 0, 'messages_plaintext': 0, 'messages_unknown': 0, 'services': []}
+
+
 def _new_hop(name):
-    return {'destination': name, 'relays': [], 'sent': 0, 'sent_tls': 0, 'sent_plaintext': 0, 'deferred': 0,
+    return {'destination': name, 'relays': [], 'sent': 0, 'sent_tls': 0, 'sent_plaintext': 0, 'sent_unknown': 0,
+            'deferred': 0,
             'bounced': 0, 'trust': dict((t, 0) for t in TRUST_LEVELS), 'plaintext_relays': [],
             'deferred_reasons': {}, 'would_defer_at_encrypt': False}
 
@@ -116,8 +180,10 @@ def _new_hop(name):
 class Summary:
     """Deliveries per next hop, fed line by line."""
 
-    def __init__(self, since=None, syslog_name=None, now=None, max_reasons=5):
+    def __init__(self, since=None, syslog_name=None, now=None, max_reasons=5, tls_logged=None):
         self.since = since
+        # whether the SMTP client (smtp) and server (smtpd) log their TLS sessions
+        self.tls_logged = dict({'smtp': True, 'smtpd': True}, **(tls_logged or {}))
         self.syslog_name = syslog_name
         self.now = now
         self.max_reasons = max_reasons
@@ -125,6 +191,8 @@ class Summary:
         self.relays = {}
         self.sessions = {}          # (prog, pid) -> (relay, trust)
         self.proxy_sessions = {}    # relay -> trust (tlsproxy, connection_reuse)
+        self.clients = {}           # HOST[ADDR] -> messages received (smtpd)
+        self.server_sessions = {}   # (prog, pid) -> TLS trust of the session, or None
         self.lines = 0
         self.first = None
         self.last = None
@@ -139,7 +207,7 @@ class Summary:
         if entry is None or not self._ours(entry):
             return
         service = entry.service
-        if service not in CLIENTS and service != 'tlsproxy':
+        if service not in CLIENTS and service not in ('tlsproxy', SERVER):
             return
         if self.since is not None and (entry.time is None or entry.time < self.since):
             return
@@ -147,6 +215,9 @@ class Summary:
         if entry.time is not None:
             self.first = self.first or entry.time
             self.last = entry.time
+        if service == SERVER:
+            self._server(entry)
+            return
         tls = _TLS_RE.match(entry.text)
         if tls:
             trust = tls.group('trust').lower()
@@ -160,6 +231,35 @@ class Summary:
         status = _STATUS_RE.match(entry.text)
         if status:
             self._status(entry, status)
+
+    def _server(self, entry):
+        """An smtpd line: a session starts or ends, turns to TLS, or hands a message over."""
+        key = (entry.prog, entry.pid)
+        connect = _CONNECT_RE.match(entry.text)
+        if connect:
+            if connect.group('event') == 'connect':
+                self.server_sessions[key] = None
+            else:
+                self.server_sessions.pop(key, None)
+            return
+        tls = _SERVER_TLS_RE.match(entry.text)
+        if tls:
+            self.server_sessions[key] = tls.group('trust').lower()
+            return
+        received = _CLIENT_RE.match(entry.text)
+        if not received:
+            return
+        name = received.group('client')
+        client = self.clients.setdefault(name[:name.rfind(']') + 1], _new_client(name))
+        client['messages'] += 1
+        if not self.tls_logged[SERVER]:
+            client['messages_unknown'] += 1
+        elif self.server_sessions.get(key):
+            client['messages_tls'] += 1
+        else:
+            client['messages_plaintext'] += 1
+        if entry.prog not in client['services']:
+            client['services'].append(entry.prog)
 
     def _status(self, entry, status):
         relay = status.group('relay').strip()
@@ -184,9 +284,14 @@ class Summary:
             trust = session[1]
         elif relay in self.proxy_sessions:
             trust = self.proxy_sessions[relay]
-        by_relay = self.relays.setdefault(relay, {'relay': relay, 'sent_tls': 0, 'sent_plaintext': 0})
+        by_relay = self.relays.setdefault(relay, {'relay': relay, 'sent_tls': 0, 'sent_plaintext': 0,
+                                                  'sent_unknown': 0})
         hop['sent'] += 1
-        if trust:
+        if not self.tls_logged['smtp']:
+            hop['sent_unknown'] += 1
+            by_relay['sent_unknown'] += 1
+            hop['would_defer_at_encrypt'] = None        # the log cannot tell
+        elif trust:
             hop['sent_tls'] += 1
             hop['trust'][trust] += 1
             by_relay['sent_tls'] += 1
@@ -206,6 +311,9 @@ class Summary:
             'next_hops': hops,
             'plaintext': [hop['destination'] for hop in hops if hop['sent_plaintext']],
             'relays': [self.relays[r] for r in sorted(self.relays)],
+            'tls_logged': dict(self.tls_logged),
+            'clients': [self.clients[c] for c in sorted(self.clients)],
+            'plaintext_clients': [c for c in sorted(self.clients) if self.clients[c]['messages_plaintext']],
             'lines': self.lines,
             'first': self.first.isoformat(sep=' ') if self.first else None,
             'last': self.last.isoformat(sep=' ') if self.last else None,
@@ -244,14 +352,18 @@ def summarize_mail_log(module, files, source='auto', since=None, syslog_name=Non
     """(Summary, sources read) of the mail log since SINCE.
 
     FILES default to Postfix's maillog_file in PARAMS (expanded main.cf
-    values), else /var/log/mail.log; SYSLOG_NAME to its syslog_name, else
-    postfix. See read_mail_log for SOURCE.
+    values, LOG_PARAMETERS), else /var/log/mail.log; SYSLOG_NAME to its
+    syslog_name, else postfix; its smtp_tls_loglevel and smtpd_tls_loglevel say
+    whether TLS sessions are logged. See read_mail_log for SOURCE.
     """
     params = params or {}
     files = files or [params.get('maillog_file') or '/var/log/mail.log']
     if syslog_name is None:
         syslog_name = params.get('syslog_name') or 'postfix'
-    summary = Summary(since=since, syslog_name=syslog_name)
+    # a level not read (no postconf) is taken as logged
+    logged = dict((side, tls_summary_logged(params[side + '_tls_loglevel']))
+                  for side in ('smtp', 'smtpd') if side + '_tls_loglevel' in params)
+    summary = Summary(since=since, syslog_name=syslog_name, tls_logged=logged)
     return summary, read_mail_log(module, summary, files, source, since)
 
 
@@ -259,8 +371,8 @@ def read_mail_log(module, summary, files, source='auto', since=None):
     """Feed SUMMARY from the mail log; return the sources read.
 
     FILES (plain or .gz) when SOURCE is 'file', or 'auto' and one of them
-    exists; otherwise the journal (``journalctl`` lines of smtp, lmtp and
-    tlsproxy since SINCE, a datetime or None), reported as 'journal'.
+    exists; otherwise the journal (``journalctl`` lines of smtp, lmtp,
+    tlsproxy and smtpd since SINCE, a datetime or None), reported as 'journal'.
     Failures go through MODULE.fail_json, naming the file or command.
     """
     sources = []
@@ -283,7 +395,7 @@ def read_mail_log(module, summary, files, source='auto', since=None):
     cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
     if since is not None:
         cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))
-    cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy']
+    cmd += ['_COMM=smtp', '_COMM=lmtp', '_COMM=tlsproxy', '_COMM=smtpd']
     rc, out, err = module.run_command(cmd, environ_update=C_LOCALE)
     if rc != 0:
         module.fail_json(msg='%s failed (exit status %d): %s' % (' '.join(cmd), rc, (err or out).strip()), cmd=cmd)

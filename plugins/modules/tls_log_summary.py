@@ -6,7 +6,7 @@
 DOCUMENTATION = r'''
 ---
 module: tls_log_summary
-short_description: Count deliveries with and without TLS per next hop from the Postfix mail log
+short_description: Count deliveries and received mail with and without TLS from the Postfix mail log
 version_added: 0.1.0
 description:
   - Reads the mail log over a window and returns, per recipient domain (the next hop of mail
@@ -17,6 +17,15 @@ description:
   - A delivery went over TLS when the same SMTP client process (or C(tlsproxy)) logged
     C(... TLS connection established to HOST[ADDR]:PORT) for the relay of its C(status=sent)
     line; otherwise it went in plaintext.
+  - Also returns, per client, how many messages the SMTP server (C(smtpd)) received over TLS and
+    how many in plaintext (RV(clients)) - those sent in plaintext would get C(530) once the
+    incoming level is V(encrypt). A message came over TLS when the same smtpd process logged
+    C(... TLS connection established from HOST[ADDR]) in the session of its C(client=) line.
+  - Postfix logs those TLS lines only at C(smtp_tls_loglevel) (client) and C(smtpd_tls_loglevel)
+    (server) 1 or more; at its default, 0, the log cannot tell TLS from plaintext. The module
+    reads both levels from O(config_dir) and then counts such mail as of unknown TLS
+    (C(sent_unknown), C(messages_unknown), RV(tls_logged)) with a warning, never as plaintext.
+    A level raised within the window leaves the older mail counted as plaintext.
   - Reads only; runs the same in check mode.
 author:
   - mailgw.postfix_tls developers (!UNKNOWN)
@@ -81,6 +90,10 @@ EXAMPLES = r'''
   mailgw.postfix_tls.tls_probe:
     destinations: "{{ evidence.plaintext }}"
     level: encrypt
+
+- name: Which other hosts sent mail without STARTTLS (refused once smtpd_tls_security_level = encrypt)?
+  ansible.builtin.debug:
+    msg: "{{ evidence.clients | rejectattr('loopback') | selectattr('messages_plaintext') | map(attribute='client') }}"
 '''
 
 RETURN = r'''
@@ -95,6 +108,7 @@ next_hops:
       sent: 3
       sent_tls: 2
       sent_plaintext: 1
+      sent_unknown: 0
       deferred: 0
       bounced: 0
       trust: {anonymous: 0, untrusted: 1, trusted: 1, verified: 0}
@@ -118,6 +132,9 @@ next_hops:
     sent_plaintext:
       description: Deliveries in plaintext.
       type: int
+    sent_unknown:
+      description: Deliveries the log cannot place (C(smtp_tls_loglevel) 0, see RV(tls_logged)).
+      type: int
     deferred:
       description: Deferred attempts.
       type: int
@@ -136,7 +153,9 @@ next_hops:
       type: list
       elements: dict
     would_defer_at_encrypt:
-      description: Whether some mail went in plaintext, so it would defer at V(encrypt).
+      description:
+        - Whether some mail went in plaintext, so it would defer at V(encrypt).
+        - Null when the log cannot tell (C(smtp_tls_loglevel) 0).
       type: bool
 plaintext:
   description: The recipient domains with at least one plaintext delivery.
@@ -145,10 +164,65 @@ plaintext:
   elements: str
   sample: [example.com]
 relays:
-  description: Deliveries per relay, C({relay, sent_tls, sent_plaintext}), sorted by relay.
+  description: Deliveries per relay, C({relay, sent_tls, sent_plaintext, sent_unknown}), sorted by relay.
   returned: success
   type: list
   elements: dict
+clients:
+  description:
+    - One entry per SMTP client the server received mail from in the window (C(client=) lines of
+      C(smtpd)), sorted by C(HOST[ADDR]).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - client: mail.example.net[192.0.2.7]
+      address: 192.0.2.7
+      loopback: false
+      messages: 3
+      messages_tls: 2
+      messages_plaintext: 1
+      messages_unknown: 0
+      services: [postfix/smtpd]
+  contains:
+    client:
+      description: The client as smtpd logs it, C(HOST[ADDR]) (without a port).
+      type: str
+    address:
+      description: Its IP address.
+      type: str
+    loopback:
+      description: Whether it is this host (C(127.0.0.0/8), C(::1)) - a content filter's re-injection, or a local program.
+      type: bool
+    messages:
+      description: Messages received (C(client=) lines).
+      type: int
+    messages_tls:
+      description: Received in a TLS session.
+      type: int
+    messages_plaintext:
+      description: Received without TLS.
+      type: int
+    messages_unknown:
+      description: Not placed, the server logs no TLS lines (C(smtpd_tls_loglevel) 0).
+      type: int
+    services:
+      description: The smtpd programs that received them, as logged (C(postfix/smtpd), C(postfix/submission/smtpd)).
+      type: list
+      elements: str
+plaintext_clients:
+  description: The clients (C(HOST[ADDR])) with at least one message received without TLS.
+  returned: success
+  type: list
+  elements: str
+  sample: ["mail.example.net[192.0.2.7]"]
+tls_logged:
+  description:
+    - Whether the SMTP client (C(smtp)) and server (C(smtpd)) log their TLS sessions (their
+      C(*_tls_loglevel) is 1 or more); where not, TLS and plaintext cannot be told apart.
+  returned: success
+  type: dict
+  sample: {smtp: true, smtpd: false}
 sources:
   description: What was read - file paths, or C(journal).
   returned: success
@@ -156,7 +230,7 @@ sources:
   elements: str
   sample: [/var/log/mail.log]
 lines:
-  description: SMTP/LMTP client and tlsproxy lines counted in the window.
+  description: SMTP/LMTP client, tlsproxy and smtpd lines counted in the window.
   returned: success
   type: int
 first:
@@ -170,7 +244,12 @@ last:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
+    LOG_PARAMETERS,
+    since_window,
+    summarize_mail_log,
+    unlogged_tls_warnings,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -194,13 +273,21 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     params = {}
-    if not p['log_files'] or p['syslog_name'] is None:
+    # Where the log is and whose lines (unless given), and whether TLS sessions are logged at
+    # all; without postconf (a log read elsewhere) the log is taken as logging them.
+    if not p['log_files'] or p['syslog_name'] is None or module.get_bin_path('postconf'):
         try:
-            params = Postconf(module, p['config_dir']).parameters(['maillog_file', 'syslog_name'], expand=True)
+            params = Postconf(module, p['config_dir']).parameters(list(LOG_PARAMETERS), expand=True)
         except PostfixCommandError as exc:
-            module.fail_json(msg='cannot read maillog_file and syslog_name in %s: %s' % (p['config_dir'], exc))
+            module.fail_json(msg='cannot read %s in %s: %s' % (', '.join(LOG_PARAMETERS), p['config_dir'], exc))
+    else:
+        module.warn('postconf not found: smtp_tls_loglevel and smtpd_tls_loglevel are not known, so a delivery '
+                    'or message without a TLS line is counted as plaintext')
     summary, sources = summarize_mail_log(module, p['log_files'], p['source'], since, p['syslog_name'], params)
-    module.exit_json(changed=False, sources=sources, **summary.result())
+    result = summary.result()
+    for warning in unlogged_tls_warnings(result):
+        module.warn(warning)
+    module.exit_json(changed=False, sources=sources, **result)
 
 
 if __name__ == '__main__':

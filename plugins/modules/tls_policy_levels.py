@@ -80,7 +80,11 @@ options:
   log:
     description:
       - Also read the mail log and add the relays that took mail in plaintext, as
-        V([HOST]:PORT), to the destinations.
+        V([HOST]:PORT), to the destinations; and return the SMTP clients the server received
+        mail from (RV(log_clients)).
+      - Postfix logs whether a delivery went over TLS only at C(smtp_tls_loglevel) 1 or more (and
+        whether a received message did at C(smtpd_tls_loglevel) 1 or more); at 0 the log adds no
+        destination and says so in a warning and in RV(log_tls_logged).
     type: bool
     default: false
   log_files:
@@ -327,11 +331,29 @@ deferring:
 log_relays:
   description:
     - With O(log) - deliveries per relay as M(mailgw.postfix_tls.tls_log_summary) returns them
-      (C({relay, sent_tls, sent_plaintext})); those with C(sent_plaintext) were added as destinations.
+      (C({relay, sent_tls, sent_plaintext, sent_unknown})); those with C(sent_plaintext) were added as
+      destinations.
   returned: when O(log) is true
   type: list
   elements: dict
-  sample: [{relay: "mx.example.com[192.0.2.1]:25", sent_tls: 0, sent_plaintext: 2}]
+  sample: [{relay: "mx.example.com[192.0.2.1]:25", sent_tls: 0, sent_plaintext: 2, sent_unknown: 0}]
+log_clients:
+  description:
+    - With O(log) - the SMTP clients the server received mail from, with the messages received
+      with and without TLS, as M(mailgw.postfix_tls.tls_log_summary) returns them (its RV(mailgw.postfix_tls.tls_log_summary#module:clients)).
+  returned: when O(log) is true
+  type: list
+  elements: dict
+  sample:
+    - {client: "mail.example.net[192.0.2.7]", address: 192.0.2.7, loopback: false, messages: 3, messages_tls: 2,
+       messages_plaintext: 1, messages_unknown: 0, services: [postfix/smtpd]}
+log_tls_logged:
+  description:
+    - With O(log) - whether the SMTP client (C(smtp)) and server (C(smtpd)) log their TLS sessions
+      (C(*_tls_loglevel) 1 or more); where not, the log cannot tell TLS from plaintext.
+  returned: when O(log) is true
+  type: dict
+  sample: {smtp: true, smtpd: true}
 log_sources:
   description: With O(log) - what was read, file paths or C(journal).
   returned: when O(log) is true
@@ -354,7 +376,13 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     parse_map_list,
     parse_map_spec,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log, window_seconds
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
+    LOG_PARAMETERS,
+    since_window,
+    summarize_mail_log,
+    unlogged_tls_warnings,
+    window_seconds,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     SMTP_LEVEL_PARAMETERS,
@@ -391,7 +419,6 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 )
 
 PARAMETERS = SMTP_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type') + ROUTE_PARAMETERS
-LOG_PARAMETERS = ('maillog_file', 'syslog_name')
 TABLE_NAME = 'tls_policy'
 
 
@@ -490,10 +517,13 @@ def source_entries(source, keys):
 
 
 def read_log(module, p, params):
-    """(relays, sources) of the mail log, read as tls_log_summary reads it."""
+    """(the Summary result, sources) of the mail log, read as tls_log_summary reads it."""
     summary, sources = summarize_mail_log(module, p['log_files'], p['log_source'], since_window(p['log_window']),
                                           p['log_syslog_name'], params)
-    return summary.result()['relays'], sources
+    result = summary.result()
+    for warning in unlogged_tls_warnings(result):
+        module.warn(warning)
+    return result, sources
 
 
 def main():
@@ -544,8 +574,10 @@ def main():
     result = {}
     destinations = list(p['destinations'])
     if p['log']:
-        relays, sources = read_log(module, p, params)
-        result.update(log_relays=relays, log_sources=sources)
+        log, sources = read_log(module, p, params)
+        relays = log['relays']
+        result.update(log_relays=relays, log_sources=sources, log_tls_logged=log['tls_logged'],
+                      log_clients=log['clients'])
         destinations += [hop for hop in (relay_next_hop(r['relay']) for r in relays if r['sent_plaintext']) if hop]
     specs = map_specs(maps_value)
     # The table's source file, read once: for the keys an exclusive run removes, and

@@ -170,19 +170,29 @@ def test_log_relays_that_took_mail_in_plaintext_become_destinations(box, tmp_pat
     ]
     log = tmp_path / 'postfix.log'
     log.write_text(''.join((line % stamp) + '\n' for line in lines))
-    box.real_postconf('-e', 'maillog_file_prefixes = /var, /dev/stdout, %s' % tmp_path, 'maillog_file = %s' % log)
+    # the lines are of an SMTP client that logs its TLS sessions (smtp_tls_loglevel = 1)
+    box.real_postconf('-e', 'maillog_file_prefixes = /var, /dev/stdout, %s' % tmp_path, 'maillog_file = %s' % log,
+                      'smtp_tls_loglevel = 1')
     result, found = levels(box, destinations=['kept.example', '[127.104.200.4]:40828'], level='encrypt',
                            log=True, log_window='1h')
     assert result['log_sources'] == [str(log)]
+    assert result['log_tls_logged'] == {'smtp': True, 'smtpd': False} and result['log_clients'] == []
     assert result['log_relays'] == [
-        {'relay': '127.104.200.4[127.104.200.4]:40828', 'sent_tls': 0, 'sent_plaintext': 1},
-        {'relay': '127.104.200.7[127.104.200.7]:40828', 'sent_tls': 1, 'sent_plaintext': 0}]
+        {'relay': '127.104.200.4[127.104.200.4]:40828', 'sent_tls': 0, 'sent_plaintext': 1, 'sent_unknown': 0},
+        {'relay': '127.104.200.7[127.104.200.7]:40828', 'sent_tls': 1, 'sent_plaintext': 0, 'sent_unknown': 0}]
     # the plaintext relay is a destination once (already given), the TLS one is not added
     assert [d['destination'] for d in result['destinations']] == ['kept.example', '[127.104.200.4]:40828']
     result, found = levels(box, destinations=[], level='encrypt', log=True, log_files=[str(log)],
                            log_source='file', log_window='1h')
     assert list(found) == ['[127.104.200.4]:40828']
     assert found['[127.104.200.4]:40828']['affected'] and found['[127.104.200.4]:40828']['probe']
+    # at smtp_tls_loglevel = 0 (Postfix's default) the same lines place no delivery: nothing is added
+    box.real_postconf('-e', 'smtp_tls_loglevel = 0')
+    result, found = levels(box, destinations=[], level='encrypt', log=True, log_files=[str(log)],
+                           log_source='file', log_window='1h')
+    assert found == {} and result['log_tls_logged']['smtp'] is False
+    assert [r['sent_unknown'] for r in result['log_relays']] == [1, 1]
+    assert any('smtp_tls_loglevel is 0' in w for w in result['warnings']), result
     # outside the window, nothing
     old = tmp_path / 'old.log'
     old.write_text(''.join((line % '2020-01-01T00:00:00.000000+00:00') + '\n' for line in lines))

@@ -9,6 +9,8 @@ message (the oracle's verdicts) and against the peers: only the plaintext-only p
 at level may took mail in plaintext.
 """
 
+import os
+
 from ansible_env import run_module
 
 
@@ -73,3 +75,31 @@ def test_bad_window_and_missing_file_are_named(probe_world, tmp_path):
     result = run_module('mailgw.postfix_tls.tls_log_summary', {
         'config_dir': probe_world.config_dir, 'log_files': [missing], 'source': 'file'})
     assert result.get('failed') and result['msg'] == 'log_files: %s does not exist' % missing, result
+
+
+def test_tls_log_levels_come_from_the_configuration(probe_world, tmp_path):
+    """The instance logs the SMTP client's TLS sessions (smtp_tls_loglevel = 1), its smtpd's
+    not (smtpd_tls_loglevel is Postfix's default, 0): tls_logged says so, with a warning."""
+    result = _summary(probe_world)
+    assert result['tls_logged'] == {'smtp': True, 'smtpd': False}
+    assert any(w.startswith('smtpd_tls_loglevel is 0') for w in result.get('warnings', [])), result
+    assert not any(w.startswith('smtp_tls_loglevel') for w in result.get('warnings', []))
+
+
+def test_without_tls_log_lines_nothing_counts_as_plaintext(probe_world, tmp_path):
+    """The same real log, read for a configuration at smtp_tls_loglevel = 0 (Postfix's
+    default): Postfix would not have logged the TLS lines, so no delivery is placed. Before,
+    every delivery of such a gateway counted as plaintext and would_defer_at_encrypt."""
+    conf = tmp_path / 'conf'
+    conf.mkdir()
+    main_cf = open(os.path.join(probe_world.config_dir, 'main.cf')).read()
+    (conf / 'main.cf').write_text(main_cf + '\nsmtp_tls_loglevel = 0\n')
+    result = run_module('mailgw.postfix_tls.tls_log_summary', {'config_dir': str(conf), 'window': '1h'})
+    assert not result.get('failed'), result
+    assert result['tls_logged'] == {'smtp': False, 'smtpd': False}
+    assert result['plaintext'] == [] and result['next_hops'], result
+    for hop in result['next_hops']:
+        assert hop['sent_plaintext'] == hop['sent_tls'] == 0 and hop['sent_unknown'] == hop['sent'], hop
+        assert hop['would_defer_at_encrypt'] is (None if hop['sent'] else False), hop
+    assert any(w.startswith('smtp_tls_loglevel is 0: Postfix logs no "TLS connection established" line')
+               for w in result['warnings']), result

@@ -142,7 +142,9 @@ def test_off_probes_nothing(gateway):
 
 def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
     # real Postfix log lines: a message to plain.test delivered in plaintext to [127.0.0.2]:2525
+    # (smtp_tls_loglevel = 1: at Postfix's default, 0, the log has no TLS lines to tell plaintext from TLS)
     gateway.sh("postconf -e maillog_file=/var/log/postfix.log transport_maps=texthash:/etc/postfix/transport "
+               "smtp_tls_loglevel=1 "
                "&& echo 'plain.test smtp:[127.0.0.2]:2525' > /etc/postfix/transport "
                "&& postfix stop && postfix start "
                "&& printf 'Subject: t\\n\\nhello\\n' | sendmail -f a@gw.test u@plain.test "
@@ -154,6 +156,66 @@ def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
     report = _report(applied)
     assert report['affected'] == [PLAIN], report
     assert report['would_defer'] == [PLAIN], report
+    # The same log read at smtp_tls_loglevel = 0: it cannot say the delivery was in plaintext,
+    # so it adds no next hop, and the report says what that leaves unchecked.
+    gateway.sh('postconf -e smtp_tls_loglevel=0')
+    unlogged = _report(gateway.play(check=True))
+    assert unlogged['affected'] == [] and 'smtp_tls_loglevel is 0' in unlogged['unchecked'], unlogged
+
+
+SEND = """python3 - <<'SEND_EOF'
+import smtplib, ssl
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+for source, tls in (('192.0.2.10', False), ('192.0.2.11', True), ('127.0.0.1', False)):
+    session = smtplib.SMTP('127.0.0.1', 25, source_address=(source, 0))
+    if tls:
+        session.starttls(context=context)
+    session.sendmail('a@client.test', ['root@localhost'], 'Subject: t\\n\\nhello\\n')
+    session.quit()
+SEND_EOF"""
+
+
+def test_raising_smtpd_names_the_clients_that_sent_without_tls(gateway):
+    """smtpd raised to encrypt refuses clients that do not use STARTTLS. With the log, the
+    preflight names them from real smtpd log lines: 192.0.2.10 sent in plaintext (refused at
+    fail, and after a warn run it gets 530 on the wire), 192.0.2.11 used STARTTLS, 127.0.0.1
+    (this host) is reported apart."""
+    gateway.make_certificate()
+    gateway.sh('ip addr add 192.0.2.10/32 dev lo && ip addr add 192.0.2.11/32 dev lo '
+               '&& postconf -e maillog_file=/var/log/postfix.log smtpd_tls_loglevel=1 mydestination=localhost '
+               'smtpd_tls_cert_file=/etc/postfix/tls/gw.crt smtpd_tls_key_file=/etc/postfix/tls/gw.key '
+               '&& postfix stop && postfix start')
+    gateway.sh(SEND + '\n')
+    gateway.sh("for i in $(seq 60); do [ $(grep -c ': client=' /var/log/postfix.log) = 3 ] && exit 0; sleep 0.5; done; "
+               'cat /var/log/postfix.log; exit 1')
+    gateway.take_before()
+    settings = {'enforce_tls_incoming_level': 'encrypt', 'enforce_tls_preflight_log': True,
+                'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
+                'enforce_tls_smtpd_key_file': '/etc/postfix/tls/gw.key'}
+    gateway.group_vars(dict(settings, enforce_tls_preflight='fail'))
+    for check in (True, False):
+        result = gateway.play(check=check)
+        assert result.rc != 0
+        (name, msg), = result.failed
+        assert msg.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed on gw; no destination '
+                              'would defer (0 affected); 1 client sent mail without TLS (mail log: '
+                              '/var/log/postfix.log) and would get 530 at smtpd_tls_security_level = encrypt: '
+                              'unknown[192.0.2.10] (1 message); from this host without TLS: unknown[127.0.0.1] '
+                              '(1 message)'), msg
+        assert 'Make these clients use STARTTLS' in msg and '192.0.2.11' not in msg
+        assert result.changed == [] and gateway.snapshot() == gateway.before
+    gateway.group_vars(settings)
+    applied = gateway.play()
+    assert applied.rc == 0, applied.failed
+    report = _report(applied)
+    assert report['refused_clients'] == ['unknown[192.0.2.10]'], report
+    assert report['local_plaintext_clients'] == ['unknown[127.0.0.1]'], report
+    assert gateway.postconf('smtpd_tls_security_level') == 'encrypt'
+    # What the preflight said, on the wire: the client that sent in plaintext is now refused.
+    out = gateway.sh("python3 -c \"import smtplib; s = smtplib.SMTP('127.0.0.1', 25, source_address=('192.0.2.10', 0)); "
+                     "s.ehlo(); print(s.mail('a@client.test'))\"")
+    assert "530" in out and 'Must issue a STARTTLS command first' in out, out
 
 
 @pytest.mark.parametrize('variables, named', [

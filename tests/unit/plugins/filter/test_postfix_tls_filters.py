@@ -299,7 +299,8 @@ def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
     assert report['destinations'][0]['line'] == 'same.example at encrypt (level unchanged)'
     skipped = tls_preflight_report({'skipped': True, 'changed': False}, None, 'off', 'gw1')
     assert skipped == dict(mode='off', host='gw1', destinations=[], affected=[], would_defer=[],
-                           unreachable=[], unchecked=None, summary='no destination would defer (0 affected)')
+                           unreachable=[], refused_clients=[], local_plaintext_clients=[], unchecked=None,
+                           summary='no destination would defer (0 affected)')
 
 
 def test_preflight_report_says_what_a_global_raise_leaves_unchecked():
@@ -315,8 +316,52 @@ def test_preflight_report_says_what_a_global_raise_leaves_unchecked():
     # with the log read: names what was read, and what it cannot cover
     logged = dict(raised, log_sources=['/var/log/mail.log'])
     assert 'the mail log (/var/log/mail.log) shows' in tls_preflight_report(logged, None, 'warn', 'gw1')['unchecked']
+    # a log without TLS lines (smtp_tls_loglevel 0) shows no plaintext next hop: said so
+    unlogged = dict(logged, log_tls_logged={'smtp': False, 'smtpd': True})
+    assert 'smtp_tls_loglevel is 0' in tls_preflight_report(unlogged, None, 'warn', 'gw1')['unchecked']
     # no global raise (the same level, or a table-only change): nothing to add
     for before, after in (('encrypt', 'encrypt'), ('encrypt', 'may'), (None, None)):
         same = dict(LEVELS, level_before=before, level=after)
         report = tls_preflight_report(same, PROBES, 'warn', 'gw1')
         assert report['unchecked'] is None and 'NOTE' not in report['summary']
+
+
+CLIENTS = [{'client': 'mail.example.net[192.0.2.7]', 'loopback': False, 'messages_plaintext': 2},
+           {'client': 'unknown[127.0.0.1]', 'loopback': True, 'messages_plaintext': 1},
+           {'client': 'tls.example.net[192.0.2.9]', 'loopback': False, 'messages_plaintext': 0}]
+RAISED = {'before': 'may', 'after': 'encrypt'}
+
+
+def test_preflight_report_names_the_clients_a_raised_smtpd_refuses():
+    logged = {'destinations': [], 'log_sources': ['/var/log/mail.log'],
+              'log_tls_logged': {'smtp': True, 'smtpd': True}, 'log_clients': CLIENTS}
+    report = tls_preflight_report(logged, None, 'fail', 'gw1', RAISED)
+    assert report['refused_clients'] == ['mail.example.net[192.0.2.7]']
+    assert report['local_plaintext_clients'] == ['unknown[127.0.0.1]']
+    assert report['unchecked'] is None
+    assert report['summary'] == (
+        'no destination would defer (0 affected); 1 client sent mail without TLS (mail log: /var/log/mail.log) and '
+        'would get 530 at smtpd_tls_security_level = encrypt: mail.example.net[192.0.2.7] (2 messages); from this '
+        'host without TLS: unknown[127.0.0.1] (1 message) (a re-injection service in '
+        'enforce_tls_reinjection_services is exempt; another local program sending to port 25 would get 530)')
+    # all over TLS: said so
+    tls_only = dict(logged, log_clients=CLIENTS[2:])
+    assert tls_preflight_report(tls_only, None, 'fail', 'gw1', RAISED)['summary'] == (
+        'no destination would defer (0 affected); no other host sent mail without TLS (mail log: /var/log/mail.log)')
+    # smtpd not raised (already encrypt, or staying at may): clients are not this run's business
+    for incoming in ({'before': 'encrypt', 'after': 'encrypt'}, {'before': 'none', 'after': 'may'}, None):
+        quiet = tls_preflight_report(logged, None, 'fail', 'gw1', incoming)
+        assert quiet['refused_clients'] == [] and quiet['summary'] == 'no destination would defer (0 affected)'
+
+
+def test_preflight_report_says_when_the_clients_were_not_checked():
+    no_log = tls_preflight_report({'destinations': []}, None, 'warn', 'gw1', RAISED)
+    assert no_log['refused_clients'] == [] and no_log['unchecked'] == (
+        'smtpd_tls_security_level rises from may to encrypt: a client that does not use STARTTLS gets 530, and '
+        'the preflight did not read the mail log (enforce_tls_preflight_log: true lists the clients that sent '
+        'mail without TLS)')
+    unlogged = {'destinations': [], 'log_sources': ['journal'], 'log_tls_logged': {'smtp': True, 'smtpd': False},
+                'log_clients': CLIENTS}
+    report = tls_preflight_report(unlogged, None, 'fail', 'gw1', RAISED)
+    assert report['refused_clients'] == [] and 'smtpd_tls_loglevel is 0' in report['unchecked']
+    assert report['summary'].endswith('; NOTE: ' + report['unchecked'])

@@ -17,9 +17,12 @@ import datetime
 import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
+    Summary,
     parse_line,
     parse_time,
     summarize,
+    tls_summary_logged,
+    unlogged_tls_warnings,
     window_seconds,
 )
 
@@ -138,8 +141,9 @@ def test_relays_and_window():
     result = summarize(REAL_LOG.splitlines(), now=NOW)
     relays = dict((r['relay'], r) for r in result['relays'])
     relay = '127.104.200.4[127.104.200.4]:40828'
-    assert relays[relay] == {'relay': relay, 'sent_tls': 0, 'sent_plaintext': 1}
-    assert result['first'] == result['last'] == '2026-12-04 18:07:12'     # smtpd lines are not counted
+    assert relays[relay] == {'relay': relay, 'sent_tls': 0, 'sent_plaintext': 1, 'sent_unknown': 0}
+    # the smtpd line (a connect) counts too
+    assert (result['first'], result['last']) == ('2026-12-04 18:07:11', '2026-12-04 18:07:12')
     later = summarize(REAL_LOG.splitlines(), since=datetime.datetime(2026, 12, 4, 18, 7, 13), now=NOW)
     assert later['next_hops'] == [] and later['lines'] == 0
 
@@ -195,3 +199,81 @@ def test_window(text, seconds):
 def test_bad_window_is_named(text):
     with pytest.raises(ValueError, match='window %r: a positive number' % text):
         window_seconds(text)
+
+
+# smtpd lines of a Postfix 3.7 (bookworm) with smtpd_tls_loglevel = 1, unchanged: a plaintext
+# message, two messages in one STARTTLS session, and on a second smtpd service (syslog_name
+# postfix/submission) a STARTTLS session without mail, then a plaintext message.
+SMTPD_LOG = """\
+Dec 05 15:58:41 gateway postfix/smtpd[145]: connect from unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/smtpd[145]: A83B719654D: client=unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/smtpd[145]: disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5
+Dec 05 15:58:41 gateway postfix/smtpd[145]: connect from unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/smtpd[145]: Anonymous TLS connection established from unknown[127.0.0.1]: TLSv1.3 \
+with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256
+Dec 05 15:58:41 gateway postfix/smtpd[145]: ABEA119654D: client=unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/smtpd[145]: AC74619654E: client=unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/smtpd[145]: disconnect from unknown[127.0.0.1] ehlo=2 starttls=1 mail=2 rcpt=2 data=2 quit=1 commands=10
+Dec 05 15:58:41 gateway postfix/submission/smtpd[152]: connect from unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/submission/smtpd[152]: Anonymous TLS connection established from unknown[127.0.0.1]: \
+TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256
+Dec 05 15:58:41 gateway postfix/submission/smtpd[152]: disconnect from unknown[127.0.0.1] ehlo=1 starttls=1 quit=1 commands=3
+Dec 05 15:58:41 gateway postfix/submission/smtpd[152]: connect from unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/submission/smtpd[152]: B120019654E: client=unknown[127.0.0.1]
+Dec 05 15:58:41 gateway postfix/submission/smtpd[152]: disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5
+"""
+SMTPD_NOW = datetime.datetime(2026, 12, 5, 16, 0, 0)
+
+
+def test_clients_with_and_without_tls():
+    result = summarize(SMTPD_LOG.splitlines(), now=SMTPD_NOW)
+    client, = result['clients']
+    assert client == {'client': 'unknown[127.0.0.1]', 'address': '127.0.0.1', 'loopback': True, 'messages': 4,
+                      'messages_tls': 2, 'messages_plaintext': 2, 'messages_unknown': 0,
+                      'services': ['postfix/smtpd', 'postfix/submission/smtpd']}
+    assert result['plaintext_clients'] == ['unknown[127.0.0.1]']
+    assert result['next_hops'] == [] and result['tls_logged'] == {'smtp': True, 'smtpd': True}
+
+
+def test_remote_clients_port_logging_and_sni():
+    """The same lines from a remote client, with smtpd_client_port_logging and an SNI name."""
+    lines = [line.replace('unknown[127.0.0.1]', 'mail.example.net[192.0.2.7]:41234')
+             .replace('[192.0.2.7]:41234: TLSv1.3', '[192.0.2.7]:41234 to gw.example: TLSv1.3')
+             for line in SMTPD_LOG.splitlines()]
+    result = summarize(lines, now=SMTPD_NOW)
+    client, = result['clients']
+    assert client['client'] == 'mail.example.net[192.0.2.7]'
+    assert (client['address'], client['loopback']) == ('192.0.2.7', False)
+    assert (client['messages_tls'], client['messages_plaintext']) == (2, 2)
+    v6 = summarize([line.replace('unknown[127.0.0.1]', 'unknown[::1]') for line in SMTPD_LOG.splitlines()],
+                   now=SMTPD_NOW)
+    assert v6['clients'][0]['loopback'] is True
+
+
+def test_a_session_without_its_connect_line_is_plaintext_until_tls():
+    # a log window that starts mid-session: no TLS line seen, so the message counts as plaintext
+    lines = SMTPD_LOG.splitlines()[5:8]
+    assert summarize(lines, now=SMTPD_NOW)['clients'][0]['messages_plaintext'] == 2
+
+
+def test_tls_log_levels():
+    for level in ('1', '2', 'routine', 'summary', 'untrusted, summary', 'ssl-expert', '4'):
+        assert tls_summary_logged(level), level
+    for level in ('0', '', 'none', 'untrusted', 'peercert, certmatch'):
+        assert not tls_summary_logged(level), level
+
+
+def test_unlogged_tls_is_unknown_not_plaintext():
+    summary = Summary(now=NOW, tls_logged={'smtp': False, 'smtpd': False})
+    for line in REAL_LOG.splitlines() + SMTPD_LOG.splitlines():
+        summary.feed(line)
+    result = summary.result()
+    assert result['plaintext'] == [] and result['plaintext_clients'] == []
+    e5 = hop(result, 'e5.or1.oracle.test')
+    assert (e5['sent'], e5['sent_tls'], e5['sent_plaintext'], e5['sent_unknown']) == (1, 0, 0, 1)
+    assert e5['would_defer_at_encrypt'] is None
+    assert result['clients'][0]['messages_unknown'] == 4 and result['clients'][0]['messages_plaintext'] == 0
+    warnings = unlogged_tls_warnings(result)
+    assert len(warnings) == 2 and warnings[0].startswith('smtp_tls_loglevel is 0: Postfix logs no "TLS connection')
+    assert 'smtpd_tls_loglevel = 1' in warnings[1]
+    assert unlogged_tls_warnings(summarize(REAL_LOG.splitlines(), now=NOW)) == []
