@@ -351,11 +351,14 @@ def _incoming_report(levels, incoming):
     plaintext = [c for c in levels.get('log_clients') or [] if c.get('messages_plaintext')]
     refused = [c for c in plaintext if not c.get('loopback')]
     local = [c for c in plaintext if c.get('loopback')]
+    more = max(0, int(levels.get('log_clients_plaintext') or 0) - len(plaintext))
     text = ''
     if refused:
         text += ('; %d client%s sent mail without TLS (mail log: %s) and would get 530 at smtpd_tls_security_level '
-                 '= encrypt: %s' % (len(refused), '' if len(refused) == 1 else 's',
-                                    ', '.join(levels.get('log_sources') or []), '; '.join(map(_client_line, refused))))
+                 '= encrypt: %s%s' % (len(refused), '' if len(refused) == 1 else 's',
+                                      ', '.join(levels.get('log_sources') or []),
+                                      '; '.join(map(_client_line, refused)),
+                                      ' (and %d more clients, not listed)' % more if more else ''))
     else:
         text += '; no other host sent mail without TLS (mail log: %s)' % ', '.join(levels.get('log_sources') or [])
     if local:

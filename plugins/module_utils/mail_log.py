@@ -170,6 +170,14 @@ def _new_client(client):
             'messages': 0, 'messages_tls': 0, 'messages_plaintext': 0, 'messages_unknown': 0, 'services': []}
 
 
+def busiest_plaintext_clients(clients, limit):
+    """(at most LIMIT of CLIENTS (Summary.result()'s) that sent mail without TLS, the most
+    such messages first, and how many there are in all)."""
+    plaintext = sorted((c for c in clients if c['messages_plaintext']),
+                       key=lambda c: (-c['messages_plaintext'], c['client']))
+    return plaintext[:limit], len(plaintext)
+
+
 def _new_hop(name):
     return {'destination': name, 'relays': [], 'sent': 0, 'sent_tls': 0, 'sent_plaintext': 0, 'sent_unknown': 0,
             'deferred': 0,

@@ -339,14 +339,21 @@ log_relays:
   sample: [{relay: "mx.example.com[192.0.2.1]:25", sent_tls: 0, sent_plaintext: 2, sent_unknown: 0}]
 log_clients:
   description:
-    - With O(log) - the SMTP clients the server received mail from, with the messages received
-      with and without TLS, as M(mailgw.postfix_tls.tls_log_summary) returns them (its RV(mailgw.postfix_tls.tls_log_summary#module:clients)).
+    - With O(log) - the SMTP clients the server received mail from without TLS (those
+      C(smtpd_tls_security_level=encrypt) refuses), with the messages received with and without
+      TLS, as M(mailgw.postfix_tls.tls_log_summary) returns them (its RV(mailgw.postfix_tls.tls_log_summary#module:clients)).
+    - The 100 that sent the most messages in plaintext; RV(log_clients_plaintext) counts them all.
   returned: when O(log) is true
   type: list
   elements: dict
   sample:
     - {client: "mail.example.net[192.0.2.7]", address: 192.0.2.7, loopback: false, messages: 3, messages_tls: 2,
        messages_plaintext: 1, messages_unknown: 0, services: [postfix/smtpd]}
+log_clients_plaintext:
+  description: With O(log) - how many clients sent mail without TLS (RV(log_clients) lists at most 100).
+  returned: when O(log) is true
+  type: int
+  sample: 1
 log_tls_logged:
   description:
     - With O(log) - whether the SMTP client (C(smtp)) and server (C(smtpd)) log their TLS sessions
@@ -378,6 +385,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
     LOG_PARAMETERS,
+    busiest_plaintext_clients,
     since_window,
     summarize_mail_log,
     unlogged_tls_warnings,
@@ -420,6 +428,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 
 PARAMETERS = SMTP_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type') + ROUTE_PARAMETERS
 TABLE_NAME = 'tls_policy'
+# log_clients lists at most this many clients
+LOG_CLIENTS_MAX = 100
 
 
 def check_key(destination, removing=False):
@@ -576,8 +586,11 @@ def main():
     if p['log']:
         log, sources = read_log(module, p, params)
         relays = log['relays']
+        # only the clients that sent without TLS (those an incoming encrypt refuses), the busiest
+        # first, at most LOG_CLIENTS_MAX: a public MX sees many thousands of clients
+        clients, total = busiest_plaintext_clients(log['clients'], LOG_CLIENTS_MAX)
         result.update(log_relays=relays, log_sources=sources, log_tls_logged=log['tls_logged'],
-                      log_clients=log['clients'])
+                      log_clients=clients, log_clients_plaintext=total)
         destinations += [hop for hop in (relay_next_hop(r['relay']) for r in relays if r['sent_plaintext']) if hop]
     specs = map_specs(maps_value)
     # The table's source file, read once: for the keys an exclusive run removes, and

@@ -176,7 +176,8 @@ def test_log_relays_that_took_mail_in_plaintext_become_destinations(box, tmp_pat
     result, found = levels(box, destinations=['kept.example', '[127.104.200.4]:40828'], level='encrypt',
                            log=True, log_window='1h')
     assert result['log_sources'] == [str(log)]
-    assert result['log_tls_logged'] == {'smtp': True, 'smtpd': False} and result['log_clients'] == []
+    assert result['log_tls_logged'] == {'smtp': True, 'smtpd': False}
+    assert result['log_clients'] == [] and result['log_clients_plaintext'] == 0
     assert result['log_relays'] == [
         {'relay': '127.104.200.4[127.104.200.4]:40828', 'sent_tls': 0, 'sent_plaintext': 1, 'sent_unknown': 0},
         {'relay': '127.104.200.7[127.104.200.7]:40828', 'sent_tls': 1, 'sent_plaintext': 0, 'sent_unknown': 0}]

@@ -344,6 +344,9 @@ def test_preflight_report_names_the_clients_a_raised_smtpd_refuses():
         'would get 530 at smtpd_tls_security_level = encrypt: mail.example.net[192.0.2.7] (2 messages); from this '
         'host without TLS: unknown[127.0.0.1] (1 message) (a re-injection service in '
         'enforce_tls_reinjection_services is exempt; another local program sending to port 25 would get 530)')
+    # the module lists at most 100 clients and counts them all
+    capped = tls_preflight_report(dict(logged, log_clients_plaintext=102), None, 'fail', 'gw1', RAISED)
+    assert 'mail.example.net[192.0.2.7] (2 messages) (and 100 more clients, not listed)' in capped['summary']
     # all over TLS: said so
     tls_only = dict(logged, log_clients=CLIENTS[2:])
     assert tls_preflight_report(tls_only, None, 'fail', 'gw1', RAISED)['summary'] == (

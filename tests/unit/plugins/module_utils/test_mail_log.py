@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
     Summary,
+    busiest_plaintext_clients,
     parse_line,
     parse_time,
     summarize,
@@ -277,3 +278,10 @@ def test_unlogged_tls_is_unknown_not_plaintext():
     assert len(warnings) == 2 and warnings[0].startswith('smtp_tls_loglevel is 0: Postfix logs no "TLS connection')
     assert 'smtpd_tls_loglevel = 1' in warnings[1]
     assert unlogged_tls_warnings(summarize(REAL_LOG.splitlines(), now=NOW)) == []
+
+
+def test_busiest_plaintext_clients():
+    clients = [{'client': 'c%d[192.0.2.%d]' % (n, n), 'messages_plaintext': n % 4} for n in range(10)]
+    listed, total = busiest_plaintext_clients(clients, 3)
+    assert total == 7     # n % 4 == 0 sent nothing in plaintext
+    assert [c['client'] for c in listed] == ['c3[192.0.2.3]', 'c7[192.0.2.7]', 'c2[192.0.2.2]']
