@@ -29,7 +29,10 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import service_level_notes
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
+    service_level_notes,
+    unenforced_smtpd_programs,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import PolicyError, build_policy
 
 SIDES = tuple(LEVEL_RANKS)
@@ -274,8 +277,10 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=N
     """The enforce_tls preflight report from tls_policy_levels and tls_probe results.
 
     INCOMING: {'before': level, 'after': level} of smtpd_tls_security_level for this run
-    (the role's decision); when it rises to encrypt, the clients the mail log (LEVELS'
-    log_clients) shows sent mail without TLS are the ones smtpd will refuse (_incoming_report).
+    (the role's decision), and 'unenforced': the smtpd programs the level does not reach
+    (the decision's unenforced_smtpd_programs); when it rises to encrypt, the clients the
+    mail log (LEVELS' log_clients) shows sent mail without TLS are the ones smtpd will
+    refuse (_incoming_report).
 
     LEVELS is the registered result of mailgw.postfix_tls.tls_policy_levels
     (its ``destinations``, and with ``probe: true`` its ``probes``; a skipped
@@ -349,7 +354,12 @@ def _incoming_report(levels, incoming):
         return [], [], '', (rise + ', and the mail log cannot say which clients did: smtpd_tls_loglevel is 0 (set '
                             'it to 1 and read the log of the mail after that)')
     plaintext = [c for c in levels.get('log_clients') or [] if c.get('messages_plaintext')]
-    refused = [c for c in plaintext if not c.get('loopback')]
+    # a client whose plaintext mail all went to smtpd programs only unenforced services log
+    # under (exempt, loopback-only, or kept below encrypt by their own -o) keeps working
+    unenforced = set(incoming.get('unenforced') or [])
+    exempt = [c for c in plaintext if not c.get('loopback') and c.get('plaintext_services')
+              and set(c['plaintext_services']) <= unenforced]
+    refused = [c for c in plaintext if not c.get('loopback') and c not in exempt]
     local = [c for c in plaintext if c.get('loopback')]
     more = max(0, int(levels.get('log_clients_plaintext') or 0) - len(plaintext))
     text = ''
@@ -361,6 +371,10 @@ def _incoming_report(levels, incoming):
                                       ' (and %d more clients, not listed)' % more if more else ''))
     else:
         text += '; no other host sent mail without TLS (mail log: %s)' % ', '.join(levels.get('log_sources') or [])
+    if exempt:
+        text += ('; not refused: %s (sent only to %s, which incoming encrypt does not reach)'
+                 % ('; '.join(map(_client_line, exempt)),
+                    ', '.join(sorted(set(p for c in exempt for p in c['plaintext_services'])))))
     if local:
         text += ('; from this host without TLS: %s (a re-injection service in enforce_tls_reinjection_services is '
                  'exempt; another local program sending to port 25 would get 530)' % '; '.join(map(_client_line, local)))
@@ -623,11 +637,17 @@ def enforce_tls_decision(info, settings):
                      for service in settings['reinjection_services'] if service not in services)
     # master.cf -o overrides beat main.cf: services and transports the levels do not reach
     # (service_commands: postconf_info of an older collection does not return it)
+    unenforced = []
     if isinstance(info.get('service_commands'), Mapping):
         after = dict(expanded, smtp_tls_security_level=outgoing_final, smtpd_tls_security_level=incoming_final)
+        overrides = info.get('service_parameters') or {}
         notes.extend(service_level_notes(
-            {'smtp': outgoing_final, 'smtpd': incoming_final}, after, info.get('service_parameters') or {},
+            {'smtp': outgoing_final, 'smtpd': incoming_final}, after, overrides,
             info['service_commands'], config_dir, exempt=settings['reinjection_services'], table_path=map_path))
+        # the smtpd programs (as logged) the incoming level does not reach: the preflight does
+        # not count a client that sent plaintext only there
+        unenforced = unenforced_smtpd_programs(incoming_final, after, overrides, info['service_commands'],
+                                               exempt=settings['reinjection_services'])
 
     refusals = []
     plan = info.get('tls_policy_plan')
@@ -660,6 +680,7 @@ def enforce_tls_decision(info, settings):
         cert_params=cert_params,
         exempt_services=exempt_services,
         levels_staged=levels_staged,
+        unenforced_smtpd_programs=unenforced,
         smtpd_cert_files=cert_files,
         cert_problems=cert_problems,
         cert_reason=cert_reason,

@@ -167,7 +167,8 @@ def is_loopback(address):
 def _new_client(client):
     address = client_address(client)
     return {'client': client[:client.rfind(']') + 1], 'address': address, 'loopback': is_loopback(address),
-            'messages': 0, 'messages_tls': 0, 'messages_plaintext': 0, 'messages_unknown': 0, 'services': []}
+            'messages': 0, 'messages_tls': 0, 'messages_plaintext': 0, 'messages_unknown': 0, 'services': [],
+            'plaintext_services': []}
 
 
 def busiest_plaintext_clients(clients, limit):
@@ -266,6 +267,8 @@ class Summary:
             client['messages_tls'] += 1
         else:
             client['messages_plaintext'] += 1
+            if entry.prog not in client['plaintext_services']:
+                client['plaintext_services'].append(entry.prog)
         if entry.prog not in client['services']:
             client['services'].append(entry.prog)
 

@@ -37,7 +37,7 @@ LEVEL_PARAMETERS = {
 }
 # main.cf parameters the checks below read (besides LEVEL_PARAMETERS)
 PARAMETERS = ('default_transport', 'relay_transport', 'relay_domains', 'smtpd_tls_wrappermode',
-              'smtp_tls_policy_maps')
+              'smtp_tls_policy_maps', 'syslog_name')
 
 # inet services whose address is the loopback: only this host reaches them
 LOOPBACK_PREFIXES = ('127.', '[::1]:', '::1:', 'localhost:', '[127.')
@@ -91,6 +91,33 @@ def weaker_smtpd_services(level, values, overrides, commands, exempt=()):
         if level_rank(own, 'smtpd') < wanted:
             found.append((service, own, dict((n, (overrides[service] or {})[n]) for n in changed)))
     return found
+
+
+def smtpd_program(service, values, overrides):
+    """The program name SERVICE's smtpd logs under: its ``-o syslog_name`` (``$service_name``
+    expanded), else main.cf's syslog_name, then ``/smtpd``; None when it cannot be expanded."""
+    own = (overrides.get(service) or {}).get('syslog_name')
+    if own is None:
+        return '%s/smtpd' % (values.get('syslog_name') or 'postfix')
+    name = _expanded(own, dict(values, service_name=service.rsplit('/', 1)[0], process_name='smtpd'))
+    return '%s/smtpd' % name if name else None
+
+
+def unenforced_smtpd_programs(level, values, overrides, commands, exempt=()):
+    """The smtpd program names (as logged, ``postfix/submission/smtpd``) under which only
+    services log that LEVEL (main.cf's smtpd level after the run) does not reach: exempt
+    (re-injection), listening on the loopback only, or weaker by their own ``-o`` overrides
+    (weaker_smtpd_services). A client that sent plaintext only there is not refused. A
+    program shared with an enforced service, or one that cannot be worked out, is left out."""
+    weaker = set(service for service, _own, _written in weaker_smtpd_services(level, values, overrides, commands))
+    programs = {}
+    for service in sorted(commands):
+        if commands[service] != 'smtpd':
+            continue
+        program = smtpd_program(service, values, overrides)
+        unenforced = service in exempt or _is_loopback(service) or service in weaker
+        programs.setdefault(program, []).append(unenforced)
+    return sorted(program for program, flags in programs.items() if program and all(flags))
 
 
 def transport_name(value):

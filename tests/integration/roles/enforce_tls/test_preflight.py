@@ -167,8 +167,9 @@ SEND = """python3 - <<'SEND_EOF'
 import smtplib, ssl
 context = ssl.create_default_context()
 context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-for source, tls in (('192.0.2.10', False), ('192.0.2.11', True), ('127.0.0.1', False)):
-    session = smtplib.SMTP('127.0.0.1', 25, source_address=(source, 0))
+for source, tls, port in (('192.0.2.10', False, 25), ('192.0.2.11', True, 25), ('127.0.0.1', False, 25),
+                          ('192.0.2.12', False, 2626)):
+    session = smtplib.SMTP('127.0.0.1', port, source_address=(source, 0))
     if tls:
         session.starttls(context=context)
     session.sendmail('a@client.test', ['root@localhost'], 'Subject: t\\n\\nhello\\n')
@@ -180,14 +181,18 @@ def test_raising_smtpd_names_the_clients_that_sent_without_tls(gateway):
     """smtpd raised to encrypt refuses clients that do not use STARTTLS. With the log, the
     preflight names them from real smtpd log lines: 192.0.2.10 sent in plaintext (refused at
     fail, and after a warn run it gets 530 on the wire), 192.0.2.11 used STARTTLS, 127.0.0.1
-    (this host) is reported apart."""
+    (this host) is reported apart, and 192.0.2.12 sent in plaintext only to a port whose own
+    -o keeps it at may (logged as postfix/legacy/smtpd): not refused, and still taken after."""
     gateway.make_certificate()
-    gateway.sh('ip addr add 192.0.2.10/32 dev lo && ip addr add 192.0.2.11/32 dev lo '
+    gateway.sh('for a in 10 11 12; do ip addr add 192.0.2.$a/32 dev lo || exit 1; done '
                '&& postconf -e maillog_file=/var/log/postfix.log smtpd_tls_loglevel=1 mydestination=localhost '
                'smtpd_tls_cert_file=/etc/postfix/tls/gw.crt smtpd_tls_key_file=/etc/postfix/tls/gw.key '
-               '&& postfix stop && postfix start')
+               '&& postconf -Me "2626/inet=2626 inet n - y - - smtpd -o syslog_name=postfix/legacy '
+               '-o smtpd_tls_security_level=may" '
+               # the master exits a moment after "postfix stop" returns
+               '&& postfix stop && while postfix status 2>/dev/null; do sleep 0.2; done && postfix start')
     gateway.sh(SEND + '\n')
-    gateway.sh("for i in $(seq 60); do [ $(grep -c ': client=' /var/log/postfix.log) = 3 ] && exit 0; sleep 0.5; done; "
+    gateway.sh("for i in $(seq 60); do [ $(grep -c ': client=' /var/log/postfix.log) = 4 ] && exit 0; sleep 0.5; done; "
                'cat /var/log/postfix.log; exit 1')
     gateway.take_before()
     settings = {'enforce_tls_incoming_level': 'encrypt', 'enforce_tls_preflight_log': True,
@@ -201,8 +206,10 @@ def test_raising_smtpd_names_the_clients_that_sent_without_tls(gateway):
         assert msg.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed on gw; no destination '
                               'would defer (0 affected); 1 client sent mail without TLS (mail log: '
                               '/var/log/postfix.log) and would get 530 at smtpd_tls_security_level = encrypt: '
-                              'unknown[192.0.2.10] (1 message); from this host without TLS: unknown[127.0.0.1] '
-                              '(1 message)'), msg
+                              'unknown[192.0.2.10] (1 message); not refused: '), msg
+        assert '; from this host without TLS: unknown[127.0.0.1] (1 message)' in msg
+        assert ('not refused: unknown[192.0.2.12] (1 message) (sent only to postfix/legacy/smtpd, which incoming '
+                'encrypt does not reach)') in msg
         assert 'Make these clients use STARTTLS' in msg and '192.0.2.11' not in msg
         assert result.changed == [] and gateway.snapshot() == gateway.before
     gateway.group_vars(settings)
@@ -216,6 +223,9 @@ def test_raising_smtpd_names_the_clients_that_sent_without_tls(gateway):
     out = gateway.sh("python3 -c \"import smtplib; s = smtplib.SMTP('127.0.0.1', 25, source_address=('192.0.2.10', 0)); "
                      "s.ehlo(); print(s.mail('a@client.test'))\"")
     assert "530" in out and 'Must issue a STARTTLS command first' in out, out
+    legacy = gateway.sh("python3 -c \"import smtplib; s = smtplib.SMTP('127.0.0.1', 2626, "
+                        "source_address=('192.0.2.12', 0)); s.ehlo(); print(s.mail('a@client.test'))\"")
+    assert legacy.startswith('(250'), legacy
 
 
 @pytest.mark.parametrize('variables, named', [

@@ -258,6 +258,19 @@ def test_master_cf_overrides_that_undercut_the_levels_are_named():
     assert 'service smtp/inet runs smtpd with -o smtpd_tls_security_level=may' in warnings[0]
     assert 'transport smtp/unix' in warnings[1] and 'at TLS level "may", not the "encrypt"' in warnings[1]
     assert d['refusals'] == []
+    # both services logging as postfix/smtpd stay below encrypt (smtp/inet by its override,
+    # the re-injection service exempt): a client's plaintext there is not refused
+    assert d['unenforced_smtpd_programs'] == ['postfix/smtpd']
+    # smtp/inet enforced: postfix/smtpd is not exempt, unless the re-injection service logs
+    # under a name of its own
+    exempt_only = {'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}}
+    shared = enforce_tls_decision(dict(info(overrides=exempt_only), service_commands=commands),
+                                  {'incoming_level': 'encrypt', 'reinjection_services': ['127.0.0.1:10026/inet']})
+    assert shared['unenforced_smtpd_programs'] == []
+    own_name = {'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none', 'syslog_name': 'postfix/10026'}}
+    named = enforce_tls_decision(dict(info(overrides=own_name), service_commands=commands),
+                                 {'incoming_level': 'encrypt', 'reinjection_services': ['127.0.0.1:10026/inet']})
+    assert named['unenforced_smtpd_programs'] == ['postfix/10026/smtpd']
     # the same overrides under the levels they match: nothing to say
     same = enforce_tls_decision(result, {'outgoing_level': 'may', 'incoming_level': 'may'})
     assert same['notes'] == []

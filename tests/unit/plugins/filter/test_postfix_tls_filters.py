@@ -368,3 +368,19 @@ def test_preflight_report_says_when_the_clients_were_not_checked():
     report = tls_preflight_report(unlogged, None, 'fail', 'gw1', RAISED)
     assert report['refused_clients'] == [] and 'smtpd_tls_loglevel is 0' in report['unchecked']
     assert report['summary'].endswith('; NOTE: ' + report['unchecked'])
+
+
+def test_preflight_report_does_not_count_plaintext_to_services_encrypt_does_not_reach():
+    clients = [{'client': 'scanner[192.0.2.20]', 'loopback': False, 'messages_plaintext': 4,
+                'plaintext_services': ['postfix/legacy/smtpd']},
+               {'client': 'mixed[192.0.2.21]', 'loopback': False, 'messages_plaintext': 2,
+                'plaintext_services': ['postfix/legacy/smtpd', 'postfix/smtpd']}]
+    logged = {'destinations': [], 'log_sources': ['/var/log/mail.log'], 'log_tls_logged': {'smtpd': True},
+              'log_clients': clients}
+    report = tls_preflight_report(logged, None, 'fail', 'gw1', dict(RAISED, unenforced=['postfix/legacy/smtpd']))
+    assert report['refused_clients'] == ['mixed[192.0.2.21]']
+    assert ('; not refused: scanner[192.0.2.20] (4 messages) (sent only to postfix/legacy/smtpd, which incoming '
+            'encrypt does not reach)') in report['summary']
+    # without the decision's list every such client counts
+    assert tls_preflight_report(logged, None, 'fail', 'gw1', RAISED)['refused_clients'] == [
+        'scanner[192.0.2.20]', 'mixed[192.0.2.21]']

@@ -231,7 +231,8 @@ def test_clients_with_and_without_tls():
     client, = result['clients']
     assert client == {'client': 'unknown[127.0.0.1]', 'address': '127.0.0.1', 'loopback': True, 'messages': 4,
                       'messages_tls': 2, 'messages_plaintext': 2, 'messages_unknown': 0,
-                      'services': ['postfix/smtpd', 'postfix/submission/smtpd']}
+                      'services': ['postfix/smtpd', 'postfix/submission/smtpd'],
+                      'plaintext_services': ['postfix/smtpd', 'postfix/submission/smtpd']}
     assert result['plaintext_clients'] == ['unknown[127.0.0.1]']
     assert result['next_hops'] == [] and result['tls_logged'] == {'smtp': True, 'smtpd': True}
 

@@ -5,6 +5,8 @@
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import parse_service_commands
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
     remote_transports,
+    smtpd_program,
+    unenforced_smtpd_programs,
     service_level_notes,
     weaker_smtp_transports,
     weaker_smtpd_services,
@@ -113,3 +115,31 @@ def test_notes_name_the_service_the_override_and_the_fix():
                            'mail to destinations without a policy entry at TLS level "may", not the "encrypt" '
                            'of main.cf and does not look up the policy table /etc/postfix/tls_policy')
     assert service_level_notes({'smtp': 'may', 'smtpd': 'may'}, MAIN, {}, COMMANDS, '/etc/postfix') == []
+
+
+def test_smtpd_program_names_as_logged():
+    overrides = {'submission/inet': {'syslog_name': 'postfix/$service_name'},
+                 'smtps/inet': {'syslog_name': '${syslog_name}/smtps'}}
+    values = dict(MAIN, syslog_name='postfix-out')
+    assert smtpd_program('smtp/inet', values, overrides) == 'postfix-out/smtpd'
+    assert smtpd_program('submission/inet', values, overrides) == 'postfix/submission/smtpd'
+    assert smtpd_program('smtps/inet', values, overrides) == 'postfix-out/smtps/smtpd'
+    assert smtpd_program('smtp/inet', MAIN, {}) == 'postfix/smtpd'
+    assert smtpd_program('x/inet', MAIN, {'x/inet': {'syslog_name': '$nowhere'}}) is None
+
+
+def test_unenforced_smtpd_programs():
+    commands = {'smtp/inet': 'smtpd', '127.0.0.1:10026/inet': 'smtpd', '2525/inet': 'smtpd',
+                '2526/inet': 'smtpd', 'smtp/unix': 'smtp'}
+    overrides = {'127.0.0.1:10026/inet': {'syslog_name': 'postfix/reinject', 'smtpd_tls_security_level': 'none'},
+                 '2525/inet': {'syslog_name': 'postfix/legacy', 'smtpd_tls_security_level': 'may'},
+                 '2526/inet': {'smtpd_tls_security_level': 'none'}}
+    # the re-injection and the legacy port log under their own names; 2526 shares
+    # postfix/smtpd with smtp/inet, which is enforced: that name is not exempt
+    assert unenforced_smtpd_programs('encrypt', MAIN, overrides, commands,
+                                     exempt=['127.0.0.1:10026/inet']) == ['postfix/legacy/smtpd', 'postfix/reinject/smtpd']
+    # without its own syslog_name the re-injection service shares postfix/smtpd
+    shared = dict(overrides, **{'127.0.0.1:10026/inet': {'smtpd_tls_security_level': 'none'}})
+    assert unenforced_smtpd_programs('encrypt', MAIN, shared, commands) == ['postfix/legacy/smtpd']
+    # at may nothing is weaker than main.cf but the loopback service
+    assert unenforced_smtpd_programs('may', MAIN, overrides, commands) == ['postfix/reinject/smtpd']
