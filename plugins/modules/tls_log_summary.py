@@ -184,6 +184,7 @@ clients:
       messages_plaintext: 1
       messages_unknown: 0
       services: [postfix/smtpd]
+      plaintext_services: [postfix/smtpd]
   contains:
     client:
       description: The client as smtpd logs it, C(HOST[ADDR]) (without a port).
@@ -208,6 +209,10 @@ clients:
       type: int
     services:
       description: The smtpd programs that received them, as logged (C(postfix/smtpd), C(postfix/submission/smtpd)).
+      type: list
+      elements: str
+    plaintext_services:
+      description: The smtpd programs that received its messages without TLS.
       type: list
       elements: str
 plaintext_clients:

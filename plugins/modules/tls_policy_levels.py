@@ -348,7 +348,7 @@ log_clients:
   elements: dict
   sample:
     - {client: "mail.example.net[192.0.2.7]", address: 192.0.2.7, loopback: false, messages: 3, messages_tls: 2,
-       messages_plaintext: 1, messages_unknown: 0, services: [postfix/smtpd]}
+       messages_plaintext: 1, messages_unknown: 0, services: [postfix/smtpd], plaintext_services: [postfix/smtpd]}
 log_clients_plaintext:
   description: With O(log) - how many clients sent mail without TLS (RV(log_clients) lists at most 100).
   returned: when O(log) is true
