@@ -15,10 +15,16 @@ description:
     a host whose check failed has not been shown to be converged.
   - A converged run (nothing would change, nothing failed) writes an empty C(drift)
     and C(failures) list and a JUnit file without failures or errors.
+  - Also records, per host, the C(WARNING:) lines task results carry in their C(msg) (the
+    C(mailgw.postfix_tls.enforce_tls) role's warnings, for example a C(master.cf) override
+    that keeps a service below the levels it enforces); a converged host can still have
+    them. They are in the JSON report (C(warnings)), in the JUnit report as the test case's
+    C(system-out), and in the verdict line; they do not make a host drift.
   - Prints a one-line verdict per host at the end of the run.
   - Use it with C(ansible-playbook --check --diff), for example through the
     C(playbooks/check-drift) wrapper of this collection, which also turns the
-    report into an exit code (0 converged, 2 drift, 1 the check itself failed).
+    report into an exit code (0 converged, 2 drift, 1 the check itself failed; with
+    C(--fail-on-warnings) 3 converged with warnings).
 requirements:
   - Enable the callback, for example with
     C(ANSIBLE_CALLBACKS_ENABLED=mailgw.postfix_tls.drift_report).
@@ -72,7 +78,7 @@ from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
 
-REPORT_FORMAT = "mailgw.postfix_tls.drift_report/1"
+REPORT_FORMAT = "mailgw.postfix_tls.drift_report/1"  # "warnings" added: a new key, same format
 
 
 def _res_host(result):
@@ -136,6 +142,14 @@ def render_diff(diff):
     return text
 
 
+def warning_lines(data):
+    """The lines starting with "WARNING:" in a result's msg (a string or a list of them)."""
+    msg = data.get("msg")
+    lines = msg if isinstance(msg, list) else [msg]
+    return [to_text(line).strip() for line in lines
+            if isinstance(line, (str, bytes)) and to_text(line).strip().startswith("WARNING:")]
+
+
 def _item_label(item_result):
     label = item_result.get("_ansible_item_label", item_result.get("item"))
     if isinstance(label, (dict, list)):
@@ -176,6 +190,7 @@ class CallbackModule(CallbackBase):
         self._cases = {}  # host -> list of test case dicts, in execution order
         self._drift = []
         self._failures = []
+        self._warnings = []
 
     # ------------------------------------------------------------------ events
 
@@ -191,6 +206,7 @@ class CallbackModule(CallbackBase):
             self._record_drift(result)
         else:
             self._case(result, "passed")
+        self._record_warnings(result, data)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if ignore_errors:
@@ -258,6 +274,18 @@ class CallbackModule(CallbackBase):
             record["msg"] = msg
         self._drift.append(record)
 
+    def _record_warnings(self, result, data):
+        lines = warning_lines(data)
+        if not lines:
+            return
+        info = self._task_info(result)
+        for line in lines:
+            if not any(w["host"] == info["host"] and w["warning"] == line for w in self._warnings):
+                self._warnings.append(dict(info, warning=line))
+        cases = self._cases.get(info["host"]) or []
+        if cases:
+            cases[-1]["warnings"] = lines
+
     def _record_failure(self, result, unreachable):
         data = _res_data(result)
         msg = to_text(data.get("msg", "")) or ("unreachable" if unreachable else "failed")
@@ -282,10 +310,13 @@ class CallbackModule(CallbackBase):
                 "hosts_failed": failed_hosts,
                 "changes": len(self._drift),
                 "failures": len(self._failures),
+                "hosts_with_warnings": sorted(set(w["host"] for w in self._warnings)),
+                "warnings": len(self._warnings),
             },
             "hosts": hosts,
             "drift": self._drift,
             "failures": self._failures,
+            "warnings": self._warnings,
         }
 
     def _junit(self, report):
@@ -314,6 +345,8 @@ class CallbackModule(CallbackBase):
                     counts["errors"] += 1
                     err = ET.SubElement(elem, "error", type=case["status"], message=case["message"][:500])
                     err.text = case["text"]
+                if case.get("warnings"):
+                    ET.SubElement(elem, "system-out").text = "\n".join(case["warnings"]) + "\n"
             for key, value in counts.items():
                 suite.set(key, str(value))
                 totals[key] += value
@@ -339,8 +372,13 @@ class CallbackModule(CallbackBase):
                 self._display.display("%s: DRIFT, %d task(s) %s: %s" % (host, len(drift_by_host[host]), verb, "; ".join(drift_by_host[host])))
             else:
                 self._display.display("%s: converged" % host)
+            for record in report["warnings"]:
+                if record["host"] == host:
+                    self._display.display("  %s" % record["warning"])
         if report["converged"]:
-            self._display.display("fleet converged: nothing %s" % verb)
+            self._display.display("fleet converged: nothing %s%s" % (
+                verb, "; %d warning(s) on %s" % (len(report["warnings"]), ", ".join(
+                    report["summary"]["hosts_with_warnings"])) if report["warnings"] else ""))
         for key, label in (("json_path", "JSON"), ("junit_path", "JUnit")):
             if self.get_option(key):
                 self._display.display("drift report (%s): %s" % (label, self.get_option(key)))

@@ -98,6 +98,14 @@ LOCAL_PLAY = '''\
       ansible.builtin.fail:
         msg: "the check could not read the host"
       when: break_it | default(false) | bool
+    - name: Notes as the enforce_tls role prints them
+      ansible.builtin.assert:
+        that: true
+        success_msg:
+          - "Outgoing TLS stays at secure: not a warning"
+          - "WARNING: /etc/postfix/master.cf service smtp/inet runs smtpd with -o smtpd_tls_security_level=may"
+        quiet: false
+      when: warn_it | default(false) | bool
 '''
 
 
@@ -150,6 +158,34 @@ def test_wrapper_converged_exits_0_with_empty_report(tmp_path, local_play):
     assert report['summary']['changes'] == 0
     assert junit.get('failures') == '0' and junit.get('errors') == '0'
     assert 'fleet converged: nothing would change' in proc.stdout
+
+
+def test_wrapper_reports_warnings_of_a_converged_host(tmp_path, local_play):
+    """A WARNING: line in a task's msg (the role's: a master.cf override that undercuts the
+    levels) does not make the host drift; it is in the report, the JUnit system-out and the
+    output, and --fail-on-warnings turns it into exit 3."""
+    target, base = local_play
+    target.write_text('hello\nworld\n')
+    target.chmod(0o644)
+    warning = 'WARNING: /etc/postfix/master.cf service smtp/inet runs smtpd with -o smtpd_tls_security_level=may'
+    proc, report, junit = check_drift(tmp_path / 'r', *(base + ['-e', 'warn_it=true']))
+    assert proc.returncode == 0, proc.stdout
+    assert report['converged'] is True and report['drift'] == []
+    assert [(w['host'], w['task'], w['warning']) for w in report['warnings']] == [
+        ('localhost', 'Notes as the enforce_tls role prints them', warning)]
+    assert report['summary']['hosts_with_warnings'] == ['localhost'] and report['summary']['warnings'] == 1
+    assert 'localhost: converged\n  %s' % warning in proc.stdout
+    assert 'fleet converged: nothing would change; 1 warning(s) on localhost' in proc.stdout
+    assert 'check-drift: converged, nothing would change; with warnings' in proc.stdout
+    outs = [(c.get('name'), c.find('system-out').text) for c in junit.iter('testcase') if c.find('system-out') is not None]
+    assert outs == [('Notes as the enforce_tls role prints them', warning + '\n')]
+    assert junit.get('failures') == '0' and junit.get('errors') == '0'
+    strict, report, _junit = check_drift(tmp_path / 's', *(['--fail-on-warnings'] + base + ['-e', 'warn_it=true']))
+    assert strict.returncode == 3, strict.stdout
+    assert 'check-drift: converged, but with warnings (--fail-on-warnings' in strict.stdout
+    # no warnings: --fail-on-warnings changes nothing
+    clean, report, _junit = check_drift(tmp_path / 'c', *(['--fail-on-warnings'] + base))
+    assert clean.returncode == 0 and report['warnings'] == [], clean.stdout
 
 
 def test_wrapper_failed_check_exits_1_and_reports_the_failure(tmp_path, local_play):
