@@ -357,10 +357,13 @@ def _incoming_report(levels, incoming):
     # a client whose plaintext mail all went to smtpd programs only unenforced services log
     # under (exempt, loopback-only, or kept below encrypt by their own -o) keeps working
     unenforced = set(incoming.get('unenforced') or [])
-    exempt = [c for c in plaintext if not c.get('loopback') and c.get('plaintext_services')
-              and set(c['plaintext_services']) <= unenforced]
-    refused = [c for c in plaintext if not c.get('loopback') and c not in exempt]
-    local = [c for c in plaintext if c.get('loopback')]
+    reached = [c for c in plaintext if not (c.get('plaintext_services')
+                                            and set(c['plaintext_services']) <= unenforced)]
+    exempt = [c for c in plaintext if not c.get('loopback') and c not in reached]
+    refused = [c for c in reached if not c.get('loopback')]
+    # this host's plaintext to a service that stays below encrypt (the re-injection service
+    # with a syslog_name of its own) is expected: not listed
+    local = [c for c in reached if c.get('loopback')]
     more = max(0, int(levels.get('log_clients_plaintext') or 0) - len(plaintext))
     text = ''
     if refused:

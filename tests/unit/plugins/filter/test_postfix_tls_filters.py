@@ -381,6 +381,15 @@ def test_preflight_report_does_not_count_plaintext_to_services_encrypt_does_not_
     assert report['refused_clients'] == ['mixed[192.0.2.21]']
     assert ('; not refused: scanner[192.0.2.20] (4 messages) (sent only to postfix/legacy/smtpd, which incoming '
             'encrypt does not reach)') in report['summary']
+    # this host's plaintext only to such a service (a re-injection service logging as its own
+    # name) is expected, and not listed; to port 25 it is
+    local = [{'client': 'localhost[127.0.0.1]', 'loopback': True, 'messages_plaintext': 3,
+              'plaintext_services': ['postfix/10026/smtpd']},
+             {'client': 'localhost[::1]', 'loopback': True, 'messages_plaintext': 1,
+              'plaintext_services': ['postfix/smtpd']}]
+    mixed = tls_preflight_report(dict(logged, log_clients=local), None, 'fail', 'gw1',
+                                 dict(RAISED, unenforced=['postfix/10026/smtpd']))
+    assert mixed['local_plaintext_clients'] == ['localhost[::1]'] and mixed['refused_clients'] == []
     # without the decision's list every such client counts
     assert tls_preflight_report(logged, None, 'fail', 'gw1', RAISED)['refused_clients'] == [
         'scanner[192.0.2.20]', 'mixed[192.0.2.21]']
