@@ -87,11 +87,12 @@ def tls_summary_logged(loglevel):
     return any(word in _SUMMARY_LOG_LEVELS for word in words)
 
 
-def unlogged_tls_warnings(result):
-    """Warnings for a Summary.result() whose log cannot tell TLS from plaintext."""
+def unlogged_tls_warnings(tls_logged):
+    """Warnings for the sides whose log cannot tell TLS from plaintext. TLS_LOGGED: a
+    Summary's (and its result()'s) tls_logged, {'smtp': bool, 'smtpd': bool}."""
     out = []
     for side, what in (('smtp', 'deliveries (sent_unknown)'), ('smtpd', 'received messages (messages_unknown)')):
-        if not result['tls_logged'][side]:
+        if not tls_logged[side]:
             out.append('%s_tls_loglevel is 0: Postfix logs no "TLS connection established" line, so the mail log '
                        'cannot tell which %s went over TLS and which in plaintext. Set %s_tls_loglevel = 1 '
                        '(and read the log of the mail after that).' % (side, what, side))
@@ -165,8 +166,9 @@ def is_loopback(address):
 
 
 def _new_client(client):
+    """The counts of CLIENT, HOST[ADDR]."""
     address = client_address(client)
-    return {'client': client[:client.rfind(']') + 1], 'address': address, 'loopback': is_loopback(address),
+    return {'client': client, 'address': address, 'loopback': is_loopback(address),
             'messages': 0, 'messages_tls': 0, 'messages_plaintext': 0, 'messages_unknown': 0, 'services': [],
             'plaintext_services': []}
 
@@ -259,7 +261,8 @@ class Summary:
         if not received:
             return
         name = received.group('client')
-        client = self.clients.setdefault(name[:name.rfind(']') + 1], _new_client(name))
+        name = name[:name.rfind(']') + 1]       # without the port of smtpd_client_port_logging
+        client = self.clients.setdefault(name, _new_client(name))
         client['messages'] += 1
         if not self.tls_logged[SERVER]:
             client['messages_unknown'] += 1
@@ -365,7 +368,8 @@ def summarize_mail_log(module, files, source='auto', since=None, syslog_name=Non
     FILES default to Postfix's maillog_file in PARAMS (expanded main.cf
     values, LOG_PARAMETERS), else /var/log/mail.log; SYSLOG_NAME to its
     syslog_name, else postfix; its smtp_tls_loglevel and smtpd_tls_loglevel say
-    whether TLS sessions are logged. See read_mail_log for SOURCE.
+    whether TLS sessions are logged (a warning through MODULE for a side that does not
+    log them). See read_mail_log for SOURCE.
     """
     params = params or {}
     files = files or [params.get('maillog_file') or '/var/log/mail.log']
@@ -375,7 +379,10 @@ def summarize_mail_log(module, files, source='auto', since=None, syslog_name=Non
     logged = dict((side, tls_summary_logged(params[side + '_tls_loglevel']))
                   for side in ('smtp', 'smtpd') if side + '_tls_loglevel' in params)
     summary = Summary(since=since, syslog_name=syslog_name, tls_logged=logged)
-    return summary, read_mail_log(module, summary, files, source, since)
+    sources = read_mail_log(module, summary, files, source, since)
+    for warning in unlogged_tls_warnings(summary.tls_logged):
+        module.warn(warning)
+    return summary, sources
 
 
 def read_mail_log(module, summary, files, source='auto', since=None):

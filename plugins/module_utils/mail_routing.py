@@ -40,7 +40,7 @@ what to ask each transport table, choose_transport_entry picks Postfix's answer)
 from __future__ import annotations
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list, parse_map_spec
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import master_entries
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import parse_service_commands
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
     fold_key,
     parent_domains,
@@ -433,8 +433,8 @@ def routes_for(destinations, params, query):
 def service_commands(master_text):
     """{service name: command} of the ``unix`` services in ``postconf -M`` output (the
     transports trivial-rewrite can name)."""
-    return dict((fields[0], fields[7]) for fields in master_entries(master_text)
-                if len(fields) >= 8 and fields[1] == 'unix')
+    return dict((name, command) for (name, kind), command in parse_service_commands(master_text).items()
+                if kind == 'unix')
 
 
 def not_smtp(route, commands):

@@ -619,6 +619,8 @@ def level_rank(level, side='smtp'):
 
 # What tls_security_level reads for the client side: the level and the obsolete settings.
 SMTP_LEVEL_PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername')
+# ... and for the server side.
+SMTPD_LEVEL_PARAMETERS = ('smtpd_tls_security_level', 'smtpd_use_tls', 'smtpd_enforce_tls')
 
 
 def tls_security_level(parameters, side):

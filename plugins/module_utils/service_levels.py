@@ -23,6 +23,8 @@ overrides (as written) and ``postconf -M`` commands, each keyed by ``SERVICE/TYP
 from __future__ import annotations
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    SMTP_LEVEL_PARAMETERS,
+    SMTPD_LEVEL_PARAMETERS,
     expand_references,
     level_rank,
     postfix_yes,
@@ -31,13 +33,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 
 # What tls_security_level reads on each side (the level, then the obsolete settings)
-LEVEL_PARAMETERS = {
-    'smtp': ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername'),
-    'smtpd': ('smtpd_tls_security_level', 'smtpd_use_tls', 'smtpd_enforce_tls'),
-}
-# main.cf parameters the checks below read (besides LEVEL_PARAMETERS)
-PARAMETERS = ('default_transport', 'relay_transport', 'relay_domains', 'smtpd_tls_wrappermode',
-              'smtp_tls_policy_maps', 'syslog_name')
+LEVEL_PARAMETERS = {'smtp': SMTP_LEVEL_PARAMETERS, 'smtpd': SMTPD_LEVEL_PARAMETERS}
 
 # inet services whose address is the loopback: only this host reaches them
 LOOPBACK_PREFIXES = ('127.', '[::1]:', '::1:', 'localhost:', '[127.')

@@ -388,7 +388,6 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import
     busiest_plaintext_clients,
     since_window,
     summarize_mail_log,
-    unlogged_tls_warnings,
     window_seconds,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS
@@ -530,10 +529,7 @@ def read_log(module, p, params):
     """(the Summary result, sources) of the mail log, read as tls_log_summary reads it."""
     summary, sources = summarize_mail_log(module, p['log_files'], p['log_source'], since_window(p['log_window']),
                                           p['log_syslog_name'], params)
-    result = summary.result()
-    for warning in unlogged_tls_warnings(result):
-        module.warn(warning)
-    return result, sources
+    return summary.result(), sources
 
 
 def main():

@@ -275,10 +275,10 @@ def test_unlogged_tls_is_unknown_not_plaintext():
     assert (e5['sent'], e5['sent_tls'], e5['sent_plaintext'], e5['sent_unknown']) == (1, 0, 0, 1)
     assert e5['would_defer_at_encrypt'] is None
     assert result['clients'][0]['messages_unknown'] == 4 and result['clients'][0]['messages_plaintext'] == 0
-    warnings = unlogged_tls_warnings(result)
+    warnings = unlogged_tls_warnings(result['tls_logged'])
     assert len(warnings) == 2 and warnings[0].startswith('smtp_tls_loglevel is 0: Postfix logs no "TLS connection')
     assert 'smtpd_tls_loglevel = 1' in warnings[1]
-    assert unlogged_tls_warnings(summarize(REAL_LOG.splitlines(), now=NOW)) == []
+    assert unlogged_tls_warnings(summarize(REAL_LOG.splitlines(), now=NOW)['tls_logged']) == []
 
 
 def test_busiest_plaintext_clients():
