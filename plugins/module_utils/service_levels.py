@@ -22,6 +22,7 @@ overrides (as written) and ``postconf -M`` commands, each keyed by ``SERVICE/TYP
 
 from __future__ import annotations
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     SMTP_LEVEL_PARAMETERS,
     SMTPD_LEVEL_PARAMETERS,
@@ -131,8 +132,9 @@ def remote_transports(values):
 
 
 def lists_table(maps, table_path):
-    """Whether the smtp_tls_policy_maps value MAPS lists the table at TABLE_PATH."""
-    return any(item.split(':', 1)[-1] == table_path for item in split_list(maps or ''))
+    """Whether the smtp_tls_policy_maps value MAPS lists the table at TABLE_PATH (under any
+    type, proxy: or not)."""
+    return any(spec.name == table_path for spec in parse_map_list(maps or ''))
 
 
 def weaker_smtp_transports(level, values, overrides, commands, table_path=None):

@@ -92,6 +92,9 @@ def test_smtp_transport_weaker_or_bypassing_the_table():
         ('smtp/unix', None, {'smtp_tls_policy_maps': 'hash:/etc/postfix/other'}, True)]
     listed = {'smtp/unix': {'smtp_tls_policy_maps': 'hash:/etc/postfix/tls_policy, hash:/etc/postfix/other'}}
     assert weaker_smtp_transports('encrypt', MAIN, listed, COMMANDS, '/etc/postfix/tls_policy') == []
+    # through the proxy map service too (before, proxy:hash:PATH was taken for another table)
+    proxied = {'smtp/unix': {'smtp_tls_policy_maps': 'proxy:hash:/etc/postfix/tls_policy'}}
+    assert weaker_smtp_transports('encrypt', MAIN, proxied, COMMANDS, '/etc/postfix/tls_policy') == []
     # relay/unix counts only when relay_domains lists something; lmtp is not the SMTP client
     relay = {'relay/unix': {'smtp_tls_security_level': 'none'}}
     assert weaker_smtp_transports('encrypt', MAIN, relay, COMMANDS) == []
