@@ -335,6 +335,12 @@ def _client_line(client):
                                   '' if client['messages_plaintext'] == 1 else 's')
 
 
+def raises_smtpd_to_encrypt(before, after):
+    """Whether smtpd_tls_security_level goes from BEFORE (none, may) to encrypt AFTER: from then
+    on smtpd refuses a client that does not use STARTTLS."""
+    return str(after or '').lower() == 'encrypt' and level_rank(before, 'smtpd') < level_rank('encrypt', 'smtpd')
+
+
 def _incoming_report(levels, incoming):
     """(refused clients, local plaintext clients, summary text, what was not checked) for a
     run that raises smtpd_tls_security_level to encrypt: smtpd then answers a client that
@@ -344,7 +350,7 @@ def _incoming_report(levels, incoming):
     service the role exempts, another local program sending to port 25 would be refused."""
     incoming = incoming if isinstance(incoming, Mapping) else {}
     before, after = incoming.get('before'), incoming.get('after')
-    if str(after or '').lower() != 'encrypt' or level_rank(before, 'smtpd') >= level_rank('encrypt', 'smtpd'):
+    if not raises_smtpd_to_encrypt(before, after):
         return [], [], '', None
     rise = 'smtpd_tls_security_level rises from %s to encrypt: a client that does not use STARTTLS gets 530' % before
     if 'log_sources' not in levels:
@@ -672,6 +678,7 @@ def enforce_tls_decision(info, settings):
         current_incoming=levels['incoming'][0],
         outgoing_final=outgoing_final,
         incoming_final=incoming_final,
+        incoming_raised=raises_smtpd_to_encrypt(levels['incoming'][0], incoming_final),
         level_params=level_params,
         maps_d_dir=maps_d_dir,
         maps_d_dir_write=bool(settings['maps_d_dir']) or maps_d_dir_host == '',

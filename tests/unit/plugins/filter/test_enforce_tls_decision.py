@@ -44,6 +44,7 @@ def test_converged_host_writes_nothing():
     assert d['map_type'] == '' and d['map_reference'] == '' and d['map_dir_missing'] is False
     assert d['notes'] == [] and d['refusals'] == []
     assert d['smtpd_cert_files'] == [CERT, KEY]
+    assert d['incoming_raised'] is False
 
 
 def test_levels_raised_and_stricter_ones_kept():
@@ -51,6 +52,7 @@ def test_levels_raised_and_stricter_ones_kept():
                                       'reinjection_services': ['127.0.0.1:10026/inet']})
     assert d['level_params'] == {'smtp_tls_security_level': 'encrypt', 'smtpd_tls_security_level': 'encrypt'}
     assert d['exempt_services'] == ['127.0.0.1:10026/inet']
+    assert d['incoming_raised'] is True
     kept = enforce_tls_decision(info({'smtp_tls_security_level': 'secure'}), {'outgoing_level': 'encrypt'})
     assert kept['outgoing_final'] == 'secure' and 'smtp_tls_security_level' not in kept['level_params']
     assert kept['notes'] == ['Outgoing TLS stays at "secure": it is stricter than the requested '
