@@ -555,7 +555,8 @@ def enforce_tls_decision(info, settings):
 
     INFO is the registered result of mailgw.postfix_tls.postconf_info as the
     role reads it (parameters, expanded, services, service_parameters,
-    parameter_files, files, tls_policy_plan: a refused plan is a refusal); SETTINGS the role's variables without the
+    parameter_files, files, tls_policy_plan: a refused plan is a refusal; tls_policy_levels: a
+    preflight that failed is one); SETTINGS the role's variables without the
     ``enforce_tls_`` prefix (DECISION_SETTINGS). Nothing is read or written:
     the same input gives the same decision, in check mode too.
     """
@@ -664,6 +665,13 @@ def enforce_tls_decision(info, settings):
         # the table planned in the same read (postconf_info's tls_policy_plan) was refused
         # by tls_policy's checks: an entry Postfix cannot use, a map type it lacks, ...
         refusals.append('TLS policy table %s: %s' % (plan.get('path') or map_path, plan.get('msg', '')))
+    levels_read = info.get('tls_policy_levels')
+    if isinstance(levels_read, Mapping) and levels_read.get('failed'):
+        # the preflight worked out in the same read (postconf_info's tls_policy_levels) could
+        # not look the levels up, read the log or probe: nothing is written unchecked
+        refusals.append('The preflight could not work out what this change does to mail on this host: %s. '
+                        'Nothing was changed; fix that, or set enforce_tls_preflight=off.'
+                        % levels_read.get('msg', ''))
     if incoming_final == 'encrypt' and no_usable_certificate:
         # at encrypt a missing certificate is an outage: smtpd answers STARTTLS with 454
         refusals.append('Refusing smtpd_tls_security_level=encrypt in %s: %s. Postfix would answer STARTTLS '

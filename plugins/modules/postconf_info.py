@@ -115,10 +115,124 @@ options:
       mode:
         description: As O(mailgw.postfix_tls.tls_policy#module:mode).
         type: raw
+  tls_policy_levels:
+    description:
+      - Also work out what M(mailgw.postfix_tls.tls_policy_levels) returns for these options, in
+        the same round trip - the TLS level the SMTP client applies to each destination now and
+        after the planned change, with O(tls_policy_levels.log) the mail log's plaintext next hops
+        and clients, with O(tls_policy_levels.probe) the probes of the destinations made stricter.
+        See RV(tls_policy_levels).
+      - With O(tls_policy_plan), the planned table, its entries and O(tls_policy_plan.exclusive)
+        are the plan's unless given here, so a play can read the host, plan the table and run its
+        preflight in one module call; the role M(mailgw.postfix_tls.enforce_tls) does so.
+      - A problem (an option the module would refuse, a table it cannot look up, a probe that
+        cannot run) does not fail the read; RV(tls_policy_levels.failed) and
+        RV(tls_policy_levels.msg) say why.
+    type: dict
+    suboptions:
+      destinations:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:destinations).
+        type: list
+        elements: str
+        default: []
+      policies:
+        description:
+          - As O(mailgw.postfix_tls.tls_policy_levels#module:policies).
+          - Default - O(tls_policy_plan.policies), else none.
+        type: dict
+      exclusive:
+        description:
+          - As O(mailgw.postfix_tls.tls_policy_levels#module:exclusive).
+          - Default - O(tls_policy_plan.exclusive), else V(false).
+        type: bool
+      table:
+        description:
+          - As O(mailgw.postfix_tls.tls_policy_levels#module:table).
+          - Default - the table of O(tls_policy_plan) (its path and map type, parameter references
+            expanded), else as that module's default.
+        type: str
+      level:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:level).
+        type: str
+        choices: [none, may, encrypt, dane, dane-only, fingerprint, verify, secure]
+      smtpd_level:
+        description:
+          - The planned C(smtpd_tls_security_level). Used only to tell whether the change raises
+            the SMTP server to V(encrypt) (O(tls_policy_levels.only_when_changing),
+            RV(tls_policy_levels.change)), when it refuses clients that do not use STARTTLS. Default -
+            unchanged.
+        type: str
+        choices: [none, may, encrypt]
+      keep_stricter_level:
+        description:
+          - Keep today's C(smtp_tls_security_level) (C(smtpd_tls_security_level)) instead of
+            O(tls_policy_levels.level) (O(tls_policy_levels.smtpd_level)) when it is stricter - the
+            no-downgrade rule of the role M(mailgw.postfix_tls.enforce_tls). The level used is in
+            RV(tls_policy_levels.level) (RV(tls_policy_levels.smtpd_level)).
+        type: bool
+        default: false
+      only_when_changing:
+        description:
+          - Work out nothing (RV(tls_policy_levels.skipped)) when the change cannot give any
+            destination another level nor raise the SMTP server to V(encrypt) - the planned table is
+            what the table holds (RV(tls_policy_plan.table_differs) is false), it is listed in
+            C(smtp_tls_policy_maps) and the planned levels are today's. Then no table is looked up,
+            the log is not read and nothing is probed, so a converged host pays nothing for it.
+          - Without O(tls_policy_plan), planned O(tls_policy_levels.policies) count as a change.
+        type: bool
+        default: false
+      max:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:max).
+        type: int
+        default: 50
+      log:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:log).
+        type: bool
+        default: false
+      log_files:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:log_files).
+        type: list
+        elements: path
+      log_source:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:log_source).
+        type: str
+        choices: [auto, file, journal]
+        default: auto
+      log_window:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:log_window).
+        type: str
+        default: 7d
+      log_syslog_name:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:log_syslog_name).
+        type: str
+      probe:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:probe).
+        type: bool
+        default: false
+      connect_timeout:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:connect_timeout).
+        type: int
+        default: 10
+      command_timeout:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:command_timeout).
+        type: int
+        default: 30
+      concurrency:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:concurrency).
+        type: int
+        default: 4
+      ca_file:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:ca_file).
+        type: path
+      ca_path:
+        description: As O(mailgw.postfix_tls.tls_policy_levels#module:ca_path).
+        type: path
 notes:
   - Runs C(postconf) five times (values as written, values expanded, C(-M), C(-P), C(-m)), all
     in the C locale; no C(postconf) call writes. O(tls_policy_plan) adds no C(postconf) run (what
-    the plan needs is read with the rest) and no C(postmap) run.
+    the plan needs is read with the rest) and no C(postmap) run. O(tls_policy_levels) adds, when
+    it works the levels out, the C(postconf), C(postmap) and C(posttls-finger) runs of
+    M(mailgw.postfix_tls.tls_policy_levels), less the parameters read with the rest.
   - Fails when C(postconf) cannot read the configuration (no C(main.cf) in O(config_dir),
     Postfix not installed), naming the command and its error.
 attributes:
@@ -296,6 +410,73 @@ tls_policy_plan:
       description: The table's directory does not exist yet (the table is new).
       type: bool
       returned: the directory is missing
+tls_policy_levels:
+  description:
+    - With O(tls_policy_levels), what M(mailgw.postfix_tls.tls_policy_levels) returns for its
+      options (RV(mailgw.postfix_tls.tls_policy_levels#module:destinations),
+      RV(mailgw.postfix_tls.tls_policy_levels#module:affected),
+      RV(mailgw.postfix_tls.tls_policy_levels#module:level_before),
+      RV(mailgw.postfix_tls.tls_policy_levels#module:level), C(table), C(policy_maps), C(probes),
+      C(deferring), C(log_relays), C(log_clients), C(log_clients_plaintext), C(log_tls_logged),
+      C(log_sources), C(commands)), with C(failed), C(skipped), C(change), C(smtpd_level_before)
+      and C(smtpd_level).
+    - When skipped, only C(failed=false), C(skipped=true), C(skip_reason), C(change=null), the
+      levels and the table.
+  returned: O(tls_policy_levels) given
+  type: dict
+  sample:
+    failed: false
+    skipped: false
+    change: smtp_tls_security_level goes from may to encrypt
+    level_before: may
+    level: encrypt
+    smtpd_level_before: may
+    smtpd_level: may
+    table: hash:/etc/postfix/tls_policy
+    destinations: []
+    affected: []
+    probes: []
+    deferring: []
+  contains:
+    failed:
+      description: Whether the levels could not be worked out (the read itself succeeded).
+      type: bool
+    msg:
+      description: Why not, naming the option or the command.
+      type: str
+      returned: failed
+    skipped:
+      description:
+        - Whether nothing was worked out - with O(tls_policy_levels.only_when_changing) the change
+          alters no lookup, or the plan of O(tls_policy_plan) was refused.
+      type: bool
+      returned: not failed
+    skip_reason:
+      description: Why nothing was worked out.
+      type: str
+      returned: skipped
+    change:
+      description:
+        - What in the planned change can give a destination another level or raise the SMTP server
+          to V(encrypt) (the first found), null when nothing does.
+      type: str
+      returned: not failed and the plan was not refused
+    level_before:
+      description: C(smtp_tls_security_level) now (obsolete settings counted).
+      type: str
+      returned: not failed and the plan was not refused
+    level:
+      description: C(smtp_tls_security_level) after the change (O(tls_policy_levels.keep_stricter_level) applied).
+      type: str
+      returned: not failed and the plan was not refused
+    smtpd_level_before:
+      description: C(smtpd_tls_security_level) now (obsolete settings counted).
+      type: str
+      returned: not failed and the plan was not refused
+    smtpd_level:
+      description: C(smtpd_tls_security_level) after the change (O(tls_policy_levels.keep_stricter_level) applied).
+      type: str
+      returned: not failed and the plan was not refused
 files:
   description:
     - Facts of every path of O(files) and RV(parameter_files), keyed by the path as given.
@@ -331,13 +512,26 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels import (
+    CHANGE_PARAMETERS,
+    OPTIONS_SPEC,
+    LevelsError,
+    check_input,
+    levels,
+    lookup_change,
+    parameters_needed,
+    planned_level,
+    resolve_table,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
     expand_references,
+    tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
+    Postmap,
     version_tuple,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
@@ -418,18 +612,28 @@ def read(postconf, builtin, user, also=()):
     return raw, expanded, version, services, commands, overrides, map_types
 
 
+def plan_table(plan, values):
+    """(path, map_type) of the tls_policy_plan options PLAN, their $name references expanded
+    with VALUES (None where not given); ValueError names a reference VALUES lacks."""
+    table = []
+    for name in ('path', 'map_type'):
+        try:
+            table.append(expand_references(plan[name], values) if plan[name] else None)
+        except KeyError as e:
+            raise ValueError('tls_policy_plan: %s %r references $%s, which this call does not read: add it to '
+                             'parameters or user_parameters' % (name, plan[name], e.args[0]))
+    return tuple(table)
+
+
 def plan_tls_policy(module, postconf, plan, values):
     """What mailgw.postfix_tls.tls_policy would do with PLAN's options, in check mode
     (module.check_mode is set: this module never writes). VALUES: the parameters read,
     expanded, for the references in path and map_type."""
-    options = {}
-    for name in ('path', 'map_type'):
-        try:
-            options[name] = expand_references(plan[name], values) if plan[name] else None
-        except KeyError as e:
-            return dict(failed=True, table_differs=True,
-                        msg='tls_policy_plan: %s %r references $%s, which this call does not read: add it to '
-                            'parameters or user_parameters' % (name, plan[name], e.args[0])), []
+    try:
+        path, map_type = plan_table(plan, values)
+    except ValueError as exc:
+        return dict(failed=True, table_differs=True, msg=str(exc)), []
+    options = dict(path=path, map_type=map_type)
     if options['path'] and not os.path.isdir(os.path.dirname(options['path'])):
         # a new directory (an earlier task creates it): the table is new
         return dict(failed=False, table_differs=True, directory_missing=True, path=options['path']), []
@@ -443,6 +647,74 @@ def plan_tls_policy(module, postconf, plan, values):
     except TlsPolicyTableError as e:
         result = dict(e.result, failed=True, msg=e.msg, table_differs=True)
     return result, summarize_warnings(table.warnings)
+
+
+def work_out_levels(module, postconf, options, plan, plan_result, values):
+    """The tls_policy_levels option's result: what mailgw.postfix_tls.tls_policy_levels returns
+    for OPTIONS, the table, its planned entries and exclusive taken from the tls_policy_plan
+    options PLAN (and its result PLAN_RESULT) where OPTIONS does not give them. With
+    only_when_changing, nothing is worked out (skipped) when the change cannot give a
+    destination another level nor raise smtpd to encrypt. A problem is returned (failed, msg),
+    never raised: the read itself succeeded."""
+    p = dict(options)
+    if p['policies'] is None:
+        p['policies'] = plan['policies'] if plan else {}
+    if p['exclusive'] is None:
+        p['exclusive'] = plan['exclusive'] if plan else False
+    if plan_result is not None and plan_result.get('failed'):
+        return dict(failed=False, skipped=True, skip_reason='the tls_policy_plan was refused: %s'
+                    % plan_result.get('msg', ''))
+    if p['table'] is None and plan:
+        try:
+            path, map_type = plan_table(plan, values)
+        except ValueError:
+            path, map_type = None, None     # the plan failed and said why
+        if path:
+            p['table'] = '%s:%s' % (map_type, path) if map_type else path
+    planned, errors = check_input(p, prefix='tls_policy_levels.')
+    if errors:
+        return dict(failed=True, msg='; '.join(errors))
+
+    commands = []
+    names = parameters_needed(p) + CHANGE_PARAMETERS
+    try:
+        params = postconf.parameters(names, expand=True)
+    except PostfixCommandError as exc:
+        return dict(failed=True, msg='cannot read the TLS settings in %s: %s' % (postconf.config_dir, exc))
+    smtp_now, smtpd_now = tls_security_level(params, 'smtp'), tls_security_level(params, 'smtpd')
+    p['level'] = planned_level(p['level'], smtp_now, 'smtp', p['keep_stricter_level'])
+    smtpd_after = planned_level(p['smtpd_level'], smtpd_now, 'smtpd', p['keep_stricter_level'])
+    info = dict(smtpd_level_before=smtpd_now, smtpd_level=smtpd_after)
+    try:
+        table = resolve_table(p['table'], params.get('smtp_tls_policy_maps', ''), postconf.config_dir,
+                              params.get('default_database_type') or 'hash')[0]
+    except ValueError as exc:
+        return dict(info, failed=True, msg='tls_policy_levels.table: %s' % exc)
+    # without a plan the entries of policies count as changing the table
+    differs = bool(p['policies']) if plan_result is None else bool(plan_result.get('table_differs', True))
+    change = lookup_change(params, table, differs, p['level'], smtpd_after if p['smtpd_level'] else None)
+    info['change'] = change
+    if p['only_when_changing'] and change is None:
+        return dict(info, failed=False, skipped=True, level_before=smtp_now, level=p['level'], table=table,
+                    skip_reason='nothing this change plans gives a destination another TLS level or raises '
+                                'smtpd to encrypt')
+    try:
+        result = levels(module, postconf, Postmap(module, postconf.config_dir, commands), p, params, planned,
+                        commands)
+    except LevelsError as exc:
+        return dict(info, failed=True, msg=exc.msg, commands=commands, **exc.fields)
+    result.pop('changed', None)
+    return dict(result, failed=False, skipped=False, **info)
+
+
+LEVELS_OPTIONS = dict(
+    OPTIONS_SPEC,
+    policies=dict(type='dict'),
+    exclusive=dict(type='bool'),
+    smtpd_level=dict(type='str', choices=['none', 'may', 'encrypt']),
+    keep_stricter_level=dict(type='bool', default=False),
+    only_when_changing=dict(type='bool', default=False),
+)
 
 
 def main():
@@ -462,6 +734,7 @@ def main():
                 group=dict(type='str'),
                 mode=dict(type='raw'),
             )),
+            tls_policy_levels=dict(type='dict', options=LEVELS_OPTIONS),
         ),
         supports_check_mode=True,
     )
@@ -485,6 +758,9 @@ def main():
     # (values, master.cf services, map types) is not read again.
     postconf = Postconf(module, config_dir, cache=True)
     also = PLAN_PARAMETERS if params['tls_policy_plan'] is not None else ()
+    if params['tls_policy_levels'] is not None:
+        # what the levels need is read with the rest, in the same postconf calls
+        also = tuple(also) + parameters_needed(params['tls_policy_levels']) + CHANGE_PARAMETERS
     try:
         raw, expanded, version, services, commands, service_parameters, map_types = read(
             postconf, builtin, user, also)
@@ -499,14 +775,18 @@ def main():
     paths = unique(list(params['files']) + [p for name in parameter_files for p in parameter_files[name]])
 
     extra = {}
+    # a user-defined parameter main.cf does not set expands to nothing, as in Postfix
+    values = dict.fromkeys(user, '')
+    values.update(expanded)
     if params['tls_policy_plan'] is not None:
-        # a user-defined parameter main.cf does not set expands to nothing, as in Postfix
-        values = dict.fromkeys(user, '')
-        values.update(expanded)
         extra['tls_policy_plan'], warnings = plan_tls_policy(module, postconf, params['tls_policy_plan'],
                                                              values)
         for warning in warnings:
             module.warn(warning)
+    if params['tls_policy_levels'] is not None:
+        extra['tls_policy_levels'] = work_out_levels(module, postconf, params['tls_policy_levels'],
+                                                     params['tls_policy_plan'], extra.get('tls_policy_plan'),
+                                                     values)
 
     module.exit_json(
         changed=False,

@@ -248,3 +248,93 @@ def test_a_refused_plan_does_not_fail_the_read(sandbox):
     assert refused['failed'] is True and refused['table_differs'] is True
     assert "destination 'x.example'" in refused['msg'] and 'tight' in refused['msg']
     assert sandbox.snapshot() == before
+
+
+# -- tls_policy_levels: the preflight's levels in the same round trip -----------------------
+
+LEVEL_TABLE = 'example.com encrypt\nkept.example may\n[127.0.0.1]:10025 none\n'
+STANDALONE = 'mailgw.postfix_tls.tls_policy_levels'
+COMPARED = ('destinations', 'affected', 'level_before', 'level', 'table', 'policy_maps')
+
+
+def read_with_levels(sandbox, policies, check=False, plan_extra=None, **levels):
+    args = dict(parameters=['smtp_tls_security_level'], user_parameters=['maps_d_dir'],
+                tls_policy_plan=dict(dict(policies=policies, path=str(sandbox.table)), **(plan_extra or {})),
+                tls_policy_levels=levels)
+    return info(sandbox, check=check, **args)
+
+
+def test_levels_in_the_read_are_what_tls_policy_levels_returns(sandbox):
+    sandbox.seed(LEVEL_TABLE)
+    with sandbox.main_cf.open('a') as handle:
+        handle.write('smtp_tls_security_level = may\n')
+    policies = {'example.com': 'verify match=nexthop', 'new.example': 'encrypt', 'kept.example': None}
+    before = sandbox.snapshot()
+    for check in (False, True):
+        destinations = ['other.example'] + list(policies)
+        result = read_with_levels(sandbox, policies, check=check, destinations=destinations,
+                                  level='encrypt', only_when_changing=True)
+        got = result['tls_policy_levels']
+        # the table, entries and exclusive are the plan's; the module given them explicitly agrees
+        alone = sandbox.run(STANDALONE, dict(destinations=destinations, policies=policies,
+                                             table=sandbox.map_spec, level='encrypt'))
+        assert got['failed'] is False and got['skipped'] is False, got
+        assert dict((k, got[k]) for k in COMPARED) == dict((k, alone[k]) for k in COMPARED)
+        assert got['change'] == 'the table %s changes' % sandbox.map_spec
+        found = dict((d['destination'], d) for d in got['destinations'])
+        assert (found['example.com']['level_before'], found['example.com']['level']) == ('encrypt', 'verify')
+        assert found['other.example']['affected'] is True and found['kept.example']['level'] == 'encrypt'
+        assert got['smtpd_level_before'] == got['smtpd_level']
+    assert sandbox.snapshot() == before and sandbox.leftovers() == []
+
+
+def test_a_converged_read_skips_the_levels_and_runs_no_postmap(sandbox):
+    policies = {'example.com': 'encrypt', 'kept.example': 'may', '[127.0.0.1]:10025': 'none'}
+    sandbox.seed(LEVEL_TABLE)
+    with sandbox.main_cf.open('a') as handle:
+        handle.write('smtp_tls_security_level = encrypt\nsmtpd_tls_security_level = encrypt\n')
+    postmap = sandbox.record('postmap')
+    finger = sandbox.record('posttls-finger')
+    result = read_with_levels(sandbox, policies, destinations=['other.example'], level='encrypt',
+                              smtpd_level='encrypt', only_when_changing=True, log=True, probe=True)
+    got = result['tls_policy_levels']
+    assert got['skipped'] is True and got['change'] is None and 'nothing' in got['skip_reason']
+    assert (got['level_before'], got['level']) == ('encrypt', 'encrypt')
+    assert postmap.calls() == [] and finger.calls() == [] and 'destinations' not in got
+    # each thing that can change a lookup opens the gate, and says which
+    cases = [
+        (dict(level='secure'), 'smtp_tls_security_level goes from encrypt to secure'),
+        (dict(level='may'), 'smtp_tls_security_level goes from encrypt to may'),
+        (dict(level='may', keep_stricter_level=True), None),      # encrypt is kept: no change
+    ]
+    for levels, change in cases:
+        got = read_with_levels(sandbox, policies, only_when_changing=True, **levels)['tls_policy_levels']
+        assert got['change'] == change, (levels, got)
+        assert got['skipped'] is (change is None)
+    kept = read_with_levels(sandbox, policies, level='may', keep_stricter_level=True)['tls_policy_levels']
+    assert kept['level'] == 'encrypt' and kept['skipped'] is False and kept['affected'] == []
+    # smtpd raised to encrypt (only from below encrypt)
+    sandbox.real_postconf('-e', 'smtpd_tls_security_level = may')
+    got = read_with_levels(sandbox, policies, smtpd_level='encrypt', only_when_changing=True)['tls_policy_levels']
+    assert got['change'] == 'smtpd_tls_security_level goes from may to encrypt'
+    assert (got['smtpd_level_before'], got['smtpd_level']) == ('may', 'encrypt')
+    # a table smtp_tls_policy_maps does not list yet
+    sandbox.real_postconf('-e', 'smtp_tls_policy_maps =')
+    got = read_with_levels(sandbox, policies, only_when_changing=True)['tls_policy_levels']
+    assert got['change'] == 'smtp_tls_policy_maps gets %s' % sandbox.map_spec and got['skipped'] is False
+
+
+def test_levels_problems_do_not_fail_the_read(sandbox):
+    sandbox.seed(LEVEL_TABLE)
+    # an option tls_policy_levels refuses
+    result = read_with_levels(sandbox, {'example.com': 'encrypt'}, destinations=['bad key with spaces'], max=-1)
+    got = result['tls_policy_levels']
+    assert got['failed'] is True and 'tls_policy_levels.max: -1' in got['msg'] and 'tls_policy_levels.destinations' in got['msg']
+    assert result['parameters']['smtp_tls_security_level'] == ''
+    # a refused plan: nothing is worked out, the plan says why
+    result = read_with_levels(sandbox, {'x.example': 'tight'}, level='encrypt')
+    assert result['tls_policy_plan']['failed'] is True
+    assert result['tls_policy_levels']['skipped'] is True and 'refused' in result['tls_policy_levels']['skip_reason']
+    # a table that is not a key/value file
+    got = read_with_levels(sandbox, {'example.com': 'encrypt'}, table='pcre:/etc/x')['tls_policy_levels']
+    assert got['failed'] is True and got['msg'].startswith('tls_policy_levels.table:'), got

@@ -41,7 +41,7 @@ def run_role(tmp_path, variables):
     return proc.returncode, failed, read
 
 
-REFUSE = 'Refuse a change Postfix cannot work with'
+REFUSE = 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
 
 
 def refused_unread(rc, failed, read):

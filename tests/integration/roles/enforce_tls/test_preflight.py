@@ -49,13 +49,13 @@ def gateway(tmp_path):
 
 
 def _report(result):
-    """The fact enforce_tls_preflight_report as the run left it: set by the preflight
-    when it ran, else the empty report the decision keeps (preflight off, or a run
-    that changes no policy lookup)."""
-    for name in ('Keep the preflight report', 'Decide levels, policy table, wiring and certificates'):
-        found = [r for n, r in result.tasks if n == name and 'ansible_facts' in r]
-        if found:
-            return found[-1]['ansible_facts']['enforce_tls_preflight_report']
+    """The fact enforce_tls_preflight_report as the run left it: the decision sets it from
+    the preflight the read worked out (empty when the preflight is off, or the run changes
+    no policy lookup)."""
+    found = [r for n, r in result.tasks
+             if n == 'Decide levels, policy table, wiring and certificates' and 'ansible_facts' in r]
+    if found:
+        return found[-1]['ansible_facts']['enforce_tls_preflight_report']
     raise AssertionError('no task set enforce_tls_preflight_report')
 
 
@@ -111,8 +111,7 @@ def test_fail_writes_nothing_and_names_every_destination(gateway):
         result = gateway.play(check=check)
         assert result.rc != 0
         (name, msg), = result.failed
-        assert name == ('Report the preflight; refuse the change when a destination would defer '
-                        '(enforce_tls_preflight=fail)')
+        assert name == 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
         assert msg.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed on gw; 2 would defer: '), msg
         assert '%s at encrypt (TLS is required, but was not offered by host 127.0.0.2[127.0.0.2])' % PLAIN in msg
         assert '%s at verify (Server certificate not verified (self-signed certificate))' % SELF_SIGNED in msg
@@ -152,7 +151,7 @@ def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
                "cat /var/log/postfix.log; exit 1")
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_log': True})
     applied = gateway.play(check=True)
-    assert applied.rc == 0, json.dumps(applied.result_of('Find the destinations whose level this run raises and probe them (preflight)'))[-3000:]
+    assert applied.rc == 0, json.dumps(applied.result_of('Read the Postfix settings, services and files'))[-3000:]
     report = _report(applied)
     assert report['affected'] == [PLAIN], report
     assert report['would_defer'] == [PLAIN], report
@@ -250,7 +249,7 @@ def test_bad_preflight_input_is_refused_before_anything_is_read(tmp_path, variab
     (name, msg), = failed
     # the role's argument spec, or its refusal of bad input with the read skipped
     # (nothing read), never a later task
-    assert name.endswith('Refuse a change Postfix cannot work with') \
+    assert name.endswith('Refuse a change Postfix cannot work with or the preflight finds would defer mail') \
         or 'Validating arguments against arg spec' in name, failed
     assert [result.get('skipped') for n, result in tasks
             if n.endswith('Read the Postfix settings, services and files')] in ([], [True]), tasks

@@ -213,6 +213,17 @@ def test_a_refused_table_plan_is_a_refusal():
     assert enforce_tls_decision(fine, {})['refusals'] == []
 
 
+def test_a_preflight_that_could_not_be_worked_out_is_a_refusal():
+    host = dict(info(), tls_policy_levels={'failed': True, 'msg': 'cannot look up the TLS policy in /etc/postfix '
+                                                                  '(smtp_tls_policy_maps = hash:/x): postmap: fatal'})
+    refusal, = enforce_tls_decision(host, {})['refusals']
+    assert refusal.startswith('The preflight could not work out what this change does to mail on this host: '
+                              'cannot look up the TLS policy in /etc/postfix')
+    assert 'enforce_tls_preflight=off' in refusal
+    for worked_out in ({'failed': False, 'skipped': True}, {'failed': False, 'skipped': False, 'destinations': []}):
+        assert enforce_tls_decision(dict(info(), tls_policy_levels=worked_out), {})['refusals'] == []
+
+
 # -- enforce_tls_table: what the read plans, the same rule the decision expands -----------
 
 @pytest.mark.parametrize('settings, template', [
