@@ -131,7 +131,11 @@ options:
     type: dict
     suboptions:
       destinations:
-        description: As O(mailgw.postfix_tls.tls_policy_levels#module:destinations).
+        description:
+          - As O(mailgw.postfix_tls.tls_policy_levels#module:destinations).
+          - Unlike that module, the destinations of the planned entries (O(tls_policy_levels.policies)
+            or the plan's) are destinations too, after these - a preflight looks at every destination
+            whose entry the change writes or removes without listing them twice.
         type: list
         elements: str
         default: []
@@ -517,6 +521,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     OPTIONS_SPEC,
     LevelsError,
     check_input,
+    check_key,
     levels,
     lookup_change,
     parameters_needed,
@@ -539,6 +544,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     CROSS_CHECK_PARAMETERS,
     summarize_warnings,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import PolicyError
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
     TlsPolicyTable,
     TlsPolicyTableError,
@@ -649,6 +655,15 @@ def plan_tls_policy(module, postconf, plan, values):
     return result, summarize_warnings(table.warnings)
 
 
+def looked_up(key):
+    """Whether Postfix looks the policy table key KEY up (check_key accepts it)."""
+    try:
+        check_key(key)
+    except PolicyError:
+        return False
+    return True
+
+
 def work_out_levels(module, postconf, options, plan, plan_result, values):
     """The tls_policy_levels option's result: what mailgw.postfix_tls.tls_policy_levels returns
     for OPTIONS, the table, its planned entries and exclusive taken from the tls_policy_plan
@@ -661,6 +676,9 @@ def work_out_levels(module, postconf, options, plan, plan_result, values):
         p['policies'] = plan['policies'] if plan else {}
     if p['exclusive'] is None:
         p['exclusive'] = plan['exclusive'] if plan else False
+    # the destinations of the planned entries are destinations too, after the given ones
+    # (not a key Postfix never looks up: an entry removed under it changes no level)
+    p['destinations'] = list(p['destinations']) + [key for key in p['policies'] if looked_up(key)]
     if plan_result is not None and plan_result.get('failed'):
         return dict(failed=False, skipped=True, skip_reason='the tls_policy_plan was refused: %s'
                     % plan_result.get('msg', ''))
