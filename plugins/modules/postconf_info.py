@@ -283,6 +283,28 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ 'lmdb' in postfix.map_types }} (Postfix {{ postfix.version }})"
 
+- name: Read, plan the table and run the preflight in one round trip
+  mailgw.postfix_tls.postconf_info:
+    parameters: [smtp_tls_security_level, smtpd_tls_security_level]
+    tls_policy_plan:
+      path: /etc/postfix/tls_policy
+      policies:
+        example.com: secure match=nexthop
+        "[127.0.0.1]:10025": none
+    tls_policy_levels:
+      destinations: ["[relay.example.org]:587"]
+      level: encrypt
+      keep_stricter_level: true
+      only_when_changing: true
+      log: true
+      probe: true
+  register: host
+
+- name: Stop when a destination would defer
+  ansible.builtin.assert:
+    that: host.tls_policy_levels.skipped or host.tls_policy_levels.deferring | length == 0
+    fail_msg: "{{ host.tls_policy_levels.probes | selectattr('would_defer') | map(attribute='reason') | list }}"
+
 - name: A second instance
   mailgw.postfix_tls.postconf_info:
     config_dir: /etc/postfix-out

@@ -165,6 +165,11 @@ seealso:
     description: The same probe on its own, at the levels of today's configuration or at given levels.
   - module: mailgw.postfix_tls.tls_log_summary
   - module: mailgw.postfix_tls.tls_policy
+  - module: mailgw.postfix_tls.postconf_info
+    description: >-
+      The same work in a read's round trip (its O(mailgw.postfix_tls.postconf_info#module:tls_policy_levels)
+      option), with the table and entries of a planned M(mailgw.postfix_tls.tls_policy) task, and skipped
+      when the change alters no lookup - how the role M(mailgw.postfix_tls.enforce_tls) runs its preflight.
 '''
 
 EXAMPLES = r'''
