@@ -302,7 +302,9 @@ EXAMPLES = r'''
 
 - name: Stop when a destination would defer
   ansible.builtin.assert:
-    that: host.tls_policy_levels.skipped or host.tls_policy_levels.deferring | length == 0
+    that:
+      - not host.tls_policy_levels.failed
+      - host.tls_policy_levels.skipped or host.tls_policy_levels.deferring | length == 0
     fail_msg: "{{ host.tls_policy_levels.probes | selectattr('would_defer') | map(attribute='reason') | list }}"
 
 - name: A second instance
@@ -474,9 +476,8 @@ tls_policy_levels:
     skipped:
       description:
         - Whether nothing was worked out - with O(tls_policy_levels.only_when_changing) the change
-          alters no lookup, or the plan of O(tls_policy_plan) was refused.
+          alters no lookup, or the plan of O(tls_policy_plan) was refused (false when failed).
       type: bool
-      returned: not failed
     skip_reason:
       description: Why nothing was worked out.
       type: str
@@ -824,9 +825,9 @@ def main():
         for warning in warnings:
             module.warn(warning)
     if params['tls_policy_levels'] is not None:
-        extra['tls_policy_levels'] = work_out_levels(module, postconf, params['tls_policy_levels'],
-                                                     params['tls_policy_plan'], extra.get('tls_policy_plan'),
-                                                     values)
+        extra['tls_policy_levels'] = dict(dict(skipped=False), **work_out_levels(
+            module, postconf, params['tls_policy_levels'], params['tls_policy_plan'], extra.get('tls_policy_plan'),
+            values))
 
     module.exit_json(
         changed=False,

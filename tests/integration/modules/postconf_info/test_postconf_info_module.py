@@ -331,6 +331,7 @@ def test_levels_problems_do_not_fail_the_read(sandbox):
     result = read_with_levels(sandbox, {'example.com': 'encrypt'}, destinations=['bad key with spaces'], max=-1)
     got = result['tls_policy_levels']
     assert got['failed'] is True and 'tls_policy_levels.max: -1' in got['msg'] and 'tls_policy_levels.destinations' in got['msg']
+    assert got['skipped'] is False
     assert result['parameters']['smtp_tls_security_level'] == ''
     # a refused plan: nothing is worked out, the plan says why
     result = read_with_levels(sandbox, {'x.example': 'tight'}, level='encrypt')
