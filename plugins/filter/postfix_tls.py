@@ -314,6 +314,11 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=N
         merged.append(entry)
     bad = [entry for entry in merged if entry['would_defer']]
     affected = [entry['destination'] for entry in merged if entry.get('affected')]
+    if levels.get('failed'):
+        # the levels could not be worked out (postconf_info's tls_policy_levels): nothing was checked
+        summary = 'nothing was checked: the preflight could not run (%s)' % levels.get('msg', '')
+        return dict(mode=mode, host=host, destinations=[], affected=[], would_defer=[], unreachable=[],
+                    refused_clients=[], local_plaintext_clients=[], failed=True, unchecked=summary, summary=summary)
     if bad:
         summary = '%d would defer: %s' % (len(bad), '; '.join(entry['line'] for entry in bad))
     else:
@@ -321,7 +326,7 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=N
     refused, local, incoming_text, incoming_unchecked = _incoming_report(levels, incoming)
     unchecked = '; '.join(text for text in (_unchecked_by_preflight(levels), incoming_unchecked) if text) or None
     return dict(
-        mode=mode, host=host, destinations=merged, affected=affected,
+        mode=mode, host=host, destinations=merged, affected=affected, failed=False,
         would_defer=[entry['destination'] for entry in bad],
         unreachable=[entry['destination'] for entry in merged if entry['reachable'] is False],
         refused_clients=refused, local_plaintext_clients=local,
@@ -435,6 +440,7 @@ DECISION_SETTINGS = {
     'smtpd_key_file': (str, ''),
     'skip_certificate_check': (bool, False),
     'reinjection_services': (list, []),
+    'preflight': (str, 'warn'),
 }
 
 
@@ -668,10 +674,16 @@ def enforce_tls_decision(info, settings):
     levels_read = info.get('tls_policy_levels')
     if isinstance(levels_read, Mapping) and levels_read.get('failed'):
         # the preflight worked out in the same read (postconf_info's tls_policy_levels) could
-        # not look the levels up, read the log or probe: nothing is written unchecked
-        refusals.append('The preflight could not work out what this change does to mail on this host: %s. '
-                        'Nothing was changed; fix that, or set enforce_tls_preflight=off.'
-                        % levels_read.get('msg', ''))
+        # not look the levels up, read the log or probe: at fail nothing is written unchecked,
+        # at warn the change goes ahead with the warning
+        problem = 'the preflight could not work out what this change does to mail on this host: %s' \
+            % levels_read.get('msg', '')
+        if settings['preflight'] == 'fail':
+            refusals.append('Preflight (enforce_tls_preflight=fail): nothing was changed; %s. Fix that, or set '
+                            'enforce_tls_preflight=warn (or off).' % problem)
+        else:
+            notes.append('WARNING: %s. Nothing was probed; the change goes ahead (enforce_tls_preflight=%s).'
+                         % (problem[0].upper() + problem[1:], settings['preflight']))
     if incoming_final == 'encrypt' and no_usable_certificate:
         # at encrypt a missing certificate is an outage: smtpd answers STARTTLS with 454
         refusals.append('Refusing smtpd_tls_security_level=encrypt in %s: %s. Postfix would answer STARTTLS '

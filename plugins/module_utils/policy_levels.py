@@ -103,6 +103,28 @@ class LevelsError(Exception):
         self.fields = fields
 
 
+class RaisingModule(object):
+    """MODULE as levels() and its helpers use it, except that a failure raises LevelsError
+    instead of ending the run (fail_json, get_bin_path of a required program): for a module
+    whose own job succeeded when the levels could not be worked out (postconf_info's read)."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def fail_json(self, msg, **fields):
+        raise LevelsError(msg, **fields)
+
+    def get_bin_path(self, arg, required=False, opt_dirs=None):
+        path = self._module.get_bin_path(arg, False, opt_dirs)
+        if required and not path:
+            raise LevelsError('%s is not installed on this host (looked for in PATH and in /sbin, /usr/sbin, '
+                              '/usr/local/sbin)' % arg)
+        return path
+
+
 def parameters_needed(options):
     """The parameters levels() reads for OPTIONS, in one postconf call."""
     return tuple(dict.fromkeys(PARAMETERS + (LOG_PARAMETERS if options['log'] else ())

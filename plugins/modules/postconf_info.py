@@ -543,6 +543,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     CHANGE_PARAMETERS,
     OPTIONS_SPEC,
     LevelsError,
+    RaisingModule,
     check_input,
     check_key,
     levels,
@@ -739,8 +740,11 @@ def work_out_levels(module, postconf, options, plan, plan_result, values):
         return dict(info, failed=False, skipped=True, level_before=smtp_now, level=p['level'], table=table,
                     skip_reason='nothing this change plans gives a destination another TLS level or raises '
                                 'smtpd to encrypt')
+    # a failure (a table postmap cannot read, a log or a program that is not there) is the
+    # result's, not the read's: the read itself succeeded
+    raising = RaisingModule(module)
     try:
-        result = levels(module, postconf, Postmap(module, postconf.config_dir, commands), p, params, planned,
+        result = levels(raising, postconf, Postmap(raising, postconf.config_dir, commands), p, params, planned,
                         commands)
     except LevelsError as exc:
         return dict(info, failed=True, msg=exc.msg, commands=commands, **exc.fields)

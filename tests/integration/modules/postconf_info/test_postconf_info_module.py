@@ -340,3 +340,17 @@ def test_levels_problems_do_not_fail_the_read(sandbox):
     # a table that is not a key/value file
     got = read_with_levels(sandbox, {'example.com': 'encrypt'}, table='pcre:/etc/x')['tls_policy_levels']
     assert got['failed'] is True and got['msg'].startswith('tls_policy_levels.table:'), got
+
+
+def test_what_would_end_tls_policy_levels_is_the_results_failure_not_the_reads(sandbox, tmp_path):
+    """tls_policy_levels (the module) fails on a log file that is not there; inside the read the
+    same failure is tls_policy_levels.failed with the module's message, and the read succeeds."""
+    sandbox.seed(LEVEL_TABLE)
+    missing = str(tmp_path / 'no-such-mail.log')
+    options = dict(level='encrypt', log=True, log_source='file', log_files=[missing])
+    alone = sandbox.run(STANDALONE, dict(options, policies={'example.com': 'verify'}, table=sandbox.map_spec))
+    assert alone.get('failed') and alone['msg'] == 'log_files: %s does not exist' % missing, alone
+    result = read_with_levels(sandbox, {'example.com': 'verify'}, **options)
+    got = result['tls_policy_levels']
+    assert got['failed'] is True and got['skipped'] is False and got['msg'] == alone['msg'], got
+    assert result['parameters']['smtp_tls_security_level'] == '' and result['tls_policy_plan']['failed'] is False

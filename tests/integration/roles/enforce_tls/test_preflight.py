@@ -130,6 +130,35 @@ def test_fail_lets_a_safe_change_through(gateway):
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
 
 
+def test_a_preflight_that_cannot_run_refuses_at_fail_and_warns_at_warn(gateway):
+    """Without posttls-finger (a distribution that leaves it out) nothing can be probed. The
+    read still succeeds: at fail the role refuses, naming the program, and writes nothing; at
+    warn it warns and goes ahead."""
+    gateway.sh('mv /usr/sbin/posttls-finger /usr/sbin/posttls-finger.off')
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight': 'fail',
+                        'enforce_tls_preflight_destinations': [PLAIN]})
+    for check in (True, False):
+        result = gateway.play(check=check)
+        assert result.rc != 0
+        (name, msg), = result.failed
+        assert name == 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
+        assert msg.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed; the preflight could not '
+                              'work out what this change does to mail on this host: posttls-finger is not '
+                              'installed on this host'), msg
+        assert result.changed == [] and gateway.snapshot() == gateway.before
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_destinations': [PLAIN]})
+    applied = gateway.play()
+    assert applied.rc == 0, applied.failed
+    assert [m for m in applied.messages() if str(m).startswith(
+        'WARNING: The preflight could not work out what this change does to mail on this host: posttls-finger '
+        'is not installed')], applied.messages()
+    report = _report(applied)
+    assert report['failed'] is True and report['destinations'] == [] and report['would_defer'] == []
+    assert report['summary'].startswith('nothing was checked: the preflight could not run (posttls-finger is not '
+                                        'installed'), report
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
 def test_off_probes_nothing(gateway):
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight': 'off',
                         'enforce_tls_preflight_destinations': [PLAIN]})

@@ -213,13 +213,18 @@ def test_a_refused_table_plan_is_a_refusal():
     assert enforce_tls_decision(fine, {})['refusals'] == []
 
 
-def test_a_preflight_that_could_not_be_worked_out_is_a_refusal():
+def test_a_preflight_that_could_not_be_worked_out_is_a_refusal_at_fail():
     host = dict(info(), tls_policy_levels={'failed': True, 'msg': 'cannot look up the TLS policy in /etc/postfix '
                                                                   '(smtp_tls_policy_maps = hash:/x): postmap: fatal'})
-    refusal, = enforce_tls_decision(host, {})['refusals']
-    assert refusal.startswith('The preflight could not work out what this change does to mail on this host: '
-                              'cannot look up the TLS policy in /etc/postfix')
-    assert 'enforce_tls_preflight=off' in refusal
+    refusal, = enforce_tls_decision(host, {'preflight': 'fail'})['refusals']
+    assert refusal.startswith('Preflight (enforce_tls_preflight=fail): nothing was changed; the preflight could not '
+                              'work out what this change does to mail on this host: cannot look up the TLS policy '
+                              'in /etc/postfix')
+    assert 'enforce_tls_preflight=warn (or off)' in refusal
+    # at warn the change goes ahead, with the warning
+    warned = enforce_tls_decision(host, {'preflight': 'warn'})
+    assert warned['refusals'] == []
+    assert [n for n in warned['notes'] if n.startswith('WARNING: The preflight could not work out')], warned['notes']
     for worked_out in ({'failed': False, 'skipped': True}, {'failed': False, 'skipped': False, 'destinations': []}):
         assert enforce_tls_decision(dict(info(), tls_policy_levels=worked_out), {})['refusals'] == []
 

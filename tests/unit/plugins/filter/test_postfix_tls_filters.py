@@ -300,7 +300,15 @@ def test_preflight_report_of_nothing_affected_and_of_a_skipped_task():
     skipped = tls_preflight_report({'skipped': True, 'changed': False}, None, 'off', 'gw1')
     assert skipped == dict(mode='off', host='gw1', destinations=[], affected=[], would_defer=[],
                            unreachable=[], refused_clients=[], local_plaintext_clients=[], unchecked=None,
-                           summary='no destination would defer (0 affected)')
+                           failed=False, summary='no destination would defer (0 affected)')
+
+
+def test_preflight_report_of_levels_that_could_not_be_worked_out():
+    failed = {'failed': True, 'skipped': False, 'msg': 'posttls-finger is not installed on this host'}
+    report = tls_preflight_report(failed, None, 'warn', 'gw1', {'before': 'may', 'after': 'encrypt'})
+    assert report['failed'] is True and report['destinations'] == [] and report['would_defer'] == []
+    assert report['summary'] == report['unchecked'] == ('nothing was checked: the preflight could not run '
+                                                        '(posttls-finger is not installed on this host)')
 
 
 def test_preflight_report_says_what_a_global_raise_leaves_unchecked():
