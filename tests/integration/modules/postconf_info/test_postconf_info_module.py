@@ -354,3 +354,22 @@ def test_what_would_end_tls_policy_levels_is_the_results_failure_not_the_reads(s
     got = result['tls_policy_levels']
     assert got['failed'] is True and got['skipped'] is False and got['msg'] == alone['msg'], got
     assert result['parameters']['smtp_tls_security_level'] == '' and result['tls_policy_plan']['failed'] is False
+
+
+def test_levels_take_exclusive_from_the_plan(sandbox):
+    """An exclusive plan removes the table's other entries: their destinations fall back to the
+    global level, and the read's levels (exclusive taken from the plan) look at them."""
+    sandbox.seed(LEVEL_TABLE)
+    with sandbox.main_cf.open('a') as handle:
+        handle.write('smtp_tls_security_level = encrypt\n')
+    policies = {'example.com': 'encrypt', '[127.0.0.1]:10025': 'none'}
+    got = read_with_levels(sandbox, policies, plan_extra=dict(exclusive=True),
+                           only_when_changing=True)['tls_policy_levels']
+    assert got['skipped'] is False and got['change'] == 'the table %s changes' % sandbox.map_spec, got
+    found = dict((d['destination'], d) for d in got['destinations'])
+    # kept.example loses its "may" entry: encrypt from then on, so it is affected
+    assert (found['kept.example']['level_before'], found['kept.example']['level']) == ('may', 'encrypt')
+    assert got['affected'] == ['kept.example']
+    # without exclusive the entry stays and nothing gets stricter
+    kept = read_with_levels(sandbox, policies, only_when_changing=True)['tls_policy_levels']
+    assert kept['skipped'] is True and kept['change'] is None, kept
