@@ -26,6 +26,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     LEVEL_RANKS,
     expand_references,
     level_rank,
+    planned_level,
+    raises_smtpd_to_encrypt,
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
@@ -340,12 +342,6 @@ def _client_line(client):
                                   '' if client['messages_plaintext'] == 1 else 's')
 
 
-def raises_smtpd_to_encrypt(before, after):
-    """Whether smtpd_tls_security_level goes from BEFORE (none, may) to encrypt AFTER: from then
-    on smtpd refuses a client that does not use STARTTLS."""
-    return str(after or '').lower() == 'encrypt' and level_rank(before, 'smtpd') < level_rank('encrypt', 'smtpd')
-
-
 def _incoming_report(levels, incoming):
     """(refused clients, local plaintext clients, summary text, what was not checked) for a
     run that raises smtpd_tls_security_level to encrypt: smtpd then answers a client that
@@ -585,8 +581,9 @@ def enforce_tls_decision(info, settings):
     for side, name in (('smtp', 'outgoing'), ('smtpd', 'incoming')):
         now = tls_security_level(expanded, side)
         requested = settings[name + '_level']
-        keep = not settings['allow_downgrade'] and level_rank(requested, side) < level_rank(now, side)
-        levels[name] = (now, now if keep else requested)
+        final = planned_level(requested, now, side, keep_stricter=not settings['allow_downgrade'])
+        keep = final != requested
+        levels[name] = (now, final)
         parameter = side + '_tls_security_level'
         if not keep and str(parameters.get(parameter) or '').lower() != requested:
             level_params[parameter] = requested

@@ -36,7 +36,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing im
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     SMTP_LEVEL_PARAMETERS,
     SMTPD_LEVEL_PARAMETERS,
-    level_rank,
+    raises_smtpd_to_encrypt,
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
@@ -205,17 +205,6 @@ def resolve_table(option, maps_value, config_dir, default_type):
     return '%s:%s' % (map_type, path), path
 
 
-def planned_level(requested, now, side, keep_stricter):
-    """The level SIDE (smtp, smtpd) gets: REQUESTED (None: unchanged), or NOW when
-    KEEP_STRICTER and NOW is stricter (level_rank) - the enforce_tls role's no-downgrade
-    rule."""
-    if not requested:
-        return now
-    if keep_stricter and level_rank(requested, side) < level_rank(now, side):
-        return now
-    return requested
-
-
 def lookup_change(params, table, table_differs, level_after, smtpd_after=None):
     """Why a planned change can alter what the SMTP client or server does, or None when it
     cannot: with the expanded PARAMS (smtp_tls_policy_maps and the level parameters read),
@@ -234,10 +223,9 @@ def lookup_change(params, table, table_differs, level_after, smtpd_after=None):
     now = tls_security_level(params, 'smtp')
     if level_after and level_after != now:
         return 'smtp_tls_security_level goes from %s to %s' % (now, level_after)
-    if smtpd_after:
-        before = tls_security_level(params, 'smtpd')
-        if smtpd_after == 'encrypt' and level_rank(before, 'smtpd') < level_rank('encrypt', 'smtpd'):
-            return 'smtpd_tls_security_level goes from %s to encrypt' % before
+    before = tls_security_level(params, 'smtpd')
+    if raises_smtpd_to_encrypt(before, smtpd_after):
+        return 'smtpd_tls_security_level goes from %s to encrypt' % before
     return None
 
 

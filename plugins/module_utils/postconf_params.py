@@ -617,6 +617,23 @@ def level_rank(level, side='smtp'):
     return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
 
 
+def planned_level(requested, now, side, keep_stricter):
+    """The level SIDE (smtp, smtpd) gets: REQUESTED (None: unchanged), or NOW when
+    KEEP_STRICTER and NOW is stricter (level_rank) - the enforce_tls role's no-downgrade
+    rule, the same for its decision and for the preflight of its read."""
+    if not requested:
+        return now
+    if keep_stricter and level_rank(requested, side) < level_rank(now, side):
+        return now
+    return requested
+
+
+def raises_smtpd_to_encrypt(before, after):
+    """Whether smtpd_tls_security_level goes from BEFORE (none, may) to encrypt AFTER: from then
+    on smtpd refuses a client that does not use STARTTLS."""
+    return str(after or '').lower() == 'encrypt' and level_rank(before, 'smtpd') < level_rank('encrypt', 'smtpd')
+
+
 # What tls_security_level reads for the client side: the level and the obsolete settings.
 SMTP_LEVEL_PARAMETERS = ('smtp_tls_security_level', 'smtp_use_tls', 'smtp_enforce_tls', 'smtp_tls_enforce_peername')
 # ... and for the server side.

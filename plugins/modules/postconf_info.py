@@ -549,12 +549,12 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     levels,
     lookup_change,
     parameters_needed,
-    planned_level,
     resolve_table,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
     expand_references,
+    planned_level,
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (

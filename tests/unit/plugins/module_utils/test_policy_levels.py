@@ -8,8 +8,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     OPTIONS_SPEC,
     check_input,
     lookup_change,
-    planned_level,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import planned_level
 
 TABLE = 'hash:/etc/postfix/tls_policy'
 CONVERGED = {'smtp_tls_policy_maps': 'proxy:' + TABLE, 'smtp_tls_security_level': 'encrypt',
