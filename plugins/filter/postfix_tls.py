@@ -295,6 +295,11 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=N
     """
     levels = levels if isinstance(levels, Mapping) else {}
     probes = probes if isinstance(probes, Mapping) else {}
+    if levels.get('failed'):
+        # the levels could not be worked out (postconf_info's tls_policy_levels): nothing was checked
+        summary = 'nothing was checked: the preflight could not run (%s)' % levels.get('msg', '')
+        return dict(mode=mode, host=host, destinations=[], affected=[], would_defer=[], unreachable=[],
+                    refused_clients=[], local_plaintext_clients=[], failed=True, unchecked=summary, summary=summary)
     found = {}
     for probe in levels.get('probes') or []:
         found[probe['destination']] = probe
@@ -316,11 +321,6 @@ def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=N
         merged.append(entry)
     bad = [entry for entry in merged if entry['would_defer']]
     affected = [entry['destination'] for entry in merged if entry.get('affected')]
-    if levels.get('failed'):
-        # the levels could not be worked out (postconf_info's tls_policy_levels): nothing was checked
-        summary = 'nothing was checked: the preflight could not run (%s)' % levels.get('msg', '')
-        return dict(mode=mode, host=host, destinations=[], affected=[], would_defer=[], unreachable=[],
-                    refused_clients=[], local_plaintext_clients=[], failed=True, unchecked=summary, summary=summary)
     if bad:
         summary = '%d would defer: %s' % (len(bad), '; '.join(entry['line'] for entry in bad))
     else:
