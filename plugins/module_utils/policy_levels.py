@@ -139,6 +139,19 @@ def check_key(destination, removing=False):
         return fold_key(destination)        # a collection rule only: Postfix looks it up
 
 
+def looked_up_keys(keys):
+    """The KEYS (policy table keys, in order) that Postfix looks up: a key only a removal
+    accepts names no destination, so no level changes under it."""
+    found = []
+    for key in keys:
+        try:
+            check_key(key)
+        except PolicyError:
+            continue
+        found.append(key)
+    return found
+
+
 def check_input(p, prefix=''):
     """(planned {key: value}, errors) of the options P; PREFIX names the option they are in."""
     errors = []

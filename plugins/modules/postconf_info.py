@@ -545,8 +545,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     LevelsError,
     RaisingModule,
     check_input,
-    check_key,
     levels,
+    looked_up_keys,
     lookup_change,
     parameters_needed,
     resolve_table,
@@ -568,7 +568,6 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     CROSS_CHECK_PARAMETERS,
     summarize_warnings,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import PolicyError
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
     TlsPolicyTable,
     TlsPolicyTableError,
@@ -679,15 +678,6 @@ def plan_tls_policy(module, postconf, plan, values):
     return result, summarize_warnings(table.warnings)
 
 
-def looked_up(key):
-    """Whether Postfix looks the policy table key KEY up (check_key accepts it)."""
-    try:
-        check_key(key)
-    except PolicyError:
-        return False
-    return True
-
-
 def work_out_levels(module, postconf, options, plan, plan_result, values):
     """The tls_policy_levels option's result: what mailgw.postfix_tls.tls_policy_levels returns
     for OPTIONS, the table, its planned entries and exclusive taken from the tls_policy_plan
@@ -702,7 +692,7 @@ def work_out_levels(module, postconf, options, plan, plan_result, values):
         p['exclusive'] = plan['exclusive'] if plan else False
     # the destinations of the planned entries are destinations too, after the given ones
     # (not a key Postfix never looks up: an entry removed under it changes no level)
-    p['destinations'] = list(p['destinations']) + [key for key in p['policies'] if looked_up(key)]
+    p['destinations'] = list(p['destinations']) + looked_up_keys(p['policies'])
     if plan_result is not None and plan_result.get('failed'):
         return dict(failed=False, skipped=True, skip_reason='the tls_policy_plan was refused: %s'
                     % plan_result.get('msg', ''))

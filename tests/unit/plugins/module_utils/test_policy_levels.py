@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels import (
     OPTIONS_SPEC,
     check_input,
+    looked_up_keys,
     lookup_change,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import planned_level
@@ -75,3 +76,9 @@ def test_input_problems_name_the_option_they_are_in():
     assert errors[2].startswith("tls_policy_levels.policies: 'x.example': the value 'tight' is refused by Postfix")
     planned, errors = check_input(options(policies={'Example.COM': 'encrypt', 'old.example': None}))
     assert errors == [] and planned == {'example.com': 'encrypt', 'old.example': None}
+
+
+def test_only_keys_postfix_looks_up_are_destinations():
+    # a removal may name a key Postfix never looks up (here one with a space): no level changes under it
+    keys = ['example.com', '[mx.example.net]:25', 'bad key', '.example.org']
+    assert looked_up_keys(keys) == ['example.com', '[mx.example.net]:25', '.example.org']
