@@ -81,6 +81,7 @@ def argument_spec():
     spec.update(
         entries=dict(type='list', elements='dict', options=entry_options(destination_required=True)),
         policies=dict(type='dict'),
+        policies_src=dict(type='path'),
         exclusive=dict(type='bool', default=False),
         path=dict(type='path'),
         map_type=dict(type='str', choices=list(KEY_VALUE_FILE_TYPES)),
@@ -129,6 +130,7 @@ class TlsPolicyTable:
         self.postconf = postconf or Postconf(module, self.params['config_dir'])
         self.postmap = Postmap(module, self.params['config_dir'], commands=self.postconf.commands)
         self.warnings = []
+        self.where = {}         # 'destination KEY: ' -> 'FILE, line N' for the entries of a policies_src
         self._version = None
         self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
                            duplicates=[])
@@ -141,8 +143,8 @@ class TlsPolicyTable:
     def desired_entries(self):
         """Validate every requested entry; returns [(key, rendered value or None, policy)]."""
         params = self.params
-        shape = 'policies' if params['policies'] is not None else 'entries'
-        if params[shape] is not None:
+        shape = next((name for name in ('policies', 'policies_src') if params.get(name) is not None), 'entries')
+        if params.get(shape) is not None:
             given = [name for name in ('destination', 'level') + ATTRIBUTE_OPTIONS
                      if params[name] not in (None, [])]
             if given:
@@ -151,18 +153,25 @@ class TlsPolicyTable:
                              else 'write them in the policy value of each destination'))
             if params['state'] != 'present':
                 self.fail('state=%s applies to destination; %s'
-                          % (params['state'], 'with entries, set state inside each entry' if shape == 'entries'
-                             else 'with policies, a destination mapped to null is removed'))
+                          % (params['state'], {
+                              'entries': 'with entries, set state inside each entry',
+                              'policies': 'with policies, a destination mapped to null is removed',
+                              'policies_src': 'with policies_src, give exclusive=true to remove '
+                                              'every entry the file does not list'}[shape]))
             items = params['entries']
         else:
             if params['destination'] is None:
-                self.fail('one of destination, entries or policies is required')
+                self.fail('one of destination, entries, policies or policies_src is required')
             items = [params]
-        if params['exclusive'] and params[shape] is None:
-            self.fail('exclusive=true needs entries or policies: the complete list of entries the '
-                      'table should hold')
+        if params['exclusive'] and params.get(shape) is None:
+            self.fail('exclusive=true needs entries, policies or policies_src: the complete list of '
+                      'entries the table should hold')
         if shape == 'policies':
-            return self.desired_policies(params['policies'])
+            return self.desired_policies((destination, value, 'policies')
+                                         for destination, value in params['policies'].items())
+        if shape == 'policies_src':
+            items, errors = self.source_policies(params['policies_src'])
+            return self.desired_policies(items, errors)
 
         errors = []
         desired = []
@@ -199,30 +208,56 @@ class TlsPolicyTable:
         self.fail_invalid(errors)
         return desired
 
-    def desired_policies(self, policies):
-        """The policies mapping (destination -> table value, or None to remove) validated
-        exactly as the equivalent entries: the value is read with the grammar's strict
-        reading (parse_policy(lint=True)), which applies build_policy's checks and rules and
-        renders what the entry would write. Returns [(key, rendered value or None, policy)]."""
-        errors = []
+    def source_policies(self, source):
+        """(destination, value, where) of every entry of SOURCE, a file on this host in the
+        table's own format (what postmap reads), read as Postfix reads a table source, and the
+        errors found in it: lines Postfix would ignore are refused, since the file says what the
+        table holds and such a line would be lost silently (a key given twice is refused by
+        desired_policies)."""
+        try:
+            with open(source, 'rb') as f:
+                data = f.read()
+        except (IOError, OSError) as e:
+            self.fail('policies_src %s cannot be read on this host: %s; nothing was changed'
+                      % (source, to_native(e.strerror or e)))
+        if b'\0' in data:
+            self.fail('policies_src %s contains NUL bytes: it is not the text of a lookup table '
+                      '(an indexed .db or .lmdb file?); nothing was changed' % source)
+        table = LookupTableSource.parse(data.decode('utf-8', 'surrogateescape'))
+        errors = ['%s, line %d: %s' % (source, lineno, problem) for lineno, problem in table.problems()]
+        return [(entry.key, entry.value, '%s, line %d' % (source, entry.lineno))
+                for entry in table.entries() if entry.value], errors
+
+    def desired_policies(self, policies, errors=None):
+        """POLICIES, (destination, table value or None to remove, where it was given) of the
+        policies mapping or a policies_src file, validated exactly as the equivalent entries:
+        the value is read with the grammar's strict reading (parse_policy(lint=True)), which
+        applies build_policy's checks and rules and renders what the entry would write.
+        ERRORS already found are reported with those of the values.
+        Returns [(key, rendered value or None, policy)]."""
+        errors = list(errors or ())
         desired = []
         seen = {}
         parsed = {}     # value -> Policy or PolicyError: a big table repeats few values
-        for destination, value in policies.items():
+        for destination, value, where in policies:
             try:
                 if value is None:
                     key, warnings = removable_key(destination)
                 else:
                     key, warnings = normalize_destination(destination)
             except PolicyError as e:
-                errors.append('policies: %s' % e)
+                errors.append('%s: %s' % (where, e))
                 continue
             self.warnings.extend(warnings)
             if key in seen:
-                errors.append('policies: destination %r duplicates %r: keys are case-insensitive'
-                              % (destination, seen[key]))
+                first, first_where = seen[key]
+                errors.append('%s: destination %r duplicates %r%s: keys are case-insensitive'
+                              % (where, destination, first,
+                                 '' if first_where == where else ' (%s; Postfix would use the first)' % first_where))
                 continue
-            seen[key] = destination
+            seen[key] = (destination, where)
+            if where != 'policies':
+                self.where['destination %r: ' % key] = where
             if value is None:
                 desired.append((key, None, None))
                 continue
@@ -235,11 +270,23 @@ class TlsPolicyTable:
                 if isinstance(value, str):
                     parsed[value] = policy
             if isinstance(policy, PolicyError):
-                errors.append('policies: destination %r, value %r: %s' % (destination, value, policy))
+                errors.append('%s: destination %r, value %r: %s' % (where, destination, value, policy))
                 continue
             desired.append((key, policy.render(), policy))
         self.fail_invalid(errors)
         return desired
+
+    def located(self, texts):
+        """TEXTS (errors or warnings that start 'destination KEY: ') with the file and line of a
+        policies_src entry in front, so a problem in a large file can be found."""
+        if not self.where:
+            return texts
+        found = []
+        for text in texts:
+            cut = text.find(': ') + 2
+            where = self.where.get(text[:cut]) if text.startswith('destination ') and cut > 1 else None
+            found.append('%s: %s' % (where, text) if where else text)
+        return found
 
     def fail_invalid(self, errors):
         if errors:
@@ -267,6 +314,7 @@ class TlsPolicyTable:
                                   'mail (invalid attribute name)'
                                   % (key, missing, '.'.join(map(str, version))))
         self.cross_check(policies, errors)
+        errors = self.located(errors)
         if errors:
             self.fail('invalid TLS policy entr%s for this Postfix configuration, nothing was changed: %s'
                       % ('y' if len(errors) == 1 else 'ies', '; '.join(errors)), errors=errors)
@@ -276,10 +324,10 @@ class TlsPolicyTable:
         if fingerprint_without_match:
             default = self.postconf.value('smtp_tls_fingerprint_cert_match')
             if not default.strip():
-                self.fail('destination %r: level fingerprint without match, and '
-                          'smtp_tls_fingerprint_cert_match is empty: Postfix would defer the mail '
-                          '("configured at fingerprint security level, but with no fingerprints '
-                          'to match"); give match' % fingerprint_without_match[0])
+                self.fail(self.located(['destination %r: level fingerprint without match, and '
+                                        'smtp_tls_fingerprint_cert_match is empty: Postfix would defer the mail '
+                                        '("configured at fingerprint security level, but with no fingerprints '
+                                        'to match"); give match; nothing was changed' % fingerprint_without_match[0]])[0])
 
     def cross_check(self, policies, errors):
         """Checks against main.cf and master.cf, read (one postconf call each) only when needed."""
@@ -296,7 +344,7 @@ class TlsPolicyTable:
         found_errors, warnings = configuration_checks(policies, settings, master_services,
                                                       check_mode=self.module.check_mode, routes=routes)
         errors.extend(found_errors)
-        self.warnings.extend(warnings)
+        self.warnings.extend(self.located(warnings))
 
     def routes(self, policies, settings):
         """{key: mail_routing.Route} of the domain keys, as trivial-rewrite routes their mail
@@ -347,6 +395,10 @@ class TlsPolicyTable:
                    or owner_group_problem(self.params.get('owner'), self.params.get('group')))
         if problem:
             self.fail(problem)
+        source = self.params.get('policies_src')
+        if source and os.path.realpath(source) == os.path.realpath(path):
+            self.fail('policies_src %s is the table itself (%s): give the file the table\'s entries are '
+                      'taken from; nothing was changed' % (source, path))
         self.check_postfix_support(desired)
         self.result.update(path=path, map_type=map_type, map='%s:%s' % (map_type, path))
 

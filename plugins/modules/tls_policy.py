@@ -80,7 +80,7 @@ options:
         existing lines can be removed.
       - An unbracketed V(host:port) key is accepted with a warning, because Postfix only looks it
         up when a transport or relayhost names it verbatim.
-      - Mutually exclusive with O(entries) and O(policies).
+      - Mutually exclusive with O(entries), O(policies) and O(policies_src).
     type: str
   level:
     description:
@@ -154,7 +154,7 @@ options:
     description:
       - Several entries managed in one call (one read, one write, one C(postmap)).
       - Mutually exclusive with O(destination) and its attribute options, and with O(policies)
-        (the cheap shape of the same list for large tables).
+        (the cheap shape of the same list for large tables) and O(policies_src).
       - Two entries for the same destination (after case folding) are an error.
     type: list
     elements: dict
@@ -229,11 +229,32 @@ options:
         Values only a table line can hold are refused (attributes after V(none), TLSRPT
         attributes).
       - Two destinations that differ only in case are an error naming both.
-      - Mutually exclusive with O(entries) and with O(destination) and its attribute options.
+      - Mutually exclusive with O(entries), O(policies_src) and with O(destination) and its
+        attribute options.
     type: dict
+  policies_src:
+    description:
+      - Several entries managed in one call, read from a file B(on the managed host) in the policy
+        table's own format - one C(destination policy) entry per logical line, C(#) comments,
+        blank lines and continuation lines as Postfix reads a table source - for example a table
+        another tool generates or a package installs. The file itself is not changed; the table at
+        O(path) is edited as with O(policies).
+      - The cheapest shape for very large tables - the task's arguments do not grow with the
+        table, so Ansible neither templates nor sends the entries.
+      - Each entry is validated exactly as the same destination and value given in O(policies)
+        (same errors, rules, version gates and configuration checks); errors name the file and
+        the line. Lines Postfix would ignore (a key without a value, a line that starts with
+        whitespace before the first entry) and a destination given twice are refused, so no line
+        of the file is silently lost.
+      - There is no way to remove a destination from the file; with O(exclusive) the table
+        holds exactly the file's entries.
+      - A file that cannot be read fails the task. The file cannot be the table itself (O(path)).
+      - Mutually exclusive with O(entries), O(policies) and with O(destination) and its attribute
+        options.
+    type: path
   exclusive:
     description:
-      - With O(entries) or O(policies), remove every entry of the table that is not listed there
+      - With O(entries), O(policies) or O(policies_src), remove every entry of the table that is not listed there
         (comments and blank lines are kept), so an inventory can own the whole table.
     type: bool
     default: false
@@ -339,6 +360,11 @@ EXAMPLES = r"""
   mailgw.postfix_tls.tls_policy:
     policies: "{{ partner_entries | mailgw.postfix_tls.tls_policy_values }}"
 
+- name: Own the table with the entries of a file another tool wrote on the gateway
+  mailgw.postfix_tls.tls_policy:
+    policies_src: /etc/postfix/tls_policy.d/partners.generated
+    exclusive: true
+
 - name: Remove an entry
   mailgw.postfix_tls.tls_policy:
     destination: old.example.org
@@ -418,7 +444,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_tabl
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[('destination', 'entries'), ('destination', 'policies'), ('entries', 'policies')],
+        mutually_exclusive=[('destination', 'entries'), ('destination', 'policies'), ('entries', 'policies'),
+                            ('destination', 'policies_src'), ('entries', 'policies_src'),
+                            ('policies', 'policies_src')],
         supports_check_mode=True,
         add_file_common_args=True,
     )

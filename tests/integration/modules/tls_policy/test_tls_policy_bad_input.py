@@ -69,7 +69,7 @@ DESTINATION_CASES = [
     ({'destination': '[mx.example]:99999', 'level': 'may'}, ['99999']),
     ({'destination': ['a.example'], 'level': 'may'}, ["['a.example']"]),
     ({'destination': {'a.example': 'may'}, 'level': 'may'}, ['destination']),
-    ({'destination': None, 'level': 'may'}, ['one of destination, entries or policies is required']),
+    ({'destination': None, 'level': 'may'}, ['one of destination, entries, policies or policies_src is required']),
 ] + [
     ({'destination': payload, 'level': 'may'}, ['destination'])
     for payload in shell_payloads(CANARY)

@@ -208,7 +208,7 @@ def test_exclusive_works_with_policies_and_needs_a_shape():
     found, dummy = desired(policies={'a.example': 'may'}, exclusive=True)
     assert found == [('a.example', 'may')]
     failed, dummy = desired(exclusive=True, destination='a.example', level='may')
-    assert 'exclusive=true needs entries or policies' in failed.msg
+    assert 'exclusive=true needs entries, policies or policies_src' in failed.msg
     found, dummy = desired(policies={}, exclusive=True)
     assert found == []
 
@@ -216,6 +216,117 @@ def test_exclusive_works_with_policies_and_needs_a_shape():
 def test_argument_spec_and_mutual_exclusion():
     spec = tls_policy.argument_spec()
     assert spec['policies'] == {'type': 'dict'}
+    assert spec['policies_src'] == {'type': 'path'}
+
+
+# -- policies_src: a file on the host in the table's format, read as Postfix reads it ------------
+
+SOURCE = (
+    '# partners, generated\n'
+    'Example.COM secure match=nexthop:dot-nexthop protocols=>=TLSv1.2\n'
+    '\n'
+    '.example.org encrypt\n'
+    '  # a comment inside a logical line\n'
+    '    ciphers=high exclude=aNULL:MD5\n'
+    '[127.0.0.1]:10025\tnone\r\n'
+    'relay.example.com:587 may\n'
+)
+
+
+def write_source(tmp_path, text, name='partners'):
+    path = tmp_path / name
+    path.write_bytes(text.encode('utf-8', 'surrogateescape') if isinstance(text, str) else text)
+    return str(path)
+
+
+def test_source_gives_the_same_desired_state_and_warnings_as_the_mapping(tmp_path):
+    by_source = desired(policies_src=write_source(tmp_path, SOURCE))
+    by_mapping = desired(policies={
+        'Example.COM': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2',
+        '.example.org': 'encrypt ciphers=high exclude=aNULL:MD5',
+        '[127.0.0.1]:10025': 'none\r',                  # the \r is trailing whitespace, as for Postfix
+        'relay.example.com:587': 'may'})
+    assert not isinstance(by_source[0], Failed), by_source[0]
+    assert by_source == by_mapping
+    assert by_source[0][:3] == [
+        ('example.com', 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2'),
+        ('.example.org', 'encrypt ciphers=high exclude=aNULL:MD5'),
+        ('[127.0.0.1]:10025', 'none')]
+    assert any('verbatim' in w for w in by_source[1])
+
+
+def test_source_errors_name_the_file_and_line_and_are_all_reported(tmp_path):
+    path = write_source(tmp_path, (
+        '  before the first entry\n'               # 1: Postfix ignores it
+        'a.example may\n'                          # 2
+        'b.example encrypt match=nexthop\n'        # 3: invalid at encrypt
+        'A.EXAMPLE encrypt\n'                      # 4: duplicate of line 2
+        'novalue\n'                                # 5: no value
+        '# end\n'
+        '*\tmay\n'))                               # 7: never looked up
+    failed, dummy = desired(policies_src=path, exclusive=True)
+    assert isinstance(failed, Failed)
+    assert failed.msg.startswith('invalid TLS policy entries, nothing was changed: ')
+    assert failed.result['errors'] == [
+        "%s, line 1: logical line must not start with whitespace; Postfix ignores it" % path,
+        "%s, line 5: key 'novalue' has no value; Postfix ignores it (expected format: key whitespace value)" % path,
+        failed.result['errors'][2],
+        "%s, line 4: destination 'A.EXAMPLE' duplicates 'a.example' (%s, line 2; Postfix would use the first): "
+        "keys are case-insensitive" % (path, path),
+        failed.result['errors'][4]]
+    assert failed.result['errors'][2].startswith(
+        "%s, line 3: destination 'b.example', value 'encrypt match=nexthop': " % path)
+    assert 'invalid at level encrypt' in failed.result['errors'][2]
+    assert failed.result['errors'][4].startswith("%s, line 7: destination '*': " % path)
+    assert 'no wildcards' in failed.result['errors'][4]
+
+
+def test_an_empty_source_is_an_empty_table(tmp_path):
+    assert desired(policies_src=write_source(tmp_path, '# nothing yet\n\n'), exclusive=True) == ([], [])
+
+
+@pytest.mark.parametrize('content, fragment', [
+    (None, 'cannot be read on this host: No such file or directory; nothing was changed'),
+    (b'a.example may\n\0\0',
+     'contains NUL bytes: it is not the text of a lookup table (an indexed .db or .lmdb file?); nothing was changed'),
+])
+def test_unreadable_source_fails_naming_it(tmp_path, content, fragment):
+    path = str(tmp_path / 'missing') if content is None else write_source(tmp_path, content)
+    failed, dummy = desired(policies_src=path)
+    assert isinstance(failed, Failed) and failed.msg == 'policies_src %s %s' % (path, fragment), failed
+
+
+@pytest.mark.parametrize('extra, fragment', [
+    ({'level': 'may'}, 'policies_src is mutually exclusive with level'),
+    ({'destination': 'a.example', 'match': ['nexthop']}, 'policies_src is mutually exclusive with destination, match'),
+    ({'state': 'absent'}, 'with policies_src, give exclusive=true to remove every entry the file does not list'),
+])
+def test_single_entry_options_are_refused_with_a_source(tmp_path, extra, fragment):
+    failed, dummy = desired(policies_src=write_source(tmp_path, 'a.example may\n'), **extra)
+    assert isinstance(failed, Failed) and fragment in failed.msg, failed
+
+
+def test_realworld_tables_as_sources_give_what_their_lines_give_as_a_mapping(tmp_path):
+    """Each real table given as policies_src: refused exactly when one of its lines (or a line
+    Postfix ignores) is, else the same desired state as the mapping of its lines."""
+    accepted = 0
+    for path in TABLES:
+        with open(path, 'rb') as f:
+            data = f.read()
+        table = LookupTableSource.parse(data.decode('utf-8', 'surrogateescape'))
+        mapping, twice = {}, False
+        for line in table.entries():
+            if line.value:
+                twice = twice or line.key.lower() in (key.lower() for key in mapping)
+                mapping.setdefault(line.key, line.value)
+        by_source = desired(policies_src=path)
+        by_mapping = desired(policies=mapping)
+        if table.problems() or twice or isinstance(by_mapping[0], Failed):
+            assert isinstance(by_source[0], Failed), path
+            continue
+        assert by_source == by_mapping, path
+        accepted += 1
+    assert accepted >= 3, accepted
 
 
 # -- the real tables: each usable line, as a mapping value, gives what the entry gives ------------

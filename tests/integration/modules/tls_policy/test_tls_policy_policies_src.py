@@ -1,0 +1,229 @@
+# Copyright (c) 2025, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tls_policy's policies_src (issue #16): the entries read from a file on the managed host,
+in the table's own format, against the host's real postconf and postmap.
+
+The file must give exactly the table its lines give as ``policies``, be exactly as strict
+(errors name the file and line), never be changed itself, and leave everything as it was when
+it cannot be used. What each line is read as is unit-tested in
+tests/unit/plugins/modules/test_tls_policy_policies.py.
+"""
+
+import glob
+import os
+
+import pytest
+
+from postfix_sandbox import (
+    TLS_POLICY,
+    assert_check_mode_writes_nothing,
+    assert_failed,
+    assert_unchanged,
+    needs_postfix,
+    needs_root,
+    why,
+)
+
+pytestmark = needs_postfix
+
+REALWORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld', 'tables')
+
+SOURCE = (
+    '# partner domains, generated\n'
+    'Example.com secure match=nexthop:dot-nexthop protocols=>=TLSv1.2\n'
+    '\n'
+    '.example.org encrypt\n'
+    '    ciphers=high exclude=aNULL:MD5\n'
+    '[127.0.0.1]:10025\tnone\n'
+)
+POLICIES = {
+    'Example.com': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2',
+    '.example.org': 'encrypt ciphers=high exclude=aNULL:MD5',
+    '[127.0.0.1]:10025': 'none',
+}
+TABLE = (
+    'example.com secure match=nexthop:dot-nexthop protocols=>=TLSv1.2\n'
+    '.example.org encrypt ciphers=high exclude=aNULL:MD5\n'
+    '[127.0.0.1]:10025 none\n')
+
+
+def ok(result):
+    assert not result.get('failed'), why(result)
+    return result
+
+
+def source(sandbox, text, name='partners.generated'):
+    """A source file on the host, outside the Postfix directories."""
+    path = sandbox.tmp / name
+    path.write_bytes(text.encode('utf-8', 'surrogateescape'))
+    return path
+
+
+def test_apply_idempotence_and_what_postfix_reads(sandbox):
+    src = source(sandbox, SOURCE)
+    postmap_calls = sandbox.record('postmap')
+    result = ok(sandbox.tls_policy({'policies_src': str(src)}, diff=True))
+    assert result['changed'] is True and result['postmap_ran'] is True
+    assert result['added'] == ['example.com', '.example.org', '[127.0.0.1]:10025']
+    assert result['diff']['before'] == '' and result['diff']['after'] == TABLE
+    assert sandbox.table.read_text() == TABLE
+    assert sandbox.query('EXAMPLE.COM', '.example.org', '[127.0.0.1]:10025') == {
+        'EXAMPLE.COM': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2',
+        '.example.org': 'encrypt ciphers=high exclude=aNULL:MD5', '[127.0.0.1]:10025': 'none'}
+    assert src.read_text() == SOURCE                     # the source itself is never changed
+    assert sandbox.leftovers() == []
+
+    before = sandbox.snapshot()
+    calls = postmap_calls.calls()
+    again = ok(sandbox.tls_policy({'policies_src': str(src)}, diff=True))
+    assert again['changed'] is False and again['postmap_ran'] is False
+    assert again['diff']['before'] == again['diff']['after'] == TABLE
+    assert_unchanged(before, sandbox.snapshot())
+    assert postmap_calls.calls() == calls
+
+
+@pytest.mark.parametrize('first, second', [('policies', 'policies_src'), ('policies_src', 'policies')])
+def test_switching_between_the_mapping_and_the_file_is_a_no_op(sandbox, first, second):
+    args = {'policies': POLICIES, 'policies_src': str(source(sandbox, SOURCE))}
+    ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
+    before = sandbox.snapshot()
+    result = ok(sandbox.tls_policy({second: args[second], 'exclusive': True}))
+    assert result['changed'] is False, why(result)
+    assert_unchanged(before, sandbox.snapshot())
+    assert sandbox.table.read_text() == TABLE
+
+
+def test_without_exclusive_other_entries_stay_and_with_it_the_table_is_the_file(sandbox):
+    sandbox.seed('# kept\nkeep.example may\nexample.com encrypt\n')
+    src = source(sandbox, SOURCE)
+    result = ok(sandbox.tls_policy({'policies_src': str(src)}))
+    assert result['updated'] == ['example.com'] and result['removed'] == []
+    assert sandbox.table.read_text() == ('# kept\nkeep.example may\n'
+                                         'example.com secure match=nexthop:dot-nexthop protocols=>=TLSv1.2\n'
+                                         '.example.org encrypt ciphers=high exclude=aNULL:MD5\n'
+                                         '[127.0.0.1]:10025 none\n')
+    result = ok(sandbox.tls_policy({'policies_src': str(src), 'exclusive': True}))
+    assert result['removed'] == ['keep.example']
+    assert sandbox.query('keep.example', 'example.com') == {
+        'example.com': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2'}
+    # the file shrinks: exclusive removes what it no longer lists
+    src.write_text('# nothing left\n')
+    result = ok(sandbox.tls_policy({'policies_src': str(src), 'exclusive': True}))
+    assert sorted(result['removed']) == ['.example.org', '[127.0.0.1]:10025', 'example.com']
+    assert sandbox.table.read_text() == '# kept\n'
+    assert sandbox.dump() == {}
+
+
+@pytest.mark.parametrize('text, fragments', [
+    ('ok.example may\nbad.example encrypt match=nexthop\n',
+     [", line 2: destination 'bad.example', value 'encrypt match=nexthop'", 'invalid at level encrypt']),
+    ('ok.example may\nOK.example encrypt\n',
+     [", line 2: destination 'OK.example' duplicates 'ok.example' (", 'line 1; Postfix would use the first']),
+    ('ok.example may\nnovalue\n', [", line 2: key 'novalue' has no value; Postfix ignores it"]),
+    ('   indented.example may\nok.example may\n', [', line 1: logical line must not start with whitespace']),
+    # checks against the configuration name the line too
+    ('ok.example may\nfp.example fingerprint match=3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1\n',
+     [", line 2: destination 'fp.example': ", 'smtp_tls_fingerprint_digest is sha256']),
+    ('ok.example dane-only\n', [", line 1: destination 'ok.example': ", 'smtp_dns_support_level = dnssec']),
+    ('ok.example may\nfp.example fingerprint\n',
+     [", line 2: destination 'fp.example': level fingerprint without match"]),
+])
+def test_a_bad_line_fails_naming_file_and_line_and_changes_nothing(sandbox, text, fragments):
+    sandbox.seed('keep.example may\n')
+    src = source(sandbox, text)
+    before = sandbox.snapshot()
+    result = sandbox.tls_policy({'policies_src': str(src), 'exclusive': True})
+    assert_failed(result, 'nothing was changed', str(src), *fragments)
+    assert_unchanged(before, sandbox.snapshot())
+    assert sandbox.leftovers() == []
+
+
+def test_version_gate_as_for_the_mapping(sandbox):
+    sandbox.main_cf.write_text(sandbox.main_cf_text('mail_version = 3.5.9\n'))
+    by_policies = sandbox.tls_policy({'policies': {'a.example': 'encrypt protocols=>=TLSv1.2'}})
+    src = source(sandbox, 'b.example may\na.example encrypt protocols=>=TLSv1.2\n')
+    by_source = sandbox.tls_policy({'policies_src': str(src)})
+    assert_failed(by_source, 'Postfix 3.6', "%s, line 2: destination 'a.example': " % src)
+    assert by_source['msg'].replace('%s, line 2: ' % src, '') == by_policies['msg']
+    assert not sandbox.table.exists()
+
+
+def test_unusable_source_fails_and_changes_nothing(sandbox):
+    sandbox.seed('keep.example may\n')
+    before = sandbox.snapshot()
+    missing = sandbox.tmp / 'missing'
+    assert_failed(sandbox.tls_policy({'policies_src': str(missing)}),
+                  'policies_src %s cannot be read on this host: No such file or directory' % missing)
+    assert_failed(sandbox.tls_policy({'policies_src': str(sandbox.table), 'exclusive': True}),
+                  'policies_src %s is the table itself' % sandbox.table)
+    indexed = sandbox.tmp / 'indexed'
+    indexed.write_bytes(b'\0' * 64)
+    assert_failed(sandbox.tls_policy({'policies_src': str(indexed)}), 'contains NUL bytes')
+    assert_unchanged(before, sandbox.snapshot())
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'policies': POLICIES}, 'mutually exclusive: policies|policies_src'),
+    ({'entries': [{'destination': 'a.example', 'level': 'may'}]}, 'mutually exclusive: entries|policies_src'),
+    ({'destination': 'a.example'}, 'mutually exclusive: destination|policies_src'),
+    ({'level': 'may'}, 'policies_src is mutually exclusive with level'),
+    ({'state': 'absent'}, 'give exclusive=true to remove every entry the file does not list'),
+])
+def test_mutual_exclusion(sandbox, args, fragment):
+    result = sandbox.tls_policy(dict({'policies_src': str(source(sandbox, SOURCE))}, **args))
+    assert_failed(result, fragment)
+    assert not sandbox.table.exists()
+
+
+@needs_root('chattr')
+def test_check_mode_writes_nothing(frozen_sandbox):
+    sandbox = frozen_sandbox
+    added = source(sandbox, 'new.example secure match=nexthop\n', 'added')
+    changed = source(sandbox, 'old.example dane\n', 'changed')
+    results = assert_check_mode_writes_nothing(sandbox, [
+        sandbox.task(TLS_POLICY, {'policies_src': str(added)}),
+        sandbox.task(TLS_POLICY, {'policies_src': str(changed), 'exclusive': True}),
+    ])
+    assert results[0]['added'] == ['new.example'] and 'new.example secure match=nexthop' in results[0]['diff']['after']
+    assert results[1]['updated'] == ['old.example']
+    assert sorted(results[1]['removed']) == ['[127.0.0.1]:10025', 'keep.example']
+
+
+def test_playbook_copies_the_file_then_manages_the_table(sandbox):
+    """The operator's shape: a file shipped to the host, then the table made to hold it."""
+    src = sandbox.tmp / 'shipped' / 'partners'
+    tasks = [
+        {'ansible.builtin.copy': {'content': SOURCE, 'dest': str(src), 'mode': '0644'},
+         'ignore_errors': False},
+        {TLS_POLICY: {'policies_src': str(src), 'exclusive': True, 'config_dir': str(sandbox.confdir)}},
+    ]
+    (src.parent).mkdir()
+    results, stats = sandbox.playbook(tasks + tasks)
+    assert [r['changed'] for r in results] == [True, True, False, False], [why(r) for r in results]
+    assert sandbox.table.read_text() == TABLE
+
+
+def test_realworld_tables_as_sources(make_sandbox, tmp_path):
+    """The real tables given as policies_src: each one the module accepts gives the table its
+    usable lines give as the mapping; each one it refuses is refused naming a line."""
+    accepted = refused = 0
+    for number, path in enumerate(sorted(glob.glob(os.path.join(REALWORLD, '*')))):
+        sandbox = make_sandbox(confdir=tmp_path / str(number) / 'postfix', maps_dir=tmp_path / str(number) / 'maps.d')
+        sandbox.main_cf.write_text(sandbox.main_cf_text('smtp_dns_support_level = dnssec\n'
+                                                        'smtp_tls_fingerprint_digest = md5\n'))
+        result = sandbox.tls_policy({'policies_src': path, 'exclusive': True})
+        if result.get('failed'):
+            assert '%s, line' % path in result['msg'] or '%s, lines' % path in result['msg'], result['msg']
+            assert not sandbox.table.exists()
+            refused += 1
+            continue
+        accepted += 1 if result['added'] else 0
+        before = sandbox.snapshot()
+        again = ok(sandbox.tls_policy({'policies_src': path, 'exclusive': True}))
+        assert again['changed'] is False
+        assert_unchanged(before, sandbox.snapshot())
+        # what postmap answers for every key is the file's own value, canonically written
+        dump = sandbox.dump()
+        assert len(dump) == len(result['added'])
+    assert accepted >= 3 and refused >= 1, (accepted, refused)
