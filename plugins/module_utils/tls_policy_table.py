@@ -277,8 +277,8 @@ class TlsPolicyTable:
         return desired
 
     def located(self, texts):
-        """TEXTS (errors or warnings that start 'destination KEY: ') with the file and line of a
-        policies_src entry in front, so a problem in a large file can be found."""
+        """TEXTS (errors that start 'destination KEY: ') with the file and line of a policies_src
+        entry in front, so a problem in a large file can be found."""
         if not self.where:
             return texts
         found = []
@@ -344,7 +344,7 @@ class TlsPolicyTable:
         found_errors, warnings = configuration_checks(policies, settings, master_services,
                                                       check_mode=self.module.check_mode, routes=routes)
         errors.extend(found_errors)
-        self.warnings.extend(self.located(warnings))
+        self.warnings.extend(warnings)     # not located: summarize_warnings groups them by destination
 
     def routes(self, policies, settings):
         """{key: mail_routing.Route} of the domain keys, as trivial-rewrite routes their mail

@@ -242,8 +242,8 @@ options:
       - The cheapest shape for very large tables - the task's arguments do not grow with the
         table, so Ansible neither templates nor sends the entries.
       - Each entry is validated exactly as the same destination and value given in O(policies)
-        (same errors, rules, version gates and configuration checks); errors name the file and
-        the line. Lines Postfix would ignore (a key without a value, a line that starts with
+        (same errors, rules, version gates, configuration checks and warnings); errors name the
+        file and the line. Lines Postfix would ignore (a key without a value, a line that starts with
         whitespace before the first entry) and a destination given twice are refused, so no line
         of the file is silently lost.
       - There is no way to remove a destination from the file; with O(exclusive) the table

@@ -22,6 +22,7 @@ from postfix_sandbox import (
     assert_unchanged,
     needs_postfix,
     needs_root,
+    warnings_of,
     why,
 )
 
@@ -147,6 +148,19 @@ def test_version_gate_as_for_the_mapping(sandbox):
     assert_failed(by_source, 'Postfix 3.6', "%s, line 2: destination 'a.example': " % src)
     assert by_source['msg'].replace('%s, line 2: ' % src, '') == by_policies['msg']
     assert not sandbox.table.exists()
+
+
+def test_warnings_as_for_the_mapping_and_summarized_as_for_it(sandbox):
+    """The same warnings as policies, so the same warning for many destinations stays one
+    warning (a 10,000-line file must not give thousands)."""
+    policies = dict(('d%d.example' % i, 'dane') for i in range(30))
+    policies['relay.example:587'] = 'may'
+    text = ''.join('%s %s\n' % item for item in policies.items())
+    by_policies = ok(sandbox.tls_policy({'policies': policies}))
+    by_source = ok(sandbox.tls_policy({'policies_src': str(source(sandbox, text))}))
+    assert 'silently uses level may' in warnings_of(by_source) and 'verbatim' in warnings_of(by_source)
+    assert warnings_of(by_source) == warnings_of(by_policies)
+    assert len(by_source['warnings']) < 5
 
 
 def test_unusable_source_fails_and_changes_nothing(sandbox):
