@@ -19,6 +19,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
     KEY_VALUE_FILE_TYPES,
     choose_table,
     package_hint,
+    parse_map_list,
     source_path_problem,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
@@ -379,6 +380,46 @@ class TlsPolicyTable:
                       % (map_type, ', '.join(sorted(supported)), '; ' + hint if hint else ''))
         return path, map_type
 
+    def warn_shadowed(self, desired, path, map_type):
+        """Warn about the entries a table listed before this one in smtp_tls_policy_maps answers
+        first. The SMTP client asks each key form of a next hop in every table of the list, in
+        order, before it tries the next form (maps_find in tls_policy_lookup_one), so an earlier
+        table that answers a key (a regexp, another file) wins and this entry is never used.
+        Each earlier table is asked once, with postmap -q; one postmap cannot query is named."""
+        keys = [key for key, value, policy in desired if value is not None]
+        if not keys:
+            return
+        specs = parse_map_list(self.read_parameter('smtp_tls_policy_maps'))
+        position = next((index for index, spec in enumerate(specs)
+                         if spec.is_key_value_file and spec.map_type == map_type
+                         and os.path.normpath(spec.name) == path), None)
+        if not position:
+            return      # the first table, or not listed (choose_table warned)
+        table = '%s:%s' % (map_type, path)
+        shadowed = set()
+        for spec in specs[:position]:
+            found = self.postmap.answers(spec, keys)
+            if found is None:
+                why = ''
+                try:
+                    if spec.map_type not in self.postconf.map_types():
+                        hint = package_hint(spec.map_type)
+                        why = ': this Postfix does not support the %s type (postconf -m)%s' % (
+                            spec.map_type, '; ' + hint if hint else '')
+                except PostfixCommandError:
+                    pass
+                self.warnings.append('%s, listed before %s in smtp_tls_policy_maps, cannot be queried with postmap '
+                                     'here%s; whether it answers first for the managed destinations (so that '
+                                     'Postfix never uses their entries in %s) was not checked'
+                                     % (spec.text, table, why, path))
+                continue
+            for key in keys:
+                if key in found and key not in shadowed:
+                    shadowed.add(key)
+                    self.warnings.append('destination %r: %s, listed before %s in smtp_tls_policy_maps, answers '
+                                         'first (%s): Postfix uses that answer and never this entry; remove the '
+                                         'key there or list %s first' % (key, spec.text, table, found[key], table))
+
     def read_parameter(self, name, expand=True):
         try:
             return self.postconf.value(name, expand=expand)
@@ -400,6 +441,7 @@ class TlsPolicyTable:
             self.fail('policies_src %s is the table itself (%s): give the file the table\'s entries are '
                       'taken from; nothing was changed' % (source, path))
         self.check_postfix_support(desired)
+        self.warn_shadowed(desired, path, map_type)
         self.result.update(path=path, map_type=map_type, map='%s:%s' % (map_type, path))
 
         problem = directory_problem(path, module.check_mode, self.warnings)

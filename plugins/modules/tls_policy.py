@@ -31,6 +31,10 @@ description:
     or to no SMTP client (C(mydestination), C(virtual_alias_domains), C(virtual_mailbox_domains)
     with C(virtual_transport=virtual), C(transport_maps) to C(discard:)), is never looked up: it
     is written with a warning that says where the mail goes."
+  - An entry that a table listed before this one in C(smtp_tls_policy_maps) also answers (a
+    C(regexp:) table, another file) is never used, since the SMTP client asks every table in order
+    for each key; it is written with a warning that names the earlier table and its answer
+    (each earlier table is asked once with C(postmap -q)).
   - Existing lines Postfix cannot use (a C(*) key, a C(# comment) after the level, abbreviated
     fingerprints) are kept byte for byte and named in a warning; O(state=absent) removes them by
     their key.
