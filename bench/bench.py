@@ -318,61 +318,71 @@ class Bench:
         self.runner.run('tls_policy-%d-restore' % n, play, timeout=timeout)
         if self.policies_supported():
             res['policies'] = self.policy_module_policies(n, entries, env, d)
+        if self.policies_supported('policies_src'):
+            res['policies_src'] = self.policy_module_policies(n, entries, env, d, shape='policies_src')
         return res
 
-    def policies_supported(self):
-        """Whether tls_policy takes the policies: shape (destination -> policy string)."""
-        if getattr(self, '_policies_supported', None) is None:
-            d = os.path.join(self.workdir, 'policies-probe')
+    def policies_supported(self, shape='policies'):
+        """Whether tls_policy takes SHAPE: policies (destination -> policy string) or
+        policies_src (a file on the target in the table's format)."""
+        known = self.__dict__.setdefault('_shapes_supported', {})
+        if shape not in known:
+            d = os.path.join(self.workdir, '%s-probe' % shape)
             workload.write_config_dir(d)
-            args = module_direct.write_args(d + '.json', dict(policies={}, config_dir=d, path=d + '/tls_policy',
-                                                              map_type='hash'))
+            value = {} if shape == 'policies' else workload.write_table_source(d + '.source', {})
+            args = module_direct.write_args(d + '.json', {shape: value, 'config_dir': d, 'path': d + '/tls_policy',
+                                                          'map_type': 'hash'})
             res = module_direct.run_module('tls_policy', args, self.opts.direct_timeout)
             msg = str((res['result'] or {}).get('msg', ''))
-            self._policies_supported = not ('Unsupported parameters' in msg and 'policies' in msg)
-            self.results.setdefault('policy', {})['policies_supported'] = self._policies_supported
-            if not self._policies_supported:
-                log('policy: tls_policy has no policies: option at this commit; only entries: is measured')
-        return self._policies_supported
+            known[shape] = not ('Unsupported parameters' in msg and shape in msg)
+            self.results.setdefault('policy', {})['%s_supported' % shape] = known[shape]
+            if not known[shape]:
+                log('policy: tls_policy has no %s: option at this commit; it is not measured' % shape)
+        return known[shape]
 
-    def policy_module_policies(self, n, entries, env, entries_dir):
-        """The same table through policies: (the mapping tls_policy_values gives),
-        module alone and through ansible-playbook, apply and no-op."""
+    def policy_module_policies(self, n, entries, env, entries_dir, shape='policies'):
+        """The same table through policies: (the mapping tls_policy_values gives) or
+        policies_src: (that mapping written as a table source file on the target), module
+        alone and through ansible-playbook, apply and no-op."""
         timeout = self.opts.timeout
         mapping = workload.policy_values(entries)
-        base = os.path.join(self.workdir, 'direct-policies-%d' % n)
+        base = os.path.join(self.workdir, 'direct-%s-%d' % (shape, n))
         dirs = []
+        if shape == 'policies_src':
+            value = workload.write_table_source(base + '.source', mapping)
+        else:
+            value = mapping
 
         def fresh(i):
             d = '%s-%d' % (base, i)
             workload.write_config_dir(d)
             dirs.append(d)
-            return module_direct.write_args(d + '.json', dict(policies=mapping, config_dir=d,
-                                                              path=d + '/tls_policy', map_type='hash'))
+            return module_direct.write_args(d + '.json', {shape: value, 'config_dir': d,
+                                                          'path': d + '/tls_policy', 'map_type': 'hash'})
         res = dict(n=n)
-        log('policy N=%d: tls_policy with policies: run directly (module time)' % n)
+        log('policy N=%d: tls_policy with %s: run directly (module time)' % (n, shape))
         res['direct_apply'] = direct_runs('tls_policy', fresh, self.profile['direct_repeats'], env,
-                                          self.opts.direct_timeout, 'N=%d policies apply' % n)
+                                          self.opts.direct_timeout, 'N=%d %s apply' % (n, shape))
         if res['direct_apply']['seconds'] is None:
             return res
         res['direct_noop'] = direct_runs('tls_policy', lambda i: dirs[0] + '.json',
                                          self.profile['direct_repeats'], env, self.opts.direct_timeout,
-                                         'N=%d policies no-op' % n)
-        d = os.path.join(self.workdir, 'policy-policies-%d' % n)
+                                         'N=%d %s no-op' % (n, shape))
+        d = os.path.join(self.workdir, 'policy-%s-%d' % (shape, n))
         workload.write_config_dir(d)
-        vars_file = workload._dump(d + '.vars.json', dict(bench_config_dir=d, bench_policies=mapping))
-        play = workload.policies_playbook(d + '.play.json', vars_file)
-        log('policy N=%d: one tls_policy task with policies:, apply / no-op' % n)
-        res['apply'] = run_summary(self.runner.run('tls_policy-policies-%d-apply' % n, play, timeout=timeout),
+        vars_file = workload._dump(d + '.vars.json', dict(bench_config_dir=d, bench_policies=value))
+        play = workload.policies_playbook(d + '.play.json', vars_file, shape=shape)
+        log('policy N=%d: one tls_policy task with %s:, apply / no-op' % (n, shape))
+        res['apply'] = run_summary(self.runner.run('tls_policy-%s-%d-apply' % (shape, n), play, timeout=timeout),
                                    'tls_policy')
         if res['apply']['rc'] != 0:
             return res
-        res['noop'] = run_summary(self.runner.run('tls_policy-policies-%d-noop' % n, play, timeout=timeout),
+        res['noop'] = run_summary(self.runner.run('tls_policy-%s-%d-noop' % (shape, n), play, timeout=timeout),
                                   'tls_policy')
         a, b = dump_table(entries_dir), dump_table(d)
         res['identical_table'] = bool(a) and a == b
         if a != b:
-            log('  WARNING: N=%d: entries: and policies: built different tables' % n)
+            log('  WARNING: N=%d: entries: and %s: built different tables' % (n, shape))
         return res
 
     def phases(self, args_file):

@@ -154,17 +154,27 @@ def module_playbook(path, vars_file):
     }])
 
 
-def policies_playbook(path, vars_file):
-    """One tls_policy task with policies: (destination -> policy string as in the table)."""
+def write_table_source(path, mapping):
+    """MAPPING (destination -> policy string) written as a table source file, one entry a line."""
+    with open(path, 'w') as f:
+        f.write('# bench: the policies mapping as a table source\n')
+        for destination, policy in mapping.items():
+            f.write('%s %s\n' % (destination, policy))
+    return path
+
+
+def policies_playbook(path, vars_file, shape='policies'):
+    """One tls_policy task with policies: (destination -> policy string as in the table) or
+    policies_src: (the path of that mapping as a table source on the target)."""
     return _dump(path, [{
-        'name': 'tls_policy, one task, policies',
+        'name': 'tls_policy, one task, %s' % shape,
         'hosts': 'localhost',
         'gather_facts': False,
         'vars_files': [vars_file],
         'tasks': [{
-            'name': 'bench tls_policy policies',
+            'name': 'bench tls_policy %s' % shape,
             'mailgw.postfix_tls.tls_policy': {
-                'policies': '{{ bench_policies }}',
+                shape: '{{ bench_policies }}',
                 'path': '{{ bench_config_dir }}/tls_policy',
                 'map_type': 'hash',
                 'config_dir': '{{ bench_config_dir }}',
