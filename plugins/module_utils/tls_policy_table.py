@@ -215,6 +215,9 @@ class TlsPolicyTable:
         errors found in it: lines Postfix would ignore are refused, since the file says what the
         table holds and such a line would be lost silently (a key given twice is refused by
         desired_policies)."""
+        if not os.path.isabs(source):
+            self.fail('policies_src %r must be an absolute path (a file on the managed host; a relative '
+                      'path would depend on the directory the module runs in); nothing was changed' % source)
         try:
             with open(source, 'rb') as f:
                 data = f.read()

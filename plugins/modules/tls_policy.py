@@ -252,7 +252,8 @@ options:
         of the file is silently lost.
       - There is no way to remove a destination from the file; with O(exclusive) the table
         holds exactly the file's entries.
-      - A file that cannot be read fails the task. The file cannot be the table itself (O(path)).
+      - An absolute path. A file that cannot be read fails the task. The file cannot be the table
+        itself (O(path)).
       - Mutually exclusive with O(entries), O(policies) and with O(destination) and its attribute
         options.
     type: path

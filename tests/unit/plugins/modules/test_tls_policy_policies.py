@@ -296,6 +296,13 @@ def test_unreadable_source_fails_naming_it(tmp_path, content, fragment):
     assert isinstance(failed, Failed) and failed.msg == 'policies_src %s %s' % (path, fragment), failed
 
 
+def test_a_relative_source_is_refused():
+    failed, dummy = desired(policies_src='partners.table')
+    assert isinstance(failed, Failed) and failed.msg == (
+        "policies_src 'partners.table' must be an absolute path (a file on the managed host; a relative path "
+        "would depend on the directory the module runs in); nothing was changed"), failed
+
+
 @pytest.mark.parametrize('extra, fragment', [
     ({'level': 'may'}, 'policies_src is mutually exclusive with level'),
     ({'destination': 'a.example', 'match': ['nexthop']}, 'policies_src is mutually exclusive with destination, match'),
