@@ -30,6 +30,7 @@ appended at the end; removing an entry removes its start and continuation
 lines only.
 """
 
+import os
 import re
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
@@ -88,6 +89,36 @@ class Entry:
 
     def __repr__(self):
         return 'Entry(%r, %r, line %d)' % (self.key, self.value, self.lineno)
+
+
+def read_table_file(path):
+    """The table source file at PATH, parsed as Postfix reads it (bytes that are not UTF-8
+    are kept). OSError when it cannot be read; ValueError when it holds NUL bytes (an index
+    such as a .db file, not the text postmap reads)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if b'\0' in data:
+        raise ValueError('contains NUL bytes: it is not the text of a lookup table (an indexed .db or '
+                         '.lmdb file?)')
+    return LookupTableSource.parse(data.decode('utf-8', 'surrogateescape'))
+
+
+def policy_source_entries(path):
+    """(items, errors) of the policy table source file at PATH, a planned table given as a
+    file (tls_policy's and tls_policy_levels' policies_src): items are (key as written,
+    value, 'PATH, line N') of every entry with a value; errors name the lines Postfix ignores
+    ('PATH, line N: ...'). Raises ValueError with the reason when the file cannot be used."""
+    if not os.path.isabs(path):
+        raise ValueError('must be an absolute path (a file on the managed host; a relative path would '
+                         'depend on the directory the module runs in)')
+    try:
+        table = read_table_file(path)
+    except (IOError, OSError) as exc:
+        raise ValueError('cannot be read on this host: %s' % (exc.strerror or exc))
+    errors = ['%s, line %d: %s' % (path, lineno, problem) for lineno, problem in table.problems()]
+    items = [(entry.key, entry.value, '%s, line %d' % (path, entry.lineno))
+             for entry in table.entries() if entry.value]
+    return items, errors
 
 
 class LookupTableSource:

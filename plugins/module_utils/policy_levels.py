@@ -18,7 +18,10 @@ from __future__ import absolute_import, division, print_function
 
 import os
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import (
+    LookupTableSource,
+    policy_source_entries,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
     KEY_VALUE_FILE_TYPES,
     choose_table,
@@ -76,6 +79,7 @@ LOG_CLIENTS_MAX = 100
 OPTIONS_SPEC = dict(
     destinations=dict(type='list', elements='str', default=[]),
     policies=dict(type='dict', default={}),
+    policies_src=dict(type='path'),
     exclusive=dict(type='bool', default=False),
     table=dict(type='str'),
     level=dict(type='str', choices=list(LEVELS)),
@@ -166,27 +170,39 @@ def check_input(p, prefix=''):
         except PolicyError as exc:
             errors.append('%sdestinations: %s' % (prefix, exc))
     planned = {}
-    for destination, value in p['policies'].items():
+    items = [(destination, value, 'policies') for destination, value in p['policies'].items()]
+    if p.get('policies_src'):
+        if p['policies']:
+            errors.append('%spolicies_src and policies are mutually exclusive: give the planned entries in one '
+                          'of them' % prefix)
+        else:
+            try:
+                found, problems = policy_source_entries(p['policies_src'])
+                items = [(destination, value, 'policies_src: ' + where) for destination, value, where in found]
+                errors.extend('%spolicies_src: %s' % (prefix, problem) for problem in problems)
+            except ValueError as exc:
+                errors.append('%spolicies_src %s %s' % (prefix, p['policies_src'], exc))
+    for destination, value, where in items:
         try:
             key = check_key(destination, removing=value is None)
         except PolicyError as exc:
-            errors.append('%spolicies: %s' % (prefix, exc))
+            errors.append('%s%s: %s' % (prefix, where, exc))
             continue
         if value is not None:
             if not isinstance(value, str):
-                errors.append('%spolicies: the value of %r must be a policy string as written in the table '
+                errors.append('%s%s: the value of %r must be a policy string as written in the table '
                               '(for example "encrypt") or null to remove the entry, got %r'
-                              % (prefix, destination, value))
+                              % (prefix, where, destination, value))
                 continue
             try:
                 parse_policy(value)
             except PolicyError as exc:
-                errors.append('%spolicies: %r: the value %r is refused by Postfix: %s'
-                              % (prefix, destination, value, exc))
+                errors.append('%s%s: %r: the value %r is refused by Postfix: %s'
+                              % (prefix, where, destination, value, exc))
                 continue
-        if key in planned and planned[key] != value:
-            errors.append('%spolicies: %r is planned twice with different values (keys are case-insensitive)'
-                          % (prefix, destination))
+        if key in planned and (planned[key] != value or p.get('policies_src')):
+            errors.append('%s%s: %r is planned twice%s (keys are case-insensitive)'
+                          % (prefix, where, destination, '' if p.get('policies_src') else ' with different values'))
         planned[key] = value
     if p['log'] and p['log_window']:
         try:

@@ -14,7 +14,10 @@ import os
 from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import (
+    LookupTableSource,
+    policy_source_entries,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
     KEY_VALUE_FILE_TYPES,
     choose_table,
@@ -211,26 +214,14 @@ class TlsPolicyTable:
 
     def source_policies(self, source):
         """(destination, value, where) of every entry of SOURCE, a file on this host in the
-        table's own format (what postmap reads), read as Postfix reads a table source, and the
-        errors found in it: lines Postfix would ignore are refused, since the file says what the
-        table holds and such a line would be lost silently (a key given twice is refused by
-        desired_policies)."""
-        if not os.path.isabs(source):
-            self.fail('policies_src %r must be an absolute path (a file on the managed host; a relative '
-                      'path would depend on the directory the module runs in); nothing was changed' % source)
+        table's own format, and the lines Postfix would ignore as errors: the file says what
+        the table holds, and such a line would be lost silently (a key given twice is refused
+        by desired_policies)."""
         try:
-            with open(source, 'rb') as f:
-                data = f.read()
-        except (IOError, OSError) as e:
-            self.fail('policies_src %s cannot be read on this host: %s; nothing was changed'
-                      % (source, to_native(e.strerror or e)))
-        if b'\0' in data:
-            self.fail('policies_src %s contains NUL bytes: it is not the text of a lookup table '
-                      '(an indexed .db or .lmdb file?); nothing was changed' % source)
-        table = LookupTableSource.parse(data.decode('utf-8', 'surrogateescape'))
-        errors = ['%s, line %d: %s' % (source, lineno, problem) for lineno, problem in table.problems()]
-        return [(entry.key, entry.value, '%s, line %d' % (source, entry.lineno))
-                for entry in table.entries() if entry.value], errors
+            return policy_source_entries(source)
+        except ValueError as e:
+            self.fail('policies_src %s %s; nothing was changed'
+                      % (source if os.path.isabs(source) else repr(source), e))
 
     def desired_policies(self, policies, errors=None):
         """POLICIES, (destination, table value or None to remove, where it was given) of the

@@ -743,7 +743,8 @@ def work_out_levels(module, postconf, options, plan, plan_result, values):
 
 
 LEVELS_OPTIONS = dict(
-    OPTIONS_SPEC,
+    # the read plans from the role's inventory (policies, or the plan's): not from a file
+    ((name, spec) for name, spec in OPTIONS_SPEC.items() if name != 'policies_src'),
     policies=dict(type='dict'),
     exclusive=dict(type='bool'),
     smtpd_level=dict(type='str', choices=['none', 'may', 'encrypt']),

@@ -53,10 +53,22 @@ options:
         Postfix would refuse fails the module.
     type: dict
     default: {}
+  policies_src:
+    description:
+      - The planned entries of O(table) read from a file on the managed host in the table's own
+        format, as O(mailgw.postfix_tls.tls_policy#module:policies_src) reads it - the preflight
+        of a table that module will be given as a file. An absolute path.
+      - Its destinations are looked at as if listed in O(destinations) (after them), unlike those
+        of O(policies).
+      - Lines Postfix would ignore, a destination given twice and values Postfix would refuse
+        fail the module, naming the file and line.
+      - Mutually exclusive with O(policies).
+    type: path
   exclusive:
     description:
-      - The keys of O(table) that are not in O(policies) are checked as destinations too, since
-        they lose their entry. After the change O(table) holds only the entries of O(policies).
+      - The keys of O(table) that are not in O(policies) (or O(policies_src)) are checked as
+        destinations too, since they lose their entry. After the change O(table) holds only the
+        planned entries.
     type: bool
     default: false
   table:
@@ -384,6 +396,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     LevelsError,
     check_input,
     levels,
+    looked_up_keys,
     parameters_needed,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
@@ -402,6 +415,9 @@ def main():
     planned, errors = check_input(p)
     if errors:
         module.fail_json(msg='; '.join(errors))
+    if p['policies_src']:
+        # the preflight of a table given as a file: its destinations are the ones to look at
+        p['destinations'] = list(p['destinations']) + looked_up_keys(list(planned))
 
     commands = []
     postconf = Postconf(module, p['config_dir'], commands)

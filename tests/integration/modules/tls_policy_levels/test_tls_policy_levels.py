@@ -140,6 +140,42 @@ def test_legacy_smtp_enforce_tls_is_the_level_now(box):
     assert found['new.example']['level_before'] == 'verify' and not found['new.example']['affected']
 
 
+def test_a_planned_table_file_gives_what_the_mapping_gives_and_looks_at_its_destinations(box, tmp_path):
+    """policies_src: the preflight of a table tls_policy will be given as a file. Its entries
+    are planned exactly as the same mapping, and its destinations are looked at."""
+    source = tmp_path / 'partners.table'
+    source.write_text('# planned\nKept.example verify match=hostname\nnew.example\n  secure\n')
+    mapping = {'Kept.example': 'verify match=hostname', 'new.example': 'secure'}
+    dests = ['kept.example', 'new.example', 'strict.example']
+    by_file, found = levels(box, destinations=['strict.example'], level='encrypt', policies_src=str(source),
+                            exclusive=True)
+    by_mapping, found_mapping = levels(box, destinations=dests, level='encrypt', policies=mapping, exclusive=True)
+    assert found == found_mapping
+    assert list(found)[:3] == ['strict.example', 'kept.example', 'new.example']    # named ones first
+    assert (found['kept.example']['level_before'], found['kept.example']['level']) == ('may', 'verify')
+    assert (found['new.example']['level'], found['new.example']['source']) == ('secure', box.map_spec)
+    assert by_file['affected'] == by_mapping['affected']
+
+
+@pytest.mark.parametrize('text, message', [
+    ('a.example may\nA.EXAMPLE encrypt\n', "policies_src: SRC, line 2: 'A.EXAMPLE' is planned twice"),
+    ('a.example verfy\n', "policies_src: SRC, line 1: 'a.example': the value 'verfy' is refused by Postfix"),
+    ('a.example may\nnovalue\n', "policies_src: SRC, line 2: key 'novalue' has no value; Postfix ignores it"),
+    (None, 'policies_src SRC cannot be read on this host: No such file or directory'),
+])
+def test_a_bad_table_file_is_named_with_its_line(box, tmp_path, text, message):
+    source = tmp_path / 'partners.table'
+    if text is not None:
+        source.write_text(text)
+    before = box.snapshot()
+    result = box.run(MODULE, {'policies_src': str(source)})
+    assert result.get('failed'), result
+    assert message.replace('SRC', str(source)) in result['msg'], result['msg']
+    assert box.snapshot() == before
+    both = box.run(MODULE, {'policies_src': str(source), 'policies': {'a.example': 'may'}})
+    assert both.get('failed') and 'policies_src and policies are mutually exclusive' in both['msg'], both
+
+
 def test_a_table_not_listed_yet_goes_first(box, tmp_path):
     """The role's first run: its table does not exist yet and is put first in smtp_tls_policy_maps."""
     table = str(box.confdir / 'tls_policy')

@@ -78,6 +78,27 @@ def test_input_problems_name_the_option_they_are_in():
     assert errors == [] and planned == {'example.com': 'encrypt', 'old.example': None}
 
 
+def test_a_planned_table_file_is_planned_as_its_mapping(tmp_path):
+    source = tmp_path / 'partners.table'
+    source.write_text('# planned\nExample.COM encrypt\n\n[mx.example.net]:25\n   secure match=nexthop\n')
+    planned, errors = check_input(options(policies_src=str(source)))
+    assert errors == []
+    assert planned == check_input(options(policies={'Example.COM': 'encrypt',
+                                                    '[mx.example.net]:25': 'secure match=nexthop'}))[0]
+    source.write_text('  orphan\nb.example tight\na.example may\nA.example may\n')
+    planned, errors = check_input(options(policies_src=str(source)), prefix='p.')
+    assert errors == [
+        'p.policies_src: %s, line 1: logical line must not start with whitespace; Postfix ignores it' % source,
+        errors[1],
+        "p.policies_src: %s, line 4: 'A.example' is planned twice (keys are case-insensitive)" % source]
+    assert errors[1].startswith("p.policies_src: %s, line 2: 'b.example': the value 'tight' is refused" % source)
+    planned, errors = check_input(options(policies_src='relative.table'))
+    assert errors == ['policies_src relative.table must be an absolute path (a file on the managed host; a '
+                      'relative path would depend on the directory the module runs in)']
+    planned, errors = check_input(options(policies_src=str(source), policies={'a.example': 'may'}))
+    assert errors == ['policies_src and policies are mutually exclusive: give the planned entries in one of them']
+
+
 def test_only_keys_postfix_looks_up_are_destinations():
     # a removal may name a key Postfix never looks up (here one with a space): no level changes under it
     keys = ['example.com', '[mx.example.net]:25', 'bad key', '.example.org']
