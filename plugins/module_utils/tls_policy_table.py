@@ -135,6 +135,7 @@ class TlsPolicyTable:
         self.postmap = Postmap(module, self.params['config_dir'], commands=self.postconf.commands)
         self.warnings = []
         self.where = {}         # 'destination KEY: ' -> 'FILE, line N' for the entries of a policies_src
+        self.maps_value = ''    # smtp_tls_policy_maps, expanded (resolve_map)
         self._version = None
         self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
                            duplicates=[])
@@ -353,7 +354,7 @@ class TlsPolicyTable:
     def resolve_map(self):
         """The table to edit (path, map type), from the task and smtp_tls_policy_maps."""
         map_type = self.params['map_type']
-        maps_value = self.read_parameter('smtp_tls_policy_maps')
+        maps_value = self.maps_value = self.read_parameter('smtp_tls_policy_maps')
         try:
             path, map_type = choose_table('smtp_tls_policy_maps', maps_value, self.params['path'], map_type,
                                           self.params['config_dir'], self.warnings)
@@ -383,7 +384,7 @@ class TlsPolicyTable:
         keys = [key for key, value, policy in desired if value is not None]
         if not keys:
             return
-        specs = parse_map_list(self.read_parameter('smtp_tls_policy_maps'))
+        specs = parse_map_list(self.maps_value)      # as resolve_map read it
         position = next((index for index, spec in enumerate(specs)
                          if spec.is_key_value_file and spec.map_type == map_type
                          and os.path.normpath(spec.name) == path), None)

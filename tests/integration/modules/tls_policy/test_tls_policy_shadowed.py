@@ -93,6 +93,16 @@ def test_the_managed_table_first_asks_no_other_table(sandbox):
     assert not [call for call in calls.calls() if str(later) in call]
 
 
+def test_the_list_is_read_once(sandbox):
+    earlier = sandbox.tmp / 'earlier.regexp'
+    earlier.write_text('/^a\\.example$/ none\n')
+    with_maps(sandbox, 'regexp:%s' % earlier)
+    postconf_calls = sandbox.record('postconf')
+    result = ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}, 'path': str(sandbox.table)}))
+    assert 'answers first (none)' in warnings_of(result)
+    assert len([call for call in postconf_calls.calls() if 'smtp_tls_policy_maps' in call]) == 1, postconf_calls.calls()
+
+
 def test_an_earlier_table_postmap_cannot_query_is_named(sandbox):
     supported = subprocess.run(['/usr/sbin/postconf', '-c', str(sandbox.confdir), '-m'], stdout=subprocess.PIPE,
                                universal_newlines=True, check=True).stdout.split()
