@@ -224,6 +224,22 @@ def test_plan_is_what_tls_policy_does_in_check_mode_and_writes_nothing(sandbox):
     assert plan(sandbox, path=str(sandbox.table), check=True)['table_differs'] is False
 
 
+def test_plan_warns_about_entries_an_earlier_table_answers(sandbox):
+    """A table listed before the planned one answers a planned key first: Postfix never uses
+    that entry. The plan gives tls_policy's warning in the read (the enforce_tls role keeps
+    an existing smtp_tls_policy_maps order)."""
+    earlier = sandbox.tmp / 'earlier.regexp'
+    earlier.write_text('/^example\\.com$/ verify\n')
+    sandbox.real_postconf('-e', 'smtp_tls_policy_maps = regexp:%s, %s' % (earlier, sandbox.map_spec))
+    args = dict(parameters=['smtp_tls_policy_maps'], tls_policy_plan=dict(policies=POLICIES, path=str(sandbox.table)))
+    result = info(sandbox, **args)
+    assert result['tls_policy_plan']['failed'] is False
+    assert ["destination 'example.com': regexp:%s, listed before %s in smtp_tls_policy_maps, answers first (verify): "
+            "Postfix uses that answer and never this entry; remove the key there or list %s first"
+            % (earlier, sandbox.map_spec, sandbox.map_spec)] == [w for w in result.get('warnings', [])
+                                                                 if 'listed before' in w]
+
+
 def test_plan_path_with_parameter_references_expanded_as_postfix_does(sandbox):
     sandbox.seed('example.com secure match=nexthop\n[127.0.0.1]:10025 none\n')
     planned = plan(sandbox, path='${maps_d_dir}${maps_d_dir:/nowhere}/$(default_database_type)-x/../%s'
