@@ -150,19 +150,7 @@ class TlsPolicyTable:
         params = self.params
         shape = next((name for name in ('policies', 'policies_src') if params.get(name) is not None), 'entries')
         if params.get(shape) is not None:
-            given = [name for name in ('destination', 'level') + ATTRIBUTE_OPTIONS
-                     if params[name] not in (None, [])]
-            if given:
-                self.fail('%s is mutually exclusive with %s: %s'
-                          % (shape, ', '.join(given), 'put them inside each entry' if shape == 'entries'
-                             else 'write them in the policy value of each destination'))
-            if params['state'] != 'present':
-                self.fail('state=%s applies to destination; %s'
-                          % (params['state'], {
-                              'entries': 'with entries, set state inside each entry',
-                              'policies': 'with policies, a destination mapped to null is removed',
-                              'policies_src': 'with policies_src, give exclusive=true to remove '
-                                              'every entry the file does not list'}[shape]))
+            self.check_shape_options(shape)
             items = params['entries']
         else:
             if params['destination'] is None:
@@ -212,6 +200,22 @@ class TlsPolicyTable:
             desired.append((key, policy.render(), policy))
         self.fail_invalid(errors)
         return desired
+
+    def check_shape_options(self, shape):
+        """Refuse the single-entry options given with SHAPE (entries, policies, policies_src)."""
+        params = self.params
+        given = [name for name in ('destination', 'level') + ATTRIBUTE_OPTIONS if params[name] not in (None, [])]
+        if given:
+            self.fail('%s is mutually exclusive with %s: %s'
+                      % (shape, ', '.join(given), 'put them inside each entry' if shape == 'entries'
+                         else 'write them in the policy value of each destination'))
+        if params['state'] != 'present':
+            self.fail('state=%s applies to destination; %s'
+                      % (params['state'], {
+                          'entries': 'with entries, set state inside each entry',
+                          'policies': 'with policies, a destination mapped to null is removed',
+                          'policies_src': 'with policies_src, give exclusive=true to remove '
+                                          'every entry the file does not list'}[shape]))
 
     def source_policies(self, source):
         """(destination, value, where) of every entry of SOURCE, a file on this host in the
@@ -425,6 +429,8 @@ class TlsPolicyTable:
 
     def run(self):
         module = self.module
+        if self.source_created_later():
+            return self.result
         desired = self.desired_entries()
         path, map_type = self.resolve_map()
         problem = (source_path_problem(path, 'smtp_tls_policy_maps')
@@ -455,6 +461,23 @@ class TlsPolicyTable:
             self.fail('cannot update %s: %s' % (path, to_native(e)))
         self.result['table_differs'] = bool(self.result.get('changed'))
         return self.result
+
+    def source_created_later(self):
+        """In check mode, a policies_src that does not exist (yet): an earlier task of the play
+        ships it, which a check run does not. Nothing can be compared, so the run predicts a
+        change, with a warning, as for a table directory that does not exist yet; a real run
+        fails if the file is still missing. Returns whether that is the case."""
+        source = self.params.get('policies_src')
+        if not (source and self.module.check_mode and os.path.isabs(source) and not os.path.lexists(source)):
+            return False
+        self.check_shape_options('policies_src')
+        path, map_type = self.resolve_map()
+        self.warnings.append('policies_src %s does not exist (yet): this check run assumes an earlier task '
+                             'creates it and reports the table %s as changed without comparing entries; a '
+                             'real run fails if the file is still missing' % (source, path))
+        self.result.update(changed=True, table_differs=True, path=path, map_type=map_type,
+                           map='%s:%s' % (map_type, path))
+        return True
 
     def warn_unusable_lines(self, table, path, managed):
         """Existing lines Postfix cannot use stay as they are, with a warning naming each."""

@@ -63,6 +63,8 @@ attributes:
       - When the table's directory does not exist yet (an earlier task of the play creates
         it, which a check run does not), check mode reports the table as created, with a
         warning; a real run fails in that case.
+      - The same for an O(policies_src) file that does not exist yet (an earlier task ships it) -
+        check mode reports the table as changed without comparing entries, with a warning.
   diff_mode:
     support: full
   platform:

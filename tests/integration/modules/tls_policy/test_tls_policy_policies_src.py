@@ -169,6 +169,13 @@ def test_unusable_source_fails_and_changes_nothing(sandbox):
     missing = sandbox.tmp / 'missing'
     assert_failed(sandbox.tls_policy({'policies_src': str(missing)}),
                   'policies_src %s cannot be read on this host: No such file or directory' % missing)
+    # in check mode a missing file is one an earlier task would ship: a predicted change
+    checked = ok(sandbox.tls_policy({'policies_src': str(missing), 'exclusive': True}, check=True))
+    assert checked['changed'] is True and checked['table_differs'] is True
+    assert checked['map'] == sandbox.map_spec
+    assert 'a real run fails if the file is still missing' in warnings_of(checked)
+    assert_failed(sandbox.tls_policy({'policies_src': str(missing), 'level': 'may'}, check=True),
+                  'policies_src is mutually exclusive with level')
     assert_failed(sandbox.tls_policy({'policies_src': str(sandbox.table), 'exclusive': True}),
                   'policies_src %s is the table itself' % sandbox.table)
     indexed = sandbox.tmp / 'indexed'
@@ -213,9 +220,21 @@ def test_playbook_copies_the_file_then_manages_the_table(sandbox):
         {TLS_POLICY: {'policies_src': str(src), 'exclusive': True, 'config_dir': str(sandbox.confdir)}},
     ]
     (src.parent).mkdir()
+    # a check run first: the file is not shipped, so the table is predicted to change, with a
+    # warning, and nothing is written
+    before = sandbox.snapshot()
+    results, stats = sandbox.playbook(tasks, check=True, diff=True)
+    assert [r['changed'] for r in results] == [True, True], [why(r) for r in results]
+    assert 'policies_src %s does not exist (yet): this check run assumes an earlier task creates it' % src \
+        in warnings_of(results[1])
+    assert not src.exists() and not sandbox.table.exists()
+    assert_unchanged(before, sandbox.snapshot())
     results, stats = sandbox.playbook(tasks + tasks)
     assert [r['changed'] for r in results] == [True, True, False, False], [why(r) for r in results]
     assert sandbox.table.read_text() == TABLE
+    # and a check run once it is there compares the entries
+    results, stats = sandbox.playbook(tasks, check=True)
+    assert [r['changed'] for r in results] == [False, False], [why(r) for r in results]
 
 
 def test_realworld_tables_as_sources(make_sandbox, tmp_path):
