@@ -47,6 +47,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_ty
 
 from ansible_env import ad_hoc_command, ad_hoc_result, ansible_env, run_module, run_playbook
 
+# The real policy tables (tests/data/realworld/tables): lines from public repositories
+REALWORLD_TABLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'data', 'realworld', 'tables')
+
 REAL_POSTMAP = '/usr/sbin/postmap'
 REAL_POSTCONF = '/usr/sbin/postconf'
 TLS_POLICY = 'mailgw.postfix_tls.tls_policy'
@@ -362,6 +365,12 @@ def crashed(result):
     msg = result.get('msg', '')
     return bool(result.get('module_stderr')) or 'Traceback' in msg or 'MODULE FAILURE' in msg \
         or 'Module failed:' in msg
+
+
+def assert_ok(result):
+    """RESULT is a success; returned, for use in an expression."""
+    assert not result.get('failed'), why(result)
+    return result
 
 
 def assert_failed(result, *fragments):

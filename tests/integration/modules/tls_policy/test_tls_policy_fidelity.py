@@ -16,28 +16,27 @@ import os
 
 import pytest
 
-from postfix_sandbox import assert_failed, needs_postfix, warnings_of, why
-
+from postfix_sandbox import (
+    REALWORLD_TABLES,
+    assert_failed,
+    assert_ok,
+    needs_postfix,
+    warnings_of,
+)
 pytestmark = needs_postfix
 
 SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
 MD5 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1'
-REALWORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld', 'tables')
 
 
 def add_main_cf(sandbox, text):
     sandbox.main_cf.write_text(sandbox.main_cf_text(text))
 
 
-def ok(result):
-    assert not result.get('failed'), why(result)
-    return result
-
-
 # -- keys -----------------------------------------------------------------------------------
 
 def test_bare_ipv6_and_ipv6_prefixed_keys_are_two_entries(sandbox):
-    ok(sandbox.tls_policy({'entries': [
+    assert_ok(sandbox.tls_policy({'entries': [
         {'destination': '[2001:DB8::1]:587', 'level': 'encrypt'},
         {'destination': '[ipv6:2001:db8::1]:587', 'level': 'secure'},
     ]}))
@@ -46,7 +45,7 @@ def test_bare_ipv6_and_ipv6_prefixed_keys_are_two_entries(sandbox):
 
 
 def test_utf8_key_is_written_verbatim_with_the_a_label_warning(sandbox):
-    result = ok(sandbox.tls_policy({'destination': 'Bücher.de', 'level': 'encrypt'}))
+    result = assert_ok(sandbox.tls_policy({'destination': 'Bücher.de', 'level': 'encrypt'}))
     assert result['added'] == ['bücher.de']
     assert 'xn--bcher-kva.de' in warnings_of(result)
     assert 'bücher.de encrypt' in sandbox.table.read_text()
@@ -68,13 +67,13 @@ def test_entries_postfix_cannot_use_are_refused(sandbox, args, fragments):
 
 
 def test_empty_protocols_and_exclude_are_written(sandbox):
-    ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'protocols': [''], 'exclude': ['']}))
+    assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'protocols': [''], 'exclude': ['']}))
     assert sandbox.query('a.example') == {'a.example': 'encrypt protocols= exclude='}
 
 
 def test_an_entry_postfix_reads_differently_is_updated(sandbox):
     sandbox.seed('a.example encrypt servername=HOSTNAME\nb.example encrypt connection_reuse=no connection_reuse=yes\n')
-    result = ok(sandbox.tls_policy({'entries': [
+    result = assert_ok(sandbox.tls_policy({'entries': [
         {'destination': 'a.example', 'level': 'encrypt', 'servername': 'hostname'},
         {'destination': 'b.example', 'level': 'encrypt', 'connection_reuse': True},
     ]}))
@@ -100,7 +99,7 @@ def test_features_newer_than_this_postfix_are_refused_at_patch_level(sandbox, ve
 
 def test_connection_reuse_on_a_fixed_patch_release_is_written(sandbox):
     add_main_cf(sandbox, 'mail_version = 3.5.4\n')
-    result = ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'connection_reuse': True}))
+    result = assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'connection_reuse': True}))
     assert 'tlsproxy' in warnings_of(result)             # the sandbox master.cf has no tlsproxy service
 
 
@@ -110,18 +109,18 @@ def test_fingerprint_length_must_fit_smtp_tls_fingerprint_digest(sandbox):
     # compatibility_level 3.6: sha256
     assert_failed(sandbox.tls_policy({'destination': 'a.example', 'level': 'fingerprint', 'match': [MD5]}),
                   'smtp_tls_fingerprint_digest is sha256', 'all fingerprints unusable')
-    ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'fingerprint', 'match': [SHA256]}))
+    assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'fingerprint', 'match': [SHA256]}))
     add_main_cf(sandbox, 'smtp_tls_fingerprint_digest = md5\n')
-    ok(sandbox.tls_policy({'destination': 'b.example', 'level': 'fingerprint', 'match': [MD5]}))
+    assert_ok(sandbox.tls_policy({'destination': 'b.example', 'level': 'fingerprint', 'match': [MD5]}))
 
 
 def test_dane_only_needs_dnssec_and_dane_warns(sandbox):
     assert_failed(sandbox.tls_policy({'destination': 'a.example', 'level': 'dane-only'}),
                   'smtp_dns_support_level = dnssec')
-    result = ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'dane'}))
+    result = assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'dane'}))
     assert 'silently uses level may' in warnings_of(result)
     add_main_cf(sandbox, 'smtp_dns_support_level = dnssec\n')
-    result = ok(sandbox.tls_policy({'destination': 'b.example', 'level': 'dane-only'}))
+    result = assert_ok(sandbox.tls_policy({'destination': 'b.example', 'level': 'dane-only'}))
     assert 'smtp_dns_support_level' not in warnings_of(result)
 
 
@@ -130,7 +129,7 @@ def test_tafile_must_exist_where_the_smtp_client_opens_it(sandbox):
     assert_failed(sandbox.tls_policy({'destination': 'a.example', 'level': 'secure', 'tafile': [str(ta)]}),
                   'does not exist', 'error opening trust anchor file')
     ta.write_text('not checked here\n')
-    ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'secure', 'tafile': [str(ta)]}))
+    assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'secure', 'tafile': [str(ta)]}))
     # chrooted smtp client: the file must be below queue_directory
     queue = sandbox.tmp / 'queue'
     queue.mkdir()
@@ -142,12 +141,12 @@ def test_tafile_must_exist_where_the_smtp_client_opens_it(sandbox):
     inside = queue / str(ta).lstrip('/')
     inside.parent.mkdir(parents=True)
     inside.write_text('copy\n')
-    ok(sandbox.tls_policy({'destination': 'b.example', 'level': 'secure', 'tafile': [str(ta)]}))
+    assert_ok(sandbox.tls_policy({'destination': 'b.example', 'level': 'secure', 'tafile': [str(ta)]}))
 
 
 def test_missing_tafile_is_a_warning_in_check_mode(sandbox):
-    result = ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'secure',
-                                    'tafile': [str(sandbox.tmp / 'later.pem')]}, check=True))
+    result = assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'secure',
+                                           'tafile': [str(sandbox.tmp / 'later.pem')]}, check=True))
     assert 'check mode' in warnings_of(result)
 
 
@@ -160,7 +159,7 @@ def test_texthash_duplicate_keys_are_refused_until_the_key_is_managed(make_sandb
     assert_failed(sandbox.tls_policy({'destination': 'new.example', 'level': 'may'}),
                   'duplicate keys', "'example.com' on lines 1, 3", 'every destination')
     assert sandbox.snapshot() == before
-    result = ok(sandbox.tls_policy({'destination': 'example.com', 'level': 'secure'}))
+    result = assert_ok(sandbox.tls_policy({'destination': 'example.com', 'level': 'secure'}))
     assert result['updated'] == ['example.com']
     assert sandbox.table.read_text() == 'Example.com secure\nother.example may\n'
 
@@ -173,23 +172,23 @@ def test_unusable_existing_lines_stay_are_named_and_can_be_removed(sandbox):
             'example.com fingerprint match=51:e9:af:2e:...:2f\n'
             'good.example secure\n')
     sandbox.seed(text)
-    result = ok(sandbox.tls_policy({'destination': 'new.example', 'level': 'may'}))
+    result = assert_ok(sandbox.tls_policy({'destination': 'new.example', 'level': 'may'}))
     warnings = warnings_of(result)
     for line, fragment in ((1, 'no wildcards'), (2, 'malformed attribute/value pair "#"'),
                            (3, 'fingerprint')):
         assert 'line %d:' % line in warnings and fragment in warnings
     assert 'good.example' not in warnings
     assert sandbox.table.read_text() == text + 'new.example may\n'
-    result = ok(sandbox.tls_policy({'destination': '*', 'state': 'absent'}))
+    result = assert_ok(sandbox.tls_policy({'destination': '*', 'state': 'absent'}))
     assert result['removed'] == ['*']
     assert sandbox.table.read_text() == text.split('\n', 1)[1] + 'new.example may\n'
 
 
 def test_a_real_table_is_kept_and_its_broken_lines_named(sandbox):
-    with open(os.path.join(REALWORLD, '03_jojoob_tls_policy-dane_2014'), 'rb') as f:
+    with open(os.path.join(REALWORLD_TABLES, '03_jojoob_tls_policy-dane_2014'), 'rb') as f:
         text = f.read().decode('utf-8')
     sandbox.seed(text)
-    result = ok(sandbox.tls_policy({'destination': '[127.0.0.1]:10025', 'level': 'none'}))
+    result = assert_ok(sandbox.tls_policy({'destination': '[127.0.0.1]:10025', 'level': 'none'}))
     warnings = warnings_of(result)
     assert '.bayern.de' in warnings and 'bundeswehr.org' in warnings
     after = sandbox.table.read_text()

@@ -16,9 +16,11 @@ import os
 import pytest
 
 from postfix_sandbox import (
+    REALWORLD_TABLES,
     TLS_POLICY,
     assert_check_mode_writes_nothing,
     assert_failed,
+    assert_ok,
     assert_unchanged,
     needs_postfix,
     needs_root,
@@ -30,7 +32,6 @@ pytestmark = needs_postfix
 
 SHA256 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:CB:7B:8B:F5:49:D4:A8:7E:07:D6:39:EA:E8:8E:12:0E'
 MD5 = '3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1'
-REALWORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld', 'tables')
 
 ENTRIES = [
     {'destination': 'Example.com', 'level': 'secure', 'match': ['nexthop', 'dot-nexthop'], 'protocols': ['>=TLSv1.2']},
@@ -51,11 +52,6 @@ TABLE = (
     '[relay.example.net]:587 fingerprint match=%s\n' % SHA256)
 
 
-def ok(result):
-    assert not result.get('failed'), why(result)
-    return result
-
-
 def outcome(result):
     """What a run reports, without the parts that name the shape."""
     keys = ('failed', 'changed', 'added', 'updated', 'removed', 'postmap_ran', 'duplicates', 'map_type')
@@ -64,7 +60,7 @@ def outcome(result):
 
 def test_apply_idempotence_and_what_postfix_reads(sandbox):
     postmap_calls = sandbox.record('postmap')
-    result = ok(sandbox.tls_policy({'policies': POLICIES}))
+    result = assert_ok(sandbox.tls_policy({'policies': POLICIES}))
     assert result['changed'] is True and result['postmap_ran'] is True
     assert result['table_differs'] is True          # kept where a task overrides changed (a check-mode plan)
     assert result['added'] == ['example.com', '[127.0.0.1]:10025', '.example.org', '[relay.example.net]:587']
@@ -78,7 +74,7 @@ def test_apply_idempotence_and_what_postfix_reads(sandbox):
 
     before = sandbox.snapshot()
     calls = postmap_calls.calls()
-    again = ok(sandbox.tls_policy({'policies': POLICIES}))
+    again = assert_ok(sandbox.tls_policy({'policies': POLICIES}))
     assert again['changed'] is False and again['postmap_ran'] is False and again['table_differs'] is False
     assert again['added'] == again['updated'] == again['removed'] == []
     assert_unchanged(before, sandbox.snapshot())
@@ -93,7 +89,7 @@ def test_same_results_and_bytes_as_entries(make_sandbox, tmp_path):
                          ('policies', dict(POLICIES, **{'old.example': None}))):
         sandbox = make_sandbox(confdir=tmp_path / shape / 'postfix', maps_dir=tmp_path / shape / 'maps.d')
         sandbox.seed(seeded)
-        result = ok(sandbox.tls_policy({shape: value, 'exclusive': True}, diff=True))
+        result = assert_ok(sandbox.tls_policy({shape: value, 'exclusive': True}, diff=True))
         runs[shape] = (outcome(result), result['diff']['after'], result['diff']['before'],
                        warnings_of(result).replace(str(tmp_path / shape), 'SANDBOX'),
                        sandbox.table.read_bytes(), sandbox.dump())
@@ -106,9 +102,9 @@ def test_same_results_and_bytes_as_entries(make_sandbox, tmp_path):
 @pytest.mark.parametrize('first, second', [('entries', 'policies'), ('policies', 'entries')])
 def test_switching_shape_is_a_no_op(sandbox, first, second):
     args = {'entries': ENTRIES, 'policies': POLICIES}
-    ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
+    assert_ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
     before = sandbox.snapshot()
-    result = ok(sandbox.tls_policy({second: args[second], 'exclusive': True}, diff=True))
+    result = assert_ok(sandbox.tls_policy({second: args[second], 'exclusive': True}, diff=True))
     assert result['changed'] is False, why(result)
     assert result['diff']['before'] == result['diff']['after'] == TABLE
     assert_unchanged(before, sandbox.snapshot())
@@ -117,23 +113,23 @@ def test_switching_shape_is_a_no_op(sandbox, first, second):
 def test_a_non_canonical_value_is_written_as_the_entry_writes_it(sandbox):
     sandbox.seed('a.example SECURE match=nexthop match=dot-nexthop\n')
     # the existing line is the same policy: nothing to do
-    result = ok(sandbox.tls_policy({'policies': {'a.example': 'secure {match = nexthop:dot-nexthop}'}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': 'secure {match = nexthop:dot-nexthop}'}}))
     assert result['changed'] is False
-    result = ok(sandbox.tls_policy({'policies': {'b.example': 'ENCRYPT  ciphers=HIGH,protocols=!SSLv2'}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'b.example': 'ENCRYPT  ciphers=HIGH,protocols=!SSLv2'}}))
     assert sandbox.table.read_text().endswith('\nb.example encrypt ciphers=high protocols=!SSLv2\n')
 
 
 def test_null_removes_and_exclusive_keeps_only_the_mapping(sandbox):
     sandbox.seed('# comment\nold.example may\nkeep.example encrypt\n*\tencrypt\n')
-    result = ok(sandbox.tls_policy({'policies': {'old.example': None, '*': None}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'old.example': None, '*': None}}))
     assert result['removed'] == ['old.example', '*']
     assert sandbox.table.read_text() == '# comment\nkeep.example encrypt\n'
     assert sandbox.query('old.example', 'keep.example') == {'keep.example': 'encrypt'}
-    result = ok(sandbox.tls_policy({'policies': {'new.example': 'may', 'gone.example': None}, 'exclusive': True}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'new.example': 'may', 'gone.example': None}, 'exclusive': True}))
     assert result['added'] == ['new.example'] and result['removed'] == ['keep.example']
     assert sandbox.table.read_text() == '# comment\nnew.example may\n'
     # an empty mapping with exclusive empties the table (comments stay)
-    result = ok(sandbox.tls_policy({'policies': {}, 'exclusive': True}))
+    result = assert_ok(sandbox.tls_policy({'policies': {}, 'exclusive': True}))
     assert result['removed'] == ['new.example'] and sandbox.table.read_text() == '# comment\n'
 
 
@@ -174,8 +170,8 @@ def test_version_gate_as_for_entries(sandbox):
 
 
 def test_warnings_as_for_entries(sandbox):
-    by_entries = ok(sandbox.tls_policy({'entries': [{'destination': 'relay.example:587', 'level': 'dane'}]}))
-    by_policies = ok(sandbox.tls_policy({'policies': {'relay.example:587': 'dane'}}))
+    by_entries = assert_ok(sandbox.tls_policy({'entries': [{'destination': 'relay.example:587', 'level': 'dane'}]}))
+    by_policies = assert_ok(sandbox.tls_policy({'policies': {'relay.example:587': 'dane'}}))
     assert 'silently uses level may' in warnings_of(by_policies) and 'verbatim' in warnings_of(by_policies)
     assert warnings_of(by_policies) == warnings_of(by_entries)
 
@@ -229,7 +225,7 @@ def realworld_lines():
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
         PolicyError, fold_key, normalize_destination, parse_policy)
     lines, seen = [], set()
-    for path in sorted(glob.glob(os.path.join(REALWORLD, '*'))):
+    for path in sorted(glob.glob(os.path.join(REALWORLD_TABLES, '*'))):
         with open(path, 'rb') as f:
             table = LookupTableSource.parse(f.read().decode('utf-8', 'surrogateescape'))
         for line in table.entries():
@@ -273,10 +269,10 @@ def test_realworld_tables_switch_shape_without_change(make_sandbox, tmp_path):
         sandbox = make_sandbox(confdir=tmp_path / first / 'postfix', maps_dir=tmp_path / first / 'maps.d')
         sandbox.main_cf.write_text(sandbox.main_cf_text('smtp_dns_support_level = dnssec\n'))
         args = {'entries': entries, 'policies': policies}
-        result = ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
+        result = assert_ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
         assert len(result['added']) == len(lines)
         before = sandbox.snapshot()
-        again = ok(sandbox.tls_policy({second: args[second], 'exclusive': True}))
+        again = assert_ok(sandbox.tls_policy({second: args[second], 'exclusive': True}))
         assert again['changed'] is False, why(again)
         assert_unchanged(before, sandbox.snapshot())
         tables[first] = sandbox.table.read_bytes()
@@ -301,7 +297,7 @@ def test_values_that_would_add_lines_or_tokens_are_refused(sandbox, value):
 
 
 def test_line_breaks_between_tokens_are_whitespace_and_one_line_is_written(sandbox):
-    result = ok(sandbox.tls_policy({'policies': {'a.example': 'secure\n  match=nexthop\r\n\tprotocols=>=TLSv1.2'}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': 'secure\n  match=nexthop\r\n\tprotocols=>=TLSv1.2'}}))
     assert result['added'] == ['a.example']
     assert sandbox.table.read_text() == 'a.example secure match=nexthop protocols=>=TLSv1.2\n'
     assert sandbox.dump() == {'a.example': 'secure match=nexthop protocols=>=TLSv1.2'}

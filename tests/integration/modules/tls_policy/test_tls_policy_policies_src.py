@@ -16,9 +16,11 @@ import os
 import pytest
 
 from postfix_sandbox import (
+    REALWORLD_TABLES,
     TLS_POLICY,
     assert_check_mode_writes_nothing,
     assert_failed,
+    assert_ok,
     assert_unchanged,
     needs_postfix,
     needs_root,
@@ -28,7 +30,6 @@ from postfix_sandbox import (
 
 pytestmark = needs_postfix
 
-REALWORLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'data', 'realworld', 'tables')
 
 SOURCE = (
     '# partner domains, generated\n'
@@ -49,11 +50,6 @@ TABLE = (
     '[127.0.0.1]:10025 none\n')
 
 
-def ok(result):
-    assert not result.get('failed'), why(result)
-    return result
-
-
 def source(sandbox, text, name='partners.generated'):
     """A source file on the host, outside the Postfix directories."""
     path = sandbox.tmp / name
@@ -64,7 +60,7 @@ def source(sandbox, text, name='partners.generated'):
 def test_apply_idempotence_and_what_postfix_reads(sandbox):
     src = source(sandbox, SOURCE)
     postmap_calls = sandbox.record('postmap')
-    result = ok(sandbox.tls_policy({'policies_src': str(src)}, diff=True))
+    result = assert_ok(sandbox.tls_policy({'policies_src': str(src)}, diff=True))
     assert result['changed'] is True and result['postmap_ran'] is True
     assert result['added'] == ['example.com', '.example.org', '[127.0.0.1]:10025']
     assert result['diff']['before'] == '' and result['diff']['after'] == TABLE
@@ -77,7 +73,7 @@ def test_apply_idempotence_and_what_postfix_reads(sandbox):
 
     before = sandbox.snapshot()
     calls = postmap_calls.calls()
-    again = ok(sandbox.tls_policy({'policies_src': str(src)}, diff=True))
+    again = assert_ok(sandbox.tls_policy({'policies_src': str(src)}, diff=True))
     assert again['changed'] is False and again['postmap_ran'] is False
     assert again['diff']['before'] == again['diff']['after'] == TABLE
     assert_unchanged(before, sandbox.snapshot())
@@ -87,9 +83,9 @@ def test_apply_idempotence_and_what_postfix_reads(sandbox):
 @pytest.mark.parametrize('first, second', [('policies', 'policies_src'), ('policies_src', 'policies')])
 def test_switching_between_the_mapping_and_the_file_is_a_no_op(sandbox, first, second):
     args = {'policies': POLICIES, 'policies_src': str(source(sandbox, SOURCE))}
-    ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
+    assert_ok(sandbox.tls_policy({first: args[first], 'exclusive': True}))
     before = sandbox.snapshot()
-    result = ok(sandbox.tls_policy({second: args[second], 'exclusive': True}))
+    result = assert_ok(sandbox.tls_policy({second: args[second], 'exclusive': True}))
     assert result['changed'] is False, why(result)
     assert_unchanged(before, sandbox.snapshot())
     assert sandbox.table.read_text() == TABLE
@@ -98,19 +94,19 @@ def test_switching_between_the_mapping_and_the_file_is_a_no_op(sandbox, first, s
 def test_without_exclusive_other_entries_stay_and_with_it_the_table_is_the_file(sandbox):
     sandbox.seed('# kept\nkeep.example may\nexample.com encrypt\n')
     src = source(sandbox, SOURCE)
-    result = ok(sandbox.tls_policy({'policies_src': str(src)}))
+    result = assert_ok(sandbox.tls_policy({'policies_src': str(src)}))
     assert result['updated'] == ['example.com'] and result['removed'] == []
     assert sandbox.table.read_text() == ('# kept\nkeep.example may\n'
                                          'example.com secure match=nexthop:dot-nexthop protocols=>=TLSv1.2\n'
                                          '.example.org encrypt ciphers=high exclude=aNULL:MD5\n'
                                          '[127.0.0.1]:10025 none\n')
-    result = ok(sandbox.tls_policy({'policies_src': str(src), 'exclusive': True}))
+    result = assert_ok(sandbox.tls_policy({'policies_src': str(src), 'exclusive': True}))
     assert result['removed'] == ['keep.example']
     assert sandbox.query('keep.example', 'example.com') == {
         'example.com': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2'}
     # the file shrinks: exclusive removes what it no longer lists
     src.write_text('# nothing left\n')
-    result = ok(sandbox.tls_policy({'policies_src': str(src), 'exclusive': True}))
+    result = assert_ok(sandbox.tls_policy({'policies_src': str(src), 'exclusive': True}))
     assert sorted(result['removed']) == ['.example.org', '[127.0.0.1]:10025', 'example.com']
     assert sandbox.table.read_text() == '# kept\n'
     assert sandbox.dump() == {}
@@ -156,8 +152,8 @@ def test_warnings_as_for_the_mapping_and_summarized_as_for_it(sandbox):
     policies = dict(('d%d.example' % i, 'dane') for i in range(30))
     policies['relay.example:587'] = 'may'
     text = ''.join('%s %s\n' % item for item in policies.items())
-    by_policies = ok(sandbox.tls_policy({'policies': policies}))
-    by_source = ok(sandbox.tls_policy({'policies_src': str(source(sandbox, text))}))
+    by_policies = assert_ok(sandbox.tls_policy({'policies': policies}))
+    by_source = assert_ok(sandbox.tls_policy({'policies_src': str(source(sandbox, text))}))
     assert 'silently uses level may' in warnings_of(by_source) and 'verbatim' in warnings_of(by_source)
     assert warnings_of(by_source) == warnings_of(by_policies)
     assert len(by_source['warnings']) < 5
@@ -170,7 +166,7 @@ def test_unusable_source_fails_and_changes_nothing(sandbox):
     assert_failed(sandbox.tls_policy({'policies_src': str(missing)}),
                   'policies_src %s cannot be read on this host: No such file or directory' % missing)
     # in check mode a missing file is one an earlier task would ship: a predicted change
-    checked = ok(sandbox.tls_policy({'policies_src': str(missing), 'exclusive': True}, check=True))
+    checked = assert_ok(sandbox.tls_policy({'policies_src': str(missing), 'exclusive': True}, check=True))
     assert checked['changed'] is True and checked['table_differs'] is True
     assert checked['map'] == sandbox.map_spec
     assert 'a real run fails if the file is still missing' in warnings_of(checked)
@@ -241,7 +237,7 @@ def test_realworld_tables_as_sources(make_sandbox, tmp_path):
     """The real tables given as policies_src: each one the module accepts gives the table its
     usable lines give as the mapping; each one it refuses is refused naming a line."""
     accepted = refused = 0
-    for number, path in enumerate(sorted(glob.glob(os.path.join(REALWORLD, '*')))):
+    for number, path in enumerate(sorted(glob.glob(os.path.join(REALWORLD_TABLES, '*')))):
         sandbox = make_sandbox(confdir=tmp_path / str(number) / 'postfix', maps_dir=tmp_path / str(number) / 'maps.d')
         sandbox.main_cf.write_text(sandbox.main_cf_text('smtp_dns_support_level = dnssec\n'
                                                         'smtp_tls_fingerprint_digest = md5\n'))
@@ -253,7 +249,7 @@ def test_realworld_tables_as_sources(make_sandbox, tmp_path):
             continue
         accepted += 1 if result['added'] else 0
         before = sandbox.snapshot()
-        again = ok(sandbox.tls_policy({'policies_src': path, 'exclusive': True}))
+        again = assert_ok(sandbox.tls_policy({'policies_src': path, 'exclusive': True}))
         assert again['changed'] is False
         assert_unchanged(before, sandbox.snapshot())
         # what postmap answers for every key is the file's own value, canonically written

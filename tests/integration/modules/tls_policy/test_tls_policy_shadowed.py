@@ -14,14 +14,12 @@ import subprocess
 
 import pytest
 
-from postfix_sandbox import needs_postfix, warnings_of, why
-
+from postfix_sandbox import (
+    assert_ok,
+    needs_postfix,
+    warnings_of,
+)
 pytestmark = needs_postfix
-
-
-def ok(result):
-    assert not result.get('failed'), why(result)
-    return result
 
 
 def with_maps(sandbox, earlier, after=''):
@@ -46,8 +44,8 @@ def test_an_earlier_regexp_answers_first_warned_and_written(sandbox):
     regexp = sandbox.tmp / 'tls_policy.regexp'
     regexp.write_text('/(^|\\.)example\\.com$/ secure match=nexthop\n')
     ours = with_maps(sandbox, 'regexp:%s' % regexp)
-    result = ok(sandbox.tls_policy({'policies': {'example.com': 'encrypt', 'other.example': 'encrypt',
-                                                 '.example.com': 'may'}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'example.com': 'encrypt', 'other.example': 'encrypt',
+                                                        '.example.com': 'may'}}))
     assert result['added'] == ['example.com', 'other.example', '.example.com']
     assert sandbox.table.read_text() == 'example.com encrypt\nother.example encrypt\n.example.com may\n'
     warnings = warnings_of(result)
@@ -70,8 +68,8 @@ def test_an_earlier_file_table_with_the_key_and_a_later_one(sandbox):
         assert sandbox.real_postmap('hash:%s' % path).returncode == 0
     ours = with_maps(sandbox, 'proxy:hash:%s' % earlier, 'hash:%s' % later)
     # path chooses the table: without it the module edits the first file table of the list
-    result = ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt', 'b.example': 'encrypt'},
-                                    'path': str(sandbox.table)}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt', 'b.example': 'encrypt'},
+                                           'path': str(sandbox.table)}))
     warnings = warnings_of(result)
     assert 'overriding' not in warnings
     assert ("destination 'a.example': proxy:hash:%s, listed before %s in smtp_tls_policy_maps, answers first "
@@ -79,7 +77,7 @@ def test_an_earlier_file_table_with_the_key_and_a_later_one(sandbox):
     assert 'b.example' not in warnings                  # a later table never wins over this one
     assert first_answer(sandbox, ['hash:%s' % earlier, ours, 'hash:%s' % later], 'b.example') == (ours, 'encrypt')
     # removing the entry gives no warning
-    result = ok(sandbox.tls_policy({'policies': {'a.example': None}, 'path': str(sandbox.table)}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': None}, 'path': str(sandbox.table)}))
     assert 'listed before' not in warnings_of(result)
 
 
@@ -88,7 +86,7 @@ def test_the_managed_table_first_asks_no_other_table(sandbox):
     later.write_text('/./ none\n')
     calls = sandbox.record('postmap')
     with_maps(sandbox, '', 'regexp:%s' % later)
-    result = ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}}))
     assert 'listed before' not in warnings_of(result)
     assert not [call for call in calls.calls() if str(later) in call]
 
@@ -98,7 +96,7 @@ def test_the_list_is_read_once(sandbox):
     earlier.write_text('/^a\\.example$/ none\n')
     with_maps(sandbox, 'regexp:%s' % earlier)
     postconf_calls = sandbox.record('postconf')
-    result = ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}, 'path': str(sandbox.table)}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}, 'path': str(sandbox.table)}))
     assert 'answers first (none)' in warnings_of(result)
     assert len([call for call in postconf_calls.calls() if 'smtp_tls_policy_maps' in call]) == 1, postconf_calls.calls()
 
@@ -109,7 +107,7 @@ def test_an_earlier_table_postmap_cannot_query_is_named(sandbox):
     if 'mysql' in supported:
         pytest.skip('postfix-mysql is installed here: mysql tables can be queried')
     ours = with_maps(sandbox, 'mysql:%s' % (sandbox.tmp / 'mysql.cf'))
-    result = ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}}))
+    result = assert_ok(sandbox.tls_policy({'policies': {'a.example': 'encrypt'}}))
     assert result['added'] == ['a.example']
     assert ('mysql:%s, listed before %s in smtp_tls_policy_maps, cannot be queried with postmap here: this Postfix '
             'does not support the mysql type (postconf -m); install the postfix-mysql package; whether it answers '
