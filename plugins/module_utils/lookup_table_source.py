@@ -93,14 +93,9 @@ class Entry:
 
 def read_table_file(path):
     """The table source file at PATH, parsed as Postfix reads it (bytes that are not UTF-8
-    are kept). OSError when it cannot be read; ValueError when it holds NUL bytes (an index
-    such as a .db file, not the text postmap reads)."""
+    are kept). OSError when it cannot be read."""
     with open(path, 'rb') as f:
-        data = f.read()
-    if b'\0' in data:
-        raise ValueError('contains NUL bytes: it is not the text of a lookup table (an indexed .db or '
-                         '.lmdb file?)')
-    return LookupTableSource.parse(data.decode('utf-8', 'surrogateescape'))
+        return LookupTableSource.parse(f.read().decode('utf-8', 'surrogateescape'))
 
 
 def policy_source_entries(path):
@@ -115,6 +110,9 @@ def policy_source_entries(path):
         table = read_table_file(path)
     except (IOError, OSError) as exc:
         raise ValueError('cannot be read on this host: %s' % (exc.strerror or exc))
+    if '\0' in table.render():
+        raise ValueError('contains NUL bytes: it is not the text of a lookup table (an indexed .db or '
+                         '.lmdb file?)')
     errors = ['%s, line %d: %s' % (path, lineno, problem) for lineno, problem in table.problems()]
     items = [(entry.key, entry.value, '%s, line %d' % (path, entry.lineno))
              for entry in table.entries() if entry.value]

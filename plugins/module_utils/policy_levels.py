@@ -19,8 +19,8 @@ from __future__ import absolute_import, division, print_function
 import os
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import (
-    LookupTableSource,
     policy_source_entries,
+    read_table_file,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
     KEY_VALUE_FILE_TYPES,
@@ -261,8 +261,7 @@ def lookup_change(params, table, table_differs, level_after, smtpd_after=None):
 def read_source(path):
     """The table source PATH parsed, or None when it cannot be read."""
     try:
-        with open(path, 'rb') as handle:
-            return LookupTableSource.parse(handle.read().decode('utf-8', 'surrogateescape'))
+        return read_table_file(path)
     except (IOError, OSError):
         return None
 
