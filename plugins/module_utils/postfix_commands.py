@@ -73,7 +73,8 @@ class PostfixCommand:
         return self.find_binary()
 
     def _run(self, args, data=None, ok_rcs=(0,)):
-        """Run PROGRAM -c CONFIG_DIR ARGS; return (rc, stdout, stderr)."""
+        """Run PROGRAM -c CONFIG_DIR ARGS; return (rc, stdout, stderr). An exit status not in
+        OK_RCS raises PostfixCommandError (OK_RCS None: any exit status is returned)."""
         cmd = [self.binary, '-c', self.config_dir] + list(args)
         self.commands.append(cmd)
         try:
@@ -81,7 +82,7 @@ class PostfixCommand:
                                                    environ_update=C_LOCALE, handle_exceptions=False)
         except (OSError, IOError) as e:
             raise PostfixCommandError('cannot run %s: %s' % (' '.join(cmd), e), cmd=cmd, stderr=str(e))
-        if rc not in ok_rcs:
+        if ok_rcs is not None and rc not in ok_rcs:
             raise PostfixCommandError('%s failed (exit status %s): %s' % (' '.join(cmd), rc, (err or out).strip()),
                                       cmd=cmd, rc=rc, stdout=out, stderr=err)
         return rc, out, err

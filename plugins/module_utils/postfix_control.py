@@ -1,0 +1,96 @@
+# Copyright (c) 2026, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The ``postfix`` command for one configuration directory: check, status, reload, stop, start.
+
+What each does, from postfix-script (conf/postfix-script in the Postfix sources):
+
+- ``check`` runs ``post-install create-missing`` (creates missing queue directories and
+  fixes their ownership), ``postsuper`` (moves misplaced queue files) and then warns about
+  file ownership and permissions. So it writes, and is not run in check mode.
+- ``status`` exits 0 when the master runs and 1 when it does not (or when the configuration
+  is so broken that the ``postfix`` command refuses it).
+- ``reload`` re-reads the configuration (``kill -HUP`` of the master); a parameter the
+  master reads only at start (for example ``inet_interfaces``) needs ``stop`` and ``start``.
+- The script's own messages (``the Postfix mail system is not running``, ``fatal: ...``)
+  go through ``postlog``, which writes to stderr only when stderr is a terminal; otherwise
+  they are in the mail log. Warnings of ``postconf`` (which the script runs) do come on
+  stderr.
+"""
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    PostfixCommand,
+    PostfixCommandError,
+    warnings_of,
+)
+
+# state -> what a running Postfix gets
+ACTIONS = {'reloaded': 'reloaded', 'restarted': 'restarted', 'checked': 'none'}
+
+LOGGED_ELSEWHERE = ('postfix-script logs its reasons through postlog, which writes to stderr only '
+                    'on a terminal: run "postfix -c %s %s" by hand or read the mail log')
+
+
+class PostfixControl(PostfixCommand):
+    """``postfix -c CONFIG_DIR COMMAND``; EXECUTABLE, when given, is the ``postfix`` to run."""
+
+    program = 'postfix'
+
+    def __init__(self, module, config_dir='/etc/postfix', commands=None, executable=None):
+        super(PostfixControl, self).__init__(module, config_dir, commands)
+        if executable:
+            self._binary = executable
+
+    def _command(self, name):
+        """Run ``postfix -c CONFIG_DIR NAME``; (rc, stdout, stderr), any exit status."""
+        return self._run([name], ok_rcs=None)
+
+    def failure(self, name, rc, out, err):
+        """A PostfixCommandError for ``postfix NAME`` that exited RC, naming its output or, when
+        it printed nothing (the usual case off a terminal), where its reasons went."""
+        text = ((err or '') + (out or '')).strip()
+        return PostfixCommandError('%s failed (exit status %s): %s' % (
+            ' '.join(self.commands[-1]), rc, text or LOGGED_ELSEWHERE % (self.config_dir, name)),
+            cmd=self.commands[-1], rc=rc, stdout=out, stderr=err)
+
+    def check(self):
+        """``postfix check``; its warnings (postconf's, on stderr). Raises PostfixCommandError."""
+        rc, out, err = self._command('check')
+        if rc != 0:
+            raise self.failure('check', rc, out, err)
+        return warnings_of(err)
+
+    def running(self):
+        """True when ``postfix status`` says the master runs (exit status 0)."""
+        return self._command('status')[0] == 0
+
+    def reload(self):
+        self._require('reload')
+
+    def restart(self):
+        """``postfix stop`` then ``postfix start`` (start runs the checks of ``postfix check``)."""
+        self._require('stop')
+        self._require('start')
+
+    def _require(self, name):
+        rc, out, err = self._command(name)
+        if rc != 0:
+            raise self.failure(name, rc, out, err)
+
+
+def outcome(config_dir, state, running, check_mode):
+    """(changed, action, msg) of bringing STATE to a Postfix that is RUNNING (or not).
+
+    STATE: ``reloaded``, ``restarted`` or ``checked``. A Postfix that is not running is
+    left stopped: it reads the new configuration when it starts."""
+    action = ACTIONS[state] if running else 'none'
+    if not running:
+        msg = ('Postfix (%s) is not running, so it is not %s; the new settings apply when it starts.'
+               % (config_dir, 'reloaded' if state != 'restarted' else 'restarted'))
+    elif action == 'none':
+        msg = 'Postfix (%s) is running; it was not reloaded (state=checked).' % config_dir
+    else:
+        what = 'stopped and started' if action == 'restarted' else 'reloaded'
+        msg = 'Postfix (%s) %s %s.' % (config_dir, 'would be' if check_mode else 'was', what)
+    return action != 'none', action, msg

@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# Copyright (c) 2026, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r'''
+---
+module: postfix_service
+short_description: Check the Postfix configuration, then reload or restart a running Postfix, in one step
+version_added: 0.1.0
+description:
+  - Makes new settings live the way an operator does by hand, in one module call (one round
+    trip) - C(postfix check), then C(postfix status), then C(postfix reload) (or C(postfix stop)
+    and C(postfix start) with O(state=restarted)) when Postfix runs.
+  - When C(postfix check) fails, Postfix is neither reloaded nor restarted and the task fails;
+    the running Postfix keeps the settings it has.
+  - A Postfix that is not running is left stopped (unlike M(ansible.builtin.service) with
+    C(state=reloaded), which starts it); it reads the new settings when it starts. RV(running)
+    says which it was.
+  - Every command is C(postfix -c CONFIG_DIR ...), so a secondary instance is handled like
+    C(/etc/postfix).
+  - Meant for handlers. It reports a change whenever it reloads or restarts (as
+    M(ansible.builtin.service) does).
+author:
+  - mailgw.postfix_tls developers (!UNKNOWN)
+options:
+  state:
+    description:
+      - V(reloaded) - reload a running Postfix (C(postfix reload)).
+      - V(restarted) - stop and start a running Postfix (C(postfix stop), C(postfix start)),
+        for parameters the master reads only when it starts, such as C(inet_interfaces).
+      - V(checked) - check the configuration and find out whether Postfix runs, and change
+        nothing else; for a Postfix that a service manager reloads (for example
+        M(ansible.builtin.systemd_service) when RV(running) is true).
+    type: str
+    choices: [reloaded, restarted, checked]
+    default: reloaded
+  check:
+    description:
+      - Run C(postfix check) first, and stop with an error (nothing reloaded) when it fails.
+      - Not run in check mode, because C(postfix check) writes (it creates missing queue
+        directories and moves misplaced queue files).
+    type: bool
+    default: true
+  config_dir:
+    description: The Postfix configuration directory (C(postfix -c)).
+    type: path
+    default: /etc/postfix
+  executable:
+    description:
+      - The C(postfix) command to run.
+      - Default - C(postfix) found on E(PATH), C(/sbin), C(/usr/sbin) or C(/usr/local/sbin).
+    type: path
+notes:
+  - C(postfix check) and the C(postfix) control script log their reasons through C(postlog),
+    which writes to stderr only on a terminal. So a failed check usually comes with no text
+    here; the error says so, and the reasons are in the mail log (or run C(postfix check) by
+    hand). Warnings of C(postconf), which the script runs, do come back and are shown as
+    warnings.
+attributes:
+  check_mode:
+    description:
+      - Runs only C(postfix status) and reports what a real run would do (RV(outcome), and
+        changed when Postfix runs and O(state) is not V(checked)).
+    support: full
+  diff_mode:
+    description: No file is changed, so there is nothing to show.
+    support: none
+  platform:
+    description: Needs the C(postfix) command on the target, run as root.
+    support: full
+    platforms: posix
+seealso:
+  - module: mailgw.postfix_tls.postconf
+  - module: mailgw.postfix_tls.tls_policy
+  - module: ansible.builtin.systemd_service
+'''
+
+EXAMPLES = r'''
+# A handler for the tasks that change main.cf, master.cf or a table:
+#   notify: Check and reload Postfix
+- name: Check and reload Postfix
+  mailgw.postfix_tls.postfix_service:
+    state: reloaded
+
+- name: Restart a secondary instance after changing inet_interfaces
+  mailgw.postfix_tls.postfix_service:
+    config_dir: /etc/postfix-out
+    state: restarted
+
+# Postfix under systemd: check here, reload through the unit.
+- name: Check the Postfix configuration
+  mailgw.postfix_tls.postfix_service:
+    state: checked
+  register: postfix_checked
+
+- name: Reload Postfix through systemd
+  ansible.builtin.systemd_service:
+    name: postfix
+    state: reloaded
+  when: postfix_checked.running
+'''
+
+RETURN = r'''
+running:
+  description: Whether Postfix was running (C(postfix status) exit status 0).
+  returned: success
+  type: bool
+  sample: true
+outcome:
+  description:
+    - What was done to Postfix (in check mode, what would be done) - V(reloaded), V(restarted),
+      or V(none) when it is not running or O(state=checked).
+  returned: success
+  type: str
+  sample: reloaded
+checked:
+  description: Whether C(postfix check) ran (and passed).
+  returned: success
+  type: bool
+  sample: true
+msg:
+  description: One line saying what happened.
+  returned: always
+  type: str
+  sample: Postfix (/etc/postfix) was reloaded.
+commands:
+  description: The commands run, each an argument list.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/sbin/postfix", "-c", "/etc/postfix", "check"], ["/usr/sbin/postfix", "-c", "/etc/postfix", "status"],
+           ["/usr/sbin/postfix", "-c", "/etc/postfix", "reload"]]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import PostfixControl, outcome
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['reloaded', 'restarted', 'checked'], default='reloaded'),
+            check=dict(type='bool', default=True),
+            config_dir=dict(type='path', default='/etc/postfix'),
+            executable=dict(type='path'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    commands = []
+    postfix = PostfixControl(module, p['config_dir'], commands, p['executable'])
+    checked = False
+    try:
+        if p['check'] and not module.check_mode:
+            for warning in postfix.check():
+                module.warn(warning)
+            checked = True
+        running = postfix.running()
+        changed, done, msg = outcome(p['config_dir'], p['state'], running, module.check_mode)
+        if changed and not module.check_mode:
+            if done == 'restarted':
+                postfix.restart()
+            else:
+                postfix.reload()
+    except PostfixCommandError as exc:
+        stopped = bool(commands) and commands[-1][-1] == 'start'
+        state = 'was stopped and did not start again' if stopped else 'was not reloaded or restarted'
+        module.fail_json(msg='%s; Postfix (%s) %s.' % (exc, p['config_dir'], state),
+                         rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr, commands=commands)
+    module.exit_json(changed=changed, running=running, outcome=done, checked=checked, msg=msg,
+                     commands=commands)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,209 @@
+# Copyright (c) 2026, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""mailgw.postfix_tls.postfix_service against a real running Postfix (bookworm container).
+
+The module runs through ansible-playbook over the nsenter connection, as the role's
+handler runs it. Whether Postfix took the new settings is asked on the wire: each test
+changes smtpd_banner in main.cf and reads the greeting of a new SMTP session; the master's
+PID says whether it was restarted.
+"""
+
+import json
+import shutil
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+from ansible_env import ansible_env, tool
+
+pytestmark = pytest.mark.container
+
+IMAGE = 'localhost/mailgw-postfix:bookworm'
+MODULE = 'mailgw.postfix_tls.postfix_service'
+
+
+def _run(argv, **kwargs):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+                          universal_newlines=True, env=kwargs.pop('env', ansible_env()), **kwargs)
+
+
+class Host(object):
+    """A throwaway container (Postfix started with `postfix start`, so it can be stopped)."""
+
+    def __init__(self, tmp_path):
+        if not shutil.which('podman') or _run(['podman', 'image', 'exists', IMAGE]).returncode != 0:
+            pytest.fail('container tests need podman and the image %s (./run images)' % IMAGE)
+        self.name = 'postfix-service-test-%s' % uuid.uuid4().hex[:10]
+        self.tmp = tmp_path
+        proc = _run(['podman', 'run', '-d', '--name', self.name, '--network', 'none', IMAGE, 'sleep', 'infinity'])
+        assert proc.returncode == 0, proc.stderr
+        self.pid = _run(['podman', 'container', 'inspect', '-f', '{{.State.Pid}}', self.name]).stdout.strip()
+        assert self.pid.isdigit() and self.pid != '0', self.pid
+        self.inventory = tmp_path / 'hosts.yml'
+        self.inventory.write_text(yaml.safe_dump({'all': {'hosts': {'gw': {
+            'ansible_connection': 'community.docker.nsenter', 'ansible_nsenter_pid': int(self.pid),
+            'ansible_python_interpreter': '/usr/bin/python3'}}}}))
+
+    def destroy(self):
+        _run(['podman', 'rm', '-f', '-t', '0', self.name])
+
+    def sh(self, script, check=True):
+        proc = _run(['nsenter', '--ipc', '--mount', '--net', '--pid', '--uts', '--target', self.pid, '--',
+                     'sh', '-c', script],
+                    env=dict(ansible_env(), PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'))
+        if check:
+            assert proc.returncode == 0, '%s: %s%s' % (script, proc.stdout, proc.stderr)
+        return proc.stdout
+
+    def banner(self, text):
+        """Set smtpd_banner in main.cf (not live until a reload)."""
+        self.sh("postconf -e 'smtpd_banner=$myhostname ESMTP %s'" % text)
+
+    def greeting(self):
+        """The 220 line of a new SMTP session on port 25."""
+        return self.sh('python3 -c "import socket; s = socket.create_connection((\'127.0.0.1\', 25), 10); '
+                       'print(s.recv(512).decode().strip())"').strip()
+
+    def master_pid(self):
+        return self.sh('cat /var/spool/postfix/pid/master.pid').strip()
+
+    def files(self):
+        """Everything under the configuration and queue directories, with checksums of files."""
+        return self.sh('find /etc/postfix /var/spool/postfix /var/lib/postfix ! -type s ! -type p '
+                       '-printf "%p %m %u\\n" | sort; md5sum /etc/postfix/*.cf')
+
+    def task(self, args=None, check=False):
+        """One task of MODULE with ARGS; its host result."""
+        play = self.tmp / ('play-%s.yml' % uuid.uuid4().hex[:6])
+        play.write_text(yaml.safe_dump([{'hosts': 'gw', 'gather_facts': False,
+                                         'tasks': [{'name': 'postfix_service', MODULE: args or {}}]}]))
+        argv = [tool('ansible-playbook'), '-i', str(self.inventory), str(play)] + (['--check'] if check else [])
+        proc = _run(argv, env=ansible_env(interpreter=None))
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError('no JSON from ansible-playbook:\n%s\n%s' % (proc.stdout[-3000:], proc.stderr[-3000:]))
+        return data['plays'][0]['tasks'][0]['hosts']['gw']
+
+
+@pytest.fixture
+def host(tmp_path):
+    h = Host(tmp_path)
+    try:
+        yield h
+    finally:
+        h.destroy()
+
+
+@pytest.fixture
+def running(host):
+    host.sh('postfix start')
+    host.banner('before')
+    host.sh('postfix reload')
+    assert host.greeting().endswith('ESMTP before')
+    return host
+
+
+def _commands(result):
+    return [cmd[-1] for cmd in result['commands']]
+
+
+def test_checks_then_reloads_a_running_postfix(running):
+    pid = running.master_pid()
+    running.banner('after')
+    result = running.task()
+    assert not result.get('failed'), result
+    assert result['changed'] is True
+    assert (result['running'], result['outcome'], result['checked']) == (True, 'reloaded', True)
+    assert _commands(result) == ['check', 'status', 'reload']
+    assert result['commands'][0][:3] == ['/usr/sbin/postfix', '-c', '/etc/postfix']
+    assert result['msg'] == 'Postfix (/etc/postfix) was reloaded.'
+    # Live on the wire, and the same master (a reload, not a restart).
+    assert running.greeting().endswith('ESMTP after')
+    assert running.master_pid() == pid
+
+
+def test_check_mode_reads_the_status_only_and_predicts_the_reload(running):
+    running.banner('after')
+    before = running.files()
+    result = running.task(check=True)
+    assert not result.get('failed'), result
+    assert (result['changed'], result['outcome'], result['checked']) == (True, 'reloaded', False)
+    assert result['msg'] == 'Postfix (/etc/postfix) would be reloaded.'
+    # postfix check writes (create-missing, postsuper): not run; nothing reloaded, nothing written.
+    assert _commands(result) == ['status']
+    assert running.greeting().endswith('ESMTP before')
+    assert running.files() == before
+
+
+def test_restarted_stops_and_starts_the_master(running):
+    pid = running.master_pid()
+    running.banner('after')
+    result = running.task({'state': 'restarted'})
+    assert not result.get('failed'), result
+    assert (result['changed'], result['outcome']) == (True, 'restarted')
+    assert _commands(result) == ['check', 'status', 'stop', 'start']
+    assert result['msg'] == 'Postfix (/etc/postfix) was stopped and started.'
+    assert running.master_pid() != pid
+    assert running.greeting().endswith('ESMTP after')
+    predicted = running.task({'state': 'restarted'}, check=True)
+    assert (predicted['changed'], predicted['outcome']) == (True, 'restarted')
+    assert predicted['msg'] == 'Postfix (/etc/postfix) would be stopped and started.'
+
+
+def test_a_failed_check_reloads_nothing(running):
+    pid = running.master_pid()
+    running.banner('after')
+    # The postfix command refuses a mail_owner that does not exist (postfix check exits 1).
+    running.sh('postconf -e mail_owner=nosuchuser')
+    result = running.task()
+    assert result.get('failed'), result
+    assert result['msg'].startswith('/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): '), result['msg']
+    # Off a terminal postfix-script prints nothing: the message says where its reasons went.
+    assert 'postlog' in result['msg'] and 'mail log' in result['msg'], result['msg']
+    assert result['msg'].endswith('Postfix (/etc/postfix) was not reloaded or restarted.'), result['msg']
+    assert _commands(result) == ['check']
+    running.sh('postconf -e mail_owner=postfix')
+    assert running.greeting().endswith('ESMTP before')
+    assert running.master_pid() == pid
+
+
+def test_a_stopped_postfix_is_left_stopped(host):
+    host.banner('after')
+    for check in (True, False):
+        result = host.task(check=check)
+        assert not result.get('failed'), result
+        assert (result['changed'], result['running'], result['outcome']) == (False, False, 'none')
+        assert result['msg'] == ('Postfix (/etc/postfix) is not running, so it is not reloaded; '
+                                 'the new settings apply when it starts.')
+    assert _commands(result) == ['check', 'status']
+    assert not _postfix_runs(host)
+
+
+def test_checked_changes_nothing_and_says_whether_postfix_runs(running):
+    running.banner('after')
+    result = running.task({'state': 'checked'})
+    assert not result.get('failed'), result
+    assert (result['changed'], result['running'], result['outcome'], result['checked']) == (False, True, 'none', True)
+    assert _commands(result) == ['check', 'status']
+    assert running.greeting().endswith('ESMTP before')
+    unchecked = running.task({'state': 'reloaded', 'check': False})
+    assert _commands(unchecked) == ['status', 'reload'] and unchecked['checked'] is False
+    assert running.greeting().endswith('ESMTP after')
+
+
+def test_another_executable_and_config_dir(running):
+    running.sh('cp -a /etc/postfix /etc/postfix-copy && ln -s /usr/sbin/postfix /usr/local/sbin/pf')
+    result = running.task({'executable': '/usr/local/sbin/pf', 'config_dir': '/etc/postfix-copy', 'state': 'checked'})
+    assert not result.get('failed'), result
+    assert result['commands'][0] == ['/usr/local/sbin/pf', '-c', '/etc/postfix-copy', 'check']
+    missing = running.task({'executable': '/nonexistent/postfix'})
+    assert missing.get('failed') and missing['msg'].startswith('cannot run /nonexistent/postfix -c /etc/postfix check'), \
+        missing['msg']
+
+
+def _postfix_runs(host):
+    return _run(['nsenter', '--mount', '--pid', '--target', host.pid, '--', '/usr/sbin/postfix', 'status']).returncode == 0

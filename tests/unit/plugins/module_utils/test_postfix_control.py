@@ -1,0 +1,98 @@
+# Copyright (c) 2026, mailgw.postfix_tls contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""postfix check / status / reload / stop / start: argument lists, errors, the outcome.
+
+A fake AnsibleModule answers; the real postfix runs in
+tests/integration/modules/postfix_service.
+"""
+
+import pytest
+
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import PostfixControl, outcome
+
+
+class FakeModule:
+    def __init__(self, answers=None):
+        self.answers = list(answers or [])
+        self.calls = []
+
+    def get_bin_path(self, name, required=False):
+        return '/usr/sbin/' + name
+
+    def run_command(self, cmd, data=None, binary_data=False, environ_update=None, handle_exceptions=True):
+        self.calls.append(dict(cmd=cmd, env=environ_update))
+        return self.answers.pop(0) if self.answers else (0, '', '')
+
+
+def test_commands_name_the_config_dir_and_run_in_the_c_locale():
+    module = FakeModule()
+    commands = []
+    postfix = PostfixControl(module, '/etc/postfix-out', commands)
+    assert postfix.check() == []
+    assert postfix.running() is True
+    postfix.reload()
+    postfix.restart()
+    assert commands == [['/usr/sbin/postfix', '-c', '/etc/postfix-out', name]
+                        for name in ('check', 'status', 'reload', 'stop', 'start')]
+    assert all(call['env']['LC_ALL'] == 'C' for call in module.calls)
+
+
+def test_the_executable_given_is_run():
+    postfix = PostfixControl(FakeModule(), '/etc/postfix', executable='/opt/postfix/sbin/postfix')
+    postfix.running()
+    assert postfix.commands == [['/opt/postfix/sbin/postfix', '-c', '/etc/postfix', 'status']]
+
+
+def test_status_other_than_zero_is_not_running():
+    assert PostfixControl(FakeModule([(1, '', '')])).running() is False
+
+
+def test_check_returns_postconf_warnings():
+    err = ('postconf: warning: /etc/postfix/main.cf, line 9: overriding earlier entry: smtpd_banner=x\n'
+           'some other line\n')
+    warnings = PostfixControl(FakeModule([(0, '', err)])).check()
+    assert warnings == ['postconf: warning: /etc/postfix/main.cf, line 9: overriding earlier entry: smtpd_banner=x']
+
+
+def test_a_failed_check_without_output_says_where_the_reasons_went():
+    with pytest.raises(PostfixCommandError) as info:
+        PostfixControl(FakeModule([(1, '', '')]), '/etc/postfix').check()
+    assert str(info.value) == (
+        '/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): postfix-script logs its reasons through '
+        'postlog, which writes to stderr only on a terminal: run "postfix -c /etc/postfix check" by hand or '
+        'read the mail log')
+    assert info.value.rc == 1
+
+
+def test_a_failed_command_with_output_names_it():
+    with pytest.raises(PostfixCommandError) as info:
+        PostfixControl(FakeModule([(0, '', ''), (1, '', 'postfix: fatal: unknown command\n')])).restart()
+    assert str(info.value) == '/usr/sbin/postfix -c /etc/postfix start failed (exit status 1): postfix: fatal: unknown command'
+
+
+def test_a_command_that_cannot_run_is_named():
+    class Unrunnable(FakeModule):
+        def run_command(self, cmd, **kwargs):
+            raise OSError(2, 'No such file or directory')
+    with pytest.raises(PostfixCommandError) as info:
+        PostfixControl(Unrunnable(), executable='/nonexistent/postfix').check()
+    assert str(info.value).startswith('cannot run /nonexistent/postfix -c /etc/postfix check: ')
+
+
+@pytest.mark.parametrize('state, running, check_mode, expected', [
+    ('reloaded', True, False, (True, 'reloaded', 'Postfix (/etc/postfix) was reloaded.')),
+    ('reloaded', True, True, (True, 'reloaded', 'Postfix (/etc/postfix) would be reloaded.')),
+    ('restarted', True, False, (True, 'restarted', 'Postfix (/etc/postfix) was stopped and started.')),
+    ('restarted', True, True, (True, 'restarted', 'Postfix (/etc/postfix) would be stopped and started.')),
+    ('checked', True, False, (False, 'none', 'Postfix (/etc/postfix) is running; it was not reloaded (state=checked).')),
+    ('reloaded', False, False, (False, 'none', 'Postfix (/etc/postfix) is not running, so it is not reloaded; '
+                                               'the new settings apply when it starts.')),
+    ('restarted', False, True, (False, 'none', 'Postfix (/etc/postfix) is not running, so it is not restarted; '
+                                               'the new settings apply when it starts.')),
+    ('checked', False, False, (False, 'none', 'Postfix (/etc/postfix) is not running, so it is not reloaded; '
+                                              'the new settings apply when it starts.')),
+])
+def test_outcome(state, running, check_mode, expected):
+    assert outcome('/etc/postfix', state, running, check_mode) == expected
