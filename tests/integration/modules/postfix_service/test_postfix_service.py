@@ -207,3 +207,11 @@ def test_another_executable_and_config_dir(running):
 
 def _postfix_runs(host):
     return _run(['nsenter', '--mount', '--pid', '--target', host.pid, '--', '/usr/sbin/postfix', 'status']).returncode == 0
+
+
+def test_ansible_doc_renders():
+    proc = _run([tool('ansible-doc'), MODULE])
+    assert proc.returncode == 0, proc.stderr
+    assert 'ERROR' not in proc.stderr and 'WARNING' not in proc.stderr, proc.stderr
+    for word in ('state', 'restarted', 'checked', 'executable', 'outcome', 'postlog'):
+        assert word in proc.stdout, word
