@@ -423,7 +423,7 @@ def fleet_tables(res):
                          (r['verdict'] or '') + ('' if r['rc'] == 0 else ' FAILED (rc %s) %s' % (r['rc'], r['error'] or ''))])
         tables.append(('enforce_tls role runs, %s policy entries, connection %s (tasks, skipped, round trips, '
                        'changed: per host, from the callback; round trips = module executions on the host; '
-                       'reload = the handler tasks validate/status/reload)'
+                       'reload = the reload handler tasks: since 489facb one postfix_service task, before it validate/status/reload)'
                        % (role.get('policies'), connection_name(role)),
                        ['run', 'phase', 'hosts', 'forks', 'wall', 'CPU', 'tasks', 'skipped', 'round trips',
                         'changed', 'reload', 'wall of', ''], rows))
