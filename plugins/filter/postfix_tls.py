@@ -744,7 +744,7 @@ def enforce_tls_input_problems(sources, settings):
     the role's variables without the ``enforce_tls_`` prefix: internal_nexthops,
     reinjection_services, map_path, maps_d_dir, preflight,
     preflight_destinations, preflight_timeout, preflight_log_window,
-    preflight_max. Each message names the variable, the rule and the value.
+    preflight_max, preflight_concurrency. Each message names the variable, the rule and the value.
     """
     if not isinstance(settings, Mapping):
         raise AnsibleFilterError('enforce_tls_input_problems expects a mapping of settings, got %s'
@@ -771,16 +771,19 @@ def enforce_tls_input_problems(sources, settings):
     preflight = get('preflight', 'off')
     destinations = get('preflight_destinations', [])
     timeout, window, limit = get('preflight_timeout', 10), get('preflight_log_window', ''), get('preflight_max', 0)
+    concurrency = get('preflight_concurrency', 4)
     if not (preflight in ('off', 'warn', 'fail') and _all_match(destinations, PREFLIGHT_DESTINATION)
             and re.match(r'^[1-9][0-9]*$', str(timeout)) and re.match(r'^([0-9]+[smhdw])?$', str(window))
-            and re.match(r'^[0-9]+$', str(limit))):
+            and re.match(r'^[0-9]+$', str(limit)) and re.match(r'^[1-9][0-9]*$', str(concurrency))):
         problems.append('Bad value: enforce_tls_preflight must be off, warn or fail (got %s); '
                         'enforce_tls_preflight_destinations a list of destinations in the policy table\'s key '
                         'forms, like "example.com" or "[mx.example.com]:25", without spaces (got %s); '
                         'enforce_tls_preflight_timeout a positive number of seconds (got %s); '
                         'enforce_tls_preflight_log_window a window like 12h or 7d, or empty (got %s); '
-                        'enforce_tls_preflight_max a number of destinations (got %s).'
-                        % (_json(preflight), _json(destinations), _json(timeout), _json(window), _json(limit)))
+                        'enforce_tls_preflight_max a number of destinations (got %s); '
+                        'enforce_tls_preflight_concurrency a positive number of probes at a time (got %s).'
+                        % (_json(preflight), _json(destinations), _json(timeout), _json(window), _json(limit),
+                           _json(concurrency)))
     return problems
 
 

@@ -61,9 +61,13 @@ def _report(result):
 
 def test_warn_reports_the_destination_that_would_defer_and_goes_on(gateway):
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt',
-                        'enforce_tls_preflight_destinations': [PLAIN, SELF_SIGNED]})
+                        'enforce_tls_preflight_destinations': [PLAIN, SELF_SIGNED],
+                        'enforce_tls_preflight_concurrency': 2})
     applied = gateway.play()
     assert applied.rc == 0, applied.failed or applied.output[-4000:]
+    # the probes ran two at a time, as asked
+    read = applied.result_of('Read the Postfix settings, services and files')
+    assert read['invocation']['module_args']['tls_policy_levels']['concurrency'] == 2
     report = _report(applied)
     assert report['mode'] == 'warn'
     assert report['would_defer'] == [PLAIN]
@@ -261,6 +265,7 @@ def test_raising_smtpd_names_the_clients_that_sent_without_tls(gateway):
     ({'enforce_tls_preflight_destinations': 'example.com'}, 'enforce_tls_preflight_destinations'),
     ({'enforce_tls_preflight': 'maybe'}, 'enforce_tls_preflight'),
     ({'enforce_tls_preflight_timeout': 0}, 'enforce_tls_preflight_timeout'),
+    ({'enforce_tls_preflight_concurrency': 0}, 'enforce_tls_preflight_concurrency'),
 ])
 def test_bad_preflight_input_is_refused_before_anything_is_read(tmp_path, variables, named):
     playbook = tmp_path / 'play.yml'

@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The enforce_tls role's decision and input checks (filters, pure, no Postfix)."""
 
+import json
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -160,7 +162,7 @@ def test_decision_rejects_bad_settings():
 
 SETTINGS = dict(internal_nexthops=['[127.0.0.1]:10025'], reinjection_services=['127.0.0.1:10026/inet'],
                 map_path='', maps_d_dir='', preflight='warn', preflight_destinations=[],
-                preflight_timeout=10, preflight_log_window='7d', preflight_max=50)
+                preflight_timeout=10, preflight_log_window='7d', preflight_max=50, preflight_concurrency=4)
 
 
 def test_good_input_has_no_problems():
@@ -196,10 +198,13 @@ def test_wiring_problems(name, value):
     ('preflight_timeout', 0),
     ('preflight_log_window', '7 days'),
     ('preflight_max', -1),
+    ('preflight_concurrency', 0),
+    ('preflight_concurrency', 'many'),
 ])
 def test_preflight_problems(name, value):
     msg, = enforce_tls_input_problems({}, dict(SETTINGS, **{name: value}))
     assert msg.startswith('Bad value: enforce_tls_preflight must be off, warn or fail')
+    assert '(got %s)' % json.dumps(value) in msg, msg
 
 
 def test_a_refused_table_plan_is_a_refusal():
