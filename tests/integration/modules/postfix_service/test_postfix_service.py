@@ -22,6 +22,8 @@ from ansible_env import ansible_env, tool
 pytestmark = pytest.mark.container
 
 IMAGE = 'localhost/mailgw-postfix:bookworm'
+# Every tested release: bullseye 3.5, bookworm 3.7, trixie 3.10, sid 3.11 (scripts/images.sh)
+RELEASES = ('bullseye', 'bookworm', 'trixie', 'sid')
 MODULE = 'mailgw.postfix_tls.postfix_service'
 
 
@@ -33,12 +35,12 @@ def _run(argv, **kwargs):
 class Host(object):
     """A throwaway container (Postfix started with `postfix start`, so it can be stopped)."""
 
-    def __init__(self, tmp_path):
-        if not shutil.which('podman') or _run(['podman', 'image', 'exists', IMAGE]).returncode != 0:
-            pytest.fail('container tests need podman and the image %s (./run images)' % IMAGE)
+    def __init__(self, tmp_path, image=IMAGE):
+        if not shutil.which('podman') or _run(['podman', 'image', 'exists', image]).returncode != 0:
+            pytest.fail('container tests need podman and the image %s (./run images)' % image)
         self.name = 'postfix-service-test-%s' % uuid.uuid4().hex[:10]
         self.tmp = tmp_path
-        proc = _run(['podman', 'run', '-d', '--name', self.name, '--network', 'none', IMAGE, 'sleep', 'infinity'])
+        proc = _run(['podman', 'run', '-d', '--name', self.name, '--network', 'none', image, 'sleep', 'infinity'])
         assert proc.returncode == 0, proc.stderr
         self.pid = _run(['podman', 'container', 'inspect', '-f', '{{.State.Pid}}', self.name]).stdout.strip()
         assert self.pid.isdigit() and self.pid != '0', self.pid
@@ -207,6 +209,37 @@ def test_another_executable_and_config_dir(running):
 
 def _postfix_runs(host):
     return _run(['nsenter', '--mount', '--pid', '--target', host.pid, '--', '/usr/sbin/postfix', 'status']).returncode == 0
+
+
+@pytest.mark.parametrize('suite', RELEASES)
+def test_every_release_is_reloaded_restarted_predicted_and_left_stopped(tmp_path, suite):
+    """The same on each tested Postfix release: the postfix-script commands (check, status,
+    reload, stop, start) and their exit statuses did not change from 3.5 to 3.11."""
+    host = Host(tmp_path, image='localhost/mailgw-postfix:%s' % suite)
+    try:
+        host.banner('before')
+        stopped = host.task()
+        assert (stopped['changed'], stopped['running'], stopped['outcome']) == (False, False, 'none'), stopped
+        assert not _postfix_runs(host)
+        host.sh('postfix start')
+        assert host.greeting().endswith('ESMTP before')
+        host.banner('after')
+        predicted = host.task(check=True)
+        assert (predicted['changed'], predicted['outcome'], _commands(predicted)) == (True, 'reloaded', ['status'])
+        assert host.greeting().endswith('ESMTP before')
+        pid = host.master_pid()
+        reloaded = host.task()
+        assert not reloaded.get('failed'), reloaded
+        assert (reloaded['changed'], reloaded['outcome'], _commands(reloaded)) == (
+            True, 'reloaded', ['check', 'status', 'reload'])
+        assert host.greeting().endswith('ESMTP after') and host.master_pid() == pid
+        host.banner('restarted')
+        restarted = host.task({'state': 'restarted'})
+        assert not restarted.get('failed'), restarted
+        assert restarted['outcome'] == 'restarted' and host.master_pid() != pid
+        assert host.greeting().endswith('ESMTP restarted')
+    finally:
+        host.destroy()
 
 
 def test_ansible_doc_renders():
