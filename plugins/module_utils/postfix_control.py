@@ -14,12 +14,23 @@ What each does, from postfix-script (conf/postfix-script in the Postfix sources)
 - ``reload`` re-reads the configuration (``kill -HUP`` of the master); a parameter the
   master reads only at start (for example ``inet_interfaces``) needs ``stop`` and ``start``.
 - The script's own messages (``the Postfix mail system is not running``, ``fatal: ...``)
-  go through ``postlog``, which writes to stderr only when stderr is a terminal; otherwise
-  they are in the mail log. Warnings of ``postconf`` (which the script runs) do come on
-  stderr.
+  go through ``postlog``, which writes to stderr only when stderr is a terminal
+  (src/postlog/postlog.c: ``isatty(STDERR_FILENO)``); otherwise they are in the mail log or
+  nowhere. The ``postfix`` command's own fatal errors (a ``main.cf`` it cannot use) are not
+  printed off a terminal either. Warnings of ``postconf`` (which the script runs) do come on
+  stderr. So when ``postfix check`` fails, it is run once more with a pseudo-terminal for its
+  output (reasons_on_terminal): the only command here not run through ``run_command``, which
+  has no terminal to give; an argument list all the same, never a shell.
 """
 
+import os
+import pty
+import select
+import subprocess
+import time
+
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    C_LOCALE,
     PostfixCommand,
     PostfixCommandError,
     warnings_of,
@@ -31,6 +42,54 @@ ACTIONS = {'reloaded': 'reloaded', 'restarted': 'restarted', 'checked': 'none'}
 LOGGED_ELSEWHERE = ('postfix-script logs its reasons through postlog, which writes to stderr only '
                     'on a terminal: run "postfix -c %s %s" by hand or read the mail log')
 
+# Words of a Postfix diagnostic that says why a command failed.
+REASON_MARKERS = ('fatal:', 'error:', 'panic:')
+
+
+def unique(lines):
+    """LINES without repeats, in their first order."""
+    seen = set()
+    return [line for line in lines if not (line in seen or seen.add(line))]
+
+
+def reasons_of(text):
+    """The fatal/error/panic lines of a Postfix program's output, each once."""
+    return unique(line.strip() for line in text.replace('\r', '').splitlines()
+                  if any(marker in line for marker in REASON_MARKERS))
+
+
+def run_on_terminal(cmd, environ_update, timeout=60):
+    """(exit status, output) of the argument list CMD with stdout and stderr on a new
+    pseudo-terminal (stdin /dev/null), so that Postfix programs print what they log; None as
+    the status when it did not end within TIMEOUT seconds (then it is killed)."""
+    env = dict(os.environ)
+    env.update(environ_update)
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env,
+                                close_fds=True)
+    finally:
+        os.close(slave)
+    chunks = []
+    deadline = time.time() + timeout
+    try:
+        while True:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([master], [], [], left)[0]:
+                proc.kill()
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:     # EIO: every process holding the terminal has closed it
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    rc = proc.wait()
+    return (None if time.time() > deadline else rc), b''.join(chunks).decode('utf-8', 'replace')
+
 
 class PostfixControl(PostfixCommand):
     """``postfix -c CONFIG_DIR COMMAND``; EXECUTABLE, when given, is the ``postfix`` to run."""
@@ -41,6 +100,8 @@ class PostfixControl(PostfixCommand):
         super(PostfixControl, self).__init__(module, config_dir, commands)
         if executable:
             self._binary = executable
+        # how a failed check is run again for its reasons (tests give another)
+        self.run_on_terminal = run_on_terminal
 
     def _command(self, name):
         """Run ``postfix -c CONFIG_DIR NAME``; (rc, stdout, stderr), any exit status."""
@@ -55,11 +116,22 @@ class PostfixControl(PostfixCommand):
             cmd=self.commands[-1], rc=rc, stdout=out, stderr=err)
 
     def check(self):
-        """``postfix check``; its warnings (postconf's, on stderr). Raises PostfixCommandError."""
+        """``postfix check``; its warnings (postconf's, on stderr), each once. Raises
+        PostfixCommandError, with the reasons ``postfix check`` gives on a terminal."""
         rc, out, err = self._command('check')
         if rc != 0:
-            raise self.failure('check', rc, out, err)
-        return warnings_of(err)
+            failed = self.commands[-1]
+            self.commands.append(list(failed))
+            try:
+                again, text = self.run_on_terminal(failed, C_LOCALE)
+            except (OSError, IOError):
+                again, text = None, ''
+            reasons = reasons_of(text) if again else []
+            if not reasons:
+                raise self.failure('check', rc, out, '\n'.join(unique((err or '').splitlines())))
+            raise PostfixCommandError('%s failed (exit status %s): %s' % (' '.join(failed), rc, '; '.join(reasons)),
+                                      cmd=failed, rc=rc, stdout=out, stderr=err)
+        return unique(warnings_of(err))
 
     def running(self):
         """True when ``postfix status`` says the master runs (exit status 0)."""

@@ -52,11 +52,11 @@ options:
       - Default - C(postfix) found on E(PATH), C(/sbin), C(/usr/sbin) or C(/usr/local/sbin).
     type: path
 notes:
-  - C(postfix check) and the C(postfix) control script log their reasons through C(postlog),
-    which writes to stderr only on a terminal. So a failed check usually comes with no text
-    here; the error says so, and the reasons are in the mail log (or run C(postfix check) by
-    hand). Warnings of C(postconf), which the script runs, do come back and are shown as
-    warnings.
+  - C(postfix check) and the C(postfix) control script print their reasons (C(fatal) lines) only
+    on a terminal (C(postlog) writes to stderr only then). So when C(postfix check) fails, it is
+    run once more with a pseudo-terminal for its output, and the error names its C(fatal),
+    C(error) and C(panic) lines (both runs are in RV(commands)). Warnings of C(postconf), which
+    the script runs, come back either way and are shown as warnings, each once.
 attributes:
   check_mode:
     description:

@@ -49,21 +49,62 @@ def test_status_other_than_zero_is_not_running():
     assert PostfixControl(FakeModule([(1, '', '')])).running() is False
 
 
-def test_check_returns_postconf_warnings():
+def test_check_returns_postconf_warnings_each_once():
     err = ('postconf: warning: /etc/postfix/main.cf, line 9: overriding earlier entry: smtpd_banner=x\n'
-           'some other line\n')
+           'some other line\n') * 3
     warnings = PostfixControl(FakeModule([(0, '', err)])).check()
     assert warnings == ['postconf: warning: /etc/postfix/main.cf, line 9: overriding earlier entry: smtpd_banner=x']
 
 
-def test_a_failed_check_without_output_says_where_the_reasons_went():
+def _terminal(rc, text):
+    calls = []
+
+    def run(cmd, environ_update, timeout=60):
+        calls.append((cmd, environ_update))
+        return rc, text
+    return run, calls
+
+
+def test_a_failed_check_is_run_again_on_a_terminal_for_its_reasons():
+    postfix = PostfixControl(FakeModule([(1, '', 'postconf: warning: x\n' * 3)]), '/etc/postfix')
+    postfix.run_on_terminal, calls = _terminal(1, (
+        'postconf: warning: x\r\n'
+        'postfix/postfix-script: fatal: no /etc/postfix/master.cf file found\r\n'
+        'postfix/postfix-script: fatal: no /etc/postfix/master.cf file found\r\n'))
     with pytest.raises(PostfixCommandError) as info:
-        PostfixControl(FakeModule([(1, '', '')]), '/etc/postfix').check()
+        postfix.check()
+    assert str(info.value) == ('/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): '
+                               'postfix/postfix-script: fatal: no /etc/postfix/master.cf file found')
+    assert calls == [(['/usr/sbin/postfix', '-c', '/etc/postfix', 'check'], {'LANG': 'C', 'LC_ALL': 'C',
+                                                                             'LC_MESSAGES': 'C'})]
+    # the re-run is listed with the commands run
+    assert postfix.commands == [['/usr/sbin/postfix', '-c', '/etc/postfix', 'check']] * 2
+
+
+def test_a_failed_check_without_reasons_says_where_they_went():
+    postfix = PostfixControl(FakeModule([(1, '', '')]), '/etc/postfix')
+    postfix.run_on_terminal, _calls = _terminal(1, '')
+    with pytest.raises(PostfixCommandError) as info:
+        postfix.check()
     assert str(info.value) == (
         '/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): postfix-script logs its reasons through '
         'postlog, which writes to stderr only on a terminal: run "postfix -c /etc/postfix check" by hand or '
         'read the mail log')
     assert info.value.rc == 1
+
+
+def test_a_failed_check_with_only_warnings_names_each_once():
+    postfix = PostfixControl(FakeModule([(1, '', 'postconf: warning: open master.cf\n' * 4)]), '/etc/postfix')
+    postfix.run_on_terminal, _calls = _terminal(None, 'postfix: fatal: not seen, the run timed out')
+    with pytest.raises(PostfixCommandError) as info:
+        postfix.check()
+    assert str(info.value).endswith('check failed (exit status 1): postconf: warning: open master.cf')
+
+
+def test_reasons_of_keeps_fatal_error_and_panic_lines_once():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import reasons_of
+    text = 'a\r\npostfix: fatal: x\r\npostfix: fatal: x\nb: error: y\nc: panic: z\nd: warning: w\n'
+    assert reasons_of(text) == ['postfix: fatal: x', 'b: error: y', 'c: panic: z']
 
 
 def test_a_failed_command_with_output_names_it():
@@ -96,3 +137,18 @@ def test_a_command_that_cannot_run_is_named():
 ])
 def test_outcome(state, running, check_mode, expected):
     assert outcome('/etc/postfix', state, running, check_mode) == expected
+
+
+def test_run_on_terminal_gives_the_program_a_terminal_and_its_exit_status():
+    import sys
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import run_on_terminal
+    rc, text = run_on_terminal([sys.executable, '-c', 'import os, sys; sys.stderr.write("%s %s\\n" % '
+                                '(os.isatty(2), os.environ["LC_ALL"])); sys.exit(3)'], {'LC_ALL': 'C'})
+    assert (rc, text.replace('\r', '')) == (3, 'True C\n')
+
+
+def test_run_on_terminal_kills_a_program_that_does_not_end():
+    import sys
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import run_on_terminal
+    rc, _text = run_on_terminal([sys.executable, '-c', 'import time; time.sleep(30)'], {}, timeout=0.5)
+    assert rc is None
