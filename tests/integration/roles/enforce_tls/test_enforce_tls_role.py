@@ -486,6 +486,30 @@ def test_example_inventory(gateway):
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
 
 
+def test_a_configuration_postfix_check_refuses_is_not_reloaded(gateway):
+    """A configuration postconf reads but postfix check refuses (maillog_file set, the postlog
+    service gone from master.cf, as after an upgrade done halfway): the role writes its
+    changes, the reload handler's postfix check fails with Postfix's own words, and the
+    running Postfix is not reloaded."""
+    gateway.sh('postconf -MX postlog/unix-dgram && postconf maillog_file | grep -q /')
+    master = gateway.sh('cat /var/spool/postfix/pid/master.pid').strip()
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt'})
+    result = gateway.play()
+    assert result.rc != 0
+    (name, msg), = result.failed
+    assert name == 'Check and reload Postfix (enforce_tls)', msg
+    assert msg.endswith("check failed (exit status 1): postfix/postfix-script: fatal: missing 'postlog' service in "
+                        "master.cf - run 'postfix upgrade-configuration'; Postfix (/etc/postfix) was not reloaded "
+                        "or restarted."), msg
+    assert 'Check and reload Postfix (enforce_tls)' not in result.changed
+    # written, but not live: only the check ran (twice: again on a terminal for its words),
+    # no reload, and the same master runs
+    handler = result.result_of('Check and reload Postfix (enforce_tls)')
+    assert [cmd[-1] for cmd in handler['commands']] == ['check', 'check'], handler
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+    assert gateway.sh('cat /var/spool/postfix/pid/master.pid').strip() == master
+
+
 def test_stopped_postfix_is_not_started(stopped_gateway):
     result = stopped_gateway.play()
     assert result.rc == 0, result.failed
