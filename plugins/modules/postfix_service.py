@@ -57,6 +57,9 @@ notes:
     run once more with a pseudo-terminal for its output, and the error names its C(fatal),
     C(error) and C(panic) lines (both runs are in RV(commands)). Warnings of C(postconf), which
     the script runs, come back either way and are shown as warnings, each once.
+  - In a container whose main process is Postfix's master (C(postfix start-fg)), O(state=restarted)
+    stops the container with it; a reload does not.
+  - The C(postfix) command is for the superuser; run the task as root (C(become)).
 attributes:
   check_mode:
     description:
