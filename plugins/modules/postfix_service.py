@@ -86,6 +86,19 @@ EXAMPLES = r'''
   mailgw.postfix_tls.postfix_service:
     state: reloaded
 
+# Reload, or restart when a parameter the change wrote needs it
+# (mailgw.postfix_tls.postconf reports restart_required)
+- name: Listen on loopback only
+  mailgw.postfix_tls.postconf:
+    name: inet_interfaces
+    value: 127.0.0.1
+  register: listen
+
+- name: Check and reload or restart Postfix
+  mailgw.postfix_tls.postfix_service:
+    state: "{{ 'restarted' if listen.restart_required else 'reloaded' }}"
+  when: listen is changed
+
 - name: Restart a secondary instance after changing inet_interfaces
   mailgw.postfix_tls.postfix_service:
     config_dir: /etc/postfix-out

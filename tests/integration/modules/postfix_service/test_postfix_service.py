@@ -79,16 +79,19 @@ class Host(object):
 
     def task(self, args=None, check=False):
         """One task of MODULE with ARGS; its host result."""
+        return self.play([{'name': 'postfix_service', MODULE: args or {}}], check)[0]
+
+    def play(self, tasks, check=False):
+        """TASKS as one play; the host result of each task, in order."""
         play = self.tmp / ('play-%s.yml' % uuid.uuid4().hex[:6])
-        play.write_text(yaml.safe_dump([{'hosts': 'gw', 'gather_facts': False,
-                                         'tasks': [{'name': 'postfix_service', MODULE: args or {}}]}]))
+        play.write_text(yaml.safe_dump([{'hosts': 'gw', 'gather_facts': False, 'tasks': tasks}]))
         argv = [tool('ansible-playbook'), '-i', str(self.inventory), str(play)] + (['--check'] if check else [])
         proc = _run(argv, env=ansible_env(interpreter=None))
         try:
             data = json.loads(proc.stdout)
         except ValueError:
             raise AssertionError('no JSON from ansible-playbook:\n%s\n%s' % (proc.stdout[-3000:], proc.stderr[-3000:]))
-        return data['plays'][0]['tasks'][0]['hosts']['gw']
+        return [task['hosts']['gw'] for task in data['plays'][0]['tasks']]
 
 
 @pytest.fixture
@@ -218,6 +221,41 @@ def test_another_executable_and_config_dir(running):
 
 def _postfix_runs(host):
     return _run(['nsenter', '--mount', '--pid', '--target', host.pid, '--', '/usr/sbin/postfix', 'status']).returncode == 0
+
+
+def _restart_when_needed(value):
+    """The module's EXAMPLES: postconf reports restart_required for inet_interfaces, and
+    postfix_service restarts then."""
+    return [
+        {'name': 'Listen on loopback only', 'mailgw.postfix_tls.postconf': {
+            'name': 'inet_interfaces', 'value': value}, 'register': 'listen'},
+        {'name': 'Check and reload or restart Postfix', MODULE: {
+            'state': "{{ 'restarted' if listen.restart_required else 'reloaded' }}"}, 'when': 'listen is changed'},
+    ]
+
+
+def test_the_documented_restart_when_postconf_says_so(running):
+    pid = running.master_pid()
+    # A name the postfix command cannot resolve: the check fails with Postfix's words and the
+    # running master is neither stopped nor reloaded.
+    wrote, refused = running.play(_restart_when_needed('no-such-host.invalid'))
+    assert wrote['changed'] and wrote['restart_required'] is True, wrote
+    assert refused.get('failed') and refused['msg'] == (
+        '/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): postfix: fatal: config variable '
+        'inet_interfaces: host not found: no-such-host.invalid; Postfix (/etc/postfix) was not reloaded or '
+        'restarted.'), refused
+    assert running.master_pid() == pid and running.greeting().startswith('220 ')
+    # Loopback only: restarted (a new master), listening.
+    wrote, restarted = running.play(_restart_when_needed('127.0.0.1'))
+    assert wrote['changed'] and wrote['restart_required'] is True, wrote
+    assert (restarted.get('changed'), restarted.get('outcome')) == (True, 'restarted'), restarted.get('msg')
+    assert running.master_pid() != pid
+    assert running.greeting().startswith('220 ')
+    # Run again: nothing changes, nothing is restarted.
+    pid = running.master_pid()
+    again, skipped = running.play(_restart_when_needed('127.0.0.1'))
+    assert not again['changed'] and skipped.get('skipped'), (again, skipped)
+    assert running.master_pid() == pid
 
 
 @pytest.mark.parametrize('suite', RELEASES)
