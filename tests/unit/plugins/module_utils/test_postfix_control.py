@@ -12,18 +12,8 @@ import pytest
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import PostfixControl, outcome
 
-
-class FakeModule:
-    def __init__(self, answers=None):
-        self.answers = list(answers or [])
-        self.calls = []
-
-    def get_bin_path(self, name, required=False):
-        return '/usr/sbin/' + name
-
-    def run_command(self, cmd, data=None, binary_data=False, environ_update=None, handle_exceptions=True):
-        self.calls.append(dict(cmd=cmd, env=environ_update))
-        return self.answers.pop(0) if self.answers else (0, '', '')
+# the fake AnsibleModule of the command layer's tests: records each command, answers from a script
+from test_postfix_commands import FakeModule
 
 
 def test_commands_name_the_config_dir_and_run_in_the_c_locale():
