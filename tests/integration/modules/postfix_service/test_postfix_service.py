@@ -4,8 +4,11 @@
 """mailgw.postfix_tls.postfix_service against a real running Postfix (bookworm container).
 
 The module runs through ansible-playbook over the nsenter connection, as the role's
-handler runs it. Whether Postfix took the new settings is asked on the wire: each test
-changes smtpd_banner in main.cf and reads the greeting of a new SMTP session; the master's
+handler runs it. Whether Postfix was reloaded is read from its log (the master's "reload --
+version" line; maillog_file), and the new settings are asked on the wire: a test changes
+smtpd_banner in main.cf and reads the greeting of a new SMTP session after the reload. (That
+a new session still shows the old banner is no proof of "not reloaded": an smtpd process the
+master starts after main.cf changed reads the new main.cf without any reload.) The master's
 PID says whether it was restarted.
 """
 
@@ -69,6 +72,14 @@ class Host(object):
         return self.sh('python3 -c "import socket; s = socket.create_connection((\'127.0.0.1\', 25), 10); '
                        'print(s.recv(512).decode().strip())"').strip()
 
+    def start(self):
+        """Postfix started, logging to /var/log/postfix.log (not the image's /dev/stdout)."""
+        self.sh('postconf -e maillog_file=/var/log/postfix.log && postfix start')
+
+    def reloads(self):
+        """How often the master was reloaded (its log)."""
+        return self.sh('cat /var/log/postfix.log 2>/dev/null || true').count('reload -- version')
+
     def master_pid(self):
         return self.sh('cat /var/spool/postfix/pid/master.pid').strip()
 
@@ -105,10 +116,11 @@ def host(tmp_path):
 
 @pytest.fixture
 def running(host):
-    host.sh('postfix start')
+    host.start()
     host.banner('before')
     host.sh('postfix reload')
     assert host.greeting().endswith('ESMTP before')
+    assert host.reloads() == 1
     return host
 
 
@@ -126,7 +138,8 @@ def test_checks_then_reloads_a_running_postfix(running):
     assert _commands(result) == ['check', 'status', 'reload']
     assert result['commands'][0][:3] == ['/usr/sbin/postfix', '-c', '/etc/postfix']
     assert result['msg'] == 'Postfix (/etc/postfix) was reloaded.'
-    # Live on the wire, and the same master (a reload, not a restart).
+    # Reloaded once, live on the wire, and the same master (a reload, not a restart).
+    assert running.reloads() == 2
     assert running.greeting().endswith('ESMTP after')
     assert running.master_pid() == pid
 
@@ -140,7 +153,7 @@ def test_check_mode_reads_the_status_only_and_predicts_the_reload(running):
     assert result['msg'] == 'Postfix (/etc/postfix) would be reloaded.'
     # postfix check writes (create-missing, postsuper): not run; nothing reloaded, nothing written.
     assert _commands(result) == ['status']
-    assert running.greeting().endswith('ESMTP before')
+    assert running.reloads() == 1
     assert running.files() == before
 
 
@@ -181,7 +194,7 @@ def test_a_failed_check_reloads_nothing(running):
     assert missing['msg'] == (
         '/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): postfix/postfix-script: fatal: '
         'no /etc/postfix/master.cf file found; Postfix (/etc/postfix) was not reloaded or restarted.'), missing['msg']
-    assert running.greeting().endswith('ESMTP before')
+    assert running.reloads() == 1
     assert running.master_pid() == pid
 
 
@@ -203,9 +216,10 @@ def test_checked_changes_nothing_and_says_whether_postfix_runs(running):
     assert not result.get('failed'), result
     assert (result['changed'], result['running'], result['outcome'], result['checked']) == (False, True, 'none', True)
     assert _commands(result) == ['check', 'status']
-    assert running.greeting().endswith('ESMTP before')
+    assert running.reloads() == 1
     unchecked = running.task({'state': 'reloaded', 'check': False})
     assert _commands(unchecked) == ['status', 'reload'] and unchecked['checked'] is False
+    assert running.reloads() == 2
     assert running.greeting().endswith('ESMTP after')
 
 
@@ -244,7 +258,7 @@ def test_the_documented_restart_when_postconf_says_so(running):
         '/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): postfix: fatal: config variable '
         'inet_interfaces: host not found: no-such-host.invalid; Postfix (/etc/postfix) was not reloaded or '
         'restarted.'), refused
-    assert running.master_pid() == pid and running.greeting().startswith('220 ')
+    assert running.master_pid() == pid and running.reloads() == 1 and running.greeting().startswith('220 ')
     # Loopback only: restarted (a new master), listening.
     wrote, restarted = running.play(_restart_when_needed('127.0.0.1'))
     assert wrote['changed'] and wrote['restart_required'] is True, wrote
@@ -268,18 +282,19 @@ def test_every_release_is_reloaded_restarted_predicted_and_left_stopped(tmp_path
         stopped = host.task()
         assert (stopped['changed'], stopped['running'], stopped['outcome']) == (False, False, 'none'), stopped
         assert not _postfix_runs(host)
-        host.sh('postfix start')
+        host.start()
         assert host.greeting().endswith('ESMTP before')
         host.banner('after')
         predicted = host.task(check=True)
         assert (predicted['changed'], predicted['outcome'], _commands(predicted)) == (True, 'reloaded', ['status'])
-        assert host.greeting().endswith('ESMTP before')
+        assert host.reloads() == 0
         pid = host.master_pid()
         reloaded = host.task()
         assert not reloaded.get('failed'), reloaded
         assert (reloaded['changed'], reloaded['outcome'], _commands(reloaded)) == (
             True, 'reloaded', ['check', 'status', 'reload'])
-        assert host.greeting().endswith('ESMTP after') and host.master_pid() == pid
+        assert host.reloads() == 1 and host.master_pid() == pid
+        assert host.greeting().endswith('ESMTP after')
         host.banner('restarted')
         restarted = host.task({'state': 'restarted'})
         assert not restarted.get('failed'), restarted
