@@ -12,8 +12,10 @@ description:
   - Makes new settings live the way an operator does by hand, in one module call (one round
     trip) - C(postfix check), then C(postfix status), then C(postfix reload) (or C(postfix stop)
     and C(postfix start) with O(state=restarted)) when Postfix runs.
-  - When C(postfix check) fails, Postfix is neither reloaded nor restarted and the task fails;
-    the running Postfix keeps the settings it has.
+  - When C(postfix check) fails, Postfix is neither reloaded nor restarted and the task fails.
+    That does not keep the new C(main.cf) out - a daemon the master starts later (a new
+    C(smtpd) for the next connection) reads C(main.cf) as it is on disk - so fix the
+    configuration the error names.
   - A Postfix that is not running is left stopped (unlike M(ansible.builtin.service) with
     C(state=reloaded), which starts it); it reads the new settings when it starts. RV(running)
     says which it was.

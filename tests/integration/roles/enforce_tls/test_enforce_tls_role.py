@@ -502,8 +502,8 @@ def test_a_configuration_postfix_check_refuses_is_not_reloaded(gateway):
                         "master.cf - run 'postfix upgrade-configuration'; Postfix (/etc/postfix) was not reloaded "
                         "or restarted."), msg
     assert 'Check and reload Postfix (enforce_tls)' not in result.changed
-    # written, but not live: only the check ran (twice: again on a terminal for its words),
-    # no reload, and the same master runs
+    # written (new daemons read main.cf as it is on disk), but nothing reloaded: only the check
+    # ran (twice: again on a terminal for its words), and the same master runs
     handler = result.result_of('Check and reload Postfix (enforce_tls)')
     assert [cmd[-1] for cmd in handler['commands']] == ['check', 'check'], handler
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
