@@ -19,7 +19,7 @@ What each does, from postfix-script (conf/postfix-script in the Postfix sources)
   nowhere. The ``postfix`` command's own fatal errors (a ``main.cf`` it cannot use) are not
   printed off a terminal either. Warnings of ``postconf`` (which the script runs) do come on
   stderr. So when ``postfix check`` fails, it is run once more with a pseudo-terminal for its
-  output (reasons_on_terminal): the only command here not run through ``run_command``, which
+  output (run_on_terminal): the only command here not run through ``run_command``, which
   has no terminal to give; an argument list all the same, never a shell.
 """
 
@@ -35,6 +35,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     PostfixCommandError,
     warnings_of,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import unique
 
 # state -> what a running Postfix gets
 ACTIONS = {'reloaded': 'reloaded', 'restarted': 'restarted', 'checked': 'none'}
@@ -44,12 +45,6 @@ LOGGED_ELSEWHERE = ('postfix-script logs its reasons through postlog, which writ
 
 # Words of a Postfix diagnostic that says why a command failed.
 REASON_MARKERS = ('fatal:', 'error:', 'panic:')
-
-
-def unique(lines):
-    """LINES without repeats, in their first order."""
-    seen = set()
-    return [line for line in lines if not (line in seen or seen.add(line))]
 
 
 def reasons_of(text):
@@ -72,11 +67,13 @@ def run_on_terminal(cmd, environ_update, timeout=60):
         os.close(slave)
     chunks = []
     deadline = time.time() + timeout
+    timed_out = False
     try:
         while True:
             left = deadline - time.time()
             if left <= 0 or not select.select([master], [], [], left)[0]:
                 proc.kill()
+                timed_out = True
                 break
             try:
                 data = os.read(master, 65536)
@@ -88,7 +85,7 @@ def run_on_terminal(cmd, environ_update, timeout=60):
     finally:
         os.close(master)
     rc = proc.wait()
-    return (None if time.time() > deadline else rc), b''.join(chunks).decode('utf-8', 'replace')
+    return (None if timed_out else rc), b''.join(chunks).decode('utf-8', 'replace')
 
 
 class PostfixControl(PostfixCommand):
@@ -107,10 +104,10 @@ class PostfixControl(PostfixCommand):
         """Run ``postfix -c CONFIG_DIR NAME``; (rc, stdout, stderr), any exit status."""
         return self._run([name], ok_rcs=None)
 
-    def failure(self, name, rc, out, err):
-        """A PostfixCommandError for ``postfix NAME`` that exited RC, naming its output or, when
-        it printed nothing (the usual case off a terminal), where its reasons went."""
-        text = ((err or '') + (out or '')).strip()
+    def failure(self, name, rc, out, err, text=None):
+        """A PostfixCommandError for ``postfix NAME`` that exited RC, naming TEXT (default: its
+        output) or, when there is none (the usual case off a terminal), where its reasons went."""
+        text = ((err or '') + (out or '')).strip() if text is None else text
         return PostfixCommandError('%s failed (exit status %s): %s' % (
             ' '.join(self.commands[-1]), rc, text or LOGGED_ELSEWHERE % (self.config_dir, name)),
             cmd=self.commands[-1], rc=rc, stdout=out, stderr=err)
@@ -127,10 +124,9 @@ class PostfixControl(PostfixCommand):
             except (OSError, IOError):
                 again, text = None, ''
             reasons = reasons_of(text) if again else []
-            if not reasons:
-                raise self.failure('check', rc, out, '\n'.join(unique((err or '').splitlines())))
-            raise PostfixCommandError('%s failed (exit status %s): %s' % (' '.join(failed), rc, '; '.join(reasons)),
-                                      cmd=failed, rc=rc, stdout=out, stderr=err)
+            if reasons:
+                raise self.failure('check', rc, out, err, '; '.join(reasons))
+            raise self.failure('check', rc, out, '\n'.join(unique((err or '').splitlines())))
         return unique(warnings_of(err))
 
     def running(self):

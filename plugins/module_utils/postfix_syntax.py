@@ -78,3 +78,9 @@ def fold_key(key):
     if key.isascii():
         return key.lower()
     return key.translate(_ASCII_LOWER)
+
+
+def unique(items):
+    """ITEMS without repeats, in the order of their first appearance."""
+    seen = set()
+    return [item for item in items if not (item in seen or seen.add(item))]

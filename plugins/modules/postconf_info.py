@@ -563,7 +563,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     Postmap,
     version_tuple,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list, unique
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
     CROSS_CHECK_PARAMETERS,
     summarize_warnings,
@@ -582,11 +582,6 @@ PLAN_PARAMETERS = ('smtp_tls_policy_maps', 'default_database_type', 'smtp_tls_fi
 # A name that references the user-defined parameters for the read only
 # (postconf shows a user-defined name only while some value references it).
 REFERENCE_NAME = 'mailgw_postconf_info_reference'
-
-
-def unique(names):
-    seen = set()
-    return [n for n in names if not (n in seen or seen.add(n))]
 
 
 def file_stat(path):
