@@ -270,7 +270,11 @@ def test_the_documented_restart_when_postconf_says_so(running):
         '/usr/sbin/postfix -c /etc/postfix check failed (exit status 1): postfix: fatal: config variable '
         'inet_interfaces: host not found: no-such-host.invalid; Postfix (/etc/postfix) was not reloaded or '
         'restarted.'), refused
-    assert running.master_pid() == pid and running.reloads(1) == 1 and running.greeting().startswith('220 ')
+    # No SMTP greeting is asked for here: the master was left alone, but an smtpd it starts now
+    # reads the new main.cf from disk and dies on it ("fatal: config variable inet_interfaces:
+    # host not found"); only an smtpd still idle from the fixture's session would answer (CI
+    # caught that race).
+    assert running.master_pid() == pid and running.reloads(1) == 1
     # Loopback only: restarted (a new master), listening.
     wrote, restarted = running.play(_restart_when_needed('127.0.0.1'))
     assert wrote['changed'] and wrote['restart_required'] is True, wrote
