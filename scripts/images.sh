@@ -4,8 +4,15 @@
 # inputs (the build function below, images/packages.txt, the suite), so a
 # second run with unchanged inputs reuses the image and rebuilds nothing.
 #
-#   scripts/images.sh [SUITE ...]     default: bullseye bookworm trixie sid
+#   scripts/images.sh [SUITE ...]     default: bullseye bookworm trixie sid bookworm-systemd
 #   scripts/images.sh --print-tag SUITE
+#
+# SUITE-systemd is the same Postfix with systemd as PID 1 (the packages of
+# images/packages-systemd.txt added; run it with `podman run --systemd=always
+# IMAGE`): Postfix is started by its Debian units (postfix@-.service), as on a
+# gateway, so the role's systemd handlers (enforce_tls_service_manager=systemd)
+# are tested against a real systemctl. Its main.cf logs to /var/log/postfix.log
+# (Postfix's postlog service) instead of /dev/stdout, which only start-fg has.
 #
 # bullseye has Postfix 3.5 (Python 3.9), bookworm 3.7, trixie 3.10, sid 3.11 at
 # the time of writing. sid moves: the package versions an image got are kept in
@@ -20,7 +27,9 @@ image_tag() {
   # it), the package list and the suite.
   local suite="$1"
   local h
-  h="$( { declare -f build; cat "$ROOT/images/packages.txt"; echo "$suite"; } | sha256sum | cut -c1-12)"
+  h="$( { declare -f build; cat "$ROOT/images/packages.txt"; echo "$suite"
+          case "$suite" in *-systemd) cat "$ROOT/images/packages-systemd.txt" ;; esac
+        } | sha256sum | cut -c1-12)"
   echo "$IMAGE_REPO:$suite-$h"
 }
 
@@ -37,7 +46,8 @@ mirror() {
 }
 
 build() {
-  local suite="$1" tag rootfs pkgs
+  local suite="$1" tag rootfs pkgs release_suite="${1%-systemd}" systemd=no cmd='["postfix", "start-fg"]'
+  case "$suite" in *-systemd) systemd=yes; cmd='["/sbin/init"]' ;; esac
   tag="$(image_tag "$suite")"
   if podman image exists "$tag"; then
     echo "[images] $tag (cached)" >&2
@@ -47,7 +57,10 @@ build() {
   rootfs="$(mktemp -d "$CACHE/rootfs-$suite.XXXXXX")"
   trap 'rm -rf "$rootfs"' RETURN
   pkgs="$(grep -v '^\s*#' "$ROOT/images/packages.txt" | grep -v '^\s*$' | paste -sd, -)"
-  if ! debootstrap --variant=minbase --include="$pkgs" "$suite" "$rootfs" "$(mirror)" \
+  if [ "$systemd" = yes ]; then
+    pkgs="$pkgs,$(grep -v '^\s*#' "$ROOT/images/packages-systemd.txt" | grep -v '^\s*$' | paste -sd, -)"
+  fi
+  if ! debootstrap --variant=minbase --include="$pkgs" "$release_suite" "$rootfs" "$(mirror)" \
         > "$CACHE/debootstrap-$suite.log" 2>&1; then
     tail -n 30 "$CACHE/debootstrap-$suite.log" >&2
     echo "[images] debootstrap of $suite failed (log: $CACHE/debootstrap-$suite.log)" >&2
@@ -57,7 +70,7 @@ build() {
   # compatibility_level: the newest level this Postfix knows, so postfix check
   # stays quiet: 2 on 3.5 (the "3.6" form came with 3.6), 3.6 on 3.6 to 3.10,
   # the release itself from 3.11 on (3.11 asks for compatibility_level=3.11).
-  chroot "$rootfs" /bin/sh -c '
+  chroot "$rootfs" /usr/bin/env MAILGW_SYSTEMD="$systemd" /bin/sh -c '
     set -e
     release="$(postconf -h mail_version | cut -d. -f1,2)"
     case "$release" in
@@ -68,6 +81,13 @@ build() {
     postconf -e "myhostname=gateway.test" "mydestination=" "inet_interfaces=all" \
       "inet_protocols=ipv4" "maillog_file=/dev/stdout" "smtp_dns_support_level=disabled" \
       "smtputf8_enable=no" "compatibility_level=$level" "mynetworks=127.0.0.0/8"
+    if [ "$MAILGW_SYSTEMD" = yes ]; then
+      # /dev/stdout works only under start-fg; systemd starts Postfix in the background.
+      # No getty on a container console, no unit that needs hardware.
+      postconf -e "maillog_file=/var/log/postfix.log"
+      systemctl mask getty@tty1.service console-getty.service systemd-logind.service \
+        systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
+    fi
     rm -f /etc/hostname
     dpkg-query -W -f "\${Package} \${Version}\n" > /etc/mailgw-image-packages
     apt-get clean
@@ -78,7 +98,7 @@ build() {
   py="$(awk '$1=="python3" {print $2}' "$rootfs/etc/mailgw-image-packages")"
   ssl="$(awk '$1=="openssl" {print $2}' "$rootfs/etc/mailgw-image-packages")"
   tar -C "$rootfs" -c . | podman import \
-     --change 'CMD ["postfix", "start-fg"]' \
+     --change "CMD $cmd" \
      --change "LABEL org.mailgw.suite=$suite" \
      --change "LABEL org.mailgw.postfix=$pfx" \
      --change "LABEL org.mailgw.python3=$py" \
@@ -92,7 +112,7 @@ if [ "${1:-}" = "--print-tag" ]; then image_tag "$2"; exit 0; fi
 
 mkdir -p "$CACHE"
 suites=("$@")
-[ "${#suites[@]}" -gt 0 ] || suites=(bullseye bookworm trixie sid)
+[ "${#suites[@]}" -gt 0 ] || suites=(bullseye bookworm trixie sid bookworm-systemd)
 # The suites are built side by side: debootstrap mostly waits on downloads
 # and dpkg, so four builds take little longer than one.
 pids=()
@@ -118,6 +138,7 @@ done
 # scenario) stays until the next run.
 for s in "${suites[@]}"; do
   keep="$(image_tag "$s")"
-  podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE_REPO:$s-" | grep -vx "$keep" \
+  # SUITE-HASH only: bookworm's old tags, not bookworm-systemd's
+  podman images --format '{{.Repository}}:{{.Tag}}' | grep -E "^$IMAGE_REPO:$s-[0-9a-f]{12}\$" | grep -vx "$keep" \
     | xargs -r -n1 podman rmi >/dev/null 2>&1 || true
 done

@@ -29,6 +29,9 @@ from ansible_env import REPO, ansible_env
 
 IMAGE = 'localhost/mailgw-postfix:bookworm'    # Postfix 3.7
 IMAGE_TRIXIE = 'localhost/mailgw-postfix:trixie'  # Postfix 3.10, no smtpd certificate configured
+# Postfix 3.7 under systemd as PID 1, started by Debian's units (postfix.service and
+# postfix@-.service), logging to /var/log/postfix.log (scripts/images.sh)
+IMAGE_SYSTEMD = 'localhost/mailgw-postfix:bookworm-systemd'
 ROLE = 'mailgw.postfix_tls.enforce_tls'
 EXAMPLE_INVENTORY = os.path.join(REPO, 'roles', 'enforce_tls', 'examples', 'inventory')
 
@@ -102,17 +105,21 @@ class Result(object):
 class Gateway(object):
     """A throwaway Postfix container with an inventory pointing at it."""
 
-    def __init__(self, tmp_path, start_postfix=True, image=IMAGE):
+    def __init__(self, tmp_path, start_postfix=True, image=IMAGE, systemd=False):
         self.name = 'enforce-tls-role-test-%s' % uuid.uuid4().hex[:10]
         self.tmp = tmp_path
-        proc = run(['podman', 'run', '-d', '--name', self.name, image, 'sleep', 'infinity'])
+        # systemd: the image's own command (/sbin/init), which starts Postfix through its units
+        command = [] if systemd else ['sleep', 'infinity']
+        proc = run(['podman', 'run', '-d', '--name', self.name, image] + command)
         assert proc.returncode == 0, proc.stdout
         # Ansible and the helpers below enter the container's namespaces with
         # nsenter (as the Molecule scenarios do): milliseconds, where each
         # podman exec costs 0.3 to 0.8 s.
         self.pid = run(['podman', 'container', 'inspect', '-f', '{{.State.Pid}}', self.name]).stdout.strip()
         assert self.pid.isdigit() and self.pid != '0', self.pid
-        if start_postfix:
+        if systemd:
+            self.wait_for_systemd()
+        elif start_postfix:
             self.sh('postfix start')
         self.inventory = tmp_path / 'inventory'
         (self.inventory / 'group_vars').mkdir(parents=True)
@@ -122,6 +129,17 @@ class Gateway(object):
         self.playbook.write_text(yaml.safe_dump([{
             'name': 'Apply enforce_tls', 'hosts': 'gateways', 'gather_facts': False,
             'roles': [{'role': ROLE}]}]))
+
+    def wait_for_systemd(self):
+        """Until systemd finished starting its units (Postfix among them), at most 60 s."""
+        deadline = time.time() + 60
+        while True:
+            state = self.exec(['systemctl', 'is-system-running']).stdout.strip()
+            if state in ('running', 'degraded'):
+                assert state == 'running', self.sh('systemctl --failed --no-pager', check=False)
+                return
+            assert time.time() < deadline, 'systemd did not finish starting: %s' % state
+            time.sleep(0.3)
 
     def write_inventory(self, **host_extra):
         host = {'ansible_host': self.name}
@@ -220,12 +238,12 @@ class Gateway(object):
         return replies[-2] if len(replies) >= 2 else out
 
 
-def _gateway(tmp_path, image=IMAGE, start_postfix=True):
+def _gateway(tmp_path, image=IMAGE, start_postfix=True, systemd=False):
     """A Gateway for one test, removed afterwards (a generator for the fixtures)."""
     problem = _podman_problem(image)
     if problem:
         pytest.fail('container tests need podman and the Postfix image: %s' % problem)
-    gw = Gateway(tmp_path, start_postfix=start_postfix, image=image)
+    gw = Gateway(tmp_path, start_postfix=start_postfix, image=image, systemd=systemd)
     gw.take_before()
     try:
         yield gw
@@ -243,6 +261,12 @@ def gateway(tmp_path):
 def stopped_gateway(tmp_path):
     """bookworm, Postfix not started."""
     yield from _gateway(tmp_path, start_postfix=False)
+
+
+@pytest.fixture
+def systemd_gateway(tmp_path):
+    """bookworm under systemd: Postfix started by its units, logging to /var/log/postfix.log."""
+    yield from _gateway(tmp_path, image=IMAGE_SYSTEMD, systemd=True)
 
 
 @pytest.fixture
@@ -519,6 +543,108 @@ def test_stopped_postfix_is_not_started(stopped_gateway):
     status = stopped_gateway.exec(['postfix', 'status'])
     assert status.returncode != 0, 'postfix was started'
     assert stopped_gateway.play().changed == []
+
+
+def _log_count(gateway, text, expected):
+    """How often TEXT is in /var/log/postfix.log, once the count is EXPECTED (read again a second
+    later, so that one more has the time to show) or 10 s passed. The master logs "reload --
+    version" through postlogd after the reload command returned."""
+    deadline = time.time() + 10
+    while True:
+        count = gateway.sh('cat /var/log/postfix.log').count(text)
+        if count == expected:
+            time.sleep(1)
+            return gateway.sh('cat /var/log/postfix.log').count(text)
+        if time.time() > deadline:
+            return count
+        time.sleep(0.2)
+
+
+SYSTEMD_HANDLERS = ('Check and reload Postfix (enforce_tls)', 'Leave a stopped Postfix stopped (enforce_tls)',
+                    'Reload Postfix through systemd (enforce_tls)', 'Restart Postfix through systemd (enforce_tls)')
+
+
+def test_systemd_reloads_postfix_through_its_unit(systemd_gateway):
+    """enforce_tls_service_manager=systemd on a gateway whose Postfix systemd started: the handler
+    only checks the configuration (postfix check and status, no postfix reload), systemd reloads
+    the unit (its journal says so, the master logs one reload and keeps its PID), and check mode
+    predicts exactly the tasks the real run changes."""
+    gw = systemd_gateway
+    gw.group_vars({'enforce_tls_service_manager': 'systemd', 'enforce_tls_outgoing_level': 'encrypt',
+                   'enforce_tls_policies': [{'destination': 'partner.example', 'level': 'secure'}]})
+    master = gw.sh('cat /var/spool/postfix/pid/master.pid').strip()
+    assert _log_count(gw, 'reload -- version', 0) == 0
+    applied = gw.converge()
+    assert 'Reload Postfix through systemd (enforce_tls)' in applied.changed, applied.changed
+    ran = [name for name, r in applied.tasks if name in SYSTEMD_HANDLERS and not r.get('skipped')]
+    assert ran == ['Check and reload Postfix (enforce_tls)', 'Reload Postfix through systemd (enforce_tls)'], ran
+    handler = applied.result_of('Check and reload Postfix (enforce_tls)')
+    assert [cmd[-1] for cmd in handler['commands']] == ['check', 'status'], handler
+    assert handler['running'] is True, handler
+    # one reload, by systemd (postfix@-.service's ExecReload, reached through postfix.service),
+    # and the same master; the second run and the check runs reloaded nothing
+    assert _log_count(gw, 'reload -- version', 1) == 1
+    journal = gw.sh('journalctl -u postfix@- --no-pager -o cat')
+    assert journal.count('Reloading postfix@-.service') + journal.count('Reloading Postfix Mail Transport Agent') == 1, \
+        journal
+    assert gw.sh('cat /var/spool/postfix/pid/master.pid').strip() == master
+    assert gw.sh('systemctl is-active postfix@-').strip() == 'active'
+    assert gw.postconf('smtp_tls_security_level') == 'encrypt'
+    assert gw.query('partner.example', 'hash:/etc/postfix/tls_policy') == 'secure'
+
+
+def test_systemd_leaves_a_stopped_postfix_stopped(systemd_gateway):
+    """A Postfix its unit stopped is not started, reloaded or restarted by the systemd handlers
+    (systemctl reload of a stopped postfix.service would fail; restart would start it)."""
+    gw = systemd_gateway
+    gw.sh('systemctl stop postfix@- postfix')
+    gw.take_before()
+    gw.group_vars({'enforce_tls_service_manager': 'systemd'})
+    predicted = gw.play(check=True)
+    applied = gw.play()
+    for result in (predicted, applied):
+        assert result.rc == 0, result.failed
+        ran = [name for name, r in result.tasks if name in SYSTEMD_HANDLERS and not r.get('skipped')]
+        assert ran == ['Check and reload Postfix (enforce_tls)', 'Leave a stopped Postfix stopped (enforce_tls)'], ran
+    assert predicted.changed == applied.changed, (predicted.changed, applied.changed)
+    assert gw.exec(['postfix', 'status']).returncode != 0, 'postfix was started'
+    assert gw.exec(['systemctl', 'is-active', 'postfix@-']).stdout.strip() == 'inactive'
+
+
+def test_systemd_reloads_only_the_instance_its_unit_names(systemd_gateway):
+    """A multi-instance gateway under systemd: the role applied to the secondary instance with
+    enforce_tls_service_name=postfix@postfix-out reloads that instance's unit only (twice: the
+    re-injection service's exemption goes live before smtpd is raised), as docs/enforce_tls.md
+    says from Debian's unit file; the primary (postfix@-) is not reloaded."""
+    gw = systemd_gateway
+    out = '/etc/postfix-out'
+    gw.sh('postmulti -e init && postmulti -I postfix-out -G mta -e create && postmulti -i postfix-out -e enable'
+          ' && postconf -c {o} -X master_service_disable'
+          ' && postconf -c {o} -e inet_interfaces=127.0.0.1 maillog_file=/var/log/postfix-out.log'
+          ' && postconf -c {o} -M# smtp/inet && postconf -c {o} -Me "2525/inet=2525 inet n - y - - smtpd"'
+          .format(o=out))
+    gw.add_reinjection_service(out)
+    gw.sh('systemctl start postfix@postfix-out && postmulti -i postfix-out -p status')
+    gw.make_certificate()
+    gw.config_dirs = ('/etc/postfix', out)
+    gw.take_before()
+    gw.group_vars({
+        'enforce_tls_service_manager': 'systemd',
+        'enforce_tls_service_name': 'postfix@postfix-out',
+        'enforce_tls_config_dir': out,
+        'enforce_tls_outgoing_level': 'encrypt',
+        'enforce_tls_incoming_level': 'encrypt',
+        'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
+        'enforce_tls_smtpd_key_file': '/etc/postfix/tls/gw.key',
+    })
+    applied = gw.converge()
+    assert applied.changed.count('Reload Postfix through systemd (enforce_tls)') == 2, applied.changed
+    assert gw.sh('cat /var/log/postfix-out.log').count('reload -- version') == 2
+    assert 'reload' not in gw.sh('cat /var/log/postfix.log')
+    assert gw.sh('journalctl -u postfix@postfix-out --no-pager -o cat').count('Reloading') == 2
+    assert 'Reloading' not in gw.sh('journalctl -u postfix@- --no-pager -o cat')
+    assert '530 5.7.0 Must issue a STARTTLS command first' in gw.smtp_reply_to_mail_from(2525)
+    assert gw.smtp_reply_to_mail_from(25).startswith('<-  250')
 
 
 def test_postfix_310_lmdb_ciphermail_and_no_certificate(trixie_gateway):
