@@ -21,6 +21,15 @@ What each does, from postfix-script (conf/postfix-script in the Postfix sources)
   stderr. So when ``postfix check`` fails, it is run once more with a pseudo-terminal for its
   output (run_on_terminal): the only command here not run through ``run_command``, which
   has no terminal to give; an argument list all the same, never a shell.
+
+Under systemd (Debian's ``postfix@INSTANCE.service``: ``ExecStart=postmulti -i %i -p start``,
+``Type=forking``), ``postfix stop`` makes the unit run its ``ExecStop`` against a master that
+is gone: the unit ends ``failed``, and ``postfix start`` then runs a master outside it (in
+the caller's control group). Seen on bookworm with systemd as PID 1. So a restart of a master
+that runs in a systemd service unit's control group (``/proc/PID/cgroup``), confirmed by
+systemd itself (``systemctl show -p ControlGroup``), is ``systemctl restart UNIT`` instead
+(systemd_unit, restart). A reload is ``postfix reload`` either way: the master re-reads its
+files and stays the same process, in its unit.
 """
 
 import os
@@ -31,6 +40,7 @@ import time
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     C_LOCALE,
+    Postconf,
     PostfixCommand,
     PostfixCommandError,
     warnings_of,
@@ -51,6 +61,34 @@ def reasons_of(text):
     """The fatal/error/panic lines of a Postfix program's output, each once."""
     return unique(line.strip() for line in text.replace('\r', '').splitlines()
                   if any(marker in line for marker in REASON_MARKERS))
+
+
+def service_unit_of(cgroup_text):
+    """(unit, control group) of the systemd service unit a process is in, from its
+    ``/proc/PID/cgroup`` (CGROUP_TEXT), or None. Read from systemd's own hierarchy:
+    ``N:name=systemd:PATH`` (cgroup v1) or ``0::PATH`` (cgroup v2); the unit is the last
+    component of PATH when it ends in ``.service`` (``.../system-postfix.slice/postfix@-.service``)."""
+    lines = [line.split(':', 2) for line in cgroup_text.splitlines() if line.count(':') >= 2]
+    for wanted in ('name=systemd', ''):
+        for hierarchy, controllers, path in lines:
+            if controllers == wanted and (wanted or hierarchy == '0'):
+                unit = path.rstrip('/').rsplit('/', 1)[-1]
+                return (unit, path) if unit.endswith('.service') else None
+    return None
+
+
+def systemd_running():
+    """Whether systemd is the init system here (sd_booted(): /run/systemd/system exists)."""
+    return os.path.isdir('/run/systemd/system')
+
+
+def read_text(path):
+    """The contents of PATH, or None when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
 
 
 def run_on_terminal(cmd, environ_update, timeout=60):
@@ -97,8 +135,10 @@ class PostfixControl(PostfixCommand):
         super(PostfixControl, self).__init__(module, config_dir, commands)
         if executable:
             self._binary = executable
-        # how a failed check is run again for its reasons (tests give another)
+        # how a failed check is run again for its reasons, and how files are read (tests give others)
         self.run_on_terminal = run_on_terminal
+        self.read_text = read_text
+        self.systemd_running = systemd_running
 
     def _command(self, name):
         """Run ``postfix -c CONFIG_DIR NAME``; (rc, stdout, stderr), any exit status."""
@@ -136,8 +176,43 @@ class PostfixControl(PostfixCommand):
     def reload(self):
         self._require('reload')
 
-    def restart(self):
-        """``postfix stop`` then ``postfix start`` (start runs the checks of ``postfix check``)."""
+    def master_pid(self):
+        """The PID in QUEUE_DIRECTORY/pid/master.pid, or None."""
+        queue = Postconf(self.module, self.config_dir, self.commands).value('queue_directory')
+        text = self.read_text(os.path.join(queue, 'pid', 'master.pid'))
+        return int(text) if text and text.strip().isdigit() else None
+
+    def systemd_unit(self):
+        """The systemd service unit the running master is in, or None: the unit of its control
+        group (/proc/PID/cgroup), when systemd runs (/run/systemd/system) and says that unit
+        has that control group (``systemctl show -p ControlGroup --value UNIT``). A control
+        group named like a unit that systemd here does not know (a container started by a
+        unit of the host's systemd) is not one."""
+        if not self.systemd_running():
+            return None
+        systemctl = self.module.get_bin_path('systemctl')
+        pid = self.master_pid()
+        found = service_unit_of(self.read_text('/proc/%d/cgroup' % pid) or '') if systemctl and pid else None
+        if not found:
+            return None
+        unit, path = found
+        cmd = [systemctl, 'show', '-p', 'ControlGroup', '--value', unit]
+        self.commands.append(cmd)
+        rc, out, _err = self.module.run_command(cmd, environ_update=C_LOCALE)
+        return unit if rc == 0 and out.strip() == path else None
+
+    def restart(self, unit=None):
+        """``postfix stop`` then ``postfix start`` (start runs the checks of ``postfix check``);
+        ``systemctl restart UNIT`` for a master in the systemd unit UNIT (systemd_unit)."""
+        if unit:
+            cmd = [self.module.get_bin_path('systemctl', required=True), 'restart', unit]
+            self.commands.append(cmd)
+            rc, out, err = self.module.run_command(cmd, environ_update=C_LOCALE)
+            if rc != 0:
+                raise PostfixCommandError('%s failed (exit status %s): %s' % (
+                    ' '.join(cmd), rc, (err or out).strip() or 'see "systemctl status %s"' % unit),
+                    cmd=cmd, rc=rc, stdout=out, stderr=err)
+            return
         self._require('stop')
         self._require('start')
 
@@ -147,8 +222,9 @@ class PostfixControl(PostfixCommand):
             raise self.failure(name, rc, out, err)
 
 
-def outcome(config_dir, state, running, check_mode):
-    """(changed, action, msg) of bringing STATE to a Postfix that is RUNNING (or not).
+def outcome(config_dir, state, running, check_mode, unit=None):
+    """(changed, action, msg) of bringing STATE to a Postfix that is RUNNING (or not), whose
+    master is in the systemd unit UNIT (restarted through it) or in none.
 
     STATE: ``reloaded``, ``restarted`` or ``checked``. A Postfix that is not running is
     left stopped: it reads the new configuration when it starts."""
@@ -160,5 +236,7 @@ def outcome(config_dir, state, running, check_mode):
         msg = 'Postfix (%s) is running; it was not reloaded (state=checked).' % config_dir
     else:
         what = 'stopped and started' if action == 'restarted' else 'reloaded'
+        if action == 'restarted' and unit:
+            what = 'restarted through its systemd unit %s (systemctl restart)' % unit
         msg = 'Postfix (%s) %s %s.' % (config_dir, 'would be' if check_mode else 'was', what)
     return action != 'none', action, msg

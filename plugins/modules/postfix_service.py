@@ -31,6 +31,10 @@ options:
       - V(reloaded) - reload a running Postfix (C(postfix reload)).
       - V(restarted) - stop and start a running Postfix (C(postfix stop), C(postfix start)),
         for parameters the master reads only when it starts, such as C(inet_interfaces).
+        A master that systemd started (it runs in a systemd service unit, for example Debian's
+        C(postfix@-.service)) is restarted with C(systemctl restart UNIT) instead - C(postfix
+        stop) would leave the unit failed and C(postfix start) would run the new master outside
+        it. RV(systemd_unit) names the unit.
       - V(checked) - check the configuration and find out whether Postfix runs, and change
         nothing else; for a Postfix that a service manager reloads (for example
         M(ansible.builtin.systemd_service) when RV(running) is true).
@@ -61,6 +65,10 @@ notes:
     the script runs, come back either way and are shown as warnings, each once.
   - In a container whose main process is Postfix's master (C(postfix start-fg)), O(state=restarted)
     stops the container with it; a reload does not.
+  - The systemd unit of a running master is found, for O(state=restarted) only, from the master's
+    PID (C(QUEUE_DIRECTORY/pid/master.pid)), its control group (C(/proc/PID/cgroup)) and systemd's
+    word that the unit has that control group (C(systemctl show -p ControlGroup)). A reload is
+    C(postfix reload) with or without systemd - the master stays the same process, in its unit.
   - The C(postfix) command is for the superuser; run the task as root (C(become)).
 attributes:
   check_mode:
@@ -142,6 +150,14 @@ msg:
   returned: always
   type: str
   sample: Postfix (/etc/postfix) was reloaded.
+systemd_unit:
+  description:
+    - With O(state=restarted) and Postfix running, the systemd service unit its master runs in,
+      which was restarted (C(systemctl restart)) instead of C(postfix stop) and C(start); null when
+      systemd did not start it (or O(state) is not V(restarted)).
+  returned: success
+  type: str
+  sample: postfix@-.service
 commands:
   description: The commands run, each an argument list.
   returned: always
@@ -177,19 +193,26 @@ def main():
                 module.warn(warning)
             checked = True
         running = postfix.running()
-        changed, done, msg = outcome(p['config_dir'], p['state'], running, module.check_mode)
+        # read-only, so in check mode too: the message says how it would be restarted
+        unit = postfix.systemd_unit() if running and p['state'] == 'restarted' else None
+        changed, done, msg = outcome(p['config_dir'], p['state'], running, module.check_mode, unit)
         if changed and not module.check_mode:
             if done == 'restarted':
-                postfix.restart()
+                postfix.restart(unit)
             else:
                 postfix.reload()
     except PostfixCommandError as exc:
-        stopped = bool(commands) and commands[-1][-1] == 'start'
-        state = 'was stopped and did not start again' if stopped else 'was not reloaded or restarted'
+        last = commands[-1] if commands else []
+        if last[-2:-1] == ['restart']:
+            state = 'was not restarted by systemd; see "systemctl status %s"' % last[-1]
+        elif last[-1:] == ['start']:
+            state = 'was stopped and did not start again'
+        else:
+            state = 'was not reloaded or restarted'
         module.fail_json(msg='%s; Postfix (%s) %s.' % (exc, p['config_dir'], state),
                          rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr, commands=commands)
     module.exit_json(changed=changed, running=running, outcome=done, checked=checked, msg=msg,
-                     commands=commands)
+                     systemd_unit=unit, commands=commands)
 
 
 if __name__ == '__main__':

@@ -39,12 +39,12 @@ def _run(argv, **kwargs):
 class Host(object):
     """A throwaway container (Postfix started with `postfix start`, so it can be stopped)."""
 
-    def __init__(self, tmp_path, image=IMAGE):
+    def __init__(self, tmp_path, image=IMAGE, command=('sleep', 'infinity')):
         if not shutil.which('podman') or _run(['podman', 'image', 'exists', image]).returncode != 0:
             pytest.fail('container tests need podman and the image %s (./run images)' % image)
         self.name = 'postfix-service-test-%s' % uuid.uuid4().hex[:10]
         self.tmp = tmp_path
-        proc = _run(['podman', 'run', '-d', '--name', self.name, '--network', 'none', image, 'sleep', 'infinity'])
+        proc = _run(['podman', 'run', '-d', '--name', self.name, '--network', 'none', image] + list(command))
         assert proc.returncode == 0, proc.stderr
         self.pid = _run(['podman', 'container', 'inspect', '-f', '{{.State.Pid}}', self.name]).stdout.strip()
         assert self.pid.isdigit() and self.pid != '0', self.pid
@@ -326,3 +326,46 @@ def test_ansible_doc_renders():
     assert 'ERROR' not in proc.stderr and 'WARNING' not in proc.stderr, proc.stderr
     for word in ('state', 'restarted', 'checked', 'executable', 'outcome', 'postlog'):
         assert word in proc.stdout, word
+
+
+def test_a_master_systemd_started_is_restarted_through_its_unit(tmp_path):
+    """Postfix started by systemd (Debian's postfix@-.service): state=restarted restarts the unit
+    (systemctl restart), so the unit stays active with the new master in it; postfix stop and
+    start would leave the unit failed and the new master outside it (the module's notes). Check
+    mode says so and changes nothing; a reload stays postfix reload, in the same unit."""
+    host = Host(tmp_path, image='localhost/mailgw-postfix:bookworm-systemd', command=())
+    try:
+        deadline = time.time() + 60
+        while host.sh('systemctl is-system-running', check=False).strip() != 'running':
+            assert time.time() < deadline, host.sh('systemctl --failed --no-pager', check=False)
+            time.sleep(0.3)
+        unit_group = host.sh('systemctl show -p ControlGroup --value postfix@-').strip()
+        assert unit_group.endswith('/postfix@-.service'), unit_group
+
+        def master_group():
+            return [line.split(':', 2)[2] for line in host.sh('cat /proc/%s/cgroup' % host.master_pid()).splitlines()
+                    if ':name=systemd:' in line or line.startswith('0::')][0]
+
+        pid = host.master_pid()
+        assert master_group() == unit_group
+        predicted, = host.play([{'name': 'restart', MODULE: {'state': 'restarted'}}], check=True)
+        assert (predicted['changed'], predicted['systemd_unit']) == (True, 'postfix@-.service'), predicted
+        assert predicted['msg'] == ('Postfix (/etc/postfix) would be restarted through its systemd unit '
+                                    'postfix@-.service (systemctl restart).')
+        assert host.master_pid() == pid
+        restarted, = host.play([{'name': 'restart', MODULE: {'state': 'restarted'}}])
+        assert (restarted['changed'], restarted['outcome'], restarted['systemd_unit']) == (
+            True, 'restarted', 'postfix@-.service'), restarted
+        assert [cmd[-2:] for cmd in restarted['commands']][-1] == ['restart', 'postfix@-.service']
+        assert not [cmd for cmd in restarted['commands'] if cmd[-1] in ('stop', 'start')], restarted['commands']
+        assert host.sh('systemctl is-active postfix@-').strip() == 'active'
+        assert host.master_pid() != pid and master_group() == unit_group
+        # a reload is postfix reload: same master, same unit, no unit looked up
+        pid = host.master_pid()
+        reloaded, = host.play([{'name': 'reload', MODULE: {}}])
+        assert (reloaded['outcome'], reloaded['systemd_unit']) == ('reloaded', None), reloaded
+        assert [cmd[-1] for cmd in reloaded['commands']] == ['check', 'status', 'reload']
+        assert host.master_pid() == pid and master_group() == unit_group
+        assert host.sh('systemctl is-active postfix@-').strip() == 'active'
+    finally:
+        host.destroy()

@@ -10,7 +10,7 @@ tests/integration/modules/postfix_service.
 import pytest
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import PostfixControl, outcome
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import PostfixControl, outcome, service_unit_of
 
 # the fake AnsibleModule of the command layer's tests: records each command, answers from a script
 from test_postfix_commands import FakeModule
@@ -142,3 +142,91 @@ def test_run_on_terminal_kills_a_program_that_does_not_end():
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_control import run_on_terminal
     rc, _text = run_on_terminal([sys.executable, '-c', 'import time; time.sleep(30)'], {}, timeout=0.5)
     assert rc is None
+
+
+# -- a master that systemd started ---------------------------------------------------------------
+
+CGROUP_V1_HYBRID = (  # bookworm with systemd as PID 1 in a podman container on a cgroup v1 host
+    '9:name=systemd:/libpod_parent/libpod-da27/system.slice/system-postfix.slice/postfix@-.service\n'
+    '8:pids:/libpod_parent/libpod-da27\n'
+    '1:cpu:/libpod_parent/libpod-da27\n'
+    '0::/libpod_parent/libpod-da27\n')
+
+
+@pytest.mark.parametrize('text, expected', [
+    (CGROUP_V1_HYBRID, ('postfix@-.service', '/libpod_parent/libpod-da27/system.slice/system-postfix.slice/'
+                                             'postfix@-.service')),
+    ('0::/system.slice/postfix.service\n', ('postfix.service', '/system.slice/postfix.service')),
+    ('0::/system.slice/system-postfix.slice/postfix@postfix-out.service\n',
+     ('postfix@postfix-out.service', '/system.slice/system-postfix.slice/postfix@postfix-out.service')),
+    # started by hand in a login session, or in a container without systemd
+    ('0::/user.slice/user-0.slice/session-3.scope\n', None),
+    ('0::/\n', None),
+    ('9:name=systemd:/libpod_parent/libpod-da27\n0::/libpod_parent/libpod-da27\n', None),
+    ('', None),
+])
+def test_service_unit_of_reads_systemds_own_hierarchy(text, expected):
+    assert service_unit_of(text) == expected
+
+
+def _systemd_postfix(answers, cgroup=CGROUP_V1_HYBRID, booted=True, pid_text='        330\n'):
+    """A PostfixControl whose master (PID 330 in /var/spool/postfix/pid/master.pid) is in CGROUP."""
+    module = FakeModule(answers)
+    postfix = PostfixControl(module, '/etc/postfix')
+    files = {'/var/spool/postfix/pid/master.pid': pid_text, '/proc/330/cgroup': cgroup}
+    postfix.read_text = files.get
+    postfix.systemd_running = lambda: booted
+    return postfix, module
+
+
+UNIT_PATH = '/libpod_parent/libpod-da27/system.slice/system-postfix.slice/postfix@-.service'
+
+
+def test_a_master_systemd_started_is_found_and_confirmed_by_systemd():
+    postfix, module = _systemd_postfix([(0, '/var/spool/postfix\n', ''), (0, UNIT_PATH + '\n', '')])
+    assert postfix.systemd_unit() == 'postfix@-.service'
+    assert postfix.commands == [['/usr/sbin/postconf', '-c', '/etc/postfix', '-x', '-h', 'queue_directory'],
+                                ['/usr/sbin/systemctl', 'show', '-p', 'ControlGroup', '--value', 'postfix@-.service']]
+
+
+@pytest.mark.parametrize('case', ['systemd says another group', 'systemd does not know it', 'not booted with systemd',
+                                  'no master.pid', 'a session scope'])
+def test_no_unit_unless_systemd_confirms_it(case):
+    answers = [(0, '/var/spool/postfix\n', ''), (0, UNIT_PATH + '\n', '')]
+    kwargs = {}
+    if case == 'systemd says another group':
+        answers[1] = (0, '/system.slice/system-postfix.slice/postfix@-.service\n', '')
+    elif case == 'systemd does not know it':
+        answers[1] = (1, '', 'Failed to connect to bus: No such file or directory\n')
+    elif case == 'not booted with systemd':
+        kwargs['booted'] = False
+    elif case == 'no master.pid':
+        kwargs['pid_text'] = None
+    else:
+        kwargs['cgroup'] = '0::/user.slice/user-0.slice/session-3.scope\n'
+    postfix, _module = _systemd_postfix(answers, **kwargs)
+    assert postfix.systemd_unit() is None
+
+
+def test_a_restart_through_the_unit_is_systemctl_restart():
+    postfix, module = _systemd_postfix([])
+    postfix.restart('postfix@-.service')
+    assert postfix.commands == [['/usr/sbin/systemctl', 'restart', 'postfix@-.service']]
+    assert module.calls[0]['env']['LC_ALL'] == 'C'
+
+
+def test_a_failed_restart_through_the_unit_says_so():
+    postfix, _module = _systemd_postfix([(1, '', 'Job for postfix@-.service failed because the control process '
+                                                 'exited with error code.\n')])
+    with pytest.raises(PostfixCommandError) as info:
+        postfix.restart('postfix@-.service')
+    assert str(info.value) == ('/usr/sbin/systemctl restart postfix@-.service failed (exit status 1): Job for '
+                               'postfix@-.service failed because the control process exited with error code.')
+
+
+def test_the_outcome_names_the_unit_of_a_restart():
+    assert outcome('/etc/postfix', 'restarted', True, False, 'postfix@-.service') == (
+        True, 'restarted', 'Postfix (/etc/postfix) was restarted through its systemd unit postfix@-.service '
+                           '(systemctl restart).')
+    assert outcome('/etc/postfix', 'restarted', True, True, 'postfix@-.service')[2] == (
+        'Postfix (/etc/postfix) would be restarted through its systemd unit postfix@-.service (systemctl restart).')
