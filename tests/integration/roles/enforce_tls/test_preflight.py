@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from ansible_env import REPO, ansible_env, tool
-from test_enforce_tls_role import _gateway
+from test_enforce_tls_role import IMAGE_SYSTEMD, _gateway
 
 PLAIN = '[127.0.0.2]:2525'
 SELF_SIGNED = '[127.0.0.3]:2525'
@@ -29,9 +29,9 @@ PEER = os.path.join(REPO, 'molecule', 'resources', 'files', 'smtp_peer.py')
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 
-@pytest.fixture
-def gateway(tmp_path):
-    for gw in _gateway(tmp_path):
+def _with_peers(gateways):
+    """The gateways of GATEWAYS (a _gateway generator), each with the two SMTP peers running."""
+    for gw in gateways:
         with open(PEER, 'rb') as handle:
             peer = handle.read().decode('utf-8')
         peers = [{'name': 'plain', 'listen': '127.0.0.2', 'port': 2525, 'spool': '/var/tmp/plain'},
@@ -46,6 +46,17 @@ def gateway(tmp_path):
         gw.sh(script)
         gw.take_before()
         yield gw
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    yield from _with_peers(_gateway(tmp_path))
+
+
+@pytest.fixture
+def systemd_gateway(tmp_path):
+    """bookworm under systemd (Postfix started by its units), with the peers."""
+    yield from _with_peers(_gateway(tmp_path, image=IMAGE_SYSTEMD, systemd=True))
 
 
 def _report(result):
@@ -193,6 +204,28 @@ def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
     gateway.sh('postconf -e smtp_tls_loglevel=0')
     unlogged = _report(gateway.play(check=True))
     assert unlogged['affected'] == [] and 'smtp_tls_loglevel is 0' in unlogged['unchecked'], unlogged
+
+
+def test_log_evidence_from_the_journal(systemd_gateway):
+    """A gateway as Debian 12 installs it: no maillog_file and no syslog daemon, so Postfix logs
+    through syslog(3) to journald only and there is no /var/log/mail.log. The preflight reads
+    the journal (journalctl) and finds the next hop that took mail in plaintext."""
+    gw = systemd_gateway
+    gw.sh("postconf -X maillog_file && postconf -e transport_maps=texthash:/etc/postfix/transport "
+          "smtp_tls_loglevel=1 "
+          "&& echo 'plain.test smtp:[127.0.0.2]:2525' > /etc/postfix/transport "
+          "&& systemctl restart postfix@- && test ! -e /var/log/mail.log "
+          "&& printf 'Subject: t\\n\\nhello\\n' | sendmail -f a@gw.test u@plain.test "
+          "&& for i in $(seq 60); do journalctl -q --no-pager _COMM=smtp | grep -q 'status=sent' && exit 0; "
+          "sleep 0.5; done; journalctl -q --no-pager -n 30; exit 1")
+    gw.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_log': True})
+    checked = gw.play(check=True)
+    read = checked.result_of('Read the Postfix settings, services and files')
+    assert checked.rc == 0, json.dumps(read)[-3000:]
+    report = _report(checked)
+    assert report['affected'] == [PLAIN], report
+    assert report['would_defer'] == [PLAIN], report
+    assert read['tls_policy_levels']['log_sources'] == ['journal'], read['tls_policy_levels']
 
 
 SEND = """python3 - <<'SEND_EOF'
