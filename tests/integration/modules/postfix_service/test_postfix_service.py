@@ -367,5 +367,13 @@ def test_a_master_systemd_started_is_restarted_through_its_unit(tmp_path):
         assert [cmd[-1] for cmd in reloaded['commands']] == ['check', 'status', 'reload']
         assert host.master_pid() == pid and master_group() == unit_group
         assert host.sh('systemctl is-active postfix@-').strip() == 'active'
+        # what the module avoids, as its notes say: postfix stop and start by hand leave the unit
+        # failed (its ExecStop ran against a master that was gone) and the master outside it
+        host.sh('postfix stop && postfix start')
+        deadline = time.time() + 15    # systemd runs the unit's ExecStop once it saw the master go
+        while host.sh('systemctl is-active postfix@-', check=False).strip() != 'failed':
+            assert time.time() < deadline, host.sh('systemctl status postfix@- --no-pager', check=False)
+            time.sleep(0.2)
+        assert master_group() != unit_group
     finally:
         host.destroy()
