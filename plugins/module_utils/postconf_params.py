@@ -420,6 +420,36 @@ def _normalise_item(item):
     return re.sub(r'\s+\}', '}', re.sub(r'\{\s+', '{', ' '.join(item.split())))
 
 
+LIST_ITEMS_MODES = ('exact', 'present', 'absent')
+
+
+def edit_list(current, items, mode, separator=', '):
+    """The list value CURRENT (text, or None for empty) with the items of ITEMS (a list value,
+    text) present (added at the end, in their order, when missing) or absent (removed), the
+    other items kept as written. Items compare as list_items() compares them. Returns None
+    when CURRENT already is so (nothing to write), else the new value joined with SEPARATOR
+    (``", "`` as main.cf lists are written; ``","`` for a master.cf -o override, which
+    cannot hold blanks). MODE: ``present`` or ``absent``."""
+    if mode not in ('present', 'absent'):
+        raise ValueError('mode must be present or absent, got %r' % (mode,))
+    kept = split_list(current or '')
+    have = [_normalise_item(item) for item in kept]
+    wanted = []
+    for item in split_list(items):
+        if _normalise_item(item) not in [_normalise_item(w) for w in wanted]:
+            wanted.append(item)
+    if mode == 'present':
+        missing = [item for item in wanted if _normalise_item(item) not in have]
+        if not missing:
+            return None
+        return separator.join(kept + missing)
+    drop = set(_normalise_item(item) for item in wanted)
+    left = [item for item, norm in zip(kept, have) if norm not in drop]
+    if len(left) == len(kept):
+        return None
+    return separator.join(left)
+
+
 def is_list_parameter(name):
     """Whether Postfix reads NAME as a list (pragmatic rule, see docs)."""
     base = name.lower()

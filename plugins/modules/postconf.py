@@ -74,6 +74,25 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  list_items:
+    description:
+      - How the value of a list parameter (one Postfix reads as a list, see O(value)) is applied
+        with O(state=present).
+      - V(exact) - the value is the whole list (the default).
+      - V(present) - each item of the value is in the list; missing ones are added at the end,
+        in the order given, and the items already there are kept as written. For adding a
+        table to C(smtp_tls_policy_maps) or a cipher to C(smtpd_tls_exclude_ciphers) that
+        other tasks or people also manage.
+      - V(absent) - no item of the value is in the list; the other items are kept. Removing
+        the last item leaves an explicitly empty value.
+      - The list it starts from is the explicit value, or when the parameter is not set, the
+        default C(postconf -d) shows (for a service, its C(-o) override, else the C(main.cf)
+        value, else the default). When nothing needs adding or removing, nothing is written,
+        not even a default made explicit.
+      - Refused for a parameter that is not a list, and with O(state=absent).
+    type: str
+    choices: [exact, present, absent]
+    default: exact
   service:
     description:
       - A C(master.cf) service written C(SERVICE/TYPE), for example V(submission/inet) or
@@ -163,6 +182,18 @@ EXAMPLES = r'''
     name: smtpd_tls_security_level
     value: none
 
+- name: Add the TLS policy table to smtp_tls_policy_maps, keeping the maps others put there
+  mailgw.postfix_tls.postconf:
+    name: smtp_tls_policy_maps
+    value: hash:/etc/postfix/tls_policy
+    list_items: present
+
+- name: Stop excluding a cipher, whatever else is excluded
+  mailgw.postfix_tls.postconf:
+    name: smtpd_tls_exclude_ciphers
+    value: [RC4]
+    list_items: absent
+
 - name: Listen on loopback only (needs a restart, not a reload)
   mailgw.postfix_tls.postconf:
     name: inet_interfaces
@@ -225,7 +256,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     check_name,
     check_override_value,
     check_value,
+    edit_list,
     format_line,
+    is_list_parameter,
     list_items,
     parse_service_spec,
     printable,
@@ -239,6 +272,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     Postconf,
     PostfixCommandError,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import restore_owner_mode
 
 
@@ -265,6 +299,10 @@ def desired_settings(module):
     errors = []
     desired = {}
     as_list = set()
+    by_item = params['list_items'] != 'exact'
+    if by_item and not present:
+        module.fail_json(msg='list_items=%s applies to state=present (adding or removing list items); '
+                             'state=absent removes the whole setting' % params['list_items'])
     for name, raw in requested.items():
         reason = check_name(name)
         if reason:
@@ -272,6 +310,10 @@ def desired_settings(module):
             continue
         if not present:
             desired[name] = None
+            continue
+        if by_item and not is_list_parameter(name):
+            errors.append('list_items=%s needs a list parameter: Postfix does not read %s as a list'
+                          % (params['list_items'], name))
             continue
         if raw is None:
             errors.append('value of %s is null: with state=present every value must be set '
@@ -282,6 +324,12 @@ def desired_settings(module):
             text = to_postconf_value(raw)
         except TypeError as exc:
             errors.append('value of %s: %s' % (name, exc))
+            continue
+        if overrides and isinstance(raw, (list, tuple)):
+            # a master.cf -o override cannot hold blanks: "a,b" (Postfix splits on commas too)
+            text = ','.join(split_list(text))
+        if by_item and not split_list(text):
+            errors.append('value of %s names no list item to make %s' % (name, params['list_items']))
             continue
         reason = check_override_value(name, text) if overrides else check_value(name, text)
         if reason:
@@ -316,6 +364,40 @@ def check_names_known(module, desired, current, known, explicit):
         errors.append(unknown_name_message(name, known, where))
     if errors:
         module.fail_json(msg=' '.join(errors), errors=errors)
+
+
+def with_list_items(module, postconf, desired, current, explicit, service):
+    """DESIRED (name -> the items given) as whole values: each list as it is (CURRENT's
+    value, else for a service main.cf's, else Postfix's default) with the items present or
+    absent (list_items). A list that already is so keeps its current value (None when not
+    set), so that nothing is written."""
+    mode = module.params['list_items']
+    bases = {}
+    for name in desired:
+        if current.get(name) is not None:
+            bases[name] = current[name]
+        elif service and explicit.get(name) is not None:
+            bases[name] = explicit[name]
+    unset = sorted(name for name in desired if name not in bases)
+    if unset:
+        try:
+            bases.update(postconf.parameters(unset, defaults=True))
+        except PostfixCommandError as exc:
+            module.fail_json(msg=str(exc), commands=postconf.commands)
+    out = {}
+    errors = []
+    for name, items in desired.items():
+        value = edit_list(bases.get(name), items, mode, separator=',' if service else ', ')
+        if value is None:
+            out[name] = current.get(name)
+            continue
+        reason = check_override_value(name, value) if service else check_value(name, value)
+        if reason:
+            errors.append(reason)
+        out[name] = value
+    if errors:
+        module.fail_json(msg='; '.join(errors), errors=errors)
+    return out
 
 
 def stat_or_none(path):
@@ -360,6 +442,7 @@ def main():
             value=dict(type='raw'),
             params=dict(type='dict'),
             state=dict(type='str', default='present', choices=['present', 'absent']),
+            list_items=dict(type='str', default='exact', choices=['exact', 'present', 'absent']),
             service=dict(type='str'),
             config_dir=dict(type='path', default='/etc/postfix'),
             allow_unknown=dict(type='bool', default=False),
@@ -413,6 +496,8 @@ def main():
         module.fail_json(msg=str(exc), commands=postconf.commands)
 
     check_names_known(module, desired, current, known, explicit)
+    if params['list_items'] != 'exact':
+        desired = with_list_items(module, postconf, desired, current, explicit, service)
 
     # Compare.
     result_params = {}

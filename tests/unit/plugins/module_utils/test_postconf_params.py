@@ -537,3 +537,39 @@ def test_expand_references_names_what_it_does_not_know():
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import expand_references
     with pytest.raises(KeyError, match='nope'):
         expand_references('/x/${nope}', {})
+
+
+# -- list items added or removed, the rest kept ---------------------------------------------------
+
+@pytest.mark.parametrize('current, items, mode, expected', [
+    # added at the end, the items already there kept as written (separators and all)
+    ('hash:/etc/postfix/a hash:/etc/postfix/b', 'hash:/etc/postfix/tls_policy', 'present',
+     'hash:/etc/postfix/a, hash:/etc/postfix/b, hash:/etc/postfix/tls_policy'),
+    (None, 'aNULL, eNULL', 'present', 'aNULL, eNULL'),
+    ('', 'aNULL', 'present', 'aNULL'),
+    # already there (in any spelling of the separators): nothing to write
+    ('aNULL,eNULL', 'eNULL', 'present', None),
+    ('aNULL,eNULL', 'eNULL aNULL', 'present', None),
+    ('check_policy_service { inet:127.0.0.1:10040, timeout=10s }',
+     'check_policy_service {inet:127.0.0.1:10040, timeout=10s}', 'present', None),
+    # only the missing ones, each once, in the order given
+    ('a', 'b, a, c, b', 'present', 'a, b, c'),
+    # removed, the rest kept in its order
+    ('hash:/a, hash:/etc/postfix/tls_policy, hash:/b', 'hash:/etc/postfix/tls_policy', 'absent', 'hash:/a, hash:/b'),
+    ('a b a c', 'a', 'absent', 'b, c'),
+    ('a', 'a', 'absent', ''),
+    ('a, b', 'c', 'absent', None),
+    (None, 'c', 'absent', None),
+    ('{ a,  b }, c', '{a, b}', 'absent', 'c'),
+])
+def test_edit_list(current, items, mode, expected):
+    assert pp.edit_list(current, items, mode) == expected
+
+
+def test_edit_list_for_a_master_cf_override_joins_without_blanks():
+    assert pp.edit_list('!aNULL', 'eNULL,!MD5', 'present', separator=',') == '!aNULL,eNULL,!MD5'
+
+
+def test_edit_list_knows_only_present_and_absent():
+    with pytest.raises(ValueError):
+        pp.edit_list('a', 'b', 'exact')
