@@ -564,29 +564,37 @@ SYSTEMD_HANDLERS = ('Check and reload Postfix (enforce_tls)', 'Leave a stopped P
                     'Reload Postfix through systemd (enforce_tls)', 'Restart Postfix through systemd (enforce_tls)')
 
 
-def test_systemd_reloads_postfix_through_its_unit(systemd_gateway):
-    """enforce_tls_service_manager=systemd on a gateway whose Postfix systemd started: the handler
-    only checks the configuration (postfix check and status, no postfix reload), systemd reloads
-    the unit (its journal says so, the master logs one reload and keeps its PID), and check mode
-    predicts exactly the tasks the real run changes."""
+@pytest.mark.parametrize('manager', ['systemd', 'postfix'])
+def test_systemd_reloads_postfix_through_its_unit(systemd_gateway, manager):
+    """A gateway whose Postfix systemd started. enforce_tls_service_manager=systemd: the handler
+    only checks the configuration (postfix check and status, no postfix reload) and systemd
+    reloads the unit (its journal says so). The default, postfix: the handler reloads with
+    postfix reload, and the unit stays active with the same master in it. Either way the
+    master logs one reload and keeps its PID, and check mode predicts exactly the tasks the
+    real run changes."""
     gw = systemd_gateway
-    gw.group_vars({'enforce_tls_service_manager': 'systemd', 'enforce_tls_outgoing_level': 'encrypt',
+    gw.group_vars({'enforce_tls_service_manager': manager, 'enforce_tls_outgoing_level': 'encrypt',
                    'enforce_tls_policies': [{'destination': 'partner.example', 'level': 'secure'}]})
     master = gw.sh('cat /var/spool/postfix/pid/master.pid').strip()
     assert _log_count(gw, 'reload -- version', 0) == 0
     applied = gw.converge()
-    assert 'Reload Postfix through systemd (enforce_tls)' in applied.changed, applied.changed
     ran = [name for name, r in applied.tasks if name in SYSTEMD_HANDLERS and not r.get('skipped')]
-    assert ran == ['Check and reload Postfix (enforce_tls)', 'Reload Postfix through systemd (enforce_tls)'], ran
     handler = applied.result_of('Check and reload Postfix (enforce_tls)')
-    assert [cmd[-1] for cmd in handler['commands']] == ['check', 'status'], handler
     assert handler['running'] is True, handler
-    # one reload, by systemd (postfix@-.service's ExecReload, reached through postfix.service),
+    if manager == 'systemd':
+        assert 'Reload Postfix through systemd (enforce_tls)' in applied.changed, applied.changed
+        assert ran == ['Check and reload Postfix (enforce_tls)', 'Reload Postfix through systemd (enforce_tls)'], ran
+        assert [cmd[-1] for cmd in handler['commands']] == ['check', 'status'], handler
+    else:
+        assert ran == ['Check and reload Postfix (enforce_tls)'], ran
+        assert [cmd[-1] for cmd in handler['commands']] == ['check', 'status', 'reload'], handler
+    # one reload (by systemd: postfix@-.service's ExecReload, reached through postfix.service),
     # and the same master; the second run and the check runs reloaded nothing
     assert _log_count(gw, 'reload -- version', 1) == 1
     journal = gw.sh('journalctl -u postfix@- --no-pager -o cat')
-    assert journal.count('Reloading postfix@-.service') + journal.count('Reloading Postfix Mail Transport Agent') == 1, \
-        journal
+    reloads_by_systemd = journal.count('Reloading postfix@-.service') + journal.count(
+        'Reloading Postfix Mail Transport Agent')
+    assert reloads_by_systemd == (1 if manager == 'systemd' else 0), journal
     assert gw.sh('cat /var/spool/postfix/pid/master.pid').strip() == master
     assert gw.sh('systemctl is-active postfix@-').strip() == 'active'
     assert gw.postconf('smtp_tls_security_level') == 'encrypt'
