@@ -97,7 +97,7 @@ def test_a_service_override_starts_from_main_cf_and_is_written_without_blanks(sa
     assert 'submission/inet/smtpd_tls_exclude_ciphers = aNULL,eNULL,RC4,MD5' in sandbox.real_postconf('-P')
     assert sandbox.explicit('smtpd_tls_exclude_ciphers') == 'aNULL, eNULL'
     removed = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_exclude_ciphers',
-                                'value': 'eNULL', 'list_items': 'absent'})
+                                'value': 'eNULL, 3DES', 'list_items': 'absent'})
     assert removed['params']['smtpd_tls_exclude_ciphers'] == {'before': 'aNULL,eNULL,RC4,MD5', 'after': 'aNULL,RC4,MD5'}
     # a whole list for an override (list_items=exact) is written without blanks too
     exact = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_exclude_ciphers',
