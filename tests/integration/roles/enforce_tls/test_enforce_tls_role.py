@@ -230,6 +230,24 @@ class Gateway(object):
         self.sh("printf '127.0.0.1:10026 inet n - n - - smtpd\\n  -o content_filter=\\n' "
                 '>> %s/master.cf' % config_dir)
 
+    def add_secondary_instance(self, start):
+        """An "mta" instance /etc/postfix-out as postmulti creates it: its smtpd on 127.0.0.1:2525
+        (the primary has 25), its log in /var/log/postfix-out.log, a re-injection service; started
+        with the shell command START, then the certificate made and every configuration directory
+        taken as the state before. Returns its configuration directory."""
+        out = '/etc/postfix-out'
+        self.sh('postmulti -e init && postmulti -I postfix-out -G mta -e create && postmulti -i postfix-out -e enable'
+                ' && postconf -c {o} -X master_service_disable'
+                ' && postconf -c {o} -e inet_interfaces=127.0.0.1 maillog_file=/var/log/postfix-out.log'
+                ' && postconf -c {o} -M# smtp/inet && postconf -c {o} -Me "2525/inet=2525 inet n - y - - smtpd"'
+                .format(o=out))
+        self.add_reinjection_service(out)
+        self.sh(start)
+        self.make_certificate()
+        self.config_dirs = ('/etc/postfix', out)
+        self.take_before()
+        return out
+
     def smtp_reply_to_mail_from(self, port):
         """The reply to MAIL FROM on a plaintext session (no STARTTLS)."""
         out = self.sh('swaks --server 127.0.0.1 --port %d --from a@client.test --to b@gateway.test '
@@ -625,17 +643,7 @@ def test_systemd_reloads_only_the_instance_its_unit_names(systemd_gateway):
     re-injection service's exemption goes live before smtpd is raised), as docs/enforce_tls.md
     says from Debian's unit file; the primary (postfix@-) is not reloaded."""
     gw = systemd_gateway
-    out = '/etc/postfix-out'
-    gw.sh('postmulti -e init && postmulti -I postfix-out -G mta -e create && postmulti -i postfix-out -e enable'
-          ' && postconf -c {o} -X master_service_disable'
-          ' && postconf -c {o} -e inet_interfaces=127.0.0.1 maillog_file=/var/log/postfix-out.log'
-          ' && postconf -c {o} -M# smtp/inet && postconf -c {o} -Me "2525/inet=2525 inet n - y - - smtpd"'
-          .format(o=out))
-    gw.add_reinjection_service(out)
-    gw.sh('systemctl start postfix@postfix-out && postmulti -i postfix-out -p status')
-    gw.make_certificate()
-    gw.config_dirs = ('/etc/postfix', out)
-    gw.take_before()
+    out = gw.add_secondary_instance('systemctl start postfix@postfix-out && postmulti -i postfix-out -p status')
     gw.group_vars({
         'enforce_tls_service_manager': 'systemd',
         'enforce_tls_service_name': 'postfix@postfix-out',
@@ -710,20 +718,9 @@ def test_a_secondary_postmulti_instance(gateway):
     """A multi-instance gateway (postmulti): the role applied to the secondary instance
     (enforce_tls_config_dir) writes that instance's table, main.cf and master.cf, reloads
     that instance only, and leaves the primary as it was, on disk and on the wire."""
-    out = '/etc/postfix-out'
-    # An "mta" instance as postmulti creates it, its smtpd on port 2525 (the primary has 25),
-    # its log in a file (the primary's in another), a re-injection service.
+    # the primary's log in a file of its own; the secondary as add_secondary_instance makes it
     gateway.sh('postfix stop && postconf -e maillog_file=/var/log/postfix-primary.log && postfix start')
-    gateway.sh('postmulti -e init && postmulti -I postfix-out -G mta -e create && postmulti -i postfix-out -e enable'
-               ' && postconf -c {o} -X master_service_disable'
-               ' && postconf -c {o} -e inet_interfaces=127.0.0.1 maillog_file=/var/log/postfix-out.log'
-               ' && postconf -c {o} -M# smtp/inet && postconf -c {o} -Me "2525/inet=2525 inet n - y - - smtpd"'
-               .format(o=out))
-    gateway.add_reinjection_service(out)
-    gateway.sh('postmulti -i postfix-out -p start')
-    gateway.make_certificate()
-    gateway.config_dirs = ('/etc/postfix', out)
-    gateway.take_before()
+    out = gateway.add_secondary_instance('postmulti -i postfix-out -p start')
     primary = gateway.sh('md5sum /etc/postfix/main.cf /etc/postfix/master.cf; ls /etc/postfix')
     gateway.group_vars({
         'enforce_tls_config_dir': out,
