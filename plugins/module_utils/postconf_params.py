@@ -420,9 +420,6 @@ def _normalise_item(item):
     return re.sub(r'\s+\}', '}', re.sub(r'\{\s+', '{', ' '.join(item.split())))
 
 
-LIST_ITEMS_MODES = ('exact', 'present', 'absent')
-
-
 def edit_list(current, items, mode, separator=', '):
     """The list value CURRENT (text, or None for empty) with the items of ITEMS (a list value,
     text) present (added at the end, in their order, when missing) or absent (removed), the
