@@ -24,7 +24,8 @@ What each does, from postfix-script (conf/postfix-script in the Postfix sources)
 
 Under systemd (Debian's ``postfix@INSTANCE.service``: ``ExecStart=postmulti -i %i -p start``,
 ``Type=forking``), ``postfix stop`` makes the unit run its ``ExecStop`` against a master that
-is gone: the unit ends ``failed``, and ``postfix start`` then runs a master outside it (in
+is gone or going: the unit ends ``failed`` or ``inactive`` (which one depends on timing), and
+``postfix start`` then runs a master outside it (in
 the caller's control group). Seen on bookworm with systemd as PID 1. So a restart of a master
 that runs in a systemd service unit's control group (``/proc/PID/cgroup``), confirmed by
 systemd itself (``systemctl show -p ControlGroup``), is ``systemctl restart UNIT`` instead

@@ -33,8 +33,8 @@ options:
         for parameters the master reads only when it starts, such as C(inet_interfaces).
         A master that systemd started (it runs in a systemd service unit, for example Debian's
         C(postfix@-.service)) is restarted with C(systemctl restart UNIT) instead - C(postfix
-        stop) would leave the unit failed and C(postfix start) would run the new master outside
-        it. RV(systemd_unit) names the unit.
+        stop) would leave the unit stopped (failed or inactive) and C(postfix start) would run
+        the new master outside it. RV(systemd_unit) names the unit.
       - V(checked) - check the configuration and find out whether Postfix runs, and change
         nothing else; for a Postfix that a service manager reloads (for example
         M(ansible.builtin.systemd_service) when RV(running) is true).
