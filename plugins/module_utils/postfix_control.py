@@ -25,8 +25,8 @@ What each does, from postfix-script (conf/postfix-script in the Postfix sources)
 Under systemd (Debian's ``postfix@INSTANCE.service``: ``ExecStart=postmulti -i %i -p start``,
 ``Type=forking``), ``postfix stop`` makes the unit run its ``ExecStop`` against a master that
 is gone or going: the unit ends ``failed`` or ``inactive`` (which one depends on timing), and
-``postfix start`` then runs a master outside it (in
-the caller's control group). Seen on bookworm with systemd as PID 1. So a restart of a master
+``postfix start`` then runs a master outside it (in the caller's control group). Seen on
+bookworm with systemd as PID 1. So a restart of a master
 that runs in a systemd service unit's control group (``/proc/PID/cgroup``), confirmed by
 systemd itself (``systemctl show -p ControlGroup``), is ``systemctl restart UNIT`` instead
 (systemd_unit, restart). A reload is ``postfix reload`` either way: the master re-reads its
@@ -146,8 +146,10 @@ class PostfixControl(PostfixCommand):
         return self._run([name], ok_rcs=None)
 
     def failure(self, name, rc, out, err, text=None):
-        """A PostfixCommandError for ``postfix NAME`` that exited RC, naming TEXT (default: its
-        output) or, when there is none (the usual case off a terminal), where its reasons went."""
+        """A PostfixCommandError for the last command run (``postfix NAME``, or the
+        ``systemctl restart`` of a restart through systemd) that exited RC, naming TEXT
+        (default: its output) or, when there is none (the usual case off a terminal), where its
+        reasons went."""
         text = ((err or '') + (out or '')).strip() if text is None else text
         return PostfixCommandError('%s failed (exit status %s): %s' % (
             ' '.join(self.commands[-1]), rc, text or LOGGED_ELSEWHERE % (self.config_dir, name)),
@@ -210,9 +212,8 @@ class PostfixControl(PostfixCommand):
             self.commands.append(cmd)
             rc, out, err = self.module.run_command(cmd, environ_update=C_LOCALE)
             if rc != 0:
-                raise PostfixCommandError('%s failed (exit status %s): %s' % (
-                    ' '.join(cmd), rc, (err or out).strip() or 'see "systemctl status %s"' % unit),
-                    cmd=cmd, rc=rc, stdout=out, stderr=err)
+                raise self.failure('restart', rc, out, err,
+                                   (err or out).strip() or 'see "systemctl status %s"' % unit)
             return
         self._require('stop')
         self._require('start')
