@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from ansible_env import ansible_env, tool
+from postfix_containers import MASTER_PID, settled_count, wait_for_systemd
 
 pytestmark = pytest.mark.container
 
@@ -78,22 +79,13 @@ class Host(object):
         self.sh('postconf -e maillog_file=/var/log/postfix.log && postfix start')
 
     def reloads(self, expected):
-        """How often the master was reloaded (its log), once the count is EXPECTED or 10 s passed.
-        The master logs "reload -- version" after the command returned (through postlogd), so
-        a reload shows a moment later; a count that stays at EXPECTED is read again after a
-        second, so a reload that was not expected has the time to show."""
-        deadline = time.time() + 10
-        while True:
-            count = self.sh('cat /var/log/postfix.log 2>/dev/null || true').count('reload -- version')
-            if count == expected:
-                time.sleep(1)
-                return self.sh('cat /var/log/postfix.log').count('reload -- version')
-            if time.time() > deadline:
-                return count
-            time.sleep(0.2)
+        """How often the master was reloaded (its log's "reload -- version" lines), once the
+        count is EXPECTED or 10 s passed (settled_count)."""
+        return settled_count(lambda: self.sh('cat /var/log/postfix.log 2>/dev/null || true'),
+                             'reload -- version', expected)
 
     def master_pid(self):
-        return self.sh('cat /var/spool/postfix/pid/master.pid').strip()
+        return self.sh('cat %s' % MASTER_PID).strip()
 
     def files(self):
         """Everything under the configuration and queue directories, with checksums of files."""
@@ -335,10 +327,7 @@ def test_a_master_systemd_started_is_restarted_through_its_unit(tmp_path):
     mode says so and changes nothing; a reload stays postfix reload, in the same unit."""
     host = Host(tmp_path, image='localhost/mailgw-postfix:bookworm-systemd', command=())
     try:
-        deadline = time.time() + 60
-        while host.sh('systemctl is-system-running', check=False).strip() != 'running':
-            assert time.time() < deadline, host.sh('systemctl --failed --no-pager', check=False)
-            time.sleep(0.3)
+        wait_for_systemd(lambda script: host.sh(script, check=False))
         unit_group = host.sh('systemctl show -p ControlGroup --value postfix@-').strip()
         assert unit_group.endswith('/postfix@-.service'), unit_group
 

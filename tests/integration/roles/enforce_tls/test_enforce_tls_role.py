@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from ansible_env import REPO, ansible_env
+from postfix_containers import MASTER_PID, settled_count, wait_for_systemd
 
 IMAGE = 'localhost/mailgw-postfix:bookworm'    # Postfix 3.7
 IMAGE_TRIXIE = 'localhost/mailgw-postfix:trixie'  # Postfix 3.10, no smtpd certificate configured
@@ -118,7 +119,7 @@ class Gateway(object):
         self.pid = run(['podman', 'container', 'inspect', '-f', '{{.State.Pid}}', self.name]).stdout.strip()
         assert self.pid.isdigit() and self.pid != '0', self.pid
         if systemd:
-            self.wait_for_systemd()
+            wait_for_systemd(lambda script: self.sh(script, check=False))
         elif start_postfix:
             self.sh('postfix start')
         self.inventory = tmp_path / 'inventory'
@@ -130,16 +131,12 @@ class Gateway(object):
             'name': 'Apply enforce_tls', 'hosts': 'gateways', 'gather_facts': False,
             'roles': [{'role': ROLE}]}]))
 
-    def wait_for_systemd(self):
-        """Until systemd finished starting its units (Postfix among them), at most 60 s."""
-        deadline = time.time() + 60
-        while True:
-            state = self.exec(['systemctl', 'is-system-running']).stdout.strip()
-            if state in ('running', 'degraded'):
-                assert state == 'running', self.sh('systemctl --failed --no-pager', check=False)
-                return
-            assert time.time() < deadline, 'systemd did not finish starting: %s' % state
-            time.sleep(0.3)
+    def master_pid(self):
+        return self.sh('cat %s' % MASTER_PID).strip()
+
+    def log_count(self, text, expected):
+        """settled_count of TEXT in /var/log/postfix.log."""
+        return settled_count(lambda: self.sh('cat /var/log/postfix.log'), text, expected)
 
     def write_inventory(self, **host_extra):
         host = {'ansible_host': self.name}
@@ -534,7 +531,7 @@ def test_a_configuration_postfix_check_refuses_is_not_reloaded(gateway):
     changes, the reload handler's postfix check fails with Postfix's own words, and the
     running Postfix is not reloaded."""
     gateway.sh('postconf -MX postlog/unix-dgram && postconf maillog_file | grep -q /')
-    master = gateway.sh('cat /var/spool/postfix/pid/master.pid').strip()
+    master = gateway.master_pid()
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt'})
     result = gateway.play()
     assert result.rc != 0
@@ -549,7 +546,7 @@ def test_a_configuration_postfix_check_refuses_is_not_reloaded(gateway):
     handler = result.result_of('Check and reload Postfix (enforce_tls)')
     assert [cmd[-1] for cmd in handler['commands']] == ['check', 'check'], handler
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
-    assert gateway.sh('cat /var/spool/postfix/pid/master.pid').strip() == master
+    assert gateway.master_pid() == master
 
 
 def test_stopped_postfix_is_not_started(stopped_gateway):
@@ -561,21 +558,6 @@ def test_stopped_postfix_is_not_started(stopped_gateway):
     status = stopped_gateway.exec(['postfix', 'status'])
     assert status.returncode != 0, 'postfix was started'
     assert stopped_gateway.play().changed == []
-
-
-def _log_count(gateway, text, expected):
-    """How often TEXT is in /var/log/postfix.log, once the count is EXPECTED (read again a second
-    later, so that one more has the time to show) or 10 s passed. The master logs "reload --
-    version" through postlogd after the reload command returned."""
-    deadline = time.time() + 10
-    while True:
-        count = gateway.sh('cat /var/log/postfix.log').count(text)
-        if count == expected:
-            time.sleep(1)
-            return gateway.sh('cat /var/log/postfix.log').count(text)
-        if time.time() > deadline:
-            return count
-        time.sleep(0.2)
 
 
 SYSTEMD_HANDLERS = ('Check and reload Postfix (enforce_tls)', 'Leave a stopped Postfix stopped (enforce_tls)',
@@ -593,8 +575,8 @@ def test_systemd_reloads_postfix_through_its_unit(systemd_gateway, manager):
     gw = systemd_gateway
     gw.group_vars({'enforce_tls_service_manager': manager, 'enforce_tls_outgoing_level': 'encrypt',
                    'enforce_tls_policies': [{'destination': 'partner.example', 'level': 'secure'}]})
-    master = gw.sh('cat /var/spool/postfix/pid/master.pid').strip()
-    assert _log_count(gw, 'reload -- version', 0) == 0
+    master = gw.master_pid()
+    assert gw.log_count('reload -- version', 0) == 0
     applied = gw.converge()
     ran = [name for name, r in applied.tasks if name in SYSTEMD_HANDLERS and not r.get('skipped')]
     handler = applied.result_of('Check and reload Postfix (enforce_tls)')
@@ -608,12 +590,12 @@ def test_systemd_reloads_postfix_through_its_unit(systemd_gateway, manager):
         assert [cmd[-1] for cmd in handler['commands']] == ['check', 'status', 'reload'], handler
     # one reload (by systemd: postfix@-.service's ExecReload, reached through postfix.service),
     # and the same master; the second run and the check runs reloaded nothing
-    assert _log_count(gw, 'reload -- version', 1) == 1
+    assert gw.log_count('reload -- version', 1) == 1
     journal = gw.sh('journalctl -u postfix@- --no-pager -o cat')
     reloads_by_systemd = journal.count('Reloading postfix@-.service') + journal.count(
         'Reloading Postfix Mail Transport Agent')
     assert reloads_by_systemd == (1 if manager == 'systemd' else 0), journal
-    assert gw.sh('cat /var/spool/postfix/pid/master.pid').strip() == master
+    assert gw.master_pid() == master
     assert gw.sh('systemctl is-active postfix@-').strip() == 'active'
     assert gw.postconf('smtp_tls_security_level') == 'encrypt'
     assert gw.query('partner.example', 'hash:/etc/postfix/tls_policy') == 'secure'

@@ -183,16 +183,23 @@ def test_off_probes_nothing(gateway):
     assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
 
 
+def _deliver_to_plain_test(gw, log_setup, restart, read_log):
+    """Real Postfix log lines of a plaintext delivery: LOG_SETUP (where Postfix logs), then
+    plain.test routed to the plaintext-only peer [127.0.0.2]:2525 with smtp_tls_loglevel = 1
+    (at Postfix's default, 0, the log has no TLS lines to tell plaintext from TLS), RESTART,
+    one message to u@plain.test, and READ_LOG (a command printing the log) until it shows
+    status=sent (30 s; the log is shown when it does not)."""
+    gw.sh("%s && postconf -e transport_maps=texthash:/etc/postfix/transport smtp_tls_loglevel=1 "
+          "&& echo 'plain.test smtp:[127.0.0.2]:2525' > /etc/postfix/transport && %s "
+          "&& printf 'Subject: t\\n\\nhello\\n' | sendmail -f a@gw.test u@plain.test "
+          "&& for i in $(seq 60); do %s | grep -q 'status=sent' && exit 0; sleep 0.5; done; %s | tail -n 30; exit 1"
+          % (log_setup, restart, read_log, read_log))
+
+
 def test_log_evidence_adds_the_next_hops_that_took_mail_in_plaintext(gateway):
     # real Postfix log lines: a message to plain.test delivered in plaintext to [127.0.0.2]:2525
-    # (smtp_tls_loglevel = 1: at Postfix's default, 0, the log has no TLS lines to tell plaintext from TLS)
-    gateway.sh("postconf -e maillog_file=/var/log/postfix.log transport_maps=texthash:/etc/postfix/transport "
-               "smtp_tls_loglevel=1 "
-               "&& echo 'plain.test smtp:[127.0.0.2]:2525' > /etc/postfix/transport "
-               "&& postfix stop && postfix start "
-               "&& printf 'Subject: t\\n\\nhello\\n' | sendmail -f a@gw.test u@plain.test "
-               "&& for i in $(seq 60); do grep -q 'status=sent' /var/log/postfix.log && exit 0; sleep 0.5; done; "
-               "cat /var/log/postfix.log; exit 1")
+    _deliver_to_plain_test(gateway, 'postconf -e maillog_file=/var/log/postfix.log', 'postfix stop && postfix start',
+                           'cat /var/log/postfix.log')
     gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_log': True})
     applied = gateway.play(check=True)
     assert applied.rc == 0, json.dumps(applied.result_of('Read the Postfix settings, services and files'))[-3000:]
@@ -211,13 +218,8 @@ def test_log_evidence_from_the_journal(systemd_gateway):
     through syslog(3) to journald only and there is no /var/log/mail.log. The preflight reads
     the journal (journalctl) and finds the next hop that took mail in plaintext."""
     gw = systemd_gateway
-    gw.sh("postconf -X maillog_file && postconf -e transport_maps=texthash:/etc/postfix/transport "
-          "smtp_tls_loglevel=1 "
-          "&& echo 'plain.test smtp:[127.0.0.2]:2525' > /etc/postfix/transport "
-          "&& systemctl restart postfix@- && test ! -e /var/log/mail.log "
-          "&& printf 'Subject: t\\n\\nhello\\n' | sendmail -f a@gw.test u@plain.test "
-          "&& for i in $(seq 60); do journalctl -q --no-pager _COMM=smtp | grep -q 'status=sent' && exit 0; "
-          "sleep 0.5; done; journalctl -q --no-pager -n 30; exit 1")
+    _deliver_to_plain_test(gw, 'postconf -X maillog_file', 'systemctl restart postfix@- && test ! -e /var/log/mail.log',
+                           'journalctl -q --no-pager _COMM=smtp')
     gw.group_vars({'enforce_tls_outgoing_level': 'encrypt', 'enforce_tls_preflight_log': True})
     checked = gw.play(check=True)
     read = checked.result_of('Read the Postfix settings, services and files')
