@@ -371,6 +371,12 @@ def check_override_value(name, value):
     return None
 
 
+def check_setting(name, value, override=False):
+    """Return None when VALUE may be written for NAME: in main.cf, or with OVERRIDE as a
+    master.cf -o override (check_override_value); else the reason it may not."""
+    return check_override_value(name, value) if override else check_value(name, value)
+
+
 def to_postconf_value(value):
     """Turn a value from the task into the text postconf writes.
 

@@ -254,8 +254,7 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
-    check_override_value,
-    check_value,
+    check_setting,
     edit_list,
     format_line,
     is_list_parameter,
@@ -332,7 +331,7 @@ def desired_settings(module):
         if by_item and not split_list(text):
             errors.append('value of %s names no list item to make %s' % (name, params['list_items']))
             continue
-        reason = check_override_value(name, text) if overrides else check_value(name, text)
+        reason = check_setting(name, text, overrides)
         if reason:
             errors.append(reason)
             continue
@@ -392,7 +391,7 @@ def with_list_items(module, postconf, desired, current, explicit, service):
         if value is None:
             out[name] = current.get(name)
             continue
-        reason = check_override_value(name, value) if service else check_value(name, value)
+        reason = check_setting(name, value, bool(service))
         if reason:
             errors.append(reason)
         out[name] = value
