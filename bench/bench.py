@@ -679,6 +679,7 @@ class Bench:
             if tls else None,
             postmap_ran_hosts=sum(1 for r in tls if r.get('postmap_ran')),
             slowest_tasks=Bench.slowest_tasks(run),
+            execs=pr.exec_summary(run, count),
             log=run['log'],
         )
         if run['rc'] != 0:
@@ -746,10 +747,12 @@ def main(argv=None):
                         help='forks for the curve (default %d)' % CURVE_FORKS)
     parser.add_argument('--repeats', type=int,
                         help='runs of each role no-op, floor and check-drift (median reported; default 3, quick 1)')
-    parser.add_argument('--connection', choices=['nsenter', 'podman'], default='nsenter',
+    parser.add_argument('--connection', choices=['nsenter', 'nsenter-pipelined', 'podman'], default='nsenter',
                         help='how Ansible enters the containers: community.docker.nsenter with the PID '
-                        'in the inventory (default; as the demo and Molecule) or containers.podman.podman '
-                        '(podman exec, as the figures before issue #16)')
+                        'in the inventory (default; as the demo and Molecule; it does not pipeline: six '
+                        'commands per module run), nsenter-pipelined (the same with pipelining, '
+                        'bench/connection_plugins: one command per module run, as ssh with pipelining) or '
+                        'containers.podman.podman (podman exec, as the figures before issue #16)')
     parser.add_argument('--sizes', help='comma-separated N for tls_policy, e.g. 100,1000')
     parser.add_argument('--naive-sizes', help='comma-separated N for the lineinfile side')
     parser.add_argument('--role-policies', type=int, help='policy entries given to the role')

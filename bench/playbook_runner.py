@@ -26,6 +26,30 @@ printf '%%s\\n' "%(name)s $*" >> "${BENCH_CALL_LOG:-/dev/null}"
 exec %(real)s "$@"
 """
 
+# nsenter, as the connection community.docker.nsenter runs it (through the shell, found
+# in PATH): each command Ansible runs on a container host, and the CPU time of it and
+# everything it started there (the module, postconf, posttls-finger: what the gateway
+# pays), from bash's `times` (second line: its waited-for children). Builtins only, so
+# that the shim itself costs one bash: one file per command in $BENCH_EXEC_DIR named
+# PID.RANDOM.WHAT, WHAT being python (a module run), tee (a file transfer) or the first
+# word of the shell command (echo, umask: the temporary directory, chmod, rm).
+NSENTER_SHIM = r"""#!/bin/bash
+# bench/run: run the real nsenter, then note its CPU time and what it ran
+%(real)s "$@"
+rc=$?
+if [ -n "$BENCH_EXEC_DIR" ]; then
+  all="$*"
+  case "$all" in
+    *" -- tee "*) what=tee ;;
+    *" -- /bin/sh -c "*python*) what=python ;;
+    *" -- /bin/sh -c "*) what=${all##* -- /bin/sh -c }; what=${what#( }; what=${what%%%% *} ;;
+    *) what=other ;;
+  esac
+  { times; } > "$BENCH_EXEC_DIR/$$.$RANDOM.${what//[^a-z0-9]/_}"
+fi
+exit $rc
+"""
+
 
 # The role's handlers that reload or restart Postfix (before 2026-12-06 the reload was a task
 # of its own after a check and a status task; since then one postfix_service task does all three).
@@ -42,6 +66,12 @@ def make_shims(directory):
         path = os.path.join(directory, name)
         with open(path, 'w') as f:
             f.write(SHIM % dict(name=name, real=real))
+        os.chmod(path, 0o755)
+    real = shutil.which('nsenter', path='/usr/bin:/bin:/usr/sbin:/sbin')
+    if real:
+        path = os.path.join(directory, 'nsenter')
+        with open(path, 'w') as f:
+            f.write(NSENTER_SHIM % dict(real=real))
         os.chmod(path, 0o755)
     return directory
 
@@ -64,6 +94,8 @@ class Runner:
             'PATH': self.shim_dir + os.pathsep + env.get('PATH', ''),
             'ANSIBLE_CALLBACK_PLUGINS': os.path.join(HERE, 'callback'),
             'ANSIBLE_CALLBACKS_ENABLED': 'bench_timing',
+            # --connection nsenter-pipelined (bench/connection_plugins/nsenter_pipelined.py)
+            'ANSIBLE_CONNECTION_PLUGINS': os.path.join(HERE, 'connection_plugins'),
             'ANSIBLE_PIPELINING': 'True' if self.pipelining else 'False',
             'ANSIBLE_HOST_KEY_CHECKING': 'False',
             'ANSIBLE_RETRY_FILES_ENABLED': 'False',
@@ -97,7 +129,10 @@ class Runner:
             # The target's system Python, as on a gateway (not the controller's venv).
             cmd += ['-e', 'ansible_python_interpreter=%s' % LOCAL_PYTHON]
         cmd += list(extra_args)
-        env = self.env(dict(extra_env or {}, BENCH_TIMING_FILE=timing_file, BENCH_CALL_LOG=call_log))
+        exec_dir = os.path.join(self.logdir, stem + '.execs')
+        os.makedirs(exec_dir, exist_ok=True)
+        env = self.env(dict(extra_env or {}, BENCH_TIMING_FILE=timing_file, BENCH_CALL_LOG=call_log,
+                            BENCH_EXEC_DIR=exec_dir))
         start = time.monotonic()
         cpu_start = children_cpu()
         timed_out = False
@@ -127,7 +162,7 @@ class Runner:
             calls = [line.split() for line in f.read().splitlines() if line.strip()]
         result = dict(label=label, rc=rc, wall=wall, cpu=cpu, timed_out=timed_out,
                       tasks=timing.get('tasks', []), stats=timing.get('stats', {}),
-                      calls=calls, log=log)
+                      calls=calls, execs=read_execs(exec_dir), log=log)
         if self.verbose or rc != 0:
             tail = tail_of(log)
             flag = ' TIMED OUT' if timed_out else ''
@@ -139,6 +174,38 @@ def children_cpu():
     """User + system CPU seconds of every waited-for descendant so far."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def read_execs(directory):
+    """The commands the nsenter shim noted (NSENTER_SHIM): [(what, CPU seconds)]."""
+    out = []
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name)) as f:
+            lines = f.read().splitlines()
+        seconds = 0.0
+        for field in (lines[1].split() if len(lines) > 1 else []):
+            minutes, rest = field.rstrip('s').split('m', 1)
+            seconds += int(minutes) * 60 + float(rest)
+        out.append((name.split('.', 2)[-1], seconds))
+    return out
+
+
+def exec_summary(run, hosts):
+    """From the nsenter shim: commands per host (all, and module runs), and the CPU
+    time the container side took (the commands and everything they started there),
+    all and per host; None without nsenter (the podman or local connection)."""
+    execs = run.get('execs') or []
+    if not execs:
+        return None
+    gateway = sum(cpu for dummy, cpu in execs)
+    return dict(
+        execs_per_host=round(len(execs) / float(hosts), 2),
+        module_runs_per_host=round(sum(1 for what, dummy in execs if what == 'python') / float(hosts), 2),
+        kinds=dict((w, sum(1 for what, dummy in execs if what == w)) for w in sorted(set(w for w, c in execs))),
+        gateway_cpu=round(gateway, 2),
+        gateway_cpu_per_host=round(gateway / hosts, 3),
+        controller_cpu=round(run['cpu'] - gateway, 2),
+    )
 
 
 def tail_of(path, lines=15):

@@ -220,6 +220,7 @@ def role_runs(res):
             wall=p.get('wall'), cpu=p.get('cpu'), tasks=p.get('tasks_per_host'), skipped=p.get('skipped_per_host'),
             round_trips=p.get('round_trips_per_host'), changed=','.join(str(c) for c in changed) or '-',
             handlers=p.get('handler_seconds'), verdict=p.get('verdict'), error=p.get('error'),
+            execs=p.get('execs'),
             runs=('median of %d (%s-%s)' % (len(p['repeats']), fmt_s(min(r['wall'] for r in p['repeats'])),
                                             fmt_s(max(r['wall'] for r in p['repeats']))))
             if len(p.get('repeats') or []) > 1 else '',
@@ -306,6 +307,21 @@ def fleet_goals(res, summary):
              r, '<= %.1fx' % GOAL_FLEET_SINGLE, r <= GOAL_FLEET_SINGLE)
     elif role:
         goal('fleet no-op / 1-host no-op', 'run failed', None, '<= %.1fx' % GOAL_FLEET_SINGLE, False)
+    fe, se = (fnoop or {}).get('execs'), (noop or {}).get('execs')
+    if ok(fnoop) and ok(noop) and fe and se and fleet.get('hosts', 1) > 1:
+        # What each host more costs, and on which side: the containers' share (the commands the
+        # connection ran there and what they started) is the gateways' own CPU on a real fleet;
+        # on this machine the containers and the controller share the same CPUs.
+        extra = float(fleet['hosts'] - 1)
+        per_host = (fnoop['cpu'] - noop['cpu']) / extra
+        gw = (fe['gateway_cpu'] - se['gateway_cpu']) / extra
+        goal('CPU of each host more in the no-op (fleet - 1 host) / (hosts - 1)',
+             '%s: controller %s, containers %s; commands per host %s, module runs %s' % (
+                 fmt_s(round(per_host, 3)), fmt_s(round(per_host - gw, 3)), fmt_s(round(gw, 3)),
+                 fmt_n(fe['execs_per_host']), fmt_n(fe['module_runs_per_host'])),
+             None, '(reported)', None,
+             'on a real fleet the containers\' share runs on the gateways; here on the same %s CPUs'
+             % (res['machine'].get('nproc') or 0))
     if summary.get('curve'):
         goal('no-op curve, wall by hosts at forks %s' % role.get('curve_forks'),
              ', '.join('%d: %s' % (c['hosts'], fmt_s(c['wall'])) for c in summary['curve']),
@@ -395,9 +411,17 @@ def _pc(p, key):
     return fmt_s(p[key]) if p else '-'
 
 
+def exec_cell(execs):
+    """commands per host (module runs per host), from the nsenter shim; - without it"""
+    if not execs:
+        return '-'
+    return '%s (%s)' % (fmt_n(execs.get('execs_per_host')), fmt_n(execs.get('module_runs_per_host')))
+
+
 def connection_name(role):
-    return {'nsenter': 'community.docker.nsenter', 'podman': 'containers.podman.podman'}.get(
-        role.get('connection') or 'podman', role.get('connection'))
+    return {'nsenter': 'community.docker.nsenter (no pipelining: six commands per module run)',
+            'nsenter-pipelined': 'community.docker.nsenter with pipelining (bench/connection_plugins)',
+            'podman': 'containers.podman.podman'}.get(role.get('connection') or 'podman', role.get('connection'))
 
 
 VERDICT = {True: 'met', False: 'NOT MET', None: 'not measured'}
@@ -419,6 +443,8 @@ def fleet_tables(res):
             rows.append([r['run'], r['phase'], fmt_n(r['hosts']), fmt_n(r['forks']), fmt_s(r['wall']),
                          fmt_s(r['cpu']), fmt_n(r['tasks']), fmt_n(r['skipped']), fmt_n(r['round_trips']),
                          r['changed'], fmt_s(r['handlers']) if r['handlers'] else '-',
+                         exec_cell(r['execs']), fmt_s((r['execs'] or {}).get('controller_cpu')),
+                         fmt_s((r['execs'] or {}).get('gateway_cpu')),
                          r['runs'],
                          (r['verdict'] or '') + ('' if r['rc'] == 0 else ' FAILED (rc %s) %s' % (r['rc'], r['error'] or ''))])
         tables.append(('enforce_tls role runs, %s policy entries, connection %s (tasks, skipped, round trips, '
@@ -426,7 +452,12 @@ def fleet_tables(res):
                        'reload = the reload handler tasks: since 489facb one postfix_service task, before it validate/status/reload)'
                        % (role.get('policies'), connection_name(role)),
                        ['run', 'phase', 'hosts', 'forks', 'wall', 'CPU', 'tasks', 'skipped', 'round trips',
-                        'changed', 'reload', 'wall of', ''], rows))
+                        'changed', 'reload', 'commands (module runs)', 'CPU controller', 'CPU containers',
+                        'wall of', ''], rows))
+        tables[-1] = (tables[-1][0] + '; commands = what the connection ran in the containers per host '
+                      '(nsenter, counted by a PATH shim), CPU containers = the CPU time of those commands '
+                      'and everything they started there (the gateways\' share), CPU controller = the rest',
+                      tables[-1][1], tables[-1][2])
     if s.get('curve'):
         tables.append(('No-op wall time by fleet size, forks %s, %s CPUs'
                        % (role.get('curve_forks'), res['machine'].get('nproc')),
@@ -673,7 +704,7 @@ def render_markdown(res):
         out.append('Containers: %s (Postfix %s, Python %s), `--network none`, %d started in %ss; connection %s%s.' % (
             res['settings']['image'], role.get('container_postfix'), role.get('container_python'),
             role.get('containers') or 0, role.get('container_start_seconds'), connection_name(role),
-            ' (PID written into the inventory once)' if role.get('connection') == 'nsenter' else ''))
+            ' (PID written into the inventory once)' if (role.get('connection') or '').startswith('nsenter') else ''))
     for title, header, rows in fleet_tables(res):
         out.append('')
         out.append(title + ':')

@@ -282,20 +282,28 @@ def ping_playbook(path):
     }])
 
 
+# bench/run --connection: the connection plugin of each choice
+CONNECTION_PLUGINS = {
+    'nsenter': 'community.docker.nsenter',
+    'nsenter-pipelined': 'nsenter_pipelined',
+    'podman': 'containers.podman.podman',
+}
+
+
 def fleet_inventory(path, hosts, group_vars, connection='nsenter'):
     """hosts: [(inventory name, container name, container PID)] in group gateways.
     nsenter: community.docker.nsenter with ansible_nsenter_pid written per host
     (looked up once when the containers started, not per task as in the demo);
+    nsenter-pipelined: the same with pipelining (bench/connection_plugins);
     podman: containers.podman.podman (podman exec per command)."""
     host_vars = {}
     for name, container, pid in hosts:
-        if connection == 'nsenter':
+        if connection.startswith('nsenter'):
             host_vars[name] = {'ansible_nsenter_pid': pid}
         else:
             host_vars[name] = {'ansible_host': container}
     all_vars = {
-        'ansible_connection': ('community.docker.nsenter' if connection == 'nsenter'
-                               else 'containers.podman.podman'),
+        'ansible_connection': CONNECTION_PLUGINS[connection],
         'ansible_python_interpreter': '/usr/bin/python3',
     }
     return _dump(path, {'all': {
