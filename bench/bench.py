@@ -749,7 +749,7 @@ def main(argv=None):
                         help='runs of each role no-op, floor and check-drift (median reported; default 3, quick 1)')
     parser.add_argument('--connection', choices=['nsenter', 'nsenter-pipelined', 'podman'], default='nsenter',
                         help='how Ansible enters the containers: community.docker.nsenter with the PID '
-                        'in the inventory (default; as the demo and Molecule; it does not pipeline: six '
+                        'in the inventory (default; as the demo and Molecule; it does not pipeline: five '
                         'commands per module run), nsenter-pipelined (the same with pipelining, '
                         'bench/connection_plugins: one command per module run, as ssh with pipelining) or '
                         'containers.podman.podman (podman exec, as the figures before issue #16)')

@@ -419,7 +419,7 @@ def exec_cell(execs):
 
 
 def connection_name(role):
-    return {'nsenter': 'community.docker.nsenter (no pipelining: six commands per module run)',
+    return {'nsenter': 'community.docker.nsenter (no pipelining: five commands per module run)',
             'nsenter-pipelined': 'community.docker.nsenter with pipelining (bench/connection_plugins)',
             'podman': 'containers.podman.podman'}.get(role.get('connection') or 'podman', role.get('connection'))
 

@@ -4,8 +4,9 @@
 """bench/run --connection nsenter-pipelined: community.docker.nsenter with pipelining.
 
 community.docker.nsenter declares has_pipelining = False, so Ansible runs every module
-over it as a file: `echo ~`, mkdir of a temporary directory, the AnsiballZ file through
-`tee`, chmod, python, rm: six commands per module run, whatever ANSIBLE_PIPELINING says.
+over it as a file: mkdir of a temporary directory, the AnsiballZ file through `tee`,
+chmod, python, rm (and `echo ~` first when that directory is under ~): five commands
+per module run, whatever ANSIBLE_PIPELINING says.
 Its exec_command already hands in_data to the command's stdin (put_file relies on it),
 which is all pipelining needs, so this subclass only says so: one command per module
 run, as over ssh with pipelining on. For the benchmark only (not part of the collection).
