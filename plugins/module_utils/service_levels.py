@@ -14,7 +14,10 @@ An ``-o name=value`` override in master.cf beats main.cf for that service's proc
 - an SMTP client (``smtp``) transport with ``-o smtp_tls_security_level=...`` weaker than
   main.cf's: every destination without a policy entry gets that level on this transport;
   with ``-o smtp_tls_policy_maps=...`` that does not list the policy table, the table's
-  entries do not apply to its mail either.
+  entries do not apply to its mail either. That holds for the transports remote mail takes
+  by default (default_transport, relay_transport) and for any other one transport_maps or a
+  sender-dependent map routes mail to; a content filter's transport (content_filter) hands
+  mail to a filter on this host and is left alone.
 
 Pure functions over what postconf_info reads: main.cf values (expanded), ``postconf -P``
 overrides (as written) and ``postconf -M`` commands, each keyed by ``SERVICE/TYPE``.
@@ -131,21 +134,44 @@ def remote_transports(values):
     return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
 
+def content_filter_transports(values, overrides):
+    """The transports content filters take mail through: main.cf's content_filter and every
+    master.cf service's ``-o content_filter`` (``smtp-amavis:[127.0.0.1]:10024`` ->
+    ``smtp-amavis``, $name references expanded from VALUES). Such a transport hands mail to a
+    filter on this host that re-injects it; the levels are not for it."""
+    names = [transport_name(values.get('content_filter'))]
+    for own in overrides.values():
+        if (own or {}).get('content_filter'):
+            names.append(transport_name(_expanded(own['content_filter'], values)))
+    return sorted(set(name for name in names if name))
+
+
+def routed_smtp_transports(values, overrides, commands):
+    """The other SMTP client transports of master.cf (unix services that run smtp): neither
+    what remote mail takes by default (remote_transports) nor a content filter's
+    (content_filter_transports). Mail reaches them where transport_maps, a sender-dependent
+    map or an ``-o`` override routes it, which the configuration alone does not tell."""
+    skip = set(remote_transports(values)) | set(content_filter_transports(values, overrides))
+    return [service.rsplit('/', 1)[0] for service in sorted(commands)
+            if commands[service] == 'smtp' and service.endswith('/unix') and service.rsplit('/', 1)[0] not in skip]
+
+
 def lists_table(maps, table_path):
     """Whether the smtp_tls_policy_maps value MAPS lists the table at TABLE_PATH (under any
     type, proxy: or not)."""
     return any(spec.name == table_path for spec in parse_map_list(maps or ''))
 
 
-def weaker_smtp_transports(level, values, overrides, commands, table_path=None):
+def weaker_smtp_transports(level, values, overrides, commands, table_path=None, transports=None):
     """[(service, its level or None, the overrides, whether it bypasses the table)] for the
-    SMTP client transports remote mail takes (remote_transports) whose ``-o`` overrides set
-    a level weaker than LEVEL (main.cf's after the run), or an smtp_tls_policy_maps that
-    does not list TABLE_PATH (the policy table: its entries do not apply there)."""
+    SMTP client TRANSPORTS (default: those remote mail takes, remote_transports) whose ``-o``
+    overrides set a level weaker than LEVEL (main.cf's after the run), or an
+    smtp_tls_policy_maps that does not list TABLE_PATH (the policy table: its entries do not
+    apply there)."""
     found = []
     wanted = level_rank(level, 'smtp')
     names = LEVEL_PARAMETERS['smtp'] + ('smtp_tls_policy_maps',)
-    for name in remote_transports(values):
+    for name in (remote_transports(values) if transports is None else transports):
         service = '%s/unix' % name
         if commands.get(service) != 'smtp':
             continue
@@ -168,9 +194,21 @@ def _written(own):
     return ' '.join('-o %s=%s' % (name, value) for name, value in sorted(own.items()))
 
 
+def _transport_said(own, bypass, level, table_path):
+    """What a weaker SMTP client transport does (weaker_smtp_transports' OWN and BYPASS)."""
+    said = []
+    if own is not None:
+        said.append('sends mail to destinations without a policy entry at TLS level "%s", not the "%s" '
+                    'of main.cf' % (own, level))
+    if bypass:
+        said.append('does not look up the policy table %s (its smtp_tls_policy_maps is its own)' % table_path)
+    return ' and '.join(said)
+
+
 def service_level_notes(levels, values, overrides, commands, config_dir, exempt=(), table_path=None):
     """Warnings (text) for the services weaker_smtpd_services and weaker_smtp_transports
-    find. LEVELS: {'smtp': level, 'smtpd': level}, main.cf's after the run."""
+    find (the transports remote mail takes, then the others: routed_smtp_transports).
+    LEVELS: {'smtp': level, 'smtpd': level}, main.cf's after the run."""
     notes = []
     for service, own, written in weaker_smtpd_services(levels['smtpd'], values, overrides, commands, exempt):
         notes.append(
@@ -180,15 +218,17 @@ def service_level_notes(levels, values, overrides, commands, config_dir, exempt=
             % (config_dir, service, _written(written), own, levels['smtpd']))
     weaker = weaker_smtp_transports(levels['smtp'], values, overrides, commands, table_path)
     for service, own, written, bypass in weaker:
-        what = []
-        if own is not None:
-            what.append('sends mail to destinations without a policy entry at TLS level "%s", not the "%s" '
-                        'of main.cf' % (own, levels['smtp']))
-        if bypass:
-            what.append('does not look up the policy table %s (its smtp_tls_policy_maps is its own)'
-                        % table_path)
         notes.append(
             'WARNING: %s/master.cf transport %s (the SMTP client remote mail takes) runs with %s: it %s '
             '(an -o override beats main.cf). Remove the override to enforce the levels on it.'
-            % (config_dir, service, _written(written), ' and '.join(what)))
+            % (config_dir, service, _written(written), _transport_said(own, bypass, levels['smtp'], table_path)))
+    routed = weaker_smtp_transports(levels['smtp'], values, overrides, commands, table_path,
+                                    routed_smtp_transports(values, overrides, commands))
+    for service, own, written, bypass in routed:
+        notes.append(
+            'WARNING: %s/master.cf transport %s (an SMTP client for the mail transport_maps or a '
+            'sender-dependent map routes to it) runs with %s: it %s (an -o override beats main.cf). '
+            'Remove the override to enforce the levels on it%s.'
+            % (config_dir, service, _written(written), _transport_said(own, bypass, levels['smtp'], table_path),
+               '' if bypass else ', or give the destinations routed to it policy entries'))
     return notes

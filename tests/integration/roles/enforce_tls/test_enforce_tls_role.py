@@ -737,12 +737,18 @@ def test_a_secondary_postmulti_instance(gateway):
 def test_master_cf_overrides_that_undercut_the_levels_are_named(gateway):
     """master.cf -o overrides beat main.cf: smtp/inet with -o smtpd_tls_security_level=may
     still takes plaintext mail after the role raised main.cf to encrypt, and an smtp/unix
-    transport with its own level sends at that level. The role says so on every run (and
+    transport with its own level sends at that level, as does another SMTP client transport
+    (partner-out, for mail transport_maps routes there). The role says so on every run (and
     in check mode), naming the service and the override; the loopback re-injection
-    service it exempts itself is not named."""
+    service it exempts itself is not named, nor the content filter's transport
+    (smtp-amavis, at none: it hands mail to a filter on this host)."""
     gateway.make_certificate()
     gateway.add_reinjection_service()
-    gateway.sh('postconf -P smtp/inet/smtpd_tls_security_level=may smtp/unix/smtp_tls_security_level=may '
+    gateway.sh('postconf -Me "partner-out/unix=partner-out unix - - y - - smtp" '
+               '"smtp-amavis/unix=smtp-amavis unix - - y - 2 smtp" '
+               '&& postconf -P smtp/inet/smtpd_tls_security_level=may smtp/unix/smtp_tls_security_level=may '
+               'partner-out/unix/smtp_tls_security_level=may smtp-amavis/unix/smtp_tls_security_level=none '
+               "'smtp/inet/content_filter=smtp-amavis:[127.0.0.1]:10024' "
                '&& postfix reload')
     gateway.take_before()
     gateway.group_vars({
@@ -753,17 +759,28 @@ def test_master_cf_overrides_that_undercut_the_levels_are_named(gateway):
     applied = gateway.converge()
     for result in (applied, gateway.play(check=True)):
         warnings = [m for m in result.messages() if str(m).startswith('WARNING: /etc/postfix/master.cf')]
-        assert len(warnings) == 2, result.messages()
+        assert len(warnings) == 3, result.messages()
         assert warnings[0].startswith('WARNING: /etc/postfix/master.cf service smtp/inet runs smtpd with '
                                       '-o smtpd_tls_security_level=may: it accepts mail at TLS level "may"')
         assert warnings[1].startswith('WARNING: /etc/postfix/master.cf transport smtp/unix (the SMTP client '
                                       'remote mail takes) runs with -o smtp_tls_security_level=may')
+        assert warnings[2].startswith('WARNING: /etc/postfix/master.cf transport partner-out/unix (an SMTP '
+                                      'client for the mail transport_maps or a sender-dependent map routes to '
+                                      'it) runs with -o smtp_tls_security_level=may: it sends mail to '
+                                      'destinations without a policy entry at TLS level "may"')
     assert gateway.postconf('smtpd_tls_security_level') == 'encrypt'
     # What the warning says, on the wire: port 25 takes mail without STARTTLS.
     assert gateway.smtp_reply_to_mail_from(25).startswith('<-  250')
-    # Without the overrides the warnings go, and port 25 enforces.
+    # Without the overrides the warnings go, and port 25 enforces; without the content filter
+    # that takes mail through it, smtp-amavis is one more SMTP client transport at "none".
     gateway.sh('postconf -PX smtp/inet/smtpd_tls_security_level smtp/unix/smtp_tls_security_level '
-               '&& postfix reload')
+               'partner-out/unix/smtp_tls_security_level smtp/inet/content_filter && postfix reload')
+    unfiltered = gateway.play()
+    named = [m for m in unfiltered.messages() if 'master.cf' in str(m)]
+    assert len(named) == 1 and named[0].startswith(
+        'WARNING: /etc/postfix/master.cf transport smtp-amavis/unix (an SMTP client for the mail transport_maps '
+        'or a sender-dependent map routes to it) runs with -o smtp_tls_security_level=none'), named
+    gateway.sh('postconf -PX smtp-amavis/unix/smtp_tls_security_level && postfix reload')
     clean = gateway.play()
     assert clean.rc == 0 and not [m for m in clean.messages() if 'master.cf' in str(m)], clean.messages()
     assert '530 5.7.0 Must issue a STARTTLS command first' in gateway.smtp_reply_to_mail_from(25)

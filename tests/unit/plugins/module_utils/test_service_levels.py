@@ -4,7 +4,9 @@
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import parse_service_commands
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
+    content_filter_transports,
     remote_transports,
+    routed_smtp_transports,
     smtpd_program,
     unenforced_smtpd_programs,
     service_level_notes,
@@ -102,6 +104,65 @@ def test_smtp_transport_weaker_or_bypassing_the_table():
         'relay/unix', 'none')
     lmtp = {'lmtp/unix': {'smtp_tls_security_level': 'none'}}
     assert weaker_smtp_transports('encrypt', dict(MAIN, default_transport='lmtp'), lmtp, COMMANDS) == []
+
+
+FILTERED = MASTER + """\
+partner-out unix -       -       y       -       -       smtp
+  -o smtp_tls_security_level=may
+smtp-amavis unix -       -       y       -       2       smtp
+  -o smtp_tls_security_level=none
+legacy-out unix  -       -       y       -       -       smtp
+  -o smtp_tls_policy_maps=hash:/etc/postfix/legacy_policy
+"""
+FILTERED_COMMANDS = dict(('%s/%s' % service, command) for service, command in parse_service_commands(FILTERED).items())
+
+
+def test_content_filter_transports():
+    assert content_filter_transports(MAIN, {}) == []
+    assert content_filter_transports(dict(MAIN, content_filter='smtp-amavis:[127.0.0.1]:10024'), {}) == [
+        'smtp-amavis']
+    # a service's own -o content_filter, $name references expanded from main.cf; an empty one
+    # (the re-injection service's "-o content_filter=") names nothing
+    overrides = {'smtp/inet': {'content_filter': '${filter}'}, '127.0.0.1:10025/inet': {'content_filter': ''}}
+    assert content_filter_transports(dict(MAIN, filter='scan:[127.0.0.1]:10024'), overrides) == ['scan']
+
+
+def test_routed_smtp_transports_are_the_other_smtp_clients():
+    # not smtp (default_transport), not relay/unix when relay_domains lists something, not
+    # lmtp (another program), not the content filter's
+    assert routed_smtp_transports(MAIN, {}, FILTERED_COMMANDS) == [
+        'legacy-out', 'partner-out', 'relay', 'smtp-amavis']
+    relaying = dict(MAIN, relay_domains='example.net', content_filter='smtp-amavis:[127.0.0.1]:10024')
+    assert routed_smtp_transports(relaying, {}, FILTERED_COMMANDS) == ['legacy-out', 'partner-out']
+
+
+def test_notes_for_a_transport_mail_is_routed_to():
+    overrides = {'partner-out/unix': {'smtp_tls_security_level': 'may'},
+                 'smtp-amavis/unix': {'smtp_tls_security_level': 'none'},
+                 'legacy-out/unix': {'smtp_tls_policy_maps': 'hash:/etc/postfix/legacy_policy'},
+                 'smtp/inet': {'content_filter': 'smtp-amavis:[127.0.0.1]:10024'}}
+    notes = service_level_notes({'smtp': 'encrypt', 'smtpd': 'may'}, MAIN, overrides, FILTERED_COMMANDS,
+                                '/etc/postfix', table_path='/etc/postfix/tls_policy')
+    assert notes == [
+        'WARNING: /etc/postfix/master.cf transport legacy-out/unix (an SMTP client for the mail transport_maps '
+        'or a sender-dependent map routes to it) runs with -o smtp_tls_policy_maps=hash:/etc/postfix/legacy_policy: '
+        'it does not look up the policy table /etc/postfix/tls_policy (its smtp_tls_policy_maps is its own) '
+        '(an -o override beats main.cf). Remove the override to enforce the levels on it.',
+        'WARNING: /etc/postfix/master.cf transport partner-out/unix (an SMTP client for the mail transport_maps '
+        'or a sender-dependent map routes to it) runs with -o smtp_tls_security_level=may: it sends mail to '
+        'destinations without a policy entry at TLS level "may", not the "encrypt" of main.cf (an -o override '
+        'beats main.cf). Remove the override to enforce the levels on it, or give the destinations routed to '
+        'it policy entries.']
+    # at main.cf's may, a transport at may is not weaker; the filter's none is never named
+    assert service_level_notes({'smtp': 'may', 'smtpd': 'may'}, MAIN, overrides, FILTERED_COMMANDS,
+                               '/etc/postfix') == []
+    assert [n for n in service_level_notes({'smtp': 'encrypt', 'smtpd': 'may'}, MAIN, overrides,
+                                           FILTERED_COMMANDS, '/etc/postfix') if 'smtp-amavis' in n] == []
+    # ... because a content filter takes mail through it: without that, it is one more transport
+    unfiltered = dict((k, v) for k, v in overrides.items() if k != 'smtp/inet')
+    named = [n for n in service_level_notes({'smtp': 'encrypt', 'smtpd': 'may'}, MAIN, unfiltered,
+                                            FILTERED_COMMANDS, '/etc/postfix') if 'smtp-amavis' in n]
+    assert len(named) == 1 and 'at TLS level "none"' in named[0]
 
 
 def test_notes_name_the_service_the_override_and_the_fix():
