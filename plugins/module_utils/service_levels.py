@@ -226,8 +226,9 @@ def service_level_notes(levels, values, overrides, commands, config_dir, exempt=
                                     routed_smtp_transports(values, overrides, commands))
     for service, own, written, bypass in routed:
         notes.append(
-            'WARNING: %s/master.cf transport %s (an SMTP client for the mail transport_maps or a '
-            'sender-dependent map routes to it) runs with %s: it %s (an -o override beats main.cf). '
+            'WARNING: %s/master.cf transport %s (an SMTP client for the mail transport_maps, a '
+            'sender-dependent map or another *_transport setting sends there) runs with %s: it %s (an -o '
+            'override beats main.cf). '
             'Remove the override to enforce the levels on it%s.'
             % (config_dir, service, _written(written), _transport_said(own, bypass, levels['smtp'], table_path),
                '' if bypass else ', or give the destinations routed to it policy entries'))

@@ -765,8 +765,9 @@ def test_master_cf_overrides_that_undercut_the_levels_are_named(gateway):
         assert warnings[1].startswith('WARNING: /etc/postfix/master.cf transport smtp/unix (the SMTP client '
                                       'remote mail takes) runs with -o smtp_tls_security_level=may')
         assert warnings[2].startswith('WARNING: /etc/postfix/master.cf transport partner-out/unix (an SMTP '
-                                      'client for the mail transport_maps or a sender-dependent map routes to '
-                                      'it) runs with -o smtp_tls_security_level=may: it sends mail to '
+                                      'client for the mail transport_maps, a sender-dependent map or another '
+                                      '*_transport setting sends there) runs with '
+                                      '-o smtp_tls_security_level=may: it sends mail to '
                                       'destinations without a policy entry at TLS level "may"')
     assert gateway.postconf('smtpd_tls_security_level') == 'encrypt'
     # What the warning says, on the wire: port 25 takes mail without STARTTLS.
@@ -778,8 +779,9 @@ def test_master_cf_overrides_that_undercut_the_levels_are_named(gateway):
     unfiltered = gateway.play()
     named = [m for m in unfiltered.messages() if 'master.cf' in str(m)]
     assert len(named) == 1 and named[0].startswith(
-        'WARNING: /etc/postfix/master.cf transport smtp-amavis/unix (an SMTP client for the mail transport_maps '
-        'or a sender-dependent map routes to it) runs with -o smtp_tls_security_level=none'), named
+        'WARNING: /etc/postfix/master.cf transport smtp-amavis/unix (an SMTP client for the mail transport_maps, '
+        'a sender-dependent map or another *_transport setting sends there) runs with '
+        '-o smtp_tls_security_level=none'), named
     gateway.sh('postconf -PX smtp-amavis/unix/smtp_tls_security_level && postfix reload')
     clean = gateway.play()
     assert clean.rc == 0 and not [m for m in clean.messages() if 'master.cf' in str(m)], clean.messages()

@@ -144,12 +144,14 @@ def test_notes_for_a_transport_mail_is_routed_to():
     notes = service_level_notes({'smtp': 'encrypt', 'smtpd': 'may'}, MAIN, overrides, FILTERED_COMMANDS,
                                 '/etc/postfix', table_path='/etc/postfix/tls_policy')
     assert notes == [
-        'WARNING: /etc/postfix/master.cf transport legacy-out/unix (an SMTP client for the mail transport_maps '
-        'or a sender-dependent map routes to it) runs with -o smtp_tls_policy_maps=hash:/etc/postfix/legacy_policy: '
+        'WARNING: /etc/postfix/master.cf transport legacy-out/unix (an SMTP client for the mail transport_maps, '
+        'a sender-dependent map or another *_transport setting sends there) runs with '
+        '-o smtp_tls_policy_maps=hash:/etc/postfix/legacy_policy: '
         'it does not look up the policy table /etc/postfix/tls_policy (its smtp_tls_policy_maps is its own) '
         '(an -o override beats main.cf). Remove the override to enforce the levels on it.',
-        'WARNING: /etc/postfix/master.cf transport partner-out/unix (an SMTP client for the mail transport_maps '
-        'or a sender-dependent map routes to it) runs with -o smtp_tls_security_level=may: it sends mail to '
+        'WARNING: /etc/postfix/master.cf transport partner-out/unix (an SMTP client for the mail transport_maps, '
+        'a sender-dependent map or another *_transport setting sends there) runs with '
+        '-o smtp_tls_security_level=may: it sends mail to '
         'destinations without a policy entry at TLS level "may", not the "encrypt" of main.cf (an -o override '
         'beats main.cf). Remove the override to enforce the levels on it, or give the destinations routed to '
         'it policy entries.']
