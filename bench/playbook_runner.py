@@ -6,6 +6,7 @@ wall time, per host and task timings (bench/callback/bench_timing.py) and
 every postmap/postconf invocation on the controller (a PATH shim that logs
 its arguments and execs the real binary)."""
 
+import collections
 import json
 import os
 import resource
@@ -198,10 +199,11 @@ def exec_summary(run, hosts):
     if not execs:
         return None
     gateway = sum(cpu for dummy, cpu in execs)
+    kinds = collections.Counter(what for what, dummy in execs)
     return dict(
         execs_per_host=round(len(execs) / float(hosts), 2),
-        module_runs_per_host=round(sum(1 for what, dummy in execs if what == 'python') / float(hosts), 2),
-        kinds=dict((w, sum(1 for what, dummy in execs if what == w)) for w in sorted(set(w for w, c in execs))),
+        module_runs_per_host=round(kinds['python'] / float(hosts), 2),
+        kinds=dict(sorted(kinds.items())),
         gateway_cpu=round(gateway, 2),
         gateway_cpu_per_host=round(gateway / hosts, 3),
         controller_cpu=round(run['cpu'] - gateway, 2),

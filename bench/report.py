@@ -449,15 +449,14 @@ def fleet_tables(res):
                          (r['verdict'] or '') + ('' if r['rc'] == 0 else ' FAILED (rc %s) %s' % (r['rc'], r['error'] or ''))])
         tables.append(('enforce_tls role runs, %s policy entries, connection %s (tasks, skipped, round trips, '
                        'changed: per host, from the callback; round trips = module executions on the host; '
-                       'reload = the reload handler tasks: since 489facb one postfix_service task, before it validate/status/reload)'
+                       'reload = the reload handler tasks: since 489facb one postfix_service task, before it validate/status/reload); '
+                       'commands = what the connection ran in the containers per host '
+                       '(nsenter, counted by a PATH shim), CPU containers = the CPU time of those commands '
+                       'and everything they started there (the gateways\' share), CPU controller = the rest'
                        % (role.get('policies'), connection_name(role)),
                        ['run', 'phase', 'hosts', 'forks', 'wall', 'CPU', 'tasks', 'skipped', 'round trips',
                         'changed', 'reload', 'commands (module runs)', 'CPU controller', 'CPU containers',
                         'wall of', ''], rows))
-        tables[-1] = (tables[-1][0] + '; commands = what the connection ran in the containers per host '
-                      '(nsenter, counted by a PATH shim), CPU containers = the CPU time of those commands '
-                      'and everything they started there (the gateways\' share), CPU controller = the rest',
-                      tables[-1][1], tables[-1][2])
     if s.get('curve'):
         tables.append(('No-op wall time by fleet size, forks %s, %s CPUs'
                        % (role.get('curve_forks'), res['machine'].get('nproc')),
