@@ -16,6 +16,8 @@ still make the SMTP client defer mail because of main.cf or master.cf:
 * a ``tafile`` the smtp client cannot open: it reads the file when the policy
   is looked up, inside its chroot (master.cf chroot column ``y``, rooted at
   ``queue_directory``), as ``mail_owner``;
+* ``dane``/``dane-only`` for an address literal (``[192.0.2.1]``): no TLSA
+  records are ever found for an IP next hop (tls_policy_grammar.key_level_problems);
 * ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf;
 * an entry for a domain whose mail trivial-rewrite sends to another next hop
   (mail_routing): the ``relayhost`` when no ``transport_maps`` entry routes
@@ -51,6 +53,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
+    key_level_problems,
 )
 
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
@@ -207,7 +210,10 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
             continue
         found_errors, found_warnings = configuration_problems(policy, settings)
         dns_errors, dns_warnings = _dns_problems(policy, settings)
-        errors.extend('destination %r: %s' % (key, text) for text in found_errors + dns_errors)
+        # a new entry's lint is a refusal, as in the grammar's strict reading
+        level_errors, level_lints = key_level_problems(key, policy)
+        errors.extend('destination %r: %s' % (key, text)
+                      for text in level_errors + level_lints + found_errors + dns_errors)
         warnings.extend('destination %r: %s' % (key, text) for text in found_warnings + dns_warnings)
         found_errors, found_warnings = _tafile_problems(key, policy, settings, chrooted, check_mode,
                                                         exists, readable)

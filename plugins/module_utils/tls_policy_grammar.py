@@ -135,17 +135,21 @@ def _lint_text(message, why):
 
 
 class _Checker:
-    """Raise lints (strict) or collect them as warnings."""
+    """Collect lints; done() raises the first one when strict. A lint is raised only after
+    every other check passed: an error Postfix defers the mail for is what a value that has
+    both gets refused with."""
 
     def __init__(self, strict):
         self.strict = strict
         self.warnings = []
 
     def lint(self, message, why):
-        text = _lint_text(message, why)
-        if self.strict:
-            raise PolicyLint(text)
-        self.warnings.append(text)
+        self.warnings.append(_lint_text(message, why))
+
+    def done(self):
+        if self.strict and self.warnings:
+            raise PolicyLint(self.warnings[0])
+        return self.warnings
 
 
 def version_tuple(text):
@@ -673,7 +677,7 @@ def canonical_protocols(values, checker=None):
     earlier one and an exclusion beats an inclusion; repeats are kept as
     written.  An empty setting returns ``''`` (it overrides main.cf).
     """
-    checker = checker or _Checker(True)
+    own, checker = checker is None, checker or _Checker(True)
     tokens = _split_colon_list('protocols', values, checker)
     rendered = []
     included, excluded = set(), set()
@@ -700,23 +704,54 @@ def canonical_protocols(values, checker=None):
         (excluded if negate else included).add(proto)
         rendered.append(('!' if negate else '') + proto)
     if tokens:
-        enabled = _enabled(included, excluded, floor, ceiling)
+        enabled = _enabled(included, excluded, floor, ceiling, contiguous=False)
         if not enabled:
             raise PolicyError('protocols value %r leaves no protocol enabled (exclusions beat '
                               'inclusions, the last bound of each kind applies, OpenSSL 1.1 and '
                               'later has no SSLv2 or SSLv3): every TLS handshake fails ("no '
                               'protocols available")' % ':'.join(rendered))
+        used = _lowest_run(enabled)
+        if used != enabled:
+            unused = [p for p in enabled if p not in used]
+            gap = [p for p in _TLS_VERSIONS if _PROTOCOL_CODE[used[-1]] < _PROTOCOL_CODE[p] < _PROTOCOL_CODE[unused[0]]]
+            checker.lint('protocols value %r enables %s, but not %s between them: OpenSSL negotiates '
+                         'only the lowest unbroken run of versions, %s, and never %s; to leave out old '
+                         'versions exclude every one below the lowest wanted (%s), or from Postfix 3.6 '
+                         'give a bound (>=%s)'
+                         % (':'.join(rendered), ', '.join(enabled), ', '.join(gap), ', '.join(used),
+                            ', '.join(unused), ':'.join('!' + p for p in _TLS_VERSIONS if _PROTOCOL_CODE[p] < _PROTOCOL_CODE[unused[0]]),
+                            unused[0]),
+                         'the TLS versions above the gap are silently never used')
+    if own:
+        checker.done()
     return ':'.join(rendered)
 
 
-def _enabled(included, excluded, floor, ceiling):
+# the versions OpenSSL 1.1 and later can negotiate, in order (no SSLv2; SSLv3 is not built by default)
+_TLS_VERSIONS = ('TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3')
+
+
+def _enabled(included, excluded, floor, ceiling, contiguous=True):
+    """The TLS versions OpenSSL may negotiate: those not masked nor outside the bounds, and
+    of them (CONTIGUOUS) only the lowest unbroken run, as OpenSSL's ssl_get_min_max_version()
+    reads a protocol mask with a gap (TLSv1 and TLSv1.2 without TLSv1.1: only TLSv1)."""
     masked = set(excluded)
     if included:
         masked |= set(PROTOCOLS) - included
-    # OpenSSL 1.1 and later has no SSLv2, and is built without SSLv3 by default.
-    return [p for p in PROTOCOLS if p not in masked and p not in ('SSLv2', 'SSLv3')
-            and (not floor or _PROTOCOL_CODE[p] >= floor)
-            and (not ceiling or _PROTOCOL_CODE[p] <= ceiling)]
+    enabled = [p for p in _TLS_VERSIONS if p not in masked
+               and (not floor or _PROTOCOL_CODE[p] >= floor)
+               and (not ceiling or _PROTOCOL_CODE[p] <= ceiling)]
+    return _lowest_run(enabled) if contiguous else enabled
+
+
+def _lowest_run(enabled):
+    """ENABLED (in _TLS_VERSIONS order) up to its first gap."""
+    run = enabled[:1]
+    for version in enabled[1:]:
+        if _TLS_VERSIONS.index(version) != _TLS_VERSIONS.index(run[-1]) + 1:
+            break
+        run.append(version)
+    return run
 
 
 def enabled_protocols(table_value):
@@ -746,7 +781,7 @@ def protocols_use_range(protocols):
 
 def canonical_exclude(values, checker=None):
     """Validate cipher exclusions; return the ``:``-joined table form ('' when empty)."""
-    checker = checker or _Checker(True)
+    own, checker = checker is None, checker or _Checker(True)
     tokens = _split_colon_list('exclude', values, checker)
     for token in tokens:
         if token[0] in '!+-@':
@@ -757,6 +792,8 @@ def canonical_exclude(values, checker=None):
             checker.lint('exclude value %r is not an OpenSSL cipher name or alias (letters, '
                          'digits, "+", "-", "_", ".")' % token,
                          'OpenSSL ignores names it does not know, so nothing is excluded')
+    if own:
+        checker.done()
     return ':'.join(tokens)
 
 
@@ -907,7 +944,7 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
         name, value = given[0]
         checker.lint('attribute %s (value %r) at level none does nothing' % (name, value),
                      'at security level "none" it ignores every attribute with a warning')
-        return Policy(level, [], checker.warnings)
+        return Policy(level, [], checker.done())
     if match and level not in MATCH_LEVELS:
         raise PolicyError('attribute match (value %r) is invalid at level %s; Postfix defers the '
                           'mail (attribute "match" invalid at security level "%s"); match is '
@@ -969,7 +1006,7 @@ def build_policy(level, match=None, ciphers=None, protocols=None, exclude=None,
         attributes.append(('connection_reuse', _bool_word('connection_reuse', connection_reuse)))
     if enable_rpk is not None:
         attributes.append(('enable_rpk', _bool_word('enable_rpk', enable_rpk)))
-    return Policy(level, attributes, checker.warnings)
+    return Policy(level, attributes, checker.done())
 
 
 # ---------------------------------------------------------------------------
@@ -1205,6 +1242,45 @@ def configuration_problems(policy, settings):
     return errors, warnings
 
 
+def address_literal(key):
+    """The IP address of a bracketed next-hop key (``[192.0.2.1]``, ``[ipv6:2001:db8::1]:25``,
+    ``[2001:db8::1]``), else None: the next hops Postfix connects to without a DNS lookup."""
+    if not isinstance(key, str) or not key.startswith('[') or ']' not in key:
+        return None
+    inner = key[1:key.index(']')]
+    address = inner[5:] if inner.lower().startswith('ipv6:') else inner
+    if valid_ipv4(address) or (':' in address and valid_ipv6(address)):
+        return address
+    return None
+
+
+def key_level_problems(key, policy):
+    """``(errors, lints)`` of a level that cannot do what it says for the kind of next hop KEY is.
+
+    DANE for an address literal (smtp_tls_policy.c ``dane_init()``, tls_dane.c
+    ``tls_dane_resolve()``): an IP next hop has no DNSSEC-validated address
+    record, so Postfix never looks up TLSA records for it ("no TLSA records
+    found"): ``dane-only`` defers the mail, ``dane`` silently uses level
+    ``may``.  A lint is a rule of this collection (PolicyLint text): refused
+    for a new entry, a warning for a line already in a table.
+    """
+    errors, lints = [], []
+    if policy.level not in ('dane', 'dane-only') or address_literal(key) is None:
+        return errors, lints
+    instead = ('use encrypt for mandatory TLS to it, or fingerprint (or verify with match=) to '
+               'authenticate its certificate')
+    if policy.level == 'dane-only':
+        errors.append('level dane-only for the address literal %s: Postfix looks up no DNSSEC records '
+                      'for an IP next hop, so it never finds TLSA records and defers the mail ("no TLSA '
+                      'records found"); %s' % (key, instead))
+    else:
+        lints.append(_lint_text(
+            'level dane for the address literal %s never authenticates the server: Postfix looks up no '
+            'DNSSEC records for an IP next hop and finds no TLSA records; %s, or may' % (key, instead),
+            'it silently uses level may, opportunistic TLS that falls back to plaintext'))
+    return errors, lints
+
+
 def existing_entry_problems(key, value, version=None):
     """Why Postfix cannot use an existing table line, and what it would warn about.
 
@@ -1230,4 +1306,8 @@ def existing_entry_problems(key, value, version=None):
         if '"#"' in text:
             text += ' (a "#" after the level is not a comment in a table value)'
         errors.append(text)
+    else:
+        level_errors, level_lints = key_level_problems(key, policy)
+        errors.extend(level_errors)
+        warnings.extend(level_lints)
     return errors, warnings

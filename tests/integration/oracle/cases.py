@@ -102,6 +102,8 @@ REFUSED_LINES = [
     ('protocols-none-left', 'ip', 'encrypt protocols=TLSv1.3:!TLSv1.3'),
     ('protocols-crossed-bounds', 'ip', 'encrypt protocols=>=TLSv1.3:<=TLSv1.2'),
     ('protocols-sslv3-only', 'ip', 'encrypt protocols=SSLv3'),
+    ('protocols-gap', 'ip', 'encrypt protocols=!SSLv2:!SSLv3:!TLSv1.1'),
+    ('protocols-gap-list', 'ip', 'may protocols=TLSv1:TLSv1.2:TLSv1.3'),
     ('ciphers-null-at-encrypt', 'ip', 'encrypt ciphers=null'),
     ('exclude-all', 'ip', 'encrypt exclude=ALL'),
     ('connection-reuse-bad', 'ip', 'encrypt connection_reuse=maybe'),
@@ -164,7 +166,18 @@ SELF_CASES = [
     ('none-attribute', 'ip', 'none ciphers=high', 'ignored'),
     ('bad-port', 'ip', 'encrypt', 'unroutable'),         # key routed as [ADDR]:0, see run_self
     ('bare-ipv6-vs-ipv6-form', 'ipv6-bare', 'encrypt', 'unmatched'),   # table says [ipv6:...]
+    # a protocol gap: OpenSSL negotiates only the lowest unbroken run (TLSv1 here), not TLSv1.3
+    ('protocols-gap', 'ip', 'encrypt protocols=!SSLv2:!SSLv3:!TLSv1.1', 'used'),
+    ('protocols-no-gap', 'ip', 'encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1', 'used'),
 ]
+
+# DANE for an address literal, in a lane with DNSSEC lookups on (smtp_dns_support_level =
+# dnssec): Postfix finds no TLSA records for an IP next hop; dane-only defers, dane is may.
+DANE_LITERAL_CASES = [
+    ('dane-only', 'ip', 'dane-only'),
+    ('dane', 'ip', 'dane'),
+]
+DANE_LANE = ['smtp_dns_support_level=dnssec', 'smtp_host_lookup=dns,native']
 
 GENERATED_EXAMPLES = 120
 GENERATED_SEED = 13
@@ -334,6 +347,7 @@ def run_all(keep=False, generated=None):
         results['_meta'] = {'version': list(version), 'fingerprint': subst['FP']}
         run_self(oracle, subst, results)
         run_texthash(oracle, results)
+        run_dane_literal(oracle, version, results)
         run_property(oracle, subst, version, results, generated)
     return results
 
@@ -390,6 +404,24 @@ def run_texthash(oracle, results):
                           writer=lambda *args: None, path=path, map_type='texthash')
     for name, verdict in zip(('first', 'second', 'duplicated'), verdicts):
         results['texthash/' + name] = _record(verdict)
+
+
+def run_dane_literal(oracle, version, results):
+    """DANE_LITERAL_CASES in a DNSSEC lane, with the module's verdict on each as a new entry
+    (the grammar and its key/level check, as the module's configuration checks apply it)."""
+    entries, info = [], []
+    for case_id, form, value in DANE_LITERAL_CASES:
+        key = oracle.make_key(form)
+        view = view_line(key, value, version)
+        errors, lints = grammar.key_level_problems(key, grammar.parse_policy(value, version))
+        message = '; '.join(errors + lints) or view.message
+        kind = 'error' if errors else 'lint' if lints else ('accepts' if view.accepted else 'error')
+        entries.append((key, value))
+        info.append((case_id, kind, message))
+    verdicts = oracle.ask(entries, lane_options=DANE_LANE)
+    for (case_id, kind, message), verdict in zip(info, verdicts):
+        results['dane-literal/' + case_id] = _record(verdict, module=kind, module_message=message,
+                                                     peer=_peer_sessions(oracle, verdict))
 
 
 def run_property(oracle, subst, version, results, generated=None):

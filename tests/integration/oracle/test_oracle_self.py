@@ -62,3 +62,25 @@ def test_texthash_duplicate_key_makes_every_lookup_fail(oracle_results, which):
     result = oracle_results['texthash/' + which]
     assert result['verdict'] == 'rejected', explain(result)
     assert any('duplicate entry' in line or 'lookup error' in line for line in result['evidence']), explain(result)
+
+
+def test_a_protocol_gap_leaves_only_the_lowest_run(oracle_results):
+    """"!SSLv2:!SSLv3:!TLSv1.1" (meant: "no TLS 1.1") negotiates TLSv1 with a peer that speaks
+    TLS 1.3: OpenSSL uses only the lowest unbroken run of versions. The module refuses such a
+    value as a lint (refused/protocols-gap in the property tests)."""
+    gap = oracle_results['self/protocols-gap']
+    assert gap['status'] == 'sent' and [s['tls'] for s in gap['peer']] == ['TLSv1'], explain(gap)
+    no_gap = oracle_results['self/protocols-no-gap']
+    assert no_gap['status'] == 'sent' and [s['tls'] for s in no_gap['peer']] == ['TLSv1.3'], explain(no_gap)
+
+
+def test_dane_for_an_address_literal_never_finds_tlsa_records(oracle_results):
+    """With DNSSEC lookups on, [IP] dane-only defers ("no TLSA records found") and [IP] dane
+    delivers over unauthenticated TLS (level may); the module refuses both."""
+    only = oracle_results['dane-literal/dane-only']
+    assert only['status'] == 'deferred' and 'no TLSA records found' in only['reason'], explain(only)
+    assert only['module'] == 'error' and 'address literal' in only['module_message'], explain(only)
+    dane = oracle_results['dane-literal/dane']
+    assert dane['status'] == 'sent' and any('Untrusted TLS connection established' in line
+                                            for line in dane['evidence']), explain(dane)
+    assert dane['module'] == 'lint' and 'silently uses level may' in dane['module_message'], explain(dane)

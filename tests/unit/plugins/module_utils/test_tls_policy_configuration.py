@@ -120,6 +120,16 @@ def test_dane_needs_dnssec_and_dns_lookups(level, settings, errors, warnings):
         assert 'smtp_dns_support_level' in message or 'smtp_host_lookup' in message
 
 
+@pytest.mark.parametrize('level', ['dane', 'dane-only'])
+def test_dane_for_an_address_literal_is_refused(level):
+    # a new entry: dane-only defers the mail, dane is level may; both refused, naming the entry
+    errors, warnings = check([('[192.0.2.1]:25', level, {})])
+    assert warnings == [] and len(errors) == 1
+    assert errors[0].startswith("destination '[192.0.2.1]:25': level %s for the address literal" % level)
+    # the same level for a host name is fine
+    assert check([('[mx.example.com]:25', level, {})]) == ([], [])
+
+
 def test_tafile_is_looked_for_inside_the_smtp_chroot():
     errors, dummy = check([('a.example', 'verify', {'tafile': ['/etc/ta.pem']})], files={'/etc/ta.pem'})
     assert len(errors) == 1

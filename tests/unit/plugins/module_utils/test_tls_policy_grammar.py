@@ -505,7 +505,10 @@ def test_a_destination_is_refused_or_becomes_one_ascii_token(destination):
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (  # noqa: E402
     PolicyLint,
+    address_literal,
+    enabled_protocols,
     hostname_problem,
+    key_level_problems,
     supports,
 )
 
@@ -680,6 +683,79 @@ def test_protocols_leaving_nothing_enabled_fail_the_handshake(given):
     # OpenSSL 3 has neither SSLv2 nor SSLv3 (oracle findings F1, F4)
     assert 'no protocols available' in postfix_error(build_policy, 'may', protocols=given)
     assert 'no protocols available' in postfix_error(parse_policy, 'may protocols=' + ':'.join(given))
+
+
+@pytest.mark.parametrize('given, used, unused', [
+    (['!SSLv2', '!SSLv3', '!TLSv1.1'], 'TLSv1', 'TLSv1.2, TLSv1.3'),
+    (['!TLSv1.2'], 'TLSv1, TLSv1.1', 'TLSv1.3'),
+    (['TLSv1', 'TLSv1.2', 'TLSv1.3'], 'TLSv1', 'TLSv1.2, TLSv1.3'),
+    (['TLSv1.1', 'TLSv1.3'], 'TLSv1.1', 'TLSv1.3'),
+    (['>=TLSv1', '!TLSv1.1'], 'TLSv1', 'TLSv1.2, TLSv1.3'),
+])
+def test_protocols_with_a_gap_use_only_the_lowest_run(given, used, unused):
+    # OpenSSL's ssl_get_min_max_version() stops at the first gap above the lowest enabled
+    # version: "!SSLv2:!SSLv3:!TLSv1.1" negotiates TLSv1 with a TLS 1.3 peer (Postfix 3.7 with
+    # OpenSSL 3.0 and 3.10 with OpenSSL 3.5, tests/integration/oracle/test_ask.py)
+    message = lint(build_policy, 'encrypt', protocols=given)
+    assert 'lowest unbroken run of versions, %s, and never %s' % (used, unused) in message
+    assert repr(':'.join(given)) in message
+    # an existing line: a warning, the line is kept
+    policy = parse_policy('encrypt protocols=' + ':'.join(given))
+    assert len(policy.warnings) == 1 and 'never %s' % unused in policy.warnings[0]
+    assert enabled_protocols(':'.join(given)) == used.split(', ')
+
+
+@pytest.mark.parametrize('given', [
+    ['!SSLv2', '!SSLv3', '!TLSv1', '!TLSv1.1'], ['>=TLSv1.2'], ['TLSv1.2', 'TLSv1.3'], ['!TLSv1.3'],
+    ['TLSv1'], ['SSLv3', 'TLSv1.2', 'TLSv1.3'], ['>=TLSv1.1', '<=TLSv1.2'],
+])
+def test_protocols_without_a_gap_are_no_lint(given):
+    assert build_policy('encrypt', protocols=given).render()
+    assert parse_policy('encrypt protocols=' + ':'.join(given)).warnings == []
+
+
+def test_an_error_beats_a_lint_in_the_same_value():
+    # the lint (a protocol gap) comes first in the value, the error (an exclusion Postfix
+    # aborts TLS for) after it: the refusal names the error, as Postfix defers the mail for it
+    for check in (lambda: parse_policy('encrypt protocols=!TLSv1.1 exclude=kRSA:-RC4', lint=True),
+                  lambda: build_policy('encrypt', protocols=['!TLSv1.1'], exclude=['-RC4'])):
+        with pytest.raises(PolicyError) as info:
+            check()
+        assert not isinstance(info.value, PolicyLint) and 'invalid unary' in str(info.value)
+    # an existing line: the error, and the lint as a warning is not needed to refuse it
+    errors, dummy = existing_entry_problems('[192.0.2.1]', 'encrypt protocols=!TLSv1.1 exclude=-RC4')
+    assert len(errors) == 1 and 'invalid unary' in errors[0]
+
+
+def test_grade_null_with_tls_1_3_above_a_gap_leaves_no_cipher():
+    # "TLSv1:TLSv1.3" negotiates TLSv1 only: grade null has no cipher there (hunt finding,
+    # "deferred (Cannot start TLS: handshake failure)")
+    assert 'no ciphers available' in postfix_error(parse_policy, 'may ciphers=null protocols=TLSv1:TLSv1.3')
+
+
+@pytest.mark.parametrize('key', ['[192.0.2.1]', '[192.0.2.1]:25', '[ipv6:2001:db8::1]', '[2001:db8::1]:587'])
+def test_dane_for_an_address_literal(key):
+    # smtp_tls_policy.c dane_init(): an IP next hop has no DNSSEC-validated address record, so
+    # tls_dane_resolve() finds no TLSA records: dane-only defers, dane is level may
+    errors, warnings = key_level_problems(key, build_policy('dane-only'))
+    assert warnings == [] and len(errors) == 1
+    assert 'address literal %s' % key in errors[0] and 'defers the mail' in errors[0]
+    errors, warnings = key_level_problems(key, build_policy('dane'))
+    assert errors == [] and len(warnings) == 1
+    assert 'silently uses level may' in warnings[0] and 'rule of this collection' in warnings[0]
+    assert existing_entry_problems(key, 'dane-only', (3, 7, 11))[0] == [
+        key_level_problems(key, build_policy('dane-only'))[0][0]]
+    assert existing_entry_problems(key, 'dane', (3, 7, 11)) == ([], warnings)
+
+
+@pytest.mark.parametrize('key, level', [
+    ('example.com', 'dane-only'), ('[mx.example.com]', 'dane'), ('[mx.example.com]:25', 'dane-only'),
+    ('.example.com', 'dane'), ('[192.0.2.1]', 'encrypt'), ('[192.0.2.1]', 'fingerprint'),
+])
+def test_dane_for_host_names_and_other_levels_for_address_literals_are_fine(key, level):
+    policy = build_policy(level, match=[SHA256] if level == 'fingerprint' else None)
+    assert key_level_problems(key, policy) == ([], [])
+    assert address_literal(key) == ('192.0.2.1' if key.startswith('[192') else None)
 
 
 def test_exclude_all_leaves_no_cipher():
