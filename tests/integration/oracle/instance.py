@@ -194,7 +194,9 @@ def classify(verdict, lines):
     if verdict.status == 'fatal':
         verdict.verdict = 'unroutable'
     elif rejected or 'client TLS configuration problem' in status_reason \
-            or 'lookup error' in status_reason:
+            or 'lookup error' in status_reason or 'Cannot start TLS: handshake failure' in status_reason:
+        # the oracle's peer takes every protocol and cipher (peer.py): a handshake that fails
+        # is the policy's doing (no cipher or protocol left), whatever else was logged
         verdict.verdict = 'rejected'
     elif verdict.status is None:
         verdict.verdict = 'unknown'
