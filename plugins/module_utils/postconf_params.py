@@ -536,6 +536,19 @@ def printable(value):
     return value.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
 
 
+def printable_result(value):
+    """VALUE (a module result: dicts, lists, strings) with every string printable(): a table
+    or file with bytes that are not UTF-8 (a Latin-1 comment or key) is read with surrogate
+    escapes, which Ansible refuses to send back; the result shows them as \\xNN."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return dict((printable_result(k), printable_result(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [printable_result(v) for v in value]
+    return value
+
+
 def parse_postconf_output(text):
     """Parse "name = value" lines printed by postconf, -n or -d."""
     result = {}

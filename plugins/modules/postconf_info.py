@@ -555,6 +555,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     check_name,
     expand_references,
     planned_level,
+    printable_result,
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
@@ -813,13 +814,14 @@ def main():
         extra['tls_policy_plan'], warnings = plan_tls_policy(module, postconf, params['tls_policy_plan'],
                                                              values)
         for warning in warnings:
-            module.warn(warning)
+            module.warn(printable_result(warning))
     if params['tls_policy_levels'] is not None:
         extra['tls_policy_levels'] = dict(dict(skipped=False), **work_out_levels(
             module, postconf, params['tls_policy_levels'], params['tls_policy_plan'], extra.get('tls_policy_plan'),
             values))
 
-    module.exit_json(
+    # values and table lines with bytes that are not UTF-8 show them as \xNN
+    module.exit_json(**printable_result(dict(
         changed=False,
         config_dir=config_dir,
         parameters=raw,
@@ -834,7 +836,7 @@ def main():
         parameter_files=parameter_files,
         files=dict((path, file_stat(path)) for path in paths),
         **extra
-    )
+    )))
 
 
 if __name__ == '__main__':

@@ -440,6 +440,7 @@ backup_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import printable_result
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import summarize_warnings
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
     TlsPolicyTable,
@@ -462,11 +463,12 @@ def main():
         result = table.run()
     except TlsPolicyTableError as e:
         for warning in summarize_warnings(table.warnings):
-            module.warn(warning)
-        module.fail_json(msg=e.msg, **e.result)
+            module.warn(printable_result(warning))
+        module.fail_json(msg=printable_result(e.msg), **printable_result(e.result))
     for warning in summarize_warnings(table.warnings):
-        module.warn(warning)
-    module.exit_json(**result)
+        module.warn(printable_result(warning))
+    # a table with bytes that are not UTF-8 (kept as they are) shows them as \xNN
+    module.exit_json(**printable_result(result))
 
 
 if __name__ == '__main__':

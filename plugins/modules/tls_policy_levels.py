@@ -399,6 +399,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     looked_up_keys,
     parameters_needed,
 )
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import printable_result
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
@@ -430,8 +431,8 @@ def main():
     try:
         result = levels(module, postconf, postmap, p, params, planned, commands)
     except LevelsError as exc:
-        module.fail_json(msg=exc.msg, commands=commands, **exc.fields)
-    module.exit_json(**result)
+        module.fail_json(msg=printable_result(exc.msg), commands=commands, **printable_result(exc.fields))
+    module.exit_json(**printable_result(result))
 
 
 if __name__ == '__main__':

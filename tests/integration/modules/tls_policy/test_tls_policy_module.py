@@ -283,6 +283,25 @@ def test_diff_shows_before_and_after(sandbox):
                               'before_header': str(sandbox.table), 'after_header': str(sandbox.table)}
 
 
+def test_bytes_that_are_not_utf8_are_kept_and_shown_through_ansible(sandbox):
+    """A Latin-1 comment and a Latin-1 key line (postmap ignores it as "non-UTF-8 input"):
+    the edit keeps their bytes, and the result, diff and warnings come back through the real
+    ansible-playbook with the bytes shown as \\xNN (the strings read with surrogate escapes
+    once made Ansible refuse the result after the table was written: failed, changed false)."""
+    raw = b'# caf\xe9\nb\xe9b\xe9.example may\na.example encrypt\n'
+    sandbox.table.write_bytes(raw)
+    task = {TLS_POLICY: {'destination': 'c.example', 'level': 'may', 'config_dir': str(sandbox.confdir)}}
+    results, stats = sandbox.playbook([task], diff=True)
+    assert stats['failures'] == 0 and results[0]['changed'] is True, results
+    assert sandbox.table.read_bytes() == raw + b'c.example may\n'
+    assert results[0]['diff']['before'] == '# caf\\xe9\nb\\xe9b\\xe9.example may\na.example encrypt\n', results
+    assert 'b\\xe9b\\xe9.example may: Postfix cannot use this entry' in warnings_of(results[0])
+    assert sandbox.query('a.example', 'c.example') == {'a.example': 'encrypt', 'c.example': 'may'}
+    # and the next run is a no-op, not a failure
+    results, stats = sandbox.playbook([task], diff=True)
+    assert stats['failures'] == 0 and results[0]['changed'] is False, results
+
+
 def test_backup_keeps_the_previous_source(sandbox):
     sandbox.table.write_text('a.example may\n')
     result = sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'backup': True})

@@ -573,3 +573,11 @@ def test_edit_list_for_a_master_cf_override_joins_without_blanks():
 def test_edit_list_knows_only_present_and_absent():
     with pytest.raises(ValueError):
         pp.edit_list('a', 'b', 'exact')
+
+
+def test_printable_result_shows_bytes_that_are_not_utf8_everywhere_in_a_result():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import printable_result
+    latin1 = b'caf\xe9'.decode('utf-8', 'surrogateescape')
+    result = printable_result({'diff': {'before': latin1}, 'removed': [latin1], latin1: 1, 'n': 2, 'ok': True})
+    assert result == {'diff': {'before': 'caf\\xe9'}, 'removed': ['caf\\xe9'], 'caf\\xe9': 1, 'n': 2, 'ok': True}
+    assert printable_result('bücher') == 'bücher'
