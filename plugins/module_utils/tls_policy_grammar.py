@@ -1184,12 +1184,13 @@ def parse_policy(text, version=None, lint=False):
     return policy
 
 
-def same_policy(existing_value, wanted_value):
-    """True only when Postfix reads an existing table value exactly as a rendered one."""
+def same_policy(existing_value, wanted_value, version=None):
+    """True only when Postfix VERSION (None: a current one) reads an existing table value
+    exactly as a rendered one (``{ name = value }`` is a malformed pair before 3.10)."""
     if existing_value == wanted_value:
         return True
     try:
-        return parse_policy(existing_value).render() == wanted_value
+        return parse_policy(existing_value, version).render() == wanted_value
     except PolicyError:
         return False
 

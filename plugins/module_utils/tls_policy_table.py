@@ -508,8 +508,13 @@ class TlsPolicyTable:
         managed = set(key for key, value, policy in desired)
         self.warnings.extend(table.warnings(path, managed=managed))
         self.warn_unusable_lines(table, path, managed)
+        def same(existing_value, wanted_value):
+            # this Postfix's reading (mail_version asked only for a value written differently)
+            return existing_value == wanted_value or same_policy(existing_value, wanted_value,
+                                                                 self.postfix_version() or None)
+
         for status, keys in table.apply([(key, value) for key, value, policy in desired],
-                                        exclusive=params['exclusive'], same=same_policy).items():
+                                        exclusive=params['exclusive'], same=same).items():
             self.result[status].extend(keys)
         if map_type == 'texthash' and table.duplicates():
             # dict_thash opens the table without a duplicate flag in the SMTP client: one
@@ -530,5 +535,5 @@ class TlsPolicyTable:
         expected = dict((key, value) for key, value, policy in desired)
         for key in self.result['removed']:
             expected[key] = None
-        table_file.update(before, after, create, expected, same=same_policy, backup=params['backup'],
+        table_file.update(before, after, create, expected, same=same, backup=params['backup'],
                           result=self.result)

@@ -103,6 +103,20 @@ def test_connection_reuse_on_a_fixed_patch_release_is_written(sandbox):
     assert 'tlsproxy' in warnings_of(result)             # the sandbox master.cf has no tlsproxy service
 
 
+@pytest.mark.parametrize('version, rewritten', [('3.7.11', True), ('3.10.1', False)])
+def test_a_brace_form_entry_is_the_same_policy_only_where_postfix_reads_braces(sandbox, version, rewritten):
+    # "{ match = nexthop }" is a malformed attribute/value pair before Postfix 3.10: the SMTP
+    # client defers the mail, so the entry is rewritten, not left as "the same policy"
+    add_main_cf(sandbox, 'mail_version = %s\n' % version)
+    sandbox.table.write_text('brace.example secure { match = nexthop }\nother.example may\n')
+    result = assert_ok(sandbox.tls_policy({'destination': 'brace.example', 'level': 'secure', 'match': ['nexthop']}))
+    assert result['updated'] == (['brace.example'] if rewritten else []), result
+    assert sandbox.table.read_text().splitlines()[0] == (
+        'brace.example secure match=nexthop' if rewritten else 'brace.example secure { match = nexthop }')
+    assert assert_ok(sandbox.tls_policy({'destination': 'brace.example', 'level': 'secure',
+                                         'match': ['nexthop']}))['changed'] is False
+
+
 # -- cross-checks with the configuration ------------------------------------------------------
 
 def test_fingerprint_length_must_fit_smtp_tls_fingerprint_digest(sandbox):

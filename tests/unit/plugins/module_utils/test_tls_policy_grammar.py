@@ -941,3 +941,11 @@ def test_keys_postfix_never_uses_can_still_be_removed_by_name():
     for bad in ('', 'a b', '#x', None):
         with pytest.raises(PolicyError):
             removable_key(bad)
+
+
+def test_same_policy_reads_the_existing_value_as_this_postfix_does():
+    assert same_policy('secure { match = nexthop }', 'secure match=nexthop')
+    assert same_policy('secure { match = nexthop }', 'secure match=nexthop', (3, 10, 1))
+    # before 3.10 "{" is a malformed attribute/value pair: Postfix defers, not the same policy
+    assert not same_policy('secure { match = nexthop }', 'secure match=nexthop', (3, 7, 11))
+    assert same_policy('SECURE match=nexthop', 'secure match=nexthop', (3, 7, 11))
