@@ -200,8 +200,17 @@ class TableTransaction:
     # -- reading ---------------------------------------------------------------------
 
     def read(self):
-        """The current source as text ('' when there is none); bytes that are not UTF-8 are kept."""
+        """The current source as text ('' when there is none); bytes that are not UTF-8 are kept.
+        An index without its source is refused: Postfix uses the index, and a table written
+        from nothing would drop, unreported, every entry Postfix enforces."""
         if not self.exists:
+            orphans = [index for index in self.indexes if os.path.exists(index)]
+            if orphans:
+                raise TableTransactionError(
+                    '%s does not exist, but its index %s does, and Postfix uses that index: writing the '
+                    'table from nothing would drop every entry it holds, unreported; nothing was changed. '
+                    'Restore the source (postmap -s %s:%s prints what the index holds) or remove the index'
+                    % (self.path, ', '.join(orphans), self.map_type, self.path))
             return ''
         with open(self.source, 'rb') as f:
             data = f.read()

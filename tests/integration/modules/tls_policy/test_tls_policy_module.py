@@ -214,6 +214,24 @@ def test_absent_on_missing_file_creates_nothing(sandbox):
     assert os.listdir(sandbox.maps_dir) == []
 
 
+@pytest.mark.parametrize('check', [False, True])
+@pytest.mark.parametrize('args', [{'destination': 'new.example', 'level': 'may'},
+                                  {'destination': 'bank.example', 'state': 'absent'}])
+def test_an_index_without_its_source_is_refused(sandbox, args, check):
+    # the source is gone (a restore, a mistaken rm) but Postfix still uses the index: a table
+    # written from nothing would silently drop the entries it enforces
+    sandbox.table.write_text('bank.example secure match=nexthop\ngov.example secure\n')
+    assert sandbox.tls_policy({'destination': 'gov.example', 'level': 'secure'})['postmap_ran'] is True
+    sandbox.table.unlink()
+    before = sorted(os.listdir(sandbox.maps_dir))
+    result = sandbox.tls_policy(args, check=check)
+    assert_failed(result, '%s does not exist, but its index %s.db does' % (sandbox.table, sandbox.table))
+    assert 'postmap -s hash:%s' % sandbox.table in result['msg']
+    assert sorted(os.listdir(sandbox.maps_dir)) == before
+    assert sandbox.query('bank.example', 'gov.example') == {'bank.example': 'secure match=nexthop',
+                                                           'gov.example': 'secure'}
+
+
 # --- check mode, diff, backup ----------------------------------------------------------
 
 def test_check_mode_writes_nothing_for_a_new_table(sandbox, postmap_calls):
