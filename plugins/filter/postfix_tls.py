@@ -587,7 +587,14 @@ def enforce_tls_decision(info, settings):
         parameter = side + '_tls_security_level'
         if not keep and str(parameters.get(parameter) or '').lower() != requested:
             level_params[parameter] = requested
-        if keep:
+        if keep and level_rank(requested, side) > level_rank(now, side):
+            # opportunistic dane in place of mandatory encrypt (weaker_somewhere)
+            notes.append('%s TLS stays at "%s": the requested enforce_tls_%s_level=%s is opportunistic TLS '
+                         '(level may, with its plaintext fallback) for every destination without '
+                         'DNSSEC-validated TLSA records, weaker than %s there. Set '
+                         'enforce_tls_allow_downgrade=true to change it.'
+                         % (name.capitalize(), now, name, requested, now))
+        elif keep:
             notes.append('%s TLS stays at "%s": it is stricter than the requested enforce_tls_%s_level=%s. '
                          'Set enforce_tls_allow_downgrade=true to lower it.'
                          % (name.capitalize(), now, name, requested))

@@ -663,13 +663,26 @@ def level_rank(level, side='smtp'):
     return LEVEL_RANKS[side].get(str(level or '').strip().lower(), -1)
 
 
+def weaker_somewhere(level, than, side='smtp'):
+    """Whether LEVEL gives some destination a weaker TLS level than THAN on SIDE: a lower
+    rank (level_rank), or on the client side opportunistic ``dane`` against mandatory
+    ``encrypt``: dane is level may, with its plaintext fallback, for every destination
+    without DNSSEC-validated TLSA records (smtp_tls_policy.c dane_incompat()), although it
+    ranks above encrypt for those that have them."""
+    if level_rank(level, side) < level_rank(than, side):
+        return True
+    return side == 'smtp' and str(level or '').strip().lower() == 'dane' \
+        and str(than or '').strip().lower() == 'encrypt'
+
+
 def planned_level(requested, now, side, keep_stricter):
     """The level SIDE (smtp, smtpd) gets: REQUESTED (None: unchanged), or NOW when
-    KEEP_STRICTER and NOW is stricter (level_rank) - the enforce_tls role's no-downgrade
-    rule, the same for its decision and for the preflight of its read."""
+    KEEP_STRICTER and REQUESTED would be weaker for some destination (weaker_somewhere) -
+    the enforce_tls role's no-downgrade rule, the same for its decision and for the
+    preflight of its read."""
     if not requested:
         return now
-    if keep_stricter and level_rank(requested, side) < level_rank(now, side):
+    if keep_stricter and weaker_somewhere(requested, now, side):
         return now
     return requested
 

@@ -33,6 +33,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     level_rank,
     postfix_yes,
     tls_security_level,
+    weaker_somewhere,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 
@@ -169,7 +170,6 @@ def weaker_smtp_transports(level, values, overrides, commands, table_path=None, 
     smtp_tls_policy_maps that does not list TABLE_PATH (the policy table: its entries do not
     apply there)."""
     found = []
-    wanted = level_rank(level, 'smtp')
     names = LEVEL_PARAMETERS['smtp'] + ('smtp_tls_policy_maps',)
     for name in (remote_transports(values) if transports is None else transports):
         service = '%s/unix' % name
@@ -181,7 +181,7 @@ def weaker_smtp_transports(level, values, overrides, commands, table_path=None, 
         own = None
         if [n for n in changed if n in LEVEL_PARAMETERS['smtp']]:
             own = tls_security_level(settings, 'smtp')
-            if level_rank(own, 'smtp') >= wanted:
+            if not weaker_somewhere(own, level, 'smtp'):
                 own = None
         bypass = bool(table_path) and 'smtp_tls_policy_maps' in changed and not lists_table(
             settings.get('smtp_tls_policy_maps'), table_path)

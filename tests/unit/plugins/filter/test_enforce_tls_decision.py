@@ -64,6 +64,28 @@ def test_levels_raised_and_stricter_ones_kept():
     assert lowered['level_params'] == {'smtp_tls_security_level': 'encrypt'} and lowered['notes'] == []
 
 
+def test_dane_and_encrypt_are_each_weaker_somewhere():
+    # encrypt -> dane: opportunistic (may, plaintext fallback) for every destination without
+    # DNSSEC TLSA records, so it is no raise; kept, with a note saying why
+    kept = enforce_tls_decision(info({'smtp_tls_security_level': 'encrypt'}), {'outgoing_level': 'dane'})
+    assert kept['outgoing_final'] == 'encrypt' and 'smtp_tls_security_level' not in kept['level_params']
+    assert kept['notes'][0].startswith('Outgoing TLS stays at "encrypt": the requested '
+                                       'enforce_tls_outgoing_level=dane is opportunistic TLS (level may, '
+                                       'with its plaintext fallback) for every destination without '
+                                       'DNSSEC-validated TLSA records, weaker than encrypt there.')
+    # dane -> encrypt: no authentication for the destinations with TLSA records; kept too
+    kept = enforce_tls_decision(info({'smtp_tls_security_level': 'dane'}), {'outgoing_level': 'encrypt'})
+    assert kept['outgoing_final'] == 'dane' and 'stricter than the requested' in kept['notes'][0]
+    # either way with enforce_tls_allow_downgrade
+    for now, requested in (('encrypt', 'dane'), ('dane', 'encrypt')):
+        moved = enforce_tls_decision(info({'smtp_tls_security_level': now}),
+                                     {'outgoing_level': requested, 'allow_downgrade': True})
+        assert moved['level_params'] == {'smtp_tls_security_level': requested}
+    # may -> dane is a raise
+    raised = enforce_tls_decision(info({'smtp_tls_security_level': 'may'}), {'outgoing_level': 'dane'})
+    assert raised['level_params'] == {'smtp_tls_security_level': 'dane'}
+
+
 def test_obsolete_settings_count_and_case_is_ignored():
     d = enforce_tls_decision(info({'smtp_tls_security_level': '', 'smtp_enforce_tls': 'yes',
                                    'smtp_tls_enforce_peername': 'yes'}),

@@ -581,3 +581,13 @@ def test_printable_result_shows_bytes_that_are_not_utf8_everywhere_in_a_result()
     result = printable_result({'diff': {'before': latin1}, 'removed': [latin1], latin1: 1, 'n': 2, 'ok': True})
     assert result == {'diff': {'before': 'caf\\xe9'}, 'removed': ['caf\\xe9'], 'caf\\xe9': 1, 'n': 2, 'ok': True}
     assert printable_result('bücher') == 'bücher'
+
+
+@pytest.mark.parametrize('level, than, weaker', [
+    ('may', 'encrypt', True), ('encrypt', 'may', False), ('dane', 'encrypt', True), ('encrypt', 'dane', True),
+    ('dane', 'may', False), ('dane', 'verify', True), ('verify', 'dane', False), ('dane-only', 'encrypt', False),
+    ('DANE', 'Encrypt', True), ('encrypt', 'encrypt', False),
+])
+def test_weaker_somewhere(level, than, weaker):
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import weaker_somewhere
+    assert weaker_somewhere(level, than, 'smtp') is weaker

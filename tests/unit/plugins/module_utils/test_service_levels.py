@@ -89,6 +89,11 @@ def test_smtp_transport_weaker_or_bypassing_the_table():
         ('smtp/unix', 'may', {'smtp_tls_security_level': 'may'}, False)]
     stricter = {'smtp/unix': {'smtp_tls_security_level': 'verify'}}
     assert weaker_smtp_transports('encrypt', MAIN, stricter, COMMANDS) == []
+    # opportunistic dane is may for destinations without TLSA records: weaker than encrypt there
+    dane = {'smtp/unix': {'smtp_tls_security_level': 'dane'}}
+    assert weaker_smtp_transports('encrypt', MAIN, dane, COMMANDS) == [
+        ('smtp/unix', 'dane', {'smtp_tls_security_level': 'dane'}, False)]
+    assert weaker_smtp_transports('may', MAIN, dane, COMMANDS) == []
     own_maps = {'smtp/unix': {'smtp_tls_policy_maps': 'hash:/etc/postfix/other'}}
     assert weaker_smtp_transports('encrypt', MAIN, own_maps, COMMANDS, '/etc/postfix/tls_policy') == [
         ('smtp/unix', None, {'smtp_tls_policy_maps': 'hash:/etc/postfix/other'}, True)]
