@@ -394,11 +394,16 @@ def read_mail_log(module, summary, files, source='auto', since=None):
     Failures go through MODULE.fail_json, naming the file or command.
     """
     sources = []
-    present = [path for path in files if os.path.exists(path)]
+    # a pipe or a device (maillog_file = /dev/stdout in a container) never ends: not read
+    irregular = [path for path in files if os.path.exists(path) and not os.path.isfile(path)]
+    present = [path for path in files if os.path.isfile(path)]
     if source == 'file' or (source == 'auto' and present):
-        missing = [path for path in files if path not in present]
+        missing = [path for path in files if path not in present and path not in irregular]
         if source == 'file' and missing:
             module.fail_json(msg='log_files: %s does not exist' % ', '.join(missing))
+        if source == 'file' and irregular:
+            module.fail_json(msg='log_files: %s is not a regular file (a pipe or a device, such as '
+                                 'maillog_file = /dev/stdout): reading it would never end' % ', '.join(irregular))
         for path in present:
             opener = gzip.open if path.endswith('.gz') else open
             try:
@@ -409,7 +414,11 @@ def read_mail_log(module, summary, files, source='auto', since=None):
                 module.fail_json(msg='cannot read the mail log %s: %s' % (path, exc))
             sources.append(path)
         return sources
-    journalctl = module.get_bin_path('journalctl', required=True)
+    journalctl = module.get_bin_path('journalctl', required=not irregular)
+    if journalctl is None:
+        module.fail_json(msg='the mail log %s is not a regular file (a pipe or a device, such as maillog_file = '
+                             '/dev/stdout): reading it would never end, and there is no journalctl to read '
+                             'instead' % ', '.join(irregular))
     cmd = [journalctl, '--no-pager', '-q', '-o', 'short-iso']
     if since is not None:
         cmd.append('--since=%s' % since.strftime('%Y-%m-%d %H:%M:%S'))

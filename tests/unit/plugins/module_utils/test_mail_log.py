@@ -13,6 +13,7 @@ right after another process set up TLS to a different relay.  The lanes run
 """
 
 import datetime
+import os
 
 import pytest
 
@@ -286,3 +287,51 @@ def test_busiest_plaintext_clients():
     listed, total = busiest_plaintext_clients(clients, 3)
     assert total == 7     # n % 4 == 0 sent nothing in plaintext
     assert [c['client'] for c in listed] == ['c3[192.0.2.3]', 'c7[192.0.2.7]', 'c2[192.0.2.2]']
+
+
+class _Failed(Exception):
+    pass
+
+
+class _Module:
+    """What read_mail_log uses of an AnsibleModule: no journalctl on this host."""
+
+    def fail_json(self, msg, **kwargs):
+        raise _Failed(msg)
+
+    def get_bin_path(self, name, required=False):
+        if required:
+            raise _Failed('Failed to find required executable "%s"' % name)
+        return None
+
+
+def _with_alarm(func):
+    import signal
+
+    def expired(signum, frame):
+        raise AssertionError('read_mail_log read a pipe and never returned')
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(10)
+    try:
+        return func()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_log_that_is_a_pipe_is_never_read(tmp_path):
+    # maillog_file = /dev/stdout (containers): reading it to its end would wait for ever
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import read_mail_log
+    fifo = str(tmp_path / 'stdout')
+    os.mkfifo(fifo)
+    log = tmp_path / 'mail.log'
+    log.write_text('')
+    fed = []
+
+    class Summary:
+        feed = fed.append
+    assert _with_alarm(lambda: read_mail_log(_Module(), Summary, [fifo, str(log)])) == [str(log)]
+    with pytest.raises(_Failed, match='is not a regular file .* reading it would never end$'):
+        _with_alarm(lambda: read_mail_log(_Module(), Summary, [fifo], source='file'))
+    with pytest.raises(_Failed, match='is not a regular file .* and there is no journalctl'):
+        _with_alarm(lambda: read_mail_log(_Module(), Summary, [fifo]))
