@@ -43,7 +43,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
     LEVELS,
     PROBE_PARAMETERS,
@@ -127,6 +127,19 @@ class RaisingModule(object):
             raise LevelsError('%s is not installed on this host (looked for in PATH and in /sbin, /usr/sbin, '
                               '/usr/local/sbin)' % arg)
         return path
+
+
+def relayhost_next_hops(value):
+    """The next hops of a relayhost value (``[relay.example]:587``, ``relay.example``, a list
+    from Postfix 3.5), as policy table keys Postfix looks up; [] when there is none or one
+    is no next hop Postfix could look up."""
+    hops = []
+    for hop in split_list(value or ''):
+        try:
+            hops.append(check_key(hop))
+        except PolicyError:
+            continue
+    return hops
 
 
 def parameters_needed(options):
@@ -300,6 +313,9 @@ def levels(module, postconf, postmap, p, params, planned, commands):
 
     result = {}
     destinations = list(p['destinations'])
+    # the relayhost takes all mail no transport_maps entry routes otherwise: a raised
+    # global level applies to it first (with the log off, nothing else would name it)
+    destinations += relayhost_next_hops(params.get('relayhost'))
     if p['log']:
         log, sources = read_log(module, p, params)
         relays = log['relays']

@@ -23,6 +23,8 @@ description:
   - I(After) is the same lookup once the planned entries O(policies) are written to O(table)
     (only they, with O(exclusive)), O(table) is listed in C(smtp_tls_policy_maps) (first, when
     it is not listed yet) and the global level is O(level).
+  - The next hops of C(relayhost) (all mail no C(transport_maps) entry routes otherwise goes
+    there) are added as destinations, after O(destinations).
   - With O(log) the mail log is read as M(mailgw.postfix_tls.tls_log_summary) reads it, and the
     relays that took mail in plaintext are added as destinations (C([HOST]:PORT)).
   - With O(probe) the destinations marked RV(destinations[].probe) are also probed in the same
@@ -222,7 +224,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 destinations:
-  description: One result per destination (O(destinations) first, then the log's), in that order.
+  description: One result per destination (O(destinations) first, then the C(relayhost)'s next hops,
+    then the log's), in that order.
   returned: success
   type: list
   elements: dict

@@ -91,6 +91,20 @@ def test_global_level_raised_entries_keep_theirs(box):
     assert found['kept.example']['not_probed'] == 'not probed: level stays may'
 
 
+def test_the_relayhost_is_a_destination_of_a_raised_global_level(box):
+    # all mail no transport_maps entry routes otherwise goes to the relayhost: a raised
+    # global level applies there first, with or without the log (hunt finding: a plaintext
+    # relayhost passed the preflight at fail)
+    box.real_postconf('-e', 'relayhost = [Relay.example]:587, [127.0.0.1]:10025')
+    result, found = levels(box, destinations=['new.example'], level='encrypt')
+    assert list(found) == ['new.example', '[relay.example]:587', '[127.0.0.1]:10025']
+    relay = found['[relay.example]:587']
+    assert (relay['level_before'], relay['level'], relay['affected']) == ('may', 'encrypt', True)
+    # the table's "[127.0.0.1]:10025 none" keeps that relay at none
+    assert not found['[127.0.0.1]:10025']['affected']
+    assert result['affected'] == ['new.example', '[relay.example]:587']
+
+
 def test_removal_with_null(box):
     found = found_levels(box, destinations=['strict.example', 'none.example', 'sub.example.com'], level='encrypt',
                          policies={'strict.example': None, 'none.example': None, '.example.com': None})
