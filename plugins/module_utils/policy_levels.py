@@ -35,7 +35,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import
     summarize_mail_log,
     window_seconds,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS, Route
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     SMTP_LEVEL_PARAMETERS,
     SMTPD_LEVEL_PARAMETERS,
@@ -68,7 +68,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     removable_key,
 )
 
-PARAMETERS = SMTP_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type') + ROUTE_PARAMETERS
+PARAMETERS = SMTP_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type', 'content_filter') \
+    + ROUTE_PARAMETERS
 # What lookup_change reads (expanded)
 CHANGE_PARAMETERS = SMTP_LEVEL_PARAMETERS + SMTPD_LEVEL_PARAMETERS + ('smtp_tls_policy_maps',)
 TABLE_NAME = 'tls_policy'
@@ -140,6 +141,27 @@ def relayhost_next_hops(value):
         except PolicyError:
             continue
     return hops
+
+
+def content_filter_routes(params, overrides):
+    """{next hop: Route} of the content filters mail goes through first: main.cf's
+    ``content_filter`` and every master.cf ``-o content_filter`` (OVERRIDES, ``postconf -Px``),
+    ``smtp-amavis:[127.0.0.1]:10024`` -> ``[127.0.0.1]:10024`` through the ``smtp-amavis``
+    transport (its ``-o`` settings apply). A filter without a next hop is left out."""
+    values = [('content_filter = %s' % params.get('content_filter'), params.get('content_filter'))]
+    values += [('master.cf %s -o content_filter=%s' % (service, own['content_filter']), own['content_filter'])
+               for service, own in sorted(overrides.items()) if (own or {}).get('content_filter')]
+    routes = {}
+    for via, value in values:
+        transport, _sep, hop = str(value or '').strip().partition(':')
+        if not transport or not hop:
+            continue
+        try:
+            key = check_key(hop)
+        except PolicyError:
+            continue
+        routes.setdefault(key, Route(key, transport, hop, via, source='own'))
+    return routes
 
 
 def parameters_needed(options):
@@ -347,6 +369,14 @@ def levels(module, postconf, postmap, p, params, planned, commands):
     transports = Transports(postconf, postmap, params)
     clients = {}
     try:
+        # a content filter's next hop gets all mail first, through the filter's transport
+        # (the levels apply there unless its -o settings say otherwise)
+        filters = content_filter_routes(params, transports.overrides())
+        for key, route in filters.items():
+            if fold_key(key) not in seen:
+                seen.add(fold_key(key))
+                unique.append(key)
+                transports.routes[key] = route
         transports.route(unique)
         for destination in unique:
             clients[destination] = client_settings(transports, destination)

@@ -24,7 +24,10 @@ description:
     (only they, with O(exclusive)), O(table) is listed in C(smtp_tls_policy_maps) (first, when
     it is not listed yet) and the global level is O(level).
   - The next hops of C(relayhost) (all mail no C(transport_maps) entry routes otherwise goes
-    there) are added as destinations, after O(destinations).
+    there) are added as destinations, after O(destinations), and so is the next hop of each
+    content filter (C(content_filter) in main.cf or a master.cf C(-o content_filter), for
+    example C(smtp-amavis:[127.0.0.1]:10024)), routed through the filter's transport, whose
+    master.cf C(-o) settings apply.
   - With O(log) the mail log is read as M(mailgw.postfix_tls.tls_log_summary) reads it, and the
     relays that took mail in plaintext are added as destinations (C([HOST]:PORT)).
   - With O(probe) the destinations marked RV(destinations[].probe) are also probed in the same
@@ -225,7 +228,7 @@ EXAMPLES = r'''
 RETURN = r'''
 destinations:
   description: One result per destination (O(destinations) first, then the C(relayhost)'s next hops,
-    then the log's), in that order.
+    then the log's, then the content filters'), in that order.
   returned: success
   type: list
   elements: dict

@@ -105,6 +105,26 @@ def test_the_relayhost_is_a_destination_of_a_raised_global_level(box):
     assert result['affected'] == ['new.example', '[relay.example]:587']
 
 
+def test_a_content_filter_next_hop_is_a_destination_through_its_transport(box):
+    # amavis: all mail goes to [127.0.0.1]:10024 through smtp-amavis first; a raised global level
+    # applies there unless smtp-amavis says otherwise (hunt finding: encrypt deferred every
+    # message at the filter, the preflight said "0 affected")
+    box.real_postconf('-e', 'content_filter = smtp-amavis:[127.0.0.1]:10024')
+    box.real_postconf('-M', 'smtp-amavis/unix=smtp-amavis unix - - n - 2 smtp')
+    result, found = levels(box, destinations=['new.example'], level='encrypt')
+    hop = found['[127.0.0.1]:10024']
+    assert (hop['level_before'], hop['level'], hop['affected']) == ('may', 'encrypt', True), hop
+    assert hop['transport'] == 'smtp-amavis' and 'content_filter = smtp-amavis' in hop['route'], hop
+    # the filter's transport keeps its own level: not affected
+    box.real_postconf('-P', 'smtp-amavis/unix/smtp_tls_security_level=none')
+    result, found = levels(box, destinations=['new.example'], level='encrypt')
+    assert not found['[127.0.0.1]:10024']['affected'], found['[127.0.0.1]:10024']
+    # an LMTP filter is no SMTP client: never affected
+    box.real_postconf('-e', 'content_filter = lmtp:[127.0.0.1]:10024')
+    result, found = levels(box, destinations=['new.example'], level='encrypt')
+    assert not found['[127.0.0.1]:10024']['affected'], found['[127.0.0.1]:10024']
+
+
 def test_removal_with_null(box):
     found = found_levels(box, destinations=['strict.example', 'none.example', 'sub.example.com'], level='encrypt',
                          policies={'strict.example': None, 'none.example': None, '.example.com': None})
