@@ -28,6 +28,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     level_rank,
     planned_level,
     raises_smtpd_to_encrypt,
+    smtpd_certificate_files,
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
@@ -415,10 +416,6 @@ def _unchecked_by_preflight(levels):
 
 # -- enforce_tls_decision ------------------------------------------------------------
 
-# smtpd_tls_key_file values that mean "the key is in the certificate file"
-# (Postfix's default is $smtpd_tls_cert_file).
-KEY_IN_CERT_FILE = ('$smtpd_tls_cert_file', '${smtpd_tls_cert_file}', '$(smtpd_tls_cert_file)')
-
 NO_CERTIFICATE = ('no smtpd certificate is configured (smtpd_tls_cert_file, smtpd_tls_eccert_file '
                   'and smtpd_tls_chain_files are empty)')
 
@@ -463,34 +460,11 @@ def _decision_settings(settings, caller='enforce_tls_decision'):
     return out
 
 
-def _first(values):
-    return values[0] if values else ''
-
-
 def _certificate_files(info, settings):
-    """The files smtpd loads after the run: smtpd_tls_chain_files when set, else the RSA
-    pair (the inventory's, else the host's; the key defaults to the certificate file)
-    and the ECDSA pair."""
-    host_files = info.get('parameter_files') or {}
-    parameters = info.get('parameters') or {}
-    chain = host_files.get('smtpd_tls_chain_files') or []
-    if chain:
-        return list(chain)
-    rsa_cert = settings['smtpd_cert_file'] or _first(host_files.get('smtpd_tls_cert_file'))
-    if settings['smtpd_key_file']:
-        rsa_key = settings['smtpd_key_file']
-    elif str(parameters.get('smtpd_tls_key_file') or '').strip() in KEY_IN_CERT_FILE:
-        rsa_key = rsa_cert
-    else:
-        rsa_key = _first(host_files.get('smtpd_tls_key_file'))
-    ec_cert = _first(host_files.get('smtpd_tls_eccert_file'))
-    ec_key = _first(host_files.get('smtpd_tls_eckey_file'))
-    files = ([rsa_cert, rsa_key] if rsa_cert else []) + ([ec_cert, ec_key] if ec_cert else [])
-    out = []
-    for path in files:
-        if path and path not in out:
-            out.append(path)
-    return out
+    """The files smtpd loads after the run (postconf_params.smtpd_certificate_files): the
+    inventory's certificate and key, else the host's."""
+    return smtpd_certificate_files(info.get('parameters') or {}, info.get('parameter_files') or {},
+                                   settings['smtpd_cert_file'], settings['smtpd_key_file'])
 
 
 def _file_problems(paths, facts):
@@ -639,6 +613,12 @@ def enforce_tls_decision(info, settings):
 
     cert_files = _certificate_files(info, settings)
     cert_problems = _file_problems(cert_files, files)
+    # files that are there but that OpenSSL cannot load as a certificate with its key
+    # (postconf_info's smtpd_key_pairs): garbage, a key of another certificate, an encrypted key
+    for pair in info.get('smtpd_key_pairs') or []:
+        if isinstance(pair, Mapping) and pair.get('problem') and pair.get('cert') in cert_files:
+            cert_problems.append('OpenSSL cannot load %s with the key %s (%s)'
+                                 % (pair['cert'], pair.get('key') or pair['cert'], pair['problem']))
     cert_reason = '; '.join(cert_problems) if cert_files else NO_CERTIFICATE
     no_usable_certificate = not settings['skip_certificate_check'] and (not cert_files or bool(cert_problems))
 

@@ -742,3 +742,73 @@ def expand_references(text, values):
             return '' if value.strip() else match.group(3)
         return value
     return _EXPANSION_RE.sub(replace, text)
+
+
+# -- the smtpd certificate and key files -------------------------------------------------
+
+# smtpd_tls_key_file values that mean "the key is in the certificate file"
+# (Postfix's default is $smtpd_tls_cert_file).
+KEY_IN_CERT_FILE = ('$smtpd_tls_cert_file', '${smtpd_tls_cert_file}', '$(smtpd_tls_cert_file)')
+
+
+# what smtpd_key_pairs reads
+SMTPD_CERTIFICATE_PARAMETERS = ('smtpd_tls_cert_file', 'smtpd_tls_key_file', 'smtpd_tls_eccert_file',
+                                'smtpd_tls_eckey_file', 'smtpd_tls_chain_files')
+
+
+def _first(values):
+    return values[0] if values else ''
+
+
+def smtpd_key_pairs(parameters, parameter_files, cert_file='', key_file=''):
+    """[(certificate, key)] smtpd loads after a run that sets CERT_FILE and KEY_FILE (empty:
+    kept as main.cf has them): the RSA pair (the key defaults to the certificate file) and
+    the ECDSA pair. PARAMETERS: main.cf values as written (smtpd_tls_key_file);
+    PARAMETER_FILES: {name: [paths]} of the expanded smtpd_tls_*_file values. [] when
+    smtpd_tls_chain_files is set (its files hold keys and chains together)."""
+    if parameter_files.get('smtpd_tls_chain_files'):
+        return []
+    rsa_cert = cert_file or _first(parameter_files.get('smtpd_tls_cert_file'))
+    if key_file:
+        rsa_key = key_file
+    elif str(parameters.get('smtpd_tls_key_file') or '').strip() in KEY_IN_CERT_FILE:
+        rsa_key = rsa_cert
+    else:
+        rsa_key = _first(parameter_files.get('smtpd_tls_key_file'))
+    ec_cert = _first(parameter_files.get('smtpd_tls_eccert_file'))
+    ec_key = _first(parameter_files.get('smtpd_tls_eckey_file'))
+    return ([(rsa_cert, rsa_key)] if rsa_cert else []) + ([(ec_cert, ec_key)] if ec_cert else [])
+
+
+def smtpd_certificate_files(parameters, parameter_files, cert_file='', key_file=''):
+    """The files smtpd loads after the run: smtpd_tls_chain_files when set, else those of
+    smtpd_key_pairs, each once."""
+    chain = parameter_files.get('smtpd_tls_chain_files') or []
+    if chain:
+        return list(chain)
+    out = []
+    for pair in smtpd_key_pairs(parameters, parameter_files, cert_file, key_file):
+        for path in pair:
+            if path and path not in out:
+                out.append(path)
+    return out
+
+
+def key_pair_problem(cert, key):
+    """Why OpenSSL (the library Postfix uses on this host, through Python's ssl) cannot
+    load CERT with KEY as a server certificate: not PEM, no certificate, a key that does
+    not match, an encrypted key (Postfix takes no passphrase); None when it can, or when a
+    file cannot be opened (the stat facts say why)."""
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.set_ciphers('ALL:@SECLEVEL=0')      # the key size is not the question here
+    except ssl.SSLError:
+        pass
+    try:
+        context.load_cert_chain(cert, key or None, password=lambda: b'')
+    except ssl.SSLError as exc:
+        return str(exc)
+    except (OSError, IOError):
+        return None
+    return None

@@ -115,6 +115,27 @@ options:
       mode:
         description: As O(mailgw.postfix_tls.tls_policy#module:mode).
         type: raw
+  smtpd_key_pairs:
+    description:
+      - Also check, with the OpenSSL library of the target (through Python's C(ssl) module), that
+        each certificate smtpd loads can be loaded with its key - the RSA pair
+        (C(smtpd_tls_cert_file), C(smtpd_tls_key_file), which defaults to the certificate file)
+        and the ECDSA pair (C(smtpd_tls_eccert_file), C(smtpd_tls_eckey_file)), as main.cf has
+        them unless O(smtpd_key_pairs.cert_file) or O(smtpd_key_pairs.key_file) say otherwise.
+      - A file that is not PEM, holds no certificate, a key that belongs to another certificate
+        or an encrypted key (Postfix takes no passphrase) makes smtpd answer STARTTLS with
+        C(454 4.7.0 TLS not available due to local problem). Files in C(smtpd_tls_chain_files)
+        are not checked.
+    type: dict
+    suboptions:
+      cert_file:
+        description: The certificate file a later task sets as C(smtpd_tls_cert_file) (empty - main.cf's).
+        type: str
+        default: ''
+      key_file:
+        description: The key file a later task sets as C(smtpd_tls_key_file) (empty - main.cf's).
+        type: str
+        default: ''
   tls_policy_levels:
     description:
       - Also work out what M(mailgw.postfix_tls.tls_policy_levels) returns for these options, in
@@ -438,6 +459,22 @@ tls_policy_plan:
       description: The table's directory does not exist yet (the table is new).
       type: bool
       returned: the directory is missing
+smtpd_key_pairs:
+  description: With O(smtpd_key_pairs), each certificate smtpd loads with its key.
+  returned: O(smtpd_key_pairs) given
+  type: list
+  elements: dict
+  contains:
+    cert:
+      description: The certificate file.
+      type: str
+    key:
+      description: The key file (the certificate file when the key is in it).
+      type: str
+    problem:
+      description: Why OpenSSL cannot load them together (its error), or null when it can or a
+        file cannot be opened (RV(files) says why).
+      type: str
 tls_policy_levels:
   description:
     - With O(tls_policy_levels), what M(mailgw.postfix_tls.tls_policy_levels) returns for its
@@ -554,8 +591,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
     expand_references,
+    SMTPD_CERTIFICATE_PARAMETERS,
+    key_pair_problem,
     planned_level,
     printable_result,
+    smtpd_key_pairs,
     tls_security_level,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
@@ -767,6 +807,10 @@ def main():
                 mode=dict(type='raw'),
             )),
             tls_policy_levels=dict(type='dict', options=LEVELS_OPTIONS),
+            smtpd_key_pairs=dict(type='dict', options=dict(
+                cert_file=dict(type='str', default=''),
+                key_file=dict(type='str', default=''),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -790,6 +834,8 @@ def main():
     # (values, master.cf services, map types) is not read again.
     postconf = Postconf(module, config_dir, cache=True)
     also = PLAN_PARAMETERS if params['tls_policy_plan'] is not None else ()
+    if params['smtpd_key_pairs'] is not None:
+        also = tuple(also) + SMTPD_CERTIFICATE_PARAMETERS
     if params['tls_policy_levels'] is not None:
         # what the levels need is read with the rest, in the same postconf calls
         also = tuple(also) + parameters_needed(params['tls_policy_levels']) + CHANGE_PARAMETERS
@@ -807,6 +853,15 @@ def main():
     paths = unique(list(params['files']) + [p for name in parameter_files for p in parameter_files[name]])
 
     extra = {}
+    if params['smtpd_key_pairs'] is not None:
+        # read with the rest (also): the values are Postconf's cache
+        pairs = params['smtpd_key_pairs']
+        written = postconf.parameters(SMTPD_CERTIFICATE_PARAMETERS)
+        in_effect = postconf.parameters(SMTPD_CERTIFICATE_PARAMETERS, expand=True)
+        pair_files = dict((name, files_of(name, in_effect.get(name))) for name in SMTPD_CERTIFICATE_PARAMETERS)
+        extra['smtpd_key_pairs'] = [
+            dict(cert=cert, key=key, problem=key_pair_problem(cert, key))
+            for cert, key in smtpd_key_pairs(written, pair_files, pairs['cert_file'], pairs['key_file'])]
     # a user-defined parameter main.cf does not set expands to nothing, as in Postfix
     values = dict.fromkeys(user, '')
     values.update(expanded)

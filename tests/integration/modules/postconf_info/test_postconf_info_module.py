@@ -8,6 +8,7 @@ collection's filters, as the enforce_tls role uses them.
 """
 
 import os
+import subprocess
 
 from postfix_sandbox import needs_postfix
 
@@ -120,6 +121,43 @@ def test_file_facts_for_paths_and_for_the_files_parameters_name(sandbox, tmp_pat
     for directory in (sandbox.confdir, sandbox.maps_dir):
         assert files[str(directory)]['isdir'] is True and files[str(directory)]['isreg'] is False
     assert len(files) == 8                                           # each path once
+
+
+def _key_pair(directory, name):
+    """A self-signed certificate and its key made by the host's openssl."""
+    cert, key = directory / (name + '.crt'), directory / (name + '.key')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj',
+                    '/CN=%s.example' % name, '-keyout', str(key), '-out', str(cert)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return str(cert), str(key)
+
+
+def test_smtpd_key_pairs_are_loaded_with_openssl(sandbox, tmp_path):
+    cert, key = _key_pair(tmp_path, 'gw')
+    other_cert, other_key = _key_pair(tmp_path, 'other')
+    combined = tmp_path / 'combined.pem'
+    combined.write_text(open(key).read() + open(cert).read())
+    garbage = tmp_path / 'garbage.pem'
+    garbage.write_text('not a certificate\n')
+    sandbox.main_cf.write_text(sandbox.main_cf_text('smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\n'
+                                                    % (cert, key)))
+    # main.cf's pair
+    assert info(sandbox, smtpd_key_pairs={})['smtpd_key_pairs'] == [dict(cert=cert, key=key, problem=None)]
+    # the inventory's certificate with main.cf's key: another certificate's key
+    [pair] = info(sandbox, smtpd_key_pairs={'cert_file': other_cert})['smtpd_key_pairs']
+    assert (pair['cert'], pair['key']) == (other_cert, key) and 'KEY_VALUES_MISMATCH' in pair['problem'], pair
+    assert info(sandbox, smtpd_key_pairs={'cert_file': other_cert, 'key_file': other_key})[
+        'smtpd_key_pairs'][0]['problem'] is None
+    # garbage; a key that is in the certificate file ($smtpd_tls_cert_file, Postfix's default)
+    [pair] = info(sandbox, smtpd_key_pairs={'cert_file': str(garbage), 'key_file': key})['smtpd_key_pairs']
+    assert pair['problem'] and 'PEM' in pair['problem'], pair
+    sandbox.main_cf.write_text(sandbox.main_cf_text('smtpd_tls_cert_file = %s\n'
+                                                    'smtpd_tls_key_file = $smtpd_tls_cert_file\n' % combined))
+    assert info(sandbox, smtpd_key_pairs={})['smtpd_key_pairs'] == [
+        dict(cert=str(combined), key=str(combined), problem=None)]
+    # a missing file is the stat facts' business, not a pair problem
+    assert info(sandbox, smtpd_key_pairs={'cert_file': str(tmp_path / 'gone.crt'), 'key_file': key})[
+        'smtpd_key_pairs'][0]['problem'] is None
 
 
 def test_reads_only_and_the_same_in_check_mode(sandbox):

@@ -324,3 +324,18 @@ def test_master_cf_overrides_that_undercut_the_levels_are_named():
     assert enforce_tls_decision(obsolete, {'incoming_level': 'encrypt'})['notes'] == []
     # a read without service_commands (an older postconf_info) decides as before
     assert enforce_tls_decision(info(overrides=overrides), {'outgoing_level': 'encrypt'})['notes'] == []
+
+
+def test_a_pair_openssl_cannot_load_refuses_incoming_encrypt():
+    # postconf_info's smtpd_key_pairs: the files are there, but the key is another certificate's
+    read = dict(info(), smtpd_key_pairs=[dict(cert=CERT, key=KEY, problem='[X509: KEY_VALUES_MISMATCH] key values '
+                                                                          'mismatch (_ssl.c:3926)')])
+    d = enforce_tls_decision(read, {'incoming_level': 'encrypt'})
+    assert len(d['refusals']) == 1 and 'OpenSSL cannot load %s with the key %s' % (CERT, KEY) in d['refusals'][0]
+    assert 'KEY_VALUES_MISMATCH' in d['refusals'][0] and '454 4.7.0' in d['refusals'][0]
+    # at may a warning note; with the check skipped nothing
+    assert any('OpenSSL cannot load' in note for note in enforce_tls_decision(read, {})['notes'])
+    assert enforce_tls_decision(read, {'incoming_level': 'encrypt', 'skip_certificate_check': True})['refusals'] == []
+    # a pair that loads is no problem
+    fine = dict(info(), smtpd_key_pairs=[dict(cert=CERT, key=KEY, problem=None)])
+    assert enforce_tls_decision(fine, {'incoming_level': 'encrypt'})['refusals'] == []
