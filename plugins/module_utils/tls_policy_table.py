@@ -508,6 +508,7 @@ class TlsPolicyTable:
         managed = set(key for key, value, policy in desired)
         self.warnings.extend(table.warnings(path, managed=managed))
         self.warn_unusable_lines(table, path, managed)
+
         def same(existing_value, wanted_value):
             # this Postfix's reading (mail_version asked only for a value written differently)
             return existing_value == wanted_value or same_policy(existing_value, wanted_value,

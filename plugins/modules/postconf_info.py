@@ -807,7 +807,7 @@ def main():
                 mode=dict(type='raw'),
             )),
             tls_policy_levels=dict(type='dict', options=LEVELS_OPTIONS),
-            smtpd_key_pairs=dict(type='dict', options=dict(
+            smtpd_key_pairs=dict(type='dict', no_log=False, options=dict(
                 cert_file=dict(type='str', default=''),
                 key_file=dict(type='str', default=''),
             )),

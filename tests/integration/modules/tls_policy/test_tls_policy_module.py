@@ -228,8 +228,8 @@ def test_an_index_without_its_source_is_refused(sandbox, args, check):
     assert_failed(result, '%s does not exist, but its index %s.db does' % (sandbox.table, sandbox.table))
     assert 'postmap -s hash:%s' % sandbox.table in result['msg']
     assert sorted(os.listdir(sandbox.maps_dir)) == before
-    assert sandbox.query('bank.example', 'gov.example') == {'bank.example': 'secure match=nexthop',
-                                                           'gov.example': 'secure'}
+    assert sandbox.query('bank.example', 'gov.example') == {
+        'bank.example': 'secure match=nexthop', 'gov.example': 'secure'}
 
 
 # --- check mode, diff, backup ----------------------------------------------------------
