@@ -427,6 +427,13 @@ def test_enforce_incoming_with_certificate(gateway):
     gateway.add_reinjection_service()
     gateway.sh('postfix reload')
     gateway.take_before()
+    # the new certificate with the host's key (snakeoil): files fine, pair unusable in OpenSSL
+    gateway.group_vars({'enforce_tls_incoming_level': 'encrypt', 'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt'})
+    mismatched = gateway.play(check=True)
+    assert mismatched.rc != 0
+    (name, msg), = mismatched.failed
+    assert 'OpenSSL cannot load /etc/postfix/tls/gw.crt with the key /etc/ssl/private/ssl-cert-snakeoil.key' in msg, msg
+    assert 'KEY_VALUES_MISMATCH' in msg and gateway.snapshot() == gateway.before
     gateway.group_vars({
         'enforce_tls_incoming_level': 'encrypt',
         'enforce_tls_smtpd_cert_file': '/etc/postfix/tls/gw.crt',
