@@ -36,7 +36,7 @@ import re
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
     LINE_BLANKS,
     WHITESPACE,
-    fold_key,
+    utf8_fold_key,
 )
 
 _WHITESPACE_RE = re.compile('[%s]' % re.escape(WHITESPACE))
@@ -76,7 +76,7 @@ class Entry:
 
     def __init__(self, key, start, continuations, value, separator):
         self.key = key                      # as written in the file
-        self.fkey = fold_key(key)           # as Postfix looks it up
+        self.fkey = utf8_fold_key(key)      # as Postfix looks it up (smtputf8_enable=yes)
         self.start = start                  # index of the first physical line
         self.continuations = continuations  # indexes of continuation lines
         self.value = value                  # logical value, whitespace-trimmed
@@ -185,15 +185,15 @@ class LookupTableSource:
 
     def lookup(self, key):
         """The entry Postfix would use for key (the first one), or None."""
-        found = self._by_key.get(fold_key(key))
+        found = self._by_key.get(utf8_fold_key(key))
         return found[0] if found else None
 
     def occurrences(self, key):
         """Every entry for key, first (the one Postfix uses) first."""
-        return list(self._by_key.get(fold_key(key), ()))
+        return list(self._by_key.get(utf8_fold_key(key), ()))
 
     def __contains__(self, key):
-        return fold_key(key) in self._by_key
+        return utf8_fold_key(key) in self._by_key
 
     def __len__(self):
         return len(self._by_key)
@@ -236,7 +236,7 @@ class LookupTableSource:
         """
         _check_key(key)
         _check_value(value)
-        found = self._by_key.get(fold_key(key))
+        found = self._by_key.get(utf8_fold_key(key))
         if not found:
             self._append(key, value)
             return 'added'
@@ -255,7 +255,7 @@ class LookupTableSource:
 
     def remove(self, key):
         """Remove every occurrence of key; returns how many were removed."""
-        found = self._by_key.pop(fold_key(key), None)
+        found = self._by_key.pop(utf8_fold_key(key), None)
         if not found:
             return 0
         for entry in found:
@@ -264,7 +264,7 @@ class LookupTableSource:
 
     def remove_except(self, keep):
         """Remove every key not in keep; returns the removed (folded) keys."""
-        keep = set(fold_key(k) for k in keep)
+        keep = set(utf8_fold_key(k) for k in keep)
         removed = [fkey for fkey in self._by_key if fkey not in keep]
         for fkey in removed:
             self.remove(fkey)

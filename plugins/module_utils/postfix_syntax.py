@@ -80,6 +80,16 @@ def fold_key(key):
     return key.translate(_ASCII_LOWER)
 
 
+def utf8_fold_key(key):
+    """How Postfix folds a table key with smtputf8_enable=yes (the default since
+    compatibility_level 1): dict_utf8.c casefolds UTF-8 keys (ICU full case folding, as
+    ``str.casefold``: ``BÜCHER.de`` is ``bücher.de``, ``straße.de`` is ``strasse.de``);
+    ASCII keys are lowered as fold_key lowers them."""
+    if key.isascii():
+        return key.lower()
+    return key.casefold()
+
+
 def unique(items):
     """ITEMS without repeats, in the order of their first appearance."""
     seen = set()

@@ -36,11 +36,12 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (  # noqa: F401
     LIST_SEPARATORS,
     WHITESPACE,
     fold_key,
     split_list,
+    utf8_fold_key,      # here too: the key rules of normalize_destination use it
 )
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
@@ -277,19 +278,6 @@ def _utf8_hostname_problem(name):
 # ---------------------------------------------------------------------------
 # Keys (next-hop destinations)
 # ---------------------------------------------------------------------------
-
-def utf8_fold_key(key):
-    """How Postfix folds a key with smtputf8_enable=yes (the default).
-
-    dict_utf8.c casefolds UTF-8 keys (ICU full case folding, as
-    ``str.casefold``); with smtputf8_enable=no only ASCII letters are lowered
-    (``postfix_syntax.fold_key``).  ``normalize_destination`` only accepts
-    UTF-8 keys for which both agree.
-    """
-    if key.isascii():
-        return key.lower()
-    return key.casefold()
-
 
 def _describe_chars(text):
     bad = sorted(set(ch for ch in text if ch in _WHITESPACE or ch == ',' or ord(ch) < 32

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import utf8_fold_key as fold_key
 
 from postfix_sandbox import needs_postfix
 from tests.support.lookup_tables import apply_desired, postfix_view
@@ -27,7 +27,9 @@ pytestmark = needs_postfix
 ORACLE = settings(max_examples=60, deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
-KEYS = ['a', 'A', 'b', '[h]:25', '[H]:25', '.d.example', 'c-1']
+# UTF-8 keys too: postmap casefolds them (smtputf8_enable=yes): BÜCHER is bücher, ß is ss
+KEYS = ['a', 'A', 'b', '[h]:25', '[H]:25', '.d.example', 'c-1', 'Bücher.example', 'BÜCHER.example',
+        'straße.example', 'Strasse.example']
 WS = [' ', '\t', '  ', ' \t', '\x0b', '\x0c']
 VALUES = ['may', 'encrypt', 'secure match=x', 'v\r', 'x,y  z', 'a=b=c', '#notacomment']
 line = st.one_of(

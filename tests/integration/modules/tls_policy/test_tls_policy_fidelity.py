@@ -52,6 +52,28 @@ def test_utf8_key_is_written_verbatim_with_the_a_label_warning(sandbox):
     assert sandbox.query('bücher.de') == {'bücher.de': 'encrypt'}
 
 
+def test_existing_utf8_keys_are_folded_as_postfix_folds_them(sandbox):
+    # postmap casefolds UTF-8 keys (smtputf8_enable=yes): "BÜCHER.de" is looked up as
+    # "bücher.de", so that is the entry a task for bücher.de removes or updates
+    sandbox.table.write_text('BÜCHER.de may\nother.example may\n')
+    result = assert_ok(sandbox.tls_policy({'destination': 'bücher.de', 'level': 'encrypt'}))
+    assert result['updated'] == ['bücher.de'], result
+    assert sandbox.query('bücher.de') == {'bücher.de': 'encrypt'}
+    assert assert_ok(sandbox.tls_policy({'destination': 'bücher.de', 'level': 'encrypt'}))['changed'] is False
+    result = assert_ok(sandbox.tls_policy({'destination': 'bücher.de', 'state': 'absent'}))
+    assert result['removed'] == ['bücher.de'] and sandbox.query('bücher.de') == {}
+
+
+def test_a_texthash_table_with_utf8_keys_postfix_folds_together_is_refused(make_sandbox):
+    # "straße.de" and "strasse.de" are one key to Postfix: a texthash duplicate, which makes the
+    # SMTP client defer mail to every destination
+    box = make_sandbox(map_type='texthash')
+    box.table.write_text('straße.de may\nstrasse.de secure\n')
+    before = box.table.read_text()
+    assert_failed(box.tls_policy({'destination': 'other.example', 'level': 'may'}), "'strasse.de' on lines 1, 2")
+    assert box.table.read_text() == before
+
+
 @pytest.mark.parametrize('args, fragments', [
     ({'destination': 'a.example', 'level': 'may', 'exclude': ['-RC4']}, ["invalid unary '!+-@'"]),
     ({'destination': 'a.example', 'level': 'may', 'servername': '192.0.2.1'}, ['specifies an invalid hostname']),

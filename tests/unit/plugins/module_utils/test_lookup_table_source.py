@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_source import LookupTableSource, split_lines
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, utf8_fold_key
 from tests.support.lookup_tables import apply_desired, postfix_view
 
 SAMPLE = (
@@ -339,7 +339,7 @@ def test_set_changes_exactly_one_key_or_is_refused(data, key, value):
         assert table.render() == text
         return
     expected = dict(before)
-    expected[fold_key(key)] = value
+    expected[utf8_fold_key(key)] = value
     assert postfix_view(table.render()) == expected
 
 
@@ -349,7 +349,7 @@ def test_remove_removes_exactly_one_key(data, key):
     text = decode(data)
     table = LookupTableSource.parse(text)
     table.remove(key)
-    expected = dict((k, v) for k, v in postfix_view(text).items() if k != fold_key(key))
+    expected = dict((k, v) for k, v in postfix_view(text).items() if k != utf8_fold_key(key))
     assert postfix_view(table.render()) == expected
 
 
@@ -387,7 +387,7 @@ def test_unmanaged_lines_keep_their_order(text, wanted, exclusive):
             table.remove(key)
         else:
             table.set(key, value)
-    managed = set(fold_key(k) for k in wanted)
+    managed = set(utf8_fold_key(k) for k in wanted)
     if exclusive:
         managed.update(table.remove_except([k for k, v in wanted.items() if v is not None]))
     before = _unmanaged_lines(text, managed)
