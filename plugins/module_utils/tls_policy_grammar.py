@@ -36,12 +36,12 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (  # noqa: F401
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
     LIST_SEPARATORS,
     WHITESPACE,
     fold_key,
     split_list,
-    utf8_fold_key,      # here too: the key rules of normalize_destination use it
+    utf8_fold_key,
 )
 
 LEVELS = ('none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure')
