@@ -20,7 +20,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax 
 
 # Postfix parameter names: letters, digits and underscore (mail_conf.c
 # refuses anything else on the command line of postconf -e).
-PARAM_NAME_RE = re.compile(r'\A[A-Za-z0-9_]+\Z')
+# letters, digits and "_", and "-" or "." after the first character: the per-transport
+# parameters of a master.cf service are named after it (smtp-amavis_destination_recipient_limit)
+PARAM_NAME_RE = re.compile(r'\A[A-Za-z0-9_][A-Za-z0-9_.-]*\Z')
 
 # $name, ${name}, $(name), ${name?text}, ${name:text}, ${name?{text}} ...
 # (mac_expand.c); only the name is of interest here.
@@ -317,7 +319,8 @@ def check_name(name):
         return 'parameter name must be a non-empty string, got %r' % (name,)
     if not PARAM_NAME_RE.match(name):
         return ('invalid parameter name %r: Postfix parameter names consist of '
-                'letters, digits and "_" only' % (name,))
+                'letters, digits and "_" (and "-" or "." after the first character, as in '
+                'the per-transport parameters of a service such as smtp-amavis)' % (name,))
     return None
 
 

@@ -27,7 +27,9 @@ options:
   name:
     description:
       - Name of one parameter to set or remove.
-      - Must consist of letters, digits and C(_).
+      - Must consist of letters, digits and C(_), and C(-) or C(.) after the first character (the
+        per-transport parameters of a master.cf service such as C(smtp-amavis) are named after it,
+        C(smtp-amavis_destination_recipient_limit)).
       - Mutually exclusive with O(params).
     type: str
   value:

@@ -302,6 +302,19 @@ def test_unknown_name_fails_with_did_you_mean(sandbox, postconf_calls):
     assert postconf_calls.writes() == []
 
 
+def test_per_transport_parameter_of_a_service_with_a_dash_is_set_and_removed(sandbox):
+    # amavisd-new's README: smtp-amavis_destination_recipient_limit = 1 (postconf knows the name
+    # because master.cf has the smtp-amavis transport)
+    sandbox.real_postconf('-M', 'smtp-amavis/unix=smtp-amavis unix - - n - 2 smtp')
+    args = {'name': 'smtp-amavis_destination_recipient_limit', 'value': '1'}
+    result = sandbox.postconf(args)
+    assert result['changed'] is True, result
+    assert sandbox.real_postconf('-h', 'smtp-amavis_destination_recipient_limit').strip() == '1'
+    assert sandbox.postconf(args)['changed'] is False
+    result = sandbox.postconf({'name': 'smtp-amavis_destination_recipient_limit', 'state': 'absent'})
+    assert result['changed'] is True and 'smtp-amavis_destination' not in sandbox.main_cf.read_text()
+
+
 def test_unknown_service_override_name_fails(sandbox):
     result = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_securty_level',
                                'value': 'encrypt'})
@@ -395,7 +408,7 @@ REFUSED = [
     ({'params': {'smtp_tls_security_level': 'encrypt',
                  'smtpd_tls_security_level': 'encrypt\nx = y'}},
      ['newline', 'smtpd_tls_security_level']),
-    ({'name': 'smtp-tls-security-level', 'value': 'encrypt'},
+    ({'name': '-smtp_tls_security_level', 'value': 'encrypt'},
      ['invalid parameter name', 'letters, digits']),
     ({'name': 'smtp_tls_security_level=x', 'value': 'encrypt'},
      ['invalid parameter name', 'letters, digits']),

@@ -13,13 +13,16 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils import postconf
 @pytest.mark.parametrize('name', [
     'smtp_tls_policy_maps', 'tls_high_cipherlist', 'maillog_file', 'maps_d_dir',
     'relay_destination_concurrency_limit', 'X', '2bounce_notice_recipient',
+    # per-transport parameters of services with "-" or "." in their name (postconf writes them)
+    'smtp-amavis_destination_recipient_limit', 'scalemail-backend_destination_concurrency_limit',
+    'relay.out_destination_rate_delay',
 ])
 def test_valid_names(name):
     assert pp.check_name(name) is None
 
 
 @pytest.mark.parametrize('name', [
-    '', 'smtp-tls', 'a b', 'a=b', 'name\n', 'smtp.tls', '$x', 'ä', 'a/b', None, 3,
+    '', '-x', '.a', 'a b', 'a=b', 'name\n', '$x', 'ä', 'a/b', None, 3,
 ])
 def test_invalid_names_are_refused_with_the_rule(name):
     reason = pp.check_name(name)
