@@ -89,8 +89,10 @@ options:
         the last item leaves an explicitly empty value.
       - The list it starts from is the explicit value, or when the parameter is not set, the
         default C(postconf -d) shows (for a service, its C(-o) override, else the C(main.cf)
-        value, else the default). When nothing needs adding or removing, nothing is written,
-        not even a default made explicit.
+        value, else the default). A default that depends on C(compatibility_level)
+        (C(smtpd_relay_restrictions), C(relay_domains)) starts from the list it gives on this
+        host (C(postconf -x)), whose items are then written as they are. When nothing needs
+        adding or removing, nothing is written, not even a default made explicit.
       - Refused for a parameter that is not a list, and with O(state=absent).
     type: str
     choices: [exact, present, absent]
@@ -384,6 +386,11 @@ def with_list_items(module, postconf, desired, current, explicit, service):
     if unset:
         try:
             bases.update(postconf.parameters(unset, defaults=True))
+            # a default that depends on compatibility_level (${{$compatibility_level} <level {1}
+            # ? {} : {permit_mynetworks, ...}}) is one opaque item: start from what it gives here
+            conditional = [name for name in unset if '${{' in (bases.get(name) or '')]
+            if conditional:
+                bases.update(postconf.parameters(conditional, expand=True))
         except PostfixCommandError as exc:
             module.fail_json(msg=str(exc), commands=postconf.commands)
     out = {}

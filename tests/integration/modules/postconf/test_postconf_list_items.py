@@ -54,6 +54,22 @@ def test_an_item_the_default_has_writes_nothing(sandbox, postconf_calls):
     assert sandbox.snapshot() == before and postconf_calls.writes() == []
 
 
+def test_a_default_that_depends_on_the_compatibility_level_is_the_list_it_gives(sandbox):
+    # smtpd_relay_restrictions' default is ${{$compatibility_level} <level {1} ? {} : {permit_mynetworks,
+    # permit_sasl_authenticated, defer_unauth_destination}}: one opaque item as written; removing
+    # permit_mynetworks must remove it from what Postfix applies (it was a silent no-op)
+    assert '${{' in sandbox.real_postconf('-d', '-h', 'smtpd_relay_restrictions')
+    assert sandbox.explicit('smtpd_relay_restrictions') is None
+    result = sandbox.postconf({'name': 'smtpd_relay_restrictions', 'value': 'permit_mynetworks',
+                               'list_items': 'absent'})
+    assert result['changed'] is True, result
+    assert sandbox.real_postconf('-x', '-h', 'smtpd_relay_restrictions').strip() == \
+        'permit_sasl_authenticated, defer_unauth_destination'
+    # an item the effective list has is not added twice
+    assert sandbox.postconf({'name': 'smtpd_relay_restrictions', 'value': 'defer_unauth_destination',
+                             'list_items': 'present'})['changed'] is False
+
+
 def test_items_are_removed_and_the_rest_kept(sandbox):
     sandbox.postconf({'name': 'smtpd_tls_exclude_ciphers', 'value': 'aNULL eNULL, RC4  MD5'})
     result = sandbox.postconf({'name': 'smtpd_tls_exclude_ciphers', 'value': ['RC4', 'eNULL', '3DES'],
