@@ -347,13 +347,22 @@ def desired_settings(module):
     return desired, as_list
 
 
-def check_names_known(module, desired, current, known, explicit):
-    """Fail with "did you mean" hints for names Postfix does not know."""
+def check_names_known(module, desired, current, known, explicit, postconf=None):
+    """Fail with "did you mean" hints for names Postfix does not know (nor references: a
+    user-defined parameter referenced from main.cf, the task's values or a master.cf -o
+    override, ``-o smtpd_client_restrictions=$mua_client_restrictions``)."""
     if module.params['allow_unknown']:
         return
     accepted = set(known)
     for value in list(explicit.values()) + list(current.values()) + list(desired.values()):
         accepted |= referenced_names(value)
+    if postconf is not None and any(name not in accepted for name in desired):
+        try:
+            for settings in postconf.service_overrides().values():
+                for value in settings.values():
+                    accepted |= referenced_names(value)
+        except PostfixCommandError as exc:
+            module.fail_json(msg=str(exc), commands=postconf.commands)
     # Restriction classes are parameters defined by the user.
     for source in (explicit, desired):
         if source.get('smtpd_restriction_classes'):
@@ -504,7 +513,7 @@ def main():
     except PostfixCommandError as exc:
         module.fail_json(msg=str(exc), commands=postconf.commands)
 
-    check_names_known(module, desired, current, known, explicit)
+    check_names_known(module, desired, current, known, explicit, postconf)
     if params['list_items'] != 'exact':
         desired = with_list_items(module, postconf, desired, current, explicit, service)
 

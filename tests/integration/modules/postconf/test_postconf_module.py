@@ -315,6 +315,17 @@ def test_per_transport_parameter_of_a_service_with_a_dash_is_set_and_removed(san
     assert result['changed'] is True and 'smtp-amavis_destination' not in sandbox.main_cf.read_text()
 
 
+def test_a_parameter_a_master_cf_override_references_is_known(sandbox):
+    # Debian's master.cf template: submission -o smtpd_client_restrictions=$mua_client_restrictions;
+    # the user-defined parameter is what the operator sets (before: refused as unknown, with the
+    # hint to set smtpd_client_restrictions globally, which would reject inbound mail)
+    sandbox.real_postconf('-M', 'submission/inet=submission inet n - y - - smtpd')
+    sandbox.real_postconf('-P', 'submission/inet/smtpd_client_restrictions=$mua_client_restrictions')
+    result = sandbox.postconf({'name': 'mua_client_restrictions', 'value': 'permit_sasl_authenticated, reject'})
+    assert result['changed'] is True, result
+    assert sandbox.real_postconf('-h', 'mua_client_restrictions').strip() == 'permit_sasl_authenticated, reject'
+
+
 def test_unknown_service_override_name_fails(sandbox):
     result = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_securty_level',
                                'value': 'encrypt'})
