@@ -148,10 +148,14 @@ def test_the_probe_and_the_levels_follow_the_mail_to_the_relayhost(relayed):
         'destinations': ['relayed.test'], 'policies': {'relayed.test': 'verify'}, 'config_dir': oracle.conf,
         'probe': True, 'connect_timeout': 5})
     assert not levels.get('failed'), levels
-    (item,) = levels['destinations']
+    # the relayhost is a destination of its own (no level changes there either)
+    items = dict((i['destination'], i) for i in levels['destinations'])
+    assert list(items) == ['relayed.test', relay], levels['destinations']
+    item = items['relayed.test']
     assert (item['next_hop'], item['level_before'], item['level'], item['affected']) == (
         relay, 'encrypt', 'encrypt', False), item
     assert 'goes to the relayhost %s' % relay in item['not_probed'], item
+    assert (items[relay]['level_before'], items[relay]['affected']) == ('encrypt', False), items[relay]
     assert levels['probes'] == [], levels
 
 
