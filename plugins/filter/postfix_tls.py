@@ -22,6 +22,7 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.validation import check_type_bool, check_type_list, check_type_str
 
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import parse_map_spec
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     LEVEL_RANKS,
     expand_references,
@@ -158,8 +159,15 @@ def postfix_list(value):
     return split_list(value)
 
 
+def _spec_of(item):
+    """(type, name) of a table list item, proxy: and other wrappers dropped
+    (``proxy:hash:/etc/postfix/tls_policy`` -> ``('hash', '/etc/postfix/tls_policy')``)."""
+    spec = parse_map_spec(item)
+    return (spec.map_type, spec.name) if spec is not None else (None, item.split(':', 1)[-1])
+
+
 def _path_of(item):
-    return item.split(':', 1)[-1]
+    return _spec_of(item)[1]
 
 
 def policy_maps_with_table(current, table, current_expanded=None, table_expanded=None):
@@ -187,6 +195,10 @@ def policy_maps_with_table(current, table, current_expanded=None, table_expanded
     if len(expanded) != len(raw):
         expanded = raw
     if table in raw or table_expanded in expanded:
+        return current
+    # the same table through proxy: (or another wrapper) is listed already
+    if any(_spec_of(item) == _spec_of(table) for item in raw) or \
+            any(_spec_of(item) == _spec_of(table_expanded) for item in expanded):
         return current
     keep = [table]
     for item, item_expanded in zip(raw, expanded):

@@ -221,6 +221,12 @@ TABLE = 'hash:/etc/postfix/tls_policy'
     ('lmdb:/etc/postfix/tls_policy, texthash:/o', None, TABLE, None, 'hash:/etc/postfix/tls_policy, texthash:/o'),
     ('lmdb:$config_directory/tls_policy inline:{ a=b, c=d }', 'lmdb:/etc/postfix/tls_policy inline:{ a=b, c=d }',
      TABLE, TABLE, 'hash:/etc/postfix/tls_policy, inline:{ a=b, c=d }'),
+    # the same table through proxy: is listed already (hunt finding: it got a hash: duplicate)
+    ('proxy:hash:/etc/postfix/tls_policy', None, TABLE, None, 'proxy:hash:/etc/postfix/tls_policy'),
+    ('texthash:/o, proxy:hash:$config_directory/tls_policy', 'texthash:/o, proxy:hash:/etc/postfix/tls_policy',
+     TABLE, TABLE, 'texthash:/o, proxy:hash:$config_directory/tls_policy'),
+    # the same file under another type through proxy: is dropped like any other
+    ('proxy:lmdb:/etc/postfix/tls_policy', None, TABLE, None, 'hash:/etc/postfix/tls_policy'),
     # expansion changed the number of items: the raw items are used
     ('$extra_maps', 'hash:/a hash:/b', TABLE, TABLE, 'hash:/etc/postfix/tls_policy, $extra_maps'),
 ])
