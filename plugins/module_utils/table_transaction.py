@@ -35,6 +35,7 @@ import pwd
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import time
 
@@ -65,6 +66,27 @@ def move_keeping_own_attributes(module, src, dest, unsafe_writes):
     if own is not None:     # a new DEST gets the same mode from atomic_move in every release
         os.chown(dest, own.st_uid, own.st_gid)
         os.chmod(dest, stat.S_IMODE(own.st_mode))
+
+
+# The magic number of a Berkeley DB file's metadata page (offset 12, in the byte order of
+# the host that wrote it), per access method: what postmap writes for hash: and btree:.
+BERKELEY_DB_MAGIC = {'hash': 0x061561, 'btree': 0x053162}
+
+
+def berkeley_db_of_type(path, map_type):
+    """False when PATH is a Berkeley DB file of another access method than MAP_TYPE (hash,
+    btree) or too short to be one; True otherwise (other map types are not looked at)."""
+    magic = BERKELEY_DB_MAGIC.get(map_type)
+    if magic is None:
+        return True
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(16)
+    except (IOError, OSError):
+        return True         # postmap will say what is wrong with it
+    if len(head) < 16:
+        return False
+    return magic in struct.unpack('<I', head[12:16]) + struct.unpack('>I', head[12:16])
 
 
 class TableTransactionError(Exception):
@@ -242,15 +264,19 @@ class TableTransaction:
         return write_source or bool(self.leftovers) or self.index_stale()
 
     def index_stale(self):
+        """Whether an index is missing, older than the source, empty, or (hash, btree: both
+        write PATH.db) a Berkeley DB file of the other type, which Postfix cannot open
+        ("unexpected file type or format") and which postmap rebuilds."""
         try:
             source_mtime = os.stat(self.source).st_mtime
         except OSError:
             return False
         for index in self.indexes:
             try:
-                if os.stat(index).st_mtime < source_mtime:
-                    return True
+                st = os.stat(index)
             except OSError:
+                return True
+            if st.st_mtime < source_mtime or st.st_size == 0 or not berkeley_db_of_type(index, self.map_type):
                 return True
         return False
 

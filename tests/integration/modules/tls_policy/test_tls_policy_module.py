@@ -358,6 +358,24 @@ def test_missing_index_is_rebuilt(sandbox):
     assert sandbox.query('example.com') == {'example.com': 'may'}
 
 
+def test_an_index_of_the_other_berkeley_db_type_or_empty_is_rebuilt(make_sandbox):
+    # hash: and btree: both write PATH.db: after main.cf switched the type, the old .db is
+    # newer than the source but Postfix cannot open it ("unexpected file type or format")
+    box = make_sandbox(map_type='btree')
+    box.table.write_text('example.com may\n')
+    box.real_postmap('hash:%s' % box.table)
+    assert box.real_postmap('-q', 'example.com', 'btree:%s' % box.table).returncode != 0
+    result = box.tls_policy({'destination': 'example.com', 'level': 'may'})
+    assert result['changed'] is True and result['postmap_ran'] is True, result
+    assert box.query('example.com') == {'example.com': 'may'}
+    assert box.tls_policy({'destination': 'example.com', 'level': 'may'})['changed'] is False
+    # an empty index file, newer than the source
+    index = box.index_files()[0]
+    index.write_bytes(b'')
+    result = box.tls_policy({'destination': 'example.com', 'level': 'may'})
+    assert result['postmap_ran'] is True and box.query('example.com') == {'example.com': 'may'}
+
+
 # --- attributes ---------------------------------------------------------------------------
 
 def test_mode_applies_to_source_and_index(sandbox):
