@@ -191,6 +191,18 @@ def choose_table(parameter, value, path=None, map_type=None, config_dir='/etc/po
             raise ValueError('path %r must be absolute' % path)
         path = os.path.normpath(path)
         matching = [s for s in specs if s.is_file and os.path.normpath(s.name) == path]
+        if not matching:
+            # the same file through a symbolic link (a linked directory or file): Postfix opens
+            # the listed name and its index next to it, so that is the table to edit and index
+            real = os.path.realpath(path)
+            matching = [s for s in specs if s.is_file and os.path.isabs(s.name)
+                        and os.path.realpath(s.name) == real]
+            if matching:
+                listed = os.path.normpath(matching[0].name)
+                warnings.append('%s is %s, which %s lists (%s), through a symbolic link: editing it and '
+                                'building its index as %s, the name Postfix opens'
+                                % (path, listed, parameter, matching[0].text, listed))
+                path = listed
         if matching:
             spec = matching[0]
             if spec.map_type not in KEY_VALUE_FILE_TYPES:

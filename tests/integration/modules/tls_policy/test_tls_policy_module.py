@@ -376,6 +376,26 @@ def test_an_index_of_the_other_berkeley_db_type_or_empty_is_rebuilt(make_sandbox
     assert result['postmap_ran'] is True and box.query('example.com') == {'example.com': 'may'}
 
 
+@pytest.mark.parametrize('linked', ['directory', 'file'])
+def test_a_path_through_a_symbolic_link_is_the_listed_table(make_sandbox, tmp_path, linked):
+    # smtp_tls_policy_maps lists lmdb:MAPS/tls_policy; the task names it through a linked
+    # directory or a linked file: the listed table (its type, its index) is what gets edited
+    box = make_sandbox(map_type='lmdb')
+    box.table.write_text('a.example may\n')
+    if linked == 'directory':
+        os.symlink(str(box.maps_dir), str(tmp_path / 'link'))
+        path = tmp_path / 'link' / box.table.name
+    else:
+        path = tmp_path / 'policy-link'
+        os.symlink(str(box.table), str(path))
+    result = box.tls_policy({'destination': 'a.example', 'level': 'secure', 'path': str(path)})
+    assert result['changed'] is True and result['map'] == 'lmdb:%s' % box.table, result
+    assert 'through a symbolic link' in warnings_of(result)
+    assert box.query('a.example') == {'a.example': 'secure'}
+    assert sorted(p.name for p in box.maps_dir.iterdir()) == [box.table.name, box.table.name + '.lmdb']
+    assert box.tls_policy({'destination': 'a.example', 'level': 'secure', 'path': str(path)})['changed'] is False
+
+
 # --- attributes ---------------------------------------------------------------------------
 
 def test_mode_applies_to_source_and_index(sandbox):
