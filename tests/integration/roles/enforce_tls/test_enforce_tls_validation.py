@@ -92,3 +92,12 @@ def test_valid_entries_pass_the_checks(tmp_path):
     # Postfix's configuration.
     assert len(read) == 1 and not read[0].get('skipped'), read
     assert 'postconf cannot read the configuration' in msg, (name, msg)
+
+
+def test_an_unquoted_off_preflight_is_off(tmp_path):
+    # enforce_tls_preflight: off (unquoted YAML) is the boolean false: the preflight is off, not
+    # a bad value (before: "must be off, warn or fail (got false)")
+    rc, failed, read = run_role(tmp_path, {'enforce_tls_preflight': False})
+    (name, msg), = failed
+    assert len(read) == 1 and not read[0].get('skipped'), read
+    assert 'postconf cannot read the configuration' in msg and 'enforce_tls_preflight' not in msg, (name, msg)
