@@ -126,10 +126,13 @@ class TlsPolicyTable:
     In check mode nothing is written, not even a temporary file.
     """
 
-    def __init__(self, module, params=None, diff=None, postconf=None):
+    def __init__(self, module, params=None, diff=None, postconf=None, play_check_mode=None):
         self.module = module
         self.params = module.params if params is None else params
         self.diff = module._diff if diff is None else diff
+        # whether the play runs in check mode, where a file an earlier task would create (a
+        # tafile) is not there yet; a plan (postconf_info) runs in check mode in a real run too
+        self.play_check_mode = module.check_mode if play_check_mode is None else play_check_mode
         # postconf_info passes its own (caching) Postconf: what it read is not read again
         self.postconf = postconf or Postconf(module, self.params['config_dir'])
         self.postmap = Postmap(module, self.params['config_dir'], commands=self.postconf.commands)
@@ -342,7 +345,7 @@ class TlsPolicyTable:
         except PostfixCommandError as e:
             self.fail(str(e))
         found_errors, warnings = configuration_checks(policies, settings, master_services,
-                                                      check_mode=self.module.check_mode, routes=routes)
+                                                      check_mode=self.play_check_mode, routes=routes)
         errors.extend(found_errors)
         self.warnings.extend(warnings)     # not located: summarize_warnings groups them by destination
 

@@ -705,8 +705,13 @@ def plan_tls_policy(module, postconf, plan, values):
     params = plan_params(postconf.config_dir, policies=plan['policies'], exclusive=plan['exclusive'],
                          path=options['path'], map_type=options['map_type'] or None, owner=plan['owner'],
                          group=plan['group'], mode=plan['mode'])
+    # a tafile that is not there refuses the plan as the table task would refuse it, unless
+    # the play itself runs in check mode (an earlier task may create the file); the plan
+    # itself always runs in check mode: this module never writes
+    play_check_mode = module.check_mode
     module.check_mode = True
-    table = TlsPolicyTable(module, params=params, diff=False, postconf=postconf)
+    table = TlsPolicyTable(module, params=params, diff=False, postconf=postconf,
+                           play_check_mode=play_check_mode)
     try:
         result = dict(table.run(), failed=False)
     except TlsPolicyTableError as e:

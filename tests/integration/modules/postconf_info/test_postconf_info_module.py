@@ -304,6 +304,17 @@ def test_a_refused_plan_does_not_fail_the_read(sandbox):
     assert sandbox.snapshot() == before
 
 
+def test_a_missing_tafile_refuses_the_plan_of_a_real_run_only(sandbox, tmp_path):
+    # as the table task: refused in a real run (it would fail there after the read), a warning
+    # in a check run (an earlier task of the play may create the file)
+    policies = {'t.example': 'secure match=t.example tafile=%s' % (tmp_path / 'missing-ta.pem')}
+    real = info(sandbox, tls_policy_plan=dict(policies=policies, path=str(sandbox.table)))['tls_policy_plan']
+    assert real['failed'] is True and 'missing-ta.pem' in real['msg'] and 'does not exist' in real['msg'], real
+    check = info(sandbox, check=True, tls_policy_plan=dict(policies=policies, path=str(sandbox.table)))
+    assert check['tls_policy_plan']['failed'] is False, check['tls_policy_plan']
+    assert any('an earlier task may create it' in str(w) for w in check.get('warnings', [])), check
+
+
 # -- tls_policy_levels: the preflight's levels in the same round trip -----------------------
 
 LEVEL_TABLE = 'example.com encrypt\nkept.example may\n[127.0.0.1]:10025 none\n'
