@@ -177,7 +177,13 @@ class Postconf(PostfixCommand):
         """Names postconf knows here: built-in, from dynamically loaded map
         types, derived from master.cf services, restriction classes and
         user-defined names that something references."""
-        return set(parse_postconf_output(self.output([])))
+        try:
+            return set(parse_postconf_output(self.output([])))
+        except PostfixCommandError:
+            # a value postconf cannot expand (smtpd_banner = costs $ 5: "macro processing
+            # error") makes the full listing fail; the defaults (built-in and master.cf
+            # names) still list, so a task can repair or remove that value
+            return set(parse_postconf_output(self.output(['-d'])))
 
     def services(self):
         """master.cf services as a set of (service, type) (``postconf -M``)."""

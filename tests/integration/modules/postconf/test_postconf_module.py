@@ -326,6 +326,17 @@ def test_a_parameter_a_master_cf_override_references_is_known(sandbox):
     assert sandbox.real_postconf('-h', 'mua_client_restrictions').strip() == 'permit_sasl_authenticated, reject'
 
 
+@pytest.mark.parametrize('args', [{'name': 'smtpd_banner', 'value': 'costs $$ 5'},
+                                  {'name': 'smtpd_banner', 'state': 'absent'}])
+def test_a_value_postfix_cannot_expand_can_be_repaired_or_removed(sandbox, args):
+    # "costs $ 5" makes every postconf listing fail ("macro processing error"), and Postfix's
+    # daemons with it; the task that repairs or removes it must not fail on it too
+    sandbox.main_cf.write_text(sandbox.main_cf_text() + 'smtpd_banner = costs $ 5\n')
+    result = sandbox.postconf(args)
+    assert result['changed'] is True and not result.get('failed'), result
+    assert sandbox.real_postconf('-h', 'smtpd_banner').strip() in ('costs $$ 5', '$myhostname ESMTP $mail_name')
+
+
 def test_unknown_service_override_name_fails(sandbox):
     result = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_securty_level',
                                'value': 'encrypt'})
