@@ -1084,7 +1084,8 @@ def parse_policy(text, version=None, lint=False):
     values = {}
     ext = []
     for token in tokens[1:]:
-        if braces and token.startswith('{'):
+        braced = braces and token.startswith('{')
+        if braced:
             features.add('brace_form')
             if not token.endswith('}') or token.count('{') != token.count('}'):
                 raise PolicyError('malformed attribute/value pair "%s": missing \'}\'' % token)
@@ -1093,6 +1094,11 @@ def parse_policy(text, version=None, lint=False):
         if err:
             raise PolicyError('malformed attribute/value pair "%s": %s' % (token, err))
         lname = name.lower()
+        if braced and lname in ('protocols', 'exclude'):
+            # tls_proto_mask_lims() and tls_set_ciphers() split these on blanks, commas and
+            # ":" alike: "{ protocols = !SSLv2, !SSLv3 }" is "!SSLv2:!SSLv3" (only the
+            # brace form can hold blanks or commas in a value)
+            value = ':'.join(item for item in re.split('[%s,:]+' % re.escape(_WHITESPACE), value) if item)
         if lname in EXT_ATTRIBUTES and lint:
             raise PolicyLint(_lint_text(
                 'attribute %s (value %r) is a TLSRPT attribute, which a tls_policy entry cannot '

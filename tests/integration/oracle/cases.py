@@ -109,6 +109,8 @@ REFUSED_LINES = [
     ('connection-reuse-bad', 'ip', 'encrypt connection_reuse=maybe'),
     ('enable-rpk-on-3.7', 'ip', 'encrypt enable_rpk=yes'),
     ('brace-form-on-3.7', 'ip', 'encrypt { servername = hostname }'),
+    # 3.10 and later split brace-form protocols and exclusions on blanks and commas too
+    ('brace-form-list-values', 'ip', 'encrypt { protocols = !SSLv2, !SSLv3 } { exclude = aNULL, MD5 }'),
     ('malformed-pair', 'ip', 'encrypt foo'),
     ('fingerprint-short', 'ip', 'fingerprint match=AA:BB'),
     ('fingerprint-md5-with-sha256-digest', 'ip', 'fingerprint match={FP_MD5}'),

@@ -949,3 +949,17 @@ def test_same_policy_reads_the_existing_value_as_this_postfix_does():
     # before 3.10 "{" is a malformed attribute/value pair: Postfix defers, not the same policy
     assert not same_policy('secure { match = nexthop }', 'secure match=nexthop', (3, 7, 11))
     assert same_policy('SECURE match=nexthop', 'secure match=nexthop', (3, 7, 11))
+
+
+@pytest.mark.parametrize('value, rendered', [
+    ('encrypt { protocols = !SSLv2, !SSLv3 }', 'encrypt protocols=!SSLv2:!SSLv3'),
+    ('encrypt { exclude = aNULL, MD5 } { protocols = >=TLSv1.2 <=TLSv1.3 }',
+     'encrypt protocols=>=TLSv1.2:<=TLSv1.3 exclude=aNULL:MD5'),
+])
+def test_brace_form_protocols_and_exclude_split_on_blanks_and_commas(value, rendered):
+    # tls_proto_mask_lims() and tls_set_ciphers() split on CHARS_COMMA_SP ":" (Postfix 3.10 and
+    # later read the brace form; the hunt's oracle run on 3.10.13 used these entries)
+    assert parse_policy(value).render() == rendered
+    assert parse_policy(value, lint=True).render() == rendered
+    assert existing_entry_problems('a.example', value, (3, 10, 13)) == ([], [])
+    assert existing_entry_problems('a.example', value, (3, 7, 11))[0]
