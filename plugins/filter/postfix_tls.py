@@ -647,6 +647,18 @@ def enforce_tls_decision(info, settings):
         notes.extend('%s is not a service in %s/master.cf: nothing to exempt from incoming TLS enforcement '
                      'there.' % (service, config_dir)
                      for service in settings['reinjection_services'] if service not in services)
+        # an smtpd service with an empty -o content_filter is where a content filter hands mail
+        # back (amavis: 127.0.0.1:10025/inet); at encrypt it refuses the filter's plaintext
+        commands = info.get('service_commands') if isinstance(info.get('service_commands'), Mapping) else {}
+        for service, own in sorted((info.get('service_parameters') or {}).items()):
+            if isinstance(own, Mapping) and service.endswith('/inet') and commands.get(service) == 'smtpd' \
+                    and 'content_filter' in own and not str(own['content_filter']).strip() \
+                    and 'smtpd_tls_security_level' not in own and service not in settings['reinjection_services']:
+                notes.append('WARNING: %s in %s/master.cf looks like a content filter\'s re-injection service '
+                             '(-o content_filter= with nothing after it, as amavis\'s 127.0.0.1:10025): at '
+                             'smtpd_tls_security_level=encrypt it refuses mail the filter hands back without '
+                             'STARTTLS ("530 5.7.0 Must issue a STARTTLS command first"). Add it to '
+                             'enforce_tls_reinjection_services to exempt it.' % (service, config_dir))
     # master.cf -o overrides beat main.cf: services and transports the levels do not reach
     # (service_commands: postconf_info of an older collection does not return it)
     unenforced = []

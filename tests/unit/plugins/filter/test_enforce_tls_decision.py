@@ -339,3 +339,19 @@ def test_a_pair_openssl_cannot_load_refuses_incoming_encrypt():
     # a pair that loads is no problem
     fine = dict(info(), smtpd_key_pairs=[dict(cert=CERT, key=KEY, problem=None)])
     assert enforce_tls_decision(fine, {'incoming_level': 'encrypt'})['refusals'] == []
+
+
+def test_an_unexempted_reinjection_service_is_named_at_incoming_encrypt():
+    # amavis: 127.0.0.1:10025/inet smtpd -o content_filter= (hands mail back), not in
+    # enforce_tls_reinjection_services (CipherMail's 127.0.0.1:10026/inet by default)
+    read = dict(info(services=['smtp/inet', '127.0.0.1:10025/inet'],
+                     overrides={'127.0.0.1:10025/inet': {'content_filter': '', 'smtpd_delay_reject': 'no'}}),
+                service_commands={'smtp/inet': 'smtpd', '127.0.0.1:10025/inet': 'smtpd'})
+    d = enforce_tls_decision(read, {'incoming_level': 'encrypt'})
+    warning, = [n for n in d['notes'] if '127.0.0.1:10025/inet in /etc/postfix/master.cf looks like' in n]
+    assert 'enforce_tls_reinjection_services' in warning
+    # exempted, or at may: nothing
+    exempted = enforce_tls_decision(read, {'incoming_level': 'encrypt',
+                                           'reinjection_services': ['127.0.0.1:10025/inet']})
+    assert not [n for n in exempted['notes'] if 'looks like' in n]
+    assert not [n for n in enforce_tls_decision(read, {})['notes'] if 'looks like' in n]
