@@ -12,6 +12,7 @@ real postmap runs in the integration tests.
 import json
 import os
 import stat
+import struct
 import time
 
 import pytest
@@ -133,9 +134,19 @@ def test_needs_build(table):
     t = transaction(table)
     assert t.needs_build(write_source=False, create=False)     # no index yet
     index = table.parent / 'tls_policy.db'
-    index.write_text('{}')
+    # a Berkeley DB hash file's metadata page: the magic number at offset 12 (little endian here)
+    hash_header = b'\0' * 12 + struct.pack('<I', 0x061561) + b'\0' * 16
+    index.write_bytes(hash_header)
     assert not t.needs_build(write_source=False, create=False)
     assert t.needs_build(write_source=True, create=False)
+    # a btree file (hash: and btree: both write .db), an empty or a truncated one: rebuilt
+    btree_header = b'\0' * 12 + struct.pack('>I', 0x053162) + b'\0' * 16
+    for data in (btree_header, b'', b'short'):
+        index.write_bytes(data)
+        assert t.needs_build(write_source=False, create=False), data
+    index.write_bytes(btree_header)
+    assert not transaction(table, map_type='btree').needs_build(write_source=False, create=False)
+    index.write_bytes(hash_header)
     old = time.time() - 100
     os.utime(str(index), (old, old))
     assert t.needs_build(write_source=False, create=False)     # index older than the source
