@@ -747,6 +747,22 @@ def _path_ok(value):
     return value == '' or (isinstance(value, str) and bool(ABSOLUTE_PATH.match(value)))
 
 
+def _policy_value_problems(sources):
+    """'LABEL[INDEX]: why' for each entry of SOURCES (shapes valid) that tls_policy_values
+    refuses: an option it does not have, a value of the wrong type, a level or attribute the
+    policy grammar refuses."""
+    found = []
+    for label, value in _sources(sources):
+        for index, entry in enumerate(value):
+            try:
+                tls_policy_values([entry])
+            except AnsibleFilterError as e:
+                text = str(e)
+                prefix = 'tls_policy_values: entries[0]'
+                found.append('%s[%d]%s' % (label, index, text[len(prefix):] if text.startswith(prefix) else ': ' + text))
+    return found
+
+
 def enforce_tls_input_problems(sources, settings):
     """What is wrong with the role mailgw.postfix_tls.enforce_tls's input, one message
     per group of settings (an empty list when all is well).
@@ -770,31 +786,43 @@ def enforce_tls_input_problems(sources, settings):
                         '`destination` and, unless `state: absent`, a `level` (fields as in '
                         'mailgw.postfix_tls.tls_policy).'
                         % (len(bad), 'y is' if len(bad) == 1 else 'ies are', listed, more))
+    else:
+        # the entries' contents, as tls_policy_values (the read's arguments) would refuse them:
+        # every one named by its variable and index, instead of the first stopping the read
+        wrong = _policy_value_problems(sources)
+        if wrong:
+            problems.append('%d policy entr%s not valid: %s%s'
+                            % (len(wrong), 'y is' if len(wrong) == 1 else 'ies are', '; '.join(wrong[:20]),
+                               ' (and %d more)' % (len(wrong) - 20) if len(wrong) > 20 else ''))
     nexthops, services = get('internal_nexthops', []), get('reinjection_services', [])
     map_path, maps_d_dir = get('map_path', ''), get('maps_d_dir', '')
-    if not (_all_match(nexthops, NEXTHOP) and _all_match(services, MASTER_SERVICE)
-            and _path_ok(map_path) and _path_ok(maps_d_dir)):
-        problems.append('Bad value: enforce_tls_internal_nexthops must hold next-hop strings like '
-                        '"[127.0.0.1]:10025" (got %s); enforce_tls_reinjection_services master.cf services '
-                        'written NAME/TYPE like "127.0.0.1:10026/inet" (got %s); enforce_tls_map_path (%s) '
-                        'and enforce_tls_maps_d_dir (%s) must be empty or absolute paths without $variables.'
-                        % (_json(nexthops), _json(services), _json(map_path), _json(maps_d_dir)))
     preflight = get('preflight', 'off')
     destinations = get('preflight_destinations', [])
     timeout, window, limit = get('preflight_timeout', 10), get('preflight_log_window', ''), get('preflight_max', 0)
     concurrency = get('preflight_concurrency', 4)
-    if not (preflight in ('off', 'warn', 'fail') and _all_match(destinations, PREFLIGHT_DESTINATION)
-            and re.match(r'^[1-9][0-9]*$', str(timeout)) and re.match(r'^([0-9]+[smhdw])?$', str(window))
-            and re.match(r'^[0-9]+$', str(limit)) and re.match(r'^[1-9][0-9]*$', str(concurrency))):
-        problems.append('Bad value: enforce_tls_preflight must be off, warn or fail (got %s); '
-                        'enforce_tls_preflight_destinations a list of destinations in the policy table\'s key '
-                        'forms, like "example.com" or "[mx.example.com]:25", without spaces (got %s); '
-                        'enforce_tls_preflight_timeout a positive number of seconds (got %s); '
-                        'enforce_tls_preflight_log_window a window like 12h or 7d, or empty (got %s); '
-                        'enforce_tls_preflight_max a number of destinations (got %s); '
-                        'enforce_tls_preflight_concurrency a positive number of probes at a time (got %s).'
-                        % (_json(preflight), _json(destinations), _json(timeout), _json(window), _json(limit),
-                           _json(concurrency)))
+    # one message per bad variable, naming its rule and its value (the good ones are not listed)
+    checks = [
+        (_all_match(nexthops, NEXTHOP), 'enforce_tls_internal_nexthops must be a list of next-hop strings '
+         'like "[127.0.0.1]:10025"', nexthops),
+        (_all_match(services, MASTER_SERVICE), 'enforce_tls_reinjection_services must be a list of master.cf '
+         'services written NAME/TYPE like "127.0.0.1:10026/inet"', services),
+        (_path_ok(map_path), 'enforce_tls_map_path must be empty or an absolute path without $variables', map_path),
+        (_path_ok(maps_d_dir), 'enforce_tls_maps_d_dir must be empty or an absolute path without $variables',
+         maps_d_dir),
+        (preflight in ('off', 'warn', 'fail'), 'enforce_tls_preflight must be off, warn or fail', preflight),
+        (_all_match(destinations, PREFLIGHT_DESTINATION), "enforce_tls_preflight_destinations must be a list of "
+         "destinations in the policy table's key forms, like \"example.com\" or \"[mx.example.com]:25\", "
+         "without spaces", destinations),
+        (bool(re.match(r'^[1-9][0-9]*$', str(timeout))), 'enforce_tls_preflight_timeout must be a positive '
+         'number of seconds', timeout),
+        (bool(re.match(r'^([0-9]+[smhdw])?$', str(window))), 'enforce_tls_preflight_log_window must be a window '
+         'like 12h or 7d, or empty', window),
+        (bool(re.match(r'^[0-9]+$', str(limit))), 'enforce_tls_preflight_max must be a number of destinations',
+         limit),
+        (bool(re.match(r'^[1-9][0-9]*$', str(concurrency))), 'enforce_tls_preflight_concurrency must be a '
+         'positive number of probes at a time', concurrency),
+    ]
+    problems.extend('Bad value: %s (got %s).' % (rule, _json(value)) for ok, rule, value in checks if not ok)
     return problems
 
 

@@ -209,8 +209,10 @@ def test_policy_problems_are_named_and_capped():
     ('maps_d_dir', '/etc/$postfix'),
 ])
 def test_wiring_problems(name, value):
+    # one message, for the bad variable only, with its rule and its value
     msg, = enforce_tls_input_problems({}, dict(SETTINGS, **{name: value}))
-    assert msg.startswith('Bad value: enforce_tls_internal_nexthops must hold next-hop strings')
+    assert msg.startswith('Bad value: enforce_tls_%s must be' % name), msg
+    assert msg.endswith('(got %s).' % json.dumps(value)), msg
 
 
 @pytest.mark.parametrize('name, value', [
@@ -225,8 +227,25 @@ def test_wiring_problems(name, value):
 ])
 def test_preflight_problems(name, value):
     msg, = enforce_tls_input_problems({}, dict(SETTINGS, **{name: value}))
-    assert msg.startswith('Bad value: enforce_tls_preflight must be off, warn or fail')
-    assert '(got %s)' % json.dumps(value) in msg, msg
+    assert msg.startswith('Bad value: enforce_tls_%s must be' % name), msg
+    assert msg.endswith('(got %s).' % json.dumps(value)), msg
+
+
+def test_every_bad_setting_is_named_and_the_good_ones_are_not():
+    msgs = enforce_tls_input_problems({}, dict(SETTINGS, preflight='maybe', preflight_timeout=0))
+    assert [m.split(' must be')[0] for m in msgs] == ['Bad value: enforce_tls_preflight',
+                                                      'Bad value: enforce_tls_preflight_timeout']
+    assert not any('preflight_concurrency' in m or 'log_window' in m for m in msgs)
+
+
+def test_policy_entries_the_grammar_refuses_are_named_by_variable_and_index():
+    # every one, not just the first (before: the read's argument templating failed on it)
+    msg, = enforce_tls_input_problems({
+        'enforce_tls_policies': [{'destination': 'a.example', 'level': 'verify'},
+                                 {'destination': 'b.example', 'level': 'encrypt', 'match': ['x.example']}],
+        'enforce_tls_host_policies': [{'destination': 'c.example', 'level': 'tight'}]}, SETTINGS)
+    assert msg.startswith('2 policy entries are not valid: enforce_tls_policies[1] destination '), msg
+    assert "enforce_tls_host_policies[0] destination 'c.example'" in msg and 'tight' in msg
 
 
 def test_a_refused_table_plan_is_a_refusal():

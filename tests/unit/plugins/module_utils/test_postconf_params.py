@@ -494,7 +494,10 @@ def test_joined_list_splits_back_into_its_items(items, separator):
 
 @hypothesis.given(st.text(max_size=40))
 def test_name_check_agrees_with_postfix_alphabet(name):
-    valid = bool(name) and all(c.isascii() and (c.isalnum() or c == '_') for c in name)
+    # letters, digits, "_"; "-" and "." after the first character (service-derived names)
+    def word(c):
+        return c.isascii() and (c.isalnum() or c == '_')
+    valid = bool(name) and word(name[0]) and all(word(c) or c in '-.' for c in name[1:])
     assert (pp.check_name(name) is None) == valid
 
 
