@@ -359,7 +359,10 @@ def test_a_master_systemd_started_is_restarted_through_its_unit(tmp_path):
         # what the module avoids, as its notes say: postfix stop and start by hand leave the unit
         # stopped, failed or inactive by the timing of its ExecStop (postmulti -p stop against a
         # master that is gone or going: "kill: No such process"), and the master outside it
-        host.sh('postfix stop && postfix start')
+        # (start once the old master is gone: on a loaded machine "postfix start" right after
+        # "postfix stop" can still find it running)
+        host.sh('postfix stop; for i in $(seq 75); do postfix status >/dev/null 2>&1 || break; sleep 0.2; done; '
+                'postfix start')
         deadline = time.time() + 15    # systemd runs the unit's ExecStop once it saw the master go
         while host.sh('systemctl is-active postfix@-', check=False).strip() not in ('failed', 'inactive'):
             assert time.time() < deadline, host.sh('systemctl status postfix@- --no-pager', check=False)
