@@ -103,3 +103,21 @@ def test_only_keys_postfix_looks_up_are_destinations():
     # a removal may name a key Postfix never looks up (here one with a space): no level changes under it
     keys = ['example.com', '[mx.example.net]:25', 'bad key', '.example.org']
     assert looked_up_keys(keys) == ['example.com', '[mx.example.net]:25', '.example.org']
+
+
+def test_relayhost_next_hops_and_content_filter_routes():
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels import (
+        content_filter_routes, relayhost_next_hops)
+    assert relayhost_next_hops('[Relay.example]:587, [b.example]:25') == ['[relay.example]:587', '[b.example]:25']
+    assert relayhost_next_hops('') == [] and relayhost_next_hops(None) == []
+    routes = content_filter_routes({'content_filter': 'smtp-amavis:[127.0.0.1]:10024'},
+                                   {('smtp', 'inet'): {'content_filter': 'scan:[127.0.0.1]:10030'},
+                                    ('127.0.0.1:10025', 'inet'): {'content_filter': ''}})
+    assert sorted(routes) == ['[127.0.0.1]:10024', '[127.0.0.1]:10030']
+    amavis = routes['[127.0.0.1]:10024']
+    assert (amavis.transport, amavis.next_hop, amavis.via) == (
+        'smtp-amavis', '[127.0.0.1]:10024', 'content_filter = smtp-amavis:[127.0.0.1]:10024')
+    assert routes['[127.0.0.1]:10030'].via == 'master.cf smtp/inet -o content_filter=scan:[127.0.0.1]:10030'
+    # no next hop, or none at all: nothing
+    assert content_filter_routes({'content_filter': 'smtp-amavis:'}, {}) == {}
+    assert content_filter_routes({}, {}) == {}
