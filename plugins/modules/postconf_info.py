@@ -589,9 +589,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.policy_levels i
     resolve_table,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    SMTPD_CERTIFICATE_PARAMETERS,
     check_name,
     expand_references,
-    SMTPD_CERTIFICATE_PARAMETERS,
     key_pair_problem,
     planned_level,
     printable_result,
