@@ -149,9 +149,10 @@ def content_filter_routes(params, overrides):
     ``smtp-amavis:[127.0.0.1]:10024`` -> ``[127.0.0.1]:10024`` through the ``smtp-amavis``
     transport (its ``-o`` settings apply). A filter without a next hop is left out."""
     values = [('content_filter = %s' % params.get('content_filter'), params.get('content_filter'))]
-    values += [('master.cf %s -o content_filter=%s' % ('/'.join(service) if isinstance(service, tuple) else service,
-                                                        own['content_filter']), own['content_filter'])
-               for service, own in sorted(overrides.items()) if (own or {}).get('content_filter')]
+    for service, own in sorted(overrides.items()):
+        if (own or {}).get('content_filter'):
+            name = '/'.join(service) if isinstance(service, tuple) else service
+            values.append(('master.cf %s -o content_filter=%s' % (name, own['content_filter']), own['content_filter']))
     routes = {}
     for via, value in values:
         transport, _sep, hop = str(value or '').strip().partition(':')
