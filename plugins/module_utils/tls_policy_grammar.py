@@ -292,12 +292,13 @@ def _no_nexthop(destination, what, problem):
                        % (destination, what, problem))
 
 
-def _check_port(port, destination, warnings):
+def _check_port(port, destination, warnings, lints):
     if port == '':
-        raise PolicyLint(_lint_text(
+        lints.append(_lint_text(
             'destination %r: empty port after ":"' % destination,
             'Postfix uses the default port, but only looks this key up when a transport '
             'spells it with the trailing ":"; write the key without it'))
+        return
     if port[0].isdigit():
         if not port.isdigit() or not port.isascii():
             raise PolicyError('destination %r: port %r: Postfix refuses this next hop '
@@ -330,8 +331,17 @@ def normalize_destination(destination):
     be UTF-8 (looked up verbatim, never converted).
 
     Returns ``(key, warnings)``; raises PolicyError for a key Postfix never
-    looks up (PolicyLint for the collection's own rules).
+    looks up (PolicyLint for the collection's own rules, only when Postfix does look
+    the key up: a key that breaks both gets the error).
     """
+    lints = []
+    key, warnings = _normalize_destination(destination, lints)
+    if lints:
+        raise PolicyLint(lints[0])
+    return key, warnings
+
+
+def _normalize_destination(destination, lints):
     if not isinstance(destination, str) or destination == '':
         raise PolicyError('destination %r: must be a non-empty string' % (destination,))
     if _BAD_KEY_CHAR_RE.search(destination):
@@ -350,17 +360,17 @@ def normalize_destination(destination):
     if destination.isascii():
         key = destination.lower()
     else:
-        _check_non_ascii_key(destination)
+        _check_non_ascii_key(destination, lints)
         key = fold_key(destination)
         folded = utf8_fold_key(destination)
         if key != folded:
-            raise PolicyLint(_lint_text(
+            lints.append(_lint_text(
                 'destination %r: write this UTF-8 key case-folded, as %r' % (destination, folded),
                 'with smtputf8_enable=yes it folds the key to %r, with smtputf8_enable=no it '
                 'only lowers ASCII letters, so only the folded spelling works with both'
                 % folded))
     if key.startswith('['):
-        return key, _bracket_key(destination, key, warnings)
+        return key, _bracket_key(destination, key, warnings, lints)
     if ']' in key or '[' in key:
         raise PolicyError('destination %r: unbalanced brackets' % destination)
     if key.startswith('ipv6:'):
@@ -380,7 +390,7 @@ def normalize_destination(destination):
             raise PolicyError('destination %r: an IPv6 address must be written in brackets, '
                               '[2001:db8::1] or [ipv6:2001:db8::1], as the transport or relayhost '
                               'spells it' % destination)
-        _check_port(port, destination, warnings)
+        _check_port(port, destination, warnings, lints)
         if not valid_ipv4(host):
             problem, dummy = _utf8_hostname_problem(host)
             if problem:
@@ -419,7 +429,7 @@ def removable_key(destination):
         return fold_key(destination), ['%s (removing it)' % e]
 
 
-def _check_non_ascii_key(destination):
+def _check_non_ascii_key(destination, lints):
     """A UTF-8 key must be a real internationalized name, not ASCII in disguise."""
     host = destination.strip('[].')
     if host.startswith('ipv6:'):
@@ -434,7 +444,7 @@ def _check_non_ascii_key(destination):
                           'domain name (it has no A-label form), so no next hop is ever spelled '
                           'this way and Postfix never looks this key up' % destination)
     if 'xn--' not in ascii_host:
-        raise PolicyLint(_lint_text(
+        lints.append(_lint_text(
             'destination %r: non-ASCII characters that stand for ASCII letters (%r)'
             % (destination, ascii_host),
             'it looks the key up verbatim, while next hops are spelled %r; write that'
@@ -468,7 +478,7 @@ def _utf8_warning(destination, key, host, warnings):
                     % (destination, ascii_key))
 
 
-def _bracket_key(destination, key, warnings):
+def _bracket_key(destination, key, warnings, lints):
     close = key.find(']')
     if close < 0:
         raise PolicyError('destination %r: unbalanced brackets: "[" without "]"; Postfix '
@@ -480,7 +490,7 @@ def _bracket_key(destination, key, warnings):
         if not rest.startswith(':'):
             raise PolicyError('destination %r: only ":port" may follow "]"; Postfix refuses '
                               'such a next hop ("garbage after \\"]\\"")' % destination)
-        _check_port(rest[1:], destination, warnings)
+        _check_port(rest[1:], destination, warnings, lints)
     if not inner:
         raise PolicyError('destination %r: empty host inside brackets; Postfix refuses such a '
                           'next hop ("missing host information")' % destination)

@@ -727,6 +727,23 @@ def test_an_error_beats_a_lint_in_the_same_value():
     assert len(errors) == 1 and 'invalid unary' in errors[0]
 
 
+@pytest.mark.parametrize('destination, fragment', [
+    ('[999.1.1.1]:', "host '999.1.1.1' is not a valid host name or address"),
+    ('bad_host!:', "host 'bad_host!' is not a valid host name or address"),
+    ('.BÜCHER.de:25', 'the subdomain form ".domain" takes no port'),
+    ('BÜCHER..de', 'is not a valid host name or address'),
+    ('[\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45..com]:', 'is not a valid host name or address'),
+])
+def test_an_error_beats_a_lint_in_the_same_key(destination, fragment):
+    # the key breaks a rule of this collection (an empty port, an unfolded or disguised UTF-8
+    # name) and is no next hop Postfix looks up: the error is what a new entry is refused
+    # with, and an existing line is an error, not a warning ("Postfix accepts it")
+    assert fragment in postfix_error(normalize_destination, destination)
+    errors, warnings = existing_entry_problems(destination, 'encrypt')
+    assert len(errors) == 1 and fragment in errors[0], errors
+    assert not any('rule of this collection' in w for w in warnings), warnings
+
+
 def test_grade_null_with_tls_1_3_above_a_gap_leaves_no_cipher():
     # "TLSv1:TLSv1.3" negotiates TLSv1 only: grade null has no cipher there (hunt finding,
     # "deferred (Cannot start TLS: handshake failure)")
