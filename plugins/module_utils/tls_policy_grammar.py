@@ -1093,6 +1093,7 @@ def parse_policy(text, version=None, lint=False):
     features = set()
     values = {}
     ext = []
+    lints = []
     for token in tokens[1:]:
         braced = braces and token.startswith('{')
         if braced:
@@ -1110,11 +1111,13 @@ def parse_policy(text, version=None, lint=False):
             # brace form can hold blanks or commas in a value)
             value = ':'.join(item for item in re.split('[%s,:]+' % re.escape(_WHITESPACE), value) if item)
         if lname in EXT_ATTRIBUTES and lint:
-            raise PolicyLint(_lint_text(
+            # raised once the rest of the value passed: an error in it comes first
+            lints.append(_lint_text(
                 'attribute %s (value %r) is a TLSRPT attribute, which a tls_policy entry cannot '
                 'write' % (name, value),
                 'Postfix 3.10 and later take it from a policy service for TLSRPT, such as an '
                 'MTA-STS resolver, not from a static policy table'))
+            continue
         if lname in EXT_ATTRIBUTES:
             _ext_check(lname, value, values)
             values.setdefault(lname, []).append(value)
@@ -1170,7 +1173,7 @@ def parse_policy(text, version=None, lint=False):
                           'but no certificate name or fingerprint can ever match, so the peer is '
                           'never authenticated')
         if lint:
-            raise PolicyLint(text)
+            lints.append(text)
         policy.attributes.insert(0, ('match', ''))
         policy.warnings.append(text)
     policy.attributes.extend(ext)
@@ -1185,6 +1188,9 @@ def parse_policy(text, version=None, lint=False):
             raise PolicyError('%s; this Postfix is %s, which defers the mail (invalid attribute '
                               'name, or an invalid TLS protocol list)'
                               % ('; '.join(missing), '.'.join(str(n) for n in version_tuple(version))))
+    if lints:
+        # the collection's rules (lint=True), after every check of what Postfix defers for
+        raise PolicyLint(lints[0])
     return policy
 
 

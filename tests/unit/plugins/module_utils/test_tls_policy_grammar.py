@@ -722,6 +722,12 @@ def test_an_error_beats_a_lint_in_the_same_value():
         with pytest.raises(PolicyError) as info:
             check()
         assert not isinstance(info.value, PolicyLint) and 'invalid unary' in str(info.value)
+    # the same for the rules a value's text breaks (a TLSRPT attribute, a match without
+    # names): an invalid attribute after them, or one this Postfix does not have
+    for text, version, fragment in (('encrypt policy_type=sts bogus=1', None, 'invalid attribute name: "bogus"'),
+                                    ('secure match=: exclude=-RC4', None, 'invalid unary'),
+                                    ('fingerprint match=| enable_rpk=yes', (3, 7, 11), 'needs Postfix 3.9')):
+        assert fragment in postfix_error(parse_policy, text, version, lint=True)
     # an existing line: the error, and the lint as a warning is not needed to refuse it
     errors, dummy = existing_entry_problems('[192.0.2.1]', 'encrypt protocols=!TLSv1.1 exclude=-RC4')
     assert len(errors) == 1 and 'invalid unary' in errors[0]
