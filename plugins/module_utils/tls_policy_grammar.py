@@ -35,6 +35,7 @@ Two kinds of refusal:
 import ipaddress
 import re
 import socket
+import unicodedata
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import (
     LIST_SEPARATORS,
@@ -429,8 +430,27 @@ def removable_key(destination):
         return fold_key(destination), ['%s (removing it)' % e]
 
 
+# Zero-width joiner and non-joiner have a place inside some scripts' names (IDNA CONTEXTJ)
+_JOINERS = ('\u200c', '\u200d')
+
+
+def _invisible_characters(text):
+    """The format characters in TEXT (Unicode category Cf: zero-width space, byte order mark,
+    soft hyphen, direction marks, ...), joiners aside, as 'U+200B (ZERO WIDTH SPACE)'."""
+    return ['U+%04X (%s)' % (ord(ch), unicodedata.name(ch, 'unnamed'))
+            for ch in sorted(set(text)) if unicodedata.category(ch) == 'Cf' and ch not in _JOINERS]
+
+
 def _check_non_ascii_key(destination, lints):
     """A UTF-8 key must be a real internationalized name, not ASCII in disguise."""
+    invisible = _invisible_characters(destination)
+    if invisible:
+        # pasted from a web page or a word processor: the key looks right and never matches
+        lints.append(_lint_text(
+            'destination %r: invisible character%s %s' % (destination, 's' if len(invisible) > 1 else '',
+                                                          ', '.join(invisible)),
+            'it looks the key up verbatim, and no next hop is spelled with %s; remove %s'
+            % ('them' if len(invisible) > 1 else 'it', 'them' if len(invisible) > 1 else 'it')))
     host = destination.strip('[].')
     if host.startswith('ipv6:'):
         host = host[5:]

@@ -579,9 +579,21 @@ def test_unknown_service_name_is_a_warning_about_this_host():
     ('[example.com]:', 'empty port'),
     ('BÜCHER.de', "'bücher.de'"),                           # casefold: smtputf8_enable=yes vs no
     ('\u212aelvin.example', "'kelvin.example'"),           # KELVIN SIGN stands for "k"
+    ('ex\u200bample.com', 'invisible character U+200B (ZERO WIDTH SPACE)'),
+    ('b\u00fccher\u200b.de', 'invisible character U+200B'),  # a real IDN: before, only a warning
+    ('\ufeffexample.com', 'U+FEFF (ZERO WIDTH NO-BREAK SPACE)'),   # a byte order mark on line 1
+    ('[b\u00fccher\u00ad.de]:25', 'U+00AD (SOFT HYPHEN)'),
 ])
 def test_key_lints(destination, fragment):
     assert fragment in lint(normalize_destination, destination)
+
+
+def test_an_invisible_character_in_an_existing_key_is_warned_about():
+    errors, warnings = existing_entry_problems('b\u00fccher\u200b.de', 'encrypt')
+    assert errors == [] and any('invisible character U+200B' in w for w in warnings), warnings
+    # zero-width joiners belong in some scripts' names (IDNA CONTEXTJ): not flagged
+    dummy, warnings = normalize_destination('\u0645\u06cc\u200c\u0647\u0645.example')
+    assert not any('invisible' in w for w in warnings)
 
 
 def test_utf8_keys_fold_like_postfix_with_smtputf8():
