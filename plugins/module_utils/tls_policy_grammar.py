@@ -441,16 +441,25 @@ def _invisible_characters(text):
             for ch in sorted(set(text)) if unicodedata.category(ch) == 'Cf' and ch not in _JOINERS]
 
 
+def invisible_key_problem(destination):
+    """The lint text for a key with invisible characters, or None: pasted from a web page or
+    a word processor (a byte order mark before the table's first line), the key looks right
+    and no next hop is spelled with them, so the entry never matches."""
+    invisible = _invisible_characters(destination) if not destination.isascii() else []
+    if not invisible:
+        return None
+    them = 'them' if len(invisible) > 1 else 'it'
+    return _lint_text('destination %r: invisible character%s %s'
+                      % (destination, 's' if len(invisible) > 1 else '', ', '.join(invisible)),
+                      'it looks the key up verbatim, and no next hop is spelled with %s; remove %s'
+                      % (them, them))
+
+
 def _check_non_ascii_key(destination, lints):
     """A UTF-8 key must be a real internationalized name, not ASCII in disguise."""
-    invisible = _invisible_characters(destination)
+    invisible = invisible_key_problem(destination)
     if invisible:
-        # pasted from a web page or a word processor: the key looks right and never matches
-        lints.append(_lint_text(
-            'destination %r: invisible character%s %s' % (destination, 's' if len(invisible) > 1 else '',
-                                                          ', '.join(invisible)),
-            'it looks the key up verbatim, and no next hop is spelled with %s; remove %s'
-            % ('them' if len(invisible) > 1 else 'it', 'them' if len(invisible) > 1 else 'it')))
+        lints.append(invisible)
     host = destination.strip('[].')
     if host.startswith('ipv6:'):
         host = host[5:]

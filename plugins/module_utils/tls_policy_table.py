@@ -53,6 +53,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     PolicyError,
     build_policy,
     existing_entry_problems,
+    invisible_key_problem,
     normalize_destination,
     parse_policy,
     removable_key,
@@ -491,6 +492,12 @@ class TlsPolicyTable:
             if version is None:
                 version = self.postfix_version()
             errors, dummy = existing_entry_problems(entry.key, entry.value, version or None)
+            invisible = invisible_key_problem(entry.key)
+            if invisible:
+                # a lint (Postfix takes the line), but the entry is dead: a warning, as for an error
+                self.warnings.append('%s, line %d: %s %s: this entry never matches (%s); remove it with '
+                                     'state=absent and destination %r'
+                                     % (path, entry.lineno, entry.key, entry.value, invisible, entry.key))
             if errors:
                 self.warnings.append('%s, line %d: %s %s: Postfix cannot use this entry (%s); it is '
                                      'kept as it is, remove it with state=absent and destination %r'

@@ -320,6 +320,19 @@ def test_bytes_that_are_not_utf8_are_kept_and_shown_through_ansible(sandbox):
     assert stats['failures'] == 0 and results[0]['changed'] is False, results
 
 
+def test_a_key_with_a_byte_order_mark_is_warned_about_and_removable(sandbox):
+    """An editor's byte order mark before the first line is part of its key: postmap and
+    Postfix take the line, and no next hop ever matches it (encrypt silently not applied)."""
+    sandbox.table.write_bytes(b'\xef\xbb\xbfexample.com encrypt\nother.example may\n')
+    result = sandbox.tls_policy({'destination': 'other.example', 'level': 'may'})   # builds the index
+    assert 'line 1: \ufeffexample.com encrypt: this entry never matches' in warnings_of(result)
+    assert 'U+FEFF' in warnings_of(result)
+    assert sandbox.query('example.com') == {}     # what Postfix finds for the next hop: nothing
+    result = sandbox.tls_policy({'destination': '\ufeffexample.com', 'state': 'absent'})
+    assert result['changed'] is True and result['removed'] == ['\ufeffexample.com']
+    assert sandbox.table.read_bytes() == b'other.example may\n'
+
+
 def test_backup_keeps_the_previous_source(sandbox):
     sandbox.table.write_text('a.example may\n')
     result = sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'backup': True})
