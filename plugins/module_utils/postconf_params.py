@@ -414,19 +414,33 @@ def list_items(value):
 
     Split as Postfix splits lists (postfix_syntax.split_list: commas and
     whitespace, ``{...}`` kept together, e.g. ``check_policy_service
-    { inet:127.0.0.1:10040, timeout=10s }``). Whitespace in a braced item is
-    collapsed (and removed just inside the braces) so that layout does not
-    count as a difference.
+    { inet:127.0.0.1:10040, timeout=10s }``). Inside a braced item the parts
+    are split the same way (milter.c and smtpd_check.c read a milter's or a
+    policy service's settings with CHARS_COMMA_SP), so ``{ a, b }``,
+    ``{a,b}`` and ``{ a b }`` are one item; a part in braces of its own keeps its
+    text with whitespace collapsed.
     """
     return [_normalise_item(item) for item in split_list(value)]
 
 
+def _collapse(text):
+    # whitespace collapsed, and dropped just inside braces: "{ a = b }" -> "{a = b}"
+    return re.sub(r'\s+\}', '}', re.sub(r'\{\s+', '{', ' '.join(text.split())))
+
+
 def _normalise_item(item):
-    # Only braced items can hold whitespace: collapse it, and drop it just
-    # inside the braces, so "{ a,  b }" and "{a, b}" compare equal.
-    if '{' not in item:
+    start = item.find('{')
+    if start < 0:
         return item
-    return re.sub(r'\s+\}', '}', re.sub(r'\{\s+', '{', ' '.join(item.split())))
+    depth = 0
+    for end, char in enumerate(item[start:], start):
+        depth += {'{': 1, '}': -1}.get(char, 0)
+        if depth == 0:
+            break
+    if depth != 0 or end != len(item) - 1:
+        return _collapse(item)
+    parts = split_list(item[start + 1:end])
+    return '%s{%s}' % (item[:start], ', '.join(_collapse(part) if '{' in part else part for part in parts))
 
 
 def edit_list(current, items, mode, separator=', '):

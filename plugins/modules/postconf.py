@@ -43,7 +43,10 @@ options:
         C(_maps), C(_restrictions), C(_domains), C(_networks), C(_interfaces), C(_protocols),
         C(_checks), C(_classes) or C(_trust_anchor_file), and C(mydestination), C(mynetworks),
         C(smtpd_milters), C(non_smtpd_milters), the C(*_exclude_ciphers), C(*_cert_match),
-        C(*_security_options) and a few other list parameters.
+        C(*_security_options) and a few other list parameters. Inside a braced item (a
+        milter or policy service with its settings) the parts are compared split on commas and
+        blanks as Postfix reads them, so C({ inet:127.0.0.1:8891, default_action=accept }) and
+        C({inet:127.0.0.1:8891,default_action=accept}) are the same milter.
       - Leading and trailing whitespace is removed (Postfix drops it too).
       - Must not contain a newline, a carriage return, a NUL or any other control character
         except tab. For a service override (O(service)) it must not contain blanks either,

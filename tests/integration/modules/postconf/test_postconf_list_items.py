@@ -84,6 +84,26 @@ def test_items_are_removed_and_the_rest_kept(sandbox):
     assert sandbox.explicit_main_cf()['smtpd_tls_exclude_ciphers'] == ''
 
 
+def test_a_milter_with_its_settings_separated_otherwise_is_the_same_item(sandbox, postconf_calls):
+    """Postfix splits a braced milter's settings on commas and blanks alike (milter.c): adding
+    the same milter spelt "a,b" (as a master.cf override must be) would run it twice per message."""
+    milter = '{ inet:127.0.0.1:8891, default_action=accept }'
+    sandbox.postconf({'name': 'smtpd_milters', 'value': milter})
+    writes = len(postconf_calls.writes())
+    before = sandbox.snapshot()
+    for spelt in ('{ inet:127.0.0.1:8891,default_action=accept }', '{inet:127.0.0.1:8891 default_action=accept}'):
+        result = sandbox.postconf({'name': 'smtpd_milters', 'value': spelt, 'list_items': 'present'})
+        assert result['changed'] is False, result
+    assert sandbox.snapshot() == before and len(postconf_calls.writes()) == writes
+    assert sandbox.explicit('smtpd_milters') == milter
+    # and removed whatever the spelling
+    sandbox.postconf({'name': 'smtpd_milters', 'value': 'inet:127.0.0.1:11332', 'list_items': 'present'})
+    result = sandbox.postconf({'name': 'smtpd_milters', 'value': '{inet:127.0.0.1:8891,default_action=accept}',
+                               'list_items': 'absent'})
+    assert result['changed'] is True
+    assert sandbox.explicit('smtpd_milters') == 'inet:127.0.0.1:11332'
+
+
 def test_check_mode_writes_nothing_and_reports_the_list_it_would_write(sandbox, postconf_calls):
     first = sandbox.explicit('smtp_tls_policy_maps')
     before = sandbox.snapshot()

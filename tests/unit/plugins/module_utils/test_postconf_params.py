@@ -226,7 +226,7 @@ def test_to_postconf_value_refuses_other_types(raw):
     ('hash:/etc/postfix/a, lmdb:${maps_d_dir}/b', ['hash:/etc/postfix/a', 'lmdb:${maps_d_dir}/b']),
     ('permit_mynetworks, check_policy_service { inet:127.0.0.1:10040, timeout=10s }, reject',
      ['permit_mynetworks', 'check_policy_service', '{inet:127.0.0.1:10040, timeout=10s}', 'reject']),
-    ('{a,{ b  c }} d', ['{a,{b c}}', 'd']),
+    ('{a,{ b  c }} d', ['{a, {b c}}', 'd']),
     ('${a}x, $(b)', ['${a}x', '$(b)']),
     ('!SSLv2:!SSLv3', ['!SSLv2:!SSLv3']),
 ])
@@ -236,6 +236,16 @@ def test_split_list_like_mystrtokq(value, items):
 
 def test_braced_items_ignore_inner_layout():
     assert pp.list_items('{inet:x, timeout=10s}') == pp.list_items('{  inet:x,  timeout=10s }')
+    # milter.c and smtpd_check.c split a braced item's parts on commas and blanks alike
+    # (CHARS_COMMA_SP): the same milter, however its settings are separated
+    same = ['{inet:127.0.0.1:8891, default_action=accept}']
+    for value in ('{ inet:127.0.0.1:8891, default_action=accept }', '{ inet:127.0.0.1:8891,default_action=accept }',
+                  '{inet:127.0.0.1:8891 default_action=accept}', '{ inet:127.0.0.1:8891 ,, default_action=accept }'):
+        assert pp.list_items(value) == same, value
+    # a different setting is a different item
+    assert pp.list_items('{ inet:127.0.0.1:8891, default_action=tempfail }') != same
+    # not one braced item: only whitespace collapsed
+    assert pp.list_items('{ a,  b') == ['{a, b']
 
 
 @pytest.mark.parametrize('name', [
@@ -567,6 +577,11 @@ def test_expand_references_names_what_it_does_not_know():
     ('a, b', 'c', 'absent', None),
     (None, 'c', 'absent', None),
     ('{ a,  b }, c', '{a, b}', 'absent', 'c'),
+    # the same milter with its settings separated otherwise: not added twice, and removed
+    ('{ inet:127.0.0.1:8891, default_action=accept }', '{ inet:127.0.0.1:8891,default_action=accept }',
+     'present', None),
+    ('{ inet:127.0.0.1:8891, default_action=accept }, inet:127.0.0.1:11332',
+     '{inet:127.0.0.1:8891 default_action=accept}', 'absent', 'inet:127.0.0.1:11332'),
 ])
 def test_edit_list(current, items, mode, expected):
     assert pp.edit_list(current, items, mode) == expected
