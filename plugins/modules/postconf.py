@@ -41,9 +41,10 @@ options:
       - Treated as lists (compared item by item, separators being commas and whitespace
         outside C({}) braces, as Postfix splits lists) are parameters whose names end in
         C(_maps), C(_restrictions), C(_domains), C(_networks), C(_interfaces), C(_protocols),
-        C(_checks), C(_classes) or C(_trust_anchor_file), and C(mydestination), C(mynetworks),
-        C(smtpd_milters), C(non_smtpd_milters), the C(*_exclude_ciphers), C(*_cert_match),
-        C(*_security_options) and a few other list parameters. Inside a braced item (a
+        C(_checks), C(_classes), C(_trust_anchor_file), C(_exclude_ciphers), C(_cert_match),
+        C(_security_options), C(_mechanism_filter), C(_chain_files) or C(_pix_workarounds), and
+        C(mydestination), C(mynetworks), C(smtpd_milters), C(non_smtpd_milters),
+        C(postscreen_dnsbl_sites), C(postscreen_access_list) and a few other list parameters. Inside a braced item (a
         milter or policy service with its settings) the parts are compared split on commas and
         blanks as Postfix reads them, so C({ inet:127.0.0.1:8891, default_action=accept }) and
         C({inet:127.0.0.1:8891,default_action=accept}) are the same milter.

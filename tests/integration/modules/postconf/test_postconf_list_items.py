@@ -104,6 +104,19 @@ def test_a_milter_with_its_settings_separated_otherwise_is_the_same_item(sandbox
     assert sandbox.explicit('smtpd_milters') == 'inet:127.0.0.1:11332'
 
 
+def test_lmtp_and_tlsproxy_lists_are_lists(sandbox, postconf_calls):
+    """*_security_options and *_exclude_ciphers are lists for every client and server: the
+    lmtp_ and tlsproxy_ names were compared as strings ("Postfix does not read ... as a list")."""
+    sandbox.postconf({'name': 'lmtp_sasl_security_options', 'value': 'noplaintext noanonymous'})
+    writes = len(postconf_calls.writes())
+    result = sandbox.postconf({'name': 'lmtp_sasl_security_options', 'value': 'noplaintext, noanonymous'})
+    assert result['changed'] is False and len(postconf_calls.writes()) == writes
+    result = sandbox.postconf({'name': 'tlsproxy_tls_exclude_ciphers', 'value': 'RC4', 'list_items': 'present'})
+    assert result['changed'] is True, result
+    # the default is $smtpd_tls_exclude_ciphers: the list starts from what it gives
+    assert sandbox.real_postconf('-x', '-h', 'tlsproxy_tls_exclude_ciphers').rstrip('\n').endswith('RC4')
+
+
 def test_check_mode_writes_nothing_and_reports_the_list_it_would_write(sandbox, postconf_calls):
     first = sandbox.explicit('smtp_tls_policy_maps')
     before = sandbox.snapshot()

@@ -253,6 +253,11 @@ def test_braced_items_ignore_inner_layout():
     'inet_interfaces', 'inet_protocols', 'smtpd_tls_protocols', 'smtp_tls_mandatory_protocols',
     'header_checks', 'smtpd_restriction_classes', 'mydestination', 'smtpd_milters',
     'smtp_tls_mandatory_exclude_ciphers', 'smtp_tls_secure_cert_match',
+    # the documented *_exclude_ciphers / *_security_options rule for lmtp_ and tlsproxy_ too
+    'lmtp_sasl_security_options', 'lmtp_sasl_tls_security_options', 'lmtp_sasl_tls_verified_security_options',
+    'tlsproxy_tls_exclude_ciphers', 'tlsproxy_tls_mandatory_exclude_ciphers', 'lmtp_sasl_mechanism_filter',
+    'smtpd_tls_chain_files', 'tlsproxy_client_chain_files', 'smtp_pix_workarounds', 'postscreen_dnsbl_sites',
+    'postscreen_access_list', 'tls_eecdh_auto_curves', 'message_drop_headers', 'alias_database',
 ])
 def test_list_parameters(name):
     assert pp.is_list_parameter(name)
@@ -260,7 +265,7 @@ def test_list_parameters(name):
 
 @pytest.mark.parametrize('name', [
     'smtpd_banner', 'tls_high_cipherlist', 'smtp_tls_security_level', 'myhostname',
-    'maillog_file', 'maps_d_dir', 'smtpd_tls_cert_file',
+    'maillog_file', 'maps_d_dir', 'smtpd_tls_cert_file', 'smtpd_tls_eecdh_grade', 'tlsproxy_tls_eecdh_grade',
 ])
 def test_scalar_parameters(name):
     assert not pp.is_list_parameter(name)
