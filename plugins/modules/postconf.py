@@ -332,9 +332,10 @@ def desired_settings(module):
         except TypeError as exc:
             errors.append('value of %s: %s' % (name, exc))
             continue
-        if overrides and (by_item or isinstance(raw, (list, tuple))):
+        if overrides and (by_item or isinstance(raw, (list, tuple)) or is_list_parameter(name)):
             # a master.cf -o override cannot hold blanks: "a,b" (Postfix splits on commas too);
-            # items to add or remove are items, however they were separated
+            # items to add or remove are items, however they were separated, and so is a
+            # list parameter's value given as text ("a, b", as postconf_info returns it)
             text = ','.join(split_list(text))
         if by_item and not split_list(text):
             errors.append('value of %s names no list item to make %s' % (name, params['list_items']))

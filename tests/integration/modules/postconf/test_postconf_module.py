@@ -273,6 +273,21 @@ def test_service_override_batch_is_one_write(sandbox, postconf_calls):
     assert 'submission/inet/syslog_name = postfix/submission' in overrides
 
 
+def test_service_override_list_given_as_text_is_written_without_blanks(sandbox, postconf_calls):
+    """A list parameter's override given as "a, b" (as postconf -P and postconf_info show it)
+    is the list a,b: it used to be refused for its blanks, even when it was already there."""
+    svc = 'submission/inet'
+    value = 'permit_sasl_authenticated, reject'
+    result = sandbox.postconf({'service': svc, 'name': 'smtpd_client_restrictions', 'value': value})
+    assert result['changed'] is True, result
+    assert '%s/smtpd_client_restrictions = permit_sasl_authenticated,reject' % svc in sandbox.real_postconf('-P')
+    writes = len(postconf_calls.writes())
+    for again in (value, 'permit_sasl_authenticated,reject', ['permit_sasl_authenticated', 'reject']):
+        result = sandbox.postconf({'service': svc, 'name': 'smtpd_client_restrictions', 'value': again})
+        assert result['changed'] is False, (again, result)
+    assert len(postconf_calls.writes()) == writes
+
+
 def test_service_override_check_mode(sandbox, postconf_calls):
     before = sandbox.snapshot()
     result = sandbox.postconf({'service': 'submission/inet', 'name': 'smtpd_tls_security_level',
