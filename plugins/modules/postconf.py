@@ -51,7 +51,9 @@ options:
       - Leading and trailing whitespace is removed (Postfix drops it too).
       - Must not contain a newline, a carriage return, a NUL or any other control character
         except tab. For a service override (O(service)) it must not contain blanks either,
-        since C(postconf -P) cannot write that.
+        since C(postconf -P) cannot write that; the items of a list parameter are written
+        joined with C(",") instead (C("permit_sasl_authenticated, reject") as
+        C(permit_sasl_authenticated,reject)).
       - C($) must start something Postfix can expand, as Postfix's own parser checks it,
         since Postfix refuses to read a C(main.cf) with a value it cannot expand ("macro
         processing error"). Accepted are C($$) (a literal C($)), C($name), C(${name}),
