@@ -27,6 +27,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     LEVEL_RANKS,
     expand_references,
     level_rank,
+    lowered_entries,
     planned_level,
     raises_smtpd_to_encrypt,
     smtpd_certificate_files,
@@ -679,6 +680,23 @@ def enforce_tls_decision(info, settings):
         # the table planned in the same read (postconf_info's tls_policy_plan) was refused
         # by tls_policy's checks: an entry Postfix cannot use, a map type it lacks, ...
         refusals.append('TLS policy table %s: %s' % (plan.get('path') or map_path, plan.get('msg', '')))
+    elif isinstance(plan, Mapping) and isinstance(plan.get('changed_values'), Mapping) \
+            and not settings['allow_downgrade']:
+        # the no-downgrade rule of the global levels, as a warning for the table's entries:
+        # an inventory change that lowers a destination is written (it is what the inventory
+        # says), and said out loud, so a convergence check with --fail-on-warnings stops on it
+        changed = dict((str(key), dict(value)) for key, value in plan['changed_values'].items()
+                       if isinstance(value, Mapping))
+        lowered = lowered_entries(changed, outgoing_final)
+        if lowered:
+            shown = ['%s %s -> %s' % (key, before, after or 'no entry (smtp_tls_security_level=%s)' % outgoing_final)
+                     for key, before, after in lowered[:10]]
+            notes.append('WARNING: this run lowers the TLS policy of %d destination%s in %s: %s%s. Mail to %s '
+                         'is then sent with weaker TLS or in plaintext. Set enforce_tls_allow_downgrade=true '
+                         'when that is intended.'
+                         % (len(lowered), '' if len(lowered) == 1 else 's', plan.get('path') or map_path,
+                            ', '.join(shown), ' (and %d more)' % (len(lowered) - 10) if len(lowered) > 10 else '',
+                            'it' if len(lowered) == 1 else 'them'))
     levels_read = info.get('tls_policy_levels')
     if isinstance(levels_read, Mapping) and levels_read.get('failed'):
         # the preflight worked out in the same read (postconf_info's tls_policy_levels) could

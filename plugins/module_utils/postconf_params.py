@@ -686,6 +686,29 @@ def weaker_somewhere(level, than, side='smtp'):
         and str(than or '').strip().lower() == 'encrypt'
 
 
+def policy_value_level(value):
+    """The security level of a policy table value (its first word, lower case), or None."""
+    words = str(value or '').split()
+    return words[0].lower() if words else None
+
+
+def lowered_entries(changed_values, fallback):
+    """[(key, level before, level after or None)] of the table entries a run makes weaker for
+    their destination (weaker_somewhere). CHANGED_VALUES: tls_policy's changed_values, {key:
+    {'before': value, 'after': value or None}}; an entry removed leaves its destination to
+    FALLBACK (smtp_tls_security_level after the run; a parent domain's entry aside)."""
+    found = []
+    for key in sorted(changed_values or {}):
+        change = changed_values[key]
+        if not isinstance(change, dict):
+            continue
+        before = policy_value_level(change.get('before'))
+        after = policy_value_level(change.get('after'))
+        if before and weaker_somewhere(after or fallback, before, 'smtp'):
+            found.append((key, before, after))
+    return found
+
+
 def planned_level(requested, now, side, keep_stricter):
     """The level SIDE (smtp, smtpd) gets: REQUESTED (None: unchanged), or NOW when
     KEEP_STRICTER and REQUESTED would be weaker for some destination (weaker_somewhere) -

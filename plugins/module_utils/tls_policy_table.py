@@ -141,8 +141,8 @@ class TlsPolicyTable:
         self.where = {}         # 'destination KEY: ' -> 'FILE, line N' for the entries of a policies_src
         self.maps_value = ''    # smtp_tls_policy_maps, expanded (resolve_map)
         self._version = None
-        self.result = dict(changed=False, added=[], updated=[], removed=[], postmap_ran=False,
-                           duplicates=[])
+        self.result = dict(changed=False, added=[], updated=[], removed=[], changed_values={},
+                           postmap_ran=False, duplicates=[])
 
     def fail(self, msg, **kwargs):
         raise TlsPolicyTableError(msg, dict(self.result, **kwargs))
@@ -538,6 +538,15 @@ class TlsPolicyTable:
                       'while postmap -q still answers; nothing was changed. Remove the copies, or manage '
                       'the key with this module, which keeps the first and removes the others' % (path, lines))
         after = table.render()
+        if self.result['updated'] or self.result['removed']:
+            # what Postfix used for each of them and what it uses after the run (None: no
+            # entry), for a caller that warns about a policy lowered; parsed again only here
+            previous = LookupTableSource.parse(before)
+            wanted = dict((key, value) for key, value, policy in desired)
+            for key in self.result['updated'] + self.result['removed']:
+                entry = previous.lookup(key)
+                self.result['changed_values'][key] = dict(before=entry.value if entry else None,
+                                                          after=wanted.get(key))
 
         create = not table_file.exists and (any(value is not None for key, value, policy in desired)
                                             or params['exclusive'])

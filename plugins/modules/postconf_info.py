@@ -459,6 +459,14 @@ tls_policy_plan:
       description: The table's directory does not exist yet (the table is new).
       type: bool
       returned: the directory is missing
+    changed_values:
+      description:
+        - For each destination the table task would update or remove, its value now (C(before))
+          and after (C(after), null when removed), as
+          RV(mailgw.postfix_tls.tls_policy#module:changed_values); the enforce_tls role warns
+          about a policy lowered with it.
+      type: dict
+      returned: planned
 smtpd_key_pairs:
   description: With O(smtpd_key_pairs), each certificate smtpd loads with its key.
   returned: O(smtpd_key_pairs) given

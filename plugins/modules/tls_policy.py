@@ -397,6 +397,15 @@ removed:
   type: list
   elements: str
   sample: ["old.example.org"]
+changed_values:
+  description:
+    - For each destination in RV(updated) and RV(removed), the value of the line Postfix used
+      before (C(before)) and the value after the run (C(after), null when removed), so that a
+      play can tell a policy lowered (C(secure) to C(may)) from one raised.
+  returned: always
+  type: dict
+  sample: {"partner.example": {"before": "secure match=mx.partner.example", "after": "may"},
+           "old.example.org": {"before": "encrypt", "after": null}}
 table_differs:
   description:
     - Whether the table (its entries, its index, its owner, group or mode) differed from what the

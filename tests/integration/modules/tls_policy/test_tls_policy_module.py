@@ -185,6 +185,10 @@ def test_exclusive_removes_unlisted_entries_and_keeps_comments(sandbox):
     assert result['changed'] is True
     assert sorted(result['removed']) == ['old.example', 'partner.example']
     assert result['added'] == ['fresh.example']
+    # what Postfix used for each (the first of the duplicates, its continuation line joined) and after
+    assert result['changed_values'] == {'old.example': {'before': 'may', 'after': None},
+                                        'partner.example': {'before': 'secure    match=nexthop:dot-nexthop',
+                                                            'after': None}}
     assert sandbox.table.read_text() == (
         '# TLS policy for the gateway\n'
         '# (hand-maintained part below)\n'
@@ -197,7 +201,7 @@ def test_exclusive_removes_unlisted_entries_and_keeps_comments(sandbox):
         {'destination': '[relay.example.net]:587', 'level': 'encrypt'},
         {'destination': 'fresh.example', 'level': 'dane'},
     ]})
-    assert again['changed'] is False
+    assert again['changed'] is False and again['changed_values'] == {}
 
 
 def test_exclusive_with_no_entries_empties_the_table(sandbox):

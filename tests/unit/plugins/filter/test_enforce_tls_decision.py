@@ -259,6 +259,30 @@ def test_a_refused_table_plan_is_a_refusal():
     assert enforce_tls_decision(fine, {})['refusals'] == []
 
 
+def test_a_table_entry_lowered_by_the_run_is_a_warning():
+    changed = {'a.example': {'before': 'secure match=mx.a.example', 'after': 'may'},
+               'b.example': {'before': 'encrypt', 'after': None},          # removed: smtp_tls_security_level
+               'c.example': {'before': 'encrypt', 'after': 'dane'},        # may without TLSA records
+               'd.example': {'before': 'may', 'after': 'encrypt'},         # raised
+               'e.example': {'before': 'verify', 'after': 'secure'},
+               'f.example': {'before': 'none', 'after': None}}             # removed, to may: raised
+    host = dict(info(), tls_policy_plan={'failed': False, 'table_differs': True, 'path': '/etc/postfix/tls_policy',
+                                         'changed_values': changed})
+    d = enforce_tls_decision(host, {'outgoing_level': 'may'})
+    assert d['refusals'] == []
+    assert d['notes'] == ['WARNING: this run lowers the TLS policy of 3 destinations in /etc/postfix/tls_policy: '
+                          'a.example secure -> may, b.example encrypt -> no entry (smtp_tls_security_level=may), '
+                          'c.example encrypt -> dane. Mail to them is then sent with weaker TLS or in plaintext. '
+                          'Set enforce_tls_allow_downgrade=true when that is intended.']
+    # under a global encrypt the removed entry lowers nothing
+    d = enforce_tls_decision(host, {'outgoing_level': 'encrypt'})
+    assert 'b.example' not in d['notes'][0] and '2 destinations' in d['notes'][0]
+    # allowed: no warning; nothing changed: none either
+    assert enforce_tls_decision(host, {'outgoing_level': 'may', 'allow_downgrade': True})['notes'] == []
+    converged = dict(info(), tls_policy_plan={'failed': False, 'table_differs': False, 'changed_values': {}})
+    assert enforce_tls_decision(converged, {'outgoing_level': 'may'})['notes'] == []
+
+
 def test_a_preflight_that_could_not_be_worked_out_is_a_refusal_at_fail():
     host = dict(info(), tls_policy_levels={'failed': True, 'msg': 'cannot look up the TLS policy in /etc/postfix '
                                                                   '(smtp_tls_policy_maps = hash:/x): postmap: fatal'})
