@@ -35,6 +35,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
+    reinjection_candidates,
     service_level_notes,
     unenforced_smtpd_programs,
 )
@@ -651,15 +652,14 @@ def enforce_tls_decision(info, settings):
         # an smtpd service with an empty -o content_filter is where a content filter hands mail
         # back (amavis: 127.0.0.1:10025/inet); at encrypt it refuses the filter's plaintext
         commands = info.get('service_commands') if isinstance(info.get('service_commands'), Mapping) else {}
-        for service, own in sorted((info.get('service_parameters') or {}).items()):
-            if isinstance(own, Mapping) and service.endswith('/inet') and commands.get(service) == 'smtpd' \
-                    and 'content_filter' in own and not str(own['content_filter']).strip() \
-                    and 'smtpd_tls_security_level' not in own and service not in settings['reinjection_services']:
-                notes.append('WARNING: %s in %s/master.cf looks like a content filter\'s re-injection service '
-                             '(-o content_filter= with nothing after it, as amavis\'s 127.0.0.1:10025): at '
-                             'smtpd_tls_security_level=encrypt it refuses mail the filter hands back without '
-                             'STARTTLS ("530 5.7.0 Must issue a STARTTLS command first"). Add it to '
-                             'enforce_tls_reinjection_services to exempt it.' % (service, config_dir))
+        overrides = dict((service, dict(own)) for service, own in (info.get('service_parameters') or {}).items()
+                         if isinstance(own, Mapping))
+        for service in reinjection_candidates(overrides, commands, exempt=settings['reinjection_services']):
+            notes.append('WARNING: %s in %s/master.cf looks like a content filter\'s re-injection service '
+                         '(-o content_filter= with nothing after it, as amavis\'s 127.0.0.1:10025): at '
+                         'smtpd_tls_security_level=encrypt it refuses mail the filter hands back without '
+                         'STARTTLS ("530 5.7.0 Must issue a STARTTLS command first"). Add it to '
+                         'enforce_tls_reinjection_services to exempt it.' % (service, config_dir))
     # master.cf -o overrides beat main.cf: services and transports the levels do not reach
     # (service_commands: postconf_info of an older collection does not return it)
     unenforced = []

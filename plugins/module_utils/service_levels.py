@@ -94,6 +94,21 @@ def weaker_smtpd_services(level, values, overrides, commands, exempt=()):
     return found
 
 
+def reinjection_candidates(overrides, commands, exempt=()):
+    """The inet smtpd services that look like a content filter's re-injection service (an
+    ``-o content_filter=`` with nothing after it, as amavis's 127.0.0.1:10025) and keep no
+    TLS level of their own, EXEMPT aside, sorted: at smtpd_tls_security_level=encrypt they
+    refuse the mail the filter hands back without STARTTLS."""
+    found = []
+    for service, own in sorted((overrides or {}).items()):
+        if not isinstance(own, dict) or not service.endswith('/inet') or commands.get(service) != 'smtpd':
+            continue
+        if 'content_filter' in own and not str(own['content_filter']).strip() \
+                and 'smtpd_tls_security_level' not in own and service not in exempt:
+            found.append(service)
+    return found
+
+
 def smtpd_program(service, values, overrides):
     """The program name SERVICE's smtpd logs under: its ``-o syslog_name`` (``$service_name``
     expanded), else main.cf's syslog_name, then ``/smtpd``; None when it cannot be expanded."""

@@ -5,6 +5,7 @@
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import parse_service_commands
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
     content_filter_transports,
+    reinjection_candidates,
     remote_transports,
     routed_smtp_transports,
     smtpd_program,
@@ -214,3 +215,16 @@ def test_unenforced_smtpd_programs():
     assert unenforced_smtpd_programs('encrypt', MAIN, shared, commands) == ['postfix/legacy/smtpd']
     # at may nothing is weaker than main.cf but the loopback service
     assert unenforced_smtpd_programs('may', MAIN, overrides, commands) == ['postfix/reinject/smtpd']
+
+
+def test_reinjection_candidates_are_inet_smtpd_services_with_an_empty_content_filter():
+    commands = {'smtp/inet': 'smtpd', '127.0.0.1:10025/inet': 'smtpd', '127.0.0.1:10026/inet': 'smtpd',
+                '127.0.0.1:10027/inet': 'smtpd', 'amavis/unix': 'smtp', 'pickup/unix': 'pickup'}
+    overrides = {'127.0.0.1:10025/inet': {'content_filter': '', 'smtpd_tls_security_level': 'none'},  # exempt
+                 '127.0.0.1:10026/inet': {'content_filter': '', 'receive_override_options': 'no_milters'},
+                 '127.0.0.1:10027/inet': {'content_filter': 'amavis:[127.0.0.1]:10024'},      # a filter, not back
+                 'amavis/unix': {'content_filter': ''},                                          # not smtpd
+                 'pickup/unix': {'content_filter': ''}}
+    assert reinjection_candidates(overrides, commands) == ['127.0.0.1:10026/inet']
+    assert reinjection_candidates(overrides, commands, exempt=['127.0.0.1:10026/inet']) == []
+    assert reinjection_candidates({}, commands) == []
