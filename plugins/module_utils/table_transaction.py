@@ -242,19 +242,26 @@ class TableTransaction:
         return data.decode('utf-8', 'surrogateescape')
 
     def clean_up(self):
-        """Remove temporary files of an interrupted run (the caller holds the lock: nobody else owns them)."""
+        """Remove temporary files of an interrupted run (the caller holds the lock: nobody else owns
+        them). In check mode they are only named: a real run removes them and rebuilds the index
+        (needs_build), and check mode predicts that."""
         pattern = re.compile(r'^(?:__db\.)?\.%s\.[a-z0-9_]{8}\.tmp(?:\..*)?$'
                              % re.escape(os.path.basename(self.source)))
-        removed = []
+        found = []
         for directory in sorted(set([os.path.dirname(self.source), os.path.dirname(self.path)])):
+            if not os.path.isdir(directory):
+                continue        # check mode: a directory an earlier task of the play creates
             for name in os.listdir(directory):
                 if pattern.match(name):
-                    self.module.cleanup(os.path.join(directory, name))
-                    removed.append(name)
-        if removed:
-            self.warnings.append('removed temporary files of an interrupted run: %s' % ', '.join(sorted(removed)))
-        self.leftovers = removed
-        return removed
+                    if not self.module.check_mode:
+                        self.module.cleanup(os.path.join(directory, name))
+                    found.append(name)
+        if found:
+            self.warnings.append('%s temporary files of an interrupted run: %s'
+                                 % ('would remove' if self.module.check_mode else 'removed',
+                                    ', '.join(sorted(found))))
+        self.leftovers = found
+        return found
 
     def needs_build(self, write_source, create):
         """Whether postmap must (re)build the index: the source changes, an interrupted

@@ -512,8 +512,7 @@ class TlsPolicyTable:
                                       file_params=self.params)
         before = table_file.read()
         table = LookupTableSource.parse(before)
-        if not module.check_mode:
-            table_file.clean_up()
+        table_file.clean_up()
         self.result['duplicates'] = table.duplicates()
         managed = set(key for key, value, policy in desired)
         self.warnings.extend(table.warnings(path, managed=managed))

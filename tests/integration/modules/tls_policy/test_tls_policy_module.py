@@ -610,8 +610,14 @@ def test_leftovers_of_an_interrupted_run_are_removed_and_the_index_rebuilt(sandb
                  '__db..tls-policy.map.ab12cd34.tmp.db'):
         (sandbox.maps_dir / name).write_text('junk')
     (sandbox.maps_dir / 'unrelated.tmp').write_text('keep me')
+    # check mode predicts the real run (it used to say "no change") and removes nothing
+    before = sandbox.snapshot()
+    predicted = sandbox.tls_policy({'destination': 'seed.example', 'level': 'may'}, check=True)
+    assert predicted['changed'] is True and predicted['postmap_ran'] is True, predicted
+    assert 'would remove temporary files of an interrupted run' in warnings_of(predicted)
+    assert sandbox.snapshot() == before and len(os.listdir(sandbox.maps_dir)) == 6
     result = sandbox.tls_policy({'destination': 'seed.example', 'level': 'may'})
     assert result['changed'] is True and result['postmap_ran'] is True
-    assert 'interrupted run' in warnings_of(result)
+    assert 'removed temporary files of an interrupted run' in warnings_of(result)
     assert sorted(os.listdir(sandbox.maps_dir)) == ['tls-policy.map', 'tls-policy.map.db', 'unrelated.tmp']
     assert sandbox.tls_policy({'destination': 'seed.example', 'level': 'may'})['changed'] is False

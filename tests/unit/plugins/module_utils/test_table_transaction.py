@@ -128,6 +128,17 @@ def test_leftovers_of_an_interrupted_run_are_removed_with_a_warning(table):
     assert t.needs_build(write_source=False, create=False)     # leftovers: the index may be newer
 
 
+def test_leftovers_are_named_not_removed_in_check_mode(table):
+    directory = table.parent
+    (directory / '.tls_policy.abcd1234.tmp').write_text('x')
+    warnings = []
+    t = transaction(table, warnings=warnings, module=make_module(check_mode=True))
+    assert t.clean_up() == ['.tls_policy.abcd1234.tmp']
+    assert '.tls_policy.abcd1234.tmp' in names(directory)
+    assert warnings == ['would remove temporary files of an interrupted run: .tls_policy.abcd1234.tmp']
+    assert t.needs_build(write_source=False, create=False)     # predicted as the real run does it
+
+
 # --- staleness ----------------------------------------------------------------
 
 def test_needs_build(table):
