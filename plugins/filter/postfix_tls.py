@@ -841,7 +841,27 @@ def enforce_tls_input_problems(sources, settings):
          'positive number of probes at a time', concurrency),
     ]
     problems.extend('Bad value: %s (got %s).' % (rule, _json(value)) for ok, rule, value in checks if not ok)
+    mode = _special_mode_bits(get('map_mode'))
+    if mode is not None:
+        problems.append('Bad value: enforce_tls_map_mode %s gives the policy table and its index the setuid, '
+                        'setgid or sticky bit (mode %s): an unquoted 644 in YAML is the decimal number 644, '
+                        'which ansible-core 2.19 passes on as mode 01204; quote it, "0644" (got %s).'
+                        % (_json(get('map_mode')), mode, _json(get('map_mode'))))
     return problems
+
+
+def _special_mode_bits(mode):
+    """The mode as octal text when MODE (a number, or a string of octal digits as Ansible reads
+    it) sets bits above 0777, else None; symbolic modes and None pass."""
+    if isinstance(mode, bool) or mode is None:
+        return None
+    if isinstance(mode, int):
+        value = mode
+    elif isinstance(mode, str) and re.match(r'^0?[0-7]{3,4}$', mode.strip()):
+        value = int(mode.strip(), 8)
+    else:
+        return None
+    return '0%o' % value if value & ~0o777 else None
 
 
 class FilterModule:

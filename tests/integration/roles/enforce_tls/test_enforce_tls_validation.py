@@ -101,3 +101,9 @@ def test_an_unquoted_off_preflight_is_off(tmp_path):
     (name, msg), = failed
     assert len(read) == 1 and not read[0].get('skipped'), read
     assert 'postconf cannot read the configuration' in msg and 'enforce_tls_preflight' not in msg, (name, msg)
+
+
+def test_an_unquoted_octal_map_mode_is_refused(tmp_path):
+    # enforce_tls_map_mode: 644 (unquoted) is the number 644: mode 01204 on the table
+    msg = refused_unread(*run_role(tmp_path, {'enforce_tls_map_mode': 644}))
+    assert 'enforce_tls_map_mode 644' in msg and '(mode 01204)' in msg and 'quote it, "0644"' in msg, msg

@@ -248,6 +248,20 @@ def test_policy_entries_the_grammar_refuses_are_named_by_variable_and_index():
     assert "enforce_tls_host_policies[0] destination 'c.example'" in msg and 'tight' in msg
 
 
+@pytest.mark.parametrize('mode, refused', [
+    (644, '0o1204'), (600, '0o1130'), ('4644', '04644'), ('0644', None), (420, None), ('u=rw,g=r,o=r', None),
+    ('0640', None), (None, None),
+])
+def test_a_map_mode_with_special_bits_is_refused(mode, refused):
+    problems = enforce_tls_input_problems({'enforce_tls_policies': []}, dict(SETTINGS, map_mode=mode))
+    if refused is None:
+        assert problems == []
+    else:
+        expected = '0' + refused[2:] if refused.startswith('0o') else refused
+        assert len(problems) == 1 and 'enforce_tls_map_mode' in problems[0] and '(mode %s)' % expected in problems[0]
+        assert 'quote it, "0644"' in problems[0]
+
+
 def test_a_refused_table_plan_is_a_refusal():
     host = dict(info(), tls_policy_plan={'failed': True, 'path': '/etc/postfix/tls_policy',
                                          'msg': "invalid TLS policy entry, nothing was changed: policies: "
