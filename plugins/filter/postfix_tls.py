@@ -233,7 +233,8 @@ def _entry_value(name, value):
     items = [check_type_str(item, allow_conversion=True) for item in check_type_list(value)]
     if kind == 'pathlist':
         items = [os.path.expanduser(os.path.expandvars(item)) for item in items]
-    return items
+    # without surrounding blanks, as tls_policy builds the entry ("a.example, b.example")
+    return [item.strip() for item in items]
 
 
 def tls_policy_values(entries):

@@ -64,6 +64,14 @@ ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'serv
                      'connection_reuse', 'enable_rpk')
 
 
+def _stripped_items(value):
+    """A list option's items without surrounding blanks: Ansible splits a string given for a
+    list on commas only, so "a.example, b.example" arrives as ['a.example', ' b.example']."""
+    if isinstance(value, list):
+        return [item.strip() if isinstance(item, str) else item for item in value]
+    return value
+
+
 def entry_options(destination_required):
     return dict(
         destination=dict(type='str', required=destination_required),
@@ -197,7 +205,8 @@ class TlsPolicyTable:
                 errors.append('%sdestination %r: level is required when state is present' % (where, key))
                 continue
             try:
-                policy = build_policy(item['level'], **dict((name, item[name]) for name in ATTRIBUTE_OPTIONS))
+                policy = build_policy(item['level'], **dict((name, _stripped_items(item[name]))
+                                                            for name in ATTRIBUTE_OPTIONS))
             except PolicyError as e:
                 errors.append('%sdestination %r: %s' % (where, key, e))
                 continue

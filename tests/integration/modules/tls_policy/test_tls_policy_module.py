@@ -337,6 +337,14 @@ def test_a_key_with_a_byte_order_mark_is_warned_about_and_removable(sandbox):
     assert sandbox.table.read_bytes() == b'other.example may\n'
 
 
+def test_a_list_option_given_as_text_with_blanks_after_the_commas(sandbox):
+    # Ansible splits "a, b" on commas only: the items are written without the blanks
+    result = sandbox.tls_policy({'destination': 'x.example', 'level': 'secure',
+                                 'match': 'nexthop, dot-nexthop', 'protocols': '>=TLSv1.2, <=TLSv1.3'})
+    assert result['changed'] is True, result
+    assert sandbox.query('x.example') == {'x.example': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2:<=TLSv1.3'}
+
+
 def test_backup_keeps_the_previous_source(sandbox):
     sandbox.table.write_text('a.example may\n')
     result = sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'backup': True})

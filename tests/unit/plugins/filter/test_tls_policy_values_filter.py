@@ -52,6 +52,11 @@ def test_options_are_converted_as_the_module_argument_spec_converts_them():
          'connection_reuse': 'yes'},
     ])
     assert values == {'a.example': 'secure match=nexthop:dot-nexthop connection_reuse=yes'}
+    # blanks after the commas, as people write lists: the items without them (tls_policy does
+    # the same; they were refused, "match value ' dot-nexthop' contains ' '")
+    assert tls_policy_values([{'destination': 'a.example', 'level': 'secure', 'match': 'nexthop, dot-nexthop',
+                               'protocols': '>=TLSv1.2, <=TLSv1.3'}]) == {
+        'a.example': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2:<=TLSv1.3'}
 
 
 def test_empty_list_is_an_empty_mapping():
