@@ -233,8 +233,9 @@ def _entry_value(name, value):
     items = [check_type_str(item, allow_conversion=True) for item in check_type_list(value)]
     if kind == 'pathlist':
         items = [os.path.expanduser(os.path.expandvars(item)) for item in items]
-    # without surrounding blanks, as tls_policy builds the entry ("a.example, b.example")
-    return [item.strip() for item in items]
+    # without surrounding spaces, as tls_policy builds the entry ("a.example, b.example");
+    # a control character stays (refused by the grammar)
+    return [item.strip(' ') for item in items]
 
 
 def tls_policy_values(entries):

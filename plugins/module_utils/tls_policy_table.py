@@ -65,10 +65,11 @@ ATTRIBUTE_OPTIONS = ('match', 'ciphers', 'protocols', 'exclude', 'tafile', 'serv
 
 
 def _stripped_items(value):
-    """A list option's items without surrounding blanks: Ansible splits a string given for a
-    list on commas only, so "a.example, b.example" arrives as ['a.example', ' b.example']."""
+    """A list option's items without surrounding spaces: Ansible splits a string given for a
+    list on commas only, so "a.example, b.example" arrives as ['a.example', ' b.example'].
+    Only spaces: a control character stays, and is refused by the grammar."""
     if isinstance(value, list):
-        return [item.strip() if isinstance(item, str) else item for item in value]
+        return [item.strip(' ') if isinstance(item, str) else item for item in value]
     return value
 
 

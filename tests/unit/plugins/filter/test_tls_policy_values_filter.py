@@ -57,6 +57,9 @@ def test_options_are_converted_as_the_module_argument_spec_converts_them():
     assert tls_policy_values([{'destination': 'a.example', 'level': 'secure', 'match': 'nexthop, dot-nexthop',
                                'protocols': '>=TLSv1.2, <=TLSv1.3'}]) == {
         'a.example': 'secure match=nexthop:dot-nexthop protocols=>=TLSv1.2:<=TLSv1.3'}
+    # only spaces: a control character is still refused
+    with pytest.raises(AnsibleFilterError, match='nexthop'):
+        tls_policy_values([{'destination': 'a.example', 'level': 'secure', 'match': ['nexthop\r']}])
 
 
 def test_empty_list_is_an_empty_mapping():
