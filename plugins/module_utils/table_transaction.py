@@ -193,6 +193,36 @@ class DirectoryLock:
         return False
 
 
+class TableLock:
+    """DirectoryLock on the directory of PATH and, when PATH is a symbolic link into another
+    one, on that directory too (in a fixed order): the source and its temporary files live
+    where the link points, so two tables linked to one shared source (two Postfix instances)
+    serialize on it, as two tasks on one table do."""
+
+    def __init__(self, path, timeout=LOCK_TIMEOUT):
+        directories = set([os.path.dirname(path)])
+        linked = os.path.dirname(os.path.realpath(path))
+        if os.path.isdir(linked):
+            directories.add(linked)
+        self.locks = [DirectoryLock(directory, timeout) for directory in sorted(directories)]
+        self.held = []
+
+    def __enter__(self):
+        try:
+            for lock in self.locks:
+                lock.__enter__()
+                self.held.append(lock)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        while self.held:
+            self.held.pop().__exit__()
+        return False
+
+
 def _equal(a, b):
     return a == b
 

@@ -35,7 +35,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     Postmap,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
-    DirectoryLock,
+    TableLock,
     TableTransaction,
     TableTransactionError,
     directory_problem,
@@ -467,7 +467,7 @@ class TlsPolicyTable:
             if module.check_mode:
                 self.apply(desired, path, map_type)
             else:
-                with DirectoryLock(os.path.dirname(path)):
+                with TableLock(path):
                     self.apply(desired, path, map_type)
         except TableTransactionError as e:
             self.fail(str(e), **e.details)

@@ -23,6 +23,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
     DirectoryLock,
+    TableLock,
     TableTransaction,
     TableTransactionError,
     copy_owner_mode,
@@ -396,6 +397,27 @@ def test_restore_owner_mode(tmp_path):
 
 
 # --- lock ---------------------------------------------------------------------
+
+def test_a_table_linked_into_another_directory_locks_that_one_too(tmp_path):
+    # two Postfix instances whose tables link to one shared source: a run on either holds the
+    # shared directory (its temporary files live there), so they serialize
+    shared, one, two = tmp_path / 'shared', tmp_path / 'one', tmp_path / 'two'
+    for directory in (shared, one, two):
+        directory.mkdir()
+    (shared / 'tls_policy').write_text('a.example may\n')
+    for directory in (one, two):
+        (directory / 'tls_policy').symlink_to(shared / 'tls_policy')
+    with TableLock(str(one / 'tls_policy')):
+        with pytest.raises(OSError, match='waiting for the lock on %s' % shared):
+            with TableLock(str(two / 'tls_policy'), timeout=0.1):
+                pass
+        with DirectoryLock(str(two), timeout=0.1):      # only the shared directory is contended
+            pass
+    with TableLock(str(two / 'tls_policy'), timeout=0.1):
+        pass
+    # a plain table: its own directory only
+    assert [lock.directory for lock in TableLock(str(shared / 'tls_policy')).locks] == [str(shared)]
+
 
 def test_directory_lock_is_exclusive_and_times_out(tmp_path):
     with DirectoryLock(str(tmp_path)):
