@@ -49,7 +49,8 @@ description:
     file, the index is queried, and only then the index and afterwards the source are renamed
     into place (so Postfix never sees a source newer than its index)."
   - Concurrent runs against the same directory are serialized with a lock (C(flock) on the
-    directory itself, so no lock file is created).
+    directory itself, so no lock file is created; for a table that is a symbolic link into
+    another directory, on that directory too).
 author:
   - mailgw.postfix_tls maintainers (@mailgw)
 extends_documentation_fragment:
