@@ -146,7 +146,11 @@ class _Checker:
         self.warnings = []
 
     def lint(self, message, why):
-        self.warnings.append(_lint_text(message, why))
+        self.lint_text(_lint_text(message, why))
+
+    def lint_text(self, text):
+        """A lint already worded by _lint_text."""
+        self.warnings.append(text)
 
     def done(self):
         if self.strict and self.warnings:
@@ -293,12 +297,11 @@ def _no_nexthop(destination, what, problem):
                        % (destination, what, problem))
 
 
-def _check_port(port, destination, warnings, lints):
+def _check_port(port, destination, warnings, checker):
     if port == '':
-        lints.append(_lint_text(
-            'destination %r: empty port after ":"' % destination,
-            'Postfix uses the default port, but only looks this key up when a transport '
-            'spells it with the trailing ":"; write the key without it'))
+        checker.lint('destination %r: empty port after ":"' % destination,
+                     'Postfix uses the default port, but only looks this key up when a transport '
+                     'spells it with the trailing ":"; write the key without it')
         return
     if port[0].isdigit():
         if not port.isdigit() or not port.isascii():
@@ -335,14 +338,13 @@ def normalize_destination(destination):
     looks up (PolicyLint for the collection's own rules, only when Postfix does look
     the key up: a key that breaks both gets the error).
     """
-    lints = []
-    key, warnings = _normalize_destination(destination, lints)
-    if lints:
-        raise PolicyLint(lints[0])
+    checker = _Checker(True)
+    key, warnings = _normalize_destination(destination, checker)
+    checker.done()
     return key, warnings
 
 
-def _normalize_destination(destination, lints):
+def _normalize_destination(destination, checker):
     if not isinstance(destination, str) or destination == '':
         raise PolicyError('destination %r: must be a non-empty string' % (destination,))
     if _BAD_KEY_CHAR_RE.search(destination):
@@ -361,17 +363,16 @@ def _normalize_destination(destination, lints):
     if destination.isascii():
         key = destination.lower()
     else:
-        _check_non_ascii_key(destination, lints)
+        _check_non_ascii_key(destination, checker)
         key = fold_key(destination)
         folded = utf8_fold_key(destination)
         if key != folded:
-            lints.append(_lint_text(
-                'destination %r: write this UTF-8 key case-folded, as %r' % (destination, folded),
-                'with smtputf8_enable=yes it folds the key to %r, with smtputf8_enable=no it '
-                'only lowers ASCII letters, so only the folded spelling works with both'
-                % folded))
+            checker.lint('destination %r: write this UTF-8 key case-folded, as %r' % (destination, folded),
+                         'with smtputf8_enable=yes it folds the key to %r, with smtputf8_enable=no it '
+                         'only lowers ASCII letters, so only the folded spelling works with both'
+                         % folded)
     if key.startswith('['):
-        return key, _bracket_key(destination, key, warnings, lints)
+        return key, _bracket_key(destination, key, warnings, checker)
     if ']' in key or '[' in key:
         raise PolicyError('destination %r: unbalanced brackets' % destination)
     if key.startswith('ipv6:'):
@@ -391,7 +392,7 @@ def _normalize_destination(destination, lints):
             raise PolicyError('destination %r: an IPv6 address must be written in brackets, '
                               '[2001:db8::1] or [ipv6:2001:db8::1], as the transport or relayhost '
                               'spells it' % destination)
-        _check_port(port, destination, warnings, lints)
+        _check_port(port, destination, warnings, checker)
         if not valid_ipv4(host):
             problem, dummy = _utf8_hostname_problem(host)
             if problem:
@@ -455,11 +456,11 @@ def invisible_key_problem(destination):
                       % (them, them))
 
 
-def _check_non_ascii_key(destination, lints):
+def _check_non_ascii_key(destination, checker):
     """A UTF-8 key must be a real internationalized name, not ASCII in disguise."""
     invisible = invisible_key_problem(destination)
     if invisible:
-        lints.append(invisible)
+        checker.lint_text(invisible)
     host = destination.strip('[].')
     if host.startswith('ipv6:'):
         host = host[5:]
@@ -473,11 +474,11 @@ def _check_non_ascii_key(destination, lints):
                           'domain name (it has no A-label form), so no next hop is ever spelled '
                           'this way and Postfix never looks this key up' % destination)
     if 'xn--' not in ascii_host:
-        lints.append(_lint_text(
+        checker.lint(
             'destination %r: non-ASCII characters that stand for ASCII letters (%r)'
             % (destination, ascii_host),
             'it looks the key up verbatim, while next hops are spelled %r; write that'
-            % ascii_host))
+            % ascii_host)
 
 
 def _check_dot_domain(destination, rest):
@@ -507,7 +508,7 @@ def _utf8_warning(destination, key, host, warnings):
                     % (destination, ascii_key))
 
 
-def _bracket_key(destination, key, warnings, lints):
+def _bracket_key(destination, key, warnings, checker):
     close = key.find(']')
     if close < 0:
         raise PolicyError('destination %r: unbalanced brackets: "[" without "]"; Postfix '
@@ -519,7 +520,7 @@ def _bracket_key(destination, key, warnings, lints):
         if not rest.startswith(':'):
             raise PolicyError('destination %r: only ":port" may follow "]"; Postfix refuses '
                               'such a next hop ("garbage after \\"]\\"")' % destination)
-        _check_port(rest[1:], destination, warnings, lints)
+        _check_port(rest[1:], destination, warnings, checker)
     if not inner:
         raise PolicyError('destination %r: empty host inside brackets; Postfix refuses such a '
                           'next hop ("missing host information")' % destination)
@@ -1122,7 +1123,8 @@ def parse_policy(text, version=None, lint=False):
     features = set()
     values = {}
     ext = []
-    lints = []
+    # the collection's rules (lint=True), raised after every check of what Postfix defers for
+    checker = _Checker(True)
     for token in tokens[1:]:
         braced = braces and token.startswith('{')
         if braced:
@@ -1140,12 +1142,10 @@ def parse_policy(text, version=None, lint=False):
             # brace form can hold blanks or commas in a value)
             value = ':'.join(item for item in re.split('[%s,:]+' % re.escape(_WHITESPACE), value) if item)
         if lname in EXT_ATTRIBUTES and lint:
-            # raised once the rest of the value passed: an error in it comes first
-            lints.append(_lint_text(
-                'attribute %s (value %r) is a TLSRPT attribute, which a tls_policy entry cannot '
-                'write' % (name, value),
-                'Postfix 3.10 and later take it from a policy service for TLSRPT, such as an '
-                'MTA-STS resolver, not from a static policy table'))
+            checker.lint('attribute %s (value %r) is a TLSRPT attribute, which a tls_policy entry cannot '
+                         'write' % (name, value),
+                         'Postfix 3.10 and later take it from a policy service for TLSRPT, such as an '
+                         'MTA-STS resolver, not from a static policy table')
             continue
         if lname in EXT_ATTRIBUTES:
             _ext_check(lname, value, values)
@@ -1202,7 +1202,7 @@ def parse_policy(text, version=None, lint=False):
                           'but no certificate name or fingerprint can ever match, so the peer is '
                           'never authenticated')
         if lint:
-            lints.append(text)
+            checker.lint_text(text)
         policy.attributes.insert(0, ('match', ''))
         policy.warnings.append(text)
     policy.attributes.extend(ext)
@@ -1217,9 +1217,7 @@ def parse_policy(text, version=None, lint=False):
             raise PolicyError('%s; this Postfix is %s, which defers the mail (invalid attribute '
                               'name, or an invalid TLS protocol list)'
                               % ('; '.join(missing), '.'.join(str(n) for n in version_tuple(version))))
-    if lints:
-        # the collection's rules (lint=True), after every check of what Postfix defers for
-        raise PolicyLint(lints[0])
+    checker.done()
     return policy
 
 
