@@ -687,9 +687,10 @@ def weaker_somewhere(level, than, side='smtp'):
 
 
 def policy_value_level(value):
-    """The security level of a policy table value (its first word, lower case), or None."""
-    words = str(value or '').split()
-    return words[0].lower() if words else None
+    """The security level of a policy table value (its first token, lower case, tokens split
+    on blanks and commas as smtp_tls_policy.c and posttls_finger.parse_entry split them), or None."""
+    tokens = split_list(str(value or ''), braces=False)
+    return tokens[0].lower() if tokens else None
 
 
 def lowered_entries(changed_values, fallback):

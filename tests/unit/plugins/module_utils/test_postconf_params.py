@@ -617,3 +617,9 @@ def test_printable_result_shows_bytes_that_are_not_utf8_everywhere_in_a_result()
 def test_weaker_somewhere(level, than, weaker):
     from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import weaker_somewhere
     assert weaker_somewhere(level, than, 'smtp') is weaker
+
+
+def test_policy_value_level_is_the_first_token_as_postfix_splits_it():
+    assert pp.policy_value_level('Secure match=nexthop') == 'secure'
+    assert pp.policy_value_level('encrypt,protocols=>=TLSv1.2') == 'encrypt'
+    assert pp.policy_value_level('') is None and pp.policy_value_level(None) is None
