@@ -157,6 +157,52 @@ def parse_map_list(value):
     return specs
 
 
+def _spec_of(item):
+    """(type, name) of a table list item, proxy: and other wrappers dropped
+    (``proxy:hash:/etc/postfix/tls_policy`` -> ``('hash', '/etc/postfix/tls_policy')``)."""
+    spec = parse_map_spec(item)
+    return (spec.map_type, spec.name) if spec is not None else (None, item.split(':', 1)[-1])
+
+
+def _path_of(item):
+    return _spec_of(item)[1]
+
+
+def maps_with_table(current, table, current_expanded=None, table_expanded=None):
+    """The table list value (``smtp_tls_policy_maps``) that lists TABLE.
+
+    CURRENT is the value as main.cf writes it, CURRENT_EXPANDED the same
+    value with $parameters expanded (postconf -x), TABLE the TYPE:PATH to
+    list (as it should be written) and TABLE_EXPANDED its expanded form.
+    When CURRENT already lists the table in either spelling (or through
+    proxy:) it is returned unchanged. Otherwise TABLE comes first (Postfix
+    uses the first table that has the key) followed by the tables already
+    listed, minus those naming the same file under another type. ValueError
+    for an empty TABLE.
+    """
+    if not table.strip():
+        raise ValueError('the table must not be empty')
+    if current_expanded is None:
+        current_expanded = current
+    if table_expanded is None:
+        table_expanded = table
+    raw = split_list(current)
+    expanded = split_list(current_expanded)
+    if len(expanded) != len(raw):
+        expanded = raw
+    if table in raw or table_expanded in expanded:
+        return current
+    # the same table through proxy: (or another wrapper) is listed already
+    if any(_spec_of(item) == _spec_of(table) for item in raw) or \
+            any(_spec_of(item) == _spec_of(table_expanded) for item in expanded):
+        return current
+    keep = [table]
+    for item, item_expanded in zip(raw, expanded):
+        if _path_of(item) != _path_of(table) and _path_of(item_expanded) != _path_of(table_expanded):
+            keep.append(item)
+    return ', '.join(keep)
+
+
 def source_path_problem(path, parameter='a table list'):
     """Why PATH cannot be the source file of a key/value table that PARAMETER names, or None."""
     bad = [ch for ch in path if ch in WHITESPACE + ',' or ord(ch) < 32 or ord(ch) == 127]

@@ -49,6 +49,46 @@ def test_converged_host_writes_nothing():
     assert d['incoming_raised'] is False
 
 
+
+def converged(**more):
+    """info() of a host whose table is planned unchanged and listed in smtp_tls_policy_maps."""
+    host = info(dict({'smtp_tls_policy_maps': 'hash:/etc/postfix/tls_policy'}, **more.pop('parameters', {})),
+                **more)
+    host['tls_policy_plan'] = {'map': 'hash:/etc/postfix/tls_policy', 'path': '/etc/postfix/tls_policy',
+                               'table_differs': False}
+    return host
+
+
+def test_writes_nothing_only_when_every_part_is_in_place():
+    settings = {'outgoing_level': 'may', 'incoming_level': 'may'}
+    d = enforce_tls_decision(converged(), settings)
+    assert d['writes'] is False and d['policy_maps'] == 'hash:/etc/postfix/tls_policy'
+    # each part alone makes the run write (change.yml is included only then)
+    table = converged()
+    table['tls_policy_plan']['table_differs'] = True
+    unlisted = converged(parameters={'smtp_tls_policy_maps': 'hash:/etc/postfix/other'})
+    missing_dir = converged(files={'/etc/postfix': {'exists': False}})
+    for host, more in ((table, {}), (unlisted, {}), (missing_dir, {}), (converged(), {'outgoing_level': 'encrypt'}),
+                       (converged(), {'smtpd_cert_file': '/srv/cert.pem'}),
+                       (converged(), {'incoming_level': 'encrypt', 'reinjection_services': ['127.0.0.1:10026/inet']})):
+        assert enforce_tls_decision(host, dict(settings, **more))['writes'] is True, (host, more)
+    assert enforce_tls_decision(unlisted, settings)['policy_maps'] == \
+        'hash:/etc/postfix/tls_policy, hash:/etc/postfix/other'
+    # without a plan (an older read, a refused plan): the table counts as changing
+    assert enforce_tls_decision(info(), settings)['writes'] is True
+    assert enforce_tls_decision(info(), settings)['policy_maps'] is None
+
+
+def test_writes_follows_the_listing_through_proxy_and_expansion():
+    settings = {'outgoing_level': 'may', 'incoming_level': 'may'}
+    proxied = converged(parameters={'smtp_tls_policy_maps': 'proxy:hash:/etc/postfix/tls_policy'})
+    assert enforce_tls_decision(proxied, settings)['writes'] is False
+    referenced = converged(parameters={'smtp_tls_policy_maps': 'hash:$config_directory/tls_policy'},
+                           expanded={'smtp_tls_policy_maps': 'hash:/etc/postfix/tls_policy'})
+    d = enforce_tls_decision(referenced, settings)
+    assert d['writes'] is False and d['policy_maps'] == 'hash:$config_directory/tls_policy'
+
+
 def test_levels_raised_and_stricter_ones_kept():
     d = enforce_tls_decision(info(), {'outgoing_level': 'encrypt', 'incoming_level': 'encrypt',
                                       'reinjection_services': ['127.0.0.1:10026/inet']})

@@ -184,7 +184,10 @@ def test_an_invalid_entry_is_reported_with_postfixs_words():
 
 
 def test_one_rank_table_for_modules_and_filters():
-    assert filters.LEVEL_RANKS is postconf_params.LEVEL_RANKS
+    # the filters import postconf_params when called (not at load): same sides, same ranks
+    assert filters.SIDES == tuple(postconf_params.LEVEL_RANKS)
+    for side, ranks in postconf_params.LEVEL_RANKS.items():
+        assert all(filters.tls_level_rank(level, side) == rank for level, rank in ranks.items())
     assert level_rank('Verify') == 4 and level_rank('bogus') == -1 and level_rank(None) == -1
 
 
