@@ -171,10 +171,10 @@ def policy_maps_with_table(current, table, current_expanded=None, table_expanded
     for name, text in (('current', current), ('table', table)):
         if not isinstance(text, str):
             raise AnsibleFilterError('policy_maps_with_table: %s must be a string, got %r' % (name, text))
-    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import maps_with_table
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import maps_value_with_table
 
     try:
-        return maps_with_table(current, table, current_expanded, table_expanded)
+        return maps_value_with_table(current, table, current_expanded, table_expanded)
     except ValueError as e:
         raise AnsibleFilterError('policy_maps_with_table: %s' % e)
 

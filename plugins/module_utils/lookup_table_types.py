@@ -168,8 +168,9 @@ def _path_of(item):
     return _spec_of(item)[1]
 
 
-def maps_with_table(current, table, current_expanded=None, table_expanded=None):
-    """The table list value (``smtp_tls_policy_maps``) that lists TABLE.
+def maps_value_with_table(current, table, current_expanded=None, table_expanded=None):
+    """The table list value (``smtp_tls_policy_maps`` as main.cf writes it) that lists TABLE
+    (posttls_finger.maps_with_table is the same rule on parsed map specs).
 
     CURRENT is the value as main.cf writes it, CURRENT_EXPANDED the same
     value with $parameters expanded (postconf -x), TABLE the TYPE:PATH to

@@ -16,7 +16,7 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import maps_with_table
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import maps_value_with_table
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     expand_references,
     level_rank,
@@ -258,7 +258,7 @@ def enforce_tls_decision(info, settings):
     plan = plan if isinstance(plan, Mapping) else {}
     current_maps = str(parameters.get('smtp_tls_policy_maps') or '')
     planned_map = str(plan.get('map') or '')
-    policy_maps = maps_with_table(current_maps, map_reference or planned_map,
+    policy_maps = maps_value_with_table(current_maps, map_reference or planned_map,
                                   str(expanded.get('smtp_tls_policy_maps') or ''), planned_map) if planned_map else None
     map_dir_missing = not (files.get(map_dir) or {'exists': True}).get('exists')
     writes = bool(
