@@ -157,6 +157,30 @@ def parse_map_list(value):
     return specs
 
 
+def map_specs(value):
+    """smtp_tls_policy_maps (expanded) as a list of 'type:name' strings, proxy: dropped for postmap."""
+    specs = []
+    for item in split_list(value):
+        if item.startswith('proxy:'):
+            item = item[len('proxy:'):]
+        specs.append(item)
+    return specs
+
+
+def maps_with_table(specs, table):
+    """SPECS (map_specs of smtp_tls_policy_maps) once TABLE (``type:name``) is listed.
+
+    Unchanged when TABLE is already listed (proxy: dropped, so ``proxy:hash:/x``
+    lists ``hash:/x``); otherwise TABLE first (the first table with a key wins),
+    followed by the listed tables minus those naming the same file under
+    another type - the rule of maps_value_with_table on parsed specs.
+    """
+    if table in specs:
+        return list(specs)
+    name = table.partition(':')[2]
+    return [table] + [spec for spec in specs if spec.partition(':')[2] != name]
+
+
 def _spec_of(item):
     """(type, name) of a table list item, proxy: and other wrappers dropped
     (``proxy:hash:/etc/postfix/tls_policy`` -> ``('hash', '/etc/postfix/tls_policy')``)."""
@@ -170,7 +194,7 @@ def _path_of(item):
 
 def maps_value_with_table(current, table, current_expanded=None, table_expanded=None):
     """The table list value (``smtp_tls_policy_maps`` as main.cf writes it) that lists TABLE
-    (posttls_finger.maps_with_table is the same rule on parsed map specs).
+    (maps_with_table is the same rule on map_specs).
 
     CURRENT is the value as main.cf writes it, CURRENT_EXPANDED the same
     value with $parameters expanded (postconf -x), TABLE the TYPE:PATH to

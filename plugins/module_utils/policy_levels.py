@@ -25,15 +25,10 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_so
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import (
     KEY_VALUE_FILE_TYPES,
     choose_table,
+    map_specs,
+    maps_with_table,
     parse_map_list,
     parse_map_spec,
-)
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import (
-    LOG_PARAMETERS,
-    busiest_plaintext_clients,
-    since_window,
-    summarize_mail_log,
-    window_seconds,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import ROUTE_PARAMETERS, Route
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
@@ -44,23 +39,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, split_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
-    LEVELS,
-    PROBE_PARAMETERS,
-    FingerError,
-    PosttlsFinger,
-    Transports,
-    client_settings,
-    level_changes,
-    maps_with_table,
-    map_specs,
-    policy_keys,
-    probe_destinations,
-    probe_options,
-    probe_plan,
-    relay_next_hop,
-)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
+    LEVELS,
     PolicyError,
     PolicyLint,
     normalize_destination,
@@ -70,8 +50,9 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
 
 PARAMETERS = SMTP_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type', 'content_filter') \
     + ROUTE_PARAMETERS
-# What lookup_change reads (expanded)
-CHANGE_PARAMETERS = SMTP_LEVEL_PARAMETERS + SMTPD_LEVEL_PARAMETERS + ('smtp_tls_policy_maps',)
+# What lookup_change and resolve_table read (expanded): whether a run changes a lookup,
+# decided before anything else is read (parameters_needed)
+CHANGE_PARAMETERS = SMTP_LEVEL_PARAMETERS + SMTPD_LEVEL_PARAMETERS + ('smtp_tls_policy_maps', 'default_database_type')
 TABLE_NAME = 'tls_policy'
 # log_clients lists at most this many clients
 LOG_CLIENTS_MAX = 100
@@ -168,6 +149,9 @@ def content_filter_routes(params, overrides):
 
 def parameters_needed(options):
     """The parameters levels() reads for OPTIONS, in one postconf call."""
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import LOG_PARAMETERS
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import PROBE_PARAMETERS
+
     return tuple(dict.fromkeys(PARAMETERS + (LOG_PARAMETERS if options['log'] else ())
                                + (PROBE_PARAMETERS if options['probe'] else ())))
 
@@ -242,6 +226,8 @@ def check_input(p, prefix=''):
                           % (prefix, where, destination, '' if p.get('policies_src') else ' with different values'))
         planned[key] = value
     if p['log'] and p['log_window']:
+        from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import window_seconds
+
         try:
             window_seconds(p['log_window'])
         except ValueError as exc:
@@ -318,6 +304,8 @@ def source_entries(source, keys):
 
 def read_log(module, p, params):
     """(the Summary result, sources) of the mail log, read as tls_log_summary reads it."""
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import since_window, summarize_mail_log
+
     summary, sources = summarize_mail_log(module, p['log_files'], p['log_source'], since_window(p['log_window']),
                                           p['log_syslog_name'], params)
     return summary.result(), sources
@@ -327,6 +315,22 @@ def levels(module, postconf, postmap, p, params, planned, commands):
     """What tls_policy_levels returns for the options P (check_input gave PLANNED) with the
     expanded PARAMS (parameters_needed) of postconf's configuration; COMMANDS: the list the
     Postconf and Postmap record their command lines in. Raises LevelsError."""
+    # the log reader and the probes, imported only here: a read that works nothing out (a
+    # converged host) does not load them
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_log import busiest_plaintext_clients
+    from ansible_collections.mailgw.postfix_tls.plugins.module_utils.posttls_finger import (
+        FingerError,
+        PosttlsFinger,
+        Transports,
+        client_settings,
+        level_changes,
+        policy_keys,
+        probe_destinations,
+        probe_options,
+        probe_plan,
+        relay_next_hop,
+    )
+
     config_dir = postconf.config_dir
     maps_value = params.get('smtp_tls_policy_maps', '')
     try:

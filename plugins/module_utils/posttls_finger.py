@@ -50,6 +50,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key, parent_domains, split_list
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.lookup_table_types import map_specs, maps_with_table
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import (
     ROUTE_PARAMETERS,
     not_smtp,
@@ -138,16 +139,6 @@ def policy_keys(destination):
     return [key] + parent_domains(key)
 
 
-def map_specs(value):
-    """smtp_tls_policy_maps (expanded) as a list of 'type:name' strings, proxy: dropped for postmap."""
-    specs = []
-    for item in split_list(value):
-        if item.startswith('proxy:'):
-            item = item[len('proxy:'):]
-        specs.append(item)
-    return specs
-
-
 def find_policy(query, specs, destination):
     """(key, value, spec) of the entry the SMTP client would use for DESTINATION, or None.
 
@@ -164,20 +155,6 @@ def find_policy(query, specs, destination):
 
 
 GLOBAL_SOURCE = 'smtp_tls_security_level'
-
-
-def maps_with_table(specs, table):
-    """SPECS (map_specs of smtp_tls_policy_maps) once TABLE (``type:name``) is listed.
-
-    Unchanged when TABLE is already listed (proxy: dropped, so ``proxy:hash:/x``
-    lists ``hash:/x``); otherwise TABLE first (the first table with a key wins),
-    followed by the listed tables minus those naming the same file under
-    another type - what the enforce_tls role writes (policy_maps_with_table).
-    """
-    if table in specs:
-        return list(specs)
-    name = table.partition(':')[2]
-    return [table] + [spec for spec in specs if spec.partition(':')[2] != name]
 
 
 def planned_table(current, planned, exclusive=False):

@@ -757,9 +757,10 @@ def work_out_levels(module, postconf, options, plan, plan_result, values):
         return dict(failed=True, msg='; '.join(errors))
 
     commands = []
-    names = parameters_needed(p) + CHANGE_PARAMETERS
     try:
-        params = postconf.parameters(names, expand=True)
+        # what tells whether the change alters a lookup (read with the rest, main()); what the
+        # levels, the log and the probes need only when it does
+        params = postconf.parameters(CHANGE_PARAMETERS, expand=True)
     except PostfixCommandError as exc:
         return dict(failed=True, msg='cannot read the TLS settings in %s: %s' % (postconf.config_dir, exc))
     smtp_now, smtpd_now = tls_security_level(params, 'smtp'), tls_security_level(params, 'smtpd')
@@ -782,6 +783,10 @@ def work_out_levels(module, postconf, options, plan, plan_result, values):
     # a failure (a table postmap cannot read, a log or a program that is not there) is the
     # result's, not the read's: the read itself succeeded
     raising = RaisingModule(module)
+    try:
+        params = postconf.parameters(parameters_needed(p) + CHANGE_PARAMETERS, expand=True)
+    except PostfixCommandError as exc:
+        return dict(info, failed=True, msg='cannot read the TLS settings in %s: %s' % (postconf.config_dir, exc))
     try:
         result = levels(raising, postconf, Postmap(raising, postconf.config_dir, commands), p, params, planned,
                         commands)
@@ -850,8 +855,9 @@ def main():
     if params['smtpd_key_pairs'] is not None:
         also = tuple(also) + SMTPD_CERTIFICATE_PARAMETERS
     if params['tls_policy_levels'] is not None:
-        # what the levels need is read with the rest, in the same postconf calls
-        also = tuple(also) + parameters_needed(params['tls_policy_levels']) + CHANGE_PARAMETERS
+        # whether the change alters a lookup is read with the rest, in the same postconf calls;
+        # what the levels, the log and the probes need only when it does (work_out_levels)
+        also = tuple(also) + CHANGE_PARAMETERS
     try:
         raw, expanded, version, services, commands, service_parameters, map_types = read(
             postconf, builtin, user, also)
