@@ -41,6 +41,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.plugin_utils.enforce_tls_set
 NO_CERTIFICATE = ('no smtpd certificate is configured (smtpd_tls_cert_file, smtpd_tls_eccert_file '
                   'and smtpd_tls_chain_files are empty)')
 
+
 def _certificate_files(info, settings):
     """The files smtpd loads after the run (postconf_params.smtpd_certificate_files): the
     inventory's certificate and key, else the host's."""
@@ -258,8 +259,10 @@ def enforce_tls_decision(info, settings):
     plan = plan if isinstance(plan, Mapping) else {}
     current_maps = str(parameters.get('smtp_tls_policy_maps') or '')
     planned_map = str(plan.get('map') or '')
-    policy_maps = maps_value_with_table(current_maps, map_reference or planned_map,
-                                  str(expanded.get('smtp_tls_policy_maps') or ''), planned_map) if planned_map else None
+    policy_maps = None
+    if planned_map:
+        policy_maps = maps_value_with_table(current_maps, map_reference or planned_map,
+                                            str(expanded.get('smtp_tls_policy_maps') or ''), planned_map)
     map_dir_missing = not (files.get(map_dir) or {'exists': True}).get('exists')
     writes = bool(
         plan.get('table_differs', True) or 'smtp_tls_security_level' in level_params

@@ -13,6 +13,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     raises_smtpd_to_encrypt,
 )
 
+
 def tls_preflight_report(levels, probes=None, mode='warn', host=None, incoming=None):
     """The enforce_tls preflight report from tls_policy_levels and tls_probe results.
 

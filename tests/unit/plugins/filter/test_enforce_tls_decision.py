@@ -49,7 +49,6 @@ def test_converged_host_writes_nothing():
     assert d['incoming_raised'] is False
 
 
-
 def converged(**more):
     """info() of a host whose table is planned unchanged and listed in smtp_tls_policy_maps."""
     host = info(dict({'smtp_tls_policy_maps': 'hash:/etc/postfix/tls_policy'}, **more.pop('parameters', {})),
