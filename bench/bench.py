@@ -631,6 +631,10 @@ class Bench:
         out['fleet_rounds'] = [round(f['wall'] / s1['wall'], 2)
                                for s1, f in zip(runs['single']['noop'], runs['fleet']['noop'])
                                if s1['rc'] == 0 and f['rc'] == 0 and s1['wall']]
+        # check-drift against the fleet's no-op of the same round (run just before it)
+        out['check_drift_rounds'] = [round(c['wall'] / f['wall'], 2)
+                                     for f, c in zip(runs['fleet']['noop'], runs['fleet']['check_drift'])
+                                     if f['rc'] == 0 and c.get('verdict') == 'converged' and f['wall']]
         rest = containers[1 + hosts:]
         if rest:
             out['rest_converge'] = self.role_run('rest', 'converge', rest, curve_forks, role_play)

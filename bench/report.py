@@ -374,11 +374,17 @@ def fleet_goals(res, summary):
                      _ratio2(max(grows, 0.0), r['module_noop']), '(reported)', None)
     check = fleet.get('check_drift')
     if ok(check) and ok(fnoop):
-        r = _ratio2(check['wall'], fnoop['wall'])
+        # as for the fleet: with 3 or more rounds the median of the per-round ratios (each
+        # check-drift run right after the fleet's no-op, at the same load), else the medians' ratio
+        medians = _ratio2(check['wall'], fnoop['wall'])
+        rounds = role.get('check_drift_rounds') or []
+        r = round(statistics.median(rounds), 2) if len(rounds) >= 3 else medians
+        per_round = ('; per round %s (median %s); ratio of the medians %s' % (
+            ', '.join(fmt_r(x) for x in rounds), fmt_r(r), fmt_r(medians))) if len(rounds) >= 3 else ''
         goal('check-drift / role no-op, %d hosts' % fleet.get('hosts'),
-             'check-drift %s (%s), no-op %s; CPU %s / %s = %s'
+             'check-drift %s (%s), no-op %s; CPU %s / %s = %s%s'
              % (fmt_s(check['wall']), check.get('verdict'), fmt_s(fnoop['wall']), fmt_s(check['cpu']),
-                fmt_s(fnoop['cpu']), fmt_r(_ratio2(check['cpu'], fnoop['cpu']))),
+                fmt_s(fnoop['cpu']), fmt_r(_ratio2(check['cpu'], fnoop['cpu'])), per_round),
              r, '<= %.1fx' % GOAL_CHECK_NOOP, r <= GOAL_CHECK_NOOP)
     elif check is not None:
         goal('check-drift / role no-op', 'check-drift %s (rc %s)' % (check.get('verdict'), check.get('rc')), None,
