@@ -19,6 +19,12 @@ still make the SMTP client defer mail because of main.cf or master.cf:
 * ``dane``/``dane-only`` for an address literal (``[192.0.2.1]``): no TLSA
   records are ever found for an IP next hop (tls_policy_grammar.key_level_problems);
 * ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf;
+* ``ciphers=``/``exclude=`` that leave the SMTP client no cipher: its cipher list
+  (the grade's ``tls_*_cipherlist`` with ``:!`` and each exclusion, smtp_tls_policy.c
+  set_cipher_grade and tls_misc.c tls_set_ciphers) is asked of OpenSSL through Python's
+  ``ssl`` on the host; when it selects no TLS 1.2 cipher Postfix logs "error setting
+  cipher grade" and "no cipher match" and aborts TLS (``ciphers=high exclude=HIGH``, or
+  ``exclude=HIGH`` at grade medium with OpenSSL 3, whose MEDIUM is empty);
 * an entry for a domain whose mail trivial-rewrite sends to another next hop
   (mail_routing): the ``relayhost`` when no ``transport_maps`` entry routes
   the domain otherwise, a next hop in ``default_transport``, or a
@@ -56,9 +62,17 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_gram
     key_level_problems,
 )
 
+# main.cf values of the SMTP client's cipher list (smtp_cipher_list); Postfix 3.12 has no
+# low and export grades (an unknown name is left out of the read)
+CIPHER_PARAMETERS = ('smtp_tls_ciphers', 'smtp_tls_mandatory_ciphers', 'smtp_tls_exclude_ciphers',
+                     'smtp_tls_mandatory_exclude_ciphers', 'tls_high_cipherlist', 'tls_medium_cipherlist',
+                     'tls_low_cipherlist', 'tls_export_cipherlist', 'tls_null_cipherlist')
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
 CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + ROUTE_PARAMETERS
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + ROUTE_PARAMETERS \
+    + CIPHER_PARAMETERS
+# tls_misc.c tls_set_ciphers: exclusions are split on commas, blanks and colons
+CIPHER_SEPARATORS = re.compile(r'[,\s:]+')
 
 
 def needs_configuration(policies):
@@ -73,7 +87,71 @@ def needs_master(policies):
 
 
 def _checked(policy):
-    return policy.level in ('fingerprint', 'dane', 'dane-only') or bool(policy.get('tafile'))
+    return policy.level in ('fingerprint', 'dane', 'dane-only') or bool(policy.get('tafile')) \
+        or _sets_ciphers(policy)
+
+
+def _sets_ciphers(policy):
+    return bool(policy.get('ciphers') or policy.get('exclude'))
+
+
+def smtp_cipher_list(policy, settings):
+    """The OpenSSL cipher list the SMTP client sets for POLICY with main.cf SETTINGS
+    (CIPHER_PARAMETERS, expanded), or None at level none or for a grade main.cf has no list
+    for (the grammar refuses those).
+
+    smtp_tls_policy.c set_cipher_grade: the entry's ``ciphers`` grade, else smtp_tls_ciphers
+    at level may and smtp_tls_mandatory_ciphers above it; the entry's ``exclude`` replaces
+    smtp_tls_exclude_ciphers (and above may smtp_tls_mandatory_exclude_ciphers); encrypt
+    also excludes eNULL, the levels that authenticate the server aNULL. tls_misc.c
+    tls_set_ciphers: the grade's tls_GRADE_cipherlist, then ``:!NAME`` for each exclusion.
+    """
+    level = policy.level
+    if level == 'none':
+        return None
+    given = policy.get('ciphers')
+    if level == 'may':
+        grade = given[0] if given else settings.get('smtp_tls_ciphers', '')
+        main_cf = [settings.get('smtp_tls_exclude_ciphers', '')]
+        also = ''
+    else:
+        grade = given[0] if given else settings.get('smtp_tls_mandatory_ciphers', '')
+        main_cf = [settings.get('smtp_tls_exclude_ciphers', ''), settings.get('smtp_tls_mandatory_exclude_ciphers', '')]
+        also = 'eNULL' if level == 'encrypt' else 'aNULL'
+    base = (settings.get('tls_%s_cipherlist' % (grade or '').strip().lower()) or '').strip()
+    if not base:
+        return None
+    exclusions = ' '.join(policy.get('exclude') or main_cf) + ' ' + also
+    return base + ''.join(':!' + name for name in CIPHER_SEPARATORS.split(exclusions) if name)
+
+
+def _cipher_problems(policy, settings):
+    """Why the SMTP client's cipher list for POLICY selects no cipher with this host's
+    OpenSSL (asked through Python's ssl, SSL_CTX_set_cipher_list: it fails without a TLS 1.2
+    cipher, as Postfix's SSL_set_cipher_list does), or nothing when it selects one or
+    cannot be asked."""
+    if not _sets_ciphers(policy):
+        return []
+    cipher_list = smtp_cipher_list(policy, settings)
+    if cipher_list is None:
+        return []
+    try:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    try:
+        context.set_ciphers(cipher_list)
+    except ssl.SSLError:
+        # checked with Postfix 3.7 and OpenSSL 3.0: deferred at may too (no plaintext retry)
+        return ['%s leaves no cipher: the SMTP client\'s cipher list %s selects none with %s (Python\'s ssl '
+                'on this host), so Postfix logs "error setting cipher grade" and "no cipher match", aborts '
+                'TLS and defers the mail ("Cannot start TLS: handshake failure"), at level %s too. Exclude '
+                'less, or choose another grade (ciphers=)'
+                % (' '.join('%s=%s' % (name, value) for name, value in policy.attributes
+                            if name in ('ciphers', 'exclude')),
+                   cipher_list, ssl.OPENSSL_VERSION, policy.level)]
+    return []
 
 
 def _reuses_connections(policy):
@@ -210,10 +288,11 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
             continue
         found_errors, found_warnings = configuration_problems(policy, settings)
         dns_errors, dns_warnings = _dns_problems(policy, settings)
+        cipher_errors = _cipher_problems(policy, settings)
         # a new entry's lint is a refusal, as in the grammar's strict reading
         level_errors, level_lints = key_level_problems(key, policy)
         errors.extend('destination %r: %s' % (key, text)
-                      for text in level_errors + level_lints + found_errors + dns_errors)
+                      for text in level_errors + level_lints + found_errors + dns_errors + cipher_errors)
         warnings.extend('destination %r: %s' % (key, text) for text in found_warnings + dns_warnings)
         found_errors, found_warnings = _tafile_problems(key, policy, settings, chrooted, check_mode,
                                                         exists, readable)

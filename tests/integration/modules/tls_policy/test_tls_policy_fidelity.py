@@ -81,11 +81,31 @@ def test_a_texthash_table_with_utf8_keys_postfix_folds_together_is_refused(make_
     ({'destination': '[123]', 'level': 'may'}, ['numeric hostname']),
     ({'destination': '*', 'level': 'encrypt'}, ['no wildcards']),
     ({'destination': 'a.example', 'level': 'none', 'ciphers': 'high'}, ['rule of this collection']),
+    # exclusions OpenSSL selects no cipher with (the delivery oracle: deferred, "no cipher match")
+    ({'destination': 'a.example', 'level': 'encrypt', 'ciphers': 'high', 'exclude': ['HIGH']},
+     ['ciphers=high exclude=HIGH leaves no cipher', 'aNULL:-aNULL:HIGH:@STRENGTH:!HIGH:!eNULL',
+      'error setting cipher grade']),
 ])
 def test_entries_postfix_cannot_use_are_refused(sandbox, args, fragments):
     before = sandbox.snapshot()
     assert_failed(sandbox.tls_policy(args), *fragments)
     assert sandbox.snapshot() == before
+
+
+def test_the_cipher_check_reads_the_grades_and_exclusions_of_main_cf(sandbox):
+    # with the default tls_high_cipherlist, HIGH has ciphers besides AESGCM
+    entry = {'level': 'secure', 'ciphers': 'high', 'exclude': ['AESGCM']}
+    assert_ok(sandbox.tls_policy(dict(entry, destination='[mx.a.example]:25')))
+    add_main_cf(sandbox, 'tls_high_cipherlist = aNULL:-aNULL:AESGCM:@STRENGTH\n')
+    before = sandbox.snapshot()
+    assert_failed(sandbox.tls_policy(dict(entry, destination='[mx.b.example]:25')), 'leaves no cipher',
+                  'aNULL:-aNULL:AESGCM:@STRENGTH:!AESGCM:!aNULL')
+    assert sandbox.snapshot() == before
+    # the entry's grade from main.cf: smtp_tls_mandatory_ciphers above may
+    add_main_cf(sandbox, 'tls_high_cipherlist = aNULL:-aNULL:AESGCM:@STRENGTH\nsmtp_tls_mandatory_ciphers = high\n')
+    assert_failed(sandbox.tls_policy({'destination': '[mx.b.example]:25', 'level': 'encrypt',
+                                      'exclude': ['AESGCM']}), 'exclude=AESGCM leaves no cipher')
+    assert_ok(sandbox.tls_policy({'destination': '[mx.b.example]:25', 'level': 'encrypt', 'exclude': ['CAMELLIA']}))
 
 
 def test_empty_protocols_and_exclude_are_written(sandbox):

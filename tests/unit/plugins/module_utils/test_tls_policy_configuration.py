@@ -16,6 +16,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     needs_configuration,
     needs_master,
     readable_by,
+    smtp_cipher_list,
     smtp_client_services,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import build_policy
@@ -31,7 +32,14 @@ MASTER_UNCHROOTED = MASTER.replace('y       -       -       smtp\n', 'n       - 
     .replace('y       -       -       smtp -o', 'n       -       -       smtp -o')
 TLSPROXY = 'tlsproxy   unix  -       -       y       -       0       tlsproxy\n'
 SETTINGS = {'smtp_tls_fingerprint_digest': 'sha256', 'smtp_dns_support_level': 'dnssec',
-            'smtp_host_lookup': 'dns', 'queue_directory': '/var/spool/postfix', 'mail_owner': 'postfix'}
+            'smtp_host_lookup': 'dns', 'queue_directory': '/var/spool/postfix', 'mail_owner': 'postfix',
+            # postconf -d of Postfix 3.7
+            'smtp_tls_ciphers': 'medium', 'smtp_tls_mandatory_ciphers': 'medium', 'smtp_tls_exclude_ciphers': '',
+            'smtp_tls_mandatory_exclude_ciphers': '', 'tls_high_cipherlist': 'aNULL:-aNULL:HIGH:@STRENGTH',
+            'tls_medium_cipherlist': 'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH',
+            'tls_low_cipherlist': 'aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH',
+            'tls_export_cipherlist': 'aNULL:-aNULL:HIGH:MEDIUM:LOW:EXPORT:+RC4:@STRENGTH',
+            'tls_null_cipherlist': 'eNULL:!aNULL'}
 SHA256 = ':'.join(['AB'] * 32)
 MD5 = ':'.join(['AB'] * 16)
 
@@ -265,3 +273,42 @@ def test_entries_for_domains_no_smtp_client_delivers_are_never_looked_up():
     assert 'its transport discard (master.cf command discard) delivers no mail over SMTP' in gone
     # master.cf not read: nothing is said about the transports, the alias domain is still dead
     assert [w.split("'")[1] for w in route_warnings(policies, routes)] == ['alias.example', 'store.example']
+
+
+@pytest.mark.parametrize('level, attrs, settings, expected', [
+    # the grade from main.cf: smtp_tls_ciphers at may, smtp_tls_mandatory_ciphers above it
+    ('may', {}, {'smtp_tls_ciphers': 'high'}, 'aNULL:-aNULL:HIGH:@STRENGTH'),
+    ('encrypt', {}, {}, 'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!eNULL'),
+    ('verify', {'ciphers': 'high'}, {}, 'aNULL:-aNULL:HIGH:@STRENGTH:!aNULL'),
+    ('dane', {}, {}, 'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!aNULL'),
+    # main.cf's exclusions (the mandatory ones above may), replaced by the entry's exclude
+    ('may', {}, {'smtp_tls_exclude_ciphers': 'RC4, aNULL', 'smtp_tls_mandatory_exclude_ciphers': 'MD5'},
+     'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!RC4:!aNULL'),
+    ('encrypt', {}, {'smtp_tls_exclude_ciphers': 'RC4', 'smtp_tls_mandatory_exclude_ciphers': 'MD5 SEED'},
+     'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!RC4:!MD5:!SEED:!eNULL'),
+    ('secure', {'exclude': ['CAMELLIA', 'ARIA']}, {'smtp_tls_exclude_ciphers': 'RC4'},
+     'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH:!CAMELLIA:!ARIA:!aNULL'),
+    ('may', {'ciphers': 'null'}, {}, 'eNULL:!aNULL'),
+    ('none', {}, {}, None),
+])
+def test_the_smtp_clients_cipher_list_as_postfix_builds_it(level, attrs, settings, expected):
+    assert smtp_cipher_list(build_policy(level, **attrs), dict(SETTINGS, **settings)) == expected
+
+
+@pytest.mark.parametrize('level, attrs', [
+    ('encrypt', {'ciphers': 'high', 'exclude': ['HIGH']}),     # no cipher with any OpenSSL
+    ('may', {'ciphers': 'high', 'exclude': ['HIGH']}),         # at may too: the mail defers
+    ('secure', {'ciphers': 'medium', 'exclude': ['HIGH', 'MEDIUM']}),
+])
+def test_exclusions_that_leave_no_cipher_are_refused(level, attrs):
+    errors, dummy = check([('a.example', level, attrs)])
+    assert len(errors) == 1 and 'leaves no cipher' in errors[0] and 'error setting cipher grade' in errors[0]
+    assert errors[0].startswith("destination 'a.example': ") and 'ciphers=%s' % attrs['ciphers'] in errors[0]
+
+
+def test_exclusions_that_leave_a_cipher_pass():
+    assert check([('a.example', 'encrypt', {'exclude': ['aNULL', 'RC4', 'MD5']}),
+                  ('b.example', 'secure', {'ciphers': 'high', 'exclude': ['CAMELLIA']}),
+                  ('c.example', 'may', {'ciphers': 'medium'})]) == ([], [])
+    # an entry without ciphers= or exclude= is not asked about main.cf's own exclusions
+    assert check([('a.example', 'encrypt', {})], settings={'smtp_tls_mandatory_exclude_ciphers': 'ALL'}) == ([], [])
