@@ -125,7 +125,7 @@ def smtp_cipher_list(policy, settings):
     return base + ''.join(':!' + name for name in CIPHER_SEPARATORS.split(exclusions) if name)
 
 
-def _cipher_problems(policy, settings):
+def cipher_problems(policy, settings):
     """Why the SMTP client's cipher list for POLICY selects no cipher with this host's
     OpenSSL (asked through Python's ssl, SSL_CTX_set_cipher_list: it fails without a TLS 1.2
     cipher, as Postfix's SSL_set_cipher_list does), or nothing when it selects one or
@@ -288,7 +288,7 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
             continue
         found_errors, found_warnings = configuration_problems(policy, settings)
         dns_errors, dns_warnings = _dns_problems(policy, settings)
-        cipher_errors = _cipher_problems(policy, settings)
+        cipher_errors = cipher_problems(policy, settings)
         # a new entry's lint is a refusal, as in the grammar's strict reading
         level_errors, level_lints = key_level_problems(key, policy)
         errors.extend('destination %r: %s' % (key, text)

@@ -43,6 +43,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transacti
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
     CROSS_CHECK_PARAMETERS,
+    cipher_problems,
     configuration_checks,
     needs_configuration,
     needs_master,
@@ -502,6 +503,8 @@ class TlsPolicyTable:
             if version is None:
                 version = self.postfix_version()
             errors, dummy = existing_entry_problems(entry.key, entry.value, version or None)
+            if not errors and ('ciphers=' in entry.value or 'exclude=' in entry.value):
+                errors = self.existing_cipher_problems(entry.value, version or None)
             invisible = invisible_key_problem(entry.key)
             if invisible:
                 # a lint (Postfix takes the line), but the entry is dead: a warning, as for an error
@@ -513,6 +516,17 @@ class TlsPolicyTable:
                                      'kept as it is, remove it with state=absent and destination %r'
                                      % (path, entry.lineno, entry.key, entry.value, '; '.join(errors),
                                         entry.key))
+
+    def existing_cipher_problems(self, value, version):
+        """cipher_problems of an existing line's VALUE (it sets ciphers or exclude), with main.cf's
+        cipher settings (read once, with the cross-checks' values); nothing when main.cf cannot
+        be read (the line is kept either way)."""
+        try:
+            policy = parse_policy(value, version)
+            settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
+        except (PolicyError, PostfixCommandError):
+            return []
+        return cipher_problems(policy, settings)
 
     def apply(self, desired, path, map_type):
         """Edit the table's text, then let a TableTransaction write it (not in check mode)."""

@@ -108,6 +108,16 @@ def test_the_cipher_check_reads_the_grades_and_exclusions_of_main_cf(sandbox):
     assert_ok(sandbox.tls_policy({'destination': '[mx.b.example]:25', 'level': 'encrypt', 'exclude': ['CAMELLIA']}))
 
 
+def test_an_existing_line_without_a_cipher_is_named_and_kept(sandbox):
+    text = '[mx.c.example]:25 encrypt ciphers=high exclude=HIGH\n[mx.d.example]:25 encrypt exclude=CAMELLIA\n'
+    sandbox.table.write_text(text)
+    result = assert_ok(sandbox.tls_policy({'destination': '[mx.e.example]:25', 'level': 'encrypt'}))
+    warned = warnings_of(result)
+    assert 'line 1: [mx.c.example]:25 encrypt ciphers=high exclude=HIGH: Postfix cannot use this entry' in warned
+    assert 'leaves no cipher' in warned and 'mx.d.example' not in warned
+    assert sandbox.table.read_text().startswith(text)
+
+
 def test_empty_protocols_and_exclude_are_written(sandbox):
     assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'protocols': [''], 'exclude': ['']}))
     assert sandbox.query('a.example') == {'a.example': 'encrypt protocols= exclude='}
