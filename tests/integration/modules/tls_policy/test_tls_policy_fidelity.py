@@ -123,7 +123,13 @@ def test_empty_protocols_and_exclude_are_written(sandbox):
     assert sandbox.query('a.example') == {'a.example': 'encrypt protocols= exclude='}
 
 
+def add_tlsproxy(sandbox):
+    # connection_reuse=yes needs the service (Debian ships it commented out)
+    sandbox.master_cf.write_text(sandbox.master_cf.read_text() + 'tlsproxy  unix  -       -       n       -       0       tlsproxy\n')
+
+
 def test_an_entry_postfix_reads_differently_is_updated(sandbox):
+    add_tlsproxy(sandbox)
     sandbox.seed('a.example encrypt servername=HOSTNAME\nb.example encrypt connection_reuse=no connection_reuse=yes\n')
     result = assert_ok(sandbox.tls_policy({'entries': [
         {'destination': 'a.example', 'level': 'encrypt', 'servername': 'hostname'},
@@ -151,8 +157,25 @@ def test_features_newer_than_this_postfix_are_refused_at_patch_level(sandbox, ve
 
 def test_connection_reuse_on_a_fixed_patch_release_is_written(sandbox):
     add_main_cf(sandbox, 'mail_version = 3.5.4\n')
+    add_tlsproxy(sandbox)
     result = assert_ok(sandbox.tls_policy({'destination': 'a.example', 'level': 'encrypt', 'connection_reuse': True}))
-    assert 'tlsproxy' in warnings_of(result)             # the sandbox master.cf has no tlsproxy service
+    assert 'tlsproxy' not in warnings_of(result)
+
+
+def test_connection_reuse_without_the_tlsproxy_service_is_refused(sandbox):
+    # the sandbox's master.cf has no tlsproxy service, as Debian's (commented out): the SMTP
+    # client defers the mail ("connect to private/tlsproxy service"), at level may too
+    entry = {'destination': '[mx.a.example]:25', 'level': 'may', 'connection_reuse': True}
+    before = sandbox.snapshot()
+    assert_failed(sandbox.tls_policy(entry), 'connection_reuse=yes needs the tlsproxy service in master.cf',
+                  'connect to private/tlsproxy service')
+    assert sandbox.snapshot() == before
+    # in check mode a warning: an earlier task of the play may add the service
+    result = assert_ok(sandbox.tls_policy(entry, check=True))
+    assert result['changed'] is True and 'tlsproxy' in warnings_of(result)
+    assert sandbox.snapshot() == before
+    add_tlsproxy(sandbox)
+    assert_ok(sandbox.tls_policy(entry))
 
 
 @pytest.mark.parametrize('version, rewritten', [('3.7.11', True), ('3.10.1', False)])

@@ -164,10 +164,16 @@ def test_unreadable_tafile_is_a_warning_naming_mail_owner():
     assert errors == [] and len(warnings) == 1 and 'mail_owner postfix' in warnings[0]
 
 
-def test_connection_reuse_without_tlsproxy_is_a_warning():
-    errors, warnings = check([('a.example', 'may', {'connection_reuse': True})])
+def test_connection_reuse_without_tlsproxy_is_refused_and_a_warning_in_check_mode():
+    entries = [('a.example', 'may', {'connection_reuse': True}), ('b.example', 'encrypt', {'connection_reuse': True})]
+    errors, warnings = check(entries)
+    assert warnings == [] and len(errors) == 1
+    assert errors[0].startswith("destination 'a.example' (and 1 more): connection_reuse=yes needs the tlsproxy")
+    assert 'connect to private/tlsproxy service' in errors[0] and 'at level may too' in errors[0]
+    # an earlier task of the play may add the service
+    errors, warnings = check(entries, check_mode=True)
     assert errors == [] and len(warnings) == 1 and 'tlsproxy' in warnings[0]
-    assert check([('a.example', 'may', {'connection_reuse': True})], master=MASTER + TLSPROXY) == ([], [])
+    assert check(entries, master=MASTER + TLSPROXY) == ([], [])
     assert check([('a.example', 'may', {'connection_reuse': False})]) == ([], [])
 
 
