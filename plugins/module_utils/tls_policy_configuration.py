@@ -156,7 +156,24 @@ def cipher_problems(policy, settings):
 
 
 def _reuses_connections(policy):
-    return policy.get('connection_reuse') == ['yes']
+    # the last one wins when an existing line repeats it (smtp_tls_policy.c)
+    values = policy.get('connection_reuse')
+    return bool(values) and values[-1].lower() == 'yes'
+
+
+# checked with Postfix 3.7 on Debian, whose master.cf has the service commented out (3.5 to
+# 3.11): deferred at level may too
+NO_TLSPROXY = ('connection_reuse=yes needs the tlsproxy service in master.cf, which Debian ships commented '
+               'out (#tlsproxy unix - - y - 0 tlsproxy): without it the SMTP client logs "connect to '
+               'private/tlsproxy service: No such file or directory" and defers the mail ("Cannot start TLS: '
+               'handshake failure"), at level may too. Add it (postconf -M tlsproxy/unix="tlsproxy unix - - y - '
+               '0 tlsproxy"), or leave connection_reuse out')
+
+
+def reuse_problems(policy, master_services):
+    """[NO_TLSPROXY] when POLICY reuses connections and master.cf (``postconf -M`` output)
+    has no tlsproxy service, else []."""
+    return [NO_TLSPROXY] if _reuses_connections(policy) and not has_tlsproxy(master_services) else []
 
 
 def smtp_client_services(master_services):
@@ -301,17 +318,11 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
         warnings.extend(found_warnings)
     warnings.extend(route_warnings(policies, routes or {},
                                    service_commands(master_services) if master_services else None))
-    reusing = [key for key, policy in policies if _reuses_connections(policy)]
-    if reusing and not has_tlsproxy(master_services):
-        # checked with Postfix 3.7 on Debian, whose master.cf has the service commented out
-        # (3.5 to 3.11): deferred at level may too. In check mode a warning: an earlier task
-        # of the play may add the service.
-        text = ('destination %r%s: connection_reuse=yes needs the tlsproxy service in master.cf, which '
-                'Debian ships commented out (#tlsproxy unix - - y - 0 tlsproxy): without it the SMTP client '
-                'logs "connect to private/tlsproxy service: No such file or directory" and defers the mail '
-                '("Cannot start TLS: handshake failure"), at level may too. Add it (postconf -M '
-                'tlsproxy/unix="tlsproxy unix - - y - 0 tlsproxy"), or leave connection_reuse out'
-                % (reusing[0], ' (and %d more)' % (len(reusing) - 1) if len(reusing) > 1 else ''))
+    reusing = [key for key, policy in policies if reuse_problems(policy, master_services)]
+    if reusing:
+        # in check mode a warning: an earlier task of the play may add the service
+        text = 'destination %r%s: %s' % (reusing[0], ' (and %d more)' % (len(reusing) - 1) if len(reusing) > 1 else '',
+                                         NO_TLSPROXY)
         (warnings if check_mode else errors).append(text)
     return errors, warnings
 

@@ -47,6 +47,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     configuration_checks,
     needs_configuration,
     needs_master,
+    reuse_problems,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     CIPHER_GRADES,
@@ -503,8 +504,9 @@ class TlsPolicyTable:
             if version is None:
                 version = self.postfix_version()
             errors, dummy = existing_entry_problems(entry.key, entry.value, version or None)
-            if not errors and ('ciphers=' in entry.value or 'exclude=' in entry.value):
-                errors = self.existing_cipher_problems(entry.value, version or None)
+            if not errors and ('ciphers=' in entry.value or 'exclude=' in entry.value
+                               or 'connection_reuse' in entry.value.lower()):
+                errors = self.existing_configuration_problems(entry.value, version or None)
             invisible = invisible_key_problem(entry.key)
             if invisible:
                 # a lint (Postfix takes the line), but the entry is dead: a warning, as for an error
@@ -517,16 +519,18 @@ class TlsPolicyTable:
                                      % (path, entry.lineno, entry.key, entry.value, '; '.join(errors),
                                         entry.key))
 
-    def existing_cipher_problems(self, value, version):
-        """cipher_problems of an existing line's VALUE (it sets ciphers or exclude), with main.cf's
-        cipher settings (read once, with the cross-checks' values); nothing when main.cf cannot
-        be read (the line is kept either way)."""
+    def existing_configuration_problems(self, value, version):
+        """What main.cf and master.cf leave an existing line's VALUE unusable for (ciphers or
+        exclude that leave no cipher; connection_reuse=yes without the tlsproxy service), read
+        once with the cross-checks' values; nothing when they cannot be read (the line is kept
+        either way)."""
         try:
             policy = parse_policy(value, version)
             settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
+            master_services = self.postconf.output(['-M']) if policy.get('connection_reuse') else ''
         except (PolicyError, PostfixCommandError):
             return []
-        return cipher_problems(policy, settings)
+        return cipher_problems(policy, settings) + reuse_problems(policy, master_services)
 
     def apply(self, desired, path, map_type):
         """Edit the table's text, then let a TableTransaction write it (not in check mode)."""

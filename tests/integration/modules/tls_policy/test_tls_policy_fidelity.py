@@ -178,6 +178,19 @@ def test_connection_reuse_without_the_tlsproxy_service_is_refused(sandbox):
     assert_ok(sandbox.tls_policy(entry))
 
 
+def test_an_existing_line_reusing_connections_without_tlsproxy_is_named_and_kept(sandbox):
+    text = '[mx.f.example]:25 may connection_reuse=no connection_reuse=yes\n[mx.g.example]:25 encrypt\n'
+    sandbox.seed(text)
+    result = assert_ok(sandbox.tls_policy({'destination': '[mx.h.example]:25', 'level': 'encrypt'}))
+    warned = warnings_of(result)
+    assert 'line 1: [mx.f.example]:25 may connection_reuse=no connection_reuse=yes: Postfix cannot use' in warned
+    assert 'tlsproxy service' in warned and 'mx.g.example' not in warned
+    assert sandbox.table.read_text().startswith(text)
+    add_tlsproxy(sandbox)
+    assert 'tlsproxy' not in warnings_of(assert_ok(sandbox.tls_policy({'destination': '[mx.h.example]:25',
+                                                                      'level': 'encrypt'})))
+
+
 @pytest.mark.parametrize('version, rewritten', [('3.7.11', True), ('3.10.1', False)])
 def test_a_brace_form_entry_is_the_same_policy_only_where_postfix_reads_braces(sandbox, version, rewritten):
     # "{ match = nexthop }" is a malformed attribute/value pair before Postfix 3.10: the SMTP
