@@ -170,6 +170,28 @@ NO_TLSPROXY = ('connection_reuse=yes needs the tlsproxy service in master.cf, wh
                '0 tlsproxy"), or leave connection_reuse out')
 
 
+# the attributes whose use in an existing line existing_line_problems checks; Postfix reads
+# attribute names case-insensitively (smtp_tls_policy.c strcasecmp)
+_LINE_CHECKED_ATTRIBUTES = ('ciphers', 'exclude', 'connection_reuse')
+
+
+def may_need_configuration(value):
+    """Whether an existing line's VALUE may name an attribute existing_line_problems checks (a
+    cheap test on the text, before parsing it: false positives only cost a parse)."""
+    lowered = value.lower()
+    return any(name in lowered for name in _LINE_CHECKED_ATTRIBUTES)
+
+
+def existing_line_problems(policy, read_settings, read_master_services):
+    """Why main.cf or master.cf leave an existing line's POLICY unusable: ciphers or exclude
+    that leave no cipher, connection_reuse=yes without the tlsproxy service. READ_SETTINGS()
+    and READ_MASTER_SERVICES() are called only when needed."""
+    problems = cipher_problems(policy, read_settings()) if _sets_ciphers(policy) else []
+    if _reuses_connections(policy):
+        problems += reuse_problems(policy, read_master_services())
+    return problems
+
+
 def reuse_problems(policy, master_services):
     """[NO_TLSPROXY] when POLICY reuses connections and master.cf (``postconf -M`` output)
     has no tlsproxy service, else []."""
@@ -318,8 +340,8 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
         warnings.extend(found_warnings)
     warnings.extend(route_warnings(policies, routes or {},
                                    service_commands(master_services) if master_services else None))
-    reusing = [key for key, policy in policies if reuse_problems(policy, master_services)]
-    if reusing:
+    reusing = [key for key, policy in policies if _reuses_connections(policy)]
+    if reusing and not has_tlsproxy(master_services):
         # in check mode a warning: an earlier task of the play may add the service
         text = 'destination %r%s: %s' % (reusing[0], ' (and %d more)' % (len(reusing) - 1) if len(reusing) > 1 else '',
                                          NO_TLSPROXY)

@@ -43,11 +43,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transacti
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
     CROSS_CHECK_PARAMETERS,
-    cipher_problems,
     configuration_checks,
+    existing_line_problems,
+    may_need_configuration,
     needs_configuration,
     needs_master,
-    reuse_problems,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     CIPHER_GRADES,
@@ -504,8 +504,7 @@ class TlsPolicyTable:
             if version is None:
                 version = self.postfix_version()
             errors, dummy = existing_entry_problems(entry.key, entry.value, version or None)
-            if not errors and ('ciphers=' in entry.value or 'exclude=' in entry.value
-                               or 'connection_reuse' in entry.value.lower()):
+            if not errors and may_need_configuration(entry.value):
                 errors = self.existing_configuration_problems(entry.value, version or None)
             invisible = invisible_key_problem(entry.key)
             if invisible:
@@ -520,17 +519,15 @@ class TlsPolicyTable:
                                         entry.key))
 
     def existing_configuration_problems(self, value, version):
-        """What main.cf and master.cf leave an existing line's VALUE unusable for (ciphers or
-        exclude that leave no cipher; connection_reuse=yes without the tlsproxy service), read
-        once with the cross-checks' values; nothing when they cannot be read (the line is kept
-        either way)."""
+        """tls_policy_configuration.existing_line_problems of an existing line's VALUE, with main.cf
+        (the cross-checks' values, cached) and master.cf read only when needed; nothing when they
+        cannot be read (the line is kept either way)."""
         try:
-            policy = parse_policy(value, version)
-            settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
-            master_services = self.postconf.output(['-M']) if policy.get('connection_reuse') else ''
+            return existing_line_problems(parse_policy(value, version),
+                                          lambda: self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True),
+                                          lambda: self.postconf.output(['-M']))
         except (PolicyError, PostfixCommandError):
             return []
-        return cipher_problems(policy, settings) + reuse_problems(policy, master_services)
 
     def apply(self, desired, path, map_type):
         """Edit the table's text, then let a TableTransaction write it (not in check mode)."""

@@ -109,11 +109,14 @@ def test_the_cipher_check_reads_the_grades_and_exclusions_of_main_cf(sandbox):
 
 
 def test_an_existing_line_without_a_cipher_is_named_and_kept(sandbox):
-    text = '[mx.c.example]:25 encrypt ciphers=high exclude=HIGH\n[mx.d.example]:25 encrypt exclude=CAMELLIA\n'
+    # attribute names in any case, as Postfix reads them (strcasecmp)
+    text = ('[mx.c.example]:25 encrypt ciphers=high exclude=HIGH\n[mx.d.example]:25 encrypt exclude=CAMELLIA\n'
+            '[mx.i.example]:25 encrypt CIPHERS=high Exclude=HIGH\n')
     sandbox.table.write_text(text)
     result = assert_ok(sandbox.tls_policy({'destination': '[mx.e.example]:25', 'level': 'encrypt'}))
     warned = warnings_of(result)
     assert 'line 1: [mx.c.example]:25 encrypt ciphers=high exclude=HIGH: Postfix cannot use this entry' in warned
+    assert 'line 3: [mx.i.example]:25 encrypt CIPHERS=high Exclude=HIGH: Postfix cannot use this entry' in warned
     assert 'leaves no cipher' in warned and 'mx.d.example' not in warned
     assert sandbox.table.read_text().startswith(text)
 

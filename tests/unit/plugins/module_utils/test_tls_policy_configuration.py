@@ -11,6 +11,8 @@ import pytest
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing import routes_for, service_commands
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import (
     configuration_checks,
+    existing_line_problems,
+    may_need_configuration,
     route_warnings,
     has_tlsproxy,
     needs_configuration,
@@ -19,7 +21,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_conf
     smtp_cipher_list,
     smtp_client_services,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import build_policy
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import build_policy, parse_policy
 
 # postconf -M output of a Debian master.cf (abridged): smtp and relay run the smtp client chrooted
 MASTER = """\
@@ -318,3 +320,20 @@ def test_exclusions_that_leave_a_cipher_pass():
                   ('c.example', 'may', {'ciphers': 'medium'})]) == ([], [])
     # an entry without ciphers= or exclude= is not asked about main.cf's own exclusions
     assert check([('a.example', 'encrypt', {})], settings={'smtp_tls_mandatory_exclude_ciphers': 'ALL'}) == ([], [])
+
+
+def test_existing_lines_are_checked_against_the_configuration_only_when_they_need_it():
+    assert may_need_configuration('encrypt CIPHERS=high') and may_need_configuration('may { exclude = RC4 }')
+    assert may_need_configuration('may connection_reuse=yes') and not may_need_configuration('secure match=nexthop')
+    asked = []
+
+    def read(what, value):
+        return lambda: asked.append(what) or value
+    policy = parse_policy('encrypt ciphers=high exclude=HIGH')
+    assert len(existing_line_problems(policy, read('main.cf', SETTINGS), read('master.cf', MASTER))) == 1
+    assert asked == ['main.cf']
+    asked[:] = []
+    policy = parse_policy('may connection_reuse=no connection_reuse=yes')     # the last one wins
+    problems = existing_line_problems(policy, read('main.cf', SETTINGS), read('master.cf', MASTER))
+    assert asked == ['master.cf'] and len(problems) == 1 and 'tlsproxy' in problems[0]
+    assert existing_line_problems(policy, read('main.cf', SETTINGS), read('master.cf', MASTER + TLSPROXY)) == []
