@@ -19,7 +19,9 @@ still make the SMTP client defer mail because of main.cf or master.cf:
 * ``dane``/``dane-only`` for an address literal (``[192.0.2.1]``): no TLSA
   records are ever found for an IP next hop (tls_policy_grammar.key_level_problems);
 * ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf (Debian ships it
-  commented out): the SMTP client defers the mail, at level may too;
+  commented out), or rather the service ``tlsproxy_service_name`` names: the SMTP client
+  connects to ``private/$tlsproxy_service_name`` (tls_proxy_clnt.c) and defers the mail
+  when nothing listens there, at level may too;
 * ``ciphers=``/``exclude=`` that leave the SMTP client no cipher: its cipher list
   (the grade's ``tls_*_cipherlist`` with ``:!`` and each exclusion, smtp_tls_policy.c
   set_cipher_grade and tls_misc.c tls_set_ciphers) is asked of OpenSSL through Python's
@@ -70,8 +72,8 @@ CIPHER_PARAMETERS = ('smtp_tls_ciphers', 'smtp_tls_mandatory_ciphers', 'smtp_tls
                      'tls_low_cipherlist', 'tls_export_cipherlist', 'tls_null_cipherlist')
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
 CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner') + ROUTE_PARAMETERS \
-    + CIPHER_PARAMETERS
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner', 'tlsproxy_service_name') \
+    + ROUTE_PARAMETERS + CIPHER_PARAMETERS
 # tls_misc.c tls_set_ciphers: exclusions are split on commas, blanks and colons
 CIPHER_SEPARATORS = re.compile(r'[,\s:]+')
 
@@ -162,12 +164,31 @@ def _reuses_connections(policy):
 
 
 # checked with Postfix 3.7 on Debian, whose master.cf has the service commented out (3.5 to
-# 3.11): deferred at level may too
+# 3.11): deferred at level may too; the delivery oracle's tlsproxy round (a master.cf without
+# the service, a service of another name) on 3.5, 3.7, 3.10 and 3.11
 NO_TLSPROXY = ('connection_reuse=yes needs the tlsproxy service in master.cf, which Debian ships commented '
                'out (#tlsproxy unix - - y - 0 tlsproxy): without it the SMTP client logs "connect to '
                'private/tlsproxy service: No such file or directory" and defers the mail ("Cannot start TLS: '
                'handshake failure"), at level may too. Add it (postconf -M tlsproxy/unix="tlsproxy unix - - y - '
                '0 tlsproxy"), or leave connection_reuse out')
+NO_NAMED_TLSPROXY = ('connection_reuse=yes needs the service tlsproxy_service_name names, %(name)s, in master.cf: '
+                     'the SMTP client connects to private/%(name)s, and without it logs "connect to '
+                     'private/%(name)s service: No such file or directory" and defers the mail ("Cannot start '
+                     'TLS: handshake failure"), at level may too. Add it (postconf -M %(name)s/unix="%(name)s '
+                     'unix - - y - 0 tlsproxy"), set tlsproxy_service_name to the tlsproxy service master.cf '
+                     'has, or leave connection_reuse out')
+
+
+def tlsproxy_service(settings):
+    """The tlsproxy service the SMTP client connects to for connection_reuse: main.cf's
+    tlsproxy_service_name (expanded; tlsproxy by default)."""
+    return (settings.get('tlsproxy_service_name') or '').strip() or 'tlsproxy'
+
+
+def no_tlsproxy_message(settings):
+    """Why connection_reuse=yes cannot work, naming the service main.cf SETTINGS point at."""
+    name = tlsproxy_service(settings)
+    return NO_TLSPROXY if name == 'tlsproxy' else NO_NAMED_TLSPROXY % dict(name=name)
 
 
 # the attributes whose use in an existing line existing_line_problems checks; Postfix reads
@@ -188,14 +209,16 @@ def existing_line_problems(policy, read_settings, read_master_services):
     and READ_MASTER_SERVICES() are called only when needed."""
     problems = cipher_problems(policy, read_settings()) if _sets_ciphers(policy) else []
     if _reuses_connections(policy):
-        problems += reuse_problems(policy, read_master_services())
+        problems += reuse_problems(policy, read_settings(), read_master_services())
     return problems
 
 
-def reuse_problems(policy, master_services):
-    """[NO_TLSPROXY] when POLICY reuses connections and master.cf (``postconf -M`` output)
-    has no tlsproxy service, else []."""
-    return [NO_TLSPROXY] if _reuses_connections(policy) and not has_tlsproxy(master_services) else []
+def reuse_problems(policy, settings, master_services):
+    """[why] when POLICY reuses connections and master.cf (``postconf -M`` output) has no
+    service of the name main.cf SETTINGS give tlsproxy_service_name, else []."""
+    if _reuses_connections(policy) and not has_tlsproxy(master_services, tlsproxy_service(settings)):
+        return [no_tlsproxy_message(settings)]
+    return []
 
 
 def smtp_client_services(master_services):
@@ -205,9 +228,10 @@ def smtp_client_services(master_services):
             if len(fields) >= 8 and fields[7] == 'smtp' and fields[1] == 'unix']
 
 
-def has_tlsproxy(master_services):
-    """Whether ``postconf -M`` output lists the tlsproxy service."""
-    return ('tlsproxy', 'unix') in parse_services(master_services)
+def has_tlsproxy(master_services, name='tlsproxy'):
+    """Whether ``postconf -M`` output lists the unix service NAME (the tlsproxy service the
+    SMTP client connects to, tlsproxy_service)."""
+    return (name, 'unix') in parse_services(master_services)
 
 
 def readable_by(path, user):
@@ -341,10 +365,10 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
     warnings.extend(route_warnings(policies, routes or {},
                                    service_commands(master_services) if master_services else None))
     reusing = [key for key, policy in policies if _reuses_connections(policy)]
-    if reusing and not has_tlsproxy(master_services):
+    if reusing and not has_tlsproxy(master_services, tlsproxy_service(settings)):
         # in check mode a warning: an earlier task of the play may add the service
         text = 'destination %r%s: %s' % (reusing[0], ' (and %d more)' % (len(reusing) - 1) if len(reusing) > 1 else '',
-                                         NO_TLSPROXY)
+                                         no_tlsproxy_message(settings))
         (warnings if check_mode else errors).append(text)
     return errors, warnings
 

@@ -143,9 +143,9 @@ options:
     description:
       - Whether to reuse TLS connections (C(connection_reuse=yes)). Postfix 3.4.14, 3.5.4, 3.6 and
         later (3.4.0-3.4.13 and 3.5.0-3.5.3 reject it). V(true) needs the C(tlsproxy) service in
-        master.cf, which Debian ships commented out; without it the SMTP client defers the mail
-        (at level V(may) too), so the entry is refused (a warning in check mode). Invalid at level
-        V(none).
+        master.cf (the service C(tlsproxy_service_name) names), which Debian ships commented out;
+        without it the SMTP client defers the mail (at level V(may) too), so the entry is refused
+        (a warning in check mode). Invalid at level V(none).
     type: bool
   enable_rpk:
     description:

@@ -185,6 +185,26 @@ DANE_LITERAL_CASES = [
 ]
 DANE_LANE = ['smtp_dns_support_level=dnssec', 'smtp_host_lookup=dns,native']
 
+# connection_reuse=yes: the SMTP client hands the connection to the tlsproxy service,
+# connecting to private/$tlsproxy_service_name (tls_proxy_clnt.c). One round per master.cf
+# and main.cf set-up (the instance's master.cf has tlsproxy): (id, services removed, services
+# added, tlsproxy_service_name or None, [(case id, key form, value)]); each value once with
+# connection_reuse=no, which never needs the service (the control).
+TLSPROXY_ROUNDS = [
+    # Debian's master.cf: the service is commented out
+    ('missing', ['tlsproxy/unix'], [], None,
+     [('encrypt', 'ip', 'encrypt connection_reuse=yes'), ('may', 'ip', 'may connection_reuse=yes'),
+      ('verify', 'host-bracket', 'verify match=oracle-peer.test connection_reuse=yes'),
+      ('encrypt-no', 'ip', 'encrypt connection_reuse=no')]),
+    # the service under another name, and main.cf saying so
+    ('renamed', ['tlsproxy/unix'], ['tlsproxy2/unix=tlsproxy2 unix - - n - 0 tlsproxy'], 'tlsproxy2',
+     [('encrypt', 'ip', 'encrypt connection_reuse=yes'), ('may', 'ip', 'may connection_reuse=yes')]),
+    # tlsproxy in master.cf, but main.cf names another service
+    ('misnamed', [], [], 'no-such-tlsproxy',
+     [('encrypt', 'ip', 'encrypt connection_reuse=yes'), ('encrypt-no', 'ip', 'encrypt connection_reuse=no')]),
+]
+TLSPROXY_CASES = ['%s/%s' % (round_id, case[0]) for round_id, _x, _y, _z, cases in TLSPROXY_ROUNDS for case in cases]
+
 GENERATED_EXAMPLES = 120
 GENERATED_SEED = 13
 
@@ -354,6 +374,7 @@ def run_all(keep=False, generated=None):
         run_self(oracle, subst, results)
         run_texthash(oracle, results)
         run_dane_literal(oracle, version, results)
+        run_tlsproxy(oracle, version, results)
         run_property(oracle, subst, version, results, generated)
     return results
 
@@ -428,6 +449,55 @@ def run_dane_literal(oracle, version, results):
     for (case_id, kind, message), verdict in zip(info, verdicts):
         results['dane-literal/' + case_id] = _record(verdict, module=kind, module_message=message,
                                                      peer=_peer_sessions(oracle, verdict))
+
+
+def run_tlsproxy(oracle, version, results):
+    """TLSPROXY_ROUNDS: each value as a table line the module reads (classify_line) and, when
+    the grammar takes it, as an entry the module writes with its checks against the instance's
+    master.cf and main.cf (write_with_module); then asked of Postfix in that set-up. The
+    instance's master.cf and main.cf are put back after each round."""
+    for round_id, removed, added, service_name, round_cases in TLSPROXY_ROUNDS:
+        for service in removed:
+            oracle.postconf('-MX', service)
+        for service in added:
+            oracle.postconf('-M', service)
+        if service_name:
+            oracle.postconf('-e', 'tlsproxy_service_name = %s' % service_name)
+        try:
+            entries, info, module_items, raw_lines = [], [], [], []
+            for case_id, form, value in round_cases:
+                key = oracle.make_key(form)
+                kind, message = classify_line(key, value, version)
+                params = line_to_params(value, version) if kind == 'accepts' else None
+                if params is not None:
+                    item = dict(destination=key)
+                    item.update(params)
+                    module_items.append(item)
+                else:
+                    raw_lines.append('%s %s' % (key, value))
+                entries.append((key, value))
+                info.append(dict(id='tlsproxy/%s/%s' % (round_id, case_id), module=kind, module_message=message))
+            module_path = os.path.join(oracle.tables, 'module-%d' % (oracle.round + 1))
+            raw_path = os.path.join(oracle.tables, 'raw-%d' % (oracle.round + 1))
+            refused = dict((item['destination'], message)
+                           for item, message in write_with_module(oracle, module_items, module_path))
+            for data, (key, value) in zip(info, entries):
+                if key in refused:
+                    data['module'] = 'lint' if 'rule of this collection' in refused[key] else 'error'
+                    data['module_message'] = 'module run: ' + refused[key]
+                    raw_lines.append('%s %s' % (key, value))
+            oracle.write_table(raw_path, raw_lines)
+            verdicts = oracle.ask(entries, writer=lambda *args: None, path=module_path,
+                                  extra_maps=['hash:%s' % raw_path])
+            for data, verdict in zip(info, verdicts):
+                results[data.pop('id')] = _record(verdict, **data)
+        finally:
+            if service_name:
+                oracle.postconf('-X', 'tlsproxy_service_name')
+            for service in added:
+                oracle.postconf('-MX', service.split('=', 1)[0])
+            for service in removed:
+                oracle.postconf('-M', '%s=%s unix - - n - 0 tlsproxy' % (service, service.split('/', 1)[0]))
 
 
 def run_property(oracle, subst, version, results, generated=None):

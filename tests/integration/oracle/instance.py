@@ -298,6 +298,11 @@ class Oracle(object):
         """A main.cf parameter of the instance, expanded (postconf -x -h)."""
         return self._run([POSTCONF, '-c', self.conf, '-x', '-h', name]).stdout.strip()
 
+    def postconf(self, *args):
+        """Run postconf on the instance's configuration (``-e``, ``-X``, ``-M`` ... ARGS); the
+        next round's reload makes a change live."""
+        return self._run([POSTCONF, '-c', self.conf] + list(args))
+
     # -- set-up -------------------------------------------------------------------
 
     def _run(self, argv, check=True, **kwargs):

@@ -9,6 +9,8 @@
   "rule of this collection, Postfix accepts it", and then Postfix does use it.
 * Both, for every distinct policy value of the real-world tables
   (tests/data/realworld/tables), as the module reads an existing line.
+* connection_reuse=yes with the tlsproxy service missing from master.cf, under
+  another name (tlsproxy_service_name), or main.cf naming one master.cf lacks.
 
 Postfix's verdicts come from one private instance per Postfix release: the
 host's and those of the test images (conftest.py; cases.run_all, see
@@ -17,7 +19,7 @@ instance.py for how entries are classified).
 
 import pytest
 
-from .cases import CURATED, REALWORLD_LINES, REFUSED_LINES
+from .cases import CURATED, REALWORLD_LINES, REFUSED_LINES, TLSPROXY_CASES
 from .conftest import explain
 
 POSTFIX_REFUSES = ('rejected', 'unroutable', 'unmatched', 'ignored')
@@ -76,6 +78,18 @@ def test_refused_line(oracle_results, case_id):
     result = oracle_results['refused/' + case_id]
     problem = check(result)
     assert problem is None, '%s\n%s' % (problem, explain(result))
+
+
+@pytest.mark.parametrize('case_id', TLSPROXY_CASES)
+def test_connection_reuse_and_the_tlsproxy_service(oracle_results, case_id):
+    """connection_reuse=yes in a master.cf without the tlsproxy service (Debian's), with the
+    service under the name tlsproxy_service_name gives, and with main.cf naming a service
+    master.cf lacks: the module refuses exactly what Postfix defers."""
+    result = oracle_results['tlsproxy/' + case_id]
+    problem = check(result)
+    assert problem is None, '%s\n%s' % (problem, explain(result))
+    if case_id.endswith('-no'):
+        assert result['module'] == 'accepts'
 
 
 @pytest.mark.parametrize('case_id', [case[0] for case in REALWORLD_LINES])

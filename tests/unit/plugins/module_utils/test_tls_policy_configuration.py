@@ -179,6 +179,22 @@ def test_connection_reuse_without_tlsproxy_is_refused_and_a_warning_in_check_mod
     assert check([('a.example', 'may', {'connection_reuse': False})]) == ([], [])
 
 
+def test_connection_reuse_needs_the_service_tlsproxy_service_name_names():
+    # the SMTP client connects to private/$tlsproxy_service_name (tls_proxy_clnt.c)
+    entries = [('a.example', 'encrypt', {'connection_reuse': True})]
+    renamed = TLSPROXY.replace('tlsproxy   unix', 'tlsproxy2  unix')
+    assert check(entries, settings={'tlsproxy_service_name': 'tlsproxy2'}, master=MASTER + renamed) == ([], [])
+    errors, warnings = check(entries, settings={'tlsproxy_service_name': 'tlsproxy2'}, master=MASTER + TLSPROXY)
+    assert warnings == [] and len(errors) == 1
+    assert 'names, tlsproxy2, in master.cf' in errors[0] and 'connect to private/tlsproxy2 service' in errors[0]
+    # a service of that name of another type is not the one
+    errors, warnings = check(entries, settings={'tlsproxy_service_name': 'tlsproxy2'},
+                             master=MASTER + renamed.replace(' unix ', ' inet '))
+    assert len(errors) == 1
+    # empty (not read: an old Postfix) is the default
+    assert check(entries, settings={'tlsproxy_service_name': ''}, master=MASTER + TLSPROXY) == ([], [])
+
+
 def test_readable_by_follows_the_mode_bits(tmp_path):
     path = tmp_path / 'ta.pem'
     path.write_text('x')
@@ -335,5 +351,8 @@ def test_existing_lines_are_checked_against_the_configuration_only_when_they_nee
     asked[:] = []
     policy = parse_policy('may connection_reuse=no connection_reuse=yes')     # the last one wins
     problems = existing_line_problems(policy, read('main.cf', SETTINGS), read('master.cf', MASTER))
-    assert asked == ['master.cf'] and len(problems) == 1 and 'tlsproxy' in problems[0]
+    assert asked == ['main.cf', 'master.cf'] and len(problems) == 1 and 'tlsproxy' in problems[0]
     assert existing_line_problems(policy, read('main.cf', SETTINGS), read('master.cf', MASTER + TLSPROXY)) == []
+    renamed = dict(SETTINGS, tlsproxy_service_name='tlsproxy2')
+    problems = existing_line_problems(policy, read('main.cf', renamed), read('master.cf', MASTER + TLSPROXY))
+    assert len(problems) == 1 and 'private/tlsproxy2' in problems[0]
