@@ -20,7 +20,9 @@ description:
     that keeps a service below the levels it enforces); a converged host can still have
     them. They are in the JSON report (C(warnings)), in the JUnit report as the test case's
     C(system-out), and in the verdict line; they do not make a host drift.
-  - Prints a one-line verdict per host at the end of the run.
+  - Prints a one-line verdict per host at the end of the run. The JSON report's C(verdict) is
+    the run's, one of C(failed) (a task failed or a host was unreachable), C(drift), C(warnings)
+    (converged, with warnings) or C(converged).
   - Use it with C(ansible-playbook --check --diff), for example through the
     C(playbooks/check-drift) wrapper of this collection, which also turns the
     report into an exit code (0 converged, 2 drift, 1 the check itself failed; with
@@ -304,6 +306,9 @@ class CallbackModule(CallbackBase):
             "diff_mode": bool(context.CLIARGS.get("diff")),
             "started": self._started.isoformat(),
             "converged": not self._drift and not self._failures,
+            # what playbooks/check-drift turns into its exit code (a top-level line of its own)
+            "verdict": ("failed" if self._failures else "drift" if self._drift
+                        else "warnings" if self._warnings else "converged"),
             "summary": {
                 "hosts": len(hosts),
                 "hosts_with_drift": drift_hosts,

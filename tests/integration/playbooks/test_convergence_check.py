@@ -125,7 +125,7 @@ def test_wrapper_reports_drift_with_host_task_and_diff(tmp_path, local_play):
     proc, report, junit = check_drift(tmp_path / 'r', *base)
     assert proc.returncode == 2, proc.stdout
     assert 'localhost: DRIFT, 1 task(s) would change: Keep the greeting file' in proc.stdout
-    assert report['check_mode'] is True and report['converged'] is False
+    assert report['check_mode'] is True and report['converged'] is False and report['verdict'] == 'drift'
     assert report['summary']['hosts_with_drift'] == ['localhost']
     assert report['failures'] == []
     [drift] = report['drift']
@@ -153,7 +153,7 @@ def test_wrapper_converged_exits_0_with_empty_report(tmp_path, local_play):
     target.chmod(0o644)
     proc, report, junit = check_drift(tmp_path / 'r', *base)
     assert proc.returncode == 0, proc.stdout
-    assert report['converged'] is True
+    assert report['converged'] is True and report['verdict'] == 'converged'
     assert report['drift'] == [] and report['failures'] == []
     assert report['summary']['changes'] == 0
     assert junit.get('failures') == '0' and junit.get('errors') == '0'
@@ -170,7 +170,7 @@ def test_wrapper_reports_warnings_of_a_converged_host(tmp_path, local_play):
     warning = 'WARNING: /etc/postfix/master.cf service smtp/inet runs smtpd with -o smtpd_tls_security_level=may'
     proc, report, junit = check_drift(tmp_path / 'r', *(base + ['-e', 'warn_it=true']))
     assert proc.returncode == 0, proc.stdout
-    assert report['converged'] is True and report['drift'] == []
+    assert report['converged'] is True and report['drift'] == [] and report['verdict'] == 'warnings'
     assert [(w['host'], w['task'], w['warning']) for w in report['warnings']] == [
         ('localhost', 'Notes as the enforce_tls role prints them', warning)]
     assert report['summary']['hosts_with_warnings'] == ['localhost'] and report['summary']['warnings'] == 1
@@ -198,8 +198,31 @@ def test_wrapper_failed_check_exits_1_and_reports_the_failure(tmp_path, local_pl
     assert failure['host'] == 'localhost'
     assert failure['task'] == 'A step that fails when asked to'
     assert failure['msg'] == 'the check could not read the host'
-    assert report['converged'] is False
+    assert report['converged'] is False and report['verdict'] == 'failed'
     assert junit.get('errors') == '1'
+
+
+@pytest.mark.parametrize('lines, expected', [
+    # an older callback: no verdict line, the wrapper reads the lists
+    (['{', '  "drift": [{"host": "h"}],', '  "failures": []', '}'], 2),
+    (['{', '  "drift": [],', '  "failures": [],', '  "warnings": []', '}'], 0),
+    # the verdict line wins; one it does not know is a failed check
+    (['{', '  "verdict": "drift",', '  "drift": [],', '  "failures": []', '}'], 2),
+    (['{', '  "verdict": "bogus",', '  "drift": [],', '  "failures": []', '}'], 1),
+])
+def test_wrapper_reads_the_verdict_line_or_the_lists(tmp_path, lines, expected):
+    """The wrapper takes the report's verdict line, and reads a report without one (an
+    installed callback older than the wrapper) with Python. A stand-in ansible-playbook on
+    PATH writes the report where the wrapper asks the callback to."""
+    stub = tmp_path / 'bin' / 'ansible-playbook'
+    stub.parent.mkdir()
+    (tmp_path / 'report.json').write_text('\n'.join(lines) + '\n')
+    stub.write_text('#!/bin/sh\ncp "%s" "$MAILGW_DRIFT_REPORT_JSON"\n' % (tmp_path / 'report.json'))
+    stub.chmod(0o755)
+    env = dict(_env())
+    env['PATH'] = '%s:%s' % (stub.parent, env['PATH'])
+    proc = run([CHECK_DRIFT, '--report-dir', str(tmp_path / 'r')], env=env)
+    assert proc.returncode == expected, proc.stdout
 
 
 def test_wrapper_stale_report_is_not_reused(tmp_path):
