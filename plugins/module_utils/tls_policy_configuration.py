@@ -21,7 +21,9 @@ still make the SMTP client defer mail because of main.cf or master.cf:
 * ``connection_reuse=yes`` without the ``tlsproxy`` service in master.cf (Debian ships it
   commented out), or rather the service ``tlsproxy_service_name`` names: the SMTP client
   connects to ``private/$tlsproxy_service_name`` (tls_proxy_clnt.c) and defers the mail
-  when nothing listens there, at level may too;
+  when nothing listens there, at level may too; an entry without ``connection_reuse``
+  (above level none) takes main.cf's ``smtp_tls_connection_reuse`` (smtp_tls_policy.c
+  policy_create), so with that at ``yes`` it needs the service too;
 * ``ciphers=``/``exclude=`` that leave the SMTP client no cipher: its cipher list
   (the grade's ``tls_*_cipherlist`` with ``:!`` and each exclusion, smtp_tls_policy.c
   set_cipher_grade and tls_misc.c tls_set_ciphers) is asked of OpenSSL through Python's
@@ -72,7 +74,8 @@ CIPHER_PARAMETERS = ('smtp_tls_ciphers', 'smtp_tls_mandatory_ciphers', 'smtp_tls
                      'tls_low_cipherlist', 'tls_export_cipherlist', 'tls_null_cipherlist')
 # main.cf values the cross-checks read (one ``postconf -x -h`` call)
 CROSS_CHECK_PARAMETERS = ('smtp_tls_fingerprint_digest', 'smtp_dns_support_level',
-                          'smtp_host_lookup', 'queue_directory', 'mail_owner', 'tlsproxy_service_name') \
+                          'smtp_host_lookup', 'queue_directory', 'mail_owner', 'tlsproxy_service_name',
+                          'smtp_tls_connection_reuse') \
     + ROUTE_PARAMETERS + CIPHER_PARAMETERS
 # tls_misc.c tls_set_ciphers: exclusions are split on commas, blanks and colons
 CIPHER_SEPARATORS = re.compile(r'[,\s:]+')
@@ -80,13 +83,15 @@ CIPHER_SEPARATORS = re.compile(r'[,\s:]+')
 
 def needs_configuration(policies):
     """Whether any (key, Policy) pair needs the configuration read at all (main.cf: every
-    entry for a domain, for the relayhost check)."""
-    return any(_checked(policy) or _reuses_connections(policy) or is_domain(key) for key, policy in policies)
+    entry for a domain, for the relayhost check; every entry above level none, for
+    smtp_tls_connection_reuse)."""
+    return any(_checked(policy) or policy.level != 'none' or is_domain(key) for key, policy in policies)
 
 
-def needs_master(policies):
-    """Whether any (key, Policy) pair needs master.cf read (``postconf -M``)."""
-    return any(policy.get('tafile') or _reuses_connections(policy) for key, policy in policies)
+def needs_master(policies, settings=None):
+    """Whether any (key, Policy) pair needs master.cf read (``postconf -M``), with main.cf
+    SETTINGS when they were read (smtp_tls_connection_reuse)."""
+    return any(policy.get('tafile') or _reuses_connections(policy, settings) for key, policy in policies)
 
 
 def _checked(policy):
@@ -157,10 +162,21 @@ def cipher_problems(policy, settings):
     return []
 
 
-def _reuses_connections(policy):
-    # the last one wins when an existing line repeats it (smtp_tls_policy.c)
+def _reuses_connections(policy, settings=None):
+    """Whether the SMTP client hands POLICY's TLS connections to tlsproxy: the entry's
+    connection_reuse (the last one wins when an existing line repeats it), else main.cf's
+    smtp_tls_connection_reuse (SETTINGS, when given; smtp_tls_policy.c policy_create);
+    never at level none."""
+    if policy.level == 'none':
+        return False
     values = policy.get('connection_reuse')
-    return bool(values) and values[-1].lower() == 'yes'
+    if values:
+        return values[-1].lower() == 'yes'
+    return _reuses_by_default(settings)
+
+
+def _reuses_by_default(settings):
+    return bool(settings) and (settings.get('smtp_tls_connection_reuse') or '').strip().lower() == 'yes'
 
 
 # checked with Postfix 3.7 on Debian, whose master.cf has the service commented out (3.5 to
@@ -185,9 +201,20 @@ def tlsproxy_service(settings):
     return (settings.get('tlsproxy_service_name') or '').strip() or 'tlsproxy'
 
 
-def no_tlsproxy_message(settings):
-    """Why connection_reuse=yes cannot work, naming the service main.cf SETTINGS point at."""
+NO_TLSPROXY_BY_DEFAULT = ('main.cf sets smtp_tls_connection_reuse = yes and the entry does not say connection_reuse, '
+                          'so the SMTP client hands its TLS connections to the %(name)s service, which master.cf '
+                          'lacks: it logs "connect to private/%(name)s service: No such file or directory" and defers '
+                          'the mail ("Cannot start TLS: handshake failure"), at level may too, as all its TLS mail. '
+                          'Add the service (postconf -M %(name)s/unix="%(name)s unix - - y - 0 tlsproxy"), or give '
+                          'the entry connection_reuse=no')
+
+
+def no_tlsproxy_message(settings, by_default=False):
+    """Why connection_reuse=yes cannot work, naming the service main.cf SETTINGS point at;
+    BY_DEFAULT: the entry reuses connections because main.cf's smtp_tls_connection_reuse says so."""
     name = tlsproxy_service(settings)
+    if by_default:
+        return NO_TLSPROXY_BY_DEFAULT % dict(name=name)
     return NO_TLSPROXY if name == 'tlsproxy' else NO_NAMED_TLSPROXY % dict(name=name)
 
 
@@ -364,12 +391,16 @@ def configuration_checks(policies, settings, master_services, check_mode=False,
         warnings.extend(found_warnings)
     warnings.extend(route_warnings(policies, routes or {},
                                    service_commands(master_services) if master_services else None))
-    reusing = [key for key, policy in policies if _reuses_connections(policy)]
-    if reusing and not has_tlsproxy(master_services, tlsproxy_service(settings)):
-        # in check mode a warning: an earlier task of the play may add the service
-        text = 'destination %r%s: %s' % (reusing[0], ' (and %d more)' % (len(reusing) - 1) if len(reusing) > 1 else '',
-                                         no_tlsproxy_message(settings))
-        (warnings if check_mode else errors).append(text)
+    if not has_tlsproxy(master_services, tlsproxy_service(settings)):
+        for by_default in (False, True):
+            reusing = [key for key, policy in policies if _reuses_connections(policy, settings)
+                       and bool(policy.get('connection_reuse')) != by_default]
+            if not reusing:
+                continue
+            # in check mode a warning: an earlier task of the play may add the service
+            text = 'destination %r%s: %s' % (reusing[0], ' (and %d more)' % (len(reusing) - 1)
+                                             if len(reusing) > 1 else '', no_tlsproxy_message(settings, by_default))
+            (warnings if check_mode else errors).append(text)
     return errors, warnings
 
 

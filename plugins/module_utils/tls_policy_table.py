@@ -353,7 +353,7 @@ class TlsPolicyTable:
             settings = self.postconf.parameters(CROSS_CHECK_PARAMETERS, expand=True)
             routes = self.routes(policies, settings)
             # a domain routed to another transport: whether that runs the SMTP client
-            master_services = self.postconf.output(['-M']) if needs_master(policies) or any(
+            master_services = self.postconf.output(['-M']) if needs_master(policies, settings) or any(
                 route.transport != 'smtp' for route in routes.values()) else ''
         except PostfixCommandError as e:
             self.fail(str(e))

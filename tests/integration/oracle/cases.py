@@ -188,20 +188,25 @@ DANE_LANE = ['smtp_dns_support_level=dnssec', 'smtp_host_lookup=dns,native']
 # connection_reuse=yes: the SMTP client hands the connection to the tlsproxy service,
 # connecting to private/$tlsproxy_service_name (tls_proxy_clnt.c). One round per master.cf
 # and main.cf set-up (the instance's master.cf has tlsproxy): (id, services removed, services
-# added, tlsproxy_service_name or None, [(case id, key form, value)]); each value once with
+# added, main.cf settings, [(case id, key form, value)]); each value once with
 # connection_reuse=no, which never needs the service (the control).
 TLSPROXY_ROUNDS = [
     # Debian's master.cf: the service is commented out
-    ('missing', ['tlsproxy/unix'], [], None,
+    ('missing', ['tlsproxy/unix'], [], {},
      [('encrypt', 'ip', 'encrypt connection_reuse=yes'), ('may', 'ip', 'may connection_reuse=yes'),
       ('verify', 'host-bracket', 'verify match=oracle-peer.test connection_reuse=yes'),
       ('encrypt-no', 'ip', 'encrypt connection_reuse=no')]),
     # the service under another name, and main.cf saying so
-    ('renamed', ['tlsproxy/unix'], ['tlsproxy2/unix=tlsproxy2 unix - - n - 0 tlsproxy'], 'tlsproxy2',
+    ('renamed', ['tlsproxy/unix'], ['tlsproxy2/unix=tlsproxy2 unix - - n - 0 tlsproxy'],
+     {'tlsproxy_service_name': 'tlsproxy2'},
      [('encrypt', 'ip', 'encrypt connection_reuse=yes'), ('may', 'ip', 'may connection_reuse=yes')]),
     # tlsproxy in master.cf, but main.cf names another service
-    ('misnamed', [], [], 'no-such-tlsproxy',
+    ('misnamed', [], [], {'tlsproxy_service_name': 'no-such-tlsproxy'},
      [('encrypt', 'ip', 'encrypt connection_reuse=yes'), ('encrypt-no', 'ip', 'encrypt connection_reuse=no')]),
+    # main.cf reuses connections for every entry that does not say otherwise, without the service
+    ('by-default', ['tlsproxy/unix'], [], {'smtp_tls_connection_reuse': 'yes'},
+     [('encrypt', 'ip', 'encrypt'), ('may', 'ip', 'may'), ('verify', 'host-bracket', 'verify match=oracle-peer.test'),
+      ('encrypt-no', 'ip', 'encrypt connection_reuse=no'), ('none', 'ip', 'none')]),
 ]
 TLSPROXY_CASES = ['%s/%s' % (round_id, case[0]) for round_id, _x, _y, _z, cases in TLSPROXY_ROUNDS for case in cases]
 
@@ -456,13 +461,13 @@ def run_tlsproxy(oracle, version, results):
     the grammar takes it, as an entry the module writes with its checks against the instance's
     master.cf and main.cf (write_with_module); then asked of Postfix in that set-up. The
     instance's master.cf and main.cf are put back after each round."""
-    for round_id, removed, added, service_name, round_cases in TLSPROXY_ROUNDS:
+    for round_id, removed, added, settings, round_cases in TLSPROXY_ROUNDS:
         for service in removed:
             oracle.postconf('-MX', service)
         for service in added:
             oracle.postconf('-M', service)
-        if service_name:
-            oracle.postconf('-e', 'tlsproxy_service_name = %s' % service_name)
+        for name, value in sorted(settings.items()):
+            oracle.postconf('-e', '%s = %s' % (name, value))
         try:
             entries, info, module_items, raw_lines = [], [], [], []
             for case_id, form, value in round_cases:
@@ -492,8 +497,8 @@ def run_tlsproxy(oracle, version, results):
             for data, verdict in zip(info, verdicts):
                 results[data.pop('id')] = _record(verdict, **data)
         finally:
-            if service_name:
-                oracle.postconf('-X', 'tlsproxy_service_name')
+            for name in sorted(settings):
+                oracle.postconf('-X', name)
             for service in added:
                 oracle.postconf('-MX', service.split('=', 1)[0])
             for service in removed:

@@ -10,7 +10,8 @@
 * Both, for every distinct policy value of the real-world tables
   (tests/data/realworld/tables), as the module reads an existing line.
 * connection_reuse=yes with the tlsproxy service missing from master.cf, under
-  another name (tlsproxy_service_name), or main.cf naming one master.cf lacks.
+  another name (tlsproxy_service_name), or main.cf naming one master.cf lacks;
+  entries that reuse connections because main.cf's smtp_tls_connection_reuse says so.
 
 Postfix's verdicts come from one private instance per Postfix release: the
 host's and those of the test images (conftest.py; cases.run_all, see
@@ -83,12 +84,13 @@ def test_refused_line(oracle_results, case_id):
 @pytest.mark.parametrize('case_id', TLSPROXY_CASES)
 def test_connection_reuse_and_the_tlsproxy_service(oracle_results, case_id):
     """connection_reuse=yes in a master.cf without the tlsproxy service (Debian's), with the
-    service under the name tlsproxy_service_name gives, and with main.cf naming a service
-    master.cf lacks: the module refuses exactly what Postfix defers."""
+    service under the name tlsproxy_service_name gives, with main.cf naming a service master.cf
+    lacks, and entries without connection_reuse when main.cf's smtp_tls_connection_reuse is
+    yes: the module refuses exactly what Postfix defers."""
     result = oracle_results['tlsproxy/' + case_id]
     problem = check(result)
     assert problem is None, '%s\n%s' % (problem, explain(result))
-    if case_id.endswith('-no'):
+    if case_id.endswith('-no') or case_id.endswith('/none'):
         assert result['module'] == 'accepts'
 
 

@@ -63,10 +63,11 @@ def test_services_that_run_the_smtp_client_with_their_chroot_column():
 
 
 def test_only_entries_that_depend_on_the_configuration_need_it_read():
-    # a domain entry needs main.cf for the relayhost check, a [host] entry nothing
+    # a domain entry needs main.cf for the relayhost check, a [host] entry above level none
+    # for smtp_tls_connection_reuse, a [host] entry at none nothing
     assert needs_configuration([('a.example', build_policy('encrypt'))])
-    assert not needs_configuration([('[a.example]:587', build_policy('encrypt'))])
-    assert not needs_configuration([('[192.0.2.1]', build_policy('verify', match=['nexthop']))])
+    assert needs_configuration([('[a.example]:587', build_policy('encrypt'))])
+    assert not needs_configuration([('[127.0.0.1]:10025', build_policy('none'))])
     for policy in (build_policy('dane'), build_policy('fingerprint', match=[SHA256]),
                    build_policy('verify', tafile=['/etc/ta.pem']), build_policy('may', connection_reuse=True)):
         assert needs_configuration([('[a.example]', policy)]), policy
@@ -74,6 +75,12 @@ def test_only_entries_that_depend_on_the_configuration_need_it_read():
     assert not needs_master([('a.example', build_policy('dane'))])
     assert needs_master([('a.example', build_policy('verify', tafile=['/etc/ta.pem']))])
     assert needs_master([('a.example', build_policy('may', connection_reuse=True))])
+    # main.cf's smtp_tls_connection_reuse for the entries that do not say (and use TLS at all)
+    reuse = {'smtp_tls_connection_reuse': 'yes'}
+    assert needs_master([('[a.example]', build_policy('encrypt'))], reuse)
+    assert not needs_master([('[a.example]', build_policy('encrypt'))], {'smtp_tls_connection_reuse': 'no'})
+    assert not needs_master([('[a.example]', build_policy('encrypt', connection_reuse=False))], reuse)
+    assert not needs_master([('[a.example]', build_policy('none'))], reuse)
 
 
 @pytest.mark.parametrize('settings, warned', [
@@ -193,6 +200,25 @@ def test_connection_reuse_needs_the_service_tlsproxy_service_name_names():
     assert len(errors) == 1
     # empty (not read: an old Postfix) is the default
     assert check(entries, settings={'tlsproxy_service_name': ''}, master=MASTER + TLSPROXY) == ([], [])
+
+
+def test_main_cf_connection_reuse_needs_the_service_for_entries_that_do_not_say():
+    # smtp_tls_policy.c policy_create: an entry without connection_reuse takes
+    # smtp_tls_connection_reuse; level none never starts TLS
+    reuse = {'smtp_tls_connection_reuse': 'yes'}
+    entries = [('a.example', 'encrypt', {}), ('[b.example]', 'may', {}), ('c.example', 'encrypt', {'connection_reuse': False}),
+               ('[127.0.0.1]:10025', 'none', {})]
+    errors, warnings = check(entries, settings=reuse)
+    assert warnings == [] and len(errors) == 1, errors
+    assert errors[0].startswith("destination 'a.example' (and 1 more): main.cf sets smtp_tls_connection_reuse = yes")
+    assert 'connection_reuse=no' in errors[0] and 'private/tlsproxy service' in errors[0]
+    assert check(entries, settings=reuse, master=MASTER + TLSPROXY) == ([], [])
+    assert check(entries) == ([], [])
+    # an entry's own connection_reuse=yes is named apart
+    errors, warnings = check(entries + [('d.example', 'may', {'connection_reuse': True})], settings=reuse)
+    assert len(errors) == 2 and errors[0].startswith("destination 'd.example': connection_reuse=yes needs")
+    errors, warnings = check(entries, settings=reuse, check_mode=True)
+    assert errors == [] and len(warnings) == 1
 
 
 def test_readable_by_follows_the_mode_bits(tmp_path):
