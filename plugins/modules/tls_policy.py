@@ -146,6 +146,8 @@ options:
         master.cf (the service C(tlsproxy_service_name) names), which Debian ships commented out;
         without it the SMTP client defers the mail (at level V(may) too), so the entry is refused
         (a warning in check mode). Invalid at level V(none).
+      - Not set, the entry takes main.cf's C(smtp_tls_connection_reuse); when that is C(yes) and the
+        service is missing the entry is refused the same way (give V(false), or add the service).
     type: bool
   enable_rpk:
     description:
