@@ -188,6 +188,7 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         self._playbook = None
         self._play = None
+        self._play_check_modes = []  # each play's check mode (the keyword, else the --check flag)
         self._started = datetime.datetime.now(datetime.timezone.utc)
         self._cases = {}  # host -> list of test case dicts, in execution order
         self._drift = []
@@ -201,6 +202,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         self._play = to_text(play.get_name()).strip()
+        self._play_check_modes.append(bool(getattr(play, "check_mode", False)))
 
     def v2_runner_on_ok(self, result):
         data = _res_data(result)
@@ -270,7 +272,8 @@ class CallbackModule(CallbackBase):
             diff = "(diff hidden: no_log)\n"
         msg = to_text(data.get("msg", "")) if data.get("msg") and not data.get("results") else ""
         text = diff or (msg + "\n" if msg else "(the module returned no diff)\n")
-        info = self._case(result, "drift", message="would change" if context.CLIARGS.get("check") else "changed", text=text)
+        task = _res_task(result)
+        info = self._case(result, "drift", message="would change" if task.check_mode else "changed", text=text)
         record = dict(info, diff=diff, items=items)
         if msg:
             record["msg"] = msg
@@ -302,7 +305,8 @@ class CallbackModule(CallbackBase):
         return {
             "format": REPORT_FORMAT,
             "playbook": self._playbook,
-            "check_mode": bool(context.CLIARGS.get("check")),
+            # playbooks/check.yml's check_mode: true makes a run without --check a check all the same
+            "check_mode": self._check_mode(),
             "diff_mode": bool(context.CLIARGS.get("diff")),
             "started": self._started.isoformat(),
             "converged": not self._drift and not self._failures,
@@ -323,6 +327,12 @@ class CallbackModule(CallbackBase):
             "failures": self._failures,
             "warnings": self._warnings,
         }
+
+    def _check_mode(self):
+        """--check, or every play in check mode by its keyword (check.yml)."""
+        if context.CLIARGS.get("check"):
+            return True
+        return bool(self._play_check_modes) and all(self._play_check_modes)
 
     def _junit(self, report):
         root = ET.Element("testsuites", name=self.get_option("suite_name"))

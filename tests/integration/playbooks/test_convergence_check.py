@@ -18,8 +18,8 @@ playbooks/site.yml and the example inventory, and then checks that
 - the check changes nothing on the hosts.
 
 The host-only tests exercise the wrapper's exit codes and the report format
-on localhost with a throwaway playbook, and check.yml's refusal to run
-without --check.
+on localhost with a throwaway playbook, and a play in check mode by its
+keywords (as check.yml) run without --check.
 """
 
 import json
@@ -236,14 +236,25 @@ def test_wrapper_stale_report_is_not_reused(tmp_path):
     assert 'no drift report was written' in proc.stdout
 
 
-def test_check_yml_refuses_to_run_without_check_mode(tmp_path):
-    # The fail task is a controller-side action: no container is needed, and
-    # the role never starts.
-    proc = run(['ansible-playbook', '-i', INVENTORY, CHECK_YML, '--limit', 'edge-1',
-                '-e', 'demo_container_prefix=mailgw-none-%s' % uuid.uuid4().hex[:8]])
-    assert proc.returncode != 0
-    assert 'check.yml is a convergence check: run it with --check --diff' in proc.stdout
-    assert 'TASK [mailgw.postfix_tls.enforce_tls' not in proc.stdout
+def test_a_play_in_check_mode_is_a_check_without_the_flag(tmp_path, local_play):
+    """check.yml's play keywords (check_mode, diff) make a run without --check --diff the same
+    check: nothing is written, and the report says "would change" with the diff."""
+    target, base = local_play
+    target.write_text('hello\nplanet\n')
+    play = tmp_path / 'forced.yml'
+    play.write_text(LOCAL_PLAY.replace('  gather_facts: false\n', '  gather_facts: false\n  check_mode: true\n'
+                                                                  '  diff: true\n', 1))
+    report_path = tmp_path / 'forced.json'
+    env = dict(_env(), ANSIBLE_CALLBACKS_ENABLED='mailgw.postfix_tls.drift_report',
+               MAILGW_DRIFT_REPORT_JSON=str(report_path))
+    proc = run(['ansible-playbook', str(play)] + base[2:], env=env)
+    assert proc.returncode == 0, proc.stdout
+    report = json.loads(report_path.read_text())
+    assert report['check_mode'] is True and report['verdict'] == 'drift'
+    [drift] = report['drift']
+    assert drift['task'] == 'Keep the greeting file' and '+world\n' in drift['diff']
+    assert 'localhost: DRIFT, 1 task(s) would change: Keep the greeting file' in proc.stdout
+    assert target.read_text() == 'hello\nplanet\n'
 
 
 # --------------------------------------------------------------------------
@@ -342,7 +353,19 @@ def test_convergence_check_on_a_fleet(fleet, tmp_path):
     assert int(junit.get('failures')) == len(report['drift'])
     assert 'edge-1: DRIFT' in proc.stdout and 'cm-1: DRIFT' in proc.stdout
 
-    # 3. the check changed nothing on the hosts
+    # check.yml run directly, without --check --diff: the same check (its play keywords)
+    direct_json = tmp_path / 'direct.json'
+    env = dict(_env(), ANSIBLE_CALLBACKS_ENABLED='mailgw.postfix_tls.drift_report',
+               MAILGW_DRIFT_REPORT_JSON=str(direct_json))
+    direct = run(['ansible-playbook', CHECK_YML] + extra, env=env)
+    assert direct.returncode == 0, direct.stdout[-6000:]
+    direct_report = json.loads(direct_json.read_text())
+    assert direct_report['check_mode'] is True and direct_report['verdict'] == 'drift'
+    assert sorted((r['host'], r['task']) for r in direct_report['drift']) == \
+        sorted((r['host'], r['task']) for r in report['drift'])
+    assert 'edge-1: DRIFT' in direct.stdout and 'would change' in direct.stdout
+
+    # 3. the checks changed nothing on the hosts
     assert podman_exec(edge, 'cat', table) == edited
     assert podman_exec(cm, 'postconf', '-h', 'smtp_tls_security_level').strip() == 'may'
 
