@@ -189,6 +189,7 @@ class CallbackModule(CallbackBase):
         self._playbook = None
         self._play = None
         self._play_check_modes = []  # each play's check mode (the keyword, else the --check flag)
+        self._play_diff_modes = []  # each play's diff mode (the keyword, else the --diff flag)
         self._started = datetime.datetime.now(datetime.timezone.utc)
         self._cases = {}  # host -> list of test case dicts, in execution order
         self._drift = []
@@ -203,6 +204,7 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_play_start(self, play):
         self._play = to_text(play.get_name()).strip()
         self._play_check_modes.append(bool(getattr(play, "check_mode", False)))
+        self._play_diff_modes.append(bool(getattr(play, "diff", False)))
 
     def v2_runner_on_ok(self, result):
         data = _res_data(result)
@@ -306,8 +308,8 @@ class CallbackModule(CallbackBase):
             "format": REPORT_FORMAT,
             "playbook": self._playbook,
             # playbooks/check.yml's check_mode: true makes a run without --check a check all the same
-            "check_mode": self._check_mode(),
-            "diff_mode": bool(context.CLIARGS.get("diff")),
+            "check_mode": self._mode("check", self._play_check_modes),
+            "diff_mode": self._mode("diff", self._play_diff_modes),
             "started": self._started.isoformat(),
             "converged": not self._drift and not self._failures,
             # what playbooks/check-drift turns into its exit code (a top-level line of its own)
@@ -328,11 +330,12 @@ class CallbackModule(CallbackBase):
             "warnings": self._warnings,
         }
 
-    def _check_mode(self):
-        """--check, or every play in check mode by its keyword (check.yml)."""
-        if context.CLIARGS.get("check"):
+    @staticmethod
+    def _mode(flag, plays):
+        """--check (--diff), or every play in check (diff) mode by its keyword (check.yml)."""
+        if context.CLIARGS.get(flag):
             return True
-        return bool(self._play_check_modes) and all(self._play_check_modes)
+        return bool(plays) and all(plays)
 
     def _junit(self, report):
         root = ET.Element("testsuites", name=self.get_option("suite_name"))

@@ -250,7 +250,7 @@ def test_a_play_in_check_mode_is_a_check_without_the_flag(tmp_path, local_play):
     proc = run(['ansible-playbook', str(play)] + base[2:], env=env)
     assert proc.returncode == 0, proc.stdout
     report = json.loads(report_path.read_text())
-    assert report['check_mode'] is True and report['verdict'] == 'drift'
+    assert report['check_mode'] is True and report['diff_mode'] is True and report['verdict'] == 'drift'
     [drift] = report['drift']
     assert drift['task'] == 'Keep the greeting file' and '+world\n' in drift['diff']
     assert 'localhost: DRIFT, 1 task(s) would change: Keep the greeting file' in proc.stdout
