@@ -33,6 +33,10 @@ DECISION_SETTINGS = {
 
 
 def decision_settings(settings, caller='enforce_tls_decision'):
+    """SETTINGS (the role's variables without the enforce_tls_ prefix) checked and completed:
+    every name of DECISION_SETTINGS, with its default when missing, converted to its type
+    (a boolean, a list of strings, else a string; None is ''). An unknown name or a value of
+    the wrong type raises AnsibleFilterError naming CALLER, the filter that was called."""
     if not isinstance(settings, Mapping):
         raise AnsibleFilterError('%s expects a mapping of settings, got %s' % (caller, type(settings).__name__))
     unknown = sorted(set(settings) - set(DECISION_SETTINGS))
