@@ -472,30 +472,10 @@ def run_tlsproxy(oracle, version, results):
             entries, info, module_items, raw_lines = [], [], [], []
             for case_id, form, value in round_cases:
                 key = oracle.make_key(form)
-                kind, message = classify_line(key, value, version)
-                params = line_to_params(value, version) if kind == 'accepts' else None
-                if params is not None:
-                    item = dict(destination=key)
-                    item.update(params)
-                    module_items.append(item)
-                else:
-                    raw_lines.append('%s %s' % (key, value))
+                kind, message, _params = add_line(key, value, version, module_items, raw_lines)
                 entries.append((key, value))
                 info.append(dict(id='tlsproxy/%s/%s' % (round_id, case_id), module=kind, module_message=message))
-            module_path = os.path.join(oracle.tables, 'module-%d' % (oracle.round + 1))
-            raw_path = os.path.join(oracle.tables, 'raw-%d' % (oracle.round + 1))
-            refused = dict((item['destination'], message)
-                           for item, message in write_with_module(oracle, module_items, module_path))
-            for data, (key, value) in zip(info, entries):
-                if key in refused:
-                    data['module'] = 'lint' if 'rule of this collection' in refused[key] else 'error'
-                    data['module_message'] = 'module run: ' + refused[key]
-                    raw_lines.append('%s %s' % (key, value))
-            oracle.write_table(raw_path, raw_lines)
-            verdicts = oracle.ask(entries, writer=lambda *args: None, path=module_path,
-                                  extra_maps=['hash:%s' % raw_path])
-            for data, verdict in zip(info, verdicts):
-                results[data.pop('id')] = _record(verdict, **data)
+            ask_through_module(oracle, entries, info, module_items, raw_lines, results)
         finally:
             for name in sorted(settings):
                 oracle.postconf('-X', name)
@@ -533,16 +513,7 @@ def run_property(oracle, subst, version, results, generated=None):
               for case_id, form, value, where in REALWORLD_LINES]
     for case_id, form, value, extra in lines:
         key = oracle.make_key(form)
-        kind, message = classify_line(key, value, version)
-        params = line_to_params(value, version) if kind == 'accepts' else None
-        if params is not None:
-            # the grammar reads it as fine: would the module (with its checks against the
-            # live configuration) write it?  The module decides, and writes it if so.
-            item = dict(destination=key)
-            item.update(params)
-            module_items.append(item)
-        else:
-            raw_lines.append('%s %s' % (key, value))
+        kind, message, params = add_line(key, value, version, module_items, raw_lines)
         entries.append((key, value))
         info.append(dict(id=case_id, module=kind, module_message=message, params=params, **extra))
 
@@ -551,23 +522,41 @@ def run_property(oracle, subst, version, results, generated=None):
     # exists there") is what gets tested
     with open(oracle.cert) as source, open(os.path.join(oracle.queue, 'oracle-ta.pem'), 'w') as target:
         target.write(source.read())
+    ask_through_module(oracle, entries, info, module_items, raw_lines, results)
+
+
+def add_line(key, value, version, module_items, raw_lines):
+    """A table line KEY VALUE as the module reads an existing line (classify_line): when the
+    grammar reads it as fine, a module entry (module_items: would the module, with its checks
+    against the live configuration, write it? ask_through_module lets it decide), else a line
+    of the hand-written table (raw_lines). Returns (kind, message, module params or None)."""
+    kind, message = classify_line(key, value, version)
+    params = line_to_params(value, version) if kind == 'accepts' else None
+    if params is not None:
+        item = dict(destination=key)
+        item.update(params)
+        module_items.append(item)
+    else:
+        raw_lines.append('%s %s' % (key, value))
+    return kind, message, params
+
+
+def ask_through_module(oracle, entries, info, module_items, raw_lines, results):
+    """Write MODULE_ITEMS with the tls_policy module into one table and RAW_LINES by hand into
+    a second one listed after it, ask Postfix about ENTRIES ((key, value), one INFO dict each,
+    with its result id) and put each verdict in RESULTS. The module may refuse more when it runs
+    (checks against the live configuration): those entries move to the hand-written table and
+    count as refusals by the module."""
     module_path = os.path.join(oracle.tables, 'module-%d' % (oracle.round + 1))
     raw_path = os.path.join(oracle.tables, 'raw-%d' % (oracle.round + 1))
+    refused = dict((item['destination'], message)
+                   for item, message in write_with_module(oracle, module_items, module_path))
+    for data, (key, value) in zip(info, entries):
+        if key in refused:
+            data['module'] = 'lint' if 'rule of this collection' in refused[key] else 'error'
+            data['module_message'] = 'module run: ' + refused[key]
+            raw_lines.append('%s %s' % (key, value))
     oracle.write_table(raw_path, raw_lines)
-    # the module itself may refuse more (checks against the live configuration): those
-    # entries move to the hand-written table and count as refusals by the module
-    refused_by_run = write_with_module(oracle, module_items, module_path)
-    if refused_by_run:
-        keys = dict((item['destination'], message) for item, message in refused_by_run)
-        extra_lines = []
-        for data, (key, value) in zip(info, entries):
-            if key in keys:
-                data['module'] = 'lint' if 'rule of this collection' in keys[key] else 'error'
-                data['module_message'] = 'module run: ' + keys[key]
-                extra_lines.append('%s %s' % (key, value))
-        with open(raw_path, 'a') as handle:
-            handle.write(''.join(line + '\n' for line in extra_lines))
-        oracle.write_table(raw_path, open(raw_path).read().splitlines())
     verdicts = oracle.ask(entries, writer=lambda *args: None, path=module_path,
                           extra_maps=['hash:%s' % raw_path])
     for data, verdict in zip(info, verdicts):
