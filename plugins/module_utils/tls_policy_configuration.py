@@ -172,27 +172,7 @@ def _reuses_connections(policy, settings=None):
     values = policy.get('connection_reuse')
     if values:
         return values[-1].lower() == 'yes'
-    return _reuses_by_default(settings)
-
-
-def _reuses_by_default(settings):
     return bool(settings) and (settings.get('smtp_tls_connection_reuse') or '').strip().lower() == 'yes'
-
-
-# checked with Postfix 3.7 on Debian, whose master.cf has the service commented out (3.5 to
-# 3.11): deferred at level may too; the delivery oracle's tlsproxy round (a master.cf without
-# the service, a service of another name) on 3.5, 3.7, 3.10 and 3.11
-NO_TLSPROXY = ('connection_reuse=yes needs the tlsproxy service in master.cf, which Debian ships commented '
-               'out (#tlsproxy unix - - y - 0 tlsproxy): without it the SMTP client logs "connect to '
-               'private/tlsproxy service: No such file or directory" and defers the mail ("Cannot start TLS: '
-               'handshake failure"), at level may too. Add it (postconf -M tlsproxy/unix="tlsproxy unix - - y - '
-               '0 tlsproxy"), or leave connection_reuse out')
-NO_NAMED_TLSPROXY = ('connection_reuse=yes needs the service tlsproxy_service_name names, %(name)s, in master.cf: '
-                     'the SMTP client connects to private/%(name)s, and without it logs "connect to '
-                     'private/%(name)s service: No such file or directory" and defers the mail ("Cannot start '
-                     'TLS: handshake failure"), at level may too. Add it (postconf -M %(name)s/unix="%(name)s '
-                     'unix - - y - 0 tlsproxy"), set tlsproxy_service_name to the tlsproxy service master.cf '
-                     'has, or leave connection_reuse out')
 
 
 def tlsproxy_service(settings):
@@ -201,21 +181,35 @@ def tlsproxy_service(settings):
     return (settings.get('tlsproxy_service_name') or '').strip() or 'tlsproxy'
 
 
-NO_TLSPROXY_BY_DEFAULT = ('main.cf sets smtp_tls_connection_reuse = yes and the entry does not say connection_reuse, '
-                          'so the SMTP client hands its TLS connections to the %(name)s service, which master.cf '
-                          'lacks: it logs "connect to private/%(name)s service: No such file or directory" and defers '
-                          'the mail ("Cannot start TLS: handshake failure"), at level may too, as all its TLS mail. '
-                          'Add the service (postconf -M %(name)s/unix="%(name)s unix - - y - 0 tlsproxy"), or give '
-                          'the entry connection_reuse=no')
-
-
 def no_tlsproxy_message(settings, by_default=False):
     """Why connection_reuse=yes cannot work, naming the service main.cf SETTINGS point at;
-    BY_DEFAULT: the entry reuses connections because main.cf's smtp_tls_connection_reuse says so."""
+    BY_DEFAULT: the entry reuses connections because main.cf's smtp_tls_connection_reuse says so.
+
+    Checked with Postfix 3.7 on Debian, whose master.cf has the service commented out (3.5 to
+    3.11): deferred at level may too; the delivery oracle's tlsproxy rounds (no service, one of
+    another name, main.cf naming a missing one, smtp_tls_connection_reuse = yes) on 3.5, 3.7,
+    3.10 and 3.11."""
     name = tlsproxy_service(settings)
+    add = 'postconf -M %s/unix="%s unix - - y - 0 tlsproxy"' % (name, name)
     if by_default:
-        return NO_TLSPROXY_BY_DEFAULT % dict(name=name)
-    return NO_TLSPROXY if name == 'tlsproxy' else NO_NAMED_TLSPROXY % dict(name=name)
+        cause = ('main.cf sets smtp_tls_connection_reuse = yes and the entry does not say connection_reuse, '
+                 'so the SMTP client hands its TLS connections to the %s service, which master.cf lacks: it'
+                 % name)
+        fix = 'Add the service (%s), or give the entry connection_reuse=no' % add
+        also = ', as all its TLS mail'
+    elif name == 'tlsproxy':
+        cause = ('connection_reuse=yes needs the tlsproxy service in master.cf, which Debian ships commented '
+                 'out (#tlsproxy unix - - y - 0 tlsproxy): without it the SMTP client')
+        fix = 'Add it (%s), or leave connection_reuse out' % add
+        also = ''
+    else:
+        cause = ('connection_reuse=yes needs the service tlsproxy_service_name names, %s, in master.cf: the '
+                 'SMTP client connects to private/%s, and without it' % (name, name))
+        fix = ('Add it (%s), set tlsproxy_service_name to the tlsproxy service master.cf has, or leave '
+               'connection_reuse out' % add)
+        also = ''
+    return ('%s logs "connect to private/%s service: No such file or directory" and defers the mail ("Cannot '
+            'start TLS: handshake failure"), at level may too%s. %s' % (cause, name, also, fix))
 
 
 # the attributes whose use in an existing line existing_line_problems checks; Postfix reads
@@ -236,16 +230,11 @@ def existing_line_problems(policy, read_settings, read_master_services):
     and READ_MASTER_SERVICES() are called only when needed."""
     problems = cipher_problems(policy, read_settings()) if _sets_ciphers(policy) else []
     if _reuses_connections(policy):
-        problems += reuse_problems(policy, read_settings(), read_master_services())
+        # the line's own connection_reuse=yes (main.cf's default is not a line's problem)
+        settings = read_settings()
+        if not has_tlsproxy(read_master_services(), tlsproxy_service(settings)):
+            problems.append(no_tlsproxy_message(settings))
     return problems
-
-
-def reuse_problems(policy, settings, master_services):
-    """[why] when POLICY reuses connections and master.cf (``postconf -M`` output) has no
-    service of the name main.cf SETTINGS give tlsproxy_service_name, else []."""
-    if _reuses_connections(policy) and not has_tlsproxy(master_services, tlsproxy_service(settings)):
-        return [no_tlsproxy_message(settings)]
-    return []
 
 
 def smtp_client_services(master_services):
