@@ -259,30 +259,28 @@ service:
 '''
 
 import os
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     check_name,
     check_setting,
     edit_list,
-    format_line,
     is_list_parameter,
-    list_items,
     parse_service_spec,
-    printable,
-    referenced_names,
     restart_required,
-    to_postconf_value,
-    unknown_name_message,
-    values_equal,
+)
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_settings import (
+    PostconfSettingsError,
+    compare_settings,
+    setting_text,
+    settings_diff,
+    unknown_name_errors,
+    write_settings,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
     Postconf,
     PostfixCommandError,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import restore_owner_mode
 
 
 def desired_settings(module):
@@ -324,25 +322,7 @@ def desired_settings(module):
             errors.append('list_items=%s needs a list parameter: Postfix does not read %s as a list'
                           % (params['list_items'], name))
             continue
-        if raw is None:
-            errors.append('value of %s is null: with state=present every value must be set '
-                          "(use '' for an empty value, or state=absent to remove %s)"
-                          % (name, name))
-            continue
-        try:
-            text = to_postconf_value(raw)
-        except TypeError as exc:
-            errors.append('value of %s: %s' % (name, exc))
-            continue
-        if overrides and (by_item or isinstance(raw, (list, tuple)) or is_list_parameter(name)):
-            # a master.cf -o override cannot hold blanks: "a,b" (Postfix splits on commas too);
-            # items to add or remove are items, however they were separated, and so is a
-            # list parameter's value given as text ("a, b", as postconf_info returns it)
-            text = ','.join(split_list(text))
-        if by_item and not split_list(text):
-            errors.append('value of %s names no list item to make %s' % (name, params['list_items']))
-            continue
-        reason = check_setting(name, text, overrides)
+        text, reason = setting_text(name, raw, overrides, params['list_items'] if by_item else None)
         if reason:
             errors.append(reason)
             continue
@@ -360,28 +340,16 @@ def check_names_known(module, desired, current, known, explicit, postconf=None):
     override, ``-o smtpd_client_restrictions=$mua_client_restrictions``)."""
     if module.params['allow_unknown']:
         return
-    accepted = set(known)
-    for value in list(explicit.values()) + list(current.values()) + list(desired.values()):
-        accepted |= referenced_names(value)
-    if postconf is not None and any(name not in accepted for name in desired):
+
+    def override_values():
         try:
-            for settings in postconf.service_overrides().values():
-                for value in settings.values():
-                    accepted |= referenced_names(value)
+            return [value for settings in postconf.service_overrides().values() for value in settings.values()]
         except PostfixCommandError as exc:
             module.fail_json(msg=str(exc), commands=postconf.commands)
-    # Restriction classes are parameters defined by the user.
-    for source in (explicit, desired):
-        if source.get('smtpd_restriction_classes'):
-            accepted |= set(list_items(source['smtpd_restriction_classes']))
+
     where = 'service %s' % module.params['service'] if module.params['service'] else 'main.cf'
-    errors = []
-    for name in sorted(desired):
-        if name in accepted:
-            continue
-        if desired[name] is None and name in current:
-            continue  # removing junk that is set is always fine
-        errors.append(unknown_name_message(name, known, where))
+    errors = unknown_name_errors(desired, current, known, explicit, where,
+                                 override_values if postconf is not None else None)
     if errors:
         module.fail_json(msg=' '.join(errors), errors=errors)
 
@@ -423,41 +391,6 @@ def with_list_items(module, postconf, desired, current, explicit, service):
     if errors:
         module.fail_json(msg='; '.join(errors), errors=errors)
     return out
-
-
-def stat_or_none(path):
-    """os.stat(PATH), or None when it cannot be read."""
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
-
-
-def replaced(path, before):
-    """Whether PATH is no longer the file BEFORE (its stat) was taken of.
-
-    postconf renames a new file into place, so a write shows as a new inode;
-    times are not compared (reading the file may update its access time).
-    """
-    after = stat_or_none(path)
-    if before is None or after is None:
-        return (before is None) != (after is None)
-    return (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino)
-
-
-def restore_owner_and_mode(module, path, before):
-    """Give PATH back the owner, group and permission bits it had before
-    postconf replaced it (postconf creates the new file as its own user with
-    mode 0644)."""
-    if before is None:
-        return
-    try:
-        restore_owner_mode(path, before)
-    except OSError as exc:
-        module.fail_json(msg='postconf rewrote %s, but its owner %d:%d and mode %04o could not be '
-                             'restored: %s' % (path, before.st_uid, before.st_gid,
-                                               stat.S_IMODE(before.st_mode), exc),
-                         changed=True)
 
 
 def main():
@@ -525,18 +458,7 @@ def main():
         desired = with_list_items(module, postconf, desired, current, explicit, service)
 
     # Compare.
-    result_params = {}
-    changes = {}
-    for name in sorted(desired):
-        before = current.get(name)
-        after = desired[name]
-        if present and before is not None and values_equal(name, before, after, name in as_list):
-            after = before
-        result_params[name] = {'before': printable(before), 'after': printable(after)}
-        if before != after:
-            changes[name] = after
-
-    prefix = '%s/%s/' % (service, service_type) if service else ''
+    result_params, changes = compare_settings(desired, current, as_list, present)
     result = dict(
         changed=bool(changes),
         params=result_params,
@@ -545,56 +467,19 @@ def main():
         service=params['service'],
     )
     if module._diff:
-        result['diff'] = dict(
-            before_header=config_file,
-            after_header=config_file,
-            before=''.join(format_line(prefix + n, result_params[n]['before']) + '\n'
-                           for n in sorted(changes) if result_params[n]['before'] is not None),
-            after=''.join(format_line(prefix + n, printable(changes[n])) + '\n'
-                          for n in sorted(changes) if changes[n] is not None),
-        )
+        result['diff'] = settings_diff(config_file, result_params, changes,
+                                       '%s/%s/' % (service, service_type) if service else '')
     if not changes or module.check_mode:
         module.exit_json(**result)
 
-    # At most one postconf invocation that writes. postconf replaces the file
-    # with a new one (root-owned, mode 0644): note who owned it and its mode,
-    # so that a restrictive mode is not widened for good.
-    before_stat = stat_or_none(config_file)
+    # At most one postconf invocation that writes (owner and mode kept, read back).
     try:
-        if service:
-            if present:
-                warnings = postconf.set_overrides(service, service_type, changes)
-            else:
-                warnings = postconf.remove_overrides(service, service_type, changes)
-            written = postconf.service_overrides().get((service, service_type), {})
-        else:
-            if present:
-                warnings = postconf.set_main(changes)
-            else:
-                warnings = postconf.remove_main(changes)
-            written = postconf.read_main_cf()
-    except (IOError, OSError) as exc:
-        restore_owner_and_mode(module, config_file, before_stat)
-        module.fail_json(msg='cannot read back %s: %s' % (config_file, exc), **result)
-    except PostfixCommandError as exc:
-        # postconf writes a temporary file and renames it into place: a failed
-        # run leaves the old file. Report what actually happened on disk.
-        result['changed'] = replaced(config_file, before_stat)
-        restore_owner_and_mode(module, config_file, before_stat)
-        module.fail_json(msg=str(exc), commands=postconf.commands, **result)
-    restore_owner_and_mode(module, config_file, before_stat)
+        warnings = write_settings(postconf, changes, present, service, service_type, as_list)
+    except PostconfSettingsError as exc:
+        result['changed'] = exc.changed
+        module.fail_json(msg=exc.msg, **dict(result, **({'commands': exc.commands} if exc.commands else {})))
     for warning in warnings:
         module.warn(warning)
-
-    # Verify that postconf wrote what was asked.
-    wrong = [n for n, value in changes.items()
-             if not values_equal(n, written.get(n), value, n in as_list)]
-    if wrong:
-        module.fail_json(
-            msg='postconf reported success, but %s now reads %s' % (
-                config_file, ', '.join('%s=%r (expected %r)' % (n, written.get(n), changes[n])
-                                       for n in sorted(wrong))),
-            **result)
     module.exit_json(**result)
 
 
