@@ -30,6 +30,7 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     list_items,
     printable,
     referenced_names,
+    restart_required,
     to_postconf_value,
     unknown_name_message,
     values_equal,
@@ -197,3 +198,60 @@ def write_settings(postconf, changes, present=True, service=None, service_type=N
                                        for n in sorted(wrong))),
             changed=True, commands=postconf.commands)
     return warnings
+
+
+class MainCfSettings:
+    """main.cf parameters another module's write is followed by (tls_policy's ``main_cf``: the
+    table first, then the parameters that wire it in). Created before anything is written:
+    every name and value of REQUESTED ({name: string, number, boolean or list}) is checked as
+    the postconf module checks them (setting_text, unknown_name_errors; OPTION names the
+    option in messages), so a bad value changes nothing at all. apply() compares and writes
+    them afterwards. Raises PostconfSettingsError."""
+
+    def __init__(self, postconf, requested, option='main_cf'):
+        self.postconf = postconf
+        self.option = option
+        self.desired = {}
+        self.as_list = set()
+        errors = []
+        for name in sorted(requested):
+            raw = requested[name]
+            text, reason = setting_text(name, raw)
+            if reason:
+                errors.append(reason)
+                continue
+            self.desired[name] = text
+            if isinstance(raw, (list, tuple)):
+                self.as_list.add(name)
+        if not errors:
+            try:
+                explicit = postconf.read_main_cf()
+                errors = unknown_name_errors(self.desired, explicit, postconf.known_names(), explicit,
+                                             override_values=self._override_values)
+            except (IOError, OSError) as exc:
+                raise PostconfSettingsError('%s: cannot read %s: %s' % (option, postconf.main_cf, exc))
+            except PostfixCommandError as exc:
+                raise PostconfSettingsError('%s: %s' % (option, exc), commands=postconf.commands)
+        if errors:
+            raise PostconfSettingsError('%s: %s' % (option, '; '.join(errors)))
+
+    def _override_values(self):
+        return [value for settings in self.postconf.service_overrides().values() for value in settings.values()]
+
+    def apply(self, check_mode=False, diff=False):
+        """Compare with main.cf as it is now and, unless CHECK_MODE, write what differs in one
+        postconf run. Returns {changed, params ({name: {before, after}}), restart_required,
+        config_file, warnings (postconf's), diff (with DIFF)}."""
+        config_file = self.postconf.main_cf
+        try:
+            current = self.postconf.read_main_cf()
+        except (IOError, OSError) as exc:
+            raise PostconfSettingsError('%s: cannot read %s: %s' % (self.option, config_file, exc))
+        params, changes = compare_settings(self.desired, current, self.as_list)
+        result = dict(changed=bool(changes), params=params, config_file=config_file,
+                      restart_required=bool(changes) and restart_required(changes), warnings=[])
+        if diff:
+            result['diff'] = settings_diff(config_file, params, changes)
+        if changes and not check_mode:
+            result['warnings'] = write_settings(self.postconf, changes, as_list=self.as_list)
+        return result

@@ -301,6 +301,24 @@ options:
         file back if you somehow clobbered it incorrectly.
     type: bool
     default: false
+  main_cf:
+    description:
+      - C(main.cf) parameters to set once the table is written and indexed, for example
+        C(smtp_tls_policy_maps) naming the table, in the same task - the safe order (Postfix is
+        never pointed at a table that is not built yet) without a second task and round trip.
+      - A mapping of parameter names to values, as O(mailgw.postfix_tls.postconf#module:params) takes
+        them (with V(state=present) and V(list_items=exact)) - a value may be a string, a number, a boolean (written V(yes) or V(no)) or a list (joined with
+        C(", ")); list values are compared item by item; every name and value is checked the same
+        way (unknown names with "did you mean", values Postfix could not read).
+      - Checked before anything is written - a bad name or value fails the task with the table
+        untouched. Compared with C(main.cf) after the table and written with one C(postconf -e) run
+        when something differs (owner and mode of C(main.cf) kept, the file read back). When the
+        table was written but C(main.cf) cannot be, the task fails saying so.
+      - The table's own checks (where O(path) defaults from, tables listed before it, the values
+        of the cross-checks) read C(main.cf) as it is before these parameters are set.
+      - RV(main_cf) reports what was (or in check mode would be) set; with O(main_cf) the task
+        reports a change when the table or C(main.cf) changes (RV(table_differs) only for the table).
+    type: dict
 notes:
   - A new table file is created with mode V(0644) unless O(mode) is given. O(mode), O(owner) and
     O(group) apply to the source file; the index files always get the owner, group and mode of the
@@ -381,6 +399,18 @@ EXAMPLES = r"""
   mailgw.postfix_tls.tls_policy:
     destination: old.example.org
     state: absent
+
+- name: Write the table, then point main.cf at it and enforce TLS, in one task
+  mailgw.postfix_tls.tls_policy:
+    path: /etc/postfix/tls_policy
+    map_type: hash
+    policies:
+      example.com: secure match=nexthop:dot-nexthop
+      "[127.0.0.1]:10025": none
+    main_cf:
+      smtp_tls_policy_maps: hash:/etc/postfix/tls_policy
+      smtp_tls_security_level: encrypt
+  notify: Reload Postfix
 """
 
 RETURN = r"""
@@ -414,8 +444,8 @@ changed_values:
 table_differs:
   description:
     - Whether the table (its entries, its index, its owner, group or mode) differed from what the
-      task asks for; the same as C(changed), but kept when a task overrides C(changed) with
-      C(changed_when), for example a plan run in check mode with C(changed_when) false.
+      task asks for; the same as C(changed) (without O(main_cf)), but kept when a task overrides
+      C(changed) with C(changed_when), for example a plan run in check mode with C(changed_when) false.
   returned: success
   type: bool
   sample: false
@@ -445,6 +475,29 @@ duplicates:
   type: list
   elements: str
   sample: []
+main_cf:
+  description: The O(main_cf) parameters, as M(mailgw.postfix_tls.postconf) reports them.
+  returned: success, when O(main_cf) is given
+  type: dict
+  contains:
+    changed:
+      description: Whether C(main.cf) changed (in check mode, would change).
+      type: bool
+      sample: true
+    params:
+      description: For each parameter, its value before and after (null when not set).
+      type: dict
+      sample: {"smtp_tls_policy_maps": {"before": null, "after": "hash:/etc/postfix/tls_policy"}}
+    restart_required:
+      description:
+        - Whether a changed parameter takes effect only after C(postfix stop) and C(postfix start)
+          (for example C(inet_interfaces)), not a reload.
+      type: bool
+      sample: false
+    config_file:
+      description: The C(main.cf) written.
+      type: str
+      sample: /etc/postfix/main.cf
 backup_file:
   description: Name of the backup file that was created.
   returned: changed and O(backup=true)
@@ -455,6 +508,10 @@ backup_file:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import printable_result
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_settings import (
+    MainCfSettings,
+    PostconfSettingsError,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_configuration import summarize_warnings
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_table import (
     TlsPolicyTable,
@@ -463,9 +520,36 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_tabl
 )
 
 
+def wire_main_cf(module, main_cf, result):
+    """After the table: main.cf's parameters (the main_cf option) compared and, unless in check
+    mode, written in one postconf run; RESULT (the table's) gets main_cf, changed and diff."""
+    try:
+        settings = main_cf.apply(module.check_mode, module._diff)
+    except PostconfSettingsError as e:
+        table = ('the TLS policy table %s was written and indexed, but ' % result['map']
+                 if result.get('changed') else '')
+        main_changed = ('main.cf was replaced and does not hold what was asked' if e.changed
+                        else 'main.cf was not changed')
+        module.fail_json(msg=printable_result('%smain_cf could not be set (%s): %s'
+                                              % (table, main_changed, e.msg)),
+                         **printable_result(dict(result, changed=bool(result.get('changed') or e.changed),
+                                                 commands=e.commands or [])))
+    for warning in settings.pop('warnings'):
+        module.warn(warning)
+    settings_diff = settings.pop('diff', None)
+    if settings['changed']:
+        result['changed'] = True
+        if settings_diff is not None:
+            result['diff'] = [result['diff'], settings_diff] if 'diff' in result else settings_diff
+    result['main_cf'] = settings
+    return result
+
+
 def main():
+    spec = argument_spec()
+    spec['main_cf'] = dict(type='dict')
     module = AnsibleModule(
-        argument_spec=argument_spec(),
+        argument_spec=spec,
         mutually_exclusive=[('destination', 'entries'), ('destination', 'policies'), ('entries', 'policies'),
                             ('destination', 'policies_src'), ('entries', 'policies_src'),
                             ('policies', 'policies_src')],
@@ -473,6 +557,13 @@ def main():
         add_file_common_args=True,
     )
     table = TlsPolicyTable(module)
+    main_cf = None
+    if module.params['main_cf']:
+        # checked before anything is written: a bad name or value changes nothing
+        try:
+            main_cf = MainCfSettings(table.postconf, module.params['main_cf'])
+        except PostconfSettingsError as e:
+            module.fail_json(msg=printable_result('%s; nothing was changed' % e.msg), commands=e.commands or [])
     try:
         result = table.run()
     except TlsPolicyTableError as e:
@@ -481,6 +572,8 @@ def main():
         module.fail_json(msg=printable_result(e.msg), **printable_result(e.result))
     for warning in summarize_warnings(table.warnings):
         module.warn(printable_result(warning))
+    if main_cf is not None:
+        result = wire_main_cf(module, main_cf, result)
     # a table with bytes that are not UTF-8 (kept as they are) shows them as \xNN
     module.exit_json(**printable_result(result))
 

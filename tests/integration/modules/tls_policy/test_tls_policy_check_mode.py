@@ -35,6 +35,10 @@ def test_tls_policy_check_mode_writes_nothing(frozen_sandbox):
                                   'map_type': 'texthash'}),
         sandbox.task(TLS_POLICY, {'destination': 'stale.example', 'level': 'may', 'path': str(sandbox.stale),
                                   'map_type': 'hash'}),
+        # the table and main.cf (main_cf): neither written
+        sandbox.task(TLS_POLICY, {'destination': 'new.example', 'level': 'may', 'path': str(new_table),
+                                  'map_type': 'hash', 'main_cf': {'smtp_tls_policy_maps': 'hash:%s' % new_table,
+                                                                  'smtp_tls_security_level': 'encrypt'}}),
     ])
     assert results[0]['added'] == ['new.example'] and 'new.example secure' in results[0]['diff']['after']
     assert results[1]['updated'] == ['old.example']
@@ -44,3 +48,6 @@ def test_tls_policy_check_mode_writes_nothing(frozen_sandbox):
     # (entries, index, owner/mode, a new file)
     assert [r['table_differs'] for r in results] == [r['changed'] for r in results] == [True] * len(results)
     assert not new_table.exists()
+    main_cf = results[9]['main_cf']
+    assert main_cf['changed'] is True and main_cf['params']['smtp_tls_security_level']['after'] == 'encrypt'
+    assert [d['after_header'] for d in results[9]['diff']] == [str(new_table), str(sandbox.main_cf)]
