@@ -329,7 +329,7 @@ def test_convergence_check_on_a_fleet(fleet, tmp_path):
 
     # edge-1: the table task, with the edited line going back to the inventory's
     [table_drift] = [r for r in by_host['edge-1'] if r['action'] == 'mailgw.postfix_tls.tls_policy']
-    assert table_drift['task'].endswith('Write and index the TLS policy table')
+    assert table_drift['task'].endswith('Write and index the TLS policy table, then write main.cf')
     assert table_drift['role'] == 'mailgw.postfix_tls.enforce_tls'
     assert '-partner.example may' in table_drift['diff'], table_drift['diff']
     assert '+' + partner[0] in table_drift['diff'].replace('\t', ' ') or \
