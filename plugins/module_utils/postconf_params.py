@@ -624,18 +624,22 @@ def suggest(name, known, count=3):
     return difflib.get_close_matches(name, sorted(known), n=count, cutoff=0.6)
 
 
-def unknown_name_message(name, known, where='main.cf'):
-    """Error text for an unknown parameter NAME, with a "did you mean" hint."""
+ALLOW_UNKNOWN = 'Set allow_unknown=true'
+
+
+def unknown_name_message(name, known, where='main.cf', remedy=ALLOW_UNKNOWN):
+    """Error text for an unknown parameter NAME, with a "did you mean" hint; REMEDY: how
+    to set a user-defined parameter all the same."""
     close = suggest(name, known)
     if close:
         hint = 'did you mean %s?' % ' or '.join("'%s'" % c for c in close)
     else:
         hint = 'no known parameter name is close to it.'
     return ("unknown Postfix parameter '%s' for %s: %s A misspelt name is ignored by "
-            "Postfix, so the intended setting would silently not apply. Set "
-            "allow_unknown=true for a user-defined parameter (one that is "
+            "Postfix, so the intended setting would silently not apply. %s "
+            "for a user-defined parameter (one that is "
             "not referenced as $%s by another value)."
-            % (name, where, hint, name))
+            % (name, where, hint, remedy, name))
 
 
 def format_line(name, value):

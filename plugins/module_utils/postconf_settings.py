@@ -23,6 +23,7 @@ import os
 import stat
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    ALLOW_UNKNOWN,
     check_name,
     check_setting,
     format_line,
@@ -77,12 +78,14 @@ def setting_text(name, raw, override=False, items=None):
     return text, None
 
 
-def unknown_name_errors(desired, current, known, explicit, where='main.cf', override_values=None):
+def unknown_name_errors(desired, current, known, explicit, where='main.cf', override_values=None,
+                        remedy=ALLOW_UNKNOWN):
     """One message per name of DESIRED ({name: value or None}) that Postfix neither knows
     (KNOWN: ``postconf`` lists it) nor finds referenced: by a value of CURRENT, EXPLICIT
     (main.cf) or DESIRED, or, read only when needed, by a master.cf ``-o`` override
     (OVERRIDE_VALUES() gives those values). A restriction class (smtpd_restriction_classes)
-    is a parameter the user defines. Removing a name that is set is always allowed."""
+    is a parameter the user defines. Removing a name that is set is always allowed. REMEDY:
+    how to set a user-defined parameter all the same (unknown_name_message)."""
     accepted = set(known)
     for value in list(explicit.values()) + list(current.values()) + list(desired.values()):
         accepted |= referenced_names(value)
@@ -92,7 +95,7 @@ def unknown_name_errors(desired, current, known, explicit, where='main.cf', over
     for source in (explicit, desired):
         if source.get('smtpd_restriction_classes'):
             accepted |= set(list_items(source['smtpd_restriction_classes']))
-    return [unknown_name_message(name, known, where) for name in sorted(desired)
+    return [unknown_name_message(name, known, where, remedy) for name in sorted(desired)
             if name not in accepted and not (desired[name] is None and name in current)]
 
 
@@ -205,10 +208,12 @@ class MainCfSettings:
     table first, then the parameters that wire it in). Created before anything is written:
     every name and value of REQUESTED ({name: string, number, boolean or list}) is checked as
     the postconf module checks them (setting_text, unknown_name_errors; OPTION names the
-    option in messages), so a bad value changes nothing at all. apply() compares and writes
-    them afterwards. Raises PostconfSettingsError."""
+    option in messages; REMEDY: how to set a user-defined parameter all the same), so a bad
+    value changes nothing at all. apply() compares and writes them afterwards. Raises
+    PostconfSettingsError."""
 
-    def __init__(self, postconf, requested, option='main_cf'):
+    def __init__(self, postconf, requested, option='main_cf',
+                 remedy='Set it with mailgw.postfix_tls.postconf and allow_unknown=true'):
         self.postconf = postconf
         self.option = option
         self.desired = {}
@@ -227,7 +232,7 @@ class MainCfSettings:
             try:
                 explicit = postconf.read_main_cf()
                 errors = unknown_name_errors(self.desired, explicit, postconf.known_names(), explicit,
-                                             override_values=self._override_values)
+                                             override_values=self._override_values, remedy=remedy)
             except (IOError, OSError) as exc:
                 raise PostconfSettingsError('%s: cannot read %s: %s' % (option, postconf.main_cf, exc))
             except PostfixCommandError as exc:

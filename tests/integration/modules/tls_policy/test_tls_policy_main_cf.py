@@ -102,7 +102,8 @@ def test_bad_name_or_value_changes_nothing(make_sandbox):
     before = sandbox.snapshot()
     typo = sandbox.tls_policy({'path': str(path), 'map_type': 'hash', 'policies': POLICIES,
                                'main_cf': {'smtp_tls_securty_level': 'encrypt'}})
-    assert_failed(typo, 'main_cf: ', 'smtp_tls_securty_level', 'smtp_tls_security_level', 'nothing was changed')
+    assert_failed(typo, 'main_cf: ', 'smtp_tls_securty_level', "did you mean 'smtp_tls_security_level'",
+                  'Set it with mailgw.postfix_tls.postconf and allow_unknown=true', 'nothing was changed')
     bad_value = sandbox.tls_policy({'path': str(path), 'map_type': 'hash', 'policies': POLICIES,
                                     'main_cf': {'smtp_tls_policy_maps': 'hash:%s\nsmtpd_banner = x' % path}})
     assert_failed(bad_value, 'main_cf: ', 'smtp_tls_policy_maps', 'nothing was changed')
