@@ -657,6 +657,14 @@ def postfix_yes(value):
     return str(value or '').strip().lower() == 'yes'
 
 
+def tlsproxy_service(settings):
+    """The tlsproxy service the SMTP client connects to when it reuses TLS connections
+    (connection_reuse, smtp_tls_connection_reuse): main.cf's tlsproxy_service_name in
+    SETTINGS (expanded; tlsproxy by default). tls_proxy_clnt.c tls_proxy_open() connects to
+    private/$tlsproxy_service_name."""
+    return (settings.get('tlsproxy_service_name') or '').strip() or 'tlsproxy'
+
+
 # Strictness of the TLS security levels per side (smtp: the client, smtpd: the
 # server). A level is stricter than another when its rank is higher; a role
 # never replaces a level by one of lower rank unless a downgrade is allowed.

@@ -60,7 +60,12 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.mail_routing im
     not_smtp,
     service_commands,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import master_entries, parse_services
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
+    master_entries,
+    parse_services,
+    postfix_yes,
+    tlsproxy_service,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.tls_policy_grammar import (
     configuration_problems,
@@ -172,13 +177,7 @@ def _reuses_connections(policy, settings=None):
     values = policy.get('connection_reuse')
     if values:
         return values[-1].lower() == 'yes'
-    return bool(settings) and (settings.get('smtp_tls_connection_reuse') or '').strip().lower() == 'yes'
-
-
-def tlsproxy_service(settings):
-    """The tlsproxy service the SMTP client connects to for connection_reuse: main.cf's
-    tlsproxy_service_name (expanded; tlsproxy by default)."""
-    return (settings.get('tlsproxy_service_name') or '').strip() or 'tlsproxy'
+    return bool(settings) and postfix_yes(settings.get('smtp_tls_connection_reuse'))
 
 
 def no_tlsproxy_message(settings, by_default=False):

@@ -22,9 +22,11 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     level_rank,
     lowered_entries,
     planned_level,
+    postfix_yes,
     raises_smtpd_to_encrypt,
     smtpd_certificate_files,
     tls_security_level,
+    tlsproxy_service,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
     reinjection_candidates,
@@ -71,6 +73,33 @@ def _unreadable(info, config_dir):
     return ('enforce_tls_config_dir=%s: postconf cannot read the configuration (%s). Install Postfix '
             'first (postconf is looked for on PATH and in /sbin, /usr/sbin, /usr/local/sbin), or point '
             'enforce_tls_config_dir at the configuration directory of the instance.' % (config_dir, detail))
+
+
+_TLSPROXY_FIX = 'Add the service (%s), or set smtp_tls_connection_reuse = no.'
+
+
+def _tlsproxy_add(expanded):
+    name = tlsproxy_service(expanded)
+    return 'postconf -M %s/unix="%s unix - - y - 0 tlsproxy"' % (name, name)
+
+
+def _tlsproxy_problem(expanded, services, outgoing):
+    """Why the SMTP client cannot start TLS at all, or None: main.cf's
+    smtp_tls_connection_reuse = yes hands every TLS connection (an entry without
+    connection_reuse, the global level: smtp_tls_policy.c policy_create) to the tlsproxy
+    service tlsproxy_service_name names (smtp_proto.c smtp_start_tls, tls_proxy_clnt.c);
+    without it in master.cf (SERVICES: postconf_info's ``service/type`` list) the mail is
+    deferred at level may too (the delivery oracle's tlsproxy rounds). Nothing at level none
+    (OUTGOING), where the client never starts TLS."""
+    if outgoing == 'none' or not postfix_yes(expanded.get('smtp_tls_connection_reuse')):
+        return None
+    name = tlsproxy_service(expanded)
+    if '%s/unix' % name in services:
+        return None
+    return ('main.cf sets smtp_tls_connection_reuse = yes and master.cf has no %s service (tlsproxy_service_name): '
+            'the SMTP client hands each TLS connection to it, logs "connect to private/%s service: No such file '
+            'or directory" and defers the mail ("Cannot start TLS: handshake failure"), at level may too.'
+            % (name, name))
 
 
 def enforce_tls_decision(info, settings):
@@ -208,6 +237,16 @@ def enforce_tls_decision(info, settings):
                                                exempt=settings['reinjection_services'])
 
     refusals = []
+    reuse_problem = _tlsproxy_problem(expanded, services, outgoing_final)
+    if reuse_problem and levels['outgoing'][0] == 'none':
+        # the run itself would make the SMTP client use TLS, and so tlsproxy
+        refusals.append('Refusing smtp_tls_security_level=%s in %s: %s Raised from none, the level would '
+                        'stop the mail to every server that offers STARTTLS. %s'
+                        % (outgoing_final, config_dir, reuse_problem, _TLSPROXY_FIX % _tlsproxy_add(expanded)))
+    elif reuse_problem:
+        notes.append('WARNING: %s: %s This already defers the mail to every server that offers STARTTLS (the '
+                     'run does not change that). %s'
+                     % (config_dir, reuse_problem, _TLSPROXY_FIX % _tlsproxy_add(expanded)))
     plan = info.get('tls_policy_plan')
     if isinstance(plan, Mapping) and plan.get('failed'):
         # the table planned in the same read (postconf_info's tls_policy_plan) was refused

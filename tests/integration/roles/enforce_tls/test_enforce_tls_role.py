@@ -411,6 +411,27 @@ def test_stricter_levels_are_kept(gateway):
     assert gateway.play(extra_vars={'enforce_tls_allow_downgrade': True}).changed == []
 
 
+def test_outgoing_tls_refused_when_main_cf_reuses_connections_without_tlsproxy(gateway):
+    """Debian's master.cf has tlsproxy commented out; with smtp_tls_connection_reuse = yes the
+    SMTP client hands every TLS connection to it and defers (smtp_tls_policy.c policy_create,
+    the delivery oracle's tlsproxy rounds), so raising the level from none is refused."""
+    gateway.sh('postconf -e smtp_tls_connection_reuse=yes smtp_tls_security_level=none')
+    gateway.take_before()
+    for check in (True, False):
+        result = gateway.play(check=check)
+        assert result.rc != 0
+        (name, msg), = result.failed
+        assert name == 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
+        assert msg.startswith('Refusing smtp_tls_security_level=may in /etc/postfix: main.cf sets '
+                              'smtp_tls_connection_reuse = yes and master.cf has no tlsproxy service'), msg
+        assert gateway.snapshot() == gateway.before
+    # with the service the level is raised
+    gateway.sh('postconf -M tlsproxy/unix="tlsproxy unix - - y - 0 tlsproxy"')
+    gateway.take_before()
+    gateway.converge()
+    assert gateway.postconf('smtp_tls_security_level') == 'may'
+
+
 def test_enforce_incoming_refused_without_certificate(gateway):
     gateway.sh('rm -f /etc/ssl/private/ssl-cert-snakeoil.key')
     gateway.take_before()

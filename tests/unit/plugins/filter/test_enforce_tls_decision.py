@@ -451,3 +451,41 @@ def test_an_unexempted_reinjection_service_is_named_at_incoming_encrypt():
                                            'reinjection_services': ['127.0.0.1:10025/inet']})
     assert not [n for n in exempted['notes'] if 'looks like' in n]
     assert not [n for n in enforce_tls_decision(read, {})['notes'] if 'looks like' in n]
+
+
+def test_connection_reuse_without_the_tlsproxy_service():
+    """main.cf's smtp_tls_connection_reuse = yes sends every TLS connection of the SMTP client
+    through the tlsproxy service tlsproxy_service_name names; without it in master.cf mail to
+    every server that offers STARTTLS defers, at may too (the delivery oracle's tlsproxy rounds)."""
+    settings = {'outgoing_level': 'may', 'incoming_level': 'may'}
+    reuse = {'smtp_tls_connection_reuse': 'yes'}
+    # raised from none: refused, nothing written
+    d = enforce_tls_decision(info(dict(reuse, smtp_tls_security_level='none')), settings)
+    [refusal] = d['refusals']
+    assert refusal.startswith('Refusing smtp_tls_security_level=may in /etc/postfix: main.cf sets '
+                              'smtp_tls_connection_reuse = yes and master.cf has no tlsproxy service'), refusal
+    assert 'Raised from none, the level would stop the mail to every server that offers STARTTLS' in refusal
+    assert 'postconf -M tlsproxy/unix="tlsproxy unix - - y - 0 tlsproxy"' in refusal
+    assert 'set smtp_tls_connection_reuse = no' in refusal
+    # already above none: the run does not cause it, a warning
+    d = enforce_tls_decision(info(dict(reuse)), dict(settings, outgoing_level='encrypt'))
+    assert d['refusals'] == []
+    [warning] = [n for n in d['notes'] if 'smtp_tls_connection_reuse' in n]
+    assert warning.startswith('WARNING: /etc/postfix: main.cf sets smtp_tls_connection_reuse = yes')
+    assert 'already defers the mail' in warning
+    # the service tlsproxy_service_name names, in master.cf: nothing to say
+    services = ['smtp/inet', 'tlsproxy2/unix']
+    for host in (info(dict(reuse, tlsproxy_service_name='tlsproxy2', smtp_tls_security_level='none'),
+                      services=services),
+                 info(dict(reuse, smtp_tls_security_level='none'), services=['smtp/inet', 'tlsproxy/unix'])):
+        d = enforce_tls_decision(host, settings)
+        assert d['refusals'] == [] and not [n for n in d['notes'] if 'smtp_tls_connection_reuse' in n]
+    # tlsproxy in master.cf, but main.cf names another service
+    d = enforce_tls_decision(info(dict(reuse, tlsproxy_service_name='tlsproxy2', smtp_tls_security_level='none'),
+                                  services=['smtp/inet', 'tlsproxy/unix']), settings)
+    assert 'master.cf has no tlsproxy2 service' in d['refusals'][0]
+    # reuse off (any case), or level none: nothing
+    for host, outgoing in ((info({'smtp_tls_connection_reuse': 'No', 'smtp_tls_security_level': 'none'}), 'may'),
+                           (info(dict(reuse, smtp_tls_security_level='none')), 'none')):
+        d = enforce_tls_decision(host, dict(settings, outgoing_level=outgoing, allow_downgrade=True))
+        assert d['refusals'] == [] and not [n for n in d['notes'] if 'smtp_tls_connection_reuse' in n]
