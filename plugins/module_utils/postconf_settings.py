@@ -13,14 +13,17 @@ table and the main.cf parameters that wire it in, in one task):
 * ``settings_diff``: the diff of the changed lines;
 * ``write_settings``: one postconf run that writes, the file's owner and mode kept
   (postconf replaces the file with a new one, root's, mode 0644), the file read back
-  and compared with what was asked.
+  and compared with what was asked; a main.cf or master.cf that is a symbolic link is
+  written through it (postconf itself would replace the link with a file).
 
 Failures raise PostconfSettingsError; its ``changed`` says whether the file on disk was
 replaced.
 """
 
 import os
+import shutil
 import stat
+import tempfile
 
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params import (
     ALLOW_UNKNOWN,
@@ -36,7 +39,10 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     unknown_name_message,
     values_equal,
 )
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import PostfixCommandError
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_commands import (
+    Postconf,
+    PostfixCommandError,
+)
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import restore_owner_mode
 
@@ -161,26 +167,68 @@ def _restore_owner_and_mode(path, before):
                                                       stat.S_IMODE(before.st_mode), exc), changed=True)
 
 
+def _postconf_write(postconf, changes, present, service, service_type):
+    """The one postconf run that writes, and what the file holds afterwards."""
+    if service:
+        if present:
+            warnings = postconf.set_overrides(service, service_type, changes)
+        else:
+            warnings = postconf.remove_overrides(service, service_type, changes)
+        return warnings, postconf.service_overrides().get((service, service_type), {})
+    if present:
+        warnings = postconf.set_main(changes)
+    else:
+        warnings = postconf.remove_main(changes)
+    return warnings, postconf.read_main_cf()
+
+
+def _write_through_link(postconf, config_file, changes, present, service, service_type):
+    """CONFIG_FILE (main.cf or master.cf of postconf's directory) is a symbolic link:
+    ``postconf -e`` would replace the link with a regular file and leave its target as it
+    was (postconf_edit.c renames its temporary file over the path). Instead postconf edits
+    copies of main.cf and master.cf in a temporary directory beside the target, and the
+    edited file is renamed over the target (same directory's file system: atomic), with
+    the target's owner and mode; the link stays. Returns (warnings, what the file holds)."""
+    target = os.path.realpath(config_file)
+    if not os.path.isfile(target):
+        raise PostconfSettingsError('%s is a symbolic link to %s, which is not a file: nothing was written'
+                                    % (config_file, target), commands=postconf.commands)
+    before = os.stat(target)
+    work = tempfile.mkdtemp(prefix='.mailgw-postconf-', dir=os.path.dirname(target))
+    try:
+        for path in (postconf.main_cf, postconf.master_cf):
+            shutil.copyfile(path, os.path.join(work, os.path.basename(path)))
+        copy = Postconf(postconf.module, work, commands=postconf.commands)
+        warnings, written = _postconf_write(copy, changes, present, service, service_type)
+        edited = os.path.join(work, os.path.basename(config_file))
+        restore_owner_mode(edited, before)
+        os.rename(edited, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [warning.replace(work, postconf.config_dir) for warning in warnings], written
+
+
 def write_settings(postconf, changes, present=True, service=None, service_type=None, as_list=()):
     """Write CHANGES ({name: value}; names to remove without PRESENT) to main.cf, or as
     ``-o`` overrides of master.cf's SERVICE/SERVICE_TYPE, in one postconf run; give the file
-    back its owner and mode; read it back and check that it holds what was asked. Returns
+    back its owner and mode; read it back and check that it holds what was asked. A file
+    that is a symbolic link is written through the link (_write_through_link). Returns
     postconf's warnings. Raises PostconfSettingsError."""
     config_file = postconf.master_cf if service else postconf.main_cf
+    if os.path.islink(config_file):
+        try:
+            warnings, written = _write_through_link(postconf, config_file, changes, present, service,
+                                                    service_type)
+        except (IOError, OSError) as exc:
+            raise PostconfSettingsError('cannot write %s through its symbolic link: %s' % (config_file, exc),
+                                        commands=postconf.commands)
+        except PostfixCommandError as exc:
+            raise PostconfSettingsError(str(exc), commands=postconf.commands)
+        _check_written(config_file, changes, written, as_list, postconf)
+        return warnings
     before_stat = stat_or_none(config_file)
     try:
-        if service:
-            if present:
-                warnings = postconf.set_overrides(service, service_type, changes)
-            else:
-                warnings = postconf.remove_overrides(service, service_type, changes)
-            written = postconf.service_overrides().get((service, service_type), {})
-        else:
-            if present:
-                warnings = postconf.set_main(changes)
-            else:
-                warnings = postconf.remove_main(changes)
-            written = postconf.read_main_cf()
+        warnings, written = _postconf_write(postconf, changes, present, service, service_type)
     except (IOError, OSError) as exc:
         _restore_owner_and_mode(config_file, before_stat)
         raise PostconfSettingsError('cannot read back %s: %s' % (config_file, exc), changed=True,
@@ -192,6 +240,11 @@ def write_settings(postconf, changes, present=True, service=None, service_type=N
         _restore_owner_and_mode(config_file, before_stat)
         raise PostconfSettingsError(str(exc), changed=changed, commands=postconf.commands)
     _restore_owner_and_mode(config_file, before_stat)
+    _check_written(config_file, changes, written, as_list, postconf)
+    return warnings
+
+
+def _check_written(config_file, changes, written, as_list, postconf):
     wrong = [n for n, value in changes.items()
              if not values_equal(n, written.get(n), value, n in as_list)]
     if wrong:
@@ -200,7 +253,6 @@ def write_settings(postconf, changes, present=True, service=None, service_type=N
                 config_file, ', '.join('%s=%r (expected %r)' % (n, written.get(n), changes[n])
                                        for n in sorted(wrong))),
             changed=True, commands=postconf.commands)
-    return warnings
 
 
 class MainCfSettings:

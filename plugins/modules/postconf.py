@@ -146,6 +146,11 @@ notes:
     the file had before back afterwards, so a restrictive mode such as 0640 is kept.
   - When the writing C(postconf) fails (full disk, read-only file system), the old file is
     left in place and the module fails with C(changed=false).
+  - A C(main.cf) or C(master.cf) that is a symbolic link (into a configuration repository, say)
+    is written through the link - C(postconf -e) itself would replace the link with a regular
+    file and leave its target as it was. C(postconf) edits copies in a temporary directory beside
+    the target, and the edited file is renamed over the target (atomic, owner and mode kept);
+    the link stays.
 attributes:
   check_mode:
     description: Reads only; nothing that writes is run.
