@@ -44,7 +44,10 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_command
     PostfixCommandError,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import split_list
-from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import restore_owner_mode
+from ansible_collections.mailgw.postfix_tls.plugins.module_utils.table_transaction import (
+    DirectoryLock,
+    restore_owner_mode,
+)
 
 
 class PostconfSettingsError(Exception):
@@ -193,18 +196,21 @@ def _write_through_link(postconf, config_file, changes, present, service, servic
     if not os.path.isfile(target):
         raise PostconfSettingsError('%s is a symbolic link to %s, which is not a file: nothing was written'
                                     % (config_file, target), commands=postconf.commands)
-    before = os.stat(target)
-    work = tempfile.mkdtemp(prefix='.mailgw-postconf-', dir=os.path.dirname(target))
-    try:
-        for path in (postconf.main_cf, postconf.master_cf):
-            shutil.copyfile(path, os.path.join(work, os.path.basename(path)))
-        copy = Postconf(postconf.module, work, commands=postconf.commands)
-        warnings, written = _postconf_write(copy, changes, present, service, service_type)
-        edited = os.path.join(work, os.path.basename(config_file))
-        restore_owner_mode(edited, before)
-        os.rename(edited, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # two runs writing through the link serialize here, so neither edits a copy the other
+    # is about to replace (postconf -e itself locks its temporary file, next to the link)
+    with DirectoryLock(os.path.dirname(target)):
+        before = os.stat(target)
+        work = tempfile.mkdtemp(prefix='.mailgw-postconf-', dir=os.path.dirname(target))
+        try:
+            for path in (postconf.main_cf, postconf.master_cf):
+                shutil.copyfile(path, os.path.join(work, os.path.basename(path)))
+            copy = Postconf(postconf.module, work, commands=postconf.commands)
+            warnings, written = _postconf_write(copy, changes, present, service, service_type)
+            edited = os.path.join(work, os.path.basename(config_file))
+            restore_owner_mode(edited, before)
+            os.rename(edited, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return [warning.replace(work, postconf.config_dir) for warning in warnings], written
 
 

@@ -13,7 +13,7 @@ import os
 import stat
 import subprocess
 
-from postfix_sandbox import REAL_POSTCONF, assert_failed, assert_ok, needs_postfix
+from postfix_sandbox import POSTCONF, REAL_POSTCONF, assert_failed, assert_ok, needs_postfix
 
 pytestmark = needs_postfix
 
@@ -106,3 +106,16 @@ def test_a_dangling_link_is_refused(sandbox):
     assert result.get('failed') is True
     assert not target.exists() and (sandbox.confdir / 'main.cf').is_symlink()
     target.write_text(text)
+
+
+def test_concurrent_writes_through_the_link_lose_nothing(sandbox):
+    """Each run edits a copy of the target and renames it over: without the lock on the
+    target's directory, the second rename would drop the first run's setting."""
+    target = linked(sandbox, 'main.cf')
+    names = ['smtp_tls_loglevel', 'smtpd_tls_loglevel', 'smtp_tls_note_starttls_offer',
+             'smtpd_tls_received_header', 'smtp_tls_session_cache_timeout', 'smtpd_tls_session_cache_timeout']
+    values = ['1', '1', 'yes', 'yes', '3600s', '3600s']
+    sandbox.run_together([(POSTCONF, {'config_dir': str(sandbox.confdir), 'name': name, 'value': value})
+                          for name, value in zip(names, values)])
+    assert_link_kept(sandbox, 'main.cf', target)
+    assert {name: sandbox.explicit(name) for name in names} == dict(zip(names, values))
