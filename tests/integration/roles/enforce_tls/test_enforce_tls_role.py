@@ -318,6 +318,20 @@ def test_opportunistic_default(gateway):
     assert not [m for m in applied.messages() if 'WARNING' in str(m)]
 
 
+def test_a_level_change_alone_is_the_main_cf_task(gateway):
+    """The table already as asked: main.cf's part is written by its own postconf task (the
+    table's task, which carries it otherwise, is skipped), then one reload."""
+    gateway.converge()
+    gateway.take_before()
+    gateway.group_vars({'enforce_tls_outgoing_level': 'encrypt'})
+    applied = gateway.converge()
+    assert applied.changed == [MAIN_CF_TASK, 'Check and reload Postfix (enforce_tls)'], applied.changed
+    assert applied.result_of(TABLE_TASK).get('skipped')
+    params, changed = main_cf_written(applied)
+    assert changed is True and params == {'smtp_tls_security_level': {'before': 'may', 'after': 'encrypt'}}
+    assert gateway.postconf('smtp_tls_security_level') == 'encrypt'
+
+
 def test_policies_merge_group_and_host_vars(gateway):
     gateway.group_vars({
         'enforce_tls_policies': [
