@@ -60,6 +60,7 @@ def _podman_problem(image=IMAGE):
 # MAIN_CF_TASK writes it when the table is already as asked.
 TABLE_TASK = 'Write and index the TLS policy table, then write main.cf'
 MAIN_CF_TASK = 'Write the policy table wiring, certificate files and TLS levels to main.cf'
+REFUSAL_TASK = 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
 
 
 def main_cf_written(applied):
@@ -224,6 +225,20 @@ class Gateway(object):
 
     def take_before(self):
         self.before = self.snapshot()
+
+    def refused(self, **kwargs):
+        """A check run and a real run, each stopped by the role's refusal task before anything
+        is written: nothing changed, the host as before (take_before). Returns their refusal
+        messages."""
+        messages = []
+        for check in (True, False):
+            result = self.play(check=check, **kwargs)
+            assert result.rc != 0
+            (name, msg), = result.failed
+            assert name == REFUSAL_TASK, result.failed
+            assert result.changed == [] and self.snapshot() == self.before
+            messages.append(msg)
+        return messages
 
     def postconf(self, name):
         return self.sh('postconf -h %s' % name).strip()
@@ -431,14 +446,9 @@ def test_outgoing_tls_refused_when_main_cf_reuses_connections_without_tlsproxy(g
     the delivery oracle's tlsproxy rounds), so raising the level from none is refused."""
     gateway.sh('postconf -e smtp_tls_connection_reuse=yes smtp_tls_security_level=none')
     gateway.take_before()
-    for check in (True, False):
-        result = gateway.play(check=check)
-        assert result.rc != 0
-        (name, msg), = result.failed
-        assert name == 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
+    for msg in gateway.refused():
         assert msg.startswith('Refusing smtp_tls_security_level=may in /etc/postfix: main.cf sets '
                               'smtp_tls_connection_reuse = yes and master.cf has no tlsproxy service'), msg
-        assert gateway.snapshot() == gateway.before
     # with the service the level is raised
     gateway.sh('postconf -M tlsproxy/unix="tlsproxy unix - - y - 0 tlsproxy"')
     gateway.take_before()
@@ -450,15 +460,10 @@ def test_enforce_incoming_refused_without_certificate(gateway):
     gateway.sh('rm -f /etc/ssl/private/ssl-cert-snakeoil.key')
     gateway.take_before()
     gateway.group_vars({'enforce_tls_incoming_level': 'encrypt'})
-    for check in (True, False):
-        result = gateway.play(check=check)
-        assert result.rc != 0
-        (name, msg), = result.failed
-        assert name == 'Refuse a change Postfix cannot work with or the preflight finds would defer mail'
+    for msg in gateway.refused():
         assert msg.startswith('Refusing smtpd_tls_security_level=encrypt in /etc/postfix: '), msg
         assert '/etc/ssl/private/ssl-cert-snakeoil.key does not exist' in msg
         assert '454 4.7.0 TLS not available' in msg
-        assert gateway.snapshot() == gateway.before
     # The explicit override lets it through.
     forced = gateway.play(check=True, extra_vars={'enforce_tls_skip_certificate_check': True})
     assert forced.rc == 0, forced.failed
