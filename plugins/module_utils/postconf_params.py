@@ -665,6 +665,19 @@ def tlsproxy_service(settings):
     return (settings.get('tlsproxy_service_name') or '').strip() or 'tlsproxy'
 
 
+def tlsproxy_add_command(name):
+    """The command that adds the tlsproxy service NAME to master.cf (Debian's commented-out line)."""
+    return 'postconf -M %s/unix="%s unix - - y - 0 tlsproxy"' % (name, name)
+
+
+def tlsproxy_deferral(name):
+    """What the SMTP client does with a TLS connection it hands to the tlsproxy service NAME
+    when master.cf lacks it (checked with Postfix 3.5 to 3.11, the delivery oracle's tlsproxy
+    rounds)."""
+    return ('logs "connect to private/%s service: No such file or directory" and defers the mail ("Cannot '
+            'start TLS: handshake failure"), at level may too' % name)
+
+
 # Strictness of the TLS security levels per side (smtp: the client, smtpd: the
 # server). A level is stricter than another when its rank is higher; a role
 # never replaces a level by one of lower rank unless a downgrade is allowed.

@@ -64,6 +64,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     master_entries,
     parse_services,
     postfix_yes,
+    tlsproxy_add_command,
+    tlsproxy_deferral,
     tlsproxy_service,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postfix_syntax import fold_key
@@ -189,7 +191,7 @@ def no_tlsproxy_message(settings, by_default=False):
     another name, main.cf naming a missing one, smtp_tls_connection_reuse = yes) on 3.5, 3.7,
     3.10 and 3.11."""
     name = tlsproxy_service(settings)
-    add = 'postconf -M %s/unix="%s unix - - y - 0 tlsproxy"' % (name, name)
+    add = tlsproxy_add_command(name)
     if by_default:
         cause = ('main.cf sets smtp_tls_connection_reuse = yes and the entry does not say connection_reuse, '
                  'so the SMTP client hands its TLS connections to the %s service, which master.cf lacks: it'
@@ -207,8 +209,7 @@ def no_tlsproxy_message(settings, by_default=False):
         fix = ('Add it (%s), set tlsproxy_service_name to the tlsproxy service master.cf has, or leave '
                'connection_reuse out' % add)
         also = ''
-    return ('%s logs "connect to private/%s service: No such file or directory" and defers the mail ("Cannot '
-            'start TLS: handshake failure"), at level may too%s. %s' % (cause, name, also, fix))
+    return '%s %s%s. %s' % (cause, tlsproxy_deferral(name), also, fix)
 
 
 # the attributes whose use in an existing line existing_line_problems checks; Postfix reads

@@ -26,6 +26,8 @@ from ansible_collections.mailgw.postfix_tls.plugins.module_utils.postconf_params
     raises_smtpd_to_encrypt,
     smtpd_certificate_files,
     tls_security_level,
+    tlsproxy_add_command,
+    tlsproxy_deferral,
     tlsproxy_service,
 )
 from ansible_collections.mailgw.postfix_tls.plugins.module_utils.service_levels import (
@@ -75,16 +77,8 @@ def _unreadable(info, config_dir):
             'enforce_tls_config_dir at the configuration directory of the instance.' % (config_dir, detail))
 
 
-_TLSPROXY_FIX = 'Add the service (%s), or set smtp_tls_connection_reuse = no.'
-
-
-def _tlsproxy_add(expanded):
-    name = tlsproxy_service(expanded)
-    return 'postconf -M %s/unix="%s unix - - y - 0 tlsproxy"' % (name, name)
-
-
 def _tlsproxy_problem(expanded, services, outgoing):
-    """Why the SMTP client cannot start TLS at all, or None: main.cf's
+    """(Why the SMTP client cannot start TLS at all, the fix), or None: main.cf's
     smtp_tls_connection_reuse = yes hands every TLS connection (an entry without
     connection_reuse, the global level: smtp_tls_policy.c policy_create) to the tlsproxy
     service tlsproxy_service_name names (smtp_proto.c smtp_start_tls, tls_proxy_clnt.c);
@@ -97,9 +91,8 @@ def _tlsproxy_problem(expanded, services, outgoing):
     if '%s/unix' % name in services:
         return None
     return ('main.cf sets smtp_tls_connection_reuse = yes and master.cf has no %s service (tlsproxy_service_name): '
-            'the SMTP client hands each TLS connection to it, logs "connect to private/%s service: No such file '
-            'or directory" and defers the mail ("Cannot start TLS: handshake failure"), at level may too.'
-            % (name, name))
+            'the SMTP client hands each TLS connection to it, %s.' % (name, tlsproxy_deferral(name)),
+            'Add the service (%s), or set smtp_tls_connection_reuse = no.' % tlsproxy_add_command(name))
 
 
 def enforce_tls_decision(info, settings):
@@ -242,11 +235,10 @@ def enforce_tls_decision(info, settings):
         # the run itself would make the SMTP client use TLS, and so tlsproxy
         refusals.append('Refusing smtp_tls_security_level=%s in %s: %s Raised from none, the level would '
                         'stop the mail to every server that offers STARTTLS. %s'
-                        % (outgoing_final, config_dir, reuse_problem, _TLSPROXY_FIX % _tlsproxy_add(expanded)))
+                        % ((outgoing_final, config_dir) + reuse_problem))
     elif reuse_problem:
         notes.append('WARNING: %s: %s This already defers the mail to every server that offers STARTTLS (the '
-                     'run does not change that). %s'
-                     % (config_dir, reuse_problem, _TLSPROXY_FIX % _tlsproxy_add(expanded)))
+                     'run does not change that). %s' % ((config_dir,) + reuse_problem))
     plan = info.get('tls_policy_plan')
     if isinstance(plan, Mapping) and plan.get('failed'):
         # the table planned in the same read (postconf_info's tls_policy_plan) was refused
